@@ -1,0 +1,1 @@
+"""Hodei's end-to-end diagnostic harness: launchers, probes, driver, evidence and reports."""

@@ -1,0 +1,1 @@
+"""PostgreSQL access: migrations, named queries, the connection pool and the embedded server."""

@@ -1,0 +1,1 @@
+"""Domain rules: states, transitions and validation. No I/O is imported here."""
