@@ -196,17 +196,29 @@ class Welcome(_message.Message):
     superseded: _containers.RepeatedCompositeFieldContainer[_common_pb2.JobRef]
     def __init__(self, worker_id: _Optional[str] = ..., server_id: _Optional[str] = ..., superseded: _Optional[_Iterable[_Union[_common_pb2.JobRef, _Mapping]]] = ...) -> None: ...
 
+class Rejected(_message.Message):
+    __slots__ = ("ref", "code", "message")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ref: _common_pb2.JobRef
+    code: str
+    message: str
+    def __init__(self, ref: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
 class ServerMessage(_message.Message):
-    __slots__ = ("welcome", "run", "cancel", "persisted")
+    __slots__ = ("welcome", "run", "cancel", "persisted", "rejected")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     RUN_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     PERSISTED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     run: RunJob
     cancel: CancelJob
     persisted: Persisted
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., run: _Optional[_Union[RunJob, _Mapping]] = ..., cancel: _Optional[_Union[CancelJob, _Mapping]] = ..., persisted: _Optional[_Union[Persisted, _Mapping]] = ...) -> None: ...
+    rejected: Rejected
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., run: _Optional[_Union[RunJob, _Mapping]] = ..., cancel: _Optional[_Union[CancelJob, _Mapping]] = ..., persisted: _Optional[_Union[Persisted, _Mapping]] = ..., rejected: _Optional[_Union[Rejected, _Mapping]] = ...) -> None: ...
 
 class Worker(_message.Message):
     __slots__ = ("id", "name", "hostname", "pid", "state", "slots", "running_job_ids", "last_heartbeat", "registered_at", "connected", "version")
