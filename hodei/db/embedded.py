@@ -1,0 +1,52 @@
+"""The embedded PostgreSQL used when no database URL is configured.
+
+`pgserver` ships real PostgreSQL binaries and runs them on a data directory, on
+a unix socket, with no system server and no Docker.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from hodei.errors import Unavailable
+from hodei.settings import Settings, default_data_dir
+
+logger = logging.getLogger(__name__)
+
+DATABASE_NAME = "hodei"
+
+
+def embedded_url(data_dir: Path, database: str = DATABASE_NAME) -> str:
+    """Start (or reuse) the embedded server on `data_dir`, create `database`, return its URL."""
+    import pgserver  # heavy import; only needed on the embedded path
+
+    data_dir = Path(data_dir).expanduser()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        server = pgserver.get_server(data_dir)
+    except Exception as exc:  # pgserver raises assorted subprocess/OS errors
+        raise Unavailable(f"cannot start the embedded PostgreSQL in {data_dir}: {exc}") from exc
+    ensure_database(server.get_uri(), database)
+    url: str = server.get_uri(database)
+    logger.info("embedded PostgreSQL ready in %s", data_dir)
+    return url
+
+
+def ensure_database(admin_url: str, database: str) -> None:
+    """CREATE DATABASE unless it exists (CREATE DATABASE cannot run in a transaction)."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+        exists = found.fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """settings.database_url if set, else the embedded server's URL."""
+    if settings.database_url:
+        return settings.database_url
+    return embedded_url(settings.data_dir or default_data_dir())

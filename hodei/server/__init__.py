@@ -1,0 +1,1 @@
+"""The Hodei gRPC server: services, background loops and the API layer."""

@@ -1,0 +1,1 @@
+"""gRPC servicers: decode, call a service, encode."""

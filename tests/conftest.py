@@ -1,0 +1,161 @@
+"""Shared fixtures for every test suite (unit, integration, features).
+
+Fixtures (names are a contract other engineers rely on):
+
+- ``pg_admin_url`` (session, sync): URL of a superuser connection to a real PostgreSQL
+  server. By default an embedded ``pgserver`` started in a temporary directory for the
+  session; set ``HODEI_TEST_DATABASE_URL`` (e.g. ``postgresql://postgres@127.0.0.1:5432/postgres``)
+  to use another server instead. Each test database is created on it.
+- ``template_db`` (session, sync): name of a database migrated to the latest schema, used
+  as the template for per-test databases.
+- ``db_url`` (function, sync): URL of a fresh, migrated, empty database cloned from the
+  template (``CREATE DATABASE ... TEMPLATE``) for this test; dropped at teardown.
+- ``make_db_url`` (function, sync): factory ``make_db_url() -> str`` for tests that need
+  more than one fresh database.
+- ``start_server`` (function, async factory): ``app = await start_server(**overrides)``
+  returns a started ``hodei.server.app.ServerApp`` on a free port on 127.0.0.1 using
+  ``db_url`` (unless ``database_url=`` is overridden); ``app.port`` is the bound port,
+  ``app.address`` is ``"127.0.0.1:<port>"``. Overrides are Settings fields
+  (e.g. ``dispatcher_enabled=False``, ``dispatch_poll_interval=0.2``). Every server started
+  is stopped at teardown.
+- ``test_settings`` (function): ``make(**overrides) -> Settings`` with test defaults
+  (db_url, port 0, short intervals are NOT applied unless asked).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+if TYPE_CHECKING:
+    from hodei.server.app import ServerApp
+
+    from hodei.settings import Settings
+
+_TEMPLATE_PREFIX = "hodei_tpl_"
+
+
+def _with_database(url: str, database: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(url)
+    params["dbname"] = database
+    return make_conninfo("", **params)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    external = os.environ.get("HODEI_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    import pgserver
+
+    tmp = tempfile.mkdtemp(prefix="hodei-test-pg-")
+    server = pgserver.get_server(tmp, cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_admin_url: str) -> Iterator[str]:
+    import asyncio
+
+    from hodei.db.migrate import migrate
+
+    name = f"{_TEMPLATE_PREFIX}{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    # A fresh loop in a helper thread: the session loop may already be running here.
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(migrate(_with_database(pg_admin_url, name)))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    try:
+        yield name
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def make_db_url(pg_admin_url: str, template_db: str) -> Iterator[Callable[[], str]]:
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"hodei_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template_db)
+                )
+            )
+        created.append(name)
+        return _with_database(pg_admin_url, name)
+
+    yield make
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        for name in created:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def db_url(make_db_url: Callable[[], str]) -> str:
+    return make_db_url()
+
+
+@pytest.fixture
+def test_settings(db_url: str) -> Callable[..., Settings]:
+    from hodei.settings import Settings
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"database_url": db_url, "host": "127.0.0.1", "port": 0}
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+async def start_server(
+    test_settings: Callable[..., Settings],
+) -> AsyncIterator[Callable[..., Awaitable[ServerApp]]]:
+    from hodei.server.app import ServerApp
+
+    started: list[ServerApp] = []
+
+    async def start(**overrides: Any) -> ServerApp:
+        app = ServerApp(test_settings(**overrides))
+        started.append(app)
+        await app.start()
+        return app
+
+    yield start
+    for app in reversed(started):
+        await app.stop(grace=1.0)
