@@ -37,18 +37,17 @@ from psycopg import sql
 
 if TYPE_CHECKING:
     from hodei.server.app import ServerApp
-
     from hodei.settings import Settings
 
 _TEMPLATE_PREFIX = "hodei_tpl_"
 
 
 def _with_database(url: str, database: str) -> str:
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    """The same server URL with another database name (kept in URL form: Settings wants it)."""
+    from urllib.parse import urlsplit, urlunsplit
 
-    params = conninfo_to_dict(url)
-    params["dbname"] = database
-    return make_conninfo("", **params)
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,258 @@
+-- Named queries used by hodei.server (loaded by hodei.db.connector.query).
+-- Parameters are psycopg named placeholders.
+
+-- name: insert_events
+-- One statement writes the domain events, their outbox rows and wakes the outbox relay.
+WITH ev AS (
+    INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
+    SELECT * FROM unnest(%(types)s::text[], %(aggregate_types)s::text[], %(aggregate_ids)s::uuid[],
+                         %(actors)s::text[], %(correlation_ids)s::text[], %(payloads)s::jsonb[])
+    RETURNING *
+), ob AS (
+    INSERT INTO outbox_events (event_id, topic, aggregate_id, payload)
+    SELECT id, aggregate_type || '.' || event_type, aggregate_id,
+           jsonb_build_object('event_id', id, 'event_type', event_type,
+                              'aggregate_type', aggregate_type, 'aggregate_id', aggregate_id,
+                              'actor', actor, 'correlation_id', correlation_id,
+                              'occurred_at', occurred_at, 'payload', payload)
+    FROM ev ORDER BY id
+    RETURNING id
+)
+SELECT count(*) AS n, pg_notify('hodei_outbox_wake', '') AS notified FROM ob;
+
+-- name: insert_job
+WITH j AS (
+    INSERT INTO jobs (id, name, command, env, working_dir, timeout_seconds, labels,
+                      max_attempts, correlation_id)
+    VALUES (%(id)s, %(name)s, %(command)s, %(env)s, %(working_dir)s, %(timeout_seconds)s,
+            %(labels)s, %(max_attempts)s, %(correlation_id)s)
+    RETURNING *
+), q AS (
+    INSERT INTO job_queue (job_id) SELECT id FROM j RETURNING job_id
+)
+SELECT j.*, pg_notify('hodei_jobs', j.id::text) AS notified FROM j JOIN q ON q.job_id = j.id;
+
+-- name: get_job
+SELECT * FROM jobs WHERE id = %(id)s;
+
+-- name: lock_job
+SELECT * FROM jobs WHERE id = %(id)s FOR UPDATE;
+
+-- name: list_jobs
+SELECT * FROM jobs
+WHERE (cardinality(%(states)s::text[]) = 0 OR state = ANY(%(states)s::text[]))
+  AND labels @> %(labels)s::jsonb
+ORDER BY created_at DESC, id
+LIMIT %(limit)s;
+
+-- name: dequeue_job
+DELETE FROM job_queue WHERE job_id = %(id)s;
+
+-- name: enqueue_job
+INSERT INTO job_queue (job_id) VALUES (%(id)s)
+ON CONFLICT (job_id) DO NOTHING;
+
+-- name: notify_jobs
+SELECT pg_notify('hodei_jobs', %(id)s::text);
+
+-- name: claim_jobs
+-- Takes queued jobs for assignment; rows locked by another dispatcher are skipped.
+WITH picked AS (
+    SELECT q.job_id FROM job_queue q
+    ORDER BY q.priority DESC, q.enqueued_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM job_queue q USING picked WHERE q.job_id = picked.job_id
+    RETURNING q.job_id, q.enqueued_at
+)
+SELECT j.* FROM jobs j JOIN gone ON gone.job_id = j.id
+WHERE j.state = 'PENDING'
+ORDER BY gone.enqueued_at;
+
+-- name: assign_job
+UPDATE jobs SET state = 'ASSIGNED', attempts = attempts + 1, worker_id = %(worker_id)s,
+       assigned_at = now(), started_at = NULL, ack_deadline = now() + make_interval(secs => %(ack_timeout)s),
+       attempt_lines = 0, exit_code = NULL, error = NULL, updated_at = now()
+WHERE id = %(id)s AND state = 'PENDING'
+RETURNING *;
+
+-- name: ack_job
+UPDATE jobs SET ack_deadline = NULL, updated_at = now() WHERE id = %(id)s RETURNING *;
+
+-- name: start_job
+UPDATE jobs SET state = 'RUNNING', started_at = now(), ack_deadline = NULL, updated_at = now()
+WHERE id = %(id)s RETURNING *;
+
+-- name: finish_job
+UPDATE jobs SET state = %(state)s, exit_code = %(exit_code)s, error = %(error)s,
+       finished_at = now(), ack_deadline = NULL, updated_at = now()
+WHERE id = %(id)s RETURNING *;
+
+-- name: requeue_job
+-- Back to PENDING for another attempt: the worker is cleared so that its late
+-- logs and results no longer match (fencing).
+UPDATE jobs SET state = 'PENDING', worker_id = NULL, ack_deadline = NULL, error = %(error)s,
+       updated_at = now()
+WHERE id = %(id)s RETURNING *;
+
+-- name: request_cancel
+UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
+WHERE id = %(id)s RETURNING *;
+
+-- name: advance_log_cursor
+UPDATE jobs SET log_seq = log_seq + %(count)s, attempt_lines = attempt_lines + %(count)s
+WHERE id = %(id)s
+RETURNING log_seq, attempt_lines;
+
+-- name: copy_logs
+COPY job_logs (job_id, sequence, attempt, is_stderr, line, ts) FROM STDIN;
+
+-- name: get_logs
+SELECT job_id, sequence, attempt, is_stderr, line, ts FROM job_logs
+WHERE job_id = %(id)s AND sequence > %(after)s
+ORDER BY sequence
+LIMIT %(limit)s;
+
+-- name: log_tail_start
+-- The sequence after which the last N lines start.
+SELECT greatest(log_seq - %(tail)s, 0) AS after FROM jobs WHERE id = %(id)s;
+
+-- name: job_log_state
+SELECT state, log_seq FROM jobs WHERE id = %(id)s;
+
+-- name: worker_jobs
+SELECT * FROM jobs WHERE worker_id = %(worker_id)s AND state IN ('ASSIGNED', 'RUNNING')
+ORDER BY assigned_at;
+
+-- name: expired_acks
+SELECT id FROM jobs WHERE state = 'ASSIGNED' AND ack_deadline < now() LIMIT 100;
+
+-- name: overdue_running
+-- Jobs past their timeout plus a grace period: the worker did not report in time.
+SELECT id FROM jobs
+WHERE state = 'RUNNING' AND timeout_seconds IS NOT NULL
+  AND started_at + make_interval(secs => timeout_seconds + %(grace)s) < now()
+LIMIT 100;
+
+-- name: overdue_cancels
+SELECT id FROM jobs
+WHERE state IN ('ASSIGNED', 'RUNNING') AND cancel_requested_at IS NOT NULL
+  AND cancel_requested_at + make_interval(secs => %(grace)s) < now()
+LIMIT 100;
+
+-- name: insert_worker
+INSERT INTO workers (id, name, hostname, pid, version, labels, slots)
+VALUES (%(id)s, %(name)s, %(hostname)s, %(pid)s, %(version)s, %(labels)s, %(slots)s)
+RETURNING *;
+
+-- name: lock_worker
+SELECT * FROM workers WHERE id = %(id)s FOR UPDATE;
+
+-- name: get_worker
+SELECT * FROM workers WHERE id = %(id)s;
+
+-- name: list_workers
+SELECT w.*, coalesce(array_agg(j.id::text ORDER BY j.assigned_at) FILTER (WHERE j.id IS NOT NULL),
+                     '{}') AS running_job_ids
+FROM workers w
+LEFT JOIN jobs j ON j.worker_id = w.id AND j.state IN ('ASSIGNED', 'RUNNING')
+WHERE %(include_gone)s OR w.state NOT IN ('TERMINATED', 'LOST')
+GROUP BY w.id
+ORDER BY w.registered_at;
+
+-- name: update_worker
+UPDATE workers SET state = %(state)s, running_jobs = %(running_jobs)s,
+       current_job_id = %(current_job_id)s, updated_at = now()
+WHERE id = %(id)s RETURNING *;
+
+-- name: connect_worker
+UPDATE workers SET state = %(state)s, running_jobs = %(running_jobs)s,
+       current_job_id = %(current_job_id)s, slots = %(slots)s, server_id = %(server_id)s,
+       connected_at = now(), last_heartbeat = now(), updated_at = now()
+WHERE id = %(id)s RETURNING *;
+
+-- name: disconnect_worker
+UPDATE workers SET server_id = NULL, updated_at = now()
+WHERE id = %(id)s AND server_id = %(server_id)s;
+
+-- name: disconnect_server_workers
+UPDATE workers SET server_id = NULL, updated_at = now() WHERE server_id = %(server_id)s;
+
+-- name: heartbeat_worker
+UPDATE workers SET last_heartbeat = now() WHERE id = %(id)s AND server_id = %(server_id)s;
+
+-- name: silent_workers
+SELECT id FROM workers
+WHERE state IN ('CREATING', 'READY', 'BUSY', 'DRAINING')
+  AND coalesce(last_heartbeat, registered_at) < now() - make_interval(secs => %(silence)s)
+LIMIT 100;
+
+-- name: assignable_workers
+-- READY workers whose stream is open on this server, with their free slots.
+SELECT id, slots - running_jobs AS free FROM workers
+WHERE state = 'READY' AND server_id = %(server_id)s AND id = ANY(%(ids)s::uuid[])
+  AND running_jobs < slots
+ORDER BY running_jobs, last_heartbeat DESC
+FOR UPDATE SKIP LOCKED;
+
+-- name: queue_summary
+SELECT count(*) AS depth,
+       coalesce(extract(epoch FROM now() - min(enqueued_at)), 0)::float8 AS oldest_age_seconds
+FROM job_queue;
+
+-- name: queue_jobs
+SELECT q.job_id, q.enqueued_at, j.attempts, j.name FROM job_queue q JOIN jobs j ON j.id = q.job_id
+ORDER BY q.priority DESC, q.enqueued_at LIMIT %(limit)s;
+
+-- name: job_state_counts
+SELECT state, count(*) AS count FROM jobs GROUP BY state ORDER BY state;
+
+-- name: upsert_server_status
+INSERT INTO server_status (server_id, version, started_at, heartbeat_at, dispatcher_enabled,
+                           outbox_relay_enabled)
+VALUES (%(server_id)s, %(version)s, now(), now(), %(dispatcher_enabled)s, %(outbox_relay_enabled)s)
+ON CONFLICT (server_id) DO UPDATE SET version = EXCLUDED.version, started_at = now(),
+    heartbeat_at = now(), dispatcher_enabled = EXCLUDED.dispatcher_enabled,
+    outbox_relay_enabled = EXCLUDED.outbox_relay_enabled, stopped_at = NULL;
+
+-- name: server_heartbeat
+UPDATE server_status SET heartbeat_at = now() WHERE server_id = %(server_id)s;
+
+-- name: record_dispatch_cycle
+UPDATE server_status SET dispatcher_last_cycle_at = now(), dispatcher_cycles = dispatcher_cycles + 1,
+       dispatched_total = dispatched_total + %(dispatched)s,
+       dispatcher_last_dispatch_at = CASE WHEN %(dispatched)s > 0 THEN now()
+                                          ELSE dispatcher_last_dispatch_at END
+WHERE server_id = %(server_id)s;
+
+-- name: record_outbox_publish
+UPDATE server_status SET outbox_last_publish_at = now() WHERE server_id = %(server_id)s;
+
+-- name: server_stopped
+UPDATE server_status SET stopped_at = now(), heartbeat_at = now() WHERE server_id = %(server_id)s;
+
+-- name: get_server_status
+SELECT * FROM server_status WHERE server_id = %(server_id)s;
+
+-- name: connected_worker_count
+SELECT count(*) AS n FROM workers WHERE server_id = %(server_id)s;
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) AS version FROM schema_migrations;
+
+-- name: unpublished_outbox
+SELECT id, topic, payload FROM outbox_events
+WHERE published_at IS NULL ORDER BY id LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: publish_outbox
+-- pg_notify is transactional: the notifications go out when the rows are marked.
+WITH rows AS (
+    SELECT id, topic, payload FROM unnest(%(ids)s::bigint[], %(topics)s::text[], %(payloads)s::text[])
+        AS t(id, topic, payload)
+), sent AS MATERIALIZED (
+    SELECT id, pg_notify(%(channel)s, payload) FROM rows ORDER BY id
+)
+UPDATE outbox_events o SET published_at = clock_timestamp(), publish_attempts = publish_attempts + 1
+FROM sent WHERE o.id = sent.id;

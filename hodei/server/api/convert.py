@@ -1,0 +1,229 @@
+"""Proto <-> domain conversion, in one place. Only the API layer imports proto types."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from hodei.api.v1 import common_pb2, jobs_pb2, logs_pb2, platform_pb2, workers_pb2
+from hodei.domain.jobs import JobState
+from hodei.domain.workers import WorkerState
+from hodei.errors import InvalidArgument
+from hodei.server.jobs import parse_id
+from hodei.server.models import (
+    AttemptRef,
+    CancelCommand,
+    JobRecord,
+    LogEntryIn,
+    LogLineRecord,
+    PersistedNotice,
+    QueueView,
+    RejectedNotice,
+    RunCommand,
+    ServerCommand,
+    WelcomeNotice,
+    WorkerRecord,
+)
+
+
+def ts(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    out = Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
+def from_ts(value: Timestamp, default: datetime) -> datetime:
+    if value.seconds == 0 and value.nanos == 0:
+        return default
+    return value.ToDatetime(tzinfo=UTC)
+
+
+# ---- job states -----------------------------------------------------------------
+
+_JOB_STATE_TO_PROTO = {s: getattr(common_pb2, f"JOB_STATE_{s.value}") for s in JobState}
+_JOB_STATE_FROM_PROTO = {v: k for k, v in _JOB_STATE_TO_PROTO.items()}
+_WORKER_STATE_TO_PROTO = {s: getattr(common_pb2, f"WORKER_STATE_{s.value}") for s in WorkerState}
+
+_OUTCOME_TO_STATE: dict[int, JobState] = {
+    workers_pb2.JOB_OUTCOME_SUCCEEDED: JobState.SUCCEEDED,
+    workers_pb2.JOB_OUTCOME_FAILED: JobState.FAILED,
+    workers_pb2.JOB_OUTCOME_TIMED_OUT: JobState.TIMED_OUT,
+    workers_pb2.JOB_OUTCOME_CANCELLED: JobState.CANCELLED,
+}
+
+
+def job_state_from_proto(value: int) -> JobState:
+    try:
+        return _JOB_STATE_FROM_PROTO[value]
+    except KeyError:
+        raise InvalidArgument(f"unknown job state {value}") from None
+
+
+def outcome_to_state(value: int) -> JobState:
+    try:
+        return _OUTCOME_TO_STATE[value]
+    except KeyError:
+        raise InvalidArgument(f"job result has no valid outcome ({value})") from None
+
+
+# ---- jobs -------------------------------------------------------------------------
+
+
+def spec_args(spec: jobs_pb2.JobSpec) -> dict[str, object]:
+    """QueueJobRequest.spec as keyword arguments of JobService.queue_job."""
+    return {
+        "command": list(spec.command),
+        "env": dict(spec.env),
+        "working_dir": spec.working_dir,
+        "timeout_seconds": spec.timeout_seconds or None,
+        "max_attempts": spec.max_attempts or None,
+        "name": spec.name,
+        "labels": dict(spec.labels),
+    }
+
+
+def job_to_proto(job: JobRecord) -> jobs_pb2.Job:
+    return jobs_pb2.Job(
+        id=str(job.id),
+        spec=jobs_pb2.JobSpec(
+            command=list(job.command),
+            env=job.env,
+            working_dir=job.working_dir,
+            timeout_seconds=job.timeout_seconds or 0.0,
+            max_attempts=job.max_attempts,
+            name=job.name,
+            labels=job.labels,
+        ),
+        state=_JOB_STATE_TO_PROTO[job.state],
+        attempts=job.attempts,
+        max_attempts=job.max_attempts,
+        worker_id=str(job.worker_id) if job.worker_id else "",
+        has_exit_code=job.exit_code is not None,
+        exit_code=job.exit_code or 0,
+        error=job.error or "",
+        correlation_id=job.correlation_id,
+        created_at=ts(job.created_at),
+        assigned_at=ts(job.assigned_at),
+        started_at=ts(job.started_at),
+        finished_at=ts(job.finished_at),
+        updated_at=ts(job.updated_at),
+    )
+
+
+def log_line_to_proto(line: LogLineRecord) -> logs_pb2.LogLine:
+    return logs_pb2.LogLine(
+        job_id=str(line.job_id),
+        sequence=line.sequence,
+        is_stderr=line.is_stderr,
+        line=line.line,
+        timestamp=ts(line.ts),
+        attempt=line.attempt,
+    )
+
+
+def queue_to_proto(view: QueueView) -> platform_pb2.GetQueueResponse:
+    return platform_pb2.GetQueueResponse(
+        depth=view.depth,
+        oldest_age_seconds=view.oldest_age_seconds,
+        jobs=[
+            platform_pb2.QueuedJob(
+                job_id=str(j["job_id"]),
+                enqueued_at=ts(j["enqueued_at"]),
+                attempts=j["attempts"],
+                name=j["name"],
+            )
+            for j in view.jobs
+        ],
+        job_counts=[
+            platform_pb2.JobStateCount(state=_JOB_STATE_TO_PROTO[JobState(s)], count=n)
+            for s, n in view.job_counts.items()
+        ],
+    )
+
+
+# ---- workers ----------------------------------------------------------------------
+
+
+def worker_to_proto(worker: WorkerRecord) -> workers_pb2.Worker:
+    return workers_pb2.Worker(
+        id=str(worker.id),
+        name=worker.name,
+        hostname=worker.hostname,
+        pid=worker.pid or 0,
+        state=_WORKER_STATE_TO_PROTO[worker.state],
+        slots=worker.slots,
+        running_job_ids=list(worker.running_job_ids),
+        last_heartbeat=ts(worker.last_heartbeat),
+        registered_at=ts(worker.registered_at),
+        connected=worker.server_id is not None,
+        version=worker.version,
+    )
+
+
+def ref_from_proto(ref: common_pb2.JobRef) -> AttemptRef:
+    if not ref.job_id:
+        raise InvalidArgument("message has no job reference")
+    return AttemptRef(parse_id(ref.job_id), ref.attempt)
+
+
+def ref_to_proto(ref: AttemptRef) -> common_pb2.JobRef:
+    return common_pb2.JobRef(job_id=str(ref.job_id), attempt=ref.attempt)
+
+
+def log_entries(batch: workers_pb2.LogBatch) -> list[LogEntryIn]:
+    now = datetime.now(UTC)
+    return [LogEntryIn(e.is_stderr, e.line, from_ts(e.timestamp, now)) for e in batch.entries]
+
+
+def command_to_proto(command: ServerCommand) -> workers_pb2.ServerMessage:
+    match command:
+        case RunCommand():
+            return workers_pb2.ServerMessage(
+                run=workers_pb2.RunJob(
+                    ref=ref_to_proto(command.ref),
+                    command=list(command.command),
+                    env=command.env,
+                    working_dir=command.working_dir,
+                    timeout_seconds=command.timeout_seconds,
+                    correlation_id=command.correlation_id,
+                )
+            )
+        case CancelCommand():
+            return workers_pb2.ServerMessage(
+                cancel=workers_pb2.CancelJob(
+                    ref=ref_to_proto(command.ref), force=command.force, reason=command.reason
+                )
+            )
+        case PersistedNotice():
+            return workers_pb2.ServerMessage(
+                persisted=workers_pb2.Persisted(
+                    ref=ref_to_proto(command.ref),
+                    next_line=command.next_line,
+                    result_persisted=command.result_persisted,
+                )
+            )
+        case RejectedNotice():
+            return workers_pb2.ServerMessage(
+                rejected=workers_pb2.Rejected(
+                    ref=ref_to_proto(command.ref) if command.ref else None,
+                    code=command.code,
+                    message=command.message,
+                )
+            )
+        case WelcomeNotice():
+            return workers_pb2.ServerMessage(
+                welcome=workers_pb2.Welcome(
+                    worker_id=str(command.worker_id),
+                    server_id=command.server_id,
+                    superseded=[ref_to_proto(r) for r in command.superseded],
+                )
+            )
+    raise TypeError(f"unknown command {command!r}")
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()

@@ -1,0 +1,95 @@
+"""JobExecutionService and LogStreamService: decode, call a service, encode."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, logs_pb2, logs_pb2_grpc
+from hodei.errors import InvalidArgument
+from hodei.server.api.convert import (
+    job_state_from_proto,
+    job_to_proto,
+    log_line_to_proto,
+    spec_args,
+)
+from hodei.server.api.status_codes import server_stream, unary
+from hodei.server.jobs import parse_id
+from hodei.server.services import Services
+
+
+class JobExecutionServicer(jobs_pb2_grpc.JobExecutionServiceServicer):
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    @unary
+    async def QueueJob(
+        self, request: jobs_pb2.QueueJobRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.QueueJobResponse:
+        if not request.HasField("spec"):
+            raise InvalidArgument("spec is required")
+        job = await self.s.jobs.queue_job(
+            **spec_args(request.spec),  # type: ignore[arg-type]
+            correlation_id=request.correlation_id,
+        )
+        return jobs_pb2.QueueJobResponse(job=job_to_proto(job))
+
+    @unary
+    async def GetJob(
+        self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.Job:
+        return job_to_proto(await self.s.jobs.get_job(parse_id(request.job_id)))
+
+    @unary
+    async def ListJobs(
+        self, request: jobs_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.ListJobsResponse:
+        states = [job_state_from_proto(s) for s in request.states]
+        jobs = await self.s.jobs.list_jobs(states, request.limit, dict(request.labels))
+        return jobs_pb2.ListJobsResponse(jobs=[job_to_proto(j) for j in jobs])
+
+    @unary
+    async def CancelJob(
+        self, request: jobs_pb2.CancelJobRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.CancelJobResponse:
+        job, command = await self.s.jobs.cancel_job(
+            parse_id(request.job_id), request.reason, request.force
+        )
+        if command is not None:
+            # The holding worker kills the process and reports CANCELLED; if its stream
+            # is on another server or gone, the recovery loop forces CANCELLED later.
+            self.s.registry.send(job.worker_id, command)
+        else:
+            self.s.bus.job_changed(job.id)
+        return jobs_pb2.CancelJobResponse(job=job_to_proto(job))
+
+
+class LogStreamServicer(logs_pb2_grpc.LogStreamServiceServicer):
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    @server_stream
+    async def SubscribeLogs(
+        self, request: logs_pb2.SubscribeLogsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[logs_pb2.LogLine]:
+        pages = self.s.logs.follow(
+            parse_id(request.job_id),
+            include_history=request.include_history,
+            tail_lines=request.tail_lines,
+            after_sequence=request.after_sequence,
+        )
+        async for lines in pages:
+            for line in lines:
+                yield log_line_to_proto(line)
+
+    @unary
+    async def GetLogs(
+        self, request: logs_pb2.GetLogsRequest, context: grpc.aio.ServicerContext
+    ) -> logs_pb2.GetLogsResponse:
+        lines, complete = await self.s.logs.read(
+            parse_id(request.job_id), request.after_sequence, request.limit
+        )
+        return logs_pb2.GetLogsResponse(
+            lines=[log_line_to_proto(line) for line in lines], complete=complete
+        )

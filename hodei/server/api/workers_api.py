@@ -1,0 +1,166 @@
+"""WorkerAgentService: Register, the WorkerStream protocol, ListWorkers.
+
+Stream protocol (see docs/worker-protocol.md): the first message must be Hello
+(else INVALID_ARGUMENT); an unknown worker id ends the stream with NOT_FOUND (the
+worker registers again). After the Welcome, each worker message is applied in
+order; a message that cannot be applied is answered with Rejected and the stream
+stays open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import grpc
+
+from hodei.api.v1 import workers_pb2, workers_pb2_grpc
+from hodei.errors import HodeiError, InvalidArgument
+from hodei.server.api.convert import (
+    command_to_proto,
+    log_entries,
+    outcome_to_state,
+    ref_from_proto,
+    worker_to_proto,
+)
+from hodei.server.api.status_codes import abort_for, one_line, unary
+from hodei.server.jobs import parse_id
+from hodei.server.models import RejectedNotice
+from hodei.server.services import Services
+from hodei.server.sessions import WorkerProtocol
+
+logger = logging.getLogger(__name__)
+
+
+class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    @unary
+    async def Register(
+        self, request: workers_pb2.RegisterRequest, context: grpc.aio.ServicerContext
+    ) -> workers_pb2.RegisterResponse:
+        worker = await self.s.workers.register(
+            name=request.name,
+            hostname=request.hostname,
+            pid=request.pid,
+            slots=request.slots,
+            version=request.version,
+            labels=dict(request.labels),
+        )
+        return workers_pb2.RegisterResponse(
+            worker_id=str(worker.id),
+            heartbeat_interval_ms=int(self.s.settings.heartbeat_interval * 1000),
+        )
+
+    @unary
+    async def ListWorkers(
+        self, request: workers_pb2.ListWorkersRequest, context: grpc.aio.ServicerContext
+    ) -> workers_pb2.ListWorkersResponse:
+        workers = await self.s.workers.list(request.include_gone)
+        return workers_pb2.ListWorkersResponse(workers=[worker_to_proto(w) for w in workers])
+
+    async def WorkerStream(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
+        try:
+            protocol = await self._hello(context)
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception as exc:
+            await abort_for(exc, context, "WorkerStream")
+        if protocol is None:
+            return
+        reader = asyncio.create_task(self._read(protocol, context), name="worker-stream-reader")
+        try:
+            while True:
+                command = await protocol.session.outbox.get()
+                if command is None:
+                    break
+                await context.write(command_to_proto(command))
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            await protocol.close()
+
+    async def _hello(self, context: grpc.aio.ServicerContext) -> WorkerProtocol | None:
+        first = await context.read()
+        if first is grpc.aio.EOF:
+            return None
+        assert isinstance(first, workers_pb2.WorkerMessage)
+        if first.WhichOneof("payload") != "hello":
+            raise InvalidArgument("the first message on a worker stream must be Hello")
+        hello = first.hello
+        worker_id = parse_id(hello.worker_id, "worker_id")
+        running = [ref_from_proto(r) for r in hello.running]
+        return await WorkerProtocol.hello(
+            worker_id,
+            running,
+            hello.slots,
+            self.s.registry,
+            self.s.jobs,
+            self.s.workers,
+            self.s.logs,
+        )
+
+    async def _read(self, protocol: WorkerProtocol, context: grpc.aio.ServicerContext) -> None:
+        """Apply the worker's messages in order until the stream ends."""
+        try:
+            while True:
+                message = await context.read()
+                if message is grpc.aio.EOF:
+                    break
+                assert isinstance(message, workers_pb2.WorkerMessage)
+                await self._apply(protocol, message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Reading failed: the transport is gone (client went away, keepalive).
+            logger.info(
+                "worker stream ended: %s",
+                one_line(str(exc)) or type(exc).__name__,
+                extra={"worker_id": str(protocol.worker_id)},
+            )
+        finally:
+            protocol.session.close()
+
+    async def _apply(self, protocol: WorkerProtocol, message: workers_pb2.WorkerMessage) -> None:
+        kind = message.WhichOneof("payload")
+        try:
+            match kind:
+                case "heartbeat":
+                    await protocol.heartbeat()
+                case "ack":
+                    ack = message.ack
+                    await protocol.ack(ref_from_proto(ack.ref), ack.accepted, ack.reason)
+                case "started":
+                    await protocol.started(ref_from_proto(message.started.ref))
+                case "logs":
+                    batch = message.logs
+                    await protocol.log_batch(
+                        ref_from_proto(batch.ref), batch.first_line, log_entries(batch)
+                    )
+                case "result":
+                    result = message.result
+                    await protocol.result(
+                        ref_from_proto(result.ref),
+                        outcome_to_state(result.outcome),
+                        result.exit_code if result.has_exit_code else None,
+                        result.error,
+                        result.total_lines,
+                    )
+                case "hello":
+                    raise InvalidArgument("Hello was already received on this stream")
+                case _:
+                    raise InvalidArgument("empty worker message")
+        except HodeiError as err:
+            protocol.session.send(RejectedNotice(None, err.code, one_line(str(err))))
+        except Exception:
+            # A bug or the database: answer this message, keep the stream.
+            logger.exception(
+                "worker message %s failed", kind, extra={"worker_id": str(protocol.worker_id)}
+            )
+            protocol.session.send(
+                RejectedNotice(None, "INTERNAL", f"the server could not apply {kind}")
+            )

@@ -1,0 +1,183 @@
+"""ServerApp: the database, the services, the background loops and the gRPC server
+of one Hodei server process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from datetime import UTC, datetime
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from hodei.api.v1 import (
+    jobs_pb2,
+    jobs_pb2_grpc,
+    logs_pb2,
+    logs_pb2_grpc,
+    platform_pb2,
+    platform_pb2_grpc,
+    workers_pb2,
+    workers_pb2_grpc,
+)
+from hodei.db.connector import Database
+from hodei.db.embedded import resolve_database_url
+from hodei.db.migrate import migrate
+from hodei.errors import Unavailable
+from hodei.server.api.jobs_api import JobExecutionServicer, LogStreamServicer
+from hodei.server.api.platform_api import PlatformServicer
+from hodei.server.api.workers_api import WorkerAgentServicer
+from hodei.server.dispatcher import Dispatcher
+from hodei.server.outbox import OutboxRelay
+from hodei.server.recovery import Recovery
+from hodei.server.services import Services
+from hodei.server.supervisor import Supervisor
+from hodei.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_SERVICE_NAMES = [
+    jobs_pb2.DESCRIPTOR.services_by_name["JobExecutionService"].full_name,
+    logs_pb2.DESCRIPTOR.services_by_name["LogStreamService"].full_name,
+    workers_pb2.DESCRIPTOR.services_by_name["WorkerAgentService"].full_name,
+    platform_pb2.DESCRIPTOR.services_by_name["PlatformService"].full_name,
+]
+
+
+def grpc_server_options(settings: Settings) -> list[tuple[str, int]]:
+    """HTTP/2 keepalive: ping idle connections, and accept the workers' pings even
+    without active calls, so an idle stream is never torn down by either side."""
+    return [
+        ("grpc.keepalive_time_ms", settings.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", settings.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", settings.server_min_ping_interval_ms),
+        ("grpc.http2.min_ping_interval_without_data_ms", settings.server_min_ping_interval_ms),
+        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ]
+
+
+class ServerApp:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.server_id = settings.server_id or (
+            f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        )
+        self.database_url = ""
+        self.port = 0
+        self.db: Database | None = None
+        self.services: Services | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.outbox: OutboxRelay | None = None
+        self.recovery: Recovery | None = None
+        self.stop_event = asyncio.Event()
+        self.supervisor = Supervisor(self.stop_event)
+        self.health = health.aio.HealthServicer()
+        self._server: grpc.aio.Server | None = None
+        self._stopped = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.port}"
+
+    async def start(self) -> None:
+        s = self.settings
+        self.database_url = await asyncio.to_thread(resolve_database_url, s)
+        applied = await migrate(self.database_url)
+        if applied:
+            logger.info("database migrated to version %d", applied[-1].version)
+        self.db = Database(self.database_url, s.db_pool_min, s.db_pool_max)
+        await self.db.open()
+        services = Services.build(s, self.server_id, datetime.now(UTC), self.db)
+        self.services = services
+        await services.status.started(s.dispatcher_enabled, s.outbox_relay_enabled)
+
+        server = grpc.aio.server(options=grpc_server_options(s))
+        jobs_pb2_grpc.add_JobExecutionServiceServicer_to_server(
+            JobExecutionServicer(services), server
+        )
+        logs_pb2_grpc.add_LogStreamServiceServicer_to_server(LogStreamServicer(services), server)
+        workers_pb2_grpc.add_WorkerAgentServiceServicer_to_server(
+            WorkerAgentServicer(services), server
+        )
+        platform_pb2_grpc.add_PlatformServiceServicer_to_server(PlatformServicer(services), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            [*_SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        )
+        try:
+            self.port = server.add_insecure_port(s.listen_address)
+        except RuntimeError as exc:
+            raise Unavailable(f"cannot listen on {s.listen_address}: {exc}") from None
+        if self.port == 0:
+            raise Unavailable(f"cannot listen on {s.listen_address}: address in use?")
+        self._server = server
+        await server.start()
+
+        self.recovery = Recovery(
+            s,
+            self.db,
+            services.jobs,
+            services.workers,
+            services.registry,
+            services.bus,
+            services.status,
+        )
+        self.supervisor.start("recovery", self.recovery.run)
+        if s.dispatcher_enabled:
+            self.dispatcher = Dispatcher(
+                s, self.database_url, services.jobs, services.registry, services.status
+            )
+            self.supervisor.start("dispatcher", self.dispatcher.run)
+        else:
+            logger.warning("dispatcher DISABLED by settings: queued jobs will not be dispatched")
+        if s.outbox_relay_enabled:
+            self.outbox = OutboxRelay(s, self.database_url, self.db, services.status)
+            self.supervisor.start("outbox-relay", self.outbox.run)
+        else:
+            logger.warning("outbox relay DISABLED by settings: outbox rows stay unpublished")
+
+        for name in ["", *_SERVICE_NAMES]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        logger.info(
+            "hodei server %s listening on %s",
+            self.server_id,
+            self.address,
+            extra={"server_id": self.server_id},
+        )
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Graceful: NOT_SERVING, close worker streams, stop the loops, mark the workers
+        disconnected and the status row stopped, close the pool."""
+        if self._stopped:
+            return
+        self._stopped = True
+        logger.info("hodei server stopping", extra={"server_id": self.server_id})
+        await self.health.enter_graceful_shutdown()
+        if self.services is not None:
+            self.services.registry.close_all()
+        if self._server is not None:
+            await self._server.stop(grace)
+        await self.supervisor.stop_all(grace)
+        if self.services is not None:
+            try:
+                await self.services.workers.disconnect_all()
+                await self.services.status.stopped()
+            except Exception:
+                logger.exception("could not record the shutdown in the database")
+        if self.db is not None:
+            await self.db.close()
+        logger.info("hodei server stopped", extra={"server_id": self.server_id})
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        """Start, serve until `stop` is set, then stop gracefully."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()

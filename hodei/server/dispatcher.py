@@ -1,0 +1,106 @@
+"""The dispatcher: moves queued jobs to READY workers whose stream is open here.
+
+Wakes on the NOTIFY sent by the enqueue transaction, on local capacity changes
+(a worker connected, a slot freed) and, as a backstop for lost notifications,
+every `dispatch_poll_interval` seconds. Each cycle is recorded in server_status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from hodei.server.jobs import JobService
+from hodei.server.listener import Listener
+from hodei.server.models import AttemptRef, RunCommand
+from hodei.server.sessions import SessionRegistry
+from hodei.server.status import ServerStatus
+from hodei.server.supervisor import wait_or_stop
+from hodei.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+JOBS_CHANNEL = "hodei_jobs"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: Settings,
+        database_url: str,
+        jobs: JobService,
+        registry: SessionRegistry,
+        status: ServerStatus,
+    ) -> None:
+        self.settings = settings
+        self.database_url = database_url
+        self.jobs = jobs
+        self.registry = registry
+        self.status = status
+        self.notified = asyncio.Event()
+        self.cycles = 0
+        self.dispatched_total = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """The supervised loop."""
+        async with Listener(self.database_url, JOBS_CHANNEL, self.notified) as listener:
+            logger.info(
+                "dispatcher started (poll every %.2f s, batch %d)",
+                self.settings.dispatch_poll_interval,
+                self.settings.dispatch_batch_size,
+                extra={"server_id": self.jobs.server_id},
+            )
+            while not stop.is_set():
+                listener.check()
+                self.notified.clear()
+                self.registry.capacity_changed.clear()
+                dispatched = await self.cycle()
+                if dispatched >= self.settings.dispatch_batch_size:
+                    continue  # there may be more work right now
+                await wait_or_stop(
+                    stop,
+                    self.notified,
+                    self.registry.capacity_changed,
+                    seconds=self.settings.dispatch_poll_interval,
+                )
+        logger.info("dispatcher stopped")
+
+    async def cycle(self) -> int:
+        """One pass: claim, assign, push. Returns how many jobs were dispatched."""
+        began = time.perf_counter()
+        assigned = await self.jobs.claim_and_assign(self.registry.worker_ids())
+        pushed = 0
+        for job in assigned:
+            command = RunCommand(
+                ref=AttemptRef(job.id, job.attempts),
+                command=job.command,
+                env=job.env,
+                working_dir=job.working_dir,
+                timeout_seconds=job.timeout_seconds or 0.0,
+                correlation_id=job.correlation_id,
+            )
+            if self.registry.send(job.worker_id, command):
+                pushed += 1
+                logger.debug("RunJob sent", extra=job.log_fields)
+                continue
+            # The stream closed between the claim and the push: give the job back.
+            logger.warning("worker stream gone before RunJob; requeueing", extra=job.log_fields)
+            await self.jobs.requeue(
+                job.id,
+                "worker stream closed before the job was sent",
+                "dispatcher",
+            )
+        self.cycles += 1
+        self.dispatched_total += pushed
+        await self.status.dispatch_cycle(pushed)
+        if assigned:
+            logger.info(
+                "dispatch cycle: %d jobs sent",
+                pushed,
+                extra={
+                    "count": pushed,
+                    "duration_ms": round((time.perf_counter() - began) * 1000, 2),
+                },
+            )
+        return len(assigned)

@@ -1,0 +1,436 @@
+"""Job lifecycle services. Each public method is one transaction that applies one
+state change (or a batch of them for the dispatcher) together with its domain
+events and outbox rows; a refused change raises and leaves nothing behind."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+
+from psycopg.types.json import Jsonb
+
+from hodei.db.connector import Database, Tx
+from hodei.domain.events import EventType, event_for_job_state
+from hodei.domain.jobs import JobState, check_transition, retry_or_fail, validate_spec
+from hodei.errors import InvalidArgument, NotFound, StaleAttempt
+from hodei.server.events import Event, job_event, record
+from hodei.server.models import AttemptRef, CancelCommand, JobRecord, QueueView
+from hodei.server.occupancy import sync_worker
+from hodei.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LIST_LIMIT = 50
+MAX_LIST_LIMIT = 1000
+_ACTIVE = (JobState.ASSIGNED, JobState.RUNNING)
+
+
+def parse_id(value: str, what: str = "job_id") -> uuid.UUID:
+    """A client-supplied id, or InvalidArgument with a one-line message."""
+    try:
+        return uuid.UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidArgument(f"{what} {value!r} is not a valid UUID") from None
+
+
+async def lock_job(tx: Tx, job_id: uuid.UUID) -> JobRecord:
+    row = await tx.one("lock_job", {"id": job_id})
+    if row is None:
+        raise NotFound(f"job {job_id} not found")
+    return JobRecord.from_row(row)
+
+
+def fence(job: JobRecord, worker_id: uuid.UUID, attempt: int) -> None:
+    """Refuse anything a worker says about an attempt that is no longer its current one."""
+    if job.attempts != attempt or job.worker_id != worker_id:
+        raise StaleAttempt(
+            f"attempt {attempt} of job {job.id} is not held by worker {worker_id} "
+            f"(current attempt {job.attempts})"
+        )
+
+
+class JobService:
+    def __init__(self, db: Database, settings: Settings, server_id: str) -> None:
+        self.db = db
+        self.settings = settings
+        self.server_id = server_id
+
+    # ---- client operations ------------------------------------------------------
+
+    async def queue_job(
+        self,
+        command: list[str],
+        env: dict[str, str] | None = None,
+        working_dir: str = "",
+        timeout_seconds: float | None = None,
+        max_attempts: int | None = None,
+        name: str = "",
+        labels: dict[str, str] | None = None,
+        correlation_id: str = "",
+    ) -> JobRecord:
+        spec = validate_spec(
+            command,
+            env,
+            working_dir,
+            timeout_seconds,
+            max_attempts,
+            name,
+            labels,
+            default_max_attempts=self.settings.default_max_attempts,
+        )
+        if len(correlation_id) > 200:
+            raise InvalidArgument("correlation_id is longer than 200 characters")
+        job_id = uuid.uuid4()
+        correlation_id = correlation_id or job_id.hex
+        async with self.db.transaction() as tx:
+            # insert_job also fills job_queue and NOTIFYs the dispatcher (sent at commit).
+            row = await tx.one(
+                "insert_job",
+                {
+                    "id": job_id,
+                    "name": spec.name,
+                    "command": list(spec.command),
+                    "env": Jsonb(spec.env),
+                    "working_dir": spec.working_dir,
+                    "timeout_seconds": spec.timeout_seconds,
+                    "labels": Jsonb(spec.labels),
+                    "max_attempts": spec.max_attempts,
+                    "correlation_id": correlation_id,
+                },
+            )
+            assert row is not None
+            job = JobRecord.from_row(row)
+            await record(
+                tx,
+                [
+                    job_event(
+                        EventType.JOB_CREATED,
+                        job_id,
+                        "client",
+                        correlation_id,
+                        state=str(JobState.PENDING),
+                        name=spec.name,
+                        max_attempts=spec.max_attempts,
+                    )
+                ],
+            )
+        logger.info("job queued", extra=job.log_fields)
+        return job
+
+    async def get_job(self, job_id: uuid.UUID) -> JobRecord:
+        async with self.db.connection() as tx:
+            row = await tx.one("get_job", {"id": job_id})
+        if row is None:
+            raise NotFound(f"job {job_id} not found")
+        return JobRecord.from_row(row)
+
+    async def list_jobs(
+        self, states: Iterable[JobState] = (), limit: int = 0, labels: dict[str, str] | None = None
+    ) -> list[JobRecord]:
+        limit = DEFAULT_LIST_LIMIT if limit <= 0 else min(limit, MAX_LIST_LIMIT)
+        async with self.db.connection() as tx:
+            rows = await tx.all(
+                "list_jobs",
+                {"states": [str(s) for s in states], "labels": Jsonb(labels or {}), "limit": limit},
+            )
+        return [JobRecord.from_row(r) for r in rows]
+
+    async def cancel_job(
+        self, job_id: uuid.UUID, reason: str = "", force: bool = False
+    ) -> tuple[JobRecord, CancelCommand | None]:
+        """PENDING jobs are cancelled at once. For ASSIGNED/RUNNING ones the cancel is
+        recorded and a CancelCommand returned for the holding worker; the job becomes
+        CANCELLED when the worker reports it (or the recovery loop forces it)."""
+        async with self.db.transaction() as tx:
+            # Queue row first: the lock order is queue, job, worker.
+            await tx.execute("dequeue_job", {"id": job_id})
+            job = await lock_job(tx, job_id)
+            if job.state == JobState.PENDING:
+                job = await self._finish_locked(
+                    tx, job, JobState.CANCELLED, None, reason or "cancelled", "client"
+                )
+                return job, None
+            check_transition(job.state, JobState.CANCELLED)  # final states refuse
+            row = await tx.one("request_cancel", {"id": job_id})
+            assert row is not None
+            updated = JobRecord.from_row(row)
+            if job.cancel_requested_at is None:
+                await record(
+                    tx,
+                    [
+                        job_event(
+                            EventType.JOB_CANCEL_REQUESTED,
+                            job_id,
+                            "client",
+                            job.correlation_id,
+                            attempt=job.attempts,
+                            worker_id=job.worker_id,
+                            reason=reason,
+                            force=force,
+                        )
+                    ],
+                )
+        assert updated.worker_id is not None
+        logger.info("job cancel requested", extra=updated.log_fields)
+        return updated, CancelCommand(AttemptRef(job_id, updated.attempts), force, reason)
+
+    async def queue_view(self, limit: int = 20) -> QueueView:
+        async with self.db.connection() as tx:
+            summary = await tx.one("queue_summary")
+            jobs = await tx.all("queue_jobs", {"limit": limit or 20})
+            counts = await tx.all("job_state_counts")
+        assert summary is not None
+        return QueueView(
+            depth=int(summary["depth"]),
+            oldest_age_seconds=float(summary["oldest_age_seconds"]),
+            jobs=jobs,
+            job_counts={r["state"]: int(r["count"]) for r in counts},
+        )
+
+    # ---- dispatcher -------------------------------------------------------------
+
+    async def claim_and_assign(self, worker_ids: list[uuid.UUID]) -> list[JobRecord]:
+        """Claim queued jobs for the free slots of these workers (READY, connected here)
+        and assign them, in one transaction. Returns the assigned jobs."""
+        if not worker_ids:
+            return []
+        async with self.db.transaction() as tx:
+            workers = await tx.all(
+                "assignable_workers", {"server_id": self.server_id, "ids": worker_ids}
+            )
+            free = [(w["id"], int(w["free"])) for w in workers]
+            capacity = min(sum(n for _, n in free), self.settings.dispatch_batch_size)
+            if capacity <= 0:
+                return []
+            claimed = [
+                JobRecord.from_row(r) for r in await tx.all("claim_jobs", {"limit": capacity})
+            ]
+            if not claimed:
+                return []
+            # Spread the batch across workers: round-robin over their free slots.
+            order = _round_robin(free)
+            assigned: list[JobRecord] = []
+            events: list[Event] = []
+            for job, worker_id in zip(claimed, order, strict=False):
+                row = await tx.one(
+                    "assign_job",
+                    {
+                        "id": job.id,
+                        "worker_id": worker_id,
+                        "ack_timeout": self.settings.ack_timeout,
+                    },
+                )
+                if row is None:
+                    continue
+                done = JobRecord.from_row(row)
+                assigned.append(done)
+                events.append(
+                    job_event(
+                        EventType.JOB_ASSIGNED,
+                        done.id,
+                        f"dispatcher:{self.server_id}",
+                        done.correlation_id,
+                        state=str(JobState.ASSIGNED),
+                        attempt=done.attempts,
+                        worker_id=worker_id,
+                    )
+                )
+            for holder in {j.worker_id for j in assigned if j.worker_id is not None}:
+                events += await sync_worker(tx, holder, f"dispatcher:{self.server_id}")
+            await record(tx, events)
+        return assigned
+
+    # ---- worker reports -----------------------------------------------------------
+
+    async def ack(
+        self, worker_id: uuid.UUID, ref: AttemptRef, accepted: bool, reason: str
+    ) -> JobRecord:
+        if not accepted:
+            return await self.requeue(
+                ref.job_id,
+                f"worker refused the job: {reason}",
+                f"worker:{worker_id}",
+                attempt=ref.attempt,
+                worker_id=worker_id,
+            )
+        async with self.db.transaction() as tx:
+            job = await lock_job(tx, ref.job_id)
+            fence(job, worker_id, ref.attempt)
+            if job.state != JobState.ASSIGNED:
+                return job  # a late or repeated ack changes nothing
+            row = await tx.one("ack_job", {"id": job.id})
+            assert row is not None
+            return JobRecord.from_row(row)
+
+    async def start(self, worker_id: uuid.UUID, ref: AttemptRef) -> JobRecord:
+        async with self.db.transaction() as tx:
+            job = await lock_job(tx, ref.job_id)
+            fence(job, worker_id, ref.attempt)
+            if job.state == JobState.RUNNING:
+                return job  # repeated after a reconnect
+            check_transition(job.state, JobState.RUNNING)
+            row = await tx.one("start_job", {"id": job.id})
+            assert row is not None
+            started = JobRecord.from_row(row)
+            await record(
+                tx,
+                [
+                    job_event(
+                        EventType.JOB_STARTED,
+                        job.id,
+                        f"worker:{worker_id}",
+                        job.correlation_id,
+                        state=str(JobState.RUNNING),
+                        attempt=job.attempts,
+                        worker_id=worker_id,
+                    )
+                ],
+            )
+        logger.info("job started", extra=started.log_fields)
+        return started
+
+    async def finish(
+        self,
+        worker_id: uuid.UUID,
+        ref: AttemptRef,
+        state: JobState,
+        exit_code: int | None,
+        error: str,
+    ) -> JobRecord:
+        """Apply a worker's result, fenced: only the current attempt of this worker, only
+        while ASSIGNED/RUNNING. A repeat of an already applied result is a no-op."""
+        async with self.db.transaction() as tx:
+            job = await lock_job(tx, ref.job_id)
+            fence(job, worker_id, ref.attempt)
+            if job.state.is_final:
+                return job
+            if job.state not in _ACTIVE:
+                raise StaleAttempt(f"job {job.id} is {job.state}, not running on {worker_id}")
+            return await self._finish_locked(
+                tx, job, state, exit_code, error, f"worker:{worker_id}"
+            )
+
+    async def _finish_locked(
+        self,
+        tx: Tx,
+        job: JobRecord,
+        state: JobState,
+        exit_code: int | None,
+        error: str | None,
+        actor: str,
+    ) -> JobRecord:
+        check_transition(job.state, state)
+        await tx.execute("dequeue_job", {"id": job.id})
+        row = await tx.one(
+            "finish_job",
+            {"id": job.id, "state": str(state), "exit_code": exit_code, "error": error},
+        )
+        assert row is not None
+        done = JobRecord.from_row(row)
+        events = [
+            job_event(
+                event_for_job_state(state),
+                job.id,
+                actor,
+                job.correlation_id,
+                state=str(state),
+                previous=str(job.state),
+                attempt=job.attempts,
+                worker_id=job.worker_id,
+                exit_code=exit_code,
+                error=error,
+            )
+        ]
+        if job.worker_id is not None:
+            events += await sync_worker(tx, job.worker_id, actor)
+        await record(tx, events)
+        logger.info("job %s", str(state).lower(), extra=done.log_fields)
+        return done
+
+    # ---- recovery -----------------------------------------------------------------
+
+    async def requeue(
+        self,
+        job_id: uuid.UUID,
+        reason: str,
+        actor: str,
+        attempt: int | None = None,
+        worker_id: uuid.UUID | None = None,
+    ) -> JobRecord:
+        """Take an ASSIGNED/RUNNING job away from its worker: back to PENDING while
+        attempts remain, FAILED otherwise (hodei.domain.jobs.retry_or_fail)."""
+        async with self.db.transaction() as tx:
+            await tx.execute("dequeue_job", {"id": job_id})
+            job = await lock_job(tx, job_id)
+            if attempt is not None and worker_id is not None:
+                fence(job, worker_id, attempt)
+            return await self._requeue_locked(tx, job, reason, actor)
+
+    async def _requeue_locked(self, tx: Tx, job: JobRecord, reason: str, actor: str) -> JobRecord:
+        if job.cancel_requested_at is not None:
+            return await self._finish_locked(tx, job, JobState.CANCELLED, None, reason, actor)
+        target = retry_or_fail(job.attempts, job.max_attempts)
+        if target == JobState.FAILED:
+            return await self._finish_locked(
+                tx, job, JobState.FAILED, None, f"{reason}; attempts exhausted", actor
+            )
+        check_transition(job.state, JobState.PENDING)
+        row = await tx.one("requeue_job", {"id": job.id, "error": reason})
+        assert row is not None
+        await tx.execute("enqueue_job", {"id": job.id})
+        await tx.one("notify_jobs", {"id": job.id})
+        requeued = JobRecord.from_row(row)
+        events = [
+            job_event(
+                EventType.JOB_REQUEUED,
+                job.id,
+                actor,
+                job.correlation_id,
+                state=str(JobState.PENDING),
+                previous=str(job.state),
+                attempt=job.attempts,
+                worker_id=job.worker_id,
+                reason=reason,
+            )
+        ]
+        if job.worker_id is not None:
+            events += await sync_worker(tx, job.worker_id, actor)
+        await record(tx, events)
+        logger.warning("job requeued: %s", reason, extra=job.log_fields)
+        return requeued
+
+    async def force_final(
+        self, job_id: uuid.UUID, state: JobState, reason: str, actor: str
+    ) -> JobRecord | None:
+        """Server-side end of an active job (timeout, unanswered cancel). None if it
+        is no longer active."""
+        async with self.db.transaction() as tx:
+            await tx.execute("dequeue_job", {"id": job_id})
+            job = await lock_job(tx, job_id)
+            if job.state not in _ACTIVE:
+                return None
+            return await self._finish_locked(tx, job, state, None, reason, actor)
+
+    async def requeue_lost_jobs(self, tx: Tx, worker_id: uuid.UUID, reason: str, actor: str) -> int:
+        """Inside a worker transition (LOST/TERMINATED): give back the worker's jobs."""
+        rows = await tx.all("worker_jobs", {"worker_id": worker_id})
+        for row in rows:
+            job = await lock_job(tx, row["id"])
+            if job.state in _ACTIVE and job.worker_id == worker_id:
+                await tx.execute("dequeue_job", {"id": job.id})
+                await self._requeue_locked(tx, job, reason, actor)
+        return len(rows)
+
+
+def _round_robin(free: list[tuple[uuid.UUID, int]]) -> list[uuid.UUID]:
+    """[(a, 2), (b, 1)] -> [a, b, a]: one job per worker before doubling up."""
+    order: list[uuid.UUID] = []
+    remaining = dict(free)
+    while remaining:
+        for wid in list(remaining):
+            order.append(wid)
+            remaining[wid] -= 1
+            if remaining[wid] == 0:
+                del remaining[wid]
+    return order

@@ -1,0 +1,203 @@
+"""Job output: batched ingestion fenced by attempt, reading, and live fan-out.
+
+Ingestion never waits for subscribers: each subscriber has a bounded buffer and
+a wake-up event; when its buffer overflows (a slow reader) it falls back to
+reading the table, so a slow subscriber costs only itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+from hodei.db.connector import Database
+from hodei.domain.jobs import JobState, sanitize_output_line
+from hodei.errors import NotFound
+from hodei.server.jobs import fence, lock_job
+from hodei.server.models import AttemptRef, LogEntryIn, LogLineRecord
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_GET_LIMIT = 1000
+MAX_GET_LIMIT = 10_000
+_PAGE = 1000
+#: Lines a subscriber may have waiting in memory before it reads from the table instead.
+SUBSCRIBER_BUFFER = 10_000
+#: How often an idle subscriber re-checks the table (lines written by another server).
+SUBSCRIBER_POLL = 1.0
+
+
+class Subscriber:
+    def __init__(self, job_id: uuid.UUID) -> None:
+        self.job_id = job_id
+        self.buffer: deque[LogLineRecord] = deque()
+        self.overflow = False
+        self.wake = asyncio.Event()
+
+    def push(self, lines: list[LogLineRecord]) -> None:
+        if self.overflow or len(self.buffer) + len(lines) > SUBSCRIBER_BUFFER:
+            self.overflow = True
+            self.buffer.clear()
+        else:
+            self.buffer.extend(lines)
+        self.wake.set()
+
+    def take(self, after: int) -> list[LogLineRecord] | None:
+        """Buffered lines following `after` without a gap, or None (read the table)."""
+        if self.overflow:
+            self.overflow = False
+            self.buffer.clear()
+            return None
+        lines = [line for line in self.buffer if line.sequence > after]
+        self.buffer.clear()
+        if lines and lines[0].sequence != after + 1:
+            return None
+        return lines
+
+
+class LogBus:
+    """In-process fan-out of freshly persisted lines to SubscribeLogs streams."""
+
+    def __init__(self) -> None:
+        self._subs: dict[uuid.UUID, set[Subscriber]] = {}
+
+    def subscribe(self, job_id: uuid.UUID) -> Subscriber:
+        sub = Subscriber(job_id)
+        self._subs.setdefault(job_id, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        subs = self._subs.get(sub.job_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.job_id]
+
+    def publish(self, job_id: uuid.UUID, lines: list[LogLineRecord]) -> None:
+        for sub in self._subs.get(job_id, ()):
+            sub.push(lines)
+
+    def job_changed(self, job_id: uuid.UUID) -> None:
+        """Wake the job's subscribers (e.g. it reached a final state)."""
+        for sub in self._subs.get(job_id, ()):
+            sub.wake.set()
+
+
+class LogService:
+    def __init__(self, db: Database, bus: LogBus) -> None:
+        self.db = db
+        self.bus = bus
+
+    async def ingest(
+        self, worker_id: uuid.UUID, ref: AttemptRef, first_line: int, entries: list[LogEntryIn]
+    ) -> int:
+        """Persist a batch of the attempt's lines; return the attempt's next expected line.
+
+        `first_line` is the worker's 0-based index of the batch within the attempt: the
+        part already persisted (a batch resent after a reconnect) is skipped; a batch
+        starting past the expected line is not stored, and the answer tells the worker
+        where to resume.
+        """
+        published: list[LogLineRecord] = []
+        async with self.db.transaction() as tx:
+            job = await lock_job(tx, ref.job_id)
+            fence(job, worker_id, ref.attempt)
+            expected = job.attempt_lines
+            if first_line > expected or not entries:
+                return expected
+            fresh = entries[expected - first_line :]
+            if not fresh:
+                return expected
+            base = job.log_seq
+            rows = [
+                LogLineRecord(
+                    job.id, base + i, ref.attempt, e.is_stderr, sanitize_output_line(e.line), e.ts
+                )
+                for i, e in enumerate(fresh, start=1)
+            ]
+            await tx.copy_rows(
+                "copy_logs",
+                ((r.job_id, r.sequence, r.attempt, r.is_stderr, r.line, r.ts) for r in rows),
+            )
+            cursor = await tx.one("advance_log_cursor", {"id": job.id, "count": len(rows)})
+            assert cursor is not None
+            published = rows
+            next_line = int(cursor["attempt_lines"])
+        self.bus.publish(ref.job_id, published)
+        return next_line
+
+    async def read(
+        self, job_id: uuid.UUID, after: int = 0, limit: int = 0
+    ) -> tuple[list[LogLineRecord], bool]:
+        """A page of persisted lines, and whether it reaches the end of a finished job."""
+        limit = DEFAULT_GET_LIMIT if limit <= 0 else min(limit, MAX_GET_LIMIT)
+        async with self.db.connection() as tx:
+            state = await tx.one("job_log_state", {"id": job_id})
+            if state is None:
+                raise NotFound(f"job {job_id} not found")
+            rows = await tx.all("get_logs", {"id": job_id, "after": after, "limit": limit})
+        lines = [_line(r) for r in rows]
+        last = lines[-1].sequence if lines else after
+        complete = JobState(state["state"]).is_final and last >= state["log_seq"]
+        return lines, complete
+
+    async def follow(
+        self,
+        job_id: uuid.UUID,
+        include_history: bool = True,
+        tail_lines: int = 0,
+        after_sequence: int = 0,
+    ) -> AsyncIterator[list[LogLineRecord]]:
+        """History (if asked) then live lines, in sequence order, no gap, no duplicate.
+
+        Subscribes before reading anything, so nothing persisted meanwhile is missed;
+        ends once the job is final and its last line was yielded. Yields lists (one
+        page or one live batch at a time).
+        """
+        sub = self.bus.subscribe(job_id)
+        try:
+            async with self.db.connection() as tx:
+                state = await tx.one("job_log_state", {"id": job_id})
+            if state is None:
+                raise NotFound(f"job {job_id} not found")
+            last = after_sequence
+            if not include_history:
+                last = max(last, int(state["log_seq"]))
+            elif tail_lines:
+                last = max(last, int(state["log_seq"]) - tail_lines)
+            while True:
+                sub.wake.clear()
+                lines = sub.take(last)
+                if not lines:
+                    lines, _ = await self.read(job_id, last, _PAGE)
+                if lines:
+                    last = lines[-1].sequence
+                    yield lines
+                    continue
+                async with self.db.connection() as tx:
+                    state = await tx.one("job_log_state", {"id": job_id})
+                assert state is not None
+                if last < state["log_seq"]:
+                    continue
+                if JobState(state["state"]).is_final:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(sub.wake.wait(), SUBSCRIBER_POLL)
+        finally:
+            self.bus.unsubscribe(sub)
+
+
+def _line(row: dict[str, Any]) -> LogLineRecord:
+    return LogLineRecord(
+        job_id=row["job_id"],
+        sequence=int(row["sequence"]),
+        attempt=int(row["attempt"]),
+        is_stderr=bool(row["is_stderr"]),
+        line=str(row["line"]),
+        ts=row["ts"],
+    )

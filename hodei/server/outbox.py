@@ -1,0 +1,89 @@
+"""The outbox relay: publishes outbox rows, in id order, as NOTIFY on
+settings.outbox_channel and marks them published_at.
+
+Wakes on the NOTIFY that every event-writing transaction sends on an internal
+channel, with a polling backstop. Several servers may run it: rows are claimed
+with SKIP LOCKED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+from hodei.db.connector import Database
+from hodei.server.listener import Listener
+from hodei.server.status import ServerStatus
+from hodei.server.supervisor import wait_or_stop
+from hodei.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+WAKE_CHANNEL = "hodei_outbox_wake"
+BATCH = 500
+#: PostgreSQL refuses NOTIFY payloads of 8000 bytes or more.
+_MAX_PAYLOAD = 7900
+
+
+class OutboxRelay:
+    def __init__(
+        self, settings: Settings, database_url: str, db: Database, status: ServerStatus
+    ) -> None:
+        self.settings = settings
+        self.database_url = database_url
+        self.db = db
+        self.status = status
+        self.wake = asyncio.Event()
+        self.published_total = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with Listener(self.database_url, WAKE_CHANNEL, self.wake) as listener:
+            logger.info(
+                "outbox relay started (publishing on channel %r)", self.settings.outbox_channel
+            )
+            while not stop.is_set():
+                listener.check()
+                self.wake.clear()
+                while await self.publish_batch() == BATCH:
+                    pass
+                await wait_or_stop(stop, self.wake, seconds=self.settings.outbox_poll_interval)
+        logger.info("outbox relay stopped")
+
+    async def publish_batch(self) -> int:
+        began = time.perf_counter()
+        async with self.db.transaction() as tx:
+            rows = await tx.all("unpublished_outbox", {"limit": BATCH})
+            if not rows:
+                return 0
+            payloads = []
+            for row in rows:
+                text = json.dumps(
+                    {"outbox_id": row["id"], "topic": row["topic"], "event": row["payload"]},
+                    default=str,
+                )
+                if len(text.encode()) > _MAX_PAYLOAD:
+                    text = json.dumps(
+                        {"outbox_id": row["id"], "topic": row["topic"], "truncated": True}
+                    )
+                payloads.append(text)
+            await tx.execute(
+                "publish_outbox",
+                {
+                    "ids": [r["id"] for r in rows],
+                    "topics": [r["topic"] for r in rows],
+                    "payloads": payloads,
+                    "channel": self.settings.outbox_channel,
+                },
+            )
+        await self.status.outbox_published()
+        self.published_total += len(rows)
+        logger.debug(
+            "outbox rows published",
+            extra={
+                "count": len(rows),
+                "duration_ms": round((time.perf_counter() - began) * 1000, 2),
+            },
+        )
+        return len(rows)

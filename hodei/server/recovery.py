@@ -1,0 +1,115 @@
+"""The recovery loop: nothing stays stuck when a worker or a message goes missing.
+
+- workers silent for heartbeat_interval * heartbeat_miss_limit become LOST and
+  their jobs go back to the queue (or FAIL once attempts are exhausted);
+- ASSIGNED jobs not acknowledged by their ack deadline go back to the queue;
+- RUNNING jobs past their timeout plus a grace period become TIMED_OUT and their
+  worker is told to kill them;
+- a cancel the worker never confirmed is forced to CANCELLED.
+It also refreshes this server's heartbeat in server_status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from hodei.db.connector import Database
+from hodei.domain.jobs import JobState
+from hodei.domain.workers import WorkerState
+from hodei.errors import HodeiError
+from hodei.server.jobs import JobService
+from hodei.server.logs import LogBus
+from hodei.server.models import AttemptRef, CancelCommand
+from hodei.server.sessions import SessionRegistry
+from hodei.server.status import ServerStatus
+from hodei.server.supervisor import wait_or_stop
+from hodei.server.workers import WorkerService
+from hodei.settings import Settings
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Recovery:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        jobs: JobService,
+        workers: WorkerService,
+        registry: SessionRegistry,
+        bus: LogBus,
+        status: ServerStatus,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.jobs = jobs
+        self.workers = workers
+        self.registry = registry
+        self.bus = bus
+        self.status = status
+
+    async def run(self, stop: asyncio.Event) -> None:
+        logger.info("recovery loop started (worker silence limit %.1f s)", self.silence_limit)
+        while not stop.is_set():
+            await self.sweep()
+            await self.status.heartbeat()
+            await wait_or_stop(stop, seconds=self.settings.reaper_interval)
+        logger.info("recovery loop stopped")
+
+    @property
+    def silence_limit(self) -> float:
+        return self.settings.heartbeat_interval * self.settings.heartbeat_miss_limit
+
+    async def _ids(self, query: str, params: dict[str, object] | None = None) -> list[uuid.UUID]:
+        async with self.db.connection() as tx:
+            return [row["id"] for row in await tx.all(query, params)]
+
+    async def sweep(self) -> None:
+        for worker_id in await self._ids("silent_workers", {"silence": self.silence_limit}):
+            await self._guard(
+                self.workers.mark_gone(
+                    worker_id,
+                    WorkerState.LOST,
+                    f"no heartbeat for {self.silence_limit:.0f} s",
+                )
+            )
+            session = self.registry.get(worker_id)
+            if session is not None:
+                session.close()  # a stream that delivers no heartbeats is not trusted
+            self.registry.capacity_changed.set()
+        for job_id in await self._ids("expired_acks"):
+            job = await self._guard(
+                self.jobs.requeue(job_id, "worker did not acknowledge the job in time", "recovery")
+            )
+            if job is not None:
+                self.bus.job_changed(job.id)
+                self.registry.capacity_changed.set()
+        grace = self.settings.cancel_grace_seconds + self.settings.heartbeat_interval
+        for job_id in await self._ids("overdue_running", {"grace": grace}):
+            await self._force(job_id, JobState.TIMED_OUT, "no result before the timeout")
+        for job_id in await self._ids("overdue_cancels", {"grace": grace}):
+            await self._force(job_id, JobState.CANCELLED, "cancel not confirmed by the worker")
+
+    async def _force(self, job_id: uuid.UUID, state: JobState, reason: str) -> None:
+        before = await self.jobs.get_job(job_id)
+        job = await self._guard(self.jobs.force_final(job_id, state, reason, "recovery"))
+        if job is not None:
+            self.registry.send(
+                before.worker_id,
+                CancelCommand(AttemptRef(job_id, before.attempts), force=True, reason=reason),
+            )
+            self.bus.job_changed(job_id)
+            self.registry.capacity_changed.set()
+
+    async def _guard(self, work: Awaitable[T]) -> T | None:
+        """A race with a worker's own report (it finished just now) is not an error."""
+        try:
+            return await work
+        except HodeiError as err:
+            logger.info("recovery skipped: %s", err)
+            return None

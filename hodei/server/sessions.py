@@ -1,0 +1,225 @@
+"""Worker streams open on this server, and the protocol spoken on them.
+
+`SessionRegistry` is the in-memory view the dispatcher assigns from: a worker is
+assignable only while its stream is open here (and its row says READY with
+server_id = this server). `WorkerProtocol` applies each worker message through
+the services and queues the answers; a per-message error becomes a Rejected
+answer, never the end of the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+
+from hodei.domain.jobs import JobState
+from hodei.errors import HodeiError, StaleAttempt
+from hodei.server.jobs import JobService
+from hodei.server.logs import LogService
+from hodei.server.models import (
+    AttemptRef,
+    LogEntryIn,
+    PersistedNotice,
+    RejectedNotice,
+    ServerCommand,
+    WelcomeNotice,
+)
+from hodei.server.workers import WorkerService
+
+logger = logging.getLogger(__name__)
+
+
+class Session:
+    """One open WorkerStream: an unbounded queue of commands for the worker."""
+
+    def __init__(self, worker_id: uuid.UUID) -> None:
+        self.worker_id = worker_id
+        self.outbox: asyncio.Queue[ServerCommand | None] = asyncio.Queue()
+        self.closed = False
+
+    def send(self, command: ServerCommand) -> bool:
+        """Queue a command; False once the stream is gone (the caller requeues)."""
+        if self.closed:
+            return False
+        self.outbox.put_nowait(command)
+        return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.outbox.put_nowait(None)
+
+
+class SessionRegistry:
+    def __init__(self) -> None:
+        self._sessions: dict[uuid.UUID, Session] = {}
+        #: Set when capacity may have appeared (a worker connected, a slot freed):
+        #: the dispatcher runs a cycle at once instead of waiting for its poll.
+        self.capacity_changed = asyncio.Event()
+
+    def add(self, session: Session) -> None:
+        old = self._sessions.get(session.worker_id)
+        if old is not None and old is not session:
+            old.close()  # the worker reconnected; its previous stream is dead
+        self._sessions[session.worker_id] = session
+        self.capacity_changed.set()
+
+    def remove(self, session: Session) -> bool:
+        """Forget the session if it is still the worker's current one."""
+        session.close()
+        if self._sessions.get(session.worker_id) is session:
+            del self._sessions[session.worker_id]
+            return True
+        return False
+
+    def get(self, worker_id: uuid.UUID | None) -> Session | None:
+        return self._sessions.get(worker_id) if worker_id is not None else None
+
+    def worker_ids(self) -> list[uuid.UUID]:
+        return list(self._sessions)
+
+    def send(self, worker_id: uuid.UUID | None, command: ServerCommand) -> bool:
+        session = self.get(worker_id)
+        return session.send(command) if session is not None else False
+
+    def close_all(self) -> None:
+        for session in list(self._sessions.values()):
+            session.close()
+        self._sessions.clear()
+
+
+@dataclass(slots=True)
+class PendingResult:
+    ref: AttemptRef
+    state: JobState
+    exit_code: int | None
+    error: str
+    total_lines: int
+
+
+class WorkerProtocol:
+    """Handles the messages of one worker stream after its Hello."""
+
+    def __init__(
+        self,
+        session: Session,
+        registry: SessionRegistry,
+        jobs: JobService,
+        workers: WorkerService,
+        logs: LogService,
+    ) -> None:
+        self.session = session
+        self.worker_id = session.worker_id
+        self.registry = registry
+        self.jobs = jobs
+        self.workers = workers
+        self.logs = logs
+        # Results that arrived before all of their attempt's lines were persisted.
+        self.pending: dict[uuid.UUID, PendingResult] = {}
+
+    @classmethod
+    async def hello(
+        cls,
+        worker_id: uuid.UUID,
+        running: list[AttemptRef],
+        slots: int,
+        registry: SessionRegistry,
+        jobs: JobService,
+        workers: WorkerService,
+        logs: LogService,
+    ) -> WorkerProtocol:
+        """Connect the worker (READY only now) and queue the Welcome."""
+        _, superseded = await workers.connect(worker_id, running, slots)
+        session = Session(worker_id)
+        session.send(WelcomeNotice(worker_id, workers.server_id, superseded))
+        registry.add(session)
+        return cls(session, registry, jobs, workers, logs)
+
+    def _reject(self, ref: AttemptRef | None, err: HodeiError) -> None:
+        fields = {"worker_id": str(self.worker_id)}
+        if ref is not None:
+            fields |= {"job_id": str(ref.job_id), "attempt": str(ref.attempt)}
+        logger.warning("worker message rejected: %s", err, extra=fields)
+        self.session.send(RejectedNotice(ref, err.code, str(err)))
+
+    async def heartbeat(self) -> None:
+        await self.workers.heartbeat(self.worker_id)
+
+    async def ack(self, ref: AttemptRef, accepted: bool, reason: str) -> None:
+        try:
+            job = await self.jobs.ack(self.worker_id, ref, accepted, reason)
+        except HodeiError as err:
+            self._reject(ref, err)
+            return
+        if not accepted:
+            self.registry.capacity_changed.set()
+            self.logs.bus.job_changed(job.id)
+
+    async def started(self, ref: AttemptRef) -> None:
+        try:
+            await self.jobs.start(self.worker_id, ref)
+        except HodeiError as err:
+            self._reject(ref, err)
+
+    async def log_batch(self, ref: AttemptRef, first_line: int, entries: list[LogEntryIn]) -> None:
+        try:
+            next_line = await self.logs.ingest(self.worker_id, ref, first_line, entries)
+        except HodeiError as err:
+            self.pending.pop(ref.job_id, None)
+            self._reject(ref, err)
+            return
+        pending = self.pending.get(ref.job_id)
+        if pending is not None and pending.ref == ref and next_line >= pending.total_lines:
+            del self.pending[ref.job_id]
+            await self._apply_result(pending, next_line)
+        else:
+            self.session.send(PersistedNotice(ref, next_line))
+
+    async def result(
+        self,
+        ref: AttemptRef,
+        state: JobState,
+        exit_code: int | None,
+        error: str,
+        total_lines: int,
+    ) -> None:
+        pending = PendingResult(ref, state, exit_code, error, total_lines)
+        try:
+            job = await self.jobs.get_job(ref.job_id)
+            if job.attempts != ref.attempt or job.worker_id != self.worker_id:
+                raise StaleAttempt(
+                    f"attempt {ref.attempt} of job {ref.job_id} is not held by this worker"
+                )
+        except HodeiError as err:
+            self._reject(ref, err)
+            return
+        if job.attempt_lines < total_lines:
+            # Some lines are still in flight: finish once they are persisted.
+            self.pending[ref.job_id] = pending
+            return
+        await self._apply_result(pending, job.attempt_lines)
+
+    async def _apply_result(self, pending: PendingResult, next_line: int) -> None:
+        try:
+            job = await self.jobs.finish(
+                self.worker_id, pending.ref, pending.state, pending.exit_code, pending.error
+            )
+        except HodeiError as err:
+            self._reject(pending.ref, err)
+            return
+        self.session.send(PersistedNotice(pending.ref, next_line, result_persisted=True))
+        self.registry.capacity_changed.set()
+        self.logs.bus.job_changed(job.id)
+
+    async def close(self) -> None:
+        """The stream ended: the worker is no longer assignable here. Its jobs stay
+        with it until it reconnects or its heartbeat deadline passes."""
+        if self.registry.remove(self.session):
+            try:
+                await self.workers.disconnect(self.worker_id)
+            except Exception:
+                logger.exception(
+                    "could not mark worker disconnected", extra={"worker_id": str(self.worker_id)}
+                )

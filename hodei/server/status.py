@@ -1,0 +1,53 @@
+"""This server's row in `server_status`: what its loops last did, readable by a
+diagnostic that sees only the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hodei
+from hodei.db.connector import Database
+
+
+class ServerStatus:
+    def __init__(self, db: Database, server_id: str) -> None:
+        self.db = db
+        self.server_id = server_id
+
+    async def started(self, dispatcher_enabled: bool, outbox_relay_enabled: bool) -> None:
+        async with self.db.connection() as tx:
+            await tx.execute(
+                "upsert_server_status",
+                {
+                    "server_id": self.server_id,
+                    "version": hodei.__version__,
+                    "dispatcher_enabled": dispatcher_enabled,
+                    "outbox_relay_enabled": outbox_relay_enabled,
+                },
+            )
+
+    async def heartbeat(self) -> None:
+        async with self.db.connection() as tx:
+            await tx.execute("server_heartbeat", {"server_id": self.server_id})
+
+    async def dispatch_cycle(self, dispatched: int) -> None:
+        async with self.db.connection() as tx:
+            await tx.execute(
+                "record_dispatch_cycle", {"server_id": self.server_id, "dispatched": dispatched}
+            )
+
+    async def outbox_published(self) -> None:
+        async with self.db.connection() as tx:
+            await tx.execute("record_outbox_publish", {"server_id": self.server_id})
+
+    async def stopped(self) -> None:
+        async with self.db.connection() as tx:
+            await tx.execute("server_stopped", {"server_id": self.server_id})
+
+    async def read(self) -> dict[str, Any]:
+        async with self.db.connection() as tx:
+            row = await tx.one("get_server_status", {"server_id": self.server_id})
+            workers = await tx.one("connected_worker_count", {"server_id": self.server_id})
+            version = await tx.one("schema_version")
+        assert row is not None and workers is not None and version is not None
+        return row | {"connected_workers": workers["n"], "schema_version": version["version"]}

@@ -1,0 +1,211 @@
+"""Worker lifecycle services: register, connect (Hello), heartbeat, disconnect,
+LOST and TERMINATED. Each transition is one transaction with its events."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from psycopg.types.json import Jsonb
+
+from hodei.db.connector import Database
+from hodei.domain.events import EventType
+from hodei.domain.jobs import JobState
+from hodei.domain.workers import WorkerState, check_transition, occupancy_state
+from hodei.errors import InvalidArgument, NotFound
+from hodei.server.events import Event, record, worker_event
+from hodei.server.jobs import JobService, lock_job
+from hodei.server.models import AttemptRef, WorkerRecord
+from hodei.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MAX_SLOTS = 1024
+
+
+class WorkerService:
+    def __init__(self, db: Database, settings: Settings, server_id: str, jobs: JobService) -> None:
+        self.db = db
+        self.settings = settings
+        self.server_id = server_id
+        self.jobs = jobs
+
+    async def register(
+        self,
+        name: str,
+        hostname: str,
+        pid: int | None,
+        slots: int,
+        version: str,
+        labels: dict[str, str],
+    ) -> WorkerRecord:
+        """A new identity (CREATING): not assignable until its stream says Hello."""
+        slots = slots or 1
+        if slots > MAX_SLOTS:
+            raise InvalidArgument(f"slots must be between 1 and {MAX_SLOTS}")
+        if len(name) > 200 or len(hostname) > 255:
+            raise InvalidArgument("worker name or hostname too long")
+        worker_id = uuid.uuid4()
+        async with self.db.transaction() as tx:
+            row = await tx.one(
+                "insert_worker",
+                {
+                    "id": worker_id,
+                    "name": name,
+                    "hostname": hostname,
+                    "pid": pid or None,
+                    "version": version,
+                    "labels": Jsonb(labels),
+                    "slots": slots,
+                },
+            )
+            assert row is not None
+            await record(
+                tx,
+                [
+                    worker_event(
+                        EventType.WORKER_REGISTERED,
+                        worker_id,
+                        f"worker:{worker_id}",
+                        name=name,
+                        hostname=hostname,
+                        slots=slots,
+                        state=str(WorkerState.CREATING),
+                    )
+                ],
+            )
+        logger.info("worker registered", extra={"worker_id": str(worker_id)})
+        return WorkerRecord.from_row(row)
+
+    async def connect(
+        self, worker_id: uuid.UUID, running: list[AttemptRef], slots: int
+    ) -> tuple[WorkerRecord, list[AttemptRef]]:
+        """Hello: the stream is open on this server, so the worker becomes assignable.
+
+        Attempts the worker still holds and that are still its current ones are kept;
+        the others are returned as superseded (the worker kills them). Jobs the server
+        thinks the worker holds but the worker no longer reports are requeued.
+        """
+        actor = f"worker:{worker_id}"
+        async with self.db.transaction() as tx:
+            existing = await tx.one("get_worker", {"id": worker_id})
+            if existing is None or existing["state"] == WorkerState.TERMINATED:
+                raise NotFound(f"worker {worker_id} is not registered")
+            held = {(r.job_id, r.attempt) for r in running}
+            superseded: list[AttemptRef] = []
+            events: list[Event] = []
+            for ref in running:
+                row = await tx.one("lock_job", {"id": ref.job_id})
+                if row is None or not (
+                    row["attempts"] == ref.attempt
+                    and row["worker_id"] == worker_id
+                    and row["state"] in (JobState.ASSIGNED, JobState.RUNNING)
+                ):
+                    superseded.append(ref)
+            for row in await tx.all("worker_jobs", {"worker_id": worker_id}):
+                if (row["id"], row["attempts"]) not in held:
+                    job = await lock_job(tx, row["id"])
+                    await self.jobs._requeue_locked(
+                        tx, job, "worker reconnected without the job", actor
+                    )
+            worker = await tx.one("lock_worker", {"id": worker_id})
+            assert worker is not None
+            state = WorkerState(worker["state"])
+            active = await tx.all("worker_jobs", {"worker_id": worker_id})
+            slots = max(slots or worker["slots"], 1)
+            new_state = state
+            if state in (WorkerState.CREATING, WorkerState.LOST):
+                check_transition(state, WorkerState.READY)
+            if state != WorkerState.DRAINING:
+                new_state = occupancy_state(len(active), slots)
+            row = await tx.one(
+                "connect_worker",
+                {
+                    "id": worker_id,
+                    "state": str(new_state),
+                    "running_jobs": len(active),
+                    "current_job_id": active[0]["id"] if active else None,
+                    "slots": slots,
+                    "server_id": self.server_id,
+                },
+            )
+            assert row is not None
+            if state in (WorkerState.CREATING, WorkerState.LOST):
+                events.append(
+                    worker_event(
+                        EventType.WORKER_READY,
+                        worker_id,
+                        actor,
+                        previous=str(state),
+                        server_id=self.server_id,
+                    )
+                )
+            await record(tx, events)
+        logger.info(
+            "worker connected (%s -> %s), %d attempts kept, %d superseded",
+            state,
+            row["state"],
+            len(active),
+            len(superseded),
+            extra={"worker_id": str(worker_id), "server_id": self.server_id},
+        )
+        return WorkerRecord.from_row(row), superseded
+
+    async def heartbeat(self, worker_id: uuid.UUID) -> None:
+        async with self.db.connection() as tx:
+            await tx.execute("heartbeat_worker", {"id": worker_id, "server_id": self.server_id})
+
+    async def disconnect(self, worker_id: uuid.UUID) -> None:
+        """The stream ended: not assignable any more; its jobs wait for the heartbeat
+        deadline (the worker usually reconnects well before)."""
+        async with self.db.connection() as tx:
+            await tx.execute("disconnect_worker", {"id": worker_id, "server_id": self.server_id})
+        logger.info("worker disconnected", extra={"worker_id": str(worker_id)})
+
+    async def disconnect_all(self) -> None:
+        async with self.db.connection() as tx:
+            await tx.execute("disconnect_server_workers", {"server_id": self.server_id})
+
+    async def mark_gone(self, worker_id: uuid.UUID, target: WorkerState, reason: str) -> bool:
+        """LOST (silent) or TERMINATED: its jobs go back to the queue or fail."""
+        actor = "recovery" if target == WorkerState.LOST else f"worker:{worker_id}"
+        async with self.db.transaction() as tx:
+            current = await tx.one("get_worker", {"id": worker_id})
+            if current is None:
+                raise NotFound(f"worker {worker_id} is not registered")
+            state = WorkerState(current["state"])
+            if state == target:
+                return False
+            check_transition(state, target)
+            # Jobs before the worker row: the lock order is job, then worker.
+            await self.jobs.requeue_lost_jobs(tx, worker_id, reason, actor)
+            await tx.one("lock_worker", {"id": worker_id})
+            await tx.one(
+                "update_worker",
+                {"id": worker_id, "state": str(target), "running_jobs": 0, "current_job_id": None},
+            )
+            await tx.execute(
+                "disconnect_worker", {"id": worker_id, "server_id": current["server_id"]}
+            )
+            event_type = (
+                EventType.WORKER_LOST if target == WorkerState.LOST else EventType.WORKER_TERMINATED
+            )
+            await record(
+                tx, [worker_event(event_type, worker_id, actor, previous=str(state), reason=reason)]
+            )
+        logger.warning(
+            "worker %s: %s", str(target).lower(), reason, extra={"worker_id": str(worker_id)}
+        )
+        return True
+
+    async def get(self, worker_id: uuid.UUID) -> WorkerRecord:
+        async with self.db.connection() as tx:
+            row = await tx.one("get_worker", {"id": worker_id})
+        if row is None:
+            raise NotFound(f"worker {worker_id} is not registered")
+        return WorkerRecord.from_row(row)
+
+    async def list(self, include_gone: bool = False) -> list[WorkerRecord]:
+        async with self.db.connection() as tx:
+            rows = await tx.all("list_workers", {"include_gone": include_gone})
+        return [WorkerRecord.from_row(r) for r in rows]

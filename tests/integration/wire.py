@@ -1,0 +1,105 @@
+"""Helpers for tests that speak the gRPC API directly (no worker or CLI code)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from hodei.api.v1 import (
+    common_pb2,
+    jobs_pb2,
+    jobs_pb2_grpc,
+    logs_pb2_grpc,
+    platform_pb2_grpc,
+    workers_pb2,
+    workers_pb2_grpc,
+)
+
+
+class Stubs:
+    def __init__(self, address: str) -> None:
+        self.channel = grpc.aio.insecure_channel(address)
+        self.jobs = jobs_pb2_grpc.JobExecutionServiceStub(self.channel)
+        self.logs = logs_pb2_grpc.LogStreamServiceStub(self.channel)
+        self.workers = workers_pb2_grpc.WorkerAgentServiceStub(self.channel)
+        self.platform = platform_pb2_grpc.PlatformServiceStub(self.channel)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def queue(self, command: list[str], **spec: Any) -> jobs_pb2.Job:
+        response = await self.jobs.QueueJob(
+            jobs_pb2.QueueJobRequest(spec=jobs_pb2.JobSpec(command=command, **spec))
+        )
+        return response.job
+
+    async def wait_state(self, job_id: str, state: int, seconds: float = 10.0) -> jobs_pb2.Job:
+        deadline = asyncio.get_running_loop().time() + seconds
+        while True:
+            job = await self.jobs.GetJob(jobs_pb2.GetJobRequest(job_id=job_id))
+            if job.state == state:
+                return job
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(
+                    f"job {job_id} stayed {common_pb2.JobState.Name(job.state)}, "
+                    f"wanted {common_pb2.JobState.Name(state)}"
+                )
+            await asyncio.sleep(0.05)
+
+
+class FakeWorkerStream:
+    """A worker speaking WorkerStream by hand: the protocol under test, not the agent."""
+
+    def __init__(self, stubs: Stubs, worker_id: str) -> None:
+        self.worker_id = worker_id
+        self.outgoing: asyncio.Queue[workers_pb2.WorkerMessage | None] = asyncio.Queue()
+        self.call = stubs.workers.WorkerStream(self._requests())
+
+    async def _requests(self) -> AsyncIterator[workers_pb2.WorkerMessage]:
+        while True:
+            message = await self.outgoing.get()
+            if message is None:
+                return
+            yield message
+
+    @classmethod
+    async def connect(
+        cls,
+        stubs: Stubs,
+        slots: int = 1,
+        running: list[common_pb2.JobRef] | None = None,
+        worker_id: str | None = None,
+    ) -> tuple[FakeWorkerStream, workers_pb2.Welcome]:
+        if worker_id is None:
+            reg = await stubs.workers.Register(
+                workers_pb2.RegisterRequest(name="fake", hostname="localhost", pid=1, slots=slots)
+            )
+            worker_id = reg.worker_id
+        stream = cls(stubs, worker_id)
+        await stream.send(
+            hello=workers_pb2.Hello(worker_id=worker_id, slots=slots, running=running or [])
+        )
+        first = await stream.receive()
+        assert first.WhichOneof("payload") == "welcome", first
+        return stream, first.welcome
+
+    async def send(self, **payload: Any) -> None:
+        await self.outgoing.put(workers_pb2.WorkerMessage(**payload))
+
+    async def receive(self, seconds: float = 10.0) -> workers_pb2.ServerMessage:
+        message = await asyncio.wait_for(self.call.read(), seconds)
+        assert message is not grpc.aio.EOF, "server closed the stream"
+        return message  # type: ignore[no-any-return]
+
+    async def receive_kind(self, kind: str, seconds: float = 10.0) -> Any:
+        while True:
+            message = await self.receive(seconds)
+            if message.WhichOneof("payload") == kind:
+                return getattr(message, kind)
+
+    async def close(self) -> None:
+        await self.outgoing.put(None)
+        self.call.cancel()
