@@ -1,0 +1,108 @@
+"""What one pytest process knows about the run: the deployment and how to drive it.
+
+Without xdist, the process that starts the platform also drives it. Under xdist
+the controller starts the platform once and hands its description
+(`RunInfo.to_json`) to each worker, which attaches to it: one deployment, one
+database, one set of logs, one merged report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.driver import Driver
+from harness.launchers.base import Deployment, Launcher, ProcessInfo
+from harness.launchers.local import (
+    HEARTBEAT_PERIOD_S,
+    KEEPALIVE_PERIOD_S,
+    LocalLauncher,
+    LocalOptions,
+)
+from harness.observe import Tables
+
+
+@dataclass
+class RunInfo:
+    """The run as the controller started it, passed to xdist workers."""
+
+    launcher: str
+    run_dir: str
+    deployment: dict[str, Any]
+    faults: list[str] = field(default_factory=list)
+    workers: int = 2
+    slots: int = 4
+    started_at: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunInfo:
+        return cls(**json.loads(text))
+
+    def deployment_obj(self) -> Deployment:
+        data = dict(self.deployment)
+        procs = [ProcessInfo(**{**p, "log_path": Path(p["log_path"]) if p.get("log_path")
+                                else None}) for p in data.pop("processes", [])]
+        return Deployment(processes=procs, **data)
+
+
+class E2EContext:
+    """Session-wide handles: deployment, driver, tables, process control."""
+
+    def __init__(self, info: RunInfo, launcher: Launcher | None) -> None:
+        self.info = info
+        self.deployment = info.deployment_obj()
+        self.mode = self.deployment.mode
+        self.server_address = self.deployment.server_address
+        self.run_dir = Path(info.run_dir)
+        self._launcher = launcher
+        if launcher is None and self.mode == "local":
+            # An xdist worker: attach a launcher to the controller's deployment so
+            # that scenarios can still kill and replace workers.
+            local = LocalLauncher(LocalOptions(
+                workers=0, slots=info.slots, faults=frozenset(info.faults),
+                run_dir=self.run_dir))
+            local.deployment = self.deployment
+            local.worker_prefix = f"worker-x{os.getpid()}-"
+            self._launcher = local
+        self.driver = Driver(self.server_address)
+        self.tables = Tables(self.deployment.database_url)
+        self.keepalive_period_s = KEEPALIVE_PERIOD_S if self.mode == "local" else 10.0
+        self.heartbeat_period_s = HEARTBEAT_PERIOD_S if self.mode == "local" else 5.0
+
+    @property
+    def can_kill_processes(self) -> bool:
+        return bool(getattr(self._launcher, "can_kill_processes", False))
+
+    @property
+    def no_kill_reason(self) -> str:
+        return str(getattr(self._launcher, "skip_reason",
+                           f"the {self.mode} launcher cannot kill platform processes"))
+
+    def log_files(self) -> list[Path]:
+        logs = self.run_dir / "logs"
+        return sorted(logs.glob("*.log")) if self.mode == "local" and logs.is_dir() else []
+
+    def kill_worker(self, pid: int) -> None:
+        if not isinstance(self._launcher, LocalLauncher):
+            raise RuntimeError(self.no_kill_reason)
+        self._launcher.kill_process(pid)
+
+    def start_worker(self) -> ProcessInfo:
+        if not isinstance(self._launcher, LocalLauncher):
+            raise RuntimeError(self.no_kill_reason)
+        return self._launcher.start_worker()
+
+    def cli_env(self) -> dict[str, str]:
+        """Environment for a `hodei` CLI subprocess pointed at this deployment."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
+        env["HODEI_SERVER_ADDRESS"] = self.server_address
+        return env
+
+    def close(self) -> None:
+        self.driver.close()

@@ -1,0 +1,349 @@
+"""`local` launcher: embedded PostgreSQL + server + N workers as subprocesses.
+
+Everything lives in one run directory (a temp dir by default): the pgserver data
+dir, one log file per process, and `processes.jsonl`, the list of every process
+started for the run (so that whichever pytest process ends the session can
+stop processes another one started, e.g. a replacement worker under xdist).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from harness.launchers.base import Deployment, Launcher, ProcessInfo
+from harness.waits import wait_for
+
+logger = logging.getLogger(__name__)
+
+#: Fault names accepted by `--hodei-fault`, and the setting each one flips.
+FAULTS: dict[str, tuple[str, str, str]] = {
+    # fault: (role, env var, value)
+    "dispatcher_off": ("server", "HODEI_DISPATCHER_ENABLED", "false"),
+    "outbox_relay_off": ("server", "HODEI_OUTBOX_RELAY_ENABLED", "false"),
+    "worker_drop_logs": ("worker", "HODEI_FAULT_DROP_LOGS", "true"),
+}
+
+#: Short intervals so that the whole feature suite runs in well under 90 s:
+#: dead workers are noticed in 1.5 s, keepalive pings every second (the idle-stream
+#: scenario watches several periods), the dispatcher backstop polls 5x a second.
+RUN_SETTINGS: dict[str, str] = {
+    "HODEI_HEARTBEAT_INTERVAL": "0.5",
+    "HODEI_HEARTBEAT_MISS_LIMIT": "3",
+    "HODEI_REAPER_INTERVAL": "0.2",
+    "HODEI_DISPATCH_POLL_INTERVAL": "0.2",
+    "HODEI_ACK_TIMEOUT": "3",
+    "HODEI_OUTBOX_POLL_INTERVAL": "0.2",
+    "HODEI_KEEPALIVE_TIME_MS": "1000",
+    "HODEI_KEEPALIVE_TIMEOUT_MS": "5000",
+    "HODEI_SERVER_MIN_PING_INTERVAL_MS": "500",
+    "HODEI_RECONNECT_MAX_BACKOFF": "1",
+    "HODEI_CANCEL_GRACE_SECONDS": "1",
+    "HODEI_LOG_LEVEL": "INFO",
+    "HODEI_LOG_FORMAT": "text",
+}
+
+KEEPALIVE_PERIOD_S = int(RUN_SETTINGS["HODEI_KEEPALIVE_TIME_MS"]) / 1000.0
+HEARTBEAT_PERIOD_S = float(RUN_SETTINGS["HODEI_HEARTBEAT_INTERVAL"])
+
+
+class LaunchError(RuntimeError):
+    """The platform could not be started; the message says which part and why."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def with_database(url: str, database: str) -> str:
+    params = conninfo_to_dict(url)
+    params["dbname"] = database
+    return str(make_conninfo("", **{k: v for k, v in params.items() if v is not None}))
+
+
+def log_tail(path: Path | None, lines: int = 15) -> str:
+    if path is None or not path.exists():
+        return "<no log>"
+    text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return " | ".join(text[-lines:]) or "<empty log>"
+
+
+def server_health(address: str, timeout_s: float = 1.0) -> str:
+    """grpc.health.v1 status of the whole server ("SERVING", "NOT_SERVING", ...)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+def ready_workers(database_url: str, pids: list[int]) -> list[tuple[int, str]]:
+    """(pid, state) of the workers with those pids that hold an open stream."""
+    with psycopg.connect(database_url, autocommit=True, connect_timeout=3) as conn:
+        rows = conn.execute(
+            "SELECT pid, state FROM workers WHERE pid = ANY(%s) AND server_id IS NOT NULL"
+            " AND state IN ('READY', 'BUSY')",
+            (pids,),
+        ).fetchall()
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+@dataclass
+class LocalOptions:
+    workers: int = 2
+    slots: int = 4
+    faults: frozenset[str] = frozenset()
+    #: A PostgreSQL server to create the run's database on, instead of pgserver.
+    admin_database_url: str | None = None
+    run_dir: Path | None = None
+    keep_run_dir: bool = False
+    start_timeout_s: float = 30.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class LocalLauncher(Launcher):
+    """Starts the whole platform on this machine, on free ports, and stops it."""
+
+    name = "local"
+    can_kill_processes = True
+
+    def __init__(self, options: LocalOptions | None = None) -> None:
+        self.options = options or LocalOptions()
+        unknown = set(self.options.faults) - set(FAULTS)
+        if unknown:
+            raise LaunchError(f"unknown fault(s) {sorted(unknown)}; known: {sorted(FAULTS)}")
+        self._own_run_dir = self.options.run_dir is None
+        self.run_dir = self.options.run_dir or Path(tempfile.mkdtemp(prefix="hodei-e2e-"))
+        self.log_dir = self.run_dir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._pg: Any = None
+        self._created_db: tuple[str, str] | None = None  # (admin url, name)
+        self.deployment: Deployment | None = None
+        self._worker_seq = 0
+        #: Log/registry name prefix of the workers this launcher starts (xdist workers
+        #: attached to the controller's run use their own so that names never clash).
+        self.worker_prefix = "worker-"
+
+    # -- database -------------------------------------------------------------
+    def _start_database(self) -> str:
+        name = f"hodei_e2e_{uuid.uuid4().hex[:10]}"
+        admin = self.options.admin_database_url
+        if admin is None:
+            import pgserver
+
+            try:
+                self._pg = pgserver.get_server(self.run_dir / "pg", cleanup_mode="stop")
+            except Exception as exc:
+                raise LaunchError(f"embedded PostgreSQL did not start: {exc}") from exc
+            admin = str(self._pg.get_uri())
+        try:
+            with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.Error as exc:
+            raise LaunchError(f"cannot create the run database on PostgreSQL: {exc}") from exc
+        self._created_db = (admin, name)
+        return with_database(admin, name)
+
+    # -- processes ------------------------------------------------------------
+    def _env(self, role: str, database_url: str | None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
+        env.update(RUN_SETTINGS)
+        if database_url:
+            env["HODEI_DATABASE_URL"] = database_url
+        for fault in self.options.faults:
+            fault_role, var, value = FAULTS[fault]
+            if fault_role == role:
+                env[var] = value
+        env.update(self.options.extra_env)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _spawn(self, role: str, name: str, argv: list[str], env: dict[str, str]) -> ProcessInfo:
+        log_path = self.log_dir / f"{name}.log"
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env, start_new_session=True, cwd=self.run_dir,
+            )
+        self._procs[proc.pid] = proc
+        info = ProcessInfo(role=role, name=name, pid=proc.pid, log_path=log_path)
+        with (self.run_dir / "processes.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"role": role, "name": name, "pid": proc.pid,
+                                 "log_path": str(log_path)}) + "\n")
+        return info
+
+    def _check_alive(self, info: ProcessInfo) -> None:
+        proc = self._procs.get(info.pid or -1)
+        if proc is not None and proc.poll() is not None:
+            raise LaunchError(
+                f"{info.name} exited with code {proc.returncode} while starting; "
+                f"log {info.log_path}: {log_tail(info.log_path)}"
+            )
+
+    def start_server(self, database_url: str) -> tuple[ProcessInfo, str]:
+        port = free_port()
+        address = f"127.0.0.1:{port}"
+        info = self._spawn(
+            "server", "server",
+            [sys.executable, "-m", "hodei.server", "--port", str(port)],
+            self._env("server", database_url),
+        )
+
+        def probe() -> str:
+            self._check_alive(info)
+            return server_health(address)
+
+        try:
+            wait_for(f"server {address} to answer SERVING on grpc.health.v1", probe,
+                     lambda s: s == "SERVING", self.options.start_timeout_s, poll_s=0.1)
+        except LaunchError:
+            raise
+        except AssertionError as exc:
+            raise LaunchError(f"{exc}; server log: {log_tail(info.log_path)}") from None
+        return info, address
+
+    def start_worker(self, wait: bool = True) -> ProcessInfo:
+        """Start one more worker (also used to replace a killed one)."""
+        if self.deployment is None:
+            raise LaunchError("start the platform before adding workers")
+        self._worker_seq += 1
+        name = f"{self.worker_prefix}{self._worker_seq}"
+        info = self._spawn(
+            "worker", name,
+            [sys.executable, "-m", "hodei.worker", "--server", self.deployment.server_address,
+             "--slots", str(self.options.slots)],
+            self._env("worker", None),
+        )
+        self.deployment.processes.append(info)
+        if wait:
+            self.wait_workers_ready([info])
+        return info
+
+    def wait_workers_ready(self, infos: list[ProcessInfo]) -> None:
+        assert self.deployment is not None
+        url = self.deployment.database_url
+        pids = [i.pid for i in infos if i.pid is not None]
+
+        def probe() -> list[tuple[int, str]]:
+            for info in infos:
+                self._check_alive(info)
+            return ready_workers(url, pids)
+
+        try:
+            wait_for(f"{len(pids)} worker(s) {pids} registered READY with an open stream",
+                     probe, lambda rows: len(rows) >= len(pids),
+                     self.options.start_timeout_s, poll_s=0.1)
+        except AssertionError as exc:
+            tails = "; ".join(f"{i.name}: {log_tail(i.log_path, 5)}" for i in infos)
+            raise LaunchError(f"{exc}; {tails}") from None
+
+    def kill_process(self, pid: int) -> None:
+        """SIGKILL a process of this run (the worker-killed-mid-job scenario)."""
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        proc = self._procs.get(pid)
+        if proc is not None:
+            proc.wait(timeout=5)
+
+    # -- Launcher interface -----------------------------------------------------
+    def start(self) -> Deployment:
+        started = time.monotonic()
+        try:
+            database_url = self._start_database()
+            server, address = self.start_server(database_url)
+            self.deployment = Deployment(mode="local", database_url=database_url,
+                                         server_address=address, processes=[server])
+            workers = [self.start_worker(wait=False) for _ in range(self.options.workers)]
+            self.wait_workers_ready(workers)
+        except BaseException:
+            self.stop()
+            raise
+        logger.info("local platform up in %.1fs at %s", time.monotonic() - started, address)
+        return self.deployment
+
+    def stop(self) -> None:
+        stop_recorded_processes(self.run_dir)
+        for proc in self._procs.values():
+            if proc.poll() is None:  # pragma: no cover - recorded above
+                proc.kill()
+            proc.wait(timeout=5)
+        self._procs.clear()
+        if self._created_db is not None and self._pg is None:
+            admin, name = self._created_db
+            try:
+                with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                                 .format(sql.Identifier(name)))
+            except psycopg.Error as exc:
+                logger.warning("could not drop run database %s: %s", name, exc)
+        self._created_db = None
+        if self._pg is not None:
+            try:
+                self._pg.cleanup()
+            except Exception as exc:
+                logger.warning("embedded PostgreSQL did not stop cleanly: %s", exc)
+            self._pg = None
+        if self._own_run_dir and not self.options.keep_run_dir:
+            shutil.rmtree(self.run_dir / "pg", ignore_errors=True)
+
+
+def stop_recorded_processes(run_dir: Path, grace_s: float = 5.0) -> None:
+    """SIGTERM every process listed in run_dir/processes.jsonl (workers first, so the
+    server does not log their disconnection as errors), then SIGKILL stragglers."""
+    registry = run_dir / "processes.jsonl"
+    if not registry.exists():
+        return
+    entries = [json.loads(line) for line in registry.read_text().splitlines() if line.strip()]
+    order = sorted(entries, key=lambda e: e["role"] == "server")
+    for entry in order:
+        pid = int(entry["pid"])
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            continue
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        if _alive(pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        # Reap our own children so that they do not linger as zombies.
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

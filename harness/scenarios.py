@@ -1,0 +1,282 @@
+"""The functions Gherkin steps call: one step sentence, one method here.
+
+`World` is one scenario's state (the job it queued, the CLI run, the log
+capture, its metrics) on top of the session's shared `E2EContext` (deployment,
+driver, tables). Every wait goes through harness.waits, so a failure says what
+was awaited, for how long and what was last seen; that text is the step's error
+in the report.
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from harness.evidence import file_size, grpc_errors_in
+from harness.waits import wait_for
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from harness.context import E2EContext
+    from harness.driver import JobView, LogCapture
+
+#: Domain events that change a job's state, and the state each one leads to.
+EVENT_STATE = {
+    "JobCreated": "PENDING", "JobRequeued": "PENDING", "JobAssigned": "ASSIGNED",
+    "JobStarted": "RUNNING", "JobSucceeded": "SUCCEEDED", "JobFailed": "FAILED",
+    "JobCancelled": "CANCELLED", "JobTimedOut": "TIMED_OUT",
+}
+FINAL_STATES = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
+
+JOB_TIMEOUT_S = 15.0
+CLI_TIMEOUT_S = 30.0
+
+
+def _split(items: str) -> list[str]:
+    return [part.strip() for part in items.split(",") if part.strip()]
+
+
+def _is_subsequence(wanted: list[str], seen: list[str]) -> bool:
+    it = iter(seen)
+    return all(any(item == s for s in it) for item in wanted)
+
+
+def hodei_cli() -> list[str]:
+    """The `hodei` console script of this interpreter's environment."""
+    script = Path(sys.executable).parent / "hodei"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "hodei.cli.main"]
+
+
+@dataclass
+class World:
+    ctx: E2EContext
+    metrics: dict[str, float] = field(default_factory=dict)
+    job: JobView | None = None
+    burst: list[str] = field(default_factory=list)
+    burst_started: float = 0.0
+    cli: subprocess.CompletedProcess[str] | None = None
+    capture_future: Future[LogCapture] | None = None
+    log_offsets: dict[str, int] = field(default_factory=dict)
+
+    # -- given ----------------------------------------------------------------
+    def platform_is_running(self) -> None:
+        status = self.ctx.driver.health()
+        assert status == "SERVING", f"server {self.ctx.server_address} health is {status}"
+
+    def require_process_control(self) -> None:
+        if not self.ctx.can_kill_processes:
+            pytest.skip(self.ctx.no_kill_reason)
+
+    def require_log_files(self) -> None:
+        if not self.ctx.log_files():
+            pytest.skip(f"the {self.ctx.mode} launcher gives no process log files to scan")
+
+    # -- health -----------------------------------------------------------------
+    def database_answers(self) -> None:
+        elapsed = self.ctx.tables.ping()
+        self.metrics["db_roundtrip_ms"] = round(elapsed * 1000, 2)
+        assert elapsed < 1.0, f"SELECT 1 took {elapsed:.3f}s"
+
+    def migrations_applied(self) -> None:
+        from harness.observe import PLATFORM_TABLES
+        from hodei.db.migrate import latest_version
+
+        version = self.ctx.tables.schema_version()
+        assert version == latest_version(), (
+            f"schema version {version}, the platform ships {latest_version()}")
+        present = self.ctx.tables.tables_present()
+        assert present == len(PLATFORM_TABLES), (
+            f"{present} of the {len(PLATFORM_TABLES)} platform tables exist")
+
+    def grpc_health_serving(self) -> None:
+        start = time.perf_counter()
+        status = self.ctx.driver.health()
+        self.metrics["grpc_health_ms"] = round((time.perf_counter() - start) * 1000, 2)
+        assert status == "SERVING", f"grpc.health.v1 says {status}"
+
+    def port_listening(self) -> None:
+        host, _, port = self.ctx.server_address.rpartition(":")
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=2):
+            pass
+
+    # -- workers ----------------------------------------------------------------
+    def workers_ready(self, count: int) -> None:
+        def probe() -> list[str]:
+            return [w.state for w in self.ctx.driver.workers() if w.connected]
+
+        wait_for(f"at least {count} connected worker(s) READY or BUSY", probe,
+                 lambda states: sum(s in ("READY", "BUSY") for s in states) >= count,
+                 timeout_s=10.0)
+
+    def heartbeats_advance(self) -> None:
+        before = {w.id: w.last_heartbeat for w in self.ctx.driver.workers() if w.connected}
+        assert before, "no connected worker to watch"
+
+        def probe() -> dict[str, float]:
+            now = {w.id: w.last_heartbeat for w in self.ctx.driver.workers()}
+            return {wid: now.get(wid, 0.0) - ts for wid, ts in before.items()}
+
+        # Three heartbeat periods: one late beat is tolerated, a stopped one is not.
+        wait_for("every connected worker's last_heartbeat to advance", probe,
+                 lambda advance: all(d > 0 for d in advance.values()),
+                 timeout_s=max(3 * self.ctx.heartbeat_period_s, 2.0))
+
+    # -- jobs -------------------------------------------------------------------
+    def queue_shell(self, script: str, timeout_s: float = 0.0) -> None:
+        self.job = self.ctx.driver.queue(["sh", "-c", script], timeout_s=timeout_s,
+                                         name="e2e")
+        assert self.job.state == "PENDING", f"a new job is {self.job.state}, not PENDING"
+
+    def queue_shell_following_logs(self, script: str) -> None:
+        self.queue_shell(script)
+        assert self.job is not None
+        self.capture_future = self.ctx.driver.follow_logs(self.job.id, JOB_TIMEOUT_S)
+
+    def _job_id(self) -> str:
+        assert self.job is not None, "no job was queued in this scenario"
+        return self.job.id
+
+    def job_reaches(self, state: str, timeout_s: float = JOB_TIMEOUT_S) -> None:
+        job_id = self._job_id()
+
+        def done(view: JobView) -> bool:
+            # Reaching another final state means it never will reach `state`.
+            return view.state == state or (view.state in FINAL_STATES and state != view.state)
+
+        self.job = wait_for(f"job {job_id} to reach {state}", lambda: self.ctx.driver.get(job_id),
+                            done, timeout_s, describe=lambda v: f"{v.state} "
+                            f"(attempts={v.attempts}, exit={v.exit_code}, error={v.error!r})")
+        assert self.job.state == state, (
+            f"job {job_id} ended {self.job.state} instead of {state} "
+            f"(exit={self.job.exit_code}, error={self.job.error!r})")
+
+    def exit_code_is(self, code: int) -> None:
+        assert self.job is not None
+        assert self.job.exit_code == code, f"exit code {self.job.exit_code}, expected {code}"
+
+    def attempts_are(self, attempts: int) -> None:
+        assert self.job is not None
+        assert self.job.attempts == attempts, f"{self.job.attempts} attempts, expected {attempts}"
+
+    def cancel_job(self) -> None:
+        self.ctx.driver.cancel(self._job_id())
+
+    def job_left_queue(self) -> None:
+        job_id = self._job_id()
+        wait_for(f"job {job_id} to be gone from job_queue",
+                 lambda: self.ctx.tables.job_queued(job_id), lambda q: not q, timeout_s=3.0)
+
+    def state_history_is(self, states: str) -> None:
+        job_id = self._job_id()
+        wanted = _split(states)
+        history = [EVENT_STATE[e] for e in self.ctx.tables.job_events(job_id) if e in EVENT_STATE]
+        assert history == wanted, f"job {job_id} went through {history}, expected {wanted}"
+
+    def events_in_order(self, events: str) -> None:
+        job_id = self._job_id()
+        wanted = _split(events)
+        seen = self.ctx.tables.job_events(job_id)
+        assert _is_subsequence(wanted, seen), f"domain events of {job_id}: {seen}; wanted {wanted}"
+
+    def outbox_matches_events(self) -> None:
+        job_id = self._job_id()
+        events = self.ctx.tables.job_events(job_id)
+        rows = self.ctx.tables.job_outbox(job_id)
+        assert len(rows) == len(events), (
+            f"job {job_id} has {len(events)} domain events but {len(rows)} outbox rows")
+
+    def outbox_published(self) -> None:
+        job_id = self._job_id()
+        wait_for(f"every outbox row of job {job_id} to have published_at",
+                 lambda: self.ctx.tables.job_outbox(job_id),
+                 lambda rows: bool(rows) and all(pub for _, pub in rows), timeout_s=3.0,
+                 describe=lambda rows: f"{sum(p for _, p in rows)}/{len(rows)} published")
+
+    # -- logs -------------------------------------------------------------------
+    def run_with_cli(self, script: str) -> None:
+        argv = [*hodei_cli(), "job", "run", "--", "sh", "-c", script]
+        started = time.perf_counter()
+        self.cli = subprocess.run(argv, capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
+                                  env=self.ctx.cli_env(), check=False)
+        self.metrics["cli_job_run_s"] = round(time.perf_counter() - started, 3)
+
+    def cli_exit_code(self, code: int) -> None:
+        assert self.cli is not None
+        assert self.cli.returncode == code, (
+            f"`hodei job run` exited {self.cli.returncode}, expected {code}; "
+            f"stderr: {self.cli.stderr.strip()[-300:]!r}")
+
+    def cli_printed(self, stream: str, lines: str) -> None:
+        assert self.cli is not None
+        text = self.cli.stdout if stream == "stdout" else self.cli.stderr
+        wanted = [shlex.split(x)[0] if x.startswith('"') else x for x in _split(lines)]
+        got = text.splitlines()
+        n = len(wanted)
+        assert any(got[i:i + n] == wanted for i in range(len(got) - n + 1)), (
+            f"CLI {stream} lacks the lines {wanted} (in order); got {got[-10:]}")
+
+    def subscription_received(self, stdout: str, stderr: str) -> None:
+        assert self.capture_future is not None, "no log subscription was started"
+        capture = self.capture_future.result(timeout=JOB_TIMEOUT_S + 5)
+        assert not capture.error, f"SubscribeLogs failed: {capture.error}"
+        assert capture.ended, "SubscribeLogs did not end when the job ended"
+        assert capture.stdout() == _split(stdout), f"stdout lines {capture.stdout()}"
+        assert capture.stderr() == _split(stderr), f"stderr lines {capture.stderr()}"
+        seqs = capture.sequences
+        assert seqs == sorted(set(seqs)), f"sequence numbers not strictly increasing: {seqs}"
+        self.metrics["log_lines_streamed"] = float(len(capture.lines))
+
+    # -- recovery ---------------------------------------------------------------
+    def kill_job_worker(self) -> None:
+        job_id = self._job_id()
+        holder = [w for w in self.ctx.driver.workers() if job_id in w.running_job_ids]
+        assert holder, f"no worker reports job {job_id} as running"
+        self.ctx.kill_worker(holder[0].pid)
+
+    def start_replacement_worker(self) -> None:
+        self.ctx.start_worker()
+
+    # -- keepalive ----------------------------------------------------------------
+    def stay_idle(self, periods: int) -> None:
+        self.log_offsets = {str(p): file_size(p) for p in self.ctx.log_files()}
+        period = self.ctx.keepalive_period_s
+        time.sleep(periods * period + 0.5)
+        self.metrics["idle_watched_s"] = periods * period + 0.5
+
+    def no_grpc_errors_since_idle(self) -> None:
+        found: list[str] = []
+        for name, offset in self.log_offsets.items():
+            found += [f"{Path(name).name}: {line}" for line in grpc_errors_in(Path(name), offset)]
+        assert not found, f"{len(found)} gRPC stream error line(s): {found[:5]}"
+
+    # -- throughput ---------------------------------------------------------------
+    def queue_burst(self, count: int, script: str) -> None:
+        self.burst_started = time.perf_counter()
+        self.burst = [self.ctx.driver.queue(["sh", "-c", script], name=f"burst-{i}").id
+                      for i in range(count)]
+
+    def burst_finishes(self, state: str, timeout_s: float) -> None:
+        ids = self.burst
+        counts: dict[str, Any] = wait_for(
+            f"all {len(ids)} burst jobs to reach {state}",
+            lambda: self.ctx.tables.states_of(ids),
+            lambda c: sum(c.values()) == len(ids) and all(s in FINAL_STATES for s in c),
+            timeout_s, poll_s=0.1)
+        assert counts == {state: len(ids)}, f"burst ended as {counts}"
+        wall = time.perf_counter() - self.burst_started
+        self.metrics["burst_jobs"] = float(len(ids))
+        self.metrics["burst_wall_s"] = round(wall, 3)
+
+    def record_throughput(self) -> None:
+        span = self.ctx.tables.span_of(self.burst)
+        assert span > 0, "the burst took no measurable time"
+        self.metrics["jobs_per_min"] = round(len(self.burst) / span * 60.0, 1)

@@ -1,0 +1,107 @@
+"""Waits that explain themselves.
+
+Every wait names what it waited for, how long it waited and the last value it
+saw; when it gives up it raises :class:`WaitTimeout` with that sentence, which
+the plugin records as the step's error and the report quotes verbatim.
+Built on tenacity so that the retry policy (fixed short polls, a deadline) is
+declared, not hand-rolled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
+    wait_fixed,
+)
+
+T = TypeVar("T")
+
+#: Poll period of every wait: short, because the local platform answers in ms.
+DEFAULT_POLL_S = 0.05
+
+
+class WaitTimeout(AssertionError):
+    """A wait gave up. `str()` says what, how long and the last value seen.
+
+    An AssertionError so that pytest reports it as a failed check, not a crash.
+    """
+
+    def __init__(self, what: str, waited_s: float, last: object) -> None:
+        self.what = what
+        self.waited_s = waited_s
+        self.last = last
+        super().__init__(f"timed out after {waited_s:.1f}s waiting for {what}; last seen: {last!r}")
+
+
+class _Unready(Exception):
+    """Internal: the probe raised; keep polling but remember why."""
+
+
+def wait_for(
+    what: str,
+    probe: Callable[[], T],
+    ready: Callable[[T], bool],
+    timeout_s: float,
+    poll_s: float = DEFAULT_POLL_S,
+    describe: Callable[[T], object] | None = None,
+) -> T:
+    """Call `probe()` until `ready(value)` holds; return that value.
+
+    A probe that raises counts as "not yet" (the error text becomes the last
+    value seen), so waiting for a server that is still starting just works.
+    """
+    last: list[object] = ["<no value observed>"]
+    start = time.monotonic()
+
+    def attempt() -> Any:
+        try:
+            value = probe()
+        except Exception as exc:  # a probe error is an observation, not a crash
+            last[0] = f"{type(exc).__name__}: {exc}"
+            raise _Unready(str(exc)) from exc
+        last[0] = describe(value) if describe is not None else value
+        return value
+
+    retrying = Retrying(
+        stop=stop_after_delay(timeout_s),
+        wait=wait_fixed(poll_s),
+        retry=retry_if_exception_type(_Unready) | retry_if_result(lambda v: not ready(v)),
+        reraise=False,
+    )
+    try:
+        result: T = retrying(attempt)
+    except RetryError:
+        raise WaitTimeout(what, time.monotonic() - start, last[0]) from None
+    return result
+
+
+def wait_until(what: str, condition: Callable[[], object], timeout_s: float,
+               poll_s: float = DEFAULT_POLL_S) -> object:
+    """Wait until `condition()` returns a truthy value, and return it."""
+    return wait_for(what, condition, bool, timeout_s, poll_s)
+
+
+def stays(what: str, probe: Callable[[], T], ok: Callable[[T], bool], duration_s: float,
+          poll_s: float = 0.2) -> T:
+    """Check that `ok(probe())` holds for the whole of `duration_s` (e.g. "no gRPC errors
+    during 3 keepalive periods"). Raises AssertionError with the offending value."""
+    end = time.monotonic() + duration_s
+    start = time.monotonic()
+    value = probe()
+    while True:
+        if not ok(value):
+            raise AssertionError(
+                f"{what} stopped holding after {time.monotonic() - start:.1f}s; seen: {value!r}"
+            )
+        if time.monotonic() >= end:
+            return value
+        time.sleep(min(poll_s, max(0.0, end - time.monotonic())))
+        value = probe()
