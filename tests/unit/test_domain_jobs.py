@@ -1,0 +1,112 @@
+"""Domain rules for jobs: transitions, retry policy, spec validation (no I/O)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from hodei.domain.events import EventType, event_for_job_state
+from hodei.domain.jobs import (
+    FINAL_JOB_STATES,
+    MAX_COMMAND_ARGS,
+    MAX_ENV_BYTES,
+    MAX_ENV_ENTRIES,
+    JobState,
+    can_transition,
+    check_transition,
+    retry_or_fail,
+    sanitize_output_line,
+    validate_spec,
+)
+from hodei.errors import FailedPrecondition, InvalidArgument, InvalidTransition
+
+HAPPY_PATH = [JobState.PENDING, JobState.ASSIGNED, JobState.RUNNING, JobState.SUCCEEDED]
+
+
+def test_happy_path_is_allowed() -> None:
+    for current, target in itertools.pairwise(HAPPY_PATH):
+        check_transition(current, target)
+
+
+@pytest.mark.parametrize("final", sorted(FINAL_JOB_STATES))
+def test_final_states_refuse_everything(final: JobState) -> None:
+    assert final.is_final
+    for target in JobState:
+        assert not can_transition(final, target)
+        with pytest.raises(InvalidTransition):
+            check_transition(final, target)
+
+
+def test_invalid_transition_is_a_failed_precondition() -> None:
+    with pytest.raises(FailedPrecondition) as info:
+        check_transition(JobState.PENDING, JobState.RUNNING)
+    assert info.value.code == "FAILED_PRECONDITION"
+    assert "PENDING" in str(info.value) and "RUNNING" in str(info.value)
+
+
+@pytest.mark.parametrize("state", [JobState.ASSIGNED, JobState.RUNNING])
+def test_active_jobs_can_be_retried(state: JobState) -> None:
+    assert can_transition(state, JobState.PENDING)
+
+
+def test_pending_cannot_skip_to_succeeded() -> None:
+    assert not can_transition(JobState.PENDING, JobState.SUCCEEDED)
+    assert not can_transition(JobState.PENDING, JobState.TIMED_OUT)
+
+
+@pytest.mark.parametrize(
+    ("attempts", "max_attempts", "expected"),
+    [
+        (1, 3, JobState.PENDING),
+        (2, 3, JobState.PENDING),
+        (3, 3, JobState.FAILED),
+        (1, 1, JobState.FAILED),
+    ],
+)
+def test_retry_or_fail(attempts: int, max_attempts: int, expected: JobState) -> None:
+    assert retry_or_fail(attempts, max_attempts) == expected
+
+
+def test_every_state_has_an_event() -> None:
+    assert event_for_job_state(JobState.RUNNING) == EventType.JOB_STARTED
+    assert event_for_job_state(JobState.PENDING) == EventType.JOB_REQUEUED
+    for state in JobState:
+        assert isinstance(event_for_job_state(state), EventType)
+
+
+def test_valid_spec_is_normalised() -> None:
+    spec = validate_spec(["echo", "hi"], {"A": "1"}, timeout_seconds=0, default_max_attempts=4)
+    assert spec.command == ("echo", "hi")
+    assert spec.timeout_seconds is None  # 0 means no timeout
+    assert spec.max_attempts == 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"command": []}, "command must not be empty"),
+        ({"command": ["  "]}, "command must not be empty"),
+        ({"command": ["a\x00b"]}, "NUL"),
+        ({"command": ["x"] * (MAX_COMMAND_ARGS + 1)}, "arguments"),
+        ({"command": ["x"], "timeout_seconds": -1}, "timeout_seconds"),
+        ({"command": ["x"], "timeout_seconds": float("nan")}, "timeout_seconds"),
+        ({"command": ["x"], "env": {f"K{i}": "v" for i in range(MAX_ENV_ENTRIES + 1)}}, "env"),
+        ({"command": ["x"], "env": {"K": "v" * (MAX_ENV_BYTES + 1)}}, "env is"),
+        ({"command": ["x"], "env": {"A=B": "v"}}, "invalid env name"),
+        ({"command": ["x"], "max_attempts": 1000}, "max_attempts"),
+        ({"command": ["x"], "labels": {"": "v"}}, "label"),
+    ],
+)
+def test_invalid_specs_are_refused_with_a_clear_message(
+    kwargs: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        validate_spec(**kwargs)  # type: ignore[arg-type]
+    assert fragment in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_sanitize_output_line_replaces_nul() -> None:
+    assert sanitize_output_line("a\x00b") == "a\ufffdb"
+    assert sanitize_output_line("plain") == "plain"
