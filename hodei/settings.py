@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     log_batch_lines: int = Field(default=2000, ge=1)
     log_batch_interval: float = Field(default=0.05, gt=0)
     reconnect_max_backoff: float = Field(default=10.0, gt=0)
+    # SIGTERM -> SIGKILL delay when the worker stops a job's process group.
+    worker_kill_grace: float = Field(default=5.0, ge=0)
+    # On SIGINT/SIGTERM: how long running jobs may finish before they are stopped,
+    # then how long to wait for the server to confirm the buffered results.
+    worker_shutdown_grace: float = Field(default=30.0, ge=0)
+    worker_flush_timeout: float = Field(default=5.0, ge=0)
+    # A longer output line is split into pieces of this many bytes.
+    worker_max_line_bytes: int = Field(default=1024 * 1024, ge=64)
     # Fault injection for the harness's own tests: a worker that runs jobs but
     # never streams their output. Never set in production.
     fault_drop_logs: bool = False

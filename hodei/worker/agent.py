@@ -1,0 +1,400 @@
+"""The worker agent: job slots, the attempts it holds, and what it says on the stream.
+
+The agent is independent of the connection: it keeps running its jobs and
+buffering their lines and results while the stream is down. On every new
+stream (`on_welcome`) everything the server has not confirmed is sent again,
+attempt by attempt in protocol order: JobAck, JobStarted, the lines from the
+last `Persisted.next_line`, then the JobResult. The server treats repeats as
+no-ops and deduplicates lines by `LogBatch.first_line`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from hodei import __version__ as hodei_version
+from hodei.api.v1 import common_pb2, workers_pb2
+from hodei.errors import HodeiError
+from hodei.settings import Settings
+from hodei.worker.lines import LogBuffer
+from hodei.worker.runner import JobProcess, Outcome, RunResult
+from hodei.worker.wire import encode_log_batch
+
+logger = logging.getLogger(__name__)
+
+#: Upper bound of one LogBatch in bytes, under the server's 4 MiB receive limit.
+MAX_BATCH_BYTES = 2 * 1024 * 1024
+
+_OUTCOMES = {
+    Outcome.SUCCEEDED: workers_pb2.JOB_OUTCOME_SUCCEEDED,
+    Outcome.FAILED: workers_pb2.JOB_OUTCOME_FAILED,
+    Outcome.TIMED_OUT: workers_pb2.JOB_OUTCOME_TIMED_OUT,
+    Outcome.CANCELLED: workers_pb2.JOB_OUTCOME_CANCELLED,
+}
+
+Key = tuple[str, int]
+
+
+class WorkerUnknown(HodeiError):
+    """The server does not know this worker id (NOT_FOUND): register again."""
+
+    code = "NOT_FOUND"
+
+
+@dataclass(eq=False)
+class Attempt:
+    """One attempt this worker holds, from RunJob until the server persisted its result."""
+
+    job_id: str
+    attempt: int
+    correlation_id: str
+    logs: LogBuffer = field(default_factory=LogBuffer)
+    process: JobProcess | None = None
+    task: asyncio.Task[None] | None = None
+    pid: int | None = None
+    running: bool = True  # the process has not finished yet
+    result: workers_pb2.JobResult | None = None
+    # What was sent on the current stream (reset on each reconnect).
+    ack_sent: bool = False
+    started_sent: bool = False
+    result_sent: bool = False
+
+    @property
+    def key(self) -> Key:
+        return (self.job_id, self.attempt)
+
+    @property
+    def ref(self) -> common_pb2.JobRef:
+        return common_pb2.JobRef(job_id=self.job_id, attempt=self.attempt)
+
+    def log_fields(self, worker_id: str) -> dict[str, object]:
+        return {
+            "worker_id": worker_id,
+            "job_id": self.job_id,
+            "attempt": self.attempt,
+            "correlation_id": self.correlation_id or None,
+        }
+
+
+class WorkerAgent:
+    def __init__(self, settings: Settings, base_env: Mapping[str, str]) -> None:
+        self.settings = settings
+        self.base_env = dict(base_env)
+        self.worker_id = ""
+        self.heartbeat_interval = settings.heartbeat_interval
+        self.connected = False  # a stream is open and the server welcomed us
+        self.draining = False
+        self._attempts: dict[Key, Attempt] = {}
+        self._control: collections.deque[workers_pb2.WorkerMessage] = collections.deque()
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Event()  # an attempt finished or was dropped
+        self._rr = 0
+
+    # ---- what the connection asks -------------------------------------------------
+
+    def register_request(self) -> workers_pb2.RegisterRequest:
+        return workers_pb2.RegisterRequest(
+            name=self.settings.worker_name or f"{socket.gethostname()}-{os.getpid()}",
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            slots=self.settings.slots,
+            version=hodei_version,
+        )
+
+    def on_registered(self, response: workers_pb2.RegisterResponse) -> None:
+        self.worker_id = response.worker_id
+        if response.heartbeat_interval_ms:
+            self.heartbeat_interval = response.heartbeat_interval_ms / 1000.0
+        logger.info("worker registered", extra={"worker_id": self.worker_id})
+
+    def hello(self) -> workers_pb2.WorkerMessage:
+        return workers_pb2.WorkerMessage(
+            hello=workers_pb2.Hello(
+                worker_id=self.worker_id,
+                running=[a.ref for a in self._attempts.values()],
+                slots=self.settings.slots,
+            )
+        )
+
+    def on_welcome(self, welcome: workers_pb2.Welcome) -> None:
+        for ref in welcome.superseded:
+            self._drop((ref.job_id, ref.attempt), "the server gave the attempt to someone else")
+        self.connected = True
+        self._wake.set()
+        logger.info(
+            "stream open",
+            extra={"worker_id": self.worker_id, "server_id": welcome.server_id or None,
+                   "count": len(self._attempts)},
+        )
+
+    def on_disconnected(self) -> None:
+        """The stream is gone: forget what was sent on it; resend it on the next one."""
+        self.connected = False
+        self._control.clear()
+        now = time.monotonic()
+        for att in self._attempts.values():
+            att.ack_sent = att.started_sent = att.result_sent = False
+            att.logs.rewind(now)
+
+    def handle(self, message: workers_pb2.ServerMessage) -> None:
+        kind = message.WhichOneof("payload")
+        if kind == "run":
+            self._on_run(message.run)
+        elif kind == "cancel":
+            self._on_cancel(message.cancel)
+        elif kind == "persisted":
+            self._on_persisted(message.persisted)
+        elif kind == "rejected":
+            self._on_rejected(message.rejected)
+        elif kind == "welcome":
+            self.on_welcome(message.welcome)
+        else:
+            logger.error("unknown message from the server: %s", kind,
+                         extra={"worker_id": self.worker_id})
+
+    async def next_outgoing(self) -> workers_pb2.WorkerMessage | bytes:
+        """The next message to write on the stream; waits until there is one."""
+        batch_lines = self.settings.log_batch_lines
+        interval = self.settings.log_batch_interval
+        while True:
+            self._wake.clear()
+            if self._control:
+                return self._control.popleft()
+            now = time.monotonic()
+            timeout: float | None = None
+            attempts = list(self._attempts.values())
+            # Round robin so that one chatty job cannot starve the others.
+            self._rr = (self._rr + 1) % max(len(attempts), 1)
+            for att in attempts[self._rr :] + attempts[: self._rr]:
+                if not att.ack_sent:
+                    att.ack_sent = True
+                    return _msg(ack=workers_pb2.JobAck(ref=att.ref, accepted=True))
+                if att.pid is not None and not att.started_sent:
+                    att.started_sent = True
+                    return _msg(started=workers_pb2.JobStarted(ref=att.ref, pid=att.pid))
+                logs = att.logs
+                if logs.unsent:
+                    since = logs.unsent_since if logs.unsent_since is not None else now
+                    if logs.unsent >= batch_lines or not att.running or now - since >= interval:
+                        first, segments = logs.take(batch_lines, MAX_BATCH_BYTES, now)
+                        return encode_log_batch(att.ref, first, segments)
+                    due = since + interval - now
+                    timeout = due if timeout is None else min(timeout, due)
+                elif att.result is not None and not att.result_sent:
+                    att.result_sent = True
+                    return _msg(result=att.result)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    # ---- server commands --------------------------------------------------------------
+
+    def _fields(self, job_id: str, attempt: int, correlation_id: str = "") -> dict[str, object]:
+        return {"worker_id": self.worker_id, "job_id": job_id, "attempt": attempt,
+                "correlation_id": correlation_id or None}
+
+    def _on_run(self, run: workers_pb2.RunJob) -> None:
+        key = (run.ref.job_id, run.ref.attempt)
+        fields = self._fields(*key, run.correlation_id)
+        if key in self._attempts:
+            logger.info("repeated RunJob for an attempt already held", extra=fields)
+            self._attempts[key].ack_sent = False  # ack it again
+            self._wake.set()
+            return
+        reason = ""
+        if self.draining:
+            reason = "worker is shutting down"
+        elif self.running_count >= self.settings.slots:
+            reason = f"no free slot ({self.running_count} of {self.settings.slots} busy)"
+        if reason:
+            logger.info("job refused: %s", reason, extra=fields)
+            self._send(_msg(ack=workers_pb2.JobAck(ref=run.ref, accepted=False, reason=reason)))
+            return
+        att = Attempt(run.ref.job_id, run.ref.attempt, run.correlation_id)
+        self._attempts[key] = att
+        att.task = asyncio.create_task(self._run_attempt(att, run), name=f"job-{key[0]}-{key[1]}")
+        self._wake.set()
+
+    async def _run_attempt(self, att: Attempt, run: workers_pb2.RunJob) -> None:
+        fields = att.log_fields(self.worker_id)
+        drop_logs = self.settings.fault_drop_logs
+        logs = att.logs
+
+        def on_lines(is_stderr: bool, lines: list[bytes], ts_ns: int) -> None:
+            if drop_logs:
+                return
+            logs.append(is_stderr, lines, ts_ns, time.monotonic())
+            self._wake.set()
+
+        def on_started(pid: int) -> None:
+            att.pid = pid
+            logger.info("job started pid=%d", pid, extra=fields)
+            self._wake.set()
+
+        process = JobProcess(
+            list(run.command),
+            env={**self.base_env, **run.env},
+            working_dir=run.working_dir,
+            timeout=run.timeout_seconds or None,
+            on_lines=on_lines,
+            kill_grace=self.settings.worker_kill_grace,
+            max_line_bytes=self.settings.worker_max_line_bytes,
+            log_extra=fields,
+        )
+        att.process = process
+        logger.info("job accepted: %s", " ".join(run.command)[:200], extra=fields)
+        try:
+            result = await process.run(on_started)
+        except Exception as exc:  # a bug here must not take the worker down
+            logger.exception("job runner failed", extra=fields)
+            result = RunResult(Outcome.FAILED, None, f"worker error: {exc}")
+        att.running = False
+        att.result = workers_pb2.JobResult(
+            ref=att.ref,
+            outcome=_OUTCOMES[result.outcome],
+            has_exit_code=result.exit_code is not None,
+            exit_code=result.exit_code or 0,
+            error=result.error,
+            total_lines=logs.total,
+        )
+        logger.info(
+            "job finished: %s exit_code=%s lines=%d %s", result.outcome, result.exit_code,
+            logs.total, result.error, extra=fields,
+        )
+        self._wake.set()
+        self._changed.set()
+
+    def _on_cancel(self, cancel: workers_pb2.CancelJob) -> None:
+        key = (cancel.ref.job_id, cancel.ref.attempt)
+        att = self._attempts.get(key)
+        fields = self._fields(*key)
+        if att is None:
+            logger.warning("CancelJob for an attempt this worker does not hold", extra=fields)
+            return
+        if not att.running or att.process is None:
+            return  # finished already; its result tells the server
+        logger.info("cancelling job (force=%s): %s", cancel.force, cancel.reason, extra=fields)
+        att.process.cancel(force=cancel.force, reason=cancel.reason or "cancelled")
+
+    def _on_persisted(self, persisted: workers_pb2.Persisted) -> None:
+        key = (persisted.ref.job_id, persisted.ref.attempt)
+        att = self._attempts.get(key)
+        if att is None:
+            return
+        att.logs.persisted(persisted.next_line)
+        if persisted.result_persisted and not att.running:
+            del self._attempts[key]
+            self._changed.set()
+            logger.debug("attempt done", extra=att.log_fields(self.worker_id))
+
+    def _on_rejected(self, rejected: workers_pb2.Rejected) -> None:
+        key = (rejected.ref.job_id, rejected.ref.attempt)
+        fields = self._fields(*key) if rejected.ref.job_id else {"worker_id": self.worker_id}
+        if not rejected.ref.job_id:
+            if rejected.code == "NOT_FOUND":
+                raise WorkerUnknown(rejected.message or "worker not registered")
+            logger.error("server rejected a message [%s]: %s", rejected.code, rejected.message,
+                         extra=fields)
+            return
+        if rejected.code in ("FAILED_PRECONDITION", "NOT_FOUND"):
+            logger.warning("server rejected the attempt [%s]: %s", rejected.code,
+                           rejected.message, extra=fields)
+            self._drop(key, rejected.message)
+        else:
+            # INVALID_ARGUMENT and the rest mean a protocol bug on our side.
+            logger.error("server rejected a message [%s]: %s", rejected.code, rejected.message,
+                         extra=fields)
+
+    def _drop(self, key: Key, why: str) -> None:
+        """Forget an attempt that is no longer ours, killing its process."""
+        att = self._attempts.pop(key, None)
+        if att is None:
+            return
+        if att.running and att.process is not None:
+            logger.warning("killing superseded job: %s", why, extra=att.log_fields(self.worker_id))
+            att.process.cancel(force=True, reason=why)
+        self._changed.set()
+
+    def _send(self, message: workers_pb2.WorkerMessage) -> None:
+        if self.connected:  # control messages are not kept across reconnects
+            self._control.append(message)
+            self._wake.set()
+
+    # ---- state ---------------------------------------------------------------------------
+
+    @property
+    def running_count(self) -> int:
+        return sum(1 for a in self._attempts.values() if a.running)
+
+    @property
+    def held(self) -> list[Attempt]:
+        return list(self._attempts.values())
+
+    def heartbeat(self) -> None:
+        running = [a.ref for a in self._attempts.values()]
+        free = max(self.settings.slots - self.running_count, 0)
+        if self.draining:
+            free = 0
+        self._send(_msg(heartbeat=workers_pb2.Heartbeat(running=running, free_slots=free)))
+
+    async def heartbeat_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), self.heartbeat_interval)
+            except TimeoutError:
+                self.heartbeat()
+
+    # ---- shutdown ------------------------------------------------------------------------
+
+    async def _wait_until(self, predicate: Callable[[], bool], seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while not predicate():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except TimeoutError:
+                return bool(predicate())
+        return True
+
+    async def drain(self, grace: float) -> None:
+        """Take no new jobs; let running ones finish for `grace` seconds, then stop them."""
+        self.draining = True
+        if self.running_count:
+            logger.info("waiting up to %.1f s for %d running job(s)", grace, self.running_count,
+                        extra={"worker_id": self.worker_id})
+        if not await self._wait_until(lambda: self.running_count == 0, grace):
+            for att in self._attempts.values():
+                if att.running and att.process is not None:
+                    logger.warning("stopping job: worker shutting down",
+                                   extra=att.log_fields(self.worker_id))
+                    att.process.cancel(reason="worker shut down")
+            await self._wait_until(
+                lambda: self.running_count == 0, self.settings.worker_kill_grace + 3.0
+            )
+        tasks = [a.task for a in self._attempts.values() if a.task is not None and a.running]
+        for task in tasks:
+            task.cancel()
+
+    async def flush(self, seconds: float) -> bool:
+        """Wait until the server persisted every result (or `seconds` passed)."""
+        done = await self._wait_until(lambda: not self._attempts, seconds)
+        if not done:
+            logger.warning(
+                "%d attempt(s) not confirmed by the server at shutdown", len(self._attempts),
+                extra={"worker_id": self.worker_id},
+            )
+        return done
+
+
+def _msg(**payload: object) -> workers_pb2.WorkerMessage:
+    return workers_pb2.WorkerMessage(**payload)  # type: ignore[arg-type]

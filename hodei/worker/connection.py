@@ -1,0 +1,211 @@
+"""The reconnecting stream client (Hatchet action_listener style).
+
+One gRPC channel with HTTP/2 keepalive for the life of the process; on it,
+Register then WorkerStream, over and over until stopped. Each status code that
+ends a stream is handled on purpose:
+
+- UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, RESOURCE_EXHAUSTED,
+  CANCELLED (by the server), or a clean end of stream: reconnect after a capped
+  exponential backoff with jitter;
+- NOT_FOUND (the server does not know our worker id, e.g. its database was
+  reset): Register again, which gives a new identity, then reconnect;
+- INVALID_ARGUMENT: a protocol bug on our side; logged as ERROR, then back off;
+- anything else (UNIMPLEMENTED, PERMISSION_DENIED...): logged as ERROR, back off.
+
+The backoff resets once a stream has been welcomed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+
+import grpc
+
+from hodei.api.v1 import workers_pb2, workers_pb2_grpc
+from hodei.settings import Settings
+from hodei.worker.agent import WorkerAgent, WorkerUnknown
+from hodei.worker.wire import serialize
+
+logger = logging.getLogger(__name__)
+
+STREAM_METHOD = "/hodei.api.v1.WorkerAgentService/WorkerStream"
+#: First reconnect delay; doubles per failure up to settings.reconnect_max_backoff.
+BASE_BACKOFF = 0.1
+REGISTER_TIMEOUT = 10.0
+#: How long the server may take to answer Hello with Welcome.
+WELCOME_TIMEOUT = 15.0
+
+_TRANSIENT = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.ABORTED,
+    }
+)
+
+
+def channel_options(settings: Settings) -> list[tuple[str, int]]:
+    """HTTP/2 keepalive: without it an idle stream is cut by the peer or a proxy
+    (the original platform's `h2 protocol error` every 30 s)."""
+    return [
+        ("grpc.keepalive_time_ms", settings.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", settings.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        # Reconnect quickly once the server is back; our own backoff paces retries.
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", max(int(settings.reconnect_max_backoff * 1000), 100)),
+        ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ]
+
+
+def backoff_delay(failures: int, cap: float, rng: random.Random | None = None) -> float:
+    """Capped exponential backoff with jitter: in [d/2, d], d = min(cap, base * 2^(n-1))."""
+    rng = rng or random.Random()
+    delay = min(cap, BASE_BACKOFF * (2 ** max(failures - 1, 0)))
+    return delay / 2 + rng.random() * delay / 2
+
+
+class _StreamLost(Exception):
+    """The stream ended for a reason found on our side (no Welcome, write failed)."""
+
+
+class StreamClient:
+    def __init__(self, settings: Settings, agent: WorkerAgent) -> None:
+        self.settings = settings
+        self.agent = agent
+        self._channel: grpc.aio.Channel | None = None
+        self._call: grpc.aio.StreamStreamCall | None = None
+        self._closing = False
+        self.connects = 0  # streams welcomed so far (for logs and tests)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect and stay connected until `stop` is set."""
+        self._channel = grpc.aio.insecure_channel(
+            self.settings.server_address, options=channel_options(self.settings)
+        )
+        stub = workers_pb2_grpc.WorkerAgentServiceStub(self._channel)
+        stream = self._channel.stream_stream(
+            STREAM_METHOD,
+            request_serializer=serialize,
+            response_deserializer=workers_pb2.ServerMessage.FromString,
+        )
+        failures = 0
+        need_register = True
+        stopper = asyncio.create_task(self._cancel_on(stop), name="stream-stopper")
+        try:
+            while not stop.is_set():
+                welcomed = False
+                try:
+                    if need_register:
+                        response = await stub.Register(
+                            self.agent.register_request(), timeout=REGISTER_TIMEOUT
+                        )
+                        self.agent.on_registered(response)
+                        need_register = False
+                    welcomed = await self._session(stream)
+                    if not stop.is_set():
+                        logger.warning("server closed the worker stream; reconnecting",
+                                       extra=self._fields())
+                except grpc.aio.AioRpcError as err:
+                    if stop.is_set():
+                        break
+                    need_register = self._on_status(err) or need_register
+                except WorkerUnknown as err:
+                    logger.warning("server does not know this worker (%s); registering again",
+                                   err, extra=self._fields())
+                    need_register = True
+                except _StreamLost as err:
+                    logger.warning("worker stream lost: %s", err, extra=self._fields())
+                finally:
+                    self.agent.on_disconnected()
+                    if self._call is not None:
+                        self._call.cancel()
+                        self._call = None
+                if stop.is_set():
+                    break
+                failures = 1 if welcomed else failures + 1
+                delay = backoff_delay(failures, self.settings.reconnect_max_backoff)
+                logger.info("reconnecting in %.2f s (failure %d)", delay, failures,
+                            extra=self._fields())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+        finally:
+            stopper.cancel()
+            await self._channel.close()
+
+    def _fields(self) -> dict[str, object]:
+        return {"worker_id": self.agent.worker_id or None}
+
+    def _on_status(self, err: grpc.aio.AioRpcError) -> bool:
+        """Log a stream's end by status code; True when we must register again."""
+        code = err.code()
+        detail = err.details() or ""
+        if code == grpc.StatusCode.NOT_FOUND:
+            logger.warning("server does not know this worker (%s); registering again", detail,
+                           extra=self._fields())
+            return True
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            logger.error("server refused our message as invalid (protocol bug): %s", detail,
+                         extra=self._fields())
+        elif code in _TRANSIENT:
+            logger.warning("worker stream ended: %s %s", code.name, detail, extra=self._fields())
+        else:
+            logger.error("worker stream failed: %s %s", code.name, detail, extra=self._fields())
+        return False
+
+    async def _cancel_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        if self._call is not None:
+            self._call.cancel()
+
+    async def _session(self, stream: grpc.aio.StreamStreamMultiCallable) -> bool:
+        """One stream from Hello to its end. Returns whether it was welcomed."""
+        call = stream()
+        self._call = call
+        welcome = asyncio.Event()
+        writer = asyncio.create_task(self._write(call, welcome), name="stream-writer")
+        welcomed = False
+        try:
+            while True:
+                reader = asyncio.ensure_future(call.read())
+                done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+                if reader not in done:
+                    reader.cancel()
+                    writer.result()  # raises _StreamLost / AioRpcError
+                    raise _StreamLost("writer stopped")
+                message = reader.result()
+                if message is grpc.aio.EOF:
+                    code = await call.code()
+                    if code != grpc.StatusCode.OK:
+                        raise _StreamLost(f"stream ended with {code.name}")
+                    return welcomed
+                assert isinstance(message, workers_pb2.ServerMessage)
+                if message.WhichOneof("payload") == "welcome":
+                    welcomed = True
+                    self.connects += 1
+                    self.agent.handle(message)
+                    welcome.set()
+                else:
+                    self.agent.handle(message)
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+
+    async def _write(self, call: grpc.aio.StreamStreamCall, welcome: asyncio.Event) -> None:
+        await call.write(self.agent.hello())
+        try:
+            await asyncio.wait_for(welcome.wait(), WELCOME_TIMEOUT)
+        except TimeoutError:
+            raise _StreamLost(f"no Welcome within {WELCOME_TIMEOUT:g} s") from None
+        while True:
+            message = await self.agent.next_outgoing()
+            await call.write(message)

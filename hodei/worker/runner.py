@@ -1,0 +1,222 @@
+"""Running one job attempt as a child process in its own process group.
+
+Proto-free: the agent turns what happens here into stream messages. The child
+gets its own session (`start_new_session=True`) so a timeout or a cancel kills
+the whole group, grandchildren included, not just the direct child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hodei.worker.lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
+
+logger = logging.getLogger(__name__)
+
+#: Bytes asked of a pipe per read; large reads keep the per-line cost low.
+READ_CHUNK = 256 * 1024
+#: After the main process exits, how long its pipes may stay open (held by a
+#: leftover background process) before the group is killed.
+DRAIN_GRACE = 1.0
+
+#: (is_stderr, lines, monotonic read time in ns since the epoch)
+LineSink = Callable[[bool, list[bytes], int], None]
+
+
+class Outcome(enum.StrEnum):
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    CANCELLED = "CANCELLED"
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    outcome: Outcome
+    exit_code: int | None
+    error: str = ""
+
+
+class JobProcess:
+    """One attempt's process: start it, pump its output, stop it on timeout or cancel."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        working_dir: str = "",
+        timeout: float | None = None,
+        on_lines: LineSink,
+        kill_grace: float = 5.0,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        log_extra: Mapping[str, object] | None = None,
+    ) -> None:
+        self._command = list(command)
+        self._env = dict(env)
+        self._working_dir = working_dir
+        self._timeout = timeout if timeout and timeout > 0 else None
+        self._on_lines = on_lines
+        self._kill_grace = kill_grace
+        self._max_line_bytes = max_line_bytes
+        self._extra = dict(log_extra or {})
+        self._proc: asyncio.subprocess.Process | None = None
+        self._stop = asyncio.Event()
+        self._stop_outcome = Outcome.CANCELLED
+        self._stop_force = False
+        self._stop_error = ""
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def cancel(self, *, force: bool = False, reason: str = "") -> None:
+        """Stop the attempt: SIGTERM to the group, SIGKILL after the grace (at once if force)."""
+        self._stop_force = self._stop_force or force
+        if not self._stop.is_set():
+            self._stop_error = reason
+            self._stop.set()
+        elif force and self._proc is not None:
+            self._signal_group(signal.SIGKILL)
+
+    async def run(self, on_started: Callable[[int], None]) -> RunResult:
+        if not self._command or not self._command[0]:
+            return RunResult(Outcome.FAILED, None, "empty command")
+        if self._stop.is_set():
+            return RunResult(Outcome.CANCELLED, None, self._stop_error or "cancelled before start")
+        loop = asyncio.get_running_loop()
+        try:
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _ExitProtocol(limit=READ_CHUNK * 2, loop=loop),
+                *self._command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self._env,
+                cwd=self._working_dir or None,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            what = exc.strerror or type(exc).__name__
+            where = f" in {self._working_dir!r}" if self._working_dir else ""
+            error = f"cannot start {self._command[0]!r}{where}: {what}"
+            return RunResult(Outcome.FAILED, None, error)
+        proc = asyncio.subprocess.Process(transport, protocol, loop)
+        self._proc = proc
+        on_started(proc.pid)
+        assert proc.stdout is not None and proc.stderr is not None
+        pumps = [
+            asyncio.create_task(self._pump(proc.stdout, False), name=f"pump-out-{proc.pid}"),
+            asyncio.create_task(self._pump(proc.stderr, True), name=f"pump-err-{proc.pid}"),
+        ]
+        exited: asyncio.Future[int] = protocol.exited
+        stop_wait = asyncio.create_task(self._stop.wait(), name=f"stop-{proc.pid}")
+        outcome: Outcome | None = None
+        error = ""
+        try:
+            waiters: set[asyncio.Future[Any]] = {exited, stop_wait}
+            await asyncio.wait(waiters, timeout=self._timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not exited.done():
+                if self._stop.is_set():
+                    outcome, error = self._stop_outcome, self._stop_error or "cancelled"
+                else:
+                    outcome = Outcome.TIMED_OUT
+                    error = f"timed out after {self._timeout:g} s"
+                    logger.info("job timed out, killing its process group", extra=self._extra)
+                await self._terminate(exited)
+            returncode = await exited
+            await self._drain(pumps)
+        finally:
+            stop_wait.cancel()
+            for task in pumps:
+                if not task.done():
+                    task.cancel()
+            if not exited.done():  # we are being cancelled ourselves
+                self._signal_group(signal.SIGKILL)
+        exit_code, signal_note = _exit_code(returncode)
+        if outcome is None:
+            outcome = Outcome.SUCCEEDED if returncode == 0 else Outcome.FAILED
+            error = signal_note
+        return RunResult(outcome, exit_code, error)
+
+    async def _pump(self, stream: asyncio.StreamReader, is_stderr: bool) -> None:
+        splitter = LineSplitter(self._max_line_bytes)
+        sink = self._on_lines
+        read = stream.read
+        while True:
+            chunk = await read(READ_CHUNK)
+            if not chunk:
+                break
+            lines = splitter.feed(chunk)
+            if lines:
+                sink(is_stderr, lines, time.time_ns())
+        rest = splitter.finish()
+        if rest:
+            sink(is_stderr, rest, time.time_ns())
+
+    async def _terminate(self, exited: asyncio.Future[int]) -> None:
+        if not self._stop_force:
+            self._signal_group(signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(exited), self._kill_grace)
+        # SIGKILL the group even when the leader went on SIGTERM: a grandchild
+        # that ignores SIGTERM must not outlive its job.
+        self._signal_group(signal.SIGKILL)
+
+    async def _drain(self, pumps: list[asyncio.Task[None]]) -> None:
+        """Read the pipes to the end; a leftover background process holding them
+        open is killed with the group after DRAIN_GRACE."""
+        _, pending = await asyncio.wait(pumps, timeout=DRAIN_GRACE)
+        if pending:
+            logger.info("job left processes holding its output open; killing its group",
+                        extra=self._extra)
+            self._signal_group(signal.SIGKILL)
+            _, pending = await asyncio.wait(pending, timeout=DRAIN_GRACE)
+            for task in pending:
+                task.cancel()
+        # Leftover members of the group that closed their pipes go as well.
+        self._signal_group(signal.SIGKILL)
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        if self._proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, sig)
+
+
+class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Resolves `exited` when the process exits. On Python 3.11 `Process.wait()`
+    also waits for the pipes to close, which a background grandchild can hold
+    open for as long as it lives."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.exited: asyncio.Future[int] = loop.create_future()
+
+    def process_exited(self) -> None:
+        transport = self._transport  # type: ignore[attr-defined]
+        code = transport.get_returncode() if transport is not None else None
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(code if code is not None else -1)
+
+
+def _exit_code(returncode: int) -> tuple[int, str]:
+    """Shell convention for a signal death (128 + signal number), with a note."""
+    if returncode >= 0:
+        return returncode, ""
+    signum = -returncode
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    return 128 + signum, f"killed by {name}"

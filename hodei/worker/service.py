@@ -1,0 +1,120 @@
+"""The worker process: the agent, its stream client and heartbeat as supervised
+tasks, and a graceful shutdown on SIGINT/SIGTERM.
+
+`run(settings)` is what `hodei worker` and `python -m hodei.worker` call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+
+from hodei.settings import Settings
+from hodei.worker.agent import WorkerAgent
+from hodei.worker.connection import StreamClient
+
+logger = logging.getLogger(__name__)
+
+#: Delay before restarting a supervised loop that died.
+RESTART_DELAY = 1.0
+
+
+async def supervise(name: str, loop: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+    """Run `loop` until `stop`; if it dies, log why and start it again."""
+    while not stop.is_set():
+        try:
+            await loop()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("worker task %s died; restarting it", name, extra={"task": name})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RESTART_DELAY)
+
+
+class WorkerService:
+    def __init__(self, settings: Settings, base_env: Mapping[str, str]) -> None:
+        self.settings = settings
+        self.agent = WorkerAgent(settings, base_env)
+        self.client = StreamClient(settings, self.agent)
+        self.shutdown = asyncio.Event()  # set by a signal: start the graceful stop
+        self._stop_stream = asyncio.Event()
+        self._stop_heartbeat = asyncio.Event()
+        self._signals = 0
+
+    def request_shutdown(self) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            logger.info("shutdown requested: finishing running jobs",
+                        extra={"worker_id": self.agent.worker_id or None})
+            self.shutdown.set()
+        else:  # a second Ctrl-C: no more grace
+            logger.warning("second shutdown request: stopping jobs now",
+                           extra={"worker_id": self.agent.worker_id or None})
+            for att in self.agent.held:
+                if att.running and att.process is not None:
+                    att.process.cancel(force=True, reason="worker shut down")
+
+    async def run(self) -> None:
+        if self.settings.fault_drop_logs:
+            logger.warning(
+                "FAULT INJECTION: fault_drop_logs is on; job output will not be streamed"
+            )
+        logger.info("worker starting: server=%s slots=%d", self.settings.server_address,
+                    self.settings.slots)
+        stream = asyncio.create_task(
+            supervise("stream", lambda: self.client.run(self._stop_stream), self._stop_stream),
+            name="worker-stream",
+        )
+        heartbeat = asyncio.create_task(
+            supervise(
+                "heartbeat",
+                lambda: self.agent.heartbeat_loop(self._stop_heartbeat),
+                self._stop_heartbeat,
+            ),
+            name="worker-heartbeat",
+        )
+        try:
+            await self.shutdown.wait()
+            grace = 0.0 if self._signals > 1 else self.settings.worker_shutdown_grace
+            await self.agent.drain(grace)
+            if self.agent.connected:
+                await self.agent.flush(self.settings.worker_flush_timeout)
+        finally:
+            self._stop_heartbeat.set()
+            self._stop_stream.set()
+            await asyncio.gather(stream, heartbeat, return_exceptions=True)
+        logger.info("worker stopped", extra={"worker_id": self.agent.worker_id or None})
+
+
+def run(settings: Settings, base_env: Mapping[str, str] | None = None) -> int:
+    """Run a worker until SIGINT/SIGTERM; returns the process exit code.
+
+    `base_env` is the environment jobs inherit (their own env is merged over it);
+    the entry point passes os.environ. Logging is configured by the caller.
+    """
+    if base_env is None:
+        import os
+
+        base_env = dict(os.environ)  # entry-point boundary: jobs inherit the worker's env
+
+    async def main() -> None:
+        service = WorkerService(settings, base_env)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, service.request_shutdown)
+        try:
+            await service.run()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        return 130
+    return 0
