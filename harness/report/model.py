@@ -59,6 +59,10 @@ class CheckResult:
     causes: list[str] = field(default_factory=list)
     remediation: list[str] = field(default_factory=list)
     debug_commands: list[str] = field(default_factory=list)
+    # Additive (report engineer): the catalogue finding a non-PASS result stands for,
+    # and the values that fill the finding's sentences.
+    finding: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,6 +120,7 @@ class ChecklistItem:
     code: str  # catalogue key of the item's sentence
     checked: bool
     evidence: str = ""
+    params: dict[str, Any] = field(default_factory=dict)  # additive: fills the sentence
 
 
 @dataclass
@@ -155,6 +160,10 @@ class Report:
     timeline: list[TimelineEvent] = field(default_factory=list)
     debug_commands: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    # Additive: the root cause as a catalogue finding code + params, so that it renders
+    # in either language; `root_cause` keeps the English sentence.
+    root_cause_code: str = ""
+    root_cause_params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,1 @@
+"""`hodei-diagnose`: checks against a live deployment, a root cause, the same report."""

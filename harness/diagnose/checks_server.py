@@ -1,0 +1,177 @@
+"""Checks that talk to the server (gRPC), run the canary, or read process log files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from harness.diagnose.canary import CANARY_STDERR, CANARY_STDOUT, run_canary
+from harness.diagnose.registry import Context, Outcome, check, skip
+from harness.report.model import LogScan, Status
+from harness.report.redact import redact_text
+from harness.report.units import human_age
+from hodei.api.v1 import platform_pb2, platform_pb2_grpc
+
+_UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+@check("server.health", "gRPC server", "Server reachable and SERVING", "",
+       "grpc.health.v1 Check answers SERVING within rpc_timeout_s; reports the version from "
+       "PlatformService.GetServerInfo; unreachable -> FAIL and exit 3")
+def server_health(ctx: Context) -> Outcome:
+    if not ctx.server_address:
+        return skip("no --server")
+    timeout = ctx.thresholds.rpc_timeout_s
+    with grpc.insecure_channel(ctx.server_address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+        except grpc.RpcError as exc:
+            code = exc.code()
+            first = (exc.details() or "").splitlines()
+            detail = f"{code.name}: {first[0] if first else ''}"
+            if code in _UNREACHABLE:
+                ctx.server_unreachable = True
+                ctx.server_error = detail
+                return Outcome(Status.FAIL, f"unreachable ({detail})", "SERVING", [],
+                               "SERVER_UNREACHABLE",
+                               {"server": ctx.server_address, "error": detail})
+            return Outcome(Status.FAIL, detail, "SERVING", [], "SERVER_NOT_SERVING",
+                           {"status": detail})
+        status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        evidence: list[str] = []
+        try:
+            info = platform_pb2_grpc.PlatformServiceStub(channel).GetServerInfo(
+                platform_pb2.GetServerInfoRequest(), timeout=timeout)
+            ctx.server_info = {
+                "version": info.version, "server_id": info.server_id,
+                "dispatcher_enabled": info.dispatcher_enabled,
+                "outbox_relay_enabled": info.outbox_relay_enabled,
+                "connected_workers": info.connected_workers,
+                "schema_version": info.schema_version,
+            }
+            evidence.append(", ".join(f"{k}={v}" for k, v in ctx.server_info.items()))
+        except grpc.RpcError as exc:
+            evidence.append(f"GetServerInfo failed: {exc.code().name}")
+    version = ctx.server_info.get("version", "?")
+    observed = f"{status}, version {version}"
+    if status != "SERVING":
+        return Outcome(Status.FAIL, observed, "SERVING", evidence, "SERVER_NOT_SERVING",
+                       {"status": status})
+    return Outcome(Status.PASS, observed, "SERVING", evidence)
+
+
+def _canary(ctx: Context) -> Outcome | None:
+    """Run the canary once (shared by the two canary checks); None when it ran."""
+    if not ctx.canary:
+        return skip("not requested (use --canary)")
+    if ctx.canary_result is None:
+        ctx.canary_result = run_canary(str(ctx.server_address), ctx.thresholds.canary_timeout_s)
+    return None
+
+
+@check("canary.lifecycle", "Job execution", "Canary job dispatched, run and finished", "canary",
+       "--canary: one job tagged hodei.io/test=true must reach SUCCEEDED within "
+       "canary_timeout_s; reports dispatch, start and execution times")
+def canary_lifecycle(ctx: Context) -> Outcome:
+    skipped = _canary(ctx)
+    if skipped:
+        return skipped
+    r = ctx.canary_result
+    observed = (f"job {r.job_id} {r.state} exit {r.exit_code}: dispatch {human_age(r.dispatch_s)}, "
+                f"start {human_age(r.start_s)}, execution {human_age(r.execution_s)}, "
+                f"total {human_age(r.total_s)}")
+    threshold = f"SUCCEEDED within {human_age(ctx.thresholds.canary_timeout_s)}"
+    evidence = [r.error] if r.error else []
+    if r.state == "SUCCEEDED":
+        return Outcome(Status.PASS, observed, threshold, evidence)
+    if r.state == "PENDING":
+        ready = ctx.facts.get("ready_workers", 0)
+        servers = ctx.facts.get("live_servers", [])
+        cycle = ctx.facts.get("dispatcher_cycle_age_s")
+        return Outcome(Status.FAIL, observed, threshold, evidence, "DISPATCHER_STALLED",
+                       {"pending": 1, "pending_age": human_age(r.total_s), "ready": ready,
+                        "cycle_age": human_age(cycle) if cycle is not None else "ever",
+                        "servers": len(servers)})
+    return Outcome(Status.FAIL, observed, threshold, evidence, "JOBS_NOT_COMPLETING",
+                   {"job": r.job_id, "state": r.state, "elapsed": human_age(r.total_s)})
+
+
+@check("canary.logs", "Log streaming", "Canary logs reach the subscriber", "canary",
+       "--canary: the canary's stdout and stderr lines arrive on SubscribeLogs, "
+       "as stdout and stderr respectively")
+def canary_logs(ctx: Context) -> Outcome:
+    skipped = _canary(ctx)
+    if skipped:
+        return skipped
+    r = ctx.canary_result
+    received = int(r.stdout_ok) + int(r.stderr_ok)
+    observed = (f"{received}/2 expected lines, {len(r.lines)} received, first after "
+                f"{human_age(r.first_log_s)}")
+    evidence = [f"{'stderr' if err else 'stdout'}: {line}" for err, line in r.lines[:5]]
+    if received == 2:
+        return Outcome(Status.PASS, observed, "stdout + stderr line", evidence)
+    if r.state not in ("SUCCEEDED", "FAILED"):
+        return Outcome(Status.SKIP, f"the canary did not run ({r.state})")
+    return Outcome(Status.FAIL, observed, f"'{CANARY_STDOUT}' + '{CANARY_STDERR}'", evidence,
+                   "LOGS_NOT_STREAMED", {"received": received, "expected": 2})
+
+
+GRPC_ERROR_RE = re.compile(
+    r"h2 protocol error|error reading a body from connection|GOAWAY|RST_STREAM|"
+    r"Stream removed|Socket closed|too_many_pings|keepalive watchdog|"
+    r"StatusCode\.(UNAVAILABLE|INTERNAL|UNKNOWN|CANCELLED|DEADLINE_EXCEEDED)|"
+    r"status\s*=\s*(UNAVAILABLE|INTERNAL)",
+    re.IGNORECASE,
+)
+ERROR_RE = re.compile(r"\b(ERROR|CRITICAL|Traceback)\b")
+
+
+def scan_log_file(source: str, path: Path, keep: int = 20) -> LogScan:
+    """ERROR lines and gRPC stream errors of one log file (redacted)."""
+    scan = LogScan(source=source, path=str(path), total_lines=0)
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for raw in fh:
+            scan.total_lines += 1
+            line = raw.rstrip("\n")
+            if GRPC_ERROR_RE.search(line):
+                if len(scan.grpc_errors) < keep:
+                    scan.grpc_errors.append(redact_text(line[:400]))
+            elif ERROR_RE.search(line) and len(scan.error_lines) < keep:
+                scan.error_lines.append(redact_text(line[:400]))
+    return scan
+
+
+@check("logs.grpc_errors", "Logs", "No gRPC stream errors in the logs", "logs",
+       "--server-log/--worker-log files: any gRPC stream error (h2 protocol error, GOAWAY, "
+       "UNAVAILABLE...) -> FAIL; other ERROR lines -> WARN")
+def logs_grpc_errors(ctx: Context) -> Outcome:
+    files = [("server", p) for p in ctx.server_logs] + [("worker", p) for p in ctx.worker_logs]
+    if not files:
+        return skip("no --server-log/--worker-log given")
+    scans: list[LogScan] = []
+    evidence: list[str] = []
+    for role, path in files:
+        try:
+            scans.append(scan_log_file(f"{role}:{path.name}", path))
+        except OSError as exc:
+            evidence.append(f"cannot read {path}: {exc.strerror}")
+    ctx.facts["log_scans"] = scans
+    grpc_errors = [(s.source, e) for s in scans for e in s.grpc_errors]
+    errors = [(s.source, e) for s in scans for e in s.error_lines]
+    total = sum(s.total_lines for s in scans)
+    observed = f"{len(grpc_errors)} gRPC error(s), {len(errors)} other ERROR line(s) in " \
+               f"{total} lines of {len(scans)} file(s)"
+    evidence += [f"{src}: {line}" for src, line in (grpc_errors + errors)[:8]]
+    if grpc_errors:
+        sources = sorted({src for src, _ in grpc_errors})
+        return Outcome(Status.FAIL, observed, "0 gRPC stream errors", evidence,
+                       "GRPC_STREAM_ERRORS", {"count": len(grpc_errors),
+                                              "sources": ", ".join(sources),
+                                              "sample": grpc_errors[0][1][-120:]})
+    if errors or len(scans) < len(files):
+        return Outcome(Status.WARN, observed, "0 ERROR lines", evidence)
+    return Outcome(Status.PASS, observed, "0 gRPC stream errors")

@@ -1,0 +1,180 @@
+"""`hodei-diagnose`: check a live deployment, name what is broken and why.
+
+Exit codes (check_postgres style): 0 healthy, 1 warnings, 2 failures, 3 a target
+(database or server) unreachable, or the diagnosis could not run (bad options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from harness.diagnose.registry import Thresholds
+from harness.diagnose.runner import DiagnoseResult, all_checks, diagnose
+from harness.report.catalogue import fill, finding_text
+from harness.report.model import Report, Status
+from harness.report.redact import redact_text
+from harness.report.render import render_markdown
+from harness.report.units import human_age
+
+EXIT_UNREACHABLE = 3
+MARK = {Status.PASS: "[✓]", Status.WARN: "[!]", Status.FAIL: "[✗]", Status.SKIP: "[-]"}
+BULLET = {Status.PASS: "•", Status.WARN: "!", Status.FAIL: "✗", Status.SKIP: "-"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # Usage errors must not collide with exit 2 ("failures found").
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_UNREACHABLE, f"hodei-diagnose: error: {message}\n")
+
+
+def _csv(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="hodei-diagnose",
+        description="Check a Hodei deployment (database, server, workers, queue, dispatcher, "
+                    "outbox, logs) and name the root cause. Read-only unless --canary.",
+        epilog="Exit codes: 0 healthy, 1 warnings, 2 failures, 3 target unreachable or "
+               "invalid options.",
+    )
+    p.add_argument("--database-url", help="PostgreSQL URL (default: $HODEI_DATABASE_URL)")
+    p.add_argument("--server", metavar="HOST:PORT",
+                   help="gRPC server address (default: $HODEI_SERVER_ADDRESS or 127.0.0.1:50051)")
+    p.add_argument("--canary", action="store_true",
+                   help="queue one job labelled hodei.io/test=true and follow it (writes!)")
+    p.add_argument("--server-log", action="append", type=Path, default=[], metavar="FILE",
+                   help="server log file to scan for gRPC stream errors (repeatable)")
+    p.add_argument("--worker-log", action="append", type=Path, default=[], metavar="FILE",
+                   help="worker log file to scan (repeatable)")
+    p.add_argument("--only", action="append", metavar="ID",
+                   help="run only these checks (id or prefix, comma-separated, repeatable)")
+    p.add_argument("--skip", action="append", metavar="ID", help="skip these checks")
+    p.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a threshold, e.g. pending_age_s=10 (see --list-checks)")
+    p.add_argument("--format", choices=("text", "md", "json"), default=None,
+                   help="report format (default: text on the terminal, md with --output)")
+    p.add_argument("--lang", choices=("en", "es"), default="en", help="report language")
+    p.add_argument("--output", "-o", type=Path, help="write the report to FILE")
+    p.add_argument("--list-checks", action="store_true", help="list the checks and exit")
+    return p
+
+
+def list_checks(out: TextIO) -> None:
+    out.write(f"{'ID':32} {'COMPONENT':14} WHAT\n")
+    for c in all_checks():
+        out.write(f"{c.id:32} {c.component:14} {c.describe}\n")
+    out.write("\nThresholds (--threshold NAME=VALUE):\n")
+    t = Thresholds()
+    for name in Thresholds.names():
+        out.write(f"  {name} = {getattr(t, name)}\n")
+
+
+def doctor_summary(report: Report, verbose: bool = True) -> str:
+    """One line per component with [✓] [!] [✗] and its timing, flutter-doctor style."""
+    lines = [f"Doctor summary (hodei-diagnose {report.version}, {report.duration_s:.2f} s, "
+             f"database {report.target.get('database_url') or 'not given'}, "
+             f"server {report.target.get('server_address') or 'not given'}):"]
+    for comp in report.components:
+        lines.append(f"{MARK[comp.status]} {comp.component} ({human_age(comp.duration_s)})")
+        for c in (x for x in report.checks if x.component == comp.component):
+            if not verbose and c.status == Status.PASS:
+                continue
+            lines.append(f"    {BULLET[c.status]} {c.id}: {c.observed}")
+            if c.status in (Status.WARN, Status.FAIL):
+                if c.threshold:
+                    lines.append(f"      threshold: {c.threshold}")
+                for e in c.evidence[:3]:
+                    lines.append(f"      evidence: {e}")
+                for r in c.remediation[:2]:
+                    lines.append(f"      Try fixing it: {r}")
+    failing = [c for c in report.checks if c.status in (Status.WARN, Status.FAIL)]
+    lines.append("")
+    if report.root_cause:
+        lines.append(f"! Root cause: {report.root_cause}")
+        for f in report.findings[:4]:
+            lines.append(f"  - {fill(finding_text(f.code, 'en').title, f.params)} "
+                         f"[{f.code}, {f.severity}]")
+    elif not failing:
+        lines.append("• No issues found!")
+    else:
+        lines.append(f"! {len(failing)} check(s) need attention.")
+    return redact_text("\n".join(lines)) + "\n"
+
+
+def _render(result: DiagnoseResult, fmt: str, lang: str) -> str:
+    if fmt == "json":
+        return result.report.to_json() + "\n"
+    if fmt == "md":
+        return render_markdown(result.report, lang)
+    return doctor_summary(result.report)
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_checks:
+        list_checks(sys.stdout)
+        return 0
+    from hodei.errors import HodeiError
+    from hodei.settings import load_settings
+
+    try:
+        thresholds = Thresholds().with_overrides(args.threshold)
+        settings = load_settings(database_url=args.database_url)
+    except (ValueError, HodeiError) as exc:
+        sys.stderr.write(f"hodei-diagnose: error: {exc}\n")
+        return EXIT_UNREACHABLE
+    server = args.server or settings.server_address
+    for path in args.server_log + args.worker_log:
+        if not path.is_file():
+            sys.stderr.write(f"hodei-diagnose: error: log file not found: {path}\n")
+            return EXIT_UNREACHABLE
+    try:
+        result = diagnose(settings.database_url, server, thresholds=thresholds,
+                          canary=args.canary, server_logs=args.server_log,
+                          worker_logs=args.worker_log, only=_csv(args.only),
+                          skip=_csv(args.skip))
+    except ValueError as exc:
+        sys.stderr.write(f"hodei-diagnose: error: {exc}\n")
+        return EXIT_UNREACHABLE
+    fmt = args.format or ("md" if args.output else "text")
+    document = _render(result, fmt, args.lang)
+    if args.output:
+        try:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(document, encoding="utf-8")
+        except OSError as exc:
+            sys.stderr.write(f"hodei-diagnose: error: cannot write {args.output}: "
+                             f"{exc.strerror}\n")
+            return EXIT_UNREACHABLE
+        sys.stdout.write(doctor_summary(result.report))
+        sys.stdout.write(f"Report written to {args.output}\n")
+    elif fmt == "text":
+        sys.stdout.write(document)
+    else:
+        sys.stdout.write(document)
+        sys.stderr.write(doctor_summary(result.report, verbose=False))
+    return result.exit_code
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        code = run(argv)
+    except KeyboardInterrupt:
+        sys.stderr.write("hodei-diagnose: interrupted\n")
+        code = 130
+    except Exception as exc:  # never a traceback for a user
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        sys.stderr.write(f"hodei-diagnose: internal error: {type(exc).__name__}: "
+                         f"{redact_text(first)}\n")
+        code = EXIT_UNREACHABLE
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""What a diagnostic check is, what it sees, and the thresholds it compares with."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from harness.probes import ProbeSession
+from harness.report.catalogue import fill, finding_text
+from harness.report.model import CheckResult, DatabaseSnapshot, Status
+
+
+@dataclass
+class Thresholds:
+    """Every limit a check compares with; each is a `--threshold NAME=VALUE` option."""
+
+    db_latency_warn_s: float = 0.25
+    db_latency_fail_s: float = 1.0
+    expected_schema: int = 0  # 0: the latest migration shipped with this Hodei
+    heartbeat_stale_s: float = 20.0  # 3 missed 5 s heartbeats + margin
+    lost_window_s: float = 900.0  # a worker LOST this recently is reported
+    pending_age_s: float = 30.0  # PENDING longer than this with READY workers: stalled
+    dispatcher_cycle_s: float = 15.0  # no cycle for this long counts as "no cycle"
+    server_stale_s: float = 30.0  # server_status heartbeat older: the server is gone
+    ack_grace_s: float = 5.0
+    ack_timeout_s: float = 10.0  # when a job row has no ack_deadline
+    running_grace_s: float = 30.0
+    queue_depth_warn: int = 1000
+    queue_age_warn_s: float = 60.0
+    outbox_age_warn_s: float = 10.0
+    outbox_age_fail_s: float = 60.0
+    activity_window_s: float = 600.0
+    consistency_grace_s: float = 2.0
+    throughput_minutes: int = 5
+    throughput_min_per_min: float = 1.0  # WARN below this while jobs wait
+    canary_timeout_s: float = 30.0
+    rpc_timeout_s: float = 1.5
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def with_overrides(self, pairs: list[str]) -> Thresholds:
+        """Apply NAME=VALUE strings; ValueError with a one-line message on a bad one."""
+        values: dict[str, Any] = {}
+        types = {f.name: f.type for f in fields(self)}
+        for pair in pairs:
+            name, sep, raw = pair.partition("=")
+            name = name.strip().replace("-", "_")
+            if not sep or name not in types:
+                raise ValueError(
+                    f"unknown threshold {pair!r}; known: {', '.join(self.names())}"
+                )
+            try:
+                number = float(raw)
+            except ValueError:
+                raise ValueError(f"threshold {name} needs a number, got {raw!r}") from None
+            if number < 0:
+                raise ValueError(f"threshold {name} must be >= 0, got {raw}")
+            values[name] = int(number) if types[name] in ("int", int) else number
+        current = {f.name: getattr(self, f.name) for f in fields(self)}
+        current.update(values)
+        return Thresholds(**current)
+
+
+@dataclass
+class Context:
+    """Everything the checks share: targets, thresholds and what was observed so far."""
+
+    database_url: str | None
+    server_address: str | None
+    thresholds: Thresholds
+    canary: bool = False
+    server_logs: list[Path] = field(default_factory=list)
+    worker_logs: list[Path] = field(default_factory=list)
+    session: ProbeSession | None = None
+    db_error: str = ""
+    db_unreachable: bool = False
+    snapshot: DatabaseSnapshot | None = None
+    server_unreachable: bool = False
+    server_error: str = ""
+    server_info: dict[str, Any] = field(default_factory=dict)
+    canary_result: Any = None  # harness.diagnose.canary.CanaryResult
+    facts: dict[str, Any] = field(default_factory=dict)  # shared between checks
+
+
+@dataclass
+class Outcome:
+    """What a check function decides; the runner adds timing and catalogue texts."""
+
+    status: Status
+    observed: str = ""
+    threshold: str = ""
+    evidence: list[str] = field(default_factory=list)
+    finding: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def skip(reason: str) -> Outcome:
+    return Outcome(Status.SKIP, observed=reason)
+
+
+CheckFn = Callable[[Context], Outcome]
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    component: str
+    title: str
+    fn: CheckFn
+    needs: str  # "database" | "server" | "canary" | "logs" | ""
+    describe: str  # what it checks and against which thresholds (for --list-checks, docs)
+
+
+REGISTRY: list[Check] = []
+
+
+def check(
+    id: str, component: str, title: str, needs: str, describe: str
+) -> Callable[[CheckFn], CheckFn]:
+    def register(fn: CheckFn) -> CheckFn:
+        REGISTRY.append(Check(id, component, title, fn, needs, describe))
+        return fn
+
+    return register
+
+
+def run_check(chk: Check, ctx: Context, debug_commands: list[str]) -> CheckResult:
+    """Run one check; an unexpected error becomes a FAIL of that check, never a traceback."""
+    start = time.perf_counter()
+    if chk.needs == "database" and ctx.session is None:
+        outcome = skip("database unreachable" if ctx.db_unreachable else "no --database-url")
+    elif chk.needs in ("server", "canary") and (ctx.server_unreachable or not ctx.server_address):
+        outcome = skip("server unreachable" if ctx.server_unreachable else "no --server")
+    else:
+        try:
+            outcome = chk.fn(ctx)
+        except Exception as exc:  # a broken probe must not hide the others
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            outcome = Outcome(Status.FAIL, observed=f"check could not run: {first}")
+    result = CheckResult(
+        id=chk.id,
+        component=chk.component,
+        status=outcome.status,
+        title=chk.title,
+        observed=outcome.observed,
+        threshold=outcome.threshold,
+        duration_s=round(time.perf_counter() - start, 4),
+        evidence=outcome.evidence,
+        finding=outcome.finding if outcome.status in (Status.WARN, Status.FAIL) else "",
+        params=outcome.params,
+    )
+    if result.finding:
+        text = finding_text(result.finding, "en")
+        result.causes = list(text.causes)
+        result.remediation = [fill(a, outcome.params) for _, a in text.actions]
+        result.debug_commands = debug_commands
+    return result

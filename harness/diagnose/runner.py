@@ -1,0 +1,105 @@
+"""Run the checks against one deployment and build the diagnose Report."""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.diagnose import checks_db, checks_server  # noqa: F401  (register the checks)
+from harness.diagnose.registry import REGISTRY, Check, Context, Thresholds, run_check
+from harness.probes import probe_session
+from harness.report.build import build_diagnose_report, debug_commands
+from harness.report.model import Report, Status
+from hodei.errors import Unavailable
+
+#: Run order: reachability first, then what later checks reuse (ready workers, queue
+#: depth, live servers), the canary after the dispatcher's verdict, log files last.
+ORDER = [
+    "database.connect", "server.health", "database.schema", "workers.ready",
+    "workers.heartbeat", "workers.busy_without_job", "queue.backlog", "dispatcher.progress",
+    "jobs.assigned_unacked", "jobs.running_stuck", "consistency.pending_unqueued",
+    "consistency.queue_not_pending", "events.flow", "outbox.flow", "outbox.backlog",
+    "throughput.recent", "canary.lifecycle", "canary.logs", "logs.grpc_errors",
+]
+
+
+def all_checks() -> list[Check]:
+    by_id = {c.id: c for c in REGISTRY}
+    missing = set(by_id) - set(ORDER)
+    assert not missing, f"checks not in ORDER: {missing}"
+    return [by_id[i] for i in ORDER]
+
+
+def select_checks(only: list[str], skip: list[str]) -> list[Check]:
+    """Checks selected by id or id prefix (`--only workers` runs every workers.* check)."""
+    checks = all_checks()
+
+    def match(c: Check, pats: list[str]) -> bool:
+        return any(c.id == p or c.id.startswith(p.rstrip(".") + ".") for p in pats)
+
+    unknown = [p for p in only + skip if not any(match(c, [p]) for c in checks)]
+    if unknown:
+        raise ValueError(f"unknown check id {unknown[0]!r}; see --list-checks")
+    if only:
+        checks = [c for c in checks if match(c, only)]
+    return [c for c in checks if not match(c, skip)]
+
+
+@dataclass
+class DiagnoseResult:
+    report: Report
+    unreachable: bool  # a target given on the command line did not answer
+    duration_s: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.unreachable:
+            return 3
+        statuses = {c.status for c in self.report.checks}
+        if Status.FAIL in statuses:
+            return 2
+        return 1 if Status.WARN in statuses else 0
+
+
+def diagnose(
+    database_url: str | None,
+    server_address: str | None,
+    *,
+    thresholds: Thresholds | None = None,
+    canary: bool = False,
+    server_logs: list[Path] | None = None,
+    worker_logs: list[Path] | None = None,
+    only: list[str] | None = None,
+    skip: list[str] | None = None,
+) -> DiagnoseResult:
+    start = time.perf_counter()
+    ctx = Context(database_url=database_url, server_address=server_address,
+                  thresholds=thresholds or Thresholds(), canary=canary,
+                  server_logs=server_logs or [], worker_logs=worker_logs or [])
+    selected = select_checks(only or [], skip or [])
+    log_paths = [str(p) for p in ctx.server_logs + ctx.worker_logs]
+    commands = debug_commands(database_url, server_address, log_paths)
+    results = []
+    events: list[dict[str, object]] | None = None
+    with ExitStack() as stack:
+        if database_url:
+            try:
+                ctx.session = stack.enter_context(probe_session(database_url))
+                ctx.snapshot = ctx.session.snapshot()
+            except Unavailable as exc:
+                ctx.session, ctx.db_unreachable, ctx.db_error = None, True, str(exc)
+        for chk in selected:
+            results.append(run_check(chk, ctx, commands))
+        if ctx.session is not None and ctx.canary_result is not None and ctx.canary_result.job_id:
+            events = ctx.session.all("job_events", {"ids": [ctx.canary_result.job_id],
+                                                    "limit": 50})
+    elapsed = time.perf_counter() - start
+    report = build_diagnose_report(
+        checks=results, snapshot=ctx.snapshot, database_url=database_url,
+        server_address=server_address, log_scans=ctx.facts.get("log_scans", []),
+        canary=ctx.canary_result, events=events, server_info=ctx.server_info,
+        log_paths=log_paths, duration_s=elapsed)
+    return DiagnoseResult(report, ctx.db_unreachable or ctx.server_unreachable, elapsed)

@@ -1,0 +1,222 @@
+-- Read-only probes of a Hodei database, referred to by name from harness/probes.py.
+-- Every query runs in a READ ONLY transaction with a statement_timeout; none takes locks.
+-- Ages are computed by the database (clock_timestamp()) so client clock skew does not matter.
+
+-- name: server_clock
+SELECT clock_timestamp() AS now, current_setting('server_version') AS server_version;
+
+-- name: schema_version
+SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN NULL
+            ELSE (SELECT coalesce(max(version), 0) FROM schema_migrations) END AS version;
+
+-- name: jobs_by_state
+SELECT state, count(*) AS n FROM jobs GROUP BY state ORDER BY state;
+
+-- name: oldest_pending
+SELECT count(*) AS n,
+       extract(epoch FROM clock_timestamp() - min(created_at))::float8 AS oldest_age_s
+FROM jobs WHERE state = 'PENDING';
+
+-- name: pending_older_than
+SELECT j.id::text AS job_id, j.attempts,
+       extract(epoch FROM clock_timestamp() - coalesce(q.enqueued_at, j.updated_at))::float8 AS age_s,
+       q.job_id IS NOT NULL AS queued
+FROM jobs j LEFT JOIN job_queue q ON q.job_id = j.id
+WHERE j.state = 'PENDING'
+  AND coalesce(q.enqueued_at, j.updated_at) < clock_timestamp() - make_interval(secs => %(age_s)s)
+ORDER BY coalesce(q.enqueued_at, j.updated_at)
+LIMIT %(limit)s;
+
+-- name: queue_summary
+SELECT count(*) AS depth,
+       extract(epoch FROM clock_timestamp() - min(enqueued_at))::float8 AS oldest_age_s
+FROM job_queue;
+
+-- name: queue_sample
+SELECT q.job_id::text AS job_id, q.enqueued_at::text AS enqueued_at, j.state,
+       extract(epoch FROM clock_timestamp() - q.enqueued_at)::float8 AS age_s
+FROM job_queue q JOIN jobs j ON j.id = q.job_id
+ORDER BY q.priority DESC, q.enqueued_at
+LIMIT %(limit)s;
+
+-- name: workers_by_state
+SELECT state, count(*) AS n FROM workers GROUP BY state ORDER BY state;
+
+-- name: workers_sample
+-- Live workers first, then the most recently heard from.
+SELECT w.id::text AS id, w.name, w.state, w.pid, w.server_id,
+       w.current_job_id::text AS current_job_id, w.running_jobs,
+       extract(epoch FROM clock_timestamp() - w.last_heartbeat)::float8 AS heartbeat_age_s
+FROM workers w
+ORDER BY (w.state IN ('READY', 'BUSY')) DESC, w.last_heartbeat DESC NULLS LAST
+LIMIT %(limit)s;
+
+-- name: events_by_type
+SELECT event_type, count(*) AS n FROM domain_events GROUP BY event_type ORDER BY n DESC, event_type;
+
+-- name: recent_events
+SELECT event_type, aggregate_type, aggregate_id::text AS aggregate_id, actor,
+       occurred_at::text AS occurred_at
+FROM domain_events ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: outbox_summary
+SELECT count(*) AS total,
+       count(*) FILTER (WHERE published_at IS NULL) AS unpublished,
+       extract(epoch FROM clock_timestamp() - min(created_at) FILTER (WHERE published_at IS NULL))::float8
+         AS oldest_unpublished_age_s,
+       max(published_at)::text AS last_published_at
+FROM outbox_events;
+
+-- name: job_logs_count
+SELECT count(*) AS n FROM job_logs;
+
+-- name: server_status
+SELECT server_id, version, started_at::text AS started_at, dispatcher_enabled, outbox_relay_enabled,
+       dispatcher_cycles, dispatched_total, stopped_at::text AS stopped_at,
+       extract(epoch FROM clock_timestamp() - heartbeat_at)::float8 AS heartbeat_age_s,
+       extract(epoch FROM clock_timestamp() - dispatcher_last_cycle_at)::float8 AS last_cycle_age_s,
+       extract(epoch FROM clock_timestamp() - dispatcher_last_dispatch_at)::float8 AS last_dispatch_age_s,
+       extract(epoch FROM clock_timestamp() - outbox_last_publish_at)::float8 AS last_publish_age_s
+FROM server_status
+ORDER BY stopped_at IS NULL DESC, heartbeat_at DESC
+LIMIT %(limit)s;
+
+-- name: stale_live_workers
+-- READY/BUSY rows whose heartbeat is older than the threshold: the worker is silent
+-- and the server has not (yet) marked it LOST.
+SELECT id::text AS id, name, state, pid, server_id, current_job_id::text AS current_job_id,
+       extract(epoch FROM clock_timestamp() - last_heartbeat)::float8 AS heartbeat_age_s
+FROM workers
+WHERE state IN ('READY', 'BUSY')
+  AND (last_heartbeat IS NULL
+       OR last_heartbeat < clock_timestamp() - make_interval(secs => %(age_s)s))
+ORDER BY last_heartbeat NULLS FIRST
+LIMIT %(limit)s;
+
+-- name: ready_workers
+-- Assignable workers: READY, heard from recently, with an open stream on some server.
+SELECT count(*) AS n FROM workers
+WHERE state = 'READY' AND server_id IS NOT NULL
+  AND last_heartbeat >= clock_timestamp() - make_interval(secs => %(age_s)s);
+
+-- name: recently_lost_workers
+SELECT id::text AS id, name, pid,
+       extract(epoch FROM clock_timestamp() - coalesce(last_heartbeat, updated_at))::float8
+         AS heartbeat_age_s
+FROM workers
+WHERE state = 'LOST' AND updated_at >= clock_timestamp() - make_interval(secs => %(window_s)s)
+ORDER BY updated_at DESC
+LIMIT %(limit)s;
+
+-- name: busy_without_job
+-- A BUSY worker holding no job: no jobs row is ASSIGNED/RUNNING on it.
+SELECT w.id::text AS id, w.name, w.running_jobs, w.current_job_id::text AS current_job_id,
+       extract(epoch FROM clock_timestamp() - w.updated_at)::float8 AS busy_for_s
+FROM workers w
+WHERE w.state = 'BUSY'
+  AND w.updated_at < clock_timestamp() - make_interval(secs => %(age_s)s)
+  AND NOT EXISTS (SELECT 1 FROM jobs j
+                  WHERE j.worker_id = w.id AND j.state IN ('ASSIGNED', 'RUNNING'))
+LIMIT %(limit)s;
+
+-- name: assigned_past_deadline
+SELECT j.id::text AS job_id, j.worker_id::text AS worker_id, j.attempts,
+       extract(epoch FROM clock_timestamp() - j.ack_deadline)::float8 AS overdue_s
+FROM jobs j
+WHERE j.state = 'ASSIGNED'
+  AND coalesce(j.ack_deadline, j.assigned_at + make_interval(secs => %(ack_s)s))
+      < clock_timestamp() - make_interval(secs => %(grace_s)s)
+ORDER BY j.assigned_at
+LIMIT %(limit)s;
+
+-- name: running_stuck
+-- RUNNING past its own timeout (plus grace), or on a worker that is gone or silent.
+SELECT j.id::text AS job_id, j.worker_id::text AS worker_id, j.timeout_seconds,
+       extract(epoch FROM clock_timestamp() - j.started_at)::float8 AS running_for_s,
+       w.state AS worker_state,
+       extract(epoch FROM clock_timestamp() - w.last_heartbeat)::float8 AS worker_heartbeat_age_s,
+       CASE
+         WHEN j.timeout_seconds IS NOT NULL AND j.started_at
+              < clock_timestamp() - make_interval(secs => j.timeout_seconds + %(grace_s)s)
+           THEN 'timeout'
+         ELSE 'worker'
+       END AS reason
+FROM jobs j LEFT JOIN workers w ON w.id = j.worker_id
+WHERE j.state = 'RUNNING'
+  AND ((j.timeout_seconds IS NOT NULL AND j.started_at
+          < clock_timestamp() - make_interval(secs => j.timeout_seconds + %(grace_s)s))
+       OR w.id IS NULL
+       OR w.state IN ('LOST', 'TERMINATED')
+       OR w.last_heartbeat < clock_timestamp() - make_interval(secs => %(stale_s)s))
+LIMIT %(limit)s;
+
+-- name: pending_not_queued
+-- A PENDING job no dispatcher will ever see. The grace covers nothing transactional
+-- (enqueue and state change commit together) but tolerates clock jitter.
+SELECT j.id::text AS job_id, j.attempts,
+       extract(epoch FROM clock_timestamp() - j.updated_at)::float8 AS age_s
+FROM jobs j
+WHERE j.state = 'PENDING'
+  AND NOT EXISTS (SELECT 1 FROM job_queue q WHERE q.job_id = j.id)
+  AND j.updated_at < clock_timestamp() - make_interval(secs => %(grace_s)s)
+ORDER BY j.updated_at
+LIMIT %(limit)s;
+
+-- name: queued_not_pending
+SELECT q.job_id::text AS job_id, j.state,
+       extract(epoch FROM clock_timestamp() - q.enqueued_at)::float8 AS age_s
+FROM job_queue q JOIN jobs j ON j.id = q.job_id
+WHERE j.state <> 'PENDING'
+  AND q.enqueued_at < clock_timestamp() - make_interval(secs => %(grace_s)s)
+LIMIT %(limit)s;
+
+-- name: activity_window
+-- Job activity vs domain events vs outbox rows over the same recent window.
+SELECT
+  (SELECT count(*) FROM jobs
+    WHERE updated_at >= clock_timestamp() - make_interval(secs => %(window_s)s)) AS jobs_touched,
+  (SELECT count(*) FROM domain_events
+    WHERE occurred_at >= clock_timestamp() - make_interval(secs => %(window_s)s)) AS events,
+  (SELECT count(*) FROM domain_events
+    WHERE aggregate_type = 'job'
+      AND occurred_at >= clock_timestamp() - make_interval(secs => %(window_s)s)) AS job_events,
+  (SELECT count(*) FROM outbox_events
+    WHERE created_at >= clock_timestamp() - make_interval(secs => %(window_s)s)) AS outbox_rows,
+  (SELECT count(*) FROM domain_events e
+    WHERE e.occurred_at >= clock_timestamp() - make_interval(secs => %(window_s)s)
+      AND e.occurred_at < clock_timestamp() - make_interval(secs => %(grace_s)s)
+      AND NOT EXISTS (SELECT 1 FROM outbox_events o WHERE o.event_id = e.id))
+    AS events_without_outbox,
+  extract(epoch FROM clock_timestamp() - (SELECT max(occurred_at) FROM domain_events))::float8
+    AS last_event_age_s;
+
+-- name: finished_per_minute
+-- Jobs that reached a final state, per minute, over the last N minutes (oldest first).
+SELECT m.minute_ago, count(j.id) AS finished
+FROM generate_series(0, %(minutes)s - 1) AS m(minute_ago)
+LEFT JOIN jobs j
+  ON j.finished_at >= clock_timestamp() - make_interval(mins => m.minute_ago + 1)
+ AND j.finished_at <  clock_timestamp() - make_interval(mins => m.minute_ago)
+GROUP BY m.minute_ago
+ORDER BY m.minute_ago DESC;
+
+-- name: job_events
+-- The lifecycle of the given aggregates, for the report's timeline.
+SELECT event_type, aggregate_type, aggregate_id::text AS aggregate_id, actor,
+       occurred_at::text AS occurred_at
+FROM domain_events
+WHERE aggregate_id = ANY(%(ids)s::uuid[])
+ORDER BY id
+LIMIT %(limit)s;
+
+-- name: latest_job_ids
+SELECT id::text AS id FROM jobs ORDER BY created_at DESC LIMIT %(limit)s;
+
+-- name: job_row
+SELECT id::text AS id, state, attempts, worker_id::text AS worker_id, exit_code,
+       created_at::text AS created_at, assigned_at::text AS assigned_at,
+       started_at::text AS started_at, finished_at::text AS finished_at
+FROM jobs WHERE id = %(id)s::uuid;
+
+-- name: job_log_lines
+SELECT sequence, is_stderr, line FROM job_logs WHERE job_id = %(id)s::uuid ORDER BY sequence;

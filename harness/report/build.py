@@ -1,0 +1,308 @@
+"""Build a Report from observations: findings, root cause, checklist, metrics, timeline."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import fields
+from datetime import UTC, datetime
+from typing import Any
+
+from harness.report.checklist import diagnose_checklist, e2e_checklist
+from harness.report.model import (
+    ChecklistItem,
+    CheckResult,
+    DatabaseSnapshot,
+    Finding,
+    LogScan,
+    Metric,
+    Report,
+    ScenarioRecord,
+    Status,
+    StepRecord,
+    TimelineEvent,
+)
+from harness.report.redact import redact, redact_text
+from harness.report.rules import FINDING_COMPONENT, e2e_findings, findings_from_checks, root_cause
+from harness.report.units import human_age, ms
+
+COMPONENT_ORDER = ["PostgreSQL", "gRPC server", "Workers", "Job queue", "Dispatcher",
+                   "Job execution", "Consistency", "Domain events", "Outbox", "Log streaming",
+                   "Throughput", "Logs"]
+_RANK = {Status.FAIL: 3, Status.WARN: 2, Status.PASS: 1, Status.SKIP: 0}
+
+SEED_QUERIES = [
+    "SELECT id, state, attempts, created_at FROM jobs ORDER BY created_at DESC LIMIT 5;",
+    "SELECT jq.job_id, jq.enqueued_at, j.state FROM job_queue jq JOIN jobs j "
+    "ON jq.job_id = j.id;",
+    "SELECT id, state, last_heartbeat, current_job_id FROM workers;",
+    "SELECT event_type, aggregate_id, actor, occurred_at FROM domain_events "
+    "ORDER BY occurred_at DESC LIMIT 10;",
+    "SELECT server_id, dispatcher_enabled, dispatcher_last_cycle_at, dispatcher_cycles, "
+    "outbox_last_publish_at, heartbeat_at FROM server_status;",
+    "SELECT count(*) FILTER (WHERE published_at IS NULL) AS unpublished, "
+    "min(created_at) FILTER (WHERE published_at IS NULL) AS oldest FROM outbox_events;",
+]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def hodei_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("hodei")
+    except Exception:
+        return "unknown"
+
+
+def debug_commands(database_url: str | None, server: str | None,
+                   log_paths: list[str] | None = None) -> list[str]:
+    """Commands pointed at this very deployment; the password is never printed."""
+    cmds: list[str] = []
+    if database_url:
+        url = redact(database_url)
+        note = "# password redacted: export PGPASSWORD first" if url != database_url else ""
+        if note:
+            cmds.append(note)
+        for q in SEED_QUERIES:
+            cmds.append(f"psql {shlex.quote(url)} -c {shlex.quote(q)}")
+    if server:
+        for sub in ("job list", "workers", "queue"):
+            cmds.append(f"hodei {sub} --server {server}")
+        diag = f"hodei-diagnose --server {server} --canary"
+        if database_url:
+            diag += f" --database-url {shlex.quote(redact(database_url))}"
+        cmds.append(diag)
+    for path in log_paths or []:
+        cmds.append(f"tail -f {shlex.quote(path)} | grep -E 'dispatcher|ERROR|UNAVAILABLE'")
+    return cmds
+
+
+def components_from(checks: list[CheckResult], findings: list[Finding]) -> list[CheckResult]:
+    """One line per component with its worst status (the executive summary)."""
+    rows: dict[str, CheckResult] = {}
+    for c in checks:
+        row = rows.setdefault(c.component, CheckResult(
+            id=c.component, component=c.component, status=Status.SKIP, title=c.component))
+        row.duration_s = round(row.duration_s + c.duration_s, 4)
+        if _RANK[c.status] > _RANK[row.status]:
+            row.status, row.observed = c.status, c.observed
+        elif row.status == c.status and not row.observed:
+            row.observed = c.observed
+    for f in findings:
+        comp = f.component or FINDING_COMPONENT.get(f.code, "Job execution")
+        row = rows.setdefault(comp, CheckResult(id=comp, component=comp, status=Status.PASS,
+                                                title=comp))
+        status = Status.WARN if f.severity == "minor" else Status.FAIL
+        if _RANK[status] > _RANK[row.status]:
+            row.status = status
+            row.observed = "; ".join(f.symptoms[:1])
+        row.finding = row.finding or f.code
+    return sorted(rows.values(), key=lambda r: COMPONENT_ORDER.index(r.component)
+                  if r.component in COMPONENT_ORDER else 99)
+
+
+def timeline_from(events: list[dict[str, Any]], limit: int = 30) -> list[TimelineEvent]:
+    ordered = sorted(events, key=lambda e: str(e.get("occurred_at", "")))[-limit:]
+    return [TimelineEvent(occurred_at=str(e.get("occurred_at", "")),
+                          event_type=str(e.get("event_type", "")),
+                          aggregate_type=str(e.get("aggregate_type", "")),
+                          aggregate_id=str(e.get("aggregate_id", "")),
+                          actor=str(e.get("actor", "")))
+            for e in ordered]
+
+
+def verdict_of(findings: list[Finding], checks: list[CheckResult],
+               scenarios: list[ScenarioRecord]) -> Status:
+    statuses = [c.status for c in checks] + [s.status for s in scenarios]
+    statuses += [Status.WARN if f.severity == "minor" else Status.FAIL for f in findings]
+    return max(statuses, key=lambda s: _RANK[s], default=Status.PASS) \
+        if any(s in (Status.WARN, Status.FAIL) for s in statuses) else Status.PASS
+
+
+def _finish(report: Report, findings: list[Finding]) -> Report:
+    code, params, sentence = root_cause(findings)
+    report.findings = findings
+    report.root_cause_code, report.root_cause_params, report.root_cause = code, params, sentence
+    return report
+
+
+# --- hodei-diagnose ------------------------------------------------------------------
+
+
+def diagnose_metrics(checks: list[CheckResult], canary: Any = None) -> list[Metric]:
+    rows: list[Metric] = []
+    by_id = {c.id: c for c in checks}
+    for cid, component in (("database.connect", "PostgreSQL"), ("server.health", "gRPC server"),
+                           ("workers.ready", "Workers"), ("queue.backlog", "Job queue"),
+                           ("dispatcher.progress", "Dispatcher"), ("outbox.backlog", "Outbox"),
+                           ("throughput.recent", "Throughput"), ("logs.grpc_errors", "Logs")):
+        c = by_id.get(cid)
+        if c is not None and c.status != Status.SKIP:
+            rows.append(Metric(component, c.status, ms(c.duration_s), c.observed))
+    if canary is not None:
+        life = by_id.get("canary.lifecycle")
+        logs = by_id.get("canary.logs")
+        st = life.status if life else Status.SKIP
+        rows.append(Metric("Job dispatch (canary)", st, human_age(canary.dispatch_s),
+                           "created -> ASSIGNED, server timestamps"))
+        rows.append(Metric("Job execution (canary)", st, human_age(canary.execution_s),
+                           f"RUNNING -> {canary.state}, exit {canary.exit_code}"))
+        rows.append(Metric("Log streaming (canary)", logs.status if logs else Status.SKIP,
+                           human_age(canary.first_log_s),
+                           f"{len(canary.lines)} line(s) received, first after queueing"))
+    return rows
+
+
+def build_diagnose_report(
+    *,
+    checks: list[CheckResult],
+    snapshot: DatabaseSnapshot | None,
+    database_url: str | None,
+    server_address: str | None,
+    log_scans: list[LogScan] | None = None,
+    canary: Any = None,
+    events: list[dict[str, Any]] | None = None,
+    server_info: dict[str, Any] | None = None,
+    log_paths: list[str] | None = None,
+    duration_s: float = 0.0,
+) -> Report:
+    findings = findings_from_checks(checks)
+    target: dict[str, Any] = {
+        "mode": "diagnose", "database_url": redact(database_url),
+        "server_address": server_address or "", "server_info": server_info or {},
+        "log_files": log_paths or [],
+    }
+    if snapshot is not None:
+        target["workers"] = [{k: w.get(k) for k in ("id", "state", "pid", "heartbeat_age_s")}
+                             for w in snapshot.workers_sample]
+    if canary is not None:
+        target["canary_job_id"] = canary.job_id
+    report = Report(
+        kind="diagnose", generated_at=now_iso(), version=hodei_version(), target=target,
+        verdict=verdict_of(findings, checks, []), components=components_from(checks, findings),
+        checks=checks, snapshot_after=snapshot, log_scans=log_scans or [],
+        metrics=diagnose_metrics(checks, canary),
+        checklist=diagnose_checklist(checks, snapshot, canary),
+        timeline=timeline_from(events if events is not None
+                               else (snapshot.recent_events if snapshot else [])),
+        debug_commands=debug_commands(database_url, server_address, log_paths),
+        duration_s=round(duration_s, 3),
+    )
+    return _finish(report, findings)
+
+
+# --- pytest features/ ----------------------------------------------------------------
+
+
+def e2e_metrics(run: Any) -> list[Metric]:
+    rows: list[Metric] = []
+    after: DatabaseSnapshot | None = getattr(run, "snapshot_after", None)
+    if after is not None:
+        rows.append(Metric("PostgreSQL", Status.PASS, "", f"schema v{after.schema_version}, "
+                           f"{after.jobs_total} jobs, {after.events_total} events"))
+    for s in getattr(run, "scenarios", []):
+        extra = ", ".join(f"{k}={v:g}" for k, v in s.metrics.items())
+        obs = (s.error.splitlines()[0][:160] if s.error else "") or extra or \
+            f"{len(s.steps)} step(s)"
+        if s.error and extra:
+            obs = f"{obs} ({extra})"
+        rows.append(Metric(s.name, s.status, f"{s.duration_s:.2f} s", redact_text(obs)))
+    return rows
+
+
+def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Report:
+    """The report of a `pytest features/` run (see docs/report-catalogue.md for `run`)."""
+    scenarios: list[ScenarioRecord] = list(getattr(run, "scenarios", []))
+    before = getattr(run, "snapshot_before", None)
+    after = getattr(run, "snapshot_after", None)
+    scans: list[LogScan] = list(getattr(run, "log_scans", []))
+    checks = list(checks or [])
+    dep = getattr(run, "deployment", None)
+    launch_error = getattr(run, "launch_error", "")
+    if launch_error:
+        checks.append(CheckResult("platform.launch", "gRPC server", Status.FAIL,
+                                  "Platform started", observed=redact_text(launch_error),
+                                  finding="SCENARIO_FAILED",
+                                  params={"scenario": "platform start", "step": "launch",
+                                          "error": redact_text(launch_error)[:200]}))
+    findings = e2e_findings(scenarios, before, after, scans, checks)
+    db_url = getattr(dep, "database_url", None)
+    server = getattr(dep, "server_address", None)
+    target: dict[str, Any] = {"mode": getattr(run, "launcher", ""),
+                              "database_url": redact(db_url), "server_address": server or "",
+                              "server_info": getattr(run, "server_info", {}) or {},
+                              "workers": getattr(run, "workers", []) or [],
+                              "errors": [redact_text(e) for e in getattr(run, "errors", [])]}
+    if dep is not None:
+        target["processes"] = [{"role": p.role, "name": p.name, "pid": p.pid,
+                                "log_path": str(p.log_path or "")} for p in dep.processes]
+    log_paths = [str(p.log_path) for p in getattr(dep, "processes", []) if p.log_path]
+    comp_checks = list(checks)
+    if after is not None:
+        comp_checks.append(CheckResult("database.snapshot", "PostgreSQL", Status.PASS,
+                                       "Database snapshot", observed=f"schema v"
+                                       f"{after.schema_version}"))
+    if target["server_info"]:
+        comp_checks.append(CheckResult("server.info", "gRPC server", Status.PASS, "Server info",
+                                       observed=f"version {target['server_info'].get('version')}"))
+    report = Report(
+        kind="e2e", generated_at=getattr(run, "finished_at", "") or now_iso(),
+        version=hodei_version(), target=target,
+        verdict=verdict_of(findings, checks, scenarios),
+        components=components_from(comp_checks, findings), scenarios=scenarios, checks=checks,
+        snapshot_before=before, snapshot_after=after, log_scans=scans,
+        metrics=e2e_metrics(run),
+        checklist=e2e_checklist(scenarios, before, after, scans, findings),
+        timeline=timeline_from(after.recent_events if after else []),
+        debug_commands=debug_commands(db_url, server, log_paths),
+        duration_s=float(getattr(run, "duration_s", 0.0)),
+    )
+    return _finish(report, findings)
+
+
+# --- JSON round trip -------------------------------------------------------------------
+
+
+def _dc(cls: Any, data: dict[str, Any]) -> Any:
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def report_from_json(text: str) -> Report:
+    """The Report a `to_json()` wrote (unknown keys ignored, so older readers keep working)."""
+    data = json.loads(text)
+
+    def status(d: dict[str, Any]) -> dict[str, Any]:
+        return {**d, "status": Status(d["status"])} if "status" in d else d
+
+    def snap(d: dict[str, Any] | None) -> DatabaseSnapshot | None:
+        return None if d is None else _dc(DatabaseSnapshot, d)
+
+    def check(d: dict[str, Any]) -> CheckResult:
+        result: CheckResult = _dc(CheckResult, status(d))
+        return result
+
+    scenarios = []
+    for s in data.get("scenarios", []):
+        steps = [_dc(StepRecord, status(x)) for x in s.get("steps", [])]
+        scenarios.append(_dc(ScenarioRecord, {**status(s), "steps": steps}))
+    out = _dc(Report, {
+        **data,
+        "verdict": Status(data.get("verdict", "PASS")),
+        "components": [check(c) for c in data.get("components", [])],
+        "checks": [check(c) for c in data.get("checks", [])],
+        "scenarios": scenarios,
+        "snapshot_before": snap(data.get("snapshot_before")),
+        "snapshot_after": snap(data.get("snapshot_after")),
+        "log_scans": [_dc(LogScan, x) for x in data.get("log_scans", [])],
+        "findings": [_dc(Finding, x) for x in data.get("findings", [])],
+        "metrics": [_dc(Metric, status(x)) for x in data.get("metrics", [])],
+        "checklist": [_dc(ChecklistItem, x) for x in data.get("checklist", [])],
+        "timeline": [_dc(TimelineEvent, x) for x in data.get("timeline", [])],
+    })
+    report: Report = out
+    return report

@@ -1,0 +1,125 @@
+"""Markdown from a Report, through the Jinja2 templates `report.<lang>.md.j2`."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from harness.report.catalogue import (
+    LANGS,
+    SEVERITY,
+    checklist_text,
+    component_name,
+    fill,
+    finding_text,
+)
+from harness.report.model import Finding, Report, Status, TimelineEvent
+from harness.report.redact import redact_text
+from harness.report.units import human_age
+
+ICON = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.SKIP: "⏭️"}
+STATE_WORD = {
+    "en": {Status.PASS: "WORKING", Status.WARN: "WARNING", Status.FAIL: "FAILING",
+           Status.SKIP: "NOT CHECKED"},
+    "es": {Status.PASS: "FUNCIONANDO", Status.WARN: "ADVERTENCIA", Status.FAIL: "FALLA",
+           Status.SKIP: "NO VERIFICADO"},
+}
+
+
+def _status(value: Any) -> Status:
+    return value if isinstance(value, Status) else Status(str(value))
+
+
+def root_cause_sentence(report: Report, lang: str) -> str:
+    if report.root_cause_code:
+        return fill(finding_text(report.root_cause_code, lang).root_cause,
+                    report.root_cause_params)
+    return report.root_cause
+
+
+def actions_by_priority(findings: list[Finding], lang: str) -> dict[str, list[dict[str, Any]]]:
+    """Recommended actions of every finding, de-duplicated, grouped high/medium/low."""
+    out: dict[str, list[dict[str, Any]]] = {"high": [], "medium": [], "low": []}
+    seen: set[str] = set()
+    for f in findings:
+        text = finding_text(f.code, lang)
+        for priority, action in text.actions:
+            sentence = fill(action, f.params)
+            if sentence in seen:
+                continue
+            seen.add(sentence)
+            # A minor finding's actions are never "immediate".
+            p = "medium" if f.severity == "minor" and priority == "high" else priority
+            out.setdefault(p, []).append({"action": sentence, "title": fill(text.title, f.params),
+                                          "modules": text.modules})
+    return out
+
+
+def _participant(event: TimelineEvent) -> tuple[str, str]:
+    """(from, to) of a lifecycle event in the sequence diagram."""
+    t = event.event_type
+    if t in ("JobCreated", "JobCancelRequested"):
+        return "Client", "Server"
+    if t in ("JobAssigned", "JobRequeued"):
+        return "Dispatcher", "Worker"
+    if t.startswith("Worker"):
+        return "Worker", "Server"
+    return "Worker", "Server"
+
+
+def mermaid_timeline(events: list[TimelineEvent]) -> str:
+    """A Mermaid sequenceDiagram of the lifecycle, one arrow per domain event."""
+    if not events:
+        return ""
+    lines = ["sequenceDiagram", "    participant Client", "    participant Server",
+             "    participant Dispatcher", "    participant Worker"]
+    for e in events:
+        src, dst = _participant(e)
+        clock = e.occurred_at[11:23] if len(e.occurred_at) >= 19 else e.occurred_at
+        label = f"{clock} {e.event_type} {e.aggregate_type} {e.aggregate_id[:8]}"
+        lines.append(f"    {src}->>{dst}: {label.replace(';', ',')}")
+    return "\n".join(lines)
+
+
+@cache
+def _env() -> Environment:
+    env = Environment(
+        loader=PackageLoader("harness.report", "templates"),
+        autoescape=False,  # Markdown, not HTML
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["age"] = human_age
+    env.filters["redact"] = redact_text
+    env.filters["icon"] = lambda s: ICON[_status(s)]
+    return env
+
+
+def render_markdown(report: Report, lang: str = "en") -> str:
+    """The report in Markdown, in English (`en`) or Spanish (`es`, the seed's headings)."""
+    if lang not in LANGS:
+        raise ValueError(f"unsupported report language {lang!r}; use one of {', '.join(LANGS)}")
+    template = _env().get_template(f"report.{lang}.md.j2")
+    findings = [{"f": f, "t": finding_text(f.code, lang),
+                 "title": fill(finding_text(f.code, lang).title, f.params),
+                 "severity": SEVERITY[lang].get(f.severity, f.severity)}
+                for f in report.findings]
+    text = template.render(
+        r=report,
+        lang=lang,
+        root_cause=root_cause_sentence(report, lang),
+        findings=findings,
+        actions=actions_by_priority(report.findings, lang),
+        checklist=[(i, checklist_text(i.code, lang, i.params or None)) for i in report.checklist],
+        component=lambda name: component_name(name, lang),
+        word=lambda s: STATE_WORD[lang][_status(s)],
+        fill=fill,
+        mermaid=mermaid_timeline(report.timeline),
+        Status=Status,
+    )
+    # Belt and braces: whatever a template printed, no password leaves this function.
+    return redact_text(text)

@@ -1,0 +1,224 @@
+"""Rules that turn observations into findings and one root-cause sentence.
+
+Observations are check results (hodei-diagnose, or harness observations), scenario
+records, database snapshots and log scans. A rule never looks at what was injected on
+purpose (faults); it sees only what was measured, so the report diagnoses the same way
+against a live deployment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.report.catalogue import fill, finding_text
+from harness.report.model import (
+    CheckResult,
+    DatabaseSnapshot,
+    Finding,
+    LogScan,
+    ScenarioRecord,
+    Status,
+)
+from harness.report.units import human_age
+
+#: Which finding explains the others: the first present is the root cause.
+ROOT_CAUSE_ORDER = [
+    "DATABASE_UNREACHABLE", "SERVER_UNREACHABLE", "SCHEMA_MISMATCH", "SERVER_NOT_SERVING",
+    "DISPATCHER_DISABLED", "WORKER_HEARTBEAT_STALE", "DISPATCHER_STALLED", "NO_READY_WORKERS",
+    "PENDING_NOT_QUEUED", "OUTBOX_EMPTY", "OUTBOX_BACKLOG", "JOB_ACK_OVERDUE",
+    "JOB_RUNNING_STUCK", "EVENTS_MISSING", "LOGS_NOT_STREAMED", "GRPC_STREAM_ERRORS",
+    "QUEUE_ROW_FOR_FINISHED_JOB", "WORKER_BUSY_WITHOUT_JOB", "JOBS_NOT_COMPLETING",
+    "LOW_THROUGHPUT", "SCENARIO_FAILED",
+]
+
+FINDING_COMPONENT = {
+    "DATABASE_UNREACHABLE": "PostgreSQL", "SCHEMA_MISMATCH": "PostgreSQL",
+    "SERVER_UNREACHABLE": "gRPC server", "SERVER_NOT_SERVING": "gRPC server",
+    "DISPATCHER_DISABLED": "Dispatcher", "DISPATCHER_STALLED": "Dispatcher",
+    "NO_READY_WORKERS": "Workers", "WORKER_HEARTBEAT_STALE": "Workers",
+    "WORKER_BUSY_WITHOUT_JOB": "Workers", "PENDING_NOT_QUEUED": "Consistency",
+    "QUEUE_ROW_FOR_FINISHED_JOB": "Consistency", "OUTBOX_EMPTY": "Outbox",
+    "OUTBOX_BACKLOG": "Outbox", "JOB_ACK_OVERDUE": "Job execution",
+    "JOB_RUNNING_STUCK": "Job execution", "JOBS_NOT_COMPLETING": "Job execution",
+    "EVENTS_MISSING": "Domain events", "LOGS_NOT_STREAMED": "Log streaming",
+    "GRPC_STREAM_ERRORS": "Logs", "LOW_THROUGHPUT": "Throughput",
+    "SCENARIO_FAILED": "Job execution",
+}
+
+#: Findings that stop jobs from running at all.
+BLOCKING = {"DATABASE_UNREACHABLE", "SERVER_UNREACHABLE", "DISPATCHER_DISABLED",
+            "DISPATCHER_STALLED", "NO_READY_WORKERS", "PENDING_NOT_QUEUED", "SCHEMA_MISMATCH"}
+
+#: In an e2e run, PENDING this long with a READY worker means a stalled dispatcher.
+E2E_PENDING_AGE_S = 10.0
+E2E_OUTBOX_AGE_S = 10.0
+E2E_CYCLE_AGE_S = 15.0
+
+
+def _severity(code: str, status: Status) -> str:
+    if status == Status.WARN:
+        return "minor"
+    return "critical" if code in BLOCKING else "major"
+
+
+def findings_from_checks(checks: list[CheckResult]) -> list[Finding]:
+    """One finding per code among WARN/FAIL checks (evidence merged)."""
+    by_code: dict[str, Finding] = {}
+    for c in checks:
+        if c.status not in (Status.WARN, Status.FAIL) or not c.finding:
+            continue
+        f = by_code.get(c.finding)
+        if f is None:
+            f = Finding(code=c.finding, component=FINDING_COMPONENT.get(c.finding, c.component),
+                        severity=_severity(c.finding, c.status), params=dict(c.params))
+            by_code[c.finding] = f
+        elif c.status == Status.FAIL:
+            f.severity = _severity(c.finding, Status.FAIL)
+        f.symptoms.append(f"[{c.id}] {c.observed}")
+        f.evidence.extend(c.evidence)
+    return sorted(by_code.values(), key=_rank)
+
+
+def _rank(f: Finding) -> tuple[int, int]:
+    sev = {"critical": 0, "major": 1, "minor": 2}.get(f.severity, 3)
+    order = ROOT_CAUSE_ORDER.index(f.code) if f.code in ROOT_CAUSE_ORDER else 99
+    return (sev, order)
+
+
+def root_cause(findings: list[Finding]) -> tuple[str, dict[str, Any], str]:
+    """(code, params, English sentence) of the finding that explains the others."""
+    if not findings:
+        return "", {}, ""
+    serious = [f for f in findings if f.severity != "minor"] or findings
+    primary = min(serious, key=lambda f: ROOT_CAUSE_ORDER.index(f.code)
+                  if f.code in ROOT_CAUSE_ORDER else 99)
+    return primary.code, primary.params, fill(finding_text(primary.code, "en").root_cause,
+                                              primary.params)
+
+
+# --- e2e observations ---------------------------------------------------------------
+
+
+def _live_servers(snap: DatabaseSnapshot | None) -> list[dict[str, Any]]:
+    if snap is None:
+        return []
+    return [s for s in snap.servers if not s.get("stopped_at")]
+
+
+def _ready(snap: DatabaseSnapshot | None) -> int:
+    return int(snap.workers_by_state.get("READY", 0)) if snap else 0
+
+
+def dispatcher_params(snap: DatabaseSnapshot | None, pending_age: float | None) -> dict[str, Any]:
+    servers = _live_servers(snap)
+    ages = [s.get("last_cycle_age_s") for s in servers if s.get("dispatcher_enabled")]
+    known = [a for a in ages if a is not None]
+    pending = snap.jobs_by_state.get("PENDING", 0) if snap else 0
+    return {"pending": pending, "pending_age": human_age(pending_age), "ready": _ready(snap),
+            "cycle_age": human_age(min(known)) if known else "ever", "servers": len(servers),
+            "pending_part": f", {pending} job(s) PENDING for {human_age(pending_age)}"
+            if pending else ""}
+
+
+def snapshot_findings(snap: DatabaseSnapshot | None,
+                      before: DatabaseSnapshot | None = None) -> list[Finding]:
+    """What a database snapshot alone establishes (used for e2e runs)."""
+    if snap is None:
+        return []
+    out: list[Finding] = []
+    servers = _live_servers(snap)
+    age = snap.oldest_pending_age_s
+    if servers and not any(s.get("dispatcher_enabled") for s in servers):
+        out.append(Finding("DISPATCHER_DISABLED", "Dispatcher", "critical",
+                           dispatcher_params(snap, age),
+                           symptoms=[f"{len(servers)} live server(s) with dispatcher_enabled "
+                                     "= false"],
+                           evidence=[f"server_status {s.get('server_id')}: dispatcher_enabled="
+                                     f"{s.get('dispatcher_enabled')}" for s in servers]))
+    elif age is not None and age > E2E_PENDING_AGE_S and _ready(snap):
+        out.append(Finding("DISPATCHER_STALLED", "Dispatcher", "critical",
+                           dispatcher_params(snap, age),
+                           symptoms=[f"oldest PENDING job {human_age(age)} old with "
+                                     f"{_ready(snap)} READY worker(s)"],
+                           evidence=[f"queue depth {snap.queue_depth}, oldest "
+                                     f"{human_age(snap.queue_oldest_age_s)}"]))
+    out_age = snap.outbox_oldest_unpublished_age_s
+    if out_age is not None and out_age > E2E_OUTBOX_AGE_S:
+        relay = [s.get("outbox_relay_enabled") for s in servers]
+        out.append(Finding("OUTBOX_BACKLOG", "Outbox", "major",
+                           {"count": snap.outbox_unpublished, "age": human_age(out_age)},
+                           symptoms=[f"{snap.outbox_unpublished} unpublished outbox row(s), "
+                                     f"oldest {human_age(out_age)}"],
+                           evidence=[f"outbox_relay_enabled per live server: {relay}"]))
+    new_events = snap.events_total - (before.events_total if before else 0)
+    new_outbox = snap.outbox_total - (before.outbox_total if before else 0)
+    if new_events > 0 and new_outbox == 0:
+        out.append(Finding("OUTBOX_EMPTY", "Outbox", "major",
+                           {"events": new_events, "outbox": new_outbox, "window": "run"},
+                           symptoms=[f"{new_events} domain event(s), {new_outbox} outbox rows"]))
+    return out
+
+
+def scan_findings(scans: list[LogScan]) -> list[Finding]:
+    errors = [(s.source, e) for s in scans for e in s.grpc_errors]
+    if not errors:
+        return []
+    sources = sorted({src for src, _ in errors})
+    return [Finding("GRPC_STREAM_ERRORS", "Logs", "major",
+                    {"count": len(errors), "sources": ", ".join(sources),
+                     "sample": errors[0][1][-120:]},
+                    symptoms=[f"{len(errors)} gRPC stream error line(s)"],
+                    evidence=[f"{src}: {line}" for src, line in errors[:8]])]
+
+
+def _failed_step(s: ScenarioRecord) -> tuple[str, str]:
+    for step in s.steps:
+        if step.status == Status.FAIL:
+            return step.name, step.error or s.error
+    return "", s.error
+
+
+def scenario_findings(scenarios: list[ScenarioRecord], snap: DatabaseSnapshot | None,
+                      already: set[str]) -> list[Finding]:
+    """Failed scenarios, each attributed to the component its failing step names."""
+    out: list[Finding] = []
+    for s in scenarios:
+        if s.status != Status.FAIL:
+            continue
+        step, error = _failed_step(s)
+        text = f"{step} {error}".lower()
+        symptom = f"scenario \"{s.name}\" failed at \"{step}\": {error}"[:400]
+        if "pending" in text and "DISPATCHER_DISABLED" not in already:
+            code = "DISPATCHER_STALLED" if _ready(snap) else "NO_READY_WORKERS"
+            params = dispatcher_params(snap, snap.oldest_pending_age_s if snap else None)
+            params.setdefault("server", "")
+        elif "log" in text and ("line" in text or "stream" in text or "stdout" in text):
+            code = "LOGS_NOT_STREAMED"
+            params = {"received": int(s.metrics.get("log_lines_received", 0)),
+                      "expected": int(s.metrics.get("log_lines_expected", 0)) or "?"}
+        else:
+            code = "SCENARIO_FAILED"
+            params = {"scenario": s.name, "step": step, "error": (error or "")[:200]}
+        if code in already and code != "SCENARIO_FAILED":
+            for f in out:
+                if f.code == code:
+                    f.symptoms.append(symptom)
+            continue
+        already.add(code)
+        out.append(Finding(code, FINDING_COMPONENT.get(code, "Job execution"),
+                           _severity(code, Status.FAIL), params, symptoms=[symptom],
+                           evidence=[f"feature {s.feature}, {s.duration_s:.2f} s"]))
+    return out
+
+
+def e2e_findings(scenarios: list[ScenarioRecord], before: DatabaseSnapshot | None,
+                 after: DatabaseSnapshot | None, scans: list[LogScan],
+                 checks: list[CheckResult]) -> list[Finding]:
+    found = findings_from_checks(checks)
+    codes = {f.code for f in found}
+    for f in snapshot_findings(after, before) + scan_findings(scans):
+        if f.code not in codes:
+            found.append(f)
+            codes.add(f.code)
+    found += scenario_findings(scenarios, after, codes)
+    return sorted(found, key=_rank)
