@@ -9,7 +9,7 @@ Feature: Jobs that do not succeed
     Then the job reaches state FAILED
     And the job's exit code is 3
 
-  @timeout
+  @job_timeout
   Scenario: A job over its timeout ends TIMED_OUT
     Given the platform is running
     When I queue a job running "sleep 30" with a timeout of 1 seconds

@@ -35,6 +35,10 @@ _QUERIES = {
         "SELECT extract(epoch FROM max(finished_at) - min(created_at)) FROM jobs"
         " WHERE id = ANY(%s::uuid[])"
     ),
+    "jobs_not_in": (
+        "SELECT id::text, state, attempts, exit_code, coalesce(error, '') FROM jobs"
+        " WHERE id = ANY(%s::uuid[]) AND state <> %s ORDER BY created_at LIMIT 5"
+    ),
     "schema_version": "SELECT coalesce(max(version), 0) FROM schema_migrations",
     "tables_present": (
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
@@ -101,6 +105,11 @@ class Tables:
         """Seconds from the first job's creation to the last one's end."""
         value = self._rows("span_of", job_ids)[0][0]
         return float(value) if value is not None else 0.0
+
+    def jobs_not_in(self, job_ids: list[str], state: str) -> list[str]:
+        """Up to 5 of those jobs that are not in `state`, described in one line each."""
+        return [f"{r[0]} {r[1]} attempts={r[2]} exit={r[3]} error={r[4]!r}"
+                for r in self._rows("jobs_not_in", job_ids, state)]
 
     def schema_version(self) -> int:
         return int(self._rows("schema_version")[0][0])

@@ -36,7 +36,7 @@ TAGS = {
     "lifecycle": "job lifecycle PENDING -> SUCCEEDED, queue, events, outbox",
     "logs": "log streaming to the CLI and SubscribeLogs",
     "failure": "failing job",
-    "timeout": "job timeout",
+    "job_timeout": "job timeout (not `timeout`: that is pytest-timeout's marker)",
     "cancel": "job cancellation",
     "recovery": "worker killed mid-job",
     "kills_processes": "needs to kill platform processes (local launcher only)",
@@ -341,17 +341,30 @@ def _write_run_report(config: pytest.Config, state: RunState) -> None:
         if dep.mode == "local" and logs.is_dir():
             run.log_dir = str(logs)
             run.log_scans = [scan_file(p.stem, p) for p in sorted(logs.glob("*.log"))]
-            # Replacement workers started by xdist workers are part of the deployment too.
-            known = {p.name for p in dep.processes}
-            from harness.launchers.base import ProcessInfo
-
-            for p in sorted(logs.glob("worker-*.log")):
-                if p.stem not in known:
-                    dep.processes.append(ProcessInfo(role="worker", name=p.stem, log_path=p))
+            _add_unlisted_processes(dep, run_dir)
         _final_platform_view(run, dep.server_address)
     report_dir = Path(config.getoption("--report-dir") or config.rootpath / "reports")
     state.report_path, notes = write_report(run, report_dir, config.getoption("--report-lang"))
     state.notes.extend(notes)
+
+
+def _add_unlisted_processes(dep: Any, run_dir: Path) -> None:
+    """Workers started during the run (replacements, possibly by xdist workers) are part
+    of the deployment too: take them from the run's process registry."""
+    import json
+
+    from harness.launchers.base import ProcessInfo
+
+    registry = run_dir / "processes.jsonl"
+    known = {p.pid for p in dep.processes}
+    if not registry.exists():
+        return
+    for line in registry.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        if entry["pid"] not in known:
+            dep.processes.append(ProcessInfo(role=entry["role"], name=entry["name"],
+                                             pid=entry["pid"],
+                                             log_path=Path(entry["log_path"])))
 
 
 def _final_platform_view(run: E2ERun, address: str) -> None:

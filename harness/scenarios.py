@@ -220,20 +220,28 @@ class World:
         text = self.cli.stdout if stream == "stdout" else self.cli.stderr
         wanted = [shlex.split(x)[0] if x.startswith('"') else x for x in _split(lines)]
         got = text.splitlines()
+        received = self.metrics.get("log_lines_received", 0.0)
+        self.metrics["log_lines_received"] = received + sum(1 for w in wanted if w in got)
+        self.metrics["log_lines_expected"] = self.metrics.get("log_lines_expected", 0.0) + len(
+            wanted)
         n = len(wanted)
         assert any(got[i:i + n] == wanted for i in range(len(got) - n + 1)), (
-            f"CLI {stream} lacks the lines {wanted} (in order); got {got[-10:]}")
+            f"CLI {stream} lacks the log lines {wanted} (in order); got {got[-10:]}")
 
     def subscription_received(self, stdout: str, stderr: str) -> None:
         assert self.capture_future is not None, "no log subscription was started"
         capture = self.capture_future.result(timeout=JOB_TIMEOUT_S + 5)
+        # Recorded before the checks, so that the report sees what did (not) arrive.
+        self.metrics["log_lines_received"] = float(len(capture.lines))
+        self.metrics["log_lines_expected"] = float(len(_split(stdout)) + len(_split(stderr)))
         assert not capture.error, f"SubscribeLogs failed: {capture.error}"
         assert capture.ended, "SubscribeLogs did not end when the job ended"
-        assert capture.stdout() == _split(stdout), f"stdout lines {capture.stdout()}"
-        assert capture.stderr() == _split(stderr), f"stderr lines {capture.stderr()}"
+        assert capture.stdout() == _split(stdout), (
+            f"log stream: stdout lines {capture.stdout()}, expected {_split(stdout)}")
+        assert capture.stderr() == _split(stderr), (
+            f"log stream: stderr lines {capture.stderr()}, expected {_split(stderr)}")
         seqs = capture.sequences
         assert seqs == sorted(set(seqs)), f"sequence numbers not strictly increasing: {seqs}"
-        self.metrics["log_lines_streamed"] = float(len(capture.lines))
 
     # -- recovery ---------------------------------------------------------------
     def kill_job_worker(self) -> None:
@@ -271,7 +279,8 @@ class World:
             lambda: self.ctx.tables.states_of(ids),
             lambda c: sum(c.values()) == len(ids) and all(s in FINAL_STATES for s in c),
             timeout_s, poll_s=0.1)
-        assert counts == {state: len(ids)}, f"burst ended as {counts}"
+        assert counts == {state: len(ids)}, (
+            f"burst ended as {counts}; e.g. {self.ctx.tables.jobs_not_in(ids, state)}")
         wall = time.perf_counter() - self.burst_started
         self.metrics["burst_jobs"] = float(len(ids))
         self.metrics["burst_wall_s"] = round(wall, 3)

@@ -52,6 +52,7 @@ def wait_for(
     timeout_s: float,
     poll_s: float = DEFAULT_POLL_S,
     describe: Callable[[T], object] | None = None,
+    abort_on: tuple[type[Exception], ...] = (),
 ) -> T:
     """Call `probe()` until `ready(value)` holds; return that value.
 
@@ -64,6 +65,8 @@ def wait_for(
     def attempt() -> Any:
         try:
             value = probe()
+        except abort_on:
+            raise
         except Exception as exc:  # a probe error is an observation, not a crash
             last[0] = f"{type(exc).__name__}: {exc}"
             raise _Unready(str(exc)) from exc

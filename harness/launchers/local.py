@@ -8,6 +8,7 @@ stop processes another one started, e.g. a replacement worker under xdist).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -22,10 +23,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from harness.launchers.base import Deployment, Launcher, ProcessInfo
 from harness.waits import wait_for
@@ -74,9 +75,10 @@ def free_port() -> int:
 
 
 def with_database(url: str, database: str) -> str:
-    params = conninfo_to_dict(url)
-    params["dbname"] = database
-    return str(make_conninfo("", **{k: v for k, v in params.items() if v is not None}))
+    """The same server URL with another database name (pgserver URLs put the socket
+    directory in the query string, so only the path changes)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 def log_tail(path: Path | None, lines: int = 15) -> str:
@@ -216,7 +218,8 @@ class LocalLauncher(Launcher):
 
         try:
             wait_for(f"server {address} to answer SERVING on grpc.health.v1", probe,
-                     lambda s: s == "SERVING", self.options.start_timeout_s, poll_s=0.1)
+                     lambda s: s == "SERVING", self.options.start_timeout_s, poll_s=0.1,
+                     abort_on=(LaunchError,))
         except LaunchError:
             raise
         except AssertionError as exc:
@@ -253,7 +256,7 @@ class LocalLauncher(Launcher):
         try:
             wait_for(f"{len(pids)} worker(s) {pids} registered READY with an open stream",
                      probe, lambda rows: len(rows) >= len(pids),
-                     self.options.start_timeout_s, poll_s=0.1)
+                     self.options.start_timeout_s, poll_s=0.1, abort_on=(LaunchError,))
         except AssertionError as exc:
             tails = "; ".join(f"{i.name}: {log_tail(i.log_path, 5)}" for i in infos)
             raise LaunchError(f"{exc}; {tails}") from None
@@ -328,10 +331,8 @@ def stop_recorded_processes(run_dir: Path, grace_s: float = 5.0) -> None:
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.05)
         if _alive(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def _alive(pid: int) -> bool:
