@@ -139,10 +139,15 @@ class WorkerAgent:
         """The stream is gone: forget what was sent on it; resend it on the next one."""
         self.connected = False
         self._control.clear()
+        self._resend_unconfirmed()
+
+    def _resend_unconfirmed(self) -> None:
+        """Send again everything the server has not confirmed; it ignores repeats."""
         now = time.monotonic()
         for att in self._attempts.values():
             att.ack_sent = att.started_sent = att.result_sent = False
             att.logs.rewind(now)
+        self._wake.set()
 
     def handle(self, message: workers_pb2.ServerMessage) -> None:
         kind = message.WhichOneof("payload")
@@ -300,6 +305,13 @@ class WorkerAgent:
         if not rejected.ref.job_id:
             if rejected.code == "NOT_FOUND":
                 raise WorkerUnknown(rejected.message or "worker not registered")
+            if rejected.code in ("INTERNAL", "UNAVAILABLE"):
+                # The server could not apply a message (its database, say); which one
+                # is unknown, so everything unconfirmed goes again (repeats are no-ops).
+                logger.warning("server could not apply a message [%s]: %s; resending",
+                               rejected.code, rejected.message, extra=fields)
+                self._resend_unconfirmed()
+                return
             logger.error("server rejected a message [%s]: %s", rejected.code, rejected.message,
                          extra=fields)
             return

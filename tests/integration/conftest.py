@@ -1,0 +1,177 @@
+"""Fixtures for integration tests that run real worker processes.
+
+- ``spawn_worker`` (function, async factory): ``w = await spawn_worker(address, slots=1,
+  name=None, wait_ready=True, **settings)`` starts ``python -m hodei.worker --server address``
+  as a real subprocess; extra Settings fields go in as ``HODEI_*`` variables. Its log (DEBUG,
+  text) is written to ``tmp_path/worker-<n>.log`` (``w.log_path``, ``w.log_text()``). With
+  ``wait_ready`` it returns once the worker's stream is open ("stream open" in its log).
+  At teardown every worker still running gets SIGTERM, then SIGKILL; the process groups of
+  the jobs it started (its children) are killed too, so a test that SIGKILLs a worker
+  leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of `pid`, read from /proc (no psutil here)."""
+    out: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:  # fields: state, ppid, ...
+            out.append(int(entry.name))
+    return out
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class WorkerProcess:
+    def __init__(self, proc: subprocess.Popen[bytes], log_path: Path, name: str) -> None:
+        self.proc = proc
+        self.log_path = log_path
+        self.name = name
+        #: Job process groups seen under this worker (collected before it dies).
+        self.job_pids: set[int] = set()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def error_lines(self) -> list[str]:
+        return [line for line in self.log_text().splitlines() if " ERROR " in line]
+
+    def worker_id(self) -> str:
+        found = re.findall(r"worker registered .*?worker_id=([0-9a-f-]{36})", self.log_text())
+        assert found, f"worker {self.name} has not registered; log:\n{self.log_text()}"
+        return found[-1]
+
+    def note_children(self) -> list[int]:
+        kids = _children(self.pid) if self.proc.poll() is None else []
+        self.job_pids.update(kids)
+        return kids
+
+    async def wait_log(self, pattern: str, seconds: float = 15.0, count: int = 1) -> None:
+        """Wait until the log holds `count` matches of the regex `pattern`."""
+        deadline = time.monotonic() + seconds
+        rx = re.compile(pattern)
+        while len(rx.findall(self.log_text())) < count:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"worker {self.name} exited ({self.proc.returncode}) while waiting for "
+                    f"{pattern!r}; log:\n{self.log_text()}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"worker {self.name}: no {pattern!r} x{count} within {seconds} s; "
+                    f"log:\n{self.log_text()}"
+                )
+            self.note_children()
+            await asyncio.sleep(0.05)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        self.note_children()
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(sig)
+
+    async def wait_exit(self, seconds: float = 15.0) -> int:
+        deadline = time.monotonic() + seconds
+        while self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker {self.name} did not exit within {seconds} s")
+            await asyncio.sleep(0.05)
+        return self.proc.returncode
+
+    async def stop(self, seconds: float = 15.0) -> int:
+        """SIGTERM (graceful shutdown), wait; SIGKILL if it does not exit in time."""
+        self.kill(signal.SIGTERM)
+        try:
+            return await self.wait_exit(seconds)
+        except AssertionError:
+            self.kill(signal.SIGKILL)
+            return await self.wait_exit(5)
+
+    def reap_jobs(self) -> None:
+        for pid in self.job_pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def _popen(argv: list[str], env: dict[str, str], stderr_path: Path) -> subprocess.Popen[bytes]:
+    with stderr_path.open("wb") as stderr:
+        return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+
+
+SpawnWorker = Callable[..., Awaitable[WorkerProcess]]
+
+
+@pytest.fixture
+async def spawn_worker(tmp_path: Path) -> AsyncIterator[SpawnWorker]:
+    started: list[WorkerProcess] = []
+
+    async def spawn(
+        address: str,
+        *,
+        slots: int = 1,
+        name: str | None = None,
+        wait_ready: bool = True,
+        **settings: Any,
+    ) -> WorkerProcess:
+        index = len(started) + 1
+        name = name or f"test-worker-{index}"
+        log_path = tmp_path / f"worker-{index}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
+        env["PYTHONPATH"] = str(_REPO)
+        for key, value in settings.items():
+            env[f"HODEI_{key.upper()}"] = str(value)
+        argv = [
+            sys.executable, "-m", "hodei.worker",
+            "--server", address, "--slots", str(slots), "--name", name,
+            "--log-level", "DEBUG", "--log-file", str(log_path),
+        ]
+        proc = _popen(argv, env, tmp_path / f"worker-{index}.stderr")
+        worker = WorkerProcess(proc, log_path, name)
+        started.append(worker)
+        if wait_ready:
+            await worker.wait_log(r"stream open", seconds=20)
+        return worker
+
+    yield spawn
+    for worker in started:
+        if worker.proc.poll() is None:
+            await worker.stop(seconds=10)
+        worker.reap_jobs()
