@@ -167,7 +167,9 @@ def dispatcher_progress(ctx: Context) -> Outcome:
                            threshold, evidence, "DISPATCHER_STALLED", params)
         return Outcome(Status.SKIP, "no live server recorded in server_status")
     if not enabled:
-        return Outcome(Status.FAIL, f"dispatcher disabled on {len(servers)} live server(s)",
+        lead = "dispatcher not processing the queue: " if stale else ""
+        return Outcome(Status.FAIL, f"{lead}dispatcher disabled on {len(servers)} live "
+                       f"server(s), {len(stale)} PENDING older than {human_age(t.pending_age_s)}",
                        "dispatcher_enabled on >= 1 live server", evidence,
                        "DISPATCHER_DISABLED", params)
     observed = (f"last cycle {human_age(cycle_age)} ago, {len(stale)} PENDING older than "
