@@ -68,10 +68,10 @@ def e2e_checklist(scenarios: list[ScenarioRecord], before: DatabaseSnapshot | No
     enabled = [s for s in live if s.get("dispatcher_enabled")]
     recent = [s for s in enabled if (s.get("last_cycle_age_s") or 1e9) <= 15.0]
     interval = _cycle_interval(before, after)
-    add("DISPATCHER_CYCLES", bool(recent) and not codes & {"DISPATCHER_STALLED",
-                                                             "DISPATCHER_DISABLED"},
+    cycling = bool(recent) and not codes & {"DISPATCHER_STALLED", "DISPATCHER_DISABLED"}
+    add("DISPATCHER_CYCLES", cycling,
         f"{len(enabled)}/{len(live)} live server(s) dispatching; cycle every {interval}",
-        {"interval": interval})
+        {"interval": interval if cycling else "X s"})
     assigned = _delta(ev_after, ev_before, "JobAssigned")
     add("JOBS_LEAVE_PENDING", assigned > 0 and "DISPATCHER_STALLED" not in codes,
         f"{assigned} JobAssigned event(s) during the run")
@@ -117,8 +117,9 @@ def diagnose_checklist(checks: list[CheckResult], snap: DatabaseSnapshot | None,
             and s.get("dispatcher_enabled")]
     ages = [s["last_cycle_age_s"] for s in live if s.get("last_cycle_age_s") is not None]
     interval = f"≤ {human_age(min(ages))}" if ages else "X s"
-    add("DISPATCHER_CYCLES", ok("dispatcher.progress") and ages and min(ages) <= 15.0,
-        why("dispatcher.progress"), {"interval": interval})
+    cycling = ok("dispatcher.progress") and bool(ages) and min(ages) <= 15.0
+    add("DISPATCHER_CYCLES", cycling, why("dispatcher.progress"),
+        {"interval": interval if cycling else "X s"})
     dispatched = canary_state in ("RUNNING", "SUCCEEDED", "FAILED") or events.get("JobAssigned")
     add("JOBS_LEAVE_PENDING",
         ok("dispatcher.progress", "consistency.pending_unqueued") and dispatched,

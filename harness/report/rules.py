@@ -69,7 +69,9 @@ def findings_from_checks(checks: list[CheckResult]) -> list[Finding]:
             continue
         f = by_code.get(c.finding)
         if f is None:
-            f = Finding(code=c.finding, component=FINDING_COMPONENT.get(c.finding, c.component),
+            # The check's component: the summary must not blame a component whose own
+            # checks passed (queue.backlog WARN is the queue's, not throughput's).
+            f = Finding(code=c.finding, component=c.component,
                         severity=_severity(c.finding, c.status), params=dict(c.params))
             by_code[c.finding] = f
         elif c.status == Status.FAIL:

@@ -61,9 +61,9 @@ def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProc]]:
                 w.proc.wait(timeout=5)
 
 
-async def wait_ready_workers(db_url: str, n: int, timeout: float = 15.0) -> None:
+async def wait_ready_workers(db_url: str, n: int, within_s: float = 15.0) -> None:
     """Wait until `n` workers are READY with an open stream (asserting, with the last value)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     seen: Any = None
     while time.monotonic() < deadline:
         with psycopg.connect(db_url, autocommit=True) as conn:
@@ -73,7 +73,7 @@ async def wait_ready_workers(db_url: str, n: int, timeout: float = 15.0) -> None
         if seen and seen[0] >= n:
             return
         await asyncio.sleep(0.1)
-    raise AssertionError(f"waited {timeout} s for {n} READY worker(s); last count {seen}")
+    raise AssertionError(f"waited {within_s} s for {n} READY worker(s); last count {seen}")
 
 
 async def queue_job(address: str, command: list[str]) -> str:
@@ -112,14 +112,14 @@ def run_diagnose(tmp_path: Path) -> Callable[..., Any]:
     """Run the real `hodei-diagnose` CLI in a subprocess (the server keeps serving in
     this loop meanwhile) and return its exit code, output and JSON report."""
 
-    async def run(*args: str, timeout: float = 60.0) -> DiagnoseRun:
+    async def run(*args: str, within_s: float = 60.0) -> DiagnoseRun:
         out = tmp_path / f"report-{time.monotonic_ns()}.json"
         env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "harness.diagnose.cli", *args, "--format", "json",
             "--output", str(out), env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), within_s)
         report = json.loads(out.read_text()) if out.exists() else {}
         assert proc.returncode is not None
         return DiagnoseRun(proc.returncode, stdout.decode(), stderr.decode(), report)
