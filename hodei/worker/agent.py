@@ -96,6 +96,7 @@ class WorkerAgent:
         self._control: collections.deque[workers_pb2.WorkerMessage] = collections.deque()
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()  # an attempt finished or was dropped
+        self._stream_opened = asyncio.Event()  # restarts the heartbeat period
         self._rr = 0
 
     # ---- what the connection asks -------------------------------------------------
@@ -129,6 +130,7 @@ class WorkerAgent:
             self._drop((ref.job_id, ref.attempt), "the server gave the attempt to someone else")
         self.connected = True
         self._wake.set()
+        self._stream_opened.set()
         logger.info(
             "stream open",
             extra={"worker_id": self.worker_id, "server_id": welcome.server_id or None,
@@ -357,11 +359,22 @@ class WorkerAgent:
         self._send(_msg(heartbeat=workers_pb2.Heartbeat(running=running, free_slots=free)))
 
     async def heartbeat_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), self.heartbeat_interval)
-            except TimeoutError:
-                self.heartbeat()
+        """A Heartbeat every `heartbeat_interval` (the server's value once registered);
+        the period restarts on each new stream, whose Hello counts as a heartbeat."""
+        stopping = asyncio.create_task(stop.wait(), name="heartbeat-stop")
+        try:
+            while not stop.is_set():
+                self._stream_opened.clear()
+                opened = asyncio.create_task(self._stream_opened.wait(), name="heartbeat-kick")
+                done, _ = await asyncio.wait(
+                    {stopping, opened}, timeout=self.heartbeat_interval,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                opened.cancel()
+                if not done:
+                    self.heartbeat()
+        finally:
+            stopping.cancel()
 
     # ---- shutdown ------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Fixtures for integration tests that run real worker processes.
 
+- ``stubs_for`` (function): ``stubs_for(address)`` gives gRPC stubs closed at teardown.
 - ``spawn_worker`` (function, async factory): ``w = await spawn_worker(address, slots=1,
   name=None, wait_ready=True, **settings)`` starts ``python -m hodei.worker --server address``
   as a real subprocess; extra Settings fields go in as ``HODEI_*`` variables. Its log (DEBUG,
@@ -175,3 +176,20 @@ async def spawn_worker(tmp_path: Path) -> AsyncIterator[SpawnWorker]:
         if worker.proc.poll() is None:
             await worker.stop(seconds=10)
         worker.reap_jobs()
+
+
+@pytest.fixture
+async def stubs_for() -> AsyncIterator[Callable[[str], Any]]:
+    """``stubs = stubs_for(address)``: gRPC stubs (tests.integration.wire.Stubs) on a
+    server, closed at teardown."""
+    from tests.integration.wire import Stubs
+
+    made: list[Stubs] = []
+
+    def make(address: str) -> Stubs:
+        made.append(Stubs(address))
+        return made[-1]
+
+    yield make
+    for stubs in made:
+        await stubs.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +14,11 @@ import pytest
 
 from hodei.api.v1 import common_pb2, jobs_pb2
 from tests.integration.conftest import SpawnWorker, pid_alive
-from tests.integration.wire import Stubs
 
 pytestmark = pytest.mark.integration
 
 StartServer = Callable[..., Awaitable[Any]]
 S = common_pb2
-
-
-@pytest.fixture
-async def stubs_for() -> AsyncIterator[Callable[[str], Stubs]]:
-    made: list[Stubs] = []
-
-    def make(address: str) -> Stubs:
-        made.append(Stubs(address))
-        return made[-1]
-
-    yield make
-    for stubs in made:
-        await stubs.close()
 
 
 async def job_logs(db_url: str, job_id: str) -> list[tuple[int, bool, str]]:

@@ -1,0 +1,122 @@
+"""Worker failure and reconnection with a real server and real worker processes:
+a worker killed mid-job, a server restart under a connected worker, and an idle
+stream with short HTTP/2 keepalive."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from hodei.api.v1 import common_pb2
+from tests.integration.conftest import SpawnWorker
+from tests.integration.test_worker_lifecycle import job_logs, worker_row
+from tests.integration.wire import Stubs
+
+pytestmark = pytest.mark.integration
+
+StartServer = Callable[..., Awaitable[Any]]
+S = common_pb2
+
+
+@pytest.fixture
+def server_errors(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
+    """ERROR records logged in this process (the in-process server, grpc)."""
+    caplog.set_level(logging.INFO)
+
+    def errors() -> list[str]:
+        return [
+            f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.ERROR
+        ]
+
+    return errors
+
+
+async def test_worker_killed_mid_job_and_the_job_is_finished_by_another(
+    start_server: StartServer, spawn_worker: SpawnWorker, stubs_for: Any, db_url: str
+) -> None:
+    app = await start_server(heartbeat_interval=0.3, heartbeat_miss_limit=3, reaper_interval=0.2)
+    first = await spawn_worker(app.address)
+    stubs: Stubs = stubs_for(app.address)
+    job = await stubs.queue(
+        ["/bin/sh", "-c", "echo attempt start; sleep 2; echo attempt done"], max_attempts=3
+    )
+    await stubs.wait_state(job.id, S.JOB_STATE_RUNNING, seconds=15)
+    deadline = time.monotonic() + 10
+    while not await job_logs(db_url, job.id):  # the first line streamed, then the kill
+        assert time.monotonic() < deadline, "the first attempt streamed nothing"
+        await asyncio.sleep(0.05)
+    first.kill()  # SIGKILL: no goodbye, the server must notice by itself
+    await first.wait_exit()
+    second = await spawn_worker(app.address)
+    done = await stubs.wait_state(job.id, S.JOB_STATE_SUCCEEDED, seconds=30)
+    assert done.attempts == 2
+    assert done.worker_id == second.worker_id()
+    state, _ = await worker_row(db_url, first.worker_id())
+    assert state == "LOST"
+    logs = await job_logs(db_url, job.id)
+    # The second attempt's lines are all there; the first attempt's are kept, marked as such.
+    assert [line for attempt, _, line in logs if attempt == 2] == ["attempt start", "attempt done"]
+    assert [line for attempt, _, line in logs if attempt == 1] == ["attempt start"]
+    assert second.error_lines() == []
+
+
+async def test_server_restart_worker_reconnects_and_delivers_buffered_output(
+    start_server: StartServer,
+    spawn_worker: SpawnWorker,
+    stubs_for: Any,
+    db_url: str,
+    server_errors: Callable[[], list[str]],
+) -> None:
+    app = await start_server()
+    port = app.port
+    worker = await spawn_worker(app.address, reconnect_max_backoff=0.5)
+    worker_id = worker.worker_id()
+    stubs: Stubs = stubs_for(app.address)
+    script = "for i in $(seq 1 20); do echo line $i; echo err $i >&2; sleep 0.05; done"
+    job = await stubs.queue(["/bin/sh", "-c", script])
+    await stubs.wait_state(job.id, S.JOB_STATE_RUNNING, seconds=15)
+    await app.stop(grace=1.0)
+    # The job finishes while the server is down: its lines and result wait in the worker.
+    await worker.wait_log(r"job finished: SUCCEEDED", seconds=15)
+    await worker.wait_log(r"reconnecting in", seconds=10)
+    restarted = await start_server(port=port)
+    await worker.wait_log(r"stream open", count=2, seconds=20)
+    stubs2: Stubs = stubs_for(restarted.address)
+    done = await stubs2.wait_state(job.id, S.JOB_STATE_SUCCEEDED, seconds=20)
+    assert done.exit_code == 0 and done.attempts == 1
+    assert done.worker_id == worker_id  # the same identity carried on across the restart
+    logs = await job_logs(db_url, job.id)
+    assert [line for _, err, line in logs if not err] == [f"line {i}" for i in range(1, 21)]
+    assert [line for _, err, line in logs if err] == [f"err {i}" for i in range(1, 21)]
+    # It keeps working on the new server.
+    job2 = await stubs2.queue(["/bin/sh", "-c", "echo after restart"])
+    await stubs2.wait_state(job2.id, S.JOB_STATE_SUCCEEDED, seconds=15)
+    assert await job_logs(db_url, job2.id) == [(1, False, "after restart")]
+    assert worker.error_lines() == []
+    assert server_errors() == []
+
+
+async def test_idle_stream_with_short_keepalive_has_no_errors(
+    start_server: StartServer,
+    spawn_worker: SpawnWorker,
+    stubs_for: Any,
+    server_errors: Callable[[], list[str]],
+) -> None:
+    keepalive = {"keepalive_time_ms": 200, "keepalive_timeout_ms": 2000}
+    app = await start_server(server_min_ping_interval_ms=100, **keepalive)
+    worker = await spawn_worker(app.address, **keepalive)
+    await asyncio.sleep(6)  # 30 keepalive periods with nothing on the stream
+    log = worker.log_text()
+    assert log.count("stream open") == 1, log
+    assert "worker stream ended" not in log and "reconnecting" not in log, log
+    assert worker.error_lines() == []
+    assert server_errors() == []
+    # ...and the stream still works.
+    stubs: Stubs = stubs_for(app.address)
+    job = await stubs.queue(["/bin/true"])
+    await stubs.wait_state(job.id, S.JOB_STATE_SUCCEEDED, seconds=15)
