@@ -1,0 +1,53 @@
+"""harness.launchers.select: one selection point, clear errors, nothing pretended."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from harness.launchers.live import LiveLauncher
+from harness.launchers.local import LaunchError, LocalLauncher
+from harness.launchers.select import LauncherConfig, make_launcher
+
+
+def test_local_is_the_default(tmp_path: Path) -> None:
+    launcher = make_launcher(LauncherConfig(run_dir=tmp_path))
+    try:
+        assert isinstance(launcher, LocalLauncher)
+    finally:
+        launcher.stop()
+
+
+def test_live_needs_both_endpoints() -> None:
+    with pytest.raises(LaunchError, match="--database-url and --server"):
+        make_launcher(LauncherConfig(name="live", server="127.0.0.1:1"))
+    launcher = make_launcher(LauncherConfig(name="live", database_url="postgresql://x@h/db",
+                                            server="127.0.0.1:1"))
+    assert isinstance(launcher, LiveLauncher)
+
+
+def test_live_refuses_faults() -> None:
+    with pytest.raises(LaunchError, match="only be injected by the local launcher"):
+        make_launcher(LauncherConfig(name="live", faults=frozenset({"dispatcher_off"})))
+
+
+def test_unknown_fault_and_launcher() -> None:
+    with pytest.raises(LaunchError, match="unknown fault"):
+        make_launcher(LauncherConfig(faults=frozenset({"disk_full"})))
+    with pytest.raises(LaunchError, match="unknown launcher 'k8s'"):
+        make_launcher(LauncherConfig(name="k8s"))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("harness.launchers.containers") is not None,
+                    reason="harness/launchers/containers.py exists now")
+def test_containers_says_it_is_missing() -> None:
+    with pytest.raises(LaunchError, match="containers launcher is not implemented yet"):
+        make_launcher(LauncherConfig(name="containers"))
+
+
+def test_live_attach_to_nothing_fails_clearly() -> None:
+    launcher = LiveLauncher("postgresql://postgres@127.0.0.1:1/nope", "127.0.0.1:1")
+    with pytest.raises(LaunchError, match="live database .* unreachable"):
+        launcher.start()

@@ -1,0 +1,68 @@
+"""harness.waits: every give-up says what, how long, and the last value seen."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+
+from harness.waits import WaitTimeout, stays, wait_for, wait_until
+
+
+def test_wait_returns_the_first_ready_value() -> None:
+    counter = itertools.count()
+    assert wait_for("the counter to reach 3", lambda: next(counter), lambda v: v >= 3,
+                    timeout_s=2.0, poll_s=0.001) == 3
+
+
+def test_timeout_names_what_how_long_and_the_last_value() -> None:
+    start = time.monotonic()
+    with pytest.raises(WaitTimeout) as info:
+        wait_for("job 42 to reach SUCCEEDED", lambda: "PENDING", lambda v: v == "SUCCEEDED",
+                 timeout_s=0.3, poll_s=0.05)
+    elapsed = time.monotonic() - start
+    message = str(info.value)
+    assert "waiting for job 42 to reach SUCCEEDED" in message
+    assert "last seen: 'PENDING'" in message
+    assert message.startswith("timed out after 0.")
+    assert 0.3 <= elapsed < 1.5
+    assert info.value.last == "PENDING"
+
+
+def test_a_probe_that_raises_is_retried_and_its_error_reported() -> None:
+    def probe() -> int:
+        raise ConnectionError("connection refused")
+
+    with pytest.raises(WaitTimeout, match="last seen: 'ConnectionError: connection refused'"):
+        wait_for("the server", probe, bool, timeout_s=0.2, poll_s=0.05)
+
+
+def test_abort_on_ends_the_wait_at_once() -> None:
+    class Exited(Exception):
+        pass
+
+    def probe() -> int:
+        raise Exited("server exited with code 2")
+
+    start = time.monotonic()
+    with pytest.raises(Exited):
+        wait_for("the server", probe, bool, timeout_s=5.0, abort_on=(Exited,))
+    assert time.monotonic() - start < 1.0
+
+
+def test_describe_controls_the_last_value_text() -> None:
+    with pytest.raises(WaitTimeout, match="last seen: '0/4 published'"):
+        wait_for("outbox rows", lambda: [False] * 4, lambda rows: all(rows), timeout_s=0.1,
+                 describe=lambda rows: f"{sum(rows)}/{len(rows)} published")
+
+
+def test_wait_until_truthy() -> None:
+    assert wait_until("a truthy value", lambda: "yes", timeout_s=0.5) == "yes"
+
+
+def test_stays_fails_with_the_offending_value() -> None:
+    values = iter([0, 0, 1, 1, 1, 1, 1, 1, 1, 1])
+    with pytest.raises(AssertionError, match="no errors stopped holding .* seen: 1"):
+        stays("no errors", lambda: next(values), lambda v: v == 0, duration_s=1.0, poll_s=0.01)
+    assert stays("no errors", lambda: 0, lambda v: v == 0, duration_s=0.05, poll_s=0.01) == 0
