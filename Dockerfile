@@ -1,0 +1,53 @@
+# One image for the Hodei server and workers: ENTRYPOINT ["hodei"].
+#
+#   docker run IMAGE server            (HODEI_DATABASE_URL, HODEI_HOST, HODEI_PORT, ...)
+#   docker run IMAGE worker --server HOST:PORT --slots N
+#   docker run IMAGE db migrate
+#
+# The project and all its dependencies are installed offline from a wheelhouse
+# built beforehand on the host, so the build needs no package registry:
+#
+#   python -m pip wheel --wheel-dir .ci/wheelhouse .
+#   docker build -t hodei/hodei:dev .
+#
+# Where no registry is reachable at all (CI), BASE_IMAGE is a local image with
+# Debian's python3 + python3-venv (docker/python-base/Dockerfile); see docs/containers.md.
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
+
+ARG WHEELHOUSE=.ci/wheelhouse
+ENV LANG=C.UTF-8 \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/hodei/bin:$PATH
+
+# A venv (not the system site-packages): Debian's python3 refuses system-wide pip
+# installs (PEP 668), and the slim image behaves the same inside a venv.
+COPY ${WHEELHOUSE}/ /wheels/
+RUN set -eux; \
+    python3 -m venv /opt/hodei; \
+    /opt/hodei/bin/python -m pip install --no-cache-dir --no-index --find-links /wheels hodei; \
+    rm -rf /wheels; \
+    /opt/hodei/bin/python -c "import hodei, harness, grpc_health.v1.health_pb2"
+
+COPY docker/hodei/healthcheck.py /opt/hodei/healthcheck.py
+RUN set -eux; \
+    printf '#!/bin/sh\nexec /opt/hodei/bin/python /opt/hodei/healthcheck.py "$@"\n' \
+        > /usr/local/bin/hodei-healthcheck; \
+    chmod 0755 /usr/local/bin/hodei-healthcheck; \
+    useradd --create-home --home-dir /home/hodei --shell /bin/sh --uid 10001 hodei
+
+USER hodei
+WORKDIR /home/hodei
+# The server listens on every interface inside a container (the settings default
+# is 127.0.0.1, right for a laptop and for host networking).
+ENV HODEI_HOST=0.0.0.0 \
+    HODEI_PORT=50051
+EXPOSE 50051
+# Applies to the server; a worker container answers nothing here, so compose
+# files and the containers launcher set (or disable) the check per service.
+HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["hodei-healthcheck"]
+ENTRYPOINT ["hodei"]
+CMD ["--help"]
