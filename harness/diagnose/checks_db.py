@@ -289,9 +289,16 @@ def outbox_backlog(ctx: Context) -> Outcome:
     threshold = f"oldest unpublished <= {human_age(t.outbox_age_warn_s)} (fail > " \
                 f"{human_age(t.outbox_age_fail_s)})"
     params = {"count": count, "age": human_age(age)}
-    servers = ctx.facts.get("live_servers", [])
+    servers = ctx.facts.get("live_servers")
+    if servers is None:
+        servers = _live_servers(ctx)
     evidence = [f"server {s['server_id']}: outbox_relay_enabled={s['outbox_relay_enabled']}, "
                 f"last publish {human_age(s['last_publish_age_s'])} ago" for s in servers]
+    if servers and not any(s["outbox_relay_enabled"] for s in servers):
+        # Nothing will ever publish: a backlog of any age is a failure.
+        status = Status.FAIL if count else Status.WARN
+        return Outcome(status, f"outbox relay disabled on every live server; {observed}",
+                       threshold, evidence, "OUTBOX_BACKLOG", params)
     if age is not None and age > t.outbox_age_fail_s:
         return Outcome(Status.FAIL, observed, threshold, evidence, "OUTBOX_BACKLOG", params)
     if age is not None and age > t.outbox_age_warn_s:

@@ -145,8 +145,9 @@ def snapshot_findings(snap: DatabaseSnapshot | None,
                            evidence=[f"queue depth {snap.queue_depth}, oldest "
                                      f"{human_age(snap.queue_oldest_age_s)}"]))
     out_age = snap.outbox_oldest_unpublished_age_s
-    if out_age is not None and out_age > E2E_OUTBOX_AGE_S:
-        relay = [s.get("outbox_relay_enabled") for s in servers]
+    relay = [s.get("outbox_relay_enabled") for s in servers]
+    relay_off = bool(servers) and not any(relay) and snap.outbox_unpublished > 0
+    if relay_off or (out_age is not None and out_age > E2E_OUTBOX_AGE_S):
         out.append(Finding("OUTBOX_BACKLOG", "Outbox", "major",
                            {"count": snap.outbox_unpublished, "age": human_age(out_age)},
                            symptoms=[f"{snap.outbox_unpublished} unpublished outbox row(s), "
@@ -180,33 +181,43 @@ def _failed_step(s: ScenarioRecord) -> tuple[str, str]:
     return "", s.error
 
 
+def _classify(step: str, error: str, s: ScenarioRecord, snap: DatabaseSnapshot | None,
+              codes: set[str]) -> tuple[str, dict[str, Any]]:
+    """The finding a failed step points at, from the words of its step and error."""
+    text = f"{step} {error}".lower()
+    if "pending" in text:
+        if "DISPATCHER_DISABLED" in codes:
+            return "DISPATCHER_DISABLED", dispatcher_params(
+                snap, snap.oldest_pending_age_s if snap else None)
+        params = dispatcher_params(snap, snap.oldest_pending_age_s if snap else None)
+        params["server"] = ""
+        return ("DISPATCHER_STALLED" if _ready(snap) else "NO_READY_WORKERS"), params
+    if "outbox" in text:
+        return "OUTBOX_BACKLOG", {
+            "count": snap.outbox_unpublished if snap else "?",
+            "age": human_age(snap.outbox_oldest_unpublished_age_s if snap else None)}
+    if "log" in text and ("line" in text or "stream" in text or "stdout" in text):
+        return "LOGS_NOT_STREAMED", {
+            "received": int(s.metrics.get("log_lines_received", 0)),
+            "expected": int(s.metrics.get("log_lines_expected", 0)) or "?"}
+    return "SCENARIO_FAILED", {"scenario": s.name, "step": step, "error": (error or "")[:200]}
+
+
 def scenario_findings(scenarios: list[ScenarioRecord], snap: DatabaseSnapshot | None,
-                      already: set[str]) -> list[Finding]:
-    """Failed scenarios, each attributed to the component its failing step names."""
+                      found: list[Finding]) -> list[Finding]:
+    """Failed scenarios, each attributed to the component its failing step names; a
+    failure that an existing finding already explains becomes one more symptom of it."""
     out: list[Finding] = []
     for s in scenarios:
         if s.status != Status.FAIL:
             continue
         step, error = _failed_step(s)
-        text = f"{step} {error}".lower()
         symptom = f"scenario \"{s.name}\" failed at \"{step}\": {error}"[:400]
-        if "pending" in text and "DISPATCHER_DISABLED" not in already:
-            code = "DISPATCHER_STALLED" if _ready(snap) else "NO_READY_WORKERS"
-            params = dispatcher_params(snap, snap.oldest_pending_age_s if snap else None)
-            params.setdefault("server", "")
-        elif "log" in text and ("line" in text or "stream" in text or "stdout" in text):
-            code = "LOGS_NOT_STREAMED"
-            params = {"received": int(s.metrics.get("log_lines_received", 0)),
-                      "expected": int(s.metrics.get("log_lines_expected", 0)) or "?"}
-        else:
-            code = "SCENARIO_FAILED"
-            params = {"scenario": s.name, "step": step, "error": (error or "")[:200]}
-        if code in already and code != "SCENARIO_FAILED":
-            for f in out:
-                if f.code == code:
-                    f.symptoms.append(symptom)
+        existing = {f.code: f for f in found + out}
+        code, params = _classify(step, error, s, snap, set(existing))
+        if code in existing and code != "SCENARIO_FAILED":
+            existing[code].symptoms.append(symptom)
             continue
-        already.add(code)
         out.append(Finding(code, FINDING_COMPONENT.get(code, "Job execution"),
                            _severity(code, Status.FAIL), params, symptoms=[symptom],
                            evidence=[f"feature {s.feature}, {s.duration_s:.2f} s"]))
@@ -222,5 +233,5 @@ def e2e_findings(scenarios: list[ScenarioRecord], before: DatabaseSnapshot | Non
         if f.code not in codes:
             found.append(f)
             codes.add(f.code)
-    found += scenario_findings(scenarios, after, codes)
+    found += scenario_findings(scenarios, after, found)
     return sorted(found, key=_rank)

@@ -254,3 +254,31 @@ def test_redact_text_masks_every_url_in_a_line() -> None:
     line = "cannot connect to postgresql://a:b@c/d, then to postgres://x:y@z/w"
     assert redact_text(line) == "cannot connect to postgresql://a:***@c/d, then to " \
                                 "postgres://x:***@z/w"
+
+
+def test_e2e_failed_outbox_step_is_attributed_to_the_outbox() -> None:
+    after = seed_like_snapshot(outbox_unpublished=4, outbox_oldest_unpublished_age_s=2.0,
+                               oldest_pending_age_s=None,
+                               servers=[server_row(outbox_relay_enabled=False,
+                                                   last_cycle_age_s=0.2)])
+    failing = ScenarioRecord(
+        "lifecycle", "lifecycle.feature", [], Status.FAIL, 3.2,
+        [StepRecord("And every outbox row of the job is published", Status.FAIL, 3.0,
+                    "timed out after 3.0s waiting for every outbox row of job x to have "
+                    "published_at; last seen: '0/4 published'")])
+    report = build_e2e_report(_run([failing], seed_like_snapshot(), after))
+    assert [f.code for f in report.findings] == ["OUTBOX_BACKLOG"]
+    assert len(report.findings[0].symptoms) == 2  # the snapshot's and the step's
+    ticked = {i.code: i.checked for i in report.checklist}
+    assert ticked["OUTBOX_PUBLISHED"] is False
+
+
+def test_e2e_failed_log_step_is_attributed_to_log_streaming() -> None:
+    failing = ScenarioRecord(
+        "logs", "logs.feature", [], Status.FAIL, 5.0,
+        [StepRecord("Then the log stream received the lines", Status.FAIL, 5.0,
+                    "timed out after 5.0s waiting for log lines; last seen: 0 lines")],
+        metrics={"log_lines_received": 0, "log_lines_expected": 2})
+    report = build_e2e_report(_run([failing], None, None))
+    assert report.root_cause_code == "LOGS_NOT_STREAMED"
+    assert report.root_cause == "the job ran but 0 of 2 log line(s) reached the subscriber"
