@@ -1,0 +1,83 @@
+"""`hodei e2e`: the whole feature suite on the embedded default, and the report's path.
+
+A thin entry point over `pytest features/`: it finds the checkout's features/
+directory, passes the options through, and returns pytest's exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+LAUNCHERS = ("local", "live", "containers")
+
+
+def project_root() -> Path | None:
+    """The checkout holding features/ (the harness is installed editable from it), or the
+    current directory if it holds one."""
+    for candidate in (Path(__file__).resolve().parents[1], Path.cwd()):
+        if (candidate / "features").is_dir() and (candidate / "conftest.py").is_file():
+            return candidate
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hodei e2e",
+        description="Run the end-to-end features against a Hodei platform and write the report "
+                    "(reports/latest.md, reports/latest.json).")
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--launcher", choices=LAUNCHERS, default=None,
+                        help="local (default: embedded PostgreSQL, server and workers as "
+                             "processes), live (attach), containers")
+    parser.add_argument("--database-url", default=None, help="live: the deployment's database")
+    parser.add_argument("--server", default=None, help="live: the deployment's HOST:PORT")
+    parser.add_argument("--lang", choices=("en", "es"), default="en", help="report language")
+    parser.add_argument("--report-dir", default=None, help="default: <checkout>/reports")
+    parser.add_argument("-n", "--parallel", type=int, default=0,
+                        help="run scenarios in N pytest-xdist processes (one merged report)")
+    parser.add_argument("-k", dest="keyword", default=None, help="only scenarios matching")
+    parser.add_argument("pytest_args", nargs="*", help="more pytest arguments, after --")
+
+
+def pytest_argv(args: argparse.Namespace, root: Path) -> list[str]:
+    argv = [sys.executable, "-m", "pytest", str(root / "features"), "-q",
+            "--report-lang", args.lang]
+    if args.launcher:
+        argv += ["--launcher", args.launcher]
+    if args.database_url:
+        argv += ["--database-url", args.database_url]
+    if args.server:
+        argv += ["--server", args.server]
+    if args.report_dir:
+        argv += ["--report-dir", str(Path(args.report_dir).resolve())]
+    if args.parallel:
+        argv += ["-n", str(args.parallel)]
+    if args.keyword:
+        argv += ["-k", args.keyword]
+    return argv + list(args.pytest_args)
+
+
+def run(args: argparse.Namespace) -> int:
+    root = project_root()
+    if root is None:
+        print("hodei e2e: features/ not found: run it from a Hodei checkout", file=sys.stderr)
+        return 2
+    try:
+        return subprocess.run(pytest_argv(args, root), cwd=root, check=False).returncode
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
