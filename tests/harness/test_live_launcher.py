@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -27,7 +28,7 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
         launcher.stop()
 
 
-def _rows(url: str) -> dict[str, tuple[object, ...]]:
+def _rows(url: str) -> dict[str, tuple[Any, ...]]:
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute("SELECT id::text, state, attempts, updated_at, labels FROM jobs")
         return {r[0]: tuple(r[1:]) for r in rows.fetchall()}

@@ -49,5 +49,5 @@ def test_containers_says_it_is_missing() -> None:
 
 def test_live_attach_to_nothing_fails_clearly() -> None:
     launcher = LiveLauncher("postgresql://postgres@127.0.0.1:1/nope", "127.0.0.1:1")
-    with pytest.raises(LaunchError, match="live database .* unreachable"):
+    with pytest.raises(LaunchError, match=r"live database .* unreachable"):
         launcher.start()

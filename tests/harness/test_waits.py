@@ -63,6 +63,6 @@ def test_wait_until_truthy() -> None:
 
 def test_stays_fails_with_the_offending_value() -> None:
     values = iter([0, 0, 1, 1, 1, 1, 1, 1, 1, 1])
-    with pytest.raises(AssertionError, match="no errors stopped holding .* seen: 1"):
+    with pytest.raises(AssertionError, match=r"no errors stopped holding .* seen: 1"):
         stays("no errors", lambda: next(values), lambda v: v == 0, duration_s=1.0, poll_s=0.01)
     assert stays("no errors", lambda: 0, lambda v: v == 0, duration_s=0.05, poll_s=0.01) == 0
