@@ -9,7 +9,7 @@ strings.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import cache
 from importlib import resources
@@ -59,8 +59,6 @@ class Tx(Protocol):
 
     async def execute(self, name: str, params: Params = None) -> int: ...
 
-    async def copy_rows(self, name: str, rows: Iterable[Sequence[Any]]) -> None: ...
-
 
 class PsycopgTx:
     """A transaction on one pooled connection."""
@@ -79,12 +77,6 @@ class PsycopgTx:
     async def execute(self, name: str, params: Params = None) -> int:
         cur = await self.conn.execute(query(name), params, prepare=True)
         return cur.rowcount
-
-    async def copy_rows(self, name: str, rows: Iterable[Sequence[Any]]) -> None:
-        """COPY ... FROM STDIN with the named COPY statement: one round trip for many rows."""
-        async with self.conn.cursor() as cur, cur.copy(query(name)) as copy:
-            for row in rows:
-                await copy.write_row(row)
 
 
 class Database:

@@ -13,13 +13,14 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 from hodei.db.connector import Database
 from hodei.domain.jobs import JobState, sanitize_output_line
 from hodei.errors import NotFound
 from hodei.server.jobs import fence, lock_job
-from hodei.server.models import AttemptRef, LogEntryIn, LogLineRecord
+from hodei.server.models import AttemptRef, LogChunk, LogLineRecord
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,9 @@ class LogBus:
             if not subs:
                 del self._subs[sub.job_id]
 
+    def has_subscribers(self, job_id: uuid.UUID) -> bool:
+        return job_id in self._subs
+
     def publish(self, job_id: uuid.UUID, lines: list[LogLineRecord]) -> None:
         for sub in self._subs.get(job_id, ()):
             sub.push(lines)
@@ -94,7 +98,7 @@ class LogService:
         self.bus = bus
 
     async def ingest(
-        self, worker_id: uuid.UUID, ref: AttemptRef, first_line: int, entries: list[LogEntryIn]
+        self, worker_id: uuid.UUID, ref: AttemptRef, first_line: int, chunk: LogChunk
     ) -> int:
         """Persist a batch of the attempt's lines; return the attempt's next expected line.
 
@@ -103,32 +107,43 @@ class LogService:
         starting past the expected line is not stored, and the answer tells the worker
         where to resume.
         """
-        published: list[LogLineRecord] = []
         async with self.db.transaction() as tx:
             job = await lock_job(tx, ref.job_id)
             fence(job, worker_id, ref.attempt)
             expected = job.attempt_lines
-            if first_line > expected or not entries:
+            if first_line > expected or first_line + len(chunk) <= expected:
                 return expected
-            fresh = entries[expected - first_line :]
-            if not fresh:
-                return expected
+            fresh = chunk.tail(expected - first_line)
+            lines = fresh.lines
+            if "\x00" in "".join(lines):
+                lines = [sanitize_output_line(line) for line in lines]
             base = job.log_seq
-            rows = [
-                LogLineRecord(
-                    job.id, base + i, ref.attempt, e.is_stderr, sanitize_output_line(e.line), e.ts
-                )
-                for i, e in enumerate(fresh, start=1)
-            ]
-            await tx.copy_rows(
-                "copy_logs",
-                ((r.job_id, r.sequence, r.attempt, r.is_stderr, r.line, r.ts) for r in rows),
+            await tx.execute(
+                "insert_logs",
+                {
+                    "id": job.id,
+                    "base": base,
+                    "attempt": ref.attempt,
+                    "stderr": fresh.stderr,
+                    "lines": lines,
+                    "epochs": fresh.epochs,
+                },
             )
-            cursor = await tx.one("advance_log_cursor", {"id": job.id, "count": len(rows)})
+            cursor = await tx.one("advance_log_cursor", {"id": job.id, "count": len(lines)})
             assert cursor is not None
-            published = rows
             next_line = int(cursor["attempt_lines"])
-        self.bus.publish(ref.job_id, published)
+        if self.bus.has_subscribers(job.id):
+            self.bus.publish(
+                job.id,
+                [
+                    LogLineRecord(
+                        job.id, base + i, ref.attempt, err, line, datetime.fromtimestamp(t, UTC)
+                    )
+                    for i, (err, line, t) in enumerate(
+                        zip(fresh.stderr, lines, fresh.epochs, strict=True), start=1
+                    )
+                ],
+            )
         return next_line
 
     async def read(

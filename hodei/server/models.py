@@ -130,6 +130,35 @@ class LogEntryIn:
     ts: datetime
 
 
+@dataclass(slots=True)
+class LogChunk:
+    """Lines of one attempt, by column: cheap to build from a LogBatch and to insert
+    with one statement (timestamps as Unix epoch seconds)."""
+
+    stderr: list[bool] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    epochs: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    @classmethod
+    def of(cls, entries: list[LogEntryIn]) -> LogChunk:
+        return cls(
+            [e.is_stderr for e in entries],
+            [e.line for e in entries],
+            [e.ts.timestamp() for e in entries],
+        )
+
+    def tail(self, start: int) -> LogChunk:
+        return LogChunk(self.stderr[start:], self.lines[start:], self.epochs[start:])
+
+    def extend(self, other: LogChunk) -> None:
+        self.stderr += other.stderr
+        self.lines += other.lines
+        self.epochs += other.epochs
+
+
 @dataclass(frozen=True, slots=True)
 class LogLineRecord:
     job_id: uuid.UUID

@@ -20,7 +20,7 @@ from hodei.server.jobs import JobService
 from hodei.server.logs import LogService
 from hodei.server.models import (
     AttemptRef,
-    LogEntryIn,
+    LogChunk,
     PersistedNotice,
     RejectedNotice,
     ServerCommand,
@@ -163,9 +163,9 @@ class WorkerProtocol:
         except HodeiError as err:
             self._reject(ref, err)
 
-    async def log_batch(self, ref: AttemptRef, first_line: int, entries: list[LogEntryIn]) -> None:
+    async def log_batch(self, ref: AttemptRef, first_line: int, chunk: LogChunk) -> None:
         try:
-            next_line = await self.logs.ingest(self.worker_id, ref, first_line, entries)
+            next_line = await self.logs.ingest(self.worker_id, ref, first_line, chunk)
         except HodeiError as err:
             self.pending.pop(ref.job_id, None)
             self._reject(ref, err)

@@ -14,7 +14,7 @@ from hodei.db.connector import Database
 from hodei.domain.jobs import JobState
 from hodei.domain.workers import WorkerState
 from hodei.errors import InvalidArgument, InvalidTransition, NotFound, StaleAttempt
-from hodei.server.models import AttemptRef, LogEntryIn
+from hodei.server.models import AttemptRef, LogChunk, LogEntryIn
 from hodei.server.services import Services
 from hodei.settings import Settings
 
@@ -122,7 +122,10 @@ async def test_stale_attempt_result_is_fenced(services: Services, db_url: str) -
         await s.jobs.finish(first, AttemptRef(job.id, 1), JobState.SUCCEEDED, 0, "")
     with pytest.raises(StaleAttempt):
         await s.logs.ingest(
-            first, AttemptRef(job.id, 1), 0, [LogEntryIn(False, "late", datetime.now(UTC))]
+            first,
+            AttemptRef(job.id, 1),
+            0,
+            LogChunk.of([LogEntryIn(False, "late", datetime.now(UTC))]),
         )
     # Even with the right attempt number, another worker is refused.
     with pytest.raises(StaleAttempt):
@@ -206,8 +209,8 @@ async def test_log_ingestion_sequences_dedup_and_gaps(services: Services, db_url
     ref = AttemptRef(job.id, 1)
     now = datetime.now(UTC)
 
-    def batch(*lines: str) -> list[LogEntryIn]:
-        return [LogEntryIn(False, line, now) for line in lines]
+    def batch(*lines: str) -> LogChunk:
+        return LogChunk.of([LogEntryIn(False, line, now) for line in lines])
 
     assert await s.logs.ingest(worker_id, ref, 0, batch("a", "b\x00c")) == 2
     # A batch resent after a reconnect overlaps what is stored: only the new part is kept.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -16,7 +17,7 @@ from hodei.server.models import (
     AttemptRef,
     CancelCommand,
     JobRecord,
-    LogEntryIn,
+    LogChunk,
     LogLineRecord,
     PersistedNotice,
     QueueView,
@@ -174,9 +175,16 @@ def ref_to_proto(ref: AttemptRef) -> common_pb2.JobRef:
     return common_pb2.JobRef(job_id=str(ref.job_id), attempt=ref.attempt)
 
 
-def log_entries(batch: workers_pb2.LogBatch) -> list[LogEntryIn]:
-    now = datetime.now(UTC)
-    return [LogEntryIn(e.is_stderr, e.line, from_ts(e.timestamp, now)) for e in batch.entries]
+def log_chunk(batch: workers_pb2.LogBatch) -> LogChunk:
+    """Column-wise, without datetime objects: this runs for every line ingested."""
+    now = time.time()
+    entries = batch.entries
+    epochs = []
+    for e in entries:
+        t = e.timestamp
+        seconds, nanos = t.seconds, t.nanos
+        epochs.append(seconds + nanos * 1e-9 if seconds or nanos else now)
+    return LogChunk([e.is_stderr for e in entries], [e.line for e in entries], epochs)
 
 
 def command_to_proto(command: ServerCommand) -> workers_pb2.ServerMessage:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import grpc
@@ -20,7 +21,7 @@ from hodei.api.v1 import workers_pb2, workers_pb2_grpc
 from hodei.errors import HodeiError, InvalidArgument
 from hodei.server.api.convert import (
     command_to_proto,
-    log_entries,
+    log_chunk,
     outcome_to_state,
     ref_from_proto,
     worker_to_proto,
@@ -32,6 +33,11 @@ from hodei.server.services import Services
 from hodei.server.sessions import WorkerProtocol
 
 logger = logging.getLogger(__name__)
+
+#: Messages read ahead of processing; beyond that HTTP/2 flow control slows the worker.
+_INBOX = 256
+#: Upper bound of lines merged into one insert.
+_MERGE_LINES = 50_000
 
 
 class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
@@ -105,14 +111,64 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
         )
 
     async def _read(self, protocol: WorkerProtocol, context: grpc.aio.ServicerContext) -> None:
-        """Apply the worker's messages in order until the stream ends."""
+        """Apply the worker's messages in order until the stream ends.
+
+        Log batches of one attempt that are already waiting are merged into one
+        transaction: under load the database sees fewer, larger inserts.
+        """
+        inbox: asyncio.Queue[workers_pb2.WorkerMessage | None] = asyncio.Queue(_INBOX)
+        pump = asyncio.create_task(self._pump(protocol, context, inbox), name="worker-stream-pump")
+        held: workers_pb2.WorkerMessage | None = None
+        try:
+            while True:
+                message = held if held is not None else await inbox.get()
+                held = None
+                if message is None:
+                    break
+                if message.WhichOneof("payload") != "logs":
+                    await self._apply(protocol, message)
+                    continue
+                batch = message.logs
+                try:
+                    ref = ref_from_proto(batch.ref)
+                except HodeiError as err:
+                    protocol.session.send(RejectedNotice(None, err.code, one_line(str(err))))
+                    continue
+                chunk = log_chunk(batch)
+                while not inbox.empty() and len(chunk) < _MERGE_LINES:
+                    following = inbox.get_nowait()
+                    if (
+                        following is not None
+                        and following.WhichOneof("payload") == "logs"
+                        and following.logs.ref == batch.ref
+                        and following.logs.first_line == batch.first_line + len(chunk)
+                    ):
+                        chunk.extend(log_chunk(following.logs))
+                    else:
+                        held = following
+                        break
+                await self._guarded(
+                    protocol, "logs", protocol.log_batch(ref, batch.first_line, chunk)
+                )
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pump
+            protocol.session.close()
+
+    async def _pump(
+        self,
+        protocol: WorkerProtocol,
+        context: grpc.aio.ServicerContext,
+        inbox: asyncio.Queue[workers_pb2.WorkerMessage | None],
+    ) -> None:
         try:
             while True:
                 message = await context.read()
                 if message is grpc.aio.EOF:
                     break
                 assert isinstance(message, workers_pb2.WorkerMessage)
-                await self._apply(protocol, message)
+                await inbox.put(message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -122,38 +178,11 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                 one_line(str(exc)) or type(exc).__name__,
                 extra={"worker_id": str(protocol.worker_id)},
             )
-        finally:
-            protocol.session.close()
+        await inbox.put(None)
 
-    async def _apply(self, protocol: WorkerProtocol, message: workers_pb2.WorkerMessage) -> None:
-        kind = message.WhichOneof("payload")
+    async def _guarded(self, protocol: WorkerProtocol, kind: str, work: Awaitable[None]) -> None:
         try:
-            match kind:
-                case "heartbeat":
-                    await protocol.heartbeat()
-                case "ack":
-                    ack = message.ack
-                    await protocol.ack(ref_from_proto(ack.ref), ack.accepted, ack.reason)
-                case "started":
-                    await protocol.started(ref_from_proto(message.started.ref))
-                case "logs":
-                    batch = message.logs
-                    await protocol.log_batch(
-                        ref_from_proto(batch.ref), batch.first_line, log_entries(batch)
-                    )
-                case "result":
-                    result = message.result
-                    await protocol.result(
-                        ref_from_proto(result.ref),
-                        outcome_to_state(result.outcome),
-                        result.exit_code if result.has_exit_code else None,
-                        result.error,
-                        result.total_lines,
-                    )
-                case "hello":
-                    raise InvalidArgument("Hello was already received on this stream")
-                case _:
-                    raise InvalidArgument("empty worker message")
+            await work
         except HodeiError as err:
             protocol.session.send(RejectedNotice(None, err.code, one_line(str(err))))
         except Exception:
@@ -164,3 +193,32 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             protocol.session.send(
                 RejectedNotice(None, "INTERNAL", f"the server could not apply {kind}")
             )
+
+    async def _apply(self, protocol: WorkerProtocol, message: workers_pb2.WorkerMessage) -> None:
+        kind = message.WhichOneof("payload") or "empty"
+        await self._guarded(protocol, kind, self._dispatch(protocol, kind, message))
+
+    async def _dispatch(
+        self, protocol: WorkerProtocol, kind: str, message: workers_pb2.WorkerMessage
+    ) -> None:
+        match kind:
+            case "heartbeat":
+                await protocol.heartbeat()
+            case "ack":
+                ack = message.ack
+                await protocol.ack(ref_from_proto(ack.ref), ack.accepted, ack.reason)
+            case "started":
+                await protocol.started(ref_from_proto(message.started.ref))
+            case "result":
+                result = message.result
+                await protocol.result(
+                    ref_from_proto(result.ref),
+                    outcome_to_state(result.outcome),
+                    result.exit_code if result.has_exit_code else None,
+                    result.error,
+                    result.total_lines,
+                )
+            case "hello":
+                raise InvalidArgument("Hello was already received on this stream")
+            case _:
+                raise InvalidArgument("empty worker message")
