@@ -74,7 +74,7 @@ async def running(start_server: StartServer) -> AsyncIterator[Running]:
     await stubs.close()
 
 
-async def collect(call: Any) -> list[logs_pb2.LogLine]:
+async def collect(call: Any) -> list[Any]:
     return [line async for line in call]
 
 
@@ -207,3 +207,18 @@ async def test_subscribe_bad_job_id(running: Running, job_id: str, code: grpc.St
             running.stubs.logs.SubscribeLogs(logs_pb2.SubscribeLogsRequest(job_id=job_id))
         )
     assert info.value.code() == code
+
+
+async def test_batched_subscription_has_the_same_lines(running: Running) -> None:
+    await running.emit(1500)
+    call = running.stubs.logs.SubscribeLogBatches(
+        logs_pb2.SubscribeLogsRequest(job_id=running.job_id, include_history=True)
+    )
+    reader = asyncio.create_task(collect(call))
+    await asyncio.sleep(0.2)
+    await running.emit(700)
+    await running.finish()
+    batches = await asyncio.wait_for(reader, 10)
+    assert len(batches) < 2200 / 10  # many lines per message
+    sequences = [line.sequence for batch in batches for line in batch.lines]
+    assert sequences == list(range(1, 2201))

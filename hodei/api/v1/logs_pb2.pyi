@@ -37,6 +37,12 @@ class SubscribeLogsRequest(_message.Message):
     after_sequence: int
     def __init__(self, job_id: _Optional[str] = ..., include_history: _Optional[bool] = ..., tail_lines: _Optional[int] = ..., after_sequence: _Optional[int] = ...) -> None: ...
 
+class LogLines(_message.Message):
+    __slots__ = ("lines",)
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    lines: _containers.RepeatedCompositeFieldContainer[LogLine]
+    def __init__(self, lines: _Optional[_Iterable[_Union[LogLine, _Mapping]]] = ...) -> None: ...
+
 class GetLogsRequest(_message.Message):
     __slots__ = ("job_id", "after_sequence", "limit")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

@@ -39,6 +39,11 @@ class LogStreamServiceStub:
                 request_serializer=hodei_dot_api_dot_v1_dot_logs__pb2.SubscribeLogsRequest.SerializeToString,
                 response_deserializer=hodei_dot_api_dot_v1_dot_logs__pb2.LogLine.FromString,
                 _registered_method=True)
+        self.SubscribeLogBatches = channel.unary_stream(
+                '/hodei.api.v1.LogStreamService/SubscribeLogBatches',
+                request_serializer=hodei_dot_api_dot_v1_dot_logs__pb2.SubscribeLogsRequest.SerializeToString,
+                response_deserializer=hodei_dot_api_dot_v1_dot_logs__pb2.LogLines.FromString,
+                _registered_method=True)
         self.GetLogs = channel.unary_unary(
                 '/hodei.api.v1.LogStreamService/GetLogs',
                 request_serializer=hodei_dot_api_dot_v1_dot_logs__pb2.GetLogsRequest.SerializeToString,
@@ -57,6 +62,14 @@ class LogStreamServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubscribeLogBatches(self, request, context):
+        """The same stream, with as many consecutive lines per message as are ready: one
+        gRPC message per line costs far more than the line itself at high volume.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetLogs(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -70,6 +83,11 @@ def add_LogStreamServiceServicer_to_server(servicer, server):
                     servicer.SubscribeLogs,
                     request_deserializer=hodei_dot_api_dot_v1_dot_logs__pb2.SubscribeLogsRequest.FromString,
                     response_serializer=hodei_dot_api_dot_v1_dot_logs__pb2.LogLine.SerializeToString,
+            ),
+            'SubscribeLogBatches': grpc.unary_stream_rpc_method_handler(
+                    servicer.SubscribeLogBatches,
+                    request_deserializer=hodei_dot_api_dot_v1_dot_logs__pb2.SubscribeLogsRequest.FromString,
+                    response_serializer=hodei_dot_api_dot_v1_dot_logs__pb2.LogLines.SerializeToString,
             ),
             'GetLogs': grpc.unary_unary_rpc_method_handler(
                     servicer.GetLogs,
@@ -104,6 +122,33 @@ class LogStreamService:
             '/hodei.api.v1.LogStreamService/SubscribeLogs',
             hodei_dot_api_dot_v1_dot_logs__pb2.SubscribeLogsRequest.SerializeToString,
             hodei_dot_api_dot_v1_dot_logs__pb2.LogLine.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubscribeLogBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/hodei.api.v1.LogStreamService/SubscribeLogBatches',
+            hodei_dot_api_dot_v1_dot_logs__pb2.SubscribeLogsRequest.SerializeToString,
+            hodei_dot_api_dot_v1_dot_logs__pb2.LogLines.FromString,
             options,
             channel_credentials,
             insecure,

@@ -83,6 +83,19 @@ class LogStreamServicer(logs_pb2_grpc.LogStreamServiceServicer):
             for line in lines:
                 yield log_line_to_proto(line)
 
+    @server_stream
+    async def SubscribeLogBatches(
+        self, request: logs_pb2.SubscribeLogsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[logs_pb2.LogLines]:
+        pages = self.s.logs.follow(
+            parse_id(request.job_id),
+            include_history=request.include_history,
+            tail_lines=request.tail_lines,
+            after_sequence=request.after_sequence,
+        )
+        async for lines in pages:
+            yield logs_pb2.LogLines(lines=[log_line_to_proto(line) for line in lines])
+
     @unary
     async def GetLogs(
         self, request: logs_pb2.GetLogsRequest, context: grpc.aio.ServicerContext
