@@ -104,7 +104,7 @@ async def test_first_message_must_be_hello(
     stream = FakeWorkerStream(stubs, "x")
     await stream.send(heartbeat=workers_pb2.Heartbeat())
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stream.call.read()
+        await stream.receive()
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "Hello" in (info.value.details() or "")
 
@@ -117,7 +117,7 @@ async def test_unknown_worker_is_not_found(
     stream = FakeWorkerStream(stubs, "5f0f3c4e-0000-4000-8000-000000000000")
     await stream.send(hello=workers_pb2.Hello(worker_id=stream.worker_id, slots=1))
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stream.call.read()
+        await stream.receive()
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -129,7 +129,7 @@ async def test_malformed_worker_id_is_invalid_argument(
     stream = FakeWorkerStream(stubs, "not-a-uuid")
     await stream.send(hello=workers_pb2.Hello(worker_id="not-a-uuid", slots=1))
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stream.call.read()
+        await stream.receive()
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 

@@ -57,6 +57,19 @@ class FakeWorkerStream:
         self.worker_id = worker_id
         self.outgoing: asyncio.Queue[workers_pb2.WorkerMessage | None] = asyncio.Queue()
         self.call = stubs.workers.WorkerStream(self._requests())
+        # One reader for the call's life: cancelling a pending read would cancel the RPC.
+        self.incoming: asyncio.Queue[Any] = asyncio.Queue()
+        self._reader = asyncio.ensure_future(self._read_all())
+
+    async def _read_all(self) -> None:
+        try:
+            while True:
+                message = await self.call.read()
+                await self.incoming.put(message)
+                if message is grpc.aio.EOF:
+                    return
+        except BaseException as exc:  # the RPC's error status, for receive() to raise
+            await self.incoming.put(exc)
 
     async def _requests(self) -> AsyncIterator[workers_pb2.WorkerMessage]:
         while True:
@@ -90,7 +103,9 @@ class FakeWorkerStream:
         await self.outgoing.put(workers_pb2.WorkerMessage(**payload))
 
     async def receive(self, seconds: float = 10.0) -> workers_pb2.ServerMessage:
-        message = await asyncio.wait_for(self.call.read(), seconds)
+        message = await asyncio.wait_for(self.incoming.get(), seconds)
+        if isinstance(message, BaseException):
+            raise message
         assert message is not grpc.aio.EOF, "server closed the stream"
         return message  # type: ignore[no-any-return]
 
@@ -103,3 +118,4 @@ class FakeWorkerStream:
     async def close(self) -> None:
         await self.outgoing.put(None)
         self.call.cancel()
+        self._reader.cancel()
