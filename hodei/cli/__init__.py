@@ -1,0 +1,1 @@
+"""The `hodei` command line (entry point: hodei.cli.main:main)."""

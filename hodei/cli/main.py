@@ -1,0 +1,148 @@
+"""`hodei`: the command line of the Hodei job platform.
+
+The boundary of the CLI: arguments are parsed and validated here, every
+HodeiError becomes one line on stderr (`hodei: error: ...`) and an exit code
+(see hodei.cli.exit_codes), an unexpected exception becomes one line that
+suggests --debug, and Ctrl-C exits 130. No traceback reaches the user unless
+--debug is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn
+
+from hodei import __version__
+from hodei.cli import exit_codes, jobs, platform, up
+from hodei.errors import HodeiError
+
+AsyncHandler = Callable[[Any, argparse.Namespace], Awaitable[int]]
+
+
+class Interrupted(Exception):
+    """Ctrl-C while an async command ran."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (usage goes to --help, not to every mistake)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"hodei: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(exit_codes.USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Options accepted before or after the subcommand; SUPPRESS keeps a later
+    # parser from resetting a value given earlier on the line.
+    common = _Parser(add_help=False)
+    common.add_argument("--server", default=argparse.SUPPRESS, metavar="HOST:PORT",
+                        help="server address (HODEI_SERVER_ADDRESS, default 127.0.0.1:50051)")
+    common.add_argument("-o", "--output", choices=["table", "json"], default=argparse.SUPPRESS,
+                        help="tables for people (default) or json for scripts")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks and debug logs")
+    parser = _Parser(
+        prog="hodei",
+        description="Hodei job platform: run shell jobs on remote workers.",
+        epilog=exit_codes.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"hodei {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=_Parser)
+    up.add_parser(sub)
+    platform.add_parsers(sub, common)
+    jobs.add_parsers(sub, common)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from hodei.settings import load_settings
+
+    return load_settings(server_address=getattr(args, "server", None))
+
+
+async def _run_client_command(handler: AsyncHandler, args: argparse.Namespace) -> int:
+    from hodei.client import HodeiClient
+
+    settings = _settings(args)
+    task = asyncio.current_task()
+    interrupted = False
+
+    def on_sigint() -> None:
+        nonlocal interrupted
+        interrupted = True
+        if task is not None:
+            task.cancel()
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    try:
+        async with HodeiClient(
+            settings.server_address,
+            keepalive_time_ms=settings.keepalive_time_ms,
+            keepalive_timeout_ms=settings.keepalive_timeout_ms,
+        ) as client:
+            return await handler(client, args)
+    except asyncio.CancelledError:
+        if interrupted:
+            raise Interrupted from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+def run(args: argparse.Namespace) -> int:
+    sync_handler = getattr(args, "sync_handler", None)
+    if sync_handler is not None:
+        return int(sync_handler(args))
+    return asyncio.run(_run_client_command(args.handler, args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return int(exc.code or 0) if isinstance(exc.code, int) else exit_codes.USAGE
+    args.output = getattr(args, "output", "table")
+    debug = bool(getattr(args, "debug", False))
+    from hodei.logging_setup import configure_logging
+
+    # The CLI's own log is quiet (WARNING) unless --debug; `up`, `server` and
+    # `worker` configure theirs from settings.
+    if args.command not in ("up", "server", "worker"):
+        configure_logging("DEBUG" if debug else "WARNING")
+    try:
+        return run(args)
+    except HodeiError as err:
+        _error(str(err) or type(err).__name__)
+        return exit_codes.for_error(err)
+    except (Interrupted, KeyboardInterrupt):
+        sys.stderr.write("hodei: interrupted\n")
+        return exit_codes.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`hodei job logs X | head`): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return exit_codes.BROKEN_PIPE
+    except Exception as exc:  # the last line of defence: never a traceback by default
+        if debug:
+            traceback.print_exc()
+        message = " ".join(str(exc).split())[:300]
+        _error(f"unexpected {type(exc).__name__}: {message} (run with --debug for details)")
+        return exit_codes.UNEXPECTED
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"hodei: error: {' '.join(message.split())}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

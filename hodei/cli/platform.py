@@ -1,0 +1,166 @@
+"""`hodei workers`, `queue`, `version`, `db migrate`, and the `server` / `worker`
+entry points (which delegate to their own packages)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from hodei import __version__
+from hodei.cli import exit_codes, output
+from hodei.client import HodeiClient
+from hodei.errors import HodeiError, InvalidArgument, Unavailable
+
+
+def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    workers = sub.add_parser("workers", parents=[common], help="list workers")
+    workers.add_argument("--all", action="store_true", help="include LOST and TERMINATED")
+    workers.set_defaults(handler=show_workers)
+
+    queue = sub.add_parser("queue", parents=[common], help="queue depth and queued jobs")
+    queue.add_argument("--limit", type=int, default=20, metavar="N")
+    queue.set_defaults(handler=show_queue)
+
+    version = sub.add_parser("version", parents=[common], help="client and server versions")
+    version.set_defaults(handler=show_version)
+
+    db = sub.add_parser("db", help="database administration")
+    dsub = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
+    migrate = dsub.add_parser("migrate", parents=[common], help="apply pending migrations")
+    migrate.add_argument("--database-url", help="PostgreSQL URL (HODEI_DATABASE_URL)")
+    migrate.add_argument("--data-dir", type=Path, help="embedded PostgreSQL data directory")
+    migrate.set_defaults(sync_handler=db_migrate)
+
+    server = sub.add_parser("server", help="run a Hodei server in the foreground")
+    server.add_argument("--host")
+    server.add_argument("--port", type=int)
+    server.add_argument("--database-url")
+    server.add_argument("--data-dir")
+    server.add_argument("--log-level")
+    server.add_argument("--log-format", choices=["text", "json"])
+    server.add_argument("--log-file")
+    server.add_argument("--no-dispatcher", action="store_true", help=argparse.SUPPRESS)
+    server.add_argument("--no-outbox-relay", action="store_true", help=argparse.SUPPRESS)
+    server.set_defaults(sync_handler=run_server)
+
+    worker = sub.add_parser("worker", help="run a Hodei worker in the foreground")
+    worker.add_argument("--server", dest="worker_server", metavar="HOST:PORT")
+    worker.add_argument("--slots", type=int)
+    worker.add_argument("--name")
+    worker.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    worker.add_argument("--log-format", choices=["text", "json"])
+    worker.add_argument("--log-file")
+    worker.set_defaults(sync_handler=run_worker)
+
+
+def _passthrough(args: argparse.Namespace, names: list[str], flags: list[str]) -> list[str]:
+    argv: list[str] = []
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None:
+            argv += [f"--{name.replace('_', '-')}", str(value)]
+    for flag in flags:
+        if getattr(args, flag, False):
+            argv.append(f"--{flag.replace('_', '-')}")
+    return argv
+
+
+def run_server(args: argparse.Namespace) -> int:
+    from hodei.server.__main__ import main as server_main
+
+    names = ["host", "port", "database_url", "data_dir", "log_level", "log_format", "log_file"]
+    return server_main(_passthrough(args, names, ["no_dispatcher", "no_outbox_relay"]))
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from hodei.worker.__main__ import main as worker_main
+
+    argv = _passthrough(args, ["slots", "name", "log_level", "log_format", "log_file"], [])
+    server = args.worker_server or getattr(args, "server", None)
+    if server:
+        argv = ["--server", server, *argv]
+    return worker_main(argv)
+
+
+def redact(url: str) -> str:
+    """postgresql://user:secret@host/db -> postgresql://user:***@host/db."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def db_migrate(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from hodei.db.embedded import resolve_database_url
+    from hodei.db.migrate import latest_version, migrate
+    from hodei.settings import load_settings
+
+    settings = load_settings(database_url=args.database_url, data_dir=args.data_dir)
+    url = resolve_database_url(settings)
+    try:
+        applied = asyncio.run(migrate(url))
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise Unavailable(f"cannot migrate the database at {redact(url)}: {first}") from None
+    version = latest_version()
+    if args.output == "json":
+        output.print_json(
+            {
+                "applied": [{"version": m.version, "name": m.name} for m in applied],
+                "schema_version": version,
+            }
+        )
+    elif applied:
+        for m in applied:
+            print(f"applied {m.version:04d}_{m.name}")
+        print(f"database at schema version {version}")
+    else:
+        print(f"database already at schema version {version}")
+    return exit_codes.OK
+
+
+async def show_workers(client: HodeiClient, args: argparse.Namespace) -> int:
+    workers = await client.list_workers(include_gone=args.all)
+    if args.output == "json":
+        output.print_json([w.to_dict() for w in workers])
+    else:
+        output.workers_table(workers)
+    return exit_codes.OK
+
+
+async def show_queue(client: HodeiClient, args: argparse.Namespace) -> int:
+    if not 0 <= args.limit <= 1000:
+        raise InvalidArgument(f"--limit must be between 0 and 1000, not {args.limit}")
+    queue = await client.get_queue(args.limit)
+    if args.output == "json":
+        output.print_json(queue.to_dict())
+    else:
+        output.queue_block(queue)
+    return exit_codes.OK
+
+
+async def show_version(client: HodeiClient, args: argparse.Namespace) -> int:
+    """The client's version always; the server's when it answers (else a note on stderr)."""
+    try:
+        info = await client.server_info()
+    except HodeiError as err:
+        if args.output == "json":
+            output.print_json({"client_version": __version__, "server": None, "error": str(err)})
+        else:
+            print(f"client version: {__version__}")
+        print(f"hodei: warning: {err}", file=sys.stderr)
+        return exit_codes.OK
+    if args.output == "json":
+        output.print_json({"client_version": __version__, "server": info.to_dict()})
+    else:
+        output.print_fields(
+            [("client version", __version__), ("server", client.address),
+             *output.server_fields(info)]
+        )
+    return exit_codes.OK

@@ -1,0 +1,201 @@
+"""`hodei up`: the whole platform in the foreground for a laptop or a demo.
+
+The embedded PostgreSQL (unless a database URL is given), the server in this
+process and N worker subprocesses. A worker that dies is restarted (that loop is
+supervised like the server's own). SIGINT/SIGTERM stop everything in order: the
+workers first (they finish or stop their jobs and report), then the server,
+then the embedded database; the exit code is 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from hodei.cli import exit_codes
+from hodei.cli.platform import redact
+from hodei.errors import HodeiError, InvalidArgument, Unavailable
+from hodei.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_WORKER_READY_S = 30.0
+_RESTART_DELAY_S = 1.0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("up", help="database + server + local workers in the foreground")
+    p.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="gRPC port (default 50051; 0 = any)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="local workers (0-64)")
+    p.add_argument("--slots", type=int, default=1, metavar="N", help="slots per worker")
+    p.add_argument("--database-url", help="PostgreSQL URL instead of the embedded one")
+    p.add_argument("--data-dir", type=Path, help="embedded PostgreSQL data directory")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-format", choices=["text", "json"])
+    p.set_defaults(sync_handler=run_up)
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from hodei.logging_setup import configure_logging
+    from hodei.settings import load_settings
+
+    if not 0 <= args.workers <= 64:
+        raise InvalidArgument(f"--workers must be between 0 and 64, not {args.workers}")
+    if not 1 <= args.slots <= 1024:
+        raise InvalidArgument(f"--slots must be between 1 and 1024, not {args.slots}")
+    settings = load_settings(
+        host=args.host,
+        port=args.port,
+        database_url=args.database_url,
+        data_dir=args.data_dir,
+        log_level=args.log_level,
+        log_format=args.log_format,
+    )
+    configure_logging(settings.log_level, settings.log_format, settings.log_file)
+    return asyncio.run(Platform(settings, args.workers, args.slots).run())
+
+
+class Platform:
+    def __init__(self, settings: Settings, workers: int, slots: int) -> None:
+        self.settings = settings
+        self.workers = workers
+        self.slots = slots
+        self.stop = asyncio.Event()
+        self.procs: dict[int, asyncio.subprocess.Process] = {}
+
+    async def run(self) -> int:
+        from hodei.server.app import ServerApp
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop.set)
+        app = ServerApp(self.settings)
+        keeper: asyncio.Task[None] | None = None
+        try:
+            start = asyncio.create_task(app.start(), name="server-start")
+            stopped = asyncio.create_task(self.stop.wait())
+            await asyncio.wait({start, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not start.done():  # Ctrl-C while the database was starting
+                start.cancel()
+                with contextlib.suppress(asyncio.CancelledError, HodeiError):
+                    await start
+                return exit_codes.OK
+            stopped.cancel()
+            start.result()
+            address = self._worker_address(app.port)
+            for index in range(self.workers):
+                await self._spawn(index, address)
+            keeper = asyncio.create_task(self._keep_workers(address), name="up-workers")
+            await self._wait_workers_ready(address)
+            if not self.stop.is_set():
+                self._banner(app.address, address, app.database_url)
+                await self.stop.wait()
+            print("hodei: stopping...", file=sys.stderr, flush=True)
+            return exit_codes.OK
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
+            await self._stop_workers()
+            await app.stop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    def _worker_address(self, port: int) -> str:
+        host = self.settings.host
+        if host in ("0.0.0.0", "::", "[::]", ""):
+            host = "127.0.0.1"
+        return f"{host}:{port}"
+
+    async def _spawn(self, index: int, address: str) -> None:
+        argv = [
+            sys.executable, "-m", "hodei.worker",
+            "--server", address,
+            "--slots", str(self.slots),
+            "--name", f"up-{index + 1}",
+            "--log-level", self.settings.log_level,
+            "--log-format", self.settings.log_format,
+        ]
+        # Entry-point boundary: the workers (and their jobs) inherit this environment.
+        env = dict(os.environ)
+        self.procs[index] = await asyncio.create_subprocess_exec(
+            *argv, env=env, stdin=asyncio.subprocess.DEVNULL
+        )
+        logger.info("started local worker up-%d (pid %d)", index + 1, self.procs[index].pid)
+
+    async def _keep_workers(self, address: str) -> None:
+        """Restart a local worker that exits while the platform is up."""
+        while not self.stop.is_set():
+            for index, proc in list(self.procs.items()):
+                if proc.returncode is not None and not self.stop.is_set():
+                    logger.warning(
+                        "local worker up-%d exited with %s; restarting it",
+                        index + 1, proc.returncode,
+                    )
+                    await asyncio.sleep(_RESTART_DELAY_S)
+                    if not self.stop.is_set():
+                        await self._spawn(index, address)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), 0.5)
+
+    async def _wait_workers_ready(self, address: str) -> None:
+        if not self.workers:
+            return
+        from hodei.client import HodeiClient
+
+        loop = asyncio.get_running_loop()
+        end = loop.time() + _WORKER_READY_S
+        async with HodeiClient(address, deadline=2.0) as client:
+            while not self.stop.is_set():
+                connected = [w for w in await client.list_workers() if w.connected]
+                if len(connected) >= self.workers:
+                    return
+                if loop.time() > end:
+                    raise Unavailable(
+                        f"only {len(connected)} of {self.workers} local workers connected "
+                        f"within {_WORKER_READY_S:g} s; see their log above"
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), 0.1)
+
+    def _banner(self, listen: str, address: str, database_url: str) -> None:
+        s = self.settings
+        if s.database_url:
+            database = f"PostgreSQL at {redact(database_url)}"
+        else:
+            from hodei.settings import default_data_dir
+
+            database = f"embedded PostgreSQL in {s.data_dir or default_data_dir()}"
+        lines = [
+            f"Hodei is up on {listen}",
+            f"  database: {database}",
+            f"  workers:  {self.workers} local x {self.slots} slot(s)",
+            f"Submit a job:  hodei --server {address} job run -- echo hello",
+            f"Watch:         hodei --server {address} workers | job list | queue",
+            "Press Ctrl-C to stop.",
+        ]
+        print("\n".join(lines), flush=True)
+
+    async def _stop_workers(self) -> None:
+        """SIGTERM (graceful: jobs finish or stop, results are confirmed), then SIGKILL."""
+        running = [p for p in self.procs.values() if p.returncode is None]
+        for proc in running:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        grace = self.settings.worker_shutdown_grace + self.settings.worker_flush_timeout + 5
+        for proc in running:
+            try:
+                await asyncio.wait_for(proc.wait(), grace)
+            except TimeoutError:
+                logger.warning("local worker pid %d did not stop; killing it", proc.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()

@@ -1,0 +1,26 @@
+"""Async client of the Hodei API: `HodeiClient` and the plain views it returns."""
+
+from hodei.client.client import DEFAULT_DEADLINE, HodeiClient, channel_options, check_address
+from hodei.client.views import (
+    JobView,
+    LogLineView,
+    LogsPage,
+    QueuedJobView,
+    QueueView,
+    ServerInfoView,
+    WorkerView,
+)
+
+__all__ = [
+    "DEFAULT_DEADLINE",
+    "HodeiClient",
+    "JobView",
+    "LogLineView",
+    "LogsPage",
+    "QueueView",
+    "QueuedJobView",
+    "ServerInfoView",
+    "WorkerView",
+    "channel_options",
+    "check_address",
+]

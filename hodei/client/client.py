@@ -1,0 +1,261 @@
+"""HodeiClient: the async facade over the Hodei gRPC API used by the CLI, the
+benchmark and tests.
+
+Proto types stay inside this package: calls take plain Python values and return
+the views of `hodei.client.views`; every grpc.RpcError is translated once into
+hodei.errors (see rpc_errors). Unary calls have a deadline; the log stream has
+none (a job may run for hours) but resumes by sequence number after a dropped
+connection, so a follower never sees a gap or a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from hodei.api.v1 import (
+    jobs_pb2,
+    jobs_pb2_grpc,
+    logs_pb2,
+    logs_pb2_grpc,
+    platform_pb2,
+    platform_pb2_grpc,
+    workers_pb2,
+    workers_pb2_grpc,
+)
+from hodei.client import convert
+from hodei.client.rpc_errors import translate, unreachable
+from hodei.client.views import (
+    JobView,
+    LogLineView,
+    LogsPage,
+    QueueView,
+    ServerInfoView,
+    WorkerView,
+)
+from hodei.domain.jobs import JobState
+from hodei.errors import HodeiError, InvalidArgument, Unavailable
+
+logger = logging.getLogger(__name__)
+
+#: Default deadline of a unary call, in seconds.
+DEFAULT_DEADLINE = 10.0
+# A dropped log stream is resumed this many times in a row (backing off) before
+# the follower gives up with Unavailable.
+_STREAM_RESUMES = 8
+_RESUME_BACKOFF_MAX = 2.0
+
+
+def channel_options(
+    keepalive_time_ms: int = 10_000, keepalive_timeout_ms: int = 60_000
+) -> list[tuple[str, int]]:
+    """HTTP/2 keepalive on the client, within what the server permits (pings >= 5 s
+    apart), so that a long `logs -f` on a quiet job is not cut by a middlebox."""
+    return [
+        ("grpc.keepalive_time_ms", keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        # GetLogs may return up to 10,000 lines of up to 1 MiB each.
+        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+        ("grpc.max_send_message_length", 16 * 1024 * 1024),
+    ]
+
+
+def check_address(address: str) -> str:
+    """HOST:PORT with a numeric port in range, or InvalidArgument."""
+    host, sep, port = address.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidArgument(f"invalid server address {address!r}: expected HOST:PORT")
+    return address.strip()
+
+
+class HodeiClient:
+    """`async with HodeiClient("127.0.0.1:50051") as client: await client.get_job(id)`."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        deadline: float = DEFAULT_DEADLINE,
+        keepalive_time_ms: int = 10_000,
+        keepalive_timeout_ms: int = 60_000,
+    ) -> None:
+        self.address = check_address(address)
+        self.deadline = deadline
+        self._channel = grpc.aio.insecure_channel(
+            self.address, options=channel_options(keepalive_time_ms, keepalive_timeout_ms)
+        )
+        self._jobs = jobs_pb2_grpc.JobExecutionServiceStub(self._channel)
+        self._logs = logs_pb2_grpc.LogStreamServiceStub(self._channel)
+        self._workers = workers_pb2_grpc.WorkerAgentServiceStub(self._channel)
+        self._platform = platform_pb2_grpc.PlatformServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    async def __aenter__(self) -> HodeiClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def _call(self, method: Any, request: Any, deadline: float | None = None) -> Any:
+        timeout = deadline or self.deadline
+        try:
+            return await method(request, timeout=timeout)
+        except grpc.RpcError as err:
+            raise translate(err, self.address, timeout) from None
+
+    # ---- jobs -------------------------------------------------------------------
+
+    async def queue_job(
+        self,
+        command: Iterable[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        working_dir: str = "",
+        timeout_seconds: float | None = None,
+        max_attempts: int = 0,
+        name: str = "",
+        labels: Mapping[str, str] | None = None,
+        correlation_id: str = "",
+    ) -> JobView:
+        spec = jobs_pb2.JobSpec(
+            command=list(command),
+            env=dict(env or {}),
+            working_dir=working_dir,
+            timeout_seconds=timeout_seconds or 0.0,
+            max_attempts=max_attempts,
+            name=name,
+            labels=dict(labels or {}),
+        )
+        request = jobs_pb2.QueueJobRequest(spec=spec, correlation_id=correlation_id)
+        response = await self._call(self._jobs.QueueJob, request)
+        return convert.job_view(response.job)
+
+    async def get_job(self, job_id: str) -> JobView:
+        job = await self._call(self._jobs.GetJob, jobs_pb2.GetJobRequest(job_id=job_id))
+        return convert.job_view(job)
+
+    async def list_jobs(
+        self,
+        states: Iterable[JobState] = (),
+        limit: int = 0,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[JobView]:
+        request = jobs_pb2.ListJobsRequest(
+            states=[convert.JOB_STATE_TO_PROTO[s] for s in states],
+            limit=limit,
+            labels=dict(labels or {}),
+        )
+        response = await self._call(self._jobs.ListJobs, request)
+        return [convert.job_view(j) for j in response.jobs]
+
+    async def cancel_job(self, job_id: str, *, force: bool = False, reason: str = "") -> JobView:
+        request = jobs_pb2.CancelJobRequest(job_id=job_id, force=force, reason=reason)
+        response = await self._call(self._jobs.CancelJob, request)
+        return convert.job_view(response.job)
+
+    # ---- logs -------------------------------------------------------------------
+
+    async def get_logs(self, job_id: str, after_sequence: int = 0, limit: int = 0) -> LogsPage:
+        request = logs_pb2.GetLogsRequest(
+            job_id=job_id, after_sequence=after_sequence, limit=limit
+        )
+        response = await self._call(self._logs.GetLogs, request)
+        return LogsPage([convert.log_line_view(x) for x in response.lines], response.complete)
+
+    async def subscribe_logs(
+        self,
+        job_id: str,
+        *,
+        include_history: bool = True,
+        tail_lines: int = 0,
+        after_sequence: int = 0,
+    ) -> AsyncIterator[LogLineView]:
+        """History (if asked) then live lines until the job ends.
+
+        A stream dropped by the transport is resumed after the last sequence seen
+        (history included, so nothing produced meanwhile is lost); other errors,
+        and too many failed resumes in a row, are raised as HodeiError.
+        """
+        last = after_sequence
+        failures = 0
+        request = logs_pb2.SubscribeLogsRequest(
+            job_id=job_id,
+            include_history=include_history,
+            tail_lines=tail_lines,
+            after_sequence=after_sequence,
+        )
+        while True:
+            call = self._logs.SubscribeLogs(request)
+            try:
+                async for line in call:
+                    failures = 0
+                    last = line.sequence
+                    yield convert.log_line_view(line)
+                return
+            except grpc.RpcError as err:
+                error = translate(err, self.address)
+                if not isinstance(error, Unavailable) or failures >= _STREAM_RESUMES:
+                    raise error from None
+                failures += 1
+                delay = min(_RESUME_BACKOFF_MAX, 0.1 * 2**failures)
+                logger.info(
+                    "log stream of job %s dropped (%s); resuming after line %d in %.1f s",
+                    job_id, error, last, delay, extra={"job_id": job_id},
+                )
+                await asyncio.sleep(delay)
+                request = logs_pb2.SubscribeLogsRequest(
+                    job_id=job_id, include_history=True, after_sequence=last
+                )
+            finally:
+                call.cancel()
+
+    # ---- platform -----------------------------------------------------------------
+
+    async def list_workers(self, include_gone: bool = False) -> list[WorkerView]:
+        request = workers_pb2.ListWorkersRequest(include_gone=include_gone)
+        response = await self._call(self._workers.ListWorkers, request)
+        return [convert.worker_view(w) for w in response.workers]
+
+    async def get_queue(self, limit: int = 0) -> QueueView:
+        request = platform_pb2.GetQueueRequest(limit=limit)
+        return convert.queue_view(await self._call(self._platform.GetQueue, request))
+
+    async def server_info(self) -> ServerInfoView:
+        request = platform_pb2.GetServerInfoRequest()
+        return convert.server_info_view(await self._call(self._platform.GetServerInfo, request))
+
+    async def health(self, service: str = "", deadline: float | None = None) -> str:
+        """The grpc.health.v1 status name ("SERVING", "NOT_SERVING", ...)."""
+        request = health_pb2.HealthCheckRequest(service=service)
+        response = await self._call(self._health.Check, request, deadline)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+
+    async def wait_ready(self, within: float = 10.0) -> None:
+        """Wait until the server answers SERVING, or raise Unavailable."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + within
+        last: HodeiError | None = None
+        while loop.time() < end:
+            try:
+                if await self.health(deadline=max(0.2, min(2.0, end - loop.time()))) == "SERVING":
+                    return
+            except HodeiError as err:
+                last = err
+            await asyncio.sleep(0.1)
+        raise unreachable(self.address, f"not SERVING after {within:g} s; {last or ''}".strip())
