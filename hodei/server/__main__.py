@@ -52,11 +52,19 @@ async def serve(argv: list[str] | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import psycopg
+
     try:
         asyncio.run(serve(argv))
     except HodeiError as err:
         print(f"hodei server: {err}", file=sys.stderr)
         return 2
+    except psycopg.OperationalError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"hodei server: cannot use the database: {first}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
     return 0
 
 
