@@ -157,9 +157,7 @@ def dispatcher_progress(ctx: Context) -> Outcome:
     threshold = f"no PENDING job older than {human_age(t.pending_age_s)} while workers are READY"
     params = {"pending": len(stale), "pending_age": human_age(oldest), "ready": ready,
               "cycle_age": human_age(cycle_age) if cycle_age is not None else "ever",
-              "servers": len(servers),
-              "pending_part": f", {len(stale)} job(s) PENDING for {human_age(oldest)}"
-              if stale else ""}
+              "servers": len(servers)}
     if not servers:
         if stale and ready:
             params["cycle_age"] = "ever (no live server)"

@@ -106,6 +106,16 @@ def components_from(checks: list[CheckResult], findings: list[Finding]) -> list[
 
 
 def timeline_from(events: list[dict[str, Any]], limit: int = 30) -> list[TimelineEvent]:
+    """The lifecycle of the most complete job among `events` (with the worker events),
+    or the latest events when no job has more than one."""
+    by_job: dict[str, set[str]] = {}
+    for e in events:
+        if e.get("aggregate_type") == "job":
+            by_job.setdefault(str(e.get("aggregate_id")), set()).add(str(e.get("event_type")))
+    best = max(by_job.items(), key=lambda kv: len(kv[1]), default=("", set()))
+    if len(best[1]) > 1:
+        events = [e for e in events if str(e.get("aggregate_id")) == best[0]
+                  or e.get("aggregate_type") == "worker"]
     ordered = sorted(events, key=lambda e: str(e.get("occurred_at", "")))[-limit:]
     return [TimelineEvent(occurred_at=str(e.get("occurred_at", "")),
                           event_type=str(e.get("event_type", "")),
@@ -201,9 +211,17 @@ def build_diagnose_report(
 def e2e_metrics(run: Any) -> list[Metric]:
     rows: list[Metric] = []
     after: DatabaseSnapshot | None = getattr(run, "snapshot_after", None)
+    measured: dict[str, float] = {}
+    for s in getattr(run, "scenarios", []):
+        measured.update(s.metrics)
     if after is not None:
-        rows.append(Metric("PostgreSQL", Status.PASS, "", f"schema v{after.schema_version}, "
-                           f"{after.jobs_total} jobs, {after.events_total} events"))
+        db_ms = measured.get("db_roundtrip_ms")
+        rows.append(Metric("PostgreSQL", Status.PASS, f"{db_ms:.0f} ms" if db_ms else "N/A",
+                           f"schema v{after.schema_version}, {after.jobs_total} jobs, "
+                           f"{after.events_total} events"))
+    if "grpc_health_ms" in measured:
+        rows.append(Metric("gRPC server", Status.PASS, f"{measured['grpc_health_ms']:.0f} ms",
+                           "grpc.health.v1 SERVING"))
     for s in getattr(run, "scenarios", []):
         extra = ", ".join(f"{k}={v:g}" for k, v in s.metrics.items())
         obs = (s.error.splitlines()[0][:160] if s.error else "") or extra or \

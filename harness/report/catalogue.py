@@ -68,8 +68,8 @@ FINDINGS: dict[str, dict[str, FindingText]] = {
     "DISPATCHER_DISABLED": {
         "en": _f(
             "No server runs a dispatcher",
-            "{servers} live server(s), all with dispatcher_enabled = false"
-            "{pending_part}: the dispatcher is switched off",
+            "{servers} live server(s) with dispatcher_enabled = false and {pending} job(s) "
+            "PENDING (oldest {pending_age}): the dispatcher is switched off",
             ["HODEI_DISPATCHER_ENABLED=false in the server's environment",
              "A configuration meant for a test or a read-only replica reached production"],
             ["hodei/settings.py", DISPATCHER],
@@ -77,8 +77,8 @@ FINDINGS: dict[str, dict[str, FindingText]] = {
              (M, "Fail start-up loudly when no server in the deployment dispatches")]),
         "es": _f(
             "Ningún servidor ejecuta el dispatcher",
-            "{servers} servidor(es) activo(s), todos con dispatcher_enabled = false"
-            "{pending_part}: el dispatcher está desactivado",
+            "{servers} servidor(es) activo(s) con dispatcher_enabled = false y {pending} job(s) "
+            "en PENDING (el más antiguo: {pending_age}): el dispatcher está desactivado",
             ["HODEI_DISPATCHER_ENABLED=false en el entorno del servidor",
              "Una configuración de prueba o de réplica de solo lectura llegó a producción"],
             ["hodei/settings.py", DISPATCHER],

@@ -117,9 +117,7 @@ def dispatcher_params(snap: DatabaseSnapshot | None, pending_age: float | None) 
     known = [a for a in ages if a is not None]
     pending = snap.jobs_by_state.get("PENDING", 0) if snap else 0
     return {"pending": pending, "pending_age": human_age(pending_age), "ready": _ready(snap),
-            "cycle_age": human_age(min(known)) if known else "ever", "servers": len(servers),
-            "pending_part": f", {pending} job(s) PENDING for {human_age(pending_age)}"
-            if pending else ""}
+            "cycle_age": human_age(min(known)) if known else "ever", "servers": len(servers)}
 
 
 def snapshot_findings(snap: DatabaseSnapshot | None,
