@@ -1,0 +1,41 @@
+"""The embedded default: no database URL -> pgserver in the data dir, database `hodei`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from hodei.db.embedded import resolve_database_url
+from hodei.settings import Settings
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "pgdata"
+    yield path
+    import pgserver
+
+    if path.exists():
+        pgserver.get_server(path).cleanup()  # stops the embedded server
+
+
+def test_resolve_uses_configured_url_first(db_url: str) -> None:
+    assert resolve_database_url(Settings(database_url=db_url)) == db_url
+
+
+def test_embedded_server_is_started_and_reused(data_dir: Path) -> None:
+    url = resolve_database_url(Settings(data_dir=data_dir))
+    assert "/hodei" in url and (data_dir / "PG_VERSION").exists()
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == ("hodei",)
+    assert resolve_database_url(Settings(data_dir=data_dir)) == url  # reused, not re-created
+
+
+async def test_server_app_runs_on_the_embedded_default(data_dir: Path, start_server) -> None:  # type: ignore[no-untyped-def]
+    app = await start_server(database_url=None, data_dir=data_dir)
+    assert app.database_url.startswith("postgresql://") and "/hodei" in app.database_url
+    with psycopg.connect(app.database_url) as conn:
+        version = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    assert version is not None and version[0] >= 1
