@@ -1,0 +1,86 @@
+"""Run the `hodei` CLI as a real subprocess from async tests (the server under test
+runs in the test's event loop, so the CLI must not block it)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+_REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class CliResult:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def __str__(self) -> str:
+        return (
+            f"`hodei {' '.join(self.argv)}` exited {self.returncode}\n"
+            f"stdout: {self.stdout!r}\nstderr: {self.stderr!r}"
+        )
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
+    env["PYTHONPATH"] = str(_REPO)
+    env.update(extra)
+    return env
+
+
+async def start_cli(*argv: str, server: str | None = None) -> asyncio.subprocess.Process:
+    env = cli_env(**({"HODEI_SERVER_ADDRESS": server} if server else {}))
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hodei.cli", *argv,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def finish(proc: asyncio.subprocess.Process, argv: list[str], seconds: float) -> CliResult:
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), seconds)
+    except TimeoutError:
+        proc.kill()
+        out, err = await proc.communicate()
+        raise AssertionError(
+            f"`hodei {' '.join(argv)}` did not exit within {seconds} s; "
+            f"stdout {out.decode()!r} stderr {err.decode()!r}"
+        ) from None
+    assert proc.returncode is not None
+    return CliResult(argv, proc.returncode, out.decode(), err.decode())
+
+
+async def hodei(*argv: str, server: str | None = None, seconds: float = 30.0) -> CliResult:
+    proc = await start_cli(*argv, server=server)
+    return await finish(proc, list(argv), seconds)
+
+
+async def interrupt(proc: asyncio.subprocess.Process) -> None:
+    proc.send_signal(signal.SIGINT)
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def assert_one_line_error(result: CliResult, code: int, contains: str) -> None:
+    assert result.returncode == code, str(result)
+    assert "Traceback" not in result.stderr, str(result)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, str(result)
+    assert lines[0].startswith("hodei: error: "), str(result)
+    assert contains in lines[0], str(result)
