@@ -276,7 +276,8 @@ def outbox_flow(ctx: Context) -> Outcome:
 
 @check("outbox.backlog", "Outbox", "The outbox is being published", "database",
        "oldest unpublished outbox row older than outbox_age_warn_s -> WARN, "
-       "older than outbox_age_fail_s -> FAIL")
+       "older than outbox_age_fail_s -> FAIL; relay disabled on every live server -> FAIL "
+       "with a backlog, WARN without")
 def outbox_backlog(ctx: Context) -> Outcome:
     t = ctx.thresholds
     o = _s(ctx).one("outbox_summary")

@@ -92,7 +92,9 @@ def canary_lifecycle(ctx: Context) -> Outcome:
         ready = ctx.facts.get("ready_workers", 0)
         servers = ctx.facts.get("live_servers", [])
         cycle = ctx.facts.get("dispatcher_cycle_age_s")
-        return Outcome(Status.FAIL, observed, threshold, evidence, "DISPATCHER_STALLED",
+        disabled = bool(servers) and not any(s["dispatcher_enabled"] for s in servers)
+        return Outcome(Status.FAIL, observed, threshold, evidence,
+                       "DISPATCHER_DISABLED" if disabled else "DISPATCHER_STALLED",
                        {"pending": 1, "pending_age": human_age(r.total_s), "ready": ready,
                         "cycle_age": human_age(cycle) if cycle is not None else "ever",
                         "servers": len(servers)})

@@ -74,8 +74,14 @@ def findings_from_checks(checks: list[CheckResult]) -> list[Finding]:
             f = Finding(code=c.finding, component=c.component,
                         severity=_severity(c.finding, c.status), params=dict(c.params))
             by_code[c.finding] = f
-        elif c.status == Status.FAIL:
-            f.severity = _severity(c.finding, Status.FAIL)
+        else:
+            if c.status == Status.FAIL:
+                f.severity = _severity(c.finding, Status.FAIL)
+            # A later check may have seen more (the canary stuck PENDING after the
+            # dispatcher check found an empty queue): fill what the first left empty.
+            for k, v in c.params.items():
+                if f.params.get(k) in (None, 0, "", "n/a", "?"):
+                    f.params[k] = v
         f.symptoms.append(f"[{c.id}] {c.observed}")
         f.evidence.extend(c.evidence)
     return sorted(by_code.values(), key=_rank)
