@@ -1,0 +1,430 @@
+"""`containers` launcher: PostgreSQL, the server and each worker in its own container.
+
+Built on testcontainers (>= 4.15): `PostgresContainer` for the database (the local
+`hodei/postgres:15` image where no registry is reachable, else the official
+`postgres:16`) and `DockerContainer` for the server and the workers, all from one
+project image (`hodei/hodei:dev`, ./Dockerfile; built from the wheelhouse when it is
+missing). Every container uses host networking on free ports, so all traffic stays on
+loopback and the endpoints are the same kind as the local launcher's:
+`postgresql://...@127.0.0.1:<port>/hodei` and `127.0.0.1:<port>`.
+
+Workers share the host's PID namespace, so the pid a worker registers (and the harness
+reads from the `workers` table) is the host pid of its container's main process:
+"kill the worker running the job" becomes a SIGKILL of that container.
+
+Container output is followed into `<run dir>/logs/<name>.log` while the run goes on,
+so the harness scans it for ERROR / gRPC stream errors and the report includes it.
+
+Ryuk (testcontainers' reaper) needs an image pull, so it is disabled; `stop()` removes
+every container it started, found by the run's label, and the containers are created
+with `auto_remove=False` so that the logs of a killed worker survive until then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.launchers.base import Deployment, Launcher, ProcessInfo
+from harness.launchers.local import (
+    RUN_SETTINGS,
+    LaunchError,
+    free_port,
+    ready_workers,
+    server_health,
+)
+from harness.waits import wait_for
+
+if TYPE_CHECKING:
+    from testcontainers.core.container import DockerContainer
+
+    from harness.launchers.select import LauncherConfig
+
+logger = logging.getLogger(__name__)
+
+#: The project image (./Dockerfile); .ci/containers-prepare.sh builds it.
+DEFAULT_IMAGE = "hodei/hodei:dev"
+#: PostgreSQL built from Debian's packages by .ci/containers-prepare.sh (no registry).
+LOCAL_POSTGRES_IMAGE = "hodei/postgres:15"
+#: The official image, pulled when the local one does not exist.
+OFFICIAL_POSTGRES_IMAGE = "postgres:16"
+#: Base image for building the project image where no registry is reachable.
+LOCAL_PYTHON_BASE = "hodei/python-base:3.11-bookworm"
+
+RUN_LABEL = "org.hodei.e2e.run"
+ROLE_LABEL = "org.hodei.e2e.role"
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class DockerUnavailable(LaunchError):
+    """No Docker engine answers: the container scenarios cannot run here.
+
+    `skip = True` tells the harness to skip (never pass) the scenarios with this reason.
+    """
+
+    skip = True
+
+
+@dataclass
+class ContainersOptions:
+    workers: int = 2
+    slots: int = 4
+    image: str = DEFAULT_IMAGE
+    #: None: the local hodei/postgres:15 if it exists, else the official postgres:16.
+    postgres_image: str | None = None
+    #: Build `image` from ./Dockerfile and .ci/wheelhouse when it does not exist.
+    build_missing: bool = True
+    #: BASE_IMAGE build argument; None: the local Debian python base if it exists,
+    #: else the Dockerfile's default (python:3.11-slim, pulled).
+    base_image: str | None = None
+    run_dir: Path | None = None
+    start_timeout_s: float = 60.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def docker_client() -> Any:
+    """A client to a Docker engine that answers, or DockerUnavailable saying why not."""
+    try:
+        docker = _docker_sdk()
+    except ImportError as exc:  # pragma: no cover - testcontainers depends on docker
+        raise DockerUnavailable(f"the docker Python package is missing: {exc}") from None
+    try:
+        client = docker.from_env(timeout=15)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise DockerUnavailable(
+            f"no Docker engine reachable ({_first_line(exc)}); the containers launcher "
+            "needs one (as root: .ci/containers-prepare.sh starts dockerd)"
+        ) from None
+    return client
+
+
+def _docker_sdk() -> Any:
+    # The Docker SDK (a testcontainers dependency), imported by name at run time: the
+    # repository's own docker/ folder (Dockerfiles) would otherwise shadow the `docker`
+    # package for ruff's and mypy's module resolution.
+    docker = importlib.import_module("docker")
+    importlib.import_module("docker.errors")
+    return docker
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def _image_exists(client: Any, name: str) -> bool:
+    try:
+        client.images.get(name)
+    except _docker_sdk().errors.ImageNotFound:
+        return False
+    return True
+
+
+class _LogFollower(threading.Thread):
+    """Copies a container's stdout+stderr into a file until the container stops."""
+
+    def __init__(self, container: Any, path: Path) -> None:
+        super().__init__(name=f"logs-{path.stem}", daemon=True)
+        self.container = container
+        self.path = path
+
+    def run(self) -> None:
+        try:
+            with self.path.open("ab") as out:
+                for chunk in self.container.logs(stream=True, follow=True):
+                    out.write(chunk)
+                    out.flush()
+        except Exception as exc:  # the container vanished: the log ends here
+            logger.debug("log follower %s ended: %s", self.path.name, exc)
+
+
+@dataclass
+class _Started:
+    info: ProcessInfo
+    container: DockerContainer
+    follower: _LogFollower
+
+
+class ContainersLauncher(Launcher):
+    """Starts PostgreSQL, the server and N workers as containers on the host network."""
+
+    name = "containers"
+    can_kill_processes = True
+
+    def __init__(self, options: ContainersOptions | None = None) -> None:
+        self.options = options or ContainersOptions()
+        self.run_id = uuid.uuid4().hex[:10]
+        if self.options.run_dir is None:
+            import tempfile
+
+            self.run_dir = Path(tempfile.mkdtemp(prefix="hodei-e2e-containers-"))
+        else:
+            self.run_dir = self.options.run_dir
+        self.log_dir = self.run_dir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.deployment: Deployment | None = None
+        self._client: Any | None = None
+        self._started: list[_Started] = []
+        self._pg: Any = None
+        self._worker_seq = 0
+        self.worker_prefix = "worker-"
+
+    # -- images -------------------------------------------------------------------
+    def _ensure_image(self, client: Any) -> None:
+        image = self.options.image
+        if _image_exists(client, image):
+            return
+        wheelhouse = REPO_ROOT / ".ci" / "wheelhouse"
+        if not self.options.build_missing or not (REPO_ROOT / "Dockerfile").exists():
+            raise LaunchError(f"image {image} not found; build it with .ci/containers-prepare.sh "
+                              "or `docker build -t hodei/hodei:dev .` (docs/containers.md)")
+        if not any(wheelhouse.glob("hodei-*.whl")):
+            raise LaunchError(f"image {image} not found and {wheelhouse} holds no hodei wheel; "
+                              "run `pip wheel --wheel-dir .ci/wheelhouse .` first")
+        base = self.options.base_image
+        if base is None and _image_exists(client, LOCAL_PYTHON_BASE):
+            base = LOCAL_PYTHON_BASE
+        buildargs = {"BASE_IMAGE": base} if base else {}
+        logger.info("building %s from %s (%s)", image, REPO_ROOT, buildargs or "default base")
+        try:
+            client.images.build(path=str(REPO_ROOT), tag=image, buildargs=buildargs,
+                                network_mode="host", rm=True)
+        except _docker_sdk().errors.BuildError as exc:
+            tail = " | ".join(str(c.get("stream", "")).strip() for c in list(exc.build_log)[-5:])
+            raise LaunchError(f"docker build of {image} failed: {exc.msg}; {tail}") from None
+
+    def _postgres_image(self, client: Any) -> str:
+        if self.options.postgres_image:
+            return self.options.postgres_image
+        if _image_exists(client, LOCAL_POSTGRES_IMAGE):
+            return LOCAL_POSTGRES_IMAGE
+        return OFFICIAL_POSTGRES_IMAGE
+
+    # -- containers -----------------------------------------------------------------
+    def _labels(self, role: str) -> dict[str, str]:
+        return {RUN_LABEL: self.run_id, ROLE_LABEL: role}
+
+    def _env(self, extra: dict[str, str]) -> dict[str, str]:
+        # The same short intervals as the local launcher, so the same features (and
+        # their timing assumptions) hold in containers.
+        env = dict(RUN_SETTINGS)
+        env.update(self.options.extra_env)
+        env.update(extra)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _follow(self, role: str, name: str, container: DockerContainer) -> _Started:
+        wrapped = container.get_wrapped_container()
+        wrapped.reload()
+        log_path = self.log_dir / f"{name}.log"
+        follower = _LogFollower(wrapped, log_path)
+        follower.start()
+        info = ProcessInfo(role=role, name=name, pid=int(wrapped.attrs["State"]["Pid"]) or None,
+                           log_path=log_path, container_id=wrapped.id)
+        started = _Started(info, container, follower)
+        self._started.append(started)
+        return started
+
+    def _check_running(self, started: _Started) -> None:
+        wrapped = started.container.get_wrapped_container()
+        wrapped.reload()
+        if wrapped.status not in ("created", "running"):
+            code = wrapped.attrs["State"].get("ExitCode")
+            raise LaunchError(f"container {started.info.name} ({wrapped.short_id}) is "
+                              f"{wrapped.status} (exit code {code}); log: "
+                              f"{_log_tail(wrapped)}")
+
+    def _start_database(self, client: Any) -> str:
+        from testcontainers.community.postgres import PostgresContainer
+        from testcontainers.core.config import testcontainers_config
+
+        # Ryuk needs its own image from a registry; we remove our containers ourselves.
+        testcontainers_config.ryuk_disabled = True
+        image = self._postgres_image(client)
+        port = free_port()
+        password = secrets.token_hex(12)
+        pg = (PostgresContainer(image, username="hodei", password=password, dbname="hodei",
+                                driver=None)
+              .with_name(f"hodei-e2e-{self.run_id}-postgres")
+              # hodei/postgres and the official image both read PGPORT (postgres,
+              # pg_isready, and the psql of testcontainers' readiness check).
+              .with_env("PGPORT", str(port))
+              .with_kwargs(network_mode="host", labels=self._labels("database")))
+        # Host networking publishes nothing; get_connection_url()/get_exposed_port()
+        # do not apply, so the URL is built from the port chosen above.
+        pg.ports.clear()
+        self._pg = pg
+        try:
+            pg.start()
+        except Exception as exc:
+            raise LaunchError(f"PostgreSQL container ({image}) did not start: "
+                              f"{_first_line(exc)}") from None
+        self._follow("database", "postgres", pg)
+        return f"postgresql://hodei:{password}@127.0.0.1:{port}/hodei"
+
+    def _container(self, role: str, name: str, command: list[str],
+                   env: dict[str, str], **kwargs: Any) -> _Started:
+        from testcontainers.core.container import DockerContainer
+
+        container = (DockerContainer(self.options.image)
+                     .with_name(f"hodei-e2e-{self.run_id}-{name}")
+                     .with_command(command)
+                     .with_kwargs(network_mode="host", labels=self._labels(role), **kwargs))
+        for key, value in env.items():
+            container.with_env(key, value)
+        try:
+            container.start()
+        except Exception as exc:
+            raise LaunchError(f"container {name} ({self.options.image}) did not start: "
+                              f"{_first_line(exc)}") from None
+        return self._follow(role, name, container)
+
+    def start_server(self, database_url: str) -> tuple[ProcessInfo, str]:
+        port = free_port()
+        address = f"127.0.0.1:{port}"
+        # `hodei server` applies the migrations at start (`hodei db migrate` is the
+        # compose file's one-shot service; here the server does it, as locally).
+        started = self._container(
+            "server", "server", ["server"],
+            self._env({"HODEI_DATABASE_URL": database_url, "HODEI_HOST": "127.0.0.1",
+                       "HODEI_PORT": str(port)}),
+            healthcheck={"test": ["CMD", "hodei-healthcheck", address],
+                         "interval": 2_000_000_000, "timeout": 3_000_000_000, "retries": 3},
+        )
+
+        def probe() -> str:
+            self._check_running(started)
+            return server_health(address)
+
+        try:
+            wait_for(f"server container {address} to answer SERVING on grpc.health.v1", probe,
+                     lambda s: s == "SERVING", self.options.start_timeout_s, poll_s=0.2,
+                     abort_on=(LaunchError,))
+        except AssertionError as exc:
+            raise LaunchError(f"{exc}; server log: "
+                              f"{_log_tail(started.container.get_wrapped_container())}") from None
+        return started.info, address
+
+    def start_worker(self, wait: bool = True) -> ProcessInfo:
+        """Start one more worker container (also used to replace a killed one)."""
+        if self.deployment is None:
+            raise LaunchError("start the platform before adding workers")
+        self._worker_seq += 1
+        name = f"{self.worker_prefix}{self._worker_seq}"
+        address = self.deployment.server_address
+        started = self._container(
+            "worker", name,
+            ["worker", "--server", address, "--slots", str(self.options.slots), "--name", name],
+            self._env({"HODEI_SERVER_ADDRESS": address}),
+            # the host's PID namespace: the pid the worker registers is the host pid
+            pid_mode="host",
+            healthcheck={"test": ["CMD", "hodei-healthcheck", address],
+                         "interval": 5_000_000_000, "timeout": 3_000_000_000, "retries": 3},
+        )
+        self.deployment.processes.append(started.info)
+        if wait:
+            self.wait_workers_ready([started.info])
+        return started.info
+
+    def wait_workers_ready(self, infos: list[ProcessInfo]) -> None:
+        assert self.deployment is not None
+        url = self.deployment.database_url
+        pids = [i.pid for i in infos if i.pid is not None]
+        mine = [s for s in self._started if s.info in infos]
+
+        def probe() -> list[tuple[int, str]]:
+            for started in mine:
+                self._check_running(started)
+            return ready_workers(url, pids)
+
+        try:
+            wait_for(f"{len(pids)} worker container(s) {pids} registered READY with an open "
+                     "stream", probe, lambda rows: len(rows) >= len(pids),
+                     self.options.start_timeout_s, poll_s=0.2, abort_on=(LaunchError,))
+        except AssertionError as exc:
+            tails = "; ".join(f"{s.info.name}: {_log_tail(s.container.get_wrapped_container())}"
+                              for s in mine)
+            raise LaunchError(f"{exc}; {tails}") from None
+
+    def kill_process(self, pid: int) -> None:
+        """SIGKILL the container whose main process has this host pid (a worker)."""
+        for started in self._started:
+            if started.info.pid == pid:
+                wrapped = started.container.get_wrapped_container()
+                with contextlib.suppress(Exception):
+                    wrapped.kill(signal="SIGKILL")
+                wrapped.wait(timeout=10)
+                return
+        raise LaunchError(f"no container of this run has main process pid {pid}")
+
+    # -- Launcher interface -------------------------------------------------------------
+    def start(self) -> Deployment:
+        began = time.monotonic()
+        client = docker_client()
+        self._client = client
+        try:
+            self._ensure_image(client)
+            database_url = self._start_database(client)
+            server, address = self.start_server(database_url)
+            self.deployment = Deployment(mode="containers", database_url=database_url,
+                                         server_address=address,
+                                         processes=[self._started[0].info, server])
+            workers = [self.start_worker(wait=False) for _ in range(self.options.workers)]
+            self.wait_workers_ready(workers)
+        except BaseException:
+            self.stop()
+            raise
+        logger.info("container platform up in %.1fs at %s", time.monotonic() - began, address)
+        return self.deployment
+
+    def stop(self) -> None:
+        """Stop workers first (graceful SIGTERM), then the server, then PostgreSQL; keep
+        their logs in the run directory; remove every container of this run."""
+        order = {"worker": 0, "server": 1, "database": 2}
+        for started in sorted(self._started, key=lambda s: order.get(s.info.role, 0)):
+            wrapped = started.container.get_wrapped_container()
+            with contextlib.suppress(Exception):
+                wrapped.stop(timeout=5)
+        for started in self._started:
+            started.follower.join(timeout=5)
+        if self._client is not None:
+            # By label: also catches a container whose start() failed half-way.
+            for container in self._client.containers.list(
+                    all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"}):
+                with contextlib.suppress(Exception):
+                    container.remove(force=True, v=True)
+            self._client.close()
+            self._client = None
+        self._started.clear()
+        self._pg = None
+
+
+def _log_tail(container: Any, lines: int = 10) -> str:
+    try:
+        text = container.logs(tail=lines).decode("utf-8", errors="replace")
+    except Exception as exc:
+        return f"<no log: {_first_line(exc)}>"
+    return " | ".join(text.splitlines()) or "<empty log>"
+
+
+def make_launcher(config: LauncherConfig) -> ContainersLauncher:
+    """Factory called by harness.launchers.select for `--launcher containers`.
+
+    `config.extra` may set `image`, `postgres_image` and `base_image`.
+    """
+    return ContainersLauncher(ContainersOptions(
+        workers=config.workers, slots=config.slots, run_dir=config.run_dir,
+        image=config.extra.get("image", DEFAULT_IMAGE),
+        postgres_image=config.extra.get("postgres_image"),
+        base_image=config.extra.get("base_image"),
+    ))
