@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -12,13 +14,17 @@ from hodei.settings import Settings
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
-    path = tmp_path / "pgdata"
+def data_dir():  # type: ignore[no-untyped-def]
+    # Not under pytest's tmp_path: concurrent pytest runs on the machine prune old
+    # basetemp directories, which would pull the data directory from under initdb.
+    root = Path(tempfile.mkdtemp(prefix="hodei-embedded-test-"))
+    path = root / "pgdata"
     yield path
     import pgserver
 
     if path.exists():
         pgserver.get_server(path).cleanup()  # stops the embedded server
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_resolve_uses_configured_url_first(db_url: str) -> None:
