@@ -1,0 +1,101 @@
+"""`hodei up` as a real process: embedded PostgreSQL in a temp data dir, the server on
+a free port, one local worker; a job runs against it; SIGINT stops it all with 0."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.integration.cli_process import hodei, start_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _pids_of_children(pid: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    kids.append(int(entry.name))
+    return kids
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
+async def test_hodei_up_runs_a_job_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    argv = ["up", "--data-dir", str(tmp_path / "pg"), "--port", "0", "--workers", "1"]
+    proc = await start_cli(*argv)
+    assert proc.stdout is not None and proc.stderr is not None
+    stderr_chunks: list[bytes] = []
+
+    async def drain_stderr() -> None:
+        assert proc.stderr is not None
+        while chunk := await proc.stderr.read(65536):
+            stderr_chunks.append(chunk)
+
+    drainer = asyncio.create_task(drain_stderr())
+    children: list[int] = []
+    try:
+        banner = b""
+        while b"Press Ctrl-C to stop." not in banner:
+            line = await asyncio.wait_for(proc.stdout.readline(), 90)
+            assert line, f"hodei up exited early: {b''.join(stderr_chunks).decode()[-2000:]}"
+            banner += line
+        match = re.search(rb"Hodei is up on (127\.0\.0\.1:\d+)", banner)
+        assert match, banner
+        address = match.group(1).decode()
+        assert f"hodei --server {address} job run -- echo hello".encode() in banner
+        assert b"embedded PostgreSQL in " + str(tmp_path / "pg").encode() in banner
+        children = _pids_of_children(proc.pid)
+
+        result = await hodei("job", "run", "--", "echo", "hi", server=address)
+        assert (result.returncode, result.stdout, result.stderr) == (0, "hi\n", ""), str(result)
+        workers = await hodei("workers", server=address)
+        assert "up-1" in workers.stdout and "READY" in workers.stdout
+
+        proc.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(proc.wait(), 60)
+        await asyncio.wait_for(drainer, 10)
+        stderr = b"".join(stderr_chunks).decode(errors="replace")
+        assert code == 0, stderr[-3000:]
+        assert "Traceback" not in stderr
+        assert " ERROR " not in stderr, stderr[-3000:]
+        # Its worker and the embedded PostgreSQL are gone with it.
+        await asyncio.sleep(0.5)
+        running = [pid for pid in children if _running(pid)]
+        assert not running, f"children {running} of hodei up still running"
+        assert not _processes_mentioning(str(tmp_path / "pg")), "embedded PostgreSQL left running"
+        unreachable = await hodei("queue", server=address)
+        assert unreachable.returncode == 3, str(unreachable)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        drainer.cancel()
