@@ -1,23 +1,62 @@
-"""The canary: one test-tagged job followed through dispatch, execution and log streaming.
+"""The server-facing side of the diagnosis, through the platform's own client facade
+(`hodei.client.HodeiClient`): health and server info, and the canary — one test-tagged
+job followed through dispatch, execution and log streaming.
 
-This module is a client adapter (proto types stay here): it talks to the server's
-public API only, so it sees what a user sees.
+The checks are synchronous; each call here runs its own short event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-import grpc
-
-from hodei.api.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc, logs_pb2, logs_pb2_grpc
+from hodei.client import HodeiClient
+from hodei.errors import HodeiError, Unavailable
 
 CANARY_STDOUT = "hodei-canary stdout line"
 CANARY_STDERR = "hodei-canary stderr line"
-TEST_LABEL = ("hodei.io/test", "true")
+TEST_LABELS = {"hodei.io/test": "true", "hodei.io/canary": "true"}
+
+
+@dataclass
+class ServerProbe:
+    reachable: bool
+    status: str = ""  # grpc.health.v1 status name
+    error: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+    info_error: str = ""
+
+
+async def _probe_server(address: str, timeout_s: float) -> ServerProbe:
+    async with HodeiClient(address, deadline=timeout_s) as client:
+        try:
+            status = await client.health(deadline=timeout_s)
+        except Unavailable as exc:
+            return ServerProbe(reachable=False, error=str(exc))
+        except HodeiError as exc:
+            return ServerProbe(reachable=True, status=f"{exc.code}: {exc}")
+        probe = ServerProbe(reachable=True, status=status)
+        try:
+            info = await client.server_info()
+            probe.info = {
+                "version": info.version, "server_id": info.server_id,
+                "dispatcher_enabled": info.dispatcher_enabled,
+                "outbox_relay_enabled": info.outbox_relay_enabled,
+                "connected_workers": info.connected_workers,
+                "schema_version": info.schema_version,
+            }
+        except HodeiError as exc:
+            probe.info_error = str(exc)
+        return probe
+
+
+def probe_server(address: str, timeout_s: float) -> ServerProbe:
+    """grpc.health.v1 Check, then PlatformService.GetServerInfo."""
+    return asyncio.run(_probe_server(address, timeout_s))
 
 
 @dataclass
@@ -44,63 +83,52 @@ class CanaryResult:
         return (True, CANARY_STDERR) in self.lines
 
 
-def _ts(value: object) -> datetime | None:
-    seconds = getattr(value, "seconds", 0)
-    nanos = getattr(value, "nanos", 0)
-    if not seconds and not nanos:
-        return None
-    return value.ToDatetime()  # type: ignore[attr-defined]
-
-
 def _delta(a: datetime | None, b: datetime | None) -> float | None:
     return None if a is None or b is None else round((b - a).total_seconds(), 4)
 
 
-def run_canary(address: str, timeout_s: float) -> CanaryResult:
-    """Queue the canary, follow its logs until the stream ends or `timeout_s` passes."""
+async def _run_canary(address: str, timeout_s: float) -> CanaryResult:
     result = CanaryResult()
     script = f"echo '{CANARY_STDOUT}'; echo '{CANARY_STDERR}' >&2"
-    spec = jobs_pb2.JobSpec(
-        command=["/bin/sh", "-c", script],
-        name="hodei-diagnose-canary",
-        timeout_seconds=max(1.0, timeout_s),
-        max_attempts=1,
-        labels=dict([TEST_LABEL, ("hodei.io/canary", "true")]),
-    )
-    with grpc.insecure_channel(address) as channel:
-        jobs = jobs_pb2_grpc.JobExecutionServiceStub(channel)
-        logs = logs_pb2_grpc.LogStreamServiceStub(channel)
+    async with HodeiClient(address, deadline=5.0) as client:
         start = time.perf_counter()
-        job = jobs.QueueJob(jobs_pb2.QueueJobRequest(spec=spec), timeout=5.0).job
-        result.job_id = job.id
-        deadline = start + timeout_s
         try:
-            stream = logs.SubscribeLogs(
-                logs_pb2.SubscribeLogsRequest(job_id=job.id, include_history=True),
-                timeout=max(0.1, deadline - time.perf_counter()),
-            )
-            for line in stream:
-                if result.first_log_s is None:
-                    result.first_log_s = round(time.perf_counter() - start, 4)
-                result.lines.append((line.is_stderr, line.line))
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                result.timed_out = True
-            else:
-                result.error = f"SubscribeLogs: {exc.code().name}: {exc.details()}"
+            job = await client.queue_job(
+                ["/bin/sh", "-c", script], name="hodei-diagnose-canary",
+                timeout_seconds=max(1.0, timeout_s), max_attempts=1, labels=TEST_LABELS)
+        except HodeiError as exc:
+            result.error = f"QueueJob: {exc}"
+            return result
+        result.job_id = job.id
+        try:
+            async with asyncio.timeout(timeout_s):
+                async for line in client.subscribe_logs(job.id, include_history=True):
+                    if result.first_log_s is None:
+                        result.first_log_s = round(time.perf_counter() - start, 4)
+                    result.lines.append((line.is_stderr, line.line))
+        except TimeoutError:
+            result.timed_out = True
+        except HodeiError as exc:
+            result.error = f"SubscribeLogs: {exc}"
         result.total_s = round(time.perf_counter() - start, 4)
-        final = jobs.GetJob(jobs_pb2.GetJobRequest(job_id=job.id), timeout=5.0)
-        result.state = common_pb2.JobState.Name(final.state).removeprefix("JOB_STATE_")
-        result.exit_code = final.exit_code if final.has_exit_code else None
-        created, assigned = _ts(final.created_at), _ts(final.assigned_at)
-        started, finished = _ts(final.started_at), _ts(final.finished_at)
-        result.dispatch_s = _delta(created, assigned)
-        result.start_s = _delta(assigned, started)
-        result.execution_s = _delta(started, finished)
-        if result.state in ("PENDING", "ASSIGNED", "RUNNING"):
+        try:
+            final = await client.get_job(job.id)
+        except HodeiError as exc:
+            result.error = result.error or f"GetJob: {exc}"
+            return result
+        result.state = final.state.value
+        result.exit_code = final.exit_code
+        result.dispatch_s = _delta(final.created_at, final.assigned_at)
+        result.start_s = _delta(final.assigned_at, final.started_at)
+        result.execution_s = _delta(final.started_at, final.finished_at)
+        if not final.state.is_final:
             # Leave nothing behind: a canary that did not finish is cancelled.
-            with contextlib.suppress(grpc.RpcError):
-                jobs.CancelJob(jobs_pb2.CancelJobRequest(
-                    job_id=job.id, reason="hodei-diagnose canary timed out", force=True),
-                    timeout=5.0)
+            with contextlib.suppress(HodeiError):
+                await client.cancel_job(job.id, force=True,
+                                        reason="hodei-diagnose canary timed out")
     return result
+
+
+def run_canary(address: str, timeout_s: float) -> CanaryResult:
+    """Queue the canary, follow its logs until the stream ends or `timeout_s` passes."""
+    return asyncio.run(_run_canary(address, timeout_s))

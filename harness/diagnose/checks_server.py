@@ -5,17 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from harness.diagnose.canary import CANARY_STDERR, CANARY_STDOUT, run_canary
+from harness.diagnose.canary import CANARY_STDERR, CANARY_STDOUT, probe_server, run_canary
 from harness.diagnose.registry import Context, Outcome, check, skip
 from harness.report.model import LogScan, Status
 from harness.report.redact import redact_text
 from harness.report.units import human_age
-from hodei.api.v1 import platform_pb2, platform_pb2_grpc
-
-_UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
 @check("server.health", "gRPC server", "Server reachable and SERVING", "",
@@ -24,43 +18,20 @@ _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 def server_health(ctx: Context) -> Outcome:
     if not ctx.server_address:
         return skip("no --server")
-    timeout = ctx.thresholds.rpc_timeout_s
-    with grpc.insecure_channel(ctx.server_address) as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=timeout)
-        except grpc.RpcError as exc:
-            code = exc.code()
-            first = (exc.details() or "").splitlines()
-            detail = f"{code.name}: {first[0] if first else ''}"
-            if code in _UNREACHABLE:
-                ctx.server_unreachable = True
-                ctx.server_error = detail
-                return Outcome(Status.FAIL, f"unreachable ({detail})", "SERVING", [],
-                               "SERVER_UNREACHABLE",
-                               {"server": ctx.server_address, "error": detail})
-            return Outcome(Status.FAIL, detail, "SERVING", [], "SERVER_NOT_SERVING",
-                           {"status": detail})
-        status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-        evidence: list[str] = []
-        try:
-            info = platform_pb2_grpc.PlatformServiceStub(channel).GetServerInfo(
-                platform_pb2.GetServerInfoRequest(), timeout=timeout)
-            ctx.server_info = {
-                "version": info.version, "server_id": info.server_id,
-                "dispatcher_enabled": info.dispatcher_enabled,
-                "outbox_relay_enabled": info.outbox_relay_enabled,
-                "connected_workers": info.connected_workers,
-                "schema_version": info.schema_version,
-            }
-            evidence.append(", ".join(f"{k}={v}" for k, v in ctx.server_info.items()))
-        except grpc.RpcError as exc:
-            evidence.append(f"GetServerInfo failed: {exc.code().name}")
-    version = ctx.server_info.get("version", "?")
-    observed = f"{status}, version {version}"
-    if status != "SERVING":
+    probe = probe_server(ctx.server_address, ctx.thresholds.rpc_timeout_s)
+    if not probe.reachable:
+        ctx.server_unreachable = True
+        ctx.server_error = probe.error
+        return Outcome(Status.FAIL, f"unreachable: {probe.error}", "SERVING", [],
+                       "SERVER_UNREACHABLE", {"server": ctx.server_address, "error": probe.error})
+    ctx.server_info = probe.info
+    evidence = [", ".join(f"{k}={v}" for k, v in probe.info.items())] if probe.info else []
+    if probe.info_error:
+        evidence.append(f"GetServerInfo failed: {probe.info_error}")
+    observed = f"{probe.status}, version {probe.info.get('version', '?')}"
+    if probe.status != "SERVING":
         return Outcome(Status.FAIL, observed, "SERVING", evidence, "SERVER_NOT_SERVING",
-                       {"status": status})
+                       {"status": probe.status})
     return Outcome(Status.PASS, observed, "SERVING", evidence)
 
 
