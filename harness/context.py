@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from harness.driver import Driver
 from harness.launchers.base import Deployment, Launcher, ProcessInfo
@@ -23,6 +23,19 @@ from harness.launchers.local import (
     LocalOptions,
 )
 from harness.observe import Tables
+
+#: Launchers that start the platform themselves, with the local launcher's short
+#: intervals (RUN_SETTINGS) and one log file per process under <run dir>/logs.
+OWN_PLATFORM_MODES = ("local", "containers")
+
+
+@runtime_checkable
+class ProcessControl(Protocol):
+    """What scenarios that kill and replace workers need from a launcher."""
+
+    def kill_process(self, pid: int) -> None: ...
+
+    def start_worker(self, wait: bool = True) -> ProcessInfo: ...
 
 
 @dataclass
@@ -72,8 +85,9 @@ class E2EContext:
             self._launcher = local
         self.driver = Driver(self.server_address)
         self.tables = Tables(self.deployment.database_url)
-        self.keepalive_period_s = KEEPALIVE_PERIOD_S if self.mode == "local" else 10.0
-        self.heartbeat_period_s = HEARTBEAT_PERIOD_S if self.mode == "local" else 5.0
+        owned = self.mode in OWN_PLATFORM_MODES
+        self.keepalive_period_s = KEEPALIVE_PERIOD_S if owned else 10.0
+        self.heartbeat_period_s = HEARTBEAT_PERIOD_S if owned else 5.0
 
     @property
     def can_kill_processes(self) -> bool:
@@ -86,17 +100,20 @@ class E2EContext:
 
     def log_files(self) -> list[Path]:
         logs = self.run_dir / "logs"
-        return sorted(logs.glob("*.log")) if self.mode == "local" and logs.is_dir() else []
+        owned = self.mode in OWN_PLATFORM_MODES
+        return sorted(logs.glob("*.log")) if owned and logs.is_dir() else []
+
+    def _process_control(self) -> ProcessControl:
+        # local (processes) and containers (containers) both implement it.
+        if not isinstance(self._launcher, ProcessControl) or not self.can_kill_processes:
+            raise RuntimeError(self.no_kill_reason)
+        return self._launcher
 
     def kill_worker(self, pid: int) -> None:
-        if not isinstance(self._launcher, LocalLauncher):
-            raise RuntimeError(self.no_kill_reason)
-        self._launcher.kill_process(pid)
+        self._process_control().kill_process(pid)
 
     def start_worker(self) -> ProcessInfo:
-        if not isinstance(self._launcher, LocalLauncher):
-            raise RuntimeError(self.no_kill_reason)
-        return self._launcher.start_worker()
+        return self._process_control().start_worker()
 
     def cli_env(self) -> dict[str, str]:
         """Environment for a `hodei` CLI subprocess pointed at this deployment."""
