@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from harness.context import E2EContext, RunInfo
+from harness.context import OWN_PLATFORM_MODES, E2EContext, RunInfo
 from harness.evidence import scan_file
 from harness.launchers.base import Launcher
 from harness.launchers.local import FAULTS
@@ -55,6 +55,9 @@ class RunState:
     launcher: Launcher | None = None
     info: RunInfo | None = None
     launch_error: str = ""
+    #: The launcher cannot run here at all (e.g. no Docker engine): the scenarios are
+    #: skipped with launch_error as the reason, never passed.
+    launch_skipped: bool = False
     started: float = 0.0
     started_at: str = ""
     snapshot_before: Any = None
@@ -135,8 +138,10 @@ def pytest_configure(config: pytest.Config) -> None:
             state.active = True
             state.info = RunInfo.from_json(workerinput["hodei_e2e"])
             state.launch_error = workerinput.get("hodei_e2e_error", "")
+            state.launch_skipped = bool(workerinput.get("hodei_e2e_skip", False))
         elif "hodei_e2e_error" in workerinput:
             state.active, state.launch_error = True, workerinput["hodei_e2e_error"]
+            state.launch_skipped = bool(workerinput.get("hodei_e2e_skip", False))
         return
     if config.option.collectonly or not _targets_features(config):
         return
@@ -149,6 +154,7 @@ def pytest_configure(config: pytest.Config) -> None:
         deployment = launcher.start()
     except Exception as exc:
         state.launch_error = f"platform did not start ({lconf.name}): {exc}"
+        state.launch_skipped = bool(getattr(exc, "skip", False))
         return
     run_dir = getattr(launcher, "run_dir", None)
     if run_dir is None:
@@ -184,12 +190,15 @@ class _XdistHandoff:
             node.workerinput["hodei_e2e"] = self.state.info.to_json()
         if self.state.launch_error:
             node.workerinput["hodei_e2e_error"] = self.state.launch_error
+            node.workerinput["hodei_e2e_skip"] = self.state.launch_skipped
 
 
 @pytest.fixture(scope="session")
 def e2e_context(request: pytest.FixtureRequest) -> E2EContext:
     state = request.config.stash[STATE]
     if state.launch_error:
+        if state.launch_skipped:
+            pytest.skip(state.launch_error)
         pytest.fail(state.launch_error, pytrace=False)
     if not state.active or state.info is None:
         pytest.fail("the e2e platform was not started: run pytest on features/", pytrace=False)
@@ -338,7 +347,7 @@ def _write_run_report(config: pytest.Config, state: RunState) -> None:
         if err:
             run.errors.append(err)
         logs = run_dir / "logs"
-        if dep.mode == "local" and logs.is_dir():
+        if dep.mode in OWN_PLATFORM_MODES and logs.is_dir():
             run.log_dir = str(logs)
             run.log_scans = [scan_file(p.stem, p) for p in sorted(logs.glob("*.log"))]
             _add_unlisted_processes(dep, run_dir)
