@@ -386,7 +386,7 @@ def _final_platform_view(run: E2ERun, address: str) -> None:
         return
     try:
         run.server_info = driver.server_info()
-        run.workers = [{"id": w.id, "name": w.name, "pid": w.pid, "state": w.state,
+        run.workers = [{"id": w.id, "name": w.name, "pid": w.pid, "state": str(w.state),
                         "connected": w.connected} for w in driver.workers(include_gone=True)]
     except Exception as exc:
         run.errors.append(f"server {address} did not answer at the end of the run: "

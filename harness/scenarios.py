@@ -111,18 +111,22 @@ class World:
     # -- workers ----------------------------------------------------------------
     def workers_ready(self, count: int) -> None:
         def probe() -> list[str]:
-            return [w.state for w in self.ctx.driver.workers() if w.connected]
+            return [str(w.state) for w in self.ctx.driver.workers() if w.connected]
 
         wait_for(f"at least {count} connected worker(s) READY or BUSY", probe,
                  lambda states: sum(s in ("READY", "BUSY") for s in states) >= count,
                  timeout_s=10.0)
 
     def heartbeats_advance(self) -> None:
-        before = {w.id: w.last_heartbeat for w in self.ctx.driver.workers() if w.connected}
+        def beats() -> dict[str, float]:
+            return {w.id: w.last_heartbeat.timestamp() if w.last_heartbeat else 0.0
+                    for w in self.ctx.driver.workers() if w.connected}
+
+        before = beats()
         assert before, "no connected worker to watch"
 
         def probe() -> dict[str, float]:
-            now = {w.id: w.last_heartbeat for w in self.ctx.driver.workers()}
+            now = beats()
             return {wid: now.get(wid, 0.0) - ts for wid, ts in before.items()}
 
         # Three heartbeat periods: one late beat is tolerated, a stopped one is not.

@@ -304,6 +304,7 @@ class LocalLauncher(Launcher):
                 logger.warning("could not drop run database %s: %s", name, exc)
         self._created_db = None
         if self._pg is not None:
+            _stop_immediately(self._pg, self.run_dir / "pg")
             try:
                 self._pg.cleanup()
             except Exception as exc:
@@ -311,6 +312,21 @@ class LocalLauncher(Launcher):
             self._pg = None
         if self._own_run_dir and not self.options.keep_run_dir:
             shutil.rmtree(self.run_dir / "pg", ignore_errors=True)
+
+
+def _stop_immediately(pg: Any, pgdata: Path) -> None:
+    """Stop the run's throwaway PostgreSQL without its shutdown checkpoint (which takes
+    seconds after a run's writes); its data directory is deleted right after."""
+    try:
+        from pgserver._commands import pg_ctl  # pinned pgserver<0.2: the wrapper that
+        # runs pg_ctl as the unprivileged user pgserver created
+
+        pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=pgdata, user=pg.system_user)
+        # The postmaster may be our child: reap it, or pgserver sees a running zombie and
+        # waits seconds before killing it.
+        pg._postmaster_info.process.wait(timeout=0.5)
+    except Exception as exc:  # the regular cleanup below still stops it
+        logger.info("immediate stop of the embedded PostgreSQL failed: %s", exc)
 
 
 def stop_recorded_processes(run_dir: Path, grace_s: float = 5.0) -> None:
