@@ -318,8 +318,10 @@ def _stop_immediately(pg: Any, pgdata: Path) -> None:
     """Stop the run's throwaway PostgreSQL without its shutdown checkpoint (which takes
     seconds after a run's writes); its data directory is deleted right after."""
     try:
-        from pgserver._commands import pg_ctl  # pinned pgserver<0.2: the wrapper that
-        # runs pg_ctl as the unprivileged user pgserver created
+        import importlib
+
+        # pinned pgserver<0.2: its wrapper runs pg_ctl as the unprivileged user it created
+        pg_ctl = importlib.import_module("pgserver._commands").pg_ctl
 
         pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=pgdata, user=pg.system_user)
         # The postmaster may be our child: reap it, or pgserver sees a running zombie and
