@@ -1,0 +1,326 @@
+"""Platform benchmark: a script that prints figures (not a test).
+
+    .venv/bin/python benchmarks/bench_platform.py [--quick] [--workers K] [--slots S]
+
+On the embedded PostgreSQL (a fresh data dir), a real server process and K real
+worker processes on 127.0.0.1, driven through hodei.client.HodeiClient:
+
+1. submit -> RUNNING latency on an idle platform: N sequential `true` jobs, each
+   measured from just before the client's QueueJob call to the job's started_at
+   (server clock; same host), with the created/assigned/started breakdown;
+2. throughput: M `true` jobs submitted by concurrent clients, jobs/s from the
+   first QueueJob to the last finished_at;
+3. log throughput: one job printing L lines (`seq L`): lines/s until the last
+   line is persisted (GetLogs sees it), and separately until a SubscribeLogs
+   client has received every line; the server's RSS (VmRSS, VmHWM) before/after.
+
+Targets (issue 2, 2-core machine): p50 submit->RUNNING <= 10 ms; >= 500 jobs/s;
+>= 200,000 log lines/s with server RSS growth < 100 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hodei.client import HodeiClient, JobView
+from hodei.domain.jobs import JobState
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+# ---- processes ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def rss_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak) of a process, in KiB, from /proc (no psutil)."""
+    out: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+@dataclass
+class Platform:
+    workdir: Path
+    workers: int
+    slots: int
+    server_args: list[str] = field(default_factory=list)
+    address: str = ""
+    server: subprocess.Popen[bytes] | None = None
+    worker_procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    pg: object | None = None
+
+    def start(self) -> None:
+        import pgserver
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
+        env["PYTHONPATH"] = str(_REPO)
+        pgdata = self.workdir / "pgdata"
+        self.pg = pgserver.get_server(pgdata, cleanup_mode="stop")
+        from hodei.db.embedded import ensure_database
+
+        admin = self.pg.get_uri()  # type: ignore[attr-defined]
+        ensure_database(admin, "hodei")
+        url = self.pg.get_uri("hodei")  # type: ignore[attr-defined]
+        port = free_port()
+        self.address = f"127.0.0.1:{port}"
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "hodei.server", "--port", str(port), "--database-url", url,
+             "--log-file", str(self.workdir / "server.log"), *self.server_args],
+            env=env, stdout=subprocess.DEVNULL, stderr=open(self.workdir / "server.err", "wb"),
+        )
+        for index in range(self.workers):
+            self.worker_procs.append(subprocess.Popen(
+                [sys.executable, "-m", "hodei.worker", "--server", self.address,
+                 "--slots", str(self.slots), "--name", f"bench-{index + 1}",
+                 "--log-file", str(self.workdir / f"worker-{index + 1}.log")],
+                env=env, stdout=subprocess.DEVNULL,
+                stderr=open(self.workdir / f"worker-{index + 1}.err", "wb"),
+            ))
+
+    async def wait_ready(self, client: HodeiClient) -> None:
+        await client.wait_ready(60)
+        end = time.monotonic() + 60
+        while True:
+            connected = [w for w in await client.list_workers() if w.connected]
+            if len(connected) >= self.workers:
+                return
+            if time.monotonic() > end:
+                raise SystemExit(f"only {len(connected)}/{self.workers} workers connected")
+            await asyncio.sleep(0.1)
+
+    def stop(self) -> None:
+        for proc in [*self.worker_procs, self.server]:
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in [*self.worker_procs, self.server]:
+            if proc is None:
+                continue
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.pg is not None:
+            with contextlib.suppress(Exception):
+                self.pg.cleanup()  # type: ignore[attr-defined]
+
+
+# ---- measurements ----------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:7.2f} ms"
+
+
+async def wait_final(client: HodeiClient, job_id: str) -> JobView:
+    # The log stream ends when the job ends: no polling on the idle platform.
+    async for _ in client.subscribe_logs(job_id):
+        pass
+    job = await client.get_job(job_id)
+    while not job.is_final:
+        await asyncio.sleep(0.01)
+        job = await client.get_job(job_id)
+    return job
+
+
+async def bench_latency(client: HodeiClient, jobs: int) -> dict[str, float]:
+    to_running: list[float] = []
+    to_created: list[float] = []
+    to_assigned: list[float] = []
+    assigned_to_started: list[float] = []
+    round_trip: list[float] = []
+    for _ in range(jobs):
+        t0 = time.time()
+        job = await client.queue_job(["true"], labels={"bench": "latency"})
+        done = await wait_final(client, job.id)
+        t_end = time.time()
+        assert done.state == JobState.SUCCEEDED, done
+        assert done.created_at and done.assigned_at and done.started_at
+        to_created.append(done.created_at.timestamp() - t0)
+        to_assigned.append(done.assigned_at.timestamp() - done.created_at.timestamp())
+        assigned_to_started.append(done.started_at.timestamp() - done.assigned_at.timestamp())
+        to_running.append(done.started_at.timestamp() - t0)
+        round_trip.append(t_end - t0)
+        await asyncio.sleep(0.02)  # idle between jobs
+    print(f"\n[1] submit -> RUNNING latency, {jobs} sequential `true` jobs on an idle platform")
+    print(f"    submit -> RUNNING    p50 {ms(pct(to_running, 50))}   p99 {ms(pct(to_running, 99))}"
+          f"   (target p50 <= 10 ms: {'MET' if pct(to_running, 50) <= 0.010 else 'MISSED'})")
+    print(f"      submit -> created  p50 {ms(pct(to_created, 50))}   p99 {ms(pct(to_created, 99))}")
+    print(f"      created -> assigned p50 {ms(pct(to_assigned, 50))}  p99 "
+          f"{ms(pct(to_assigned, 99))}")
+    print(f"      assigned -> started p50 {ms(pct(assigned_to_started, 50))}  p99 "
+          f"{ms(pct(assigned_to_started, 99))}")
+    print(f"    submit -> client saw the end p50 {ms(pct(round_trip, 50))}  p99 "
+          f"{ms(pct(round_trip, 99))}")
+    return {"p50": pct(to_running, 50), "p99": pct(to_running, 99)}
+
+
+async def bench_throughput(
+    client: HodeiClient, jobs: int, submitters: int, workers: int, slots: int
+) -> float:
+    before = (await client.get_queue()).job_counts.get("SUCCEEDED", 0)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(jobs):
+        queue.put_nowait(i)
+
+    async def submit() -> None:
+        while True:
+            try:
+                queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            await client.queue_job(["true"], labels={"bench": "throughput"})
+
+    t0 = time.time()
+    await asyncio.gather(*(submit() for _ in range(submitters)))
+    submitted = time.time()
+    while True:
+        counts = (await client.get_queue()).job_counts
+        done = counts.get("SUCCEEDED", 0) - before
+        other = sum(counts.get(s, 0) for s in ("FAILED", "TIMED_OUT", "CANCELLED"))
+        if done >= jobs:
+            break
+        if time.time() - t0 > 600:
+            raise SystemExit(f"throughput: only {done}/{jobs} succeeded in 600 s ({other} other)")
+        await asyncio.sleep(0.05)
+    recent = await client.list_jobs([JobState.SUCCEEDED], limit=1, labels={"bench": "throughput"})
+    last_finished = recent[0].finished_at.timestamp() if recent and recent[0].finished_at else 0
+    elapsed = max(last_finished, submitted) - t0
+    rate = jobs / elapsed
+    print(f"\n[2] throughput: {jobs} `true` jobs, {submitters} concurrent submitters, "
+          f"{workers} workers x {slots} slots")
+    print(f"    submitted in {submitted - t0:6.2f} s  ({jobs / (submitted - t0):7.0f} QueueJob/s)")
+    print(f"    all finished in {elapsed:6.2f} s  -> {rate:7.0f} jobs/s  "
+          f"(target >= 500: {'MET' if rate >= 500 else 'MISSED'}, ratio {rate / 500:.2f})")
+    return rate
+
+
+async def last_line_persisted(client: HodeiClient, job_id: str, lines: int) -> float:
+    while True:
+        page = await client.get_logs(job_id, after_sequence=lines - 1, limit=1)
+        if page.lines:
+            return time.time()
+        await asyncio.sleep(0.05)
+
+
+async def bench_logs(client: HodeiClient, server_pid: int, lines: int) -> dict[str, float]:
+    print(f"\n[3] log throughput: one job printing {lines:,} lines (`seq {lines}`)")
+    rss0 = rss_kib(server_pid)
+    job = await client.queue_job(["seq", str(lines)], labels={"bench": "logs"})
+    persisted_at = await last_line_persisted(client, job.id, lines)
+    done = await wait_final(client, job.id)
+    assert done.started_at is not None
+    started = done.started_at.timestamp()
+    rss1 = rss_kib(server_pid)
+    persist_rate = lines / (persisted_at - started)
+    print(f"    persisted: {persisted_at - started:6.2f} s from RUNNING -> {persist_rate:9,.0f} "
+          f"lines/s (target >= 200,000: {'MET' if persist_rate >= 200_000 else 'MISSED'}, "
+          f"ratio {persist_rate / 200_000:.2f})")
+
+    # The same again with a live subscriber from the start: lines/s delivered to a client.
+    job = await client.queue_job(["seq", str(lines)], labels={"bench": "logs"})
+    t0 = time.time()
+    received = 0
+    async for line in client.subscribe_logs(job.id):
+        received += 1
+        last = line.sequence
+    t_end = time.time()
+    assert received == lines and last == lines, (received, last)
+    sub_rate = lines / (t_end - t0)
+    rss2 = rss_kib(server_pid)
+    print(f"    subscribed: {t_end - t0:6.2f} s from QueueJob to the last line received -> "
+          f"{sub_rate:9,.0f} lines/s (ratio {sub_rate / 200_000:.2f})")
+    growth = (rss2["VmRSS"] - rss0["VmRSS"]) / 1024
+    peak = (rss2["VmHWM"] - rss0["VmRSS"]) / 1024
+    print(f"    server RSS: before {rss0['VmRSS'] / 1024:6.1f} MiB, after persist "
+          f"{rss1['VmRSS'] / 1024:6.1f} MiB, after subscribe {rss2['VmRSS'] / 1024:6.1f} MiB; "
+          f"peak {rss2['VmHWM'] / 1024:6.1f} MiB")
+    print(f"    RSS growth {growth:+.1f} MiB, peak over start {peak:+.1f} MiB "
+          f"(target < 100 MB: {'MET' if max(growth, peak) < 100 else 'MISSED'})")
+    return {"persist_rate": persist_rate, "subscribe_rate": sub_rate, "rss_growth_mib": growth}
+
+
+async def main_async(args: argparse.Namespace, platform: Platform) -> None:
+    assert platform.server is not None
+    async with HodeiClient(platform.address, deadline=30) as client:
+        await platform.wait_ready(client)
+        info = await client.server_info()
+        print(f"server {info.version} at {platform.address} (pid {platform.server.pid}), "
+              f"{platform.workers} workers x {platform.slots} slots, embedded PostgreSQL in "
+              f"{platform.workdir / 'pgdata'}, {os.cpu_count()} CPUs")
+        for _ in range(5):  # warm up connections, caches and the worker's first spawn
+            await wait_final(client, (await client.queue_job(["true"])).id)
+        if "latency" in args.only:
+            await bench_latency(client, args.latency_jobs)
+        if "throughput" in args.only:
+            await bench_throughput(
+                client, args.throughput_jobs, args.submitters, platform.workers, platform.slots
+            )
+        if "logs" in args.only:
+            await bench_logs(client, platform.server.pid, args.log_lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller run (~30 s)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--slots", type=int, default=8)
+    parser.add_argument("--submitters", type=int, default=32)
+    parser.add_argument("--latency-jobs", type=int)
+    parser.add_argument("--throughput-jobs", type=int)
+    parser.add_argument("--log-lines", type=int)
+    parser.add_argument("--only", nargs="+", default=["latency", "throughput", "logs"],
+                        choices=["latency", "throughput", "logs"])
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    args = parser.parse_args()
+    args.latency_jobs = args.latency_jobs or (50 if args.quick else 200)
+    args.throughput_jobs = args.throughput_jobs or (300 if args.quick else 2000)
+    args.log_lines = args.log_lines or (100_000 if args.quick else 1_000_000)
+
+    workdir = Path(tempfile.mkdtemp(prefix="hodei-bench-"))
+    platform = Platform(workdir, args.workers, args.slots)
+    try:
+        platform.start()
+        asyncio.run(main_async(args, platform))
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        platform.stop()
+        if args.keep:
+            print(f"\nwork dir kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
