@@ -27,13 +27,13 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from hodei.client import HodeiClient, JobView
 from hodei.domain.jobs import JobState
@@ -71,6 +71,12 @@ class Platform:
     server: subprocess.Popen[bytes] | None = None
     worker_procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     pg: object | None = None
+    files: list[IO[bytes]] = field(default_factory=list)
+
+    def _log(self, name: str) -> IO[bytes]:
+        handle = (self.workdir / name).open("wb")
+        self.files.append(handle)
+        return handle
 
     def start(self) -> None:
         import pgserver
@@ -89,7 +95,7 @@ class Platform:
         self.server = subprocess.Popen(
             [sys.executable, "-m", "hodei.server", "--port", str(port), "--database-url", url,
              "--log-file", str(self.workdir / "server.log"), *self.server_args],
-            env=env, stdout=subprocess.DEVNULL, stderr=open(self.workdir / "server.err", "wb"),
+            env=env, stdout=subprocess.DEVNULL, stderr=self._log("server.err"),
         )
         for index in range(self.workers):
             self.worker_procs.append(subprocess.Popen(
@@ -97,7 +103,7 @@ class Platform:
                  "--slots", str(self.slots), "--name", f"bench-{index + 1}",
                  "--log-file", str(self.workdir / f"worker-{index + 1}.log")],
                 env=env, stdout=subprocess.DEVNULL,
-                stderr=open(self.workdir / f"worker-{index + 1}.err", "wb"),
+                stderr=self._log(f"worker-{index + 1}.err"),
             ))
 
     async def wait_ready(self, client: HodeiClient) -> None:
@@ -123,6 +129,8 @@ class Platform:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        for handle in self.files:
+            handle.close()
         if self.pg is not None:
             with contextlib.suppress(Exception):
                 self.pg.cleanup()  # type: ignore[attr-defined]
