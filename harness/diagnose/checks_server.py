@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 from harness.diagnose.canary import CANARY_STDERR, CANARY_STDOUT, probe_server, run_canary
 from harness.diagnose.registry import Context, Outcome, check, skip
+from harness.evidence import scan_file
 from harness.report.model import LogScan, Status
-from harness.report.redact import redact_text
 from harness.report.units import human_age
 
 
@@ -93,31 +90,6 @@ def canary_logs(ctx: Context) -> Outcome:
                    "LOGS_NOT_STREAMED", {"received": received, "expected": 2})
 
 
-GRPC_ERROR_RE = re.compile(
-    r"h2 protocol error|error reading a body from connection|GOAWAY|RST_STREAM|"
-    r"Stream removed|Socket closed|too_many_pings|keepalive watchdog|"
-    r"StatusCode\.(UNAVAILABLE|INTERNAL|UNKNOWN|CANCELLED|DEADLINE_EXCEEDED)|"
-    r"status\s*=\s*(UNAVAILABLE|INTERNAL)",
-    re.IGNORECASE,
-)
-ERROR_RE = re.compile(r"\b(ERROR|CRITICAL|Traceback)\b")
-
-
-def scan_log_file(source: str, path: Path, keep: int = 20) -> LogScan:
-    """ERROR lines and gRPC stream errors of one log file (redacted)."""
-    scan = LogScan(source=source, path=str(path), total_lines=0)
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for raw in fh:
-            scan.total_lines += 1
-            line = raw.rstrip("\n")
-            if GRPC_ERROR_RE.search(line):
-                if len(scan.grpc_errors) < keep:
-                    scan.grpc_errors.append(redact_text(line[:400]))
-            elif ERROR_RE.search(line) and len(scan.error_lines) < keep:
-                scan.error_lines.append(redact_text(line[:400]))
-    return scan
-
-
 @check("logs.grpc_errors", "Logs", "No gRPC stream errors in the logs", "logs",
        "--server-log/--worker-log files: any gRPC stream error (h2 protocol error, GOAWAY, "
        "UNAVAILABLE...) -> FAIL; other ERROR lines -> WARN")
@@ -129,7 +101,7 @@ def logs_grpc_errors(ctx: Context) -> Outcome:
     evidence: list[str] = []
     for role, path in files:
         try:
-            scans.append(scan_log_file(f"{role}:{path.name}", path))
+            scans.append(scan_file(f"{role}:{path.name}", path))
         except OSError as exc:
             evidence.append(f"cannot read {path}: {exc.strerror}")
     ctx.facts["log_scans"] = scans

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -133,7 +133,28 @@ def verdict_of(findings: list[Finding], checks: list[CheckResult],
         if any(s in (Status.WARN, Status.FAIL) for s in statuses) else Status.PASS
 
 
+def redacted_checks(checks: list[CheckResult]) -> list[CheckResult]:
+    return [replace(c, observed=redact_text(c.observed),
+                    evidence=[redact_text(x) for x in c.evidence],
+                    params={k: redact_text(v) if isinstance(v, str) else v
+                            for k, v in c.params.items()}) for c in checks]
+
+
+def redacted_scans(scans: list[LogScan]) -> list[LogScan]:
+    """Copies of the scans with every URL password masked (log lines quote URLs)."""
+    return [LogScan(s.source, s.path, s.total_lines,
+                    [redact_text(x) for x in s.error_lines],
+                    [redact_text(x) for x in s.grpc_errors],
+                    [redact_text(x) for x in s.notable_lines]) for s in scans]
+
+
 def _finish(report: Report, findings: list[Finding]) -> Report:
+    # Evidence quotes logs and errors: no password may reach the JSON either.
+    for f in findings:
+        f.params = {k: redact_text(v) if isinstance(v, str) else v for k, v in f.params.items()}
+        f.symptoms = [redact_text(x) for x in f.symptoms]
+        f.evidence = [redact_text(x) for x in f.evidence]
+
     code, params, sentence = root_cause(findings)
     report.findings = findings
     report.root_cause_code, report.root_cause_params, report.root_cause = code, params, sentence
@@ -180,6 +201,7 @@ def build_diagnose_report(
     log_paths: list[str] | None = None,
     duration_s: float = 0.0,
 ) -> Report:
+    checks = redacted_checks(checks)
     findings = findings_from_checks(checks)
     target: dict[str, Any] = {
         "mode": "diagnose", "database_url": redact(database_url),
@@ -194,7 +216,7 @@ def build_diagnose_report(
     report = Report(
         kind="diagnose", generated_at=now_iso(), version=hodei_version(), target=target,
         verdict=verdict_of(findings, checks, []), components=components_from(checks, findings),
-        checks=checks, snapshot_after=snapshot, log_scans=log_scans or [],
+        checks=checks, snapshot_after=snapshot, log_scans=redacted_scans(log_scans or []),
         metrics=diagnose_metrics(checks, canary),
         checklist=diagnose_checklist(checks, snapshot, canary),
         timeline=timeline_from(events if events is not None
@@ -208,11 +230,11 @@ def build_diagnose_report(
 # --- pytest features/ ----------------------------------------------------------------
 
 
-def e2e_metrics(run: Any) -> list[Metric]:
+def e2e_metrics(run: Any, scenarios: list[ScenarioRecord]) -> list[Metric]:
     rows: list[Metric] = []
     after: DatabaseSnapshot | None = getattr(run, "snapshot_after", None)
     measured: dict[str, float] = {}
-    for s in getattr(run, "scenarios", []):
+    for s in scenarios:
         measured.update(s.metrics)
     if after is not None:
         db_ms = measured.get("db_roundtrip_ms")
@@ -222,7 +244,7 @@ def e2e_metrics(run: Any) -> list[Metric]:
     if "grpc_health_ms" in measured:
         rows.append(Metric("gRPC server", Status.PASS, f"{measured['grpc_health_ms']:.0f} ms",
                            "grpc.health.v1 SERVING"))
-    for s in getattr(run, "scenarios", []):
+    for s in scenarios:
         extra = ", ".join(f"{k}={v:g}" for k, v in s.metrics.items())
         obs = (s.error.splitlines()[0][:160] if s.error else "") or extra or \
             f"{len(s.steps)} step(s)"
@@ -234,11 +256,13 @@ def e2e_metrics(run: Any) -> list[Metric]:
 
 def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Report:
     """The report of a `pytest features/` run (see docs/report-catalogue.md for `run`)."""
-    scenarios: list[ScenarioRecord] = list(getattr(run, "scenarios", []))
+    scenarios = [replace(s, error=redact_text(s.error),
+                         steps=[replace(st, error=redact_text(st.error)) for st in s.steps])
+                 for s in getattr(run, "scenarios", [])]
     before = getattr(run, "snapshot_before", None)
     after = getattr(run, "snapshot_after", None)
     scans: list[LogScan] = list(getattr(run, "log_scans", []))
-    checks = list(checks or [])
+    checks = redacted_checks(list(checks or []))
     dep = getattr(run, "deployment", None)
     launch_error = getattr(run, "launch_error", "")
     if launch_error:
@@ -272,8 +296,8 @@ def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Re
         version=hodei_version(), target=target,
         verdict=verdict_of(findings, checks, scenarios),
         components=components_from(comp_checks, findings), scenarios=scenarios, checks=checks,
-        snapshot_before=before, snapshot_after=after, log_scans=scans,
-        metrics=e2e_metrics(run),
+        snapshot_before=before, snapshot_after=after, log_scans=redacted_scans(scans),
+        metrics=e2e_metrics(run, scenarios),
         checklist=e2e_checklist(scenarios, before, after, scans, findings),
         timeline=timeline_from(after.recent_events if after else []),
         debug_commands=debug_commands(db_url, server, log_paths),

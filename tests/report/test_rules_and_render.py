@@ -282,3 +282,19 @@ def test_e2e_failed_log_step_is_attributed_to_log_streaming() -> None:
     report = build_e2e_report(_run([failing], None, None))
     assert report.root_cause_code == "LOGS_NOT_STREAMED"
     assert report.root_cause == "the job ran but 0 of 2 log line(s) reached the subscriber"
+
+
+def test_passwords_quoted_in_logs_and_errors_never_reach_the_json() -> None:
+    scans = [LogScan("server", "/tmp/s.log", 3,
+                     error_lines=[f"ERROR cannot connect to {SECRET_URL}"],
+                     grpc_errors=[f"UNAVAILABLE while talking to {SECRET_URL}"])]
+    failing = lifecycle(Status.FAIL, f"boom: {SECRET_URL}")
+    report = build_e2e_report(_run([failing], None, None, scans))
+    diag = build_diagnose_report(
+        checks=[chk("database.connect", "PostgreSQL", Status.FAIL, "DATABASE_UNREACHABLE",
+                    {"database": redact(SECRET_URL), "error": "x"},
+                    observed=f"cannot connect to {SECRET_URL}")],
+        snapshot=None, database_url=SECRET_URL, server_address=None, log_scans=scans)
+    for r in (report, diag):
+        assert "s3cr3t-pw" not in r.to_json()
+        assert "s3cr3t-pw" not in render_markdown(r, "en")
