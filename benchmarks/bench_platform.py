@@ -33,7 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from hodei.client import HodeiClient, JobView
 from hodei.domain.jobs import JobState
@@ -70,7 +70,7 @@ class Platform:
     address: str = ""
     server: subprocess.Popen[bytes] | None = None
     worker_procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    pg: object | None = None
+    pg: Any = None
     files: list[IO[bytes]] = field(default_factory=list)
 
     def _log(self, name: str) -> IO[bytes]:
@@ -87,9 +87,9 @@ class Platform:
         self.pg = pgserver.get_server(pgdata, cleanup_mode="stop")
         from hodei.db.embedded import ensure_database
 
-        admin = self.pg.get_uri()  # type: ignore[attr-defined]
+        admin = self.pg.get_uri()
         ensure_database(admin, "hodei")
-        url = self.pg.get_uri("hodei")  # type: ignore[attr-defined]
+        url = self.pg.get_uri("hodei")
         port = free_port()
         self.address = f"127.0.0.1:{port}"
         self.server = subprocess.Popen(
@@ -133,7 +133,7 @@ class Platform:
             handle.close()
         if self.pg is not None:
             with contextlib.suppress(Exception):
-                self.pg.cleanup()  # type: ignore[attr-defined]
+                self.pg.cleanup()
 
 
 # ---- measurements ----------------------------------------------------------------------
