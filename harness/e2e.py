@@ -10,6 +10,7 @@ import argparse
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 LAUNCHERS = ("local", "live", "containers")
 
@@ -30,6 +31,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "(reports/latest.md, reports/latest.json).")
     add_arguments(parser)
     return parser
+
+
+def add_parser(sub: Any) -> None:
+    """Register `hodei e2e` on the hodei CLI's subparsers (sync command)."""
+    parser = sub.add_parser(
+        "e2e", help="run the end-to-end features and write the report",
+        description="Run `pytest features/` against a Hodei platform (default: embedded "
+                    "PostgreSQL, a server and 2 workers started locally) and write "
+                    "reports/latest.md and reports/latest.json.")
+    add_arguments(parser)
+    parser.set_defaults(sync_handler=run)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,8 +17,8 @@ from harness.report.model import CheckResult, DatabaseSnapshot, Status
 class Thresholds:
     """Every limit a check compares with; each is a `--threshold NAME=VALUE` option."""
 
-    db_latency_warn_s: float = 0.25
-    db_latency_fail_s: float = 1.0
+    db_latency_warn_s: float = 0.5
+    db_latency_fail_s: float = 1.5
     expected_schema: int = 0  # 0: the latest migration shipped with this Hodei
     heartbeat_stale_s: float = 20.0  # 3 missed 5 s heartbeats + margin
     lost_window_s: float = 900.0  # a worker LOST this recently is reported

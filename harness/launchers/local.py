@@ -326,7 +326,7 @@ def _stop_immediately(pg: Any, pgdata: Path) -> None:
         pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=pgdata, user=pg.system_user)
         # The postmaster may be our child: reap it, or pgserver sees a running zombie and
         # waits seconds before killing it.
-        pg._postmaster_info.process.wait(timeout=0.5)
+        pg._postmaster_info.process.wait(timeout=3)
     except Exception as exc:  # the regular cleanup below still stops it
         logger.info("immediate stop of the embedded PostgreSQL failed: %s", exc)
 

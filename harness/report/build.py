@@ -84,14 +84,21 @@ def debug_commands(database_url: str | None, server: str | None,
 def components_from(checks: list[CheckResult], findings: list[Finding]) -> list[CheckResult]:
     """One line per component with its worst status (the executive summary)."""
     rows: dict[str, CheckResult] = {}
+    passed: dict[str, list[CheckResult]] = {}
     for c in checks:
         row = rows.setdefault(c.component, CheckResult(
             id=c.component, component=c.component, status=Status.SKIP, title=c.component))
         row.duration_s = round(row.duration_s + c.duration_s, 4)
+        if c.status == Status.PASS:
+            passed.setdefault(c.component, []).append(c)
         if _RANK[c.status] > _RANK[row.status]:
             row.status, row.observed = c.status, c.observed
         elif row.status == c.status and not row.observed:
             row.observed = c.observed
+    for comp, ok in passed.items():
+        # A healthy component reads "check: value; check: value", not one bare number.
+        if rows[comp].status == Status.PASS and len(ok) > 1:
+            rows[comp].observed = "; ".join(f"{c.id}: {c.observed}" for c in ok)[:300]
     for f in findings:
         comp = f.component or FINDING_COMPONENT.get(f.code, "Job execution")
         row = rows.setdefault(comp, CheckResult(id=comp, component=comp, status=Status.PASS,
