@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_parser(sub)
     platform.add_parsers(sub, common)
     jobs.add_parsers(sub, common)
+    from harness.e2e import add_parser as add_e2e_parser  # the harness ships with hodei
+
+    add_e2e_parser(sub)
     return parser
 
 
