@@ -77,6 +77,22 @@ UPDATE jobs SET state = 'ASSIGNED', attempts = attempts + 1, worker_id = %(worke
 WHERE id = %(id)s AND state = 'PENDING'
 RETURNING *;
 
+-- name: assign_jobs
+UPDATE jobs j SET state = 'ASSIGNED', attempts = j.attempts + 1, worker_id = a.worker_id,
+       assigned_at = now(), started_at = NULL,
+       ack_deadline = now() + make_interval(secs => %(ack_timeout)s),
+       attempt_lines = 0, exit_code = NULL, error = NULL, updated_at = now()
+FROM unnest(%(ids)s::uuid[], %(worker_ids)s::uuid[]) AS a(id, worker_id)
+WHERE j.id = a.id AND j.state = 'PENDING'
+RETURNING j.*;
+
+-- name: set_worker_occupancy
+UPDATE workers w SET state = o.state, running_jobs = o.running_jobs,
+       current_job_id = o.current_job_id, updated_at = now()
+FROM unnest(%(ids)s::uuid[], %(states)s::text[], %(running)s::int[], %(current)s::uuid[])
+    AS o(id, state, running_jobs, current_job_id)
+WHERE w.id = o.id;
+
 -- name: ack_job
 UPDATE jobs SET ack_deadline = NULL, updated_at = now() WHERE id = %(id)s RETURNING *;
 
@@ -153,6 +169,16 @@ RETURNING *;
 -- name: lock_worker
 SELECT * FROM workers WHERE id = %(id)s FOR UPDATE;
 
+-- name: lock_worker_with_jobs
+-- The worker row (locked) and the jobs it holds now.
+SELECT w.state, w.slots, w.running_jobs, w.current_job_id,
+       (SELECT count(*) FROM jobs j
+         WHERE j.worker_id = w.id AND j.state IN ('ASSIGNED', 'RUNNING')) AS active,
+       (SELECT j.id FROM jobs j
+         WHERE j.worker_id = w.id AND j.state IN ('ASSIGNED', 'RUNNING')
+         ORDER BY j.assigned_at LIMIT 1) AS first_job
+FROM workers w WHERE w.id = %(id)s FOR UPDATE OF w;
+
 -- name: get_worker
 SELECT * FROM workers WHERE id = %(id)s;
 
@@ -194,11 +220,12 @@ LIMIT 100;
 
 -- name: assignable_workers
 -- READY workers whose stream is open on this server, with their free slots.
-SELECT id, slots - running_jobs AS free FROM workers
+-- Waits for rows a finishing job holds (a slot is being freed) rather than skipping them.
+SELECT id, state, slots, running_jobs, current_job_id FROM workers
 WHERE state = 'READY' AND server_id = %(server_id)s AND id = ANY(%(ids)s::uuid[])
   AND running_jobs < slots
 ORDER BY running_jobs, last_heartbeat DESC
-FOR UPDATE SKIP LOCKED;
+FOR UPDATE;
 
 -- name: queue_summary
 SELECT count(*) AS depth,
@@ -224,7 +251,8 @@ ON CONFLICT (server_id) DO UPDATE SET version = EXCLUDED.version, started_at = n
 UPDATE server_status SET heartbeat_at = now() WHERE server_id = %(server_id)s;
 
 -- name: record_dispatch_cycle
-UPDATE server_status SET dispatcher_last_cycle_at = now(), dispatcher_cycles = dispatcher_cycles + 1,
+UPDATE server_status SET dispatcher_last_cycle_at = now(),
+       dispatcher_cycles = dispatcher_cycles + %(cycles)s,
        dispatched_total = dispatched_total + %(dispatched)s,
        dispatcher_last_dispatch_at = CASE WHEN %(dispatched)s > 0 THEN now()
                                           ELSE dispatcher_last_dispatch_at END

@@ -22,6 +22,7 @@ from hodei.settings import Settings
 logger = logging.getLogger(__name__)
 
 JOBS_CHANNEL = "hodei_jobs"
+_STATUS_EVERY = 0.25
 
 
 class Dispatcher:
@@ -41,6 +42,11 @@ class Dispatcher:
         self.notified = asyncio.Event()
         self.cycles = 0
         self.dispatched_total = 0
+        # Cycles not yet written to server_status (written at most every
+        # _STATUS_EVERY seconds while busy, and before every idle wait).
+        self._unrecorded_cycles = 0
+        self._unrecorded_dispatched = 0
+        self._recorded_at = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         """The supervised loop."""
@@ -57,7 +63,9 @@ class Dispatcher:
                 self.registry.capacity_changed.clear()
                 dispatched = await self.cycle()
                 if dispatched >= self.settings.dispatch_batch_size:
+                    await self._record(force=False)
                     continue  # there may be more work right now
+                await self._record(force=dispatched == 0)
                 await wait_or_stop(
                     stop,
                     self.notified,
@@ -93,7 +101,8 @@ class Dispatcher:
             )
         self.cycles += 1
         self.dispatched_total += pushed
-        await self.status.dispatch_cycle(pushed)
+        self._unrecorded_cycles += 1
+        self._unrecorded_dispatched += pushed
         if assigned:
             logger.info(
                 "dispatch cycle: %d jobs sent",
@@ -104,3 +113,12 @@ class Dispatcher:
                 },
             )
         return len(assigned)
+
+    async def _record(self, force: bool) -> None:
+        now = time.monotonic()
+        if not self._unrecorded_cycles or (not force and now - self._recorded_at < _STATUS_EVERY):
+            return
+        await self.status.dispatch_cycles(self._unrecorded_cycles, self._unrecorded_dispatched)
+        self._unrecorded_cycles = 0
+        self._unrecorded_dispatched = 0
+        self._recorded_at = now

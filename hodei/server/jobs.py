@@ -16,7 +16,7 @@ from hodei.domain.jobs import JobState, check_transition, retry_or_fail, validat
 from hodei.errors import InvalidArgument, NotFound, StaleAttempt
 from hodei.server.events import Event, job_event, record
 from hodei.server.models import AttemptRef, CancelCommand, JobRecord, QueueView
-from hodei.server.occupancy import sync_worker
+from hodei.server.occupancy import add_assignments, sync_worker
 from hodei.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -199,45 +199,42 @@ class JobService:
             workers = await tx.all(
                 "assignable_workers", {"server_id": self.server_id, "ids": worker_ids}
             )
-            free = [(w["id"], int(w["free"])) for w in workers]
+            free = [(w["id"], int(w["slots"]) - int(w["running_jobs"])) for w in workers]
             capacity = min(sum(n for _, n in free), self.settings.dispatch_batch_size)
             if capacity <= 0:
                 return []
-            claimed = [
-                JobRecord.from_row(r) for r in await tx.all("claim_jobs", {"limit": capacity})
-            ]
+            claimed = await tx.all("claim_jobs", {"limit": capacity})
             if not claimed:
                 return []
             # Spread the batch across workers: round-robin over their free slots.
-            order = _round_robin(free)
-            assigned: list[JobRecord] = []
+            order = _round_robin(free)[: len(claimed)]
+            rows = await tx.all(
+                "assign_jobs",
+                {
+                    "ids": [r["id"] for r in claimed],
+                    "worker_ids": order,
+                    "ack_timeout": self.settings.ack_timeout,
+                },
+            )
+            assigned = [JobRecord.from_row(r) for r in rows]
+            actor = f"dispatcher:{self.server_id}"
+            by_worker: dict[uuid.UUID, list[uuid.UUID]] = {}
             events: list[Event] = []
-            for job, worker_id in zip(claimed, order, strict=False):
-                row = await tx.one(
-                    "assign_job",
-                    {
-                        "id": job.id,
-                        "worker_id": worker_id,
-                        "ack_timeout": self.settings.ack_timeout,
-                    },
-                )
-                if row is None:
-                    continue
-                done = JobRecord.from_row(row)
-                assigned.append(done)
+            for job in assigned:
+                assert job.worker_id is not None
+                by_worker.setdefault(job.worker_id, []).append(job.id)
                 events.append(
                     job_event(
                         EventType.JOB_ASSIGNED,
-                        done.id,
-                        f"dispatcher:{self.server_id}",
-                        done.correlation_id,
+                        job.id,
+                        actor,
+                        job.correlation_id,
                         state=str(JobState.ASSIGNED),
-                        attempt=done.attempts,
-                        worker_id=worker_id,
+                        attempt=job.attempts,
+                        worker_id=job.worker_id,
                     )
                 )
-            for holder in {j.worker_id for j in assigned if j.worker_id is not None}:
-                events += await sync_worker(tx, holder, f"dispatcher:{self.server_id}")
+            events += await add_assignments(tx, workers, by_worker, actor)
             await record(tx, events)
         return assigned
 

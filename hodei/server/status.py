@@ -30,10 +30,11 @@ class ServerStatus:
         async with self.db.connection() as tx:
             await tx.execute("server_heartbeat", {"server_id": self.server_id})
 
-    async def dispatch_cycle(self, dispatched: int) -> None:
+    async def dispatch_cycles(self, cycles: int, dispatched: int) -> None:
         async with self.db.connection() as tx:
             await tx.execute(
-                "record_dispatch_cycle", {"server_id": self.server_id, "dispatched": dispatched}
+                "record_dispatch_cycle",
+                {"server_id": self.server_id, "cycles": cycles, "dispatched": dispatched},
             )
 
     async def outbox_published(self) -> None:
