@@ -93,8 +93,10 @@ FROM unnest(%(ids)s::uuid[], %(states)s::text[], %(running)s::int[], %(current)s
     AS o(id, state, running_jobs, current_job_id)
 WHERE w.id = o.id;
 
--- name: ack_job
-UPDATE jobs SET ack_deadline = NULL, updated_at = now() WHERE id = %(id)s RETURNING *;
+-- name: ack_current_job
+UPDATE jobs SET ack_deadline = NULL, updated_at = now()
+WHERE id = %(id)s AND attempts = %(attempt)s AND worker_id = %(worker_id)s AND state = 'ASSIGNED'
+RETURNING *;
 
 -- name: start_job
 UPDATE jobs SET state = 'RUNNING', started_at = now(), ack_deadline = NULL, updated_at = now()

@@ -251,14 +251,20 @@ class JobService:
                 attempt=ref.attempt,
                 worker_id=worker_id,
             )
-        async with self.db.transaction() as tx:
-            job = await lock_job(tx, ref.job_id)
-            fence(job, worker_id, ref.attempt)
-            if job.state != JobState.ASSIGNED:
-                return job  # a late or repeated ack changes nothing
-            row = await tx.one("ack_job", {"id": job.id})
-            assert row is not None
-            return JobRecord.from_row(row)
+        # The common case in one statement; it changes no state, so writes no event.
+        async with self.db.connection() as tx:
+            row = await tx.one(
+                "ack_current_job",
+                {"id": ref.job_id, "attempt": ref.attempt, "worker_id": worker_id},
+            )
+            if row is not None:
+                return JobRecord.from_row(row)
+            row = await tx.one("get_job", {"id": ref.job_id})
+        if row is None:
+            raise NotFound(f"job {ref.job_id} not found")
+        job = JobRecord.from_row(row)
+        fence(job, worker_id, ref.attempt)
+        return job  # a late or repeated ack changes nothing
 
     async def start(self, worker_id: uuid.UUID, ref: AttemptRef) -> JobRecord:
         async with self.db.transaction() as tx:
@@ -294,14 +300,19 @@ class JobService:
         state: JobState,
         exit_code: int | None,
         error: str,
-    ) -> JobRecord:
+        total_lines: int = 0,
+    ) -> JobRecord | None:
         """Apply a worker's result, fenced: only the current attempt of this worker, only
-        while ASSIGNED/RUNNING. A repeat of an already applied result is a no-op."""
+        while ASSIGNED/RUNNING. A repeat of an already applied result is a no-op.
+        Returns None, changing nothing, while fewer than `total_lines` of the attempt's
+        lines are persisted."""
         async with self.db.transaction() as tx:
             job = await lock_job(tx, ref.job_id)
             fence(job, worker_id, ref.attempt)
             if job.state.is_final:
                 return job
+            if job.attempt_lines < total_lines:
+                return None
             if job.state not in _ACTIVE:
                 raise StaleAttempt(f"job {job.id} is {job.state}, not running on {worker_id}")
             return await self._finish_locked(

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 
 from hodei.domain.jobs import JobState
-from hodei.errors import HodeiError, StaleAttempt
+from hodei.errors import HodeiError
 from hodei.server.jobs import JobService
 from hodei.server.logs import LogService
 from hodei.server.models import (
@@ -173,9 +173,10 @@ class WorkerProtocol:
         pending = self.pending.get(ref.job_id)
         if pending is not None and pending.ref == ref and next_line >= pending.total_lines:
             del self.pending[ref.job_id]
-            await self._apply_result(pending, next_line)
-        else:
-            self.session.send(PersistedNotice(ref, next_line))
+            if await self._apply_result(pending):
+                return
+            self.pending[ref.job_id] = pending
+        self.session.send(PersistedNotice(ref, next_line))
 
     async def result(
         self,
@@ -186,32 +187,30 @@ class WorkerProtocol:
         total_lines: int,
     ) -> None:
         pending = PendingResult(ref, state, exit_code, error, total_lines)
-        try:
-            job = await self.jobs.get_job(ref.job_id)
-            if job.attempts != ref.attempt or job.worker_id != self.worker_id:
-                raise StaleAttempt(
-                    f"attempt {ref.attempt} of job {ref.job_id} is not held by this worker"
-                )
-        except HodeiError as err:
-            self._reject(ref, err)
-            return
-        if job.attempt_lines < total_lines:
+        if not await self._apply_result(pending):
             # Some lines are still in flight: finish once they are persisted.
             self.pending[ref.job_id] = pending
-            return
-        await self._apply_result(pending, job.attempt_lines)
 
-    async def _apply_result(self, pending: PendingResult, next_line: int) -> None:
+    async def _apply_result(self, pending: PendingResult) -> bool:
+        """True once the result is applied (or refused); False while lines are missing."""
         try:
             job = await self.jobs.finish(
-                self.worker_id, pending.ref, pending.state, pending.exit_code, pending.error
+                self.worker_id,
+                pending.ref,
+                pending.state,
+                pending.exit_code,
+                pending.error,
+                pending.total_lines,
             )
         except HodeiError as err:
             self._reject(pending.ref, err)
-            return
-        self.session.send(PersistedNotice(pending.ref, next_line, result_persisted=True))
+            return True
+        if job is None:
+            return False
+        self.session.send(PersistedNotice(pending.ref, job.attempt_lines, result_persisted=True))
         self.registry.capacity_changed.set()
         self.logs.bus.job_changed(job.id)
+        return True
 
     async def close(self) -> None:
         """The stream ended: the worker is no longer assignable here. Its jobs stay

@@ -160,9 +160,19 @@ async def spawn_worker(tmp_path: Path) -> AsyncIterator[SpawnWorker]:
         for key, value in settings.items():
             env[f"HODEI_{key.upper()}"] = str(value)
         argv = [
-            sys.executable, "-m", "hodei.worker",
-            "--server", address, "--slots", str(slots), "--name", name,
-            "--log-level", "DEBUG", "--log-file", str(log_path),
+            sys.executable,
+            "-m",
+            "hodei.worker",
+            "--server",
+            address,
+            "--slots",
+            str(slots),
+            "--name",
+            name,
+            "--log-level",
+            "DEBUG",
+            "--log-file",
+            str(log_path),
         ]
         proc = _popen(argv, env, tmp_path / f"worker-{index}.stderr")
         worker = WorkerProcess(proc, log_path, name)

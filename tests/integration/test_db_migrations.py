@@ -20,16 +20,42 @@ SEED_DEBUG_QUERIES = [
 ]
 
 EXPECTED_COLUMNS = {
-    "jobs": {"id", "state", "attempts", "max_attempts", "worker_id", "created_at", "ack_deadline",
-             "log_seq", "attempt_lines", "exit_code", "correlation_id"},
+    "jobs": {
+        "id",
+        "state",
+        "attempts",
+        "max_attempts",
+        "worker_id",
+        "created_at",
+        "ack_deadline",
+        "log_seq",
+        "attempt_lines",
+        "exit_code",
+        "correlation_id",
+    },
     "job_queue": {"job_id", "enqueued_at", "priority"},
     "workers": {"id", "state", "last_heartbeat", "current_job_id", "server_id", "slots"},
-    "domain_events": {"id", "event_type", "aggregate_type", "aggregate_id", "actor",
-                      "correlation_id", "payload", "occurred_at"},
+    "domain_events": {
+        "id",
+        "event_type",
+        "aggregate_type",
+        "aggregate_id",
+        "actor",
+        "correlation_id",
+        "payload",
+        "occurred_at",
+    },
     "outbox_events": {"id", "event_id", "topic", "payload", "created_at", "published_at"},
     "job_logs": {"job_id", "sequence", "attempt", "is_stderr", "line", "ts"},
-    "server_status": {"server_id", "dispatcher_enabled", "dispatcher_last_cycle_at",
-                      "dispatcher_cycles", "dispatched_total", "heartbeat_at", "stopped_at"},
+    "server_status": {
+        "server_id",
+        "dispatcher_enabled",
+        "dispatcher_last_cycle_at",
+        "dispatcher_cycles",
+        "dispatched_total",
+        "heartbeat_at",
+        "stopped_at",
+    },
     "schema_migrations": {"version", "name", "applied_at"},
 }
 

@@ -72,6 +72,7 @@ async def test_full_lifecycle_writes_one_event_and_outbox_row_per_transition(
     await s.jobs.ack(worker_id, ref, True, "")
     await s.jobs.start(worker_id, ref)
     done = await s.jobs.finish(worker_id, ref, JobState.SUCCEEDED, 0, "")
+    assert done is not None
     assert done.state == JobState.SUCCEEDED and done.exit_code == 0
     assert (await s.workers.get(worker_id)).state == WorkerState.READY
     assert events_and_outbox(db_url, job.id) == [
@@ -132,6 +133,7 @@ async def test_stale_attempt_result_is_fenced(services: Services, db_url: str) -
         await s.jobs.finish(first, AttemptRef(job.id, 2), JobState.SUCCEEDED, 0, "")
     assert snapshot(db_url) == before
     done = await s.jobs.finish(second, AttemptRef(job.id, 2), JobState.SUCCEEDED, 0, "")
+    assert done is not None
     assert done.state == JobState.SUCCEEDED
     types = [t for t, _ in events_and_outbox(db_url, job.id)]
     assert types == [
@@ -187,6 +189,7 @@ async def test_cancel_running_job_asks_the_worker(services: Services) -> None:
     assert still_running.state == JobState.RUNNING and still_running.cancel_requested_at
     assert command is not None and command.ref == AttemptRef(job.id, 1)
     done = await s.jobs.finish(worker_id, AttemptRef(job.id, 1), JobState.CANCELLED, None, "")
+    assert done is not None
     assert done.state == JobState.CANCELLED
 
 
@@ -220,3 +223,8 @@ async def test_log_ingestion_sequences_dedup_and_gaps(services: Services, db_url
     lines, complete = await s.logs.read(job.id)
     assert [(x.sequence, x.line) for x in lines] == [(1, "a"), (2, "b\ufffdc"), (3, "d")]
     assert not complete
+    # A result announcing more lines than persisted is held back (None), not applied.
+    assert await s.jobs.finish(worker_id, ref, JobState.SUCCEEDED, 0, "", total_lines=4) is None
+    assert (await s.jobs.get_job(job.id)).state == JobState.ASSIGNED
+    held = await s.jobs.finish(worker_id, ref, JobState.SUCCEEDED, 0, "", total_lines=3)
+    assert held is not None and held.state == JobState.SUCCEEDED

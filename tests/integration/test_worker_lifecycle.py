@@ -134,9 +134,7 @@ async def test_cancel_running_job_is_cancelled_and_the_processes_are_gone(
     worker = await spawn_worker(app.address)
     stubs = stubs_for(app.address)
     pidfile = tmp_path / "pids"
-    job = await stubs.queue(
-        ["/bin/sh", "-c", f"sleep 100 & echo $$ $! > {pidfile}; wait"]
-    )
+    job = await stubs.queue(["/bin/sh", "-c", f"sleep 100 & echo $$ $! > {pidfile}; wait"])
     await stubs.wait_state(job.id, S.JOB_STATE_RUNNING, seconds=15)
     shell, grandchild = (int(p) for p in (await wait_file(pidfile)).split())
     await stubs.jobs.CancelJob(jobs_pb2.CancelJobRequest(job_id=job.id, reason="test cancel"))

@@ -29,9 +29,7 @@ def server_errors(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
     caplog.set_level(logging.INFO)
 
     def errors() -> list[str]:
-        return [
-            f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.ERROR
-        ]
+        return [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.ERROR]
 
     return errors
 

@@ -107,7 +107,7 @@ class FakeWorkerStream:
         if isinstance(message, BaseException):
             raise message
         assert message is not grpc.aio.EOF, "server closed the stream"
-        return message  # type: ignore[no-any-return]
+        return message
 
     async def receive_kind(self, kind: str, seconds: float = 10.0) -> Any:
         while True:
