@@ -100,3 +100,16 @@ def test_worker_dropping_logs_is_named(tmp_path: Path) -> None:
         assert ticks[item] is True, (item, ticks)
     failed = [s["name"] for s in report["scenarios"] if s["status"] == "FAIL"]
     assert failed == ["SubscribeLogs streams the exact lines and ends with the job"], failed
+
+
+def test_xdist_run_gives_one_merged_report(tmp_path: Path) -> None:
+    report = run_features(tmp_path, "-n", "2", "-k", "layer or PENDING or SubscribeLogs or burst")
+    assert report["_returncode"] == 0, report["_stdout"][-1500:]
+    names = sorted(s["name"] for s in report["scenarios"])
+    assert names == sorted([
+        "Every layer of the platform answers", "A job runs from PENDING to SUCCEEDED",
+        "SubscribeLogs streams the exact lines and ends with the job",
+        "A burst of jobs all succeed and the throughput is measured"]), names
+    assert len(list(tmp_path.glob("e2e-report-*.md"))) == 1
+    assert all(s["steps"] and all(st["status"] == "PASS" for st in s["steps"])
+               for s in report["scenarios"])
