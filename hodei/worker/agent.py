@@ -40,6 +40,11 @@ _OUTCOMES = {
     Outcome.CANCELLED: workers_pb2.JOB_OUTCOME_CANCELLED,
 }
 
+#: Log batches of one attempt written but not yet confirmed by Persisted. The server
+#: reads a stream in order, so everything in flight is queued ahead of our next
+#: Heartbeat: an unbounded backlog would make a busy worker look silent (LOST).
+LOG_WINDOW_BATCHES = 4
+
 Key = tuple[str, int]
 
 
@@ -171,6 +176,7 @@ class WorkerAgent:
         """The next message to write on the stream; waits until there is one."""
         batch_lines = self.settings.log_batch_lines
         interval = self.settings.log_batch_interval
+        window = LOG_WINDOW_BATCHES * batch_lines
         while True:
             self._wake.clear()
             if self._control:
@@ -188,6 +194,8 @@ class WorkerAgent:
                     att.started_sent = True
                     return _msg(started=workers_pb2.JobStarted(ref=att.ref, pid=att.pid))
                 logs = att.logs
+                if logs.sent - logs.base >= window:
+                    continue  # woken again by the server's next Persisted
                 if logs.unsent:
                     since = logs.unsent_since if logs.unsent_since is not None else now
                     if logs.unsent >= batch_lines or not att.running or now - since >= interval:
@@ -296,6 +304,7 @@ class WorkerAgent:
         if att is None:
             return
         att.logs.persisted(persisted.next_line)
+        self._wake.set()  # the log window may have room again
         if persisted.result_persisted and not att.running:
             del self._attempts[key]
             self._changed.set()
