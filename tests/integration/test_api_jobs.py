@@ -145,3 +145,26 @@ async def test_health_and_reflection(stubs: Stubs) -> None:
         "hodei.api.v1.PlatformService",
         "grpc.health.v1.Health",
     } <= names
+
+
+async def test_unexpected_error_is_internal_without_leaking_and_logged(
+    start_server: StartServer, caplog: Any
+) -> None:
+    app = await start_server(dispatcher_enabled=False)
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret detail from deep inside")
+
+    app.services.jobs.get_job = broken
+    stubs = Stubs(app.address)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stubs.jobs.GetJob(
+                jobs_pb2.GetJobRequest(job_id="5f0f3c4e-0000-4000-8000-000000000000")
+            )
+    finally:
+        await stubs.close()
+    assert info.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret" not in (info.value.details() or "")
+    logged = [r for r in caplog.records if r.levelname == "ERROR" and r.exc_info]
+    assert logged and "secret detail" in str(logged[0].exc_info[1])

@@ -169,3 +169,35 @@ async def test_message_for_unknown_job_is_rejected_and_stream_stays_open(
     run = await worker.receive_kind("run")
     assert run.ref.job_id == job.id
     await worker.close()
+
+
+async def test_idle_stream_with_short_keepalive_stays_up_without_errors(
+    start_server: StartServer, caplog: Any
+) -> None:
+    import asyncio
+    import logging
+
+    caplog.set_level(logging.INFO)
+    app = await start_server(
+        keepalive_time_ms=300, keepalive_timeout_ms=2000, server_min_ping_interval_ms=200
+    )
+    # The client pings every 300 ms even with no call data, as a worker would.
+    stubs = Stubs(
+        app.address,
+        options=[
+            ("grpc.keepalive_time_ms", 300),
+            ("grpc.keepalive_timeout_ms", 2000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_pings_without_data", 0),
+        ],
+    )
+    worker, _ = await FakeWorkerStream.connect(stubs)
+    await asyncio.sleep(3.0)  # ten keepalive periods with nothing on the stream
+    job = await stubs.queue(["true"])
+    run = await worker.receive_kind("run")
+    assert run.ref.job_id == job.id
+    await worker.close()
+    await stubs.channel.close()
+    noisy = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not noisy, [r.getMessage() for r in noisy]
+    assert not any("worker stream ended" in r.getMessage() for r in caplog.records)

@@ -20,8 +20,8 @@ from hodei.api.v1 import (
 
 
 class Stubs:
-    def __init__(self, address: str) -> None:
-        self.channel = grpc.aio.insecure_channel(address)
+    def __init__(self, address: str, options: list[tuple[str, int]] | None = None) -> None:
+        self.channel = grpc.aio.insecure_channel(address, options=options)
         self.jobs = jobs_pb2_grpc.JobExecutionServiceStub(self.channel)
         self.logs = logs_pb2_grpc.LogStreamServiceStub(self.channel)
         self.workers = workers_pb2_grpc.WorkerAgentServiceStub(self.channel)
