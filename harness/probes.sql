@@ -220,3 +220,17 @@ FROM jobs WHERE id = %(id)s::uuid;
 
 -- name: job_log_lines
 SELECT sequence, is_stderr, line FROM job_logs WHERE job_id = %(id)s::uuid ORDER BY sequence;
+
+-- name: long_transactions
+-- Other sessions' transactions open longer than the threshold: they hold row locks that
+-- FOR UPDATE SKIP LOCKED claims (dispatcher, outbox relay) silently skip.
+SELECT pid, usename, application_name, state,
+       extract(epoch FROM clock_timestamp() - xact_start)::float8 AS xact_age_s,
+       left(regexp_replace(query, '\s+', ' ', 'g'), 120) AS query
+FROM pg_stat_activity
+WHERE xact_start < clock_timestamp() - make_interval(secs => %(age_s)s)
+  AND pid <> pg_backend_pid()
+  AND datname = current_database()
+  AND backend_type = 'client backend'
+ORDER BY xact_start
+LIMIT %(limit)s;

@@ -135,6 +135,13 @@ def _live_servers(ctx: Context) -> list[dict[str, Any]]:
             and (r["heartbeat_age_s"] or 0.0) <= ctx.thresholds.server_stale_s]
 
 
+def _long_transactions(ctx: Context) -> list[str]:
+    rows = _s(ctx).all("long_transactions", {"age_s": ctx.thresholds.pending_age_s, "limit": 5})
+    return [f"transaction open {human_age(r['xact_age_s'])} in pid {r['pid']} "
+            f"({r['application_name'] or r['usename']}, {r['state']}): {r['query']}"
+            for r in rows]
+
+
 @check("dispatcher.progress", "Dispatcher", "The dispatcher processes the queue", "database",
        "FAIL when jobs wait PENDING longer than pending_age_s while READY workers exist "
        "('dispatcher not processing the queue'), or when every live server has its "
@@ -174,8 +181,13 @@ def dispatcher_progress(ctx: Context) -> Outcome:
     observed = (f"last cycle {human_age(cycle_age)} ago, {len(stale)} PENDING older than "
                 f"{human_age(t.pending_age_s)}, {ready} READY")
     if stale and ready:
+        # Cycling recently yet not claiming is another failure than not cycling at all.
+        cycling = cycle_age is not None and cycle_age <= t.dispatcher_cycle_s
+        if cycling:
+            evidence += _long_transactions(ctx)
         return Outcome(Status.FAIL, "dispatcher not processing the queue: " + observed,
-                       threshold, evidence, "DISPATCHER_STALLED", params)
+                       threshold, evidence,
+                       "DISPATCHER_NOT_CLAIMING" if cycling else "DISPATCHER_STALLED", params)
     if ctx.facts.get("queue_depth", 0) and (cycle_age is None or cycle_age > t.dispatcher_cycle_s):
         return Outcome(Status.WARN, observed, f"a cycle every <= {human_age(t.dispatcher_cycle_s)}",
                        evidence, "DISPATCHER_STALLED", params)
@@ -299,10 +311,10 @@ def outbox_backlog(ctx: Context) -> Outcome:
         status = Status.FAIL if count else Status.WARN
         return Outcome(status, f"outbox relay disabled on every live server; {observed}",
                        threshold, evidence, "OUTBOX_BACKLOG", params)
-    if age is not None and age > t.outbox_age_fail_s:
-        return Outcome(Status.FAIL, observed, threshold, evidence, "OUTBOX_BACKLOG", params)
     if age is not None and age > t.outbox_age_warn_s:
-        return Outcome(Status.WARN, observed, threshold, evidence, "OUTBOX_BACKLOG", params)
+        evidence += _long_transactions(ctx)
+        status = Status.FAIL if age > t.outbox_age_fail_s else Status.WARN
+        return Outcome(status, observed, threshold, evidence, "OUTBOX_BACKLOG", params)
     return Outcome(Status.PASS, observed, threshold)
 
 

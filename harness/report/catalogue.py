@@ -65,6 +65,37 @@ FINDINGS: dict[str, dict[str, FindingText]] = {
                  "server_status.dispatcher_last_cycle_at"),
              (M, "Alertar cuando el job PENDING más antiguo supere el umbral")]),
     },
+    "DISPATCHER_NOT_CLAIMING": {
+        "en": _f(
+            "The dispatcher runs but does not assign the queued jobs",
+            "{pending} job(s) PENDING for {pending_age} with {ready} READY worker(s) although "
+            "the dispatcher cycled {cycle_age} ago: it skips them (queue rows locked by "
+            "another transaction, or no worker assignable from a dispatching server)",
+            ["A long transaction holds the job_queue rows; the claim (FOR UPDATE SKIP LOCKED) "
+             "skips them silently",
+             "The READY workers' streams are on a server whose dispatcher is off or gone",
+             "The claim query filters the jobs out"],
+            [DISPATCHER, "hodei/db/queries.sql"],
+            [(H, "Find long transactions: SELECT pid, xact_start, query FROM pg_stat_activity "
+                 "WHERE xact_start < now() - interval '1 minute'"),
+             (H, "Compare workers.server_id with the dispatching servers in server_status"),
+             (M, "Log the number of queue rows a cycle skipped")]),
+        "es": _f(
+            "El dispatcher se ejecuta pero no asigna los jobs en cola",
+            "{pending} job(s) en PENDING desde hace {pending_age} con {ready} worker(s) READY "
+            "aunque el dispatcher hizo un ciclo hace {cycle_age}: los salta (filas de la cola "
+            "bloqueadas por otra transacción, o ningún worker asignable desde un servidor que "
+            "despacha)",
+            ["Una transacción larga retiene las filas de job_queue; la reclamación "
+             "(FOR UPDATE SKIP LOCKED) las salta en silencio",
+             "Los streams de los workers READY están en un servidor sin dispatcher",
+             "La consulta de reclamación filtra los jobs"],
+            [DISPATCHER, "hodei/db/queries.sql"],
+            [(H, "Buscar transacciones largas: SELECT pid, xact_start, query FROM "
+                 "pg_stat_activity WHERE xact_start < now() - interval '1 minute'"),
+             (H, "Comparar workers.server_id con los servidores que despachan en server_status"),
+             (M, "Registrar en el log cuántas filas de la cola salta un ciclo")]),
+    },
     "DISPATCHER_DISABLED": {
         "en": _f(
             "No server runs a dispatcher",

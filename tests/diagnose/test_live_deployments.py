@@ -159,26 +159,7 @@ async def test_old_unpublished_outbox_backlog_is_named(
     await wait_ready_workers(db_url, 1)
     holder = psycopg.connect(db_url)  # holds the row lock a stuck publisher would hold
     try:
-        row_id = None
-        for _ in range(5):
-            with psycopg.connect(db_url, autocommit=True) as conn:
-                row_id = conn.execute(
-                    "WITH e AS (INSERT INTO domain_events (event_type, aggregate_type, "
-                    "aggregate_id, occurred_at) VALUES ('DiagnoseTestEvent', 'job', %s, "
-                    "now() - interval '20 minutes') RETURNING id) "
-                    "INSERT INTO outbox_events (event_id, topic, aggregate_id, payload, "
-                    "created_at) SELECT id, 'test', %s, '{}'::jsonb, now() - interval "
-                    "'20 minutes' FROM e RETURNING id",
-                    (str(uuid.uuid4()), str(uuid.uuid4()))).fetchone()[0]  # type: ignore[index]
-            locked = holder.execute(
-                "SELECT id FROM outbox_events WHERE id = %s AND published_at IS NULL "
-                "FOR UPDATE", (row_id,)).fetchone()
-            if locked:
-                break
-            holder.rollback()  # the relay won the race: try again
-        else:
-            pytest.fail("the relay published every inserted row before it could be held")
-
+        _insert_held_outbox_row(db_url, holder, "20 minutes")
         run = await run_diagnose(*targets(db_url, app.address))
     finally:
         holder.rollback()
@@ -213,3 +194,70 @@ async def test_dispatcher_off_is_named(
     assert "the dispatcher is switched off" in run.report["root_cause"]
     ticked = {i["code"]: i["checked"] for i in run.report["checklist"]}
     assert not ticked["DISPATCHER_CYCLES"] and not ticked["JOBS_LEAVE_PENDING"]
+
+
+def _insert_held_outbox_row(db_url: str, holder: psycopg.Connection[Any], age: str) -> int:
+    """An unpublished outbox row `age` old, row-locked by `holder` (a stuck publisher):
+    the relay's FOR UPDATE SKIP LOCKED skips it. Retries if the relay wins the race."""
+    for _ in range(5):
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            row = conn.execute(
+                "WITH e AS (INSERT INTO domain_events (event_type, aggregate_type, "
+                "aggregate_id, occurred_at) VALUES ('DiagnoseTestEvent', 'job', %s, "
+                "now() - %s::interval) RETURNING id) "
+                "INSERT INTO outbox_events (event_id, topic, aggregate_id, payload, created_at) "
+                "SELECT id, 'test', %s, '{}'::jsonb, now() - %s::interval FROM e RETURNING id",
+                (str(uuid.uuid4()), age, str(uuid.uuid4()), age)).fetchone()
+        assert row is not None
+        if holder.execute("SELECT id FROM outbox_events WHERE id = %s AND published_at IS NULL "
+                          "FOR UPDATE", (row[0],)).fetchone():
+            return int(row[0])
+        holder.rollback()
+    pytest.fail("the relay published every inserted row before it could be held")
+
+
+async def test_young_outbox_backlog_only_warns_exit_1(
+    db_url: str, start_server: Any, spawn_worker: Callable[..., Any], run_diagnose: Any
+) -> None:
+    app = await start_server()
+    spawn_worker(app.address)
+    await wait_ready_workers(db_url, 1)
+    holder = psycopg.connect(db_url)
+    try:
+        _insert_held_outbox_row(db_url, holder, "30 seconds")  # warn > 10 s, fail > 60 s
+        run = await run_diagnose(*targets(db_url, app.address))
+    finally:
+        holder.rollback()
+        holder.close()
+
+    assert run.code == 1, (run.failing(), run.stdout)
+    assert run.failing() == {"outbox.backlog": "WARN"}
+    assert "[!] Outbox" in run.stdout
+
+
+async def test_locked_queue_row_dispatcher_not_claiming_is_named(
+    db_url: str, start_server: Any, spawn_worker: Callable[..., Any], run_diagnose: Any
+) -> None:
+    app = await start_server()
+    job_id = await queue_job(app.address, ["true"])  # no worker yet: it stays queued
+    holder = psycopg.connect(db_url)  # a stuck transaction holding the queue row
+    try:
+        assert holder.execute("SELECT job_id FROM job_queue WHERE job_id = %s FOR UPDATE",
+                              (job_id,)).fetchone()
+        spawn_worker(app.address)
+        await wait_ready_workers(db_url, 1)
+        await asyncio.sleep(1.5)  # the dispatcher cycles meanwhile and skips the row
+
+        run = await run_diagnose(*targets(db_url, app.address),
+                                 "--threshold", "pending_age_s=1")
+    finally:
+        holder.rollback()
+        holder.close()
+
+    assert run.code == 2, (run.failing(), run.stdout)
+    check = run.check("dispatcher.progress")
+    assert check["status"] == "FAIL"
+    assert "dispatcher not processing the queue" in check["observed"]
+    assert any("transaction open" in e for e in check["evidence"]), check["evidence"]
+    assert run.report["root_cause_code"] == "DISPATCHER_NOT_CLAIMING"
+    assert "although the dispatcher cycled" in run.report["root_cause"]
