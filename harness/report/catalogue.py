@@ -34,7 +34,7 @@ DISPATCHER = "hodei/server/dispatcher.py"
 OUTBOX = "hodei/server/outbox.py"
 WORKERS = "hodei/server/workers.py"
 JOBS = "hodei/server/jobs.py"
-STREAM = "hodei/server/api/worker_stream.py"
+STREAM = "hodei/server/api/workers_api.py"
 AGENT = "hodei/worker/agent.py"
 
 FINDINGS: dict[str, dict[str, FindingText]] = {
@@ -332,7 +332,7 @@ FINDINGS: dict[str, dict[str, FindingText]] = {
             ["HTTP/2 keepalive not configured or mismatched between server and worker",
              "A proxy or load balancer closes idle streams",
              "The server closes the stream on a protocol error"],
-            [STREAM, "hodei/worker/stream.py", "hodei/settings.py"],
+            [STREAM, "hodei/worker/connection.py", "hodei/settings.py"],
             [(H, "Align keepalive settings (HODEI_KEEPALIVE_TIME_MS, "
                  "HODEI_SERVER_MIN_PING_INTERVAL_MS)"),
              (M, "Check the interval between the errors: a fixed period points at a timeout")]),
@@ -343,7 +343,7 @@ FINDINGS: dict[str, dict[str, FindingText]] = {
             ["Keepalive HTTP/2 sin configurar o distinto entre servidor y worker",
              "Un proxy o balanceador cierra streams inactivos",
              "El servidor cierra el stream por un error de protocolo"],
-            [STREAM, "hodei/worker/stream.py", "hodei/settings.py"],
+            [STREAM, "hodei/worker/connection.py", "hodei/settings.py"],
             [(H, "Alinear el keepalive (HODEI_KEEPALIVE_TIME_MS, "
                  "HODEI_SERVER_MIN_PING_INTERVAL_MS)"),
              (M, "Mirar el intervalo entre errores: un periodo fijo indica un timeout")]),
