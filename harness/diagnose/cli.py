@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 healthy, 1 warnings, 2 failures, 3 target unreachable or "
                "invalid options.",
     )
-    p.add_argument("--database-url", help="PostgreSQL URL (default: $HODEI_DATABASE_URL)")
+    p.add_argument("--database-url",
+                   help="PostgreSQL URL (default: $HODEI_DATABASE_URL, else the embedded "
+                        "PostgreSQL of `hodei up` if it is running)")
     p.add_argument("--server", metavar="HOST:PORT",
                    help="gRPC server address (default: $HODEI_SERVER_ADDRESS or 127.0.0.1:50051)")
     p.add_argument("--canary", action="store_true",
@@ -107,6 +109,18 @@ def doctor_summary(report: Report, verbose: bool = True) -> str:
     return redact_text("\n".join(lines)) + "\n"
 
 
+def running_embedded_url(data_dir: Path | None) -> str | None:
+    """The URL of the platform's embedded PostgreSQL if it is running; never starts it
+    (pgserver listens on a unix socket in its data directory)."""
+    from hodei.db.embedded import DATABASE_NAME
+    from hodei.settings import default_data_dir
+
+    directory = data_dir or default_data_dir()
+    if (directory / "postmaster.pid").is_file():
+        return f"postgresql://postgres:@/{DATABASE_NAME}?host={directory}"
+    return None
+
+
 def _render(result: DiagnoseResult, fmt: str, lang: str) -> str:
     if fmt == "json":
         return result.report.to_json() + "\n"
@@ -130,12 +144,13 @@ def run(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"hodei-diagnose: error: {exc}\n")
         return EXIT_UNREACHABLE
     server = args.server or settings.server_address
+    database_url = settings.database_url or running_embedded_url(settings.data_dir)
     for path in args.server_log + args.worker_log:
         if not path.is_file():
             sys.stderr.write(f"hodei-diagnose: error: log file not found: {path}\n")
             return EXIT_UNREACHABLE
     try:
-        result = diagnose(settings.database_url, server, thresholds=thresholds,
+        result = diagnose(database_url, server, thresholds=thresholds,
                           canary=args.canary, server_logs=args.server_log,
                           worker_logs=args.worker_log, only=_csv(args.only),
                           skip=_csv(args.skip))

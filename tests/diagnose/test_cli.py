@@ -66,3 +66,32 @@ def test_threshold_overrides_keep_types() -> None:
     t = Thresholds().with_overrides(["pending_age_s=5", "queue_depth_warn=7"])
     assert t.pending_age_s == 5.0 and t.queue_depth_warn == 7 and isinstance(t.queue_depth_warn,
                                                                                int)
+
+
+@pytest.mark.integration
+def test_finds_the_running_embedded_database_without_starting_one(tmp_path: Path) -> None:
+    import asyncio
+
+    import pgserver
+    import psycopg
+
+    from hodei.db.migrate import migrate
+
+    data_dir = tmp_path / "pgdata"
+    env = {"PATH": "/usr/bin", "HODEI_DATA_DIR": str(data_dir)}
+    cmd = [sys.executable, "-m", "harness.diagnose.cli", "--only", "database"]
+    # Not running: nothing is started, the database checks are skipped.
+    off = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+    assert off.returncode == 0 and "no --database-url" in off.stdout
+    assert not (data_dir / "postmaster.pid").exists()
+
+    server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
+    try:
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE hodei")
+        asyncio.run(migrate(f"postgresql://postgres:@/hodei?host={data_dir}"))
+        on = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+    finally:
+        server.cleanup()
+    assert on.returncode == 0, on.stdout + on.stderr
+    assert f"host={data_dir}" in on.stdout and "[✓] PostgreSQL" in on.stdout
