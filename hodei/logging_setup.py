@@ -76,5 +76,5 @@ def configure_logging(level: str = "INFO", fmt: str = "text", file: Path | None 
     root.addHandler(handler)
     root.setLevel(level)
     # grpc and psycopg are chatty at DEBUG; keep them at WARNING unless asked.
-    for noisy in ("grpc", "psycopg", "psycopg.pool", "asyncio"):
+    for noisy in ("grpc", "psycopg", "psycopg.pool", "asyncio", "pgserver"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
