@@ -26,7 +26,14 @@ from harness.launchers.base import Launcher
 from harness.launchers.local import FAULTS
 from harness.launchers.select import LAUNCHERS, LauncherConfig, make_launcher
 from harness.report.model import ScenarioRecord, Status, StepRecord
-from harness.run import E2ERun, append_record, read_records, utc_now, write_report
+from harness.run import (
+    E2ERun,
+    append_record,
+    read_job_ids,
+    read_records,
+    utc_now,
+    write_report,
+)
 
 #: Gherkin tags used in features/ (pytest-bdd turns them into markers; --strict-markers).
 TAGS = {
@@ -212,7 +219,8 @@ def world(e2e_context: E2EContext, request: pytest.FixtureRequest) -> Any:
     from harness.scenarios import World
 
     rec = request.node.stash.setdefault(RECORD, {})
-    return World(ctx=e2e_context, metrics=rec.setdefault("metrics", {}))
+    return World(ctx=e2e_context, metrics=rec.setdefault("metrics", {}),
+                 job_ids=rec.setdefault("job_ids", []))
 
 
 # -- per-scenario recording ------------------------------------------------------------
@@ -310,7 +318,8 @@ def _finish_record(item: pytest.Item, rec: dict[str, Any]) -> None:
         metrics={k: float(v) for k, v in rec.get("metrics", {}).items()},
     )
     if state.info is not None:
-        append_record(Path(state.info.run_dir) / "records", f"p{os.getpid()}", record)
+        append_record(Path(state.info.run_dir) / "records", f"p{os.getpid()}", record,
+                      job_ids=list(rec.get("job_ids", [])))
     else:
         state.errors.append(f"scenario {record.name!r} ran without a platform: {record.error}")
 
@@ -343,6 +352,8 @@ def _write_run_report(config: pytest.Config, state: RunState) -> None:
     if info is not None and dep is not None:
         run_dir = Path(info.run_dir)
         run.scenarios = read_records(run_dir / "records")
+        run.scenario_jobs = read_job_ids(run_dir / "records")
+        run.lifecycle_events = _lifecycle_events(dep.database_url, run, run.errors)
         run.snapshot_after, err = _snapshot(dep.database_url)
         if err:
             run.errors.append(err)
@@ -355,6 +366,22 @@ def _write_run_report(config: pytest.Config, state: RunState) -> None:
     report_dir = Path(config.getoption("--report-dir") or config.rootpath / "reports")
     state.report_path, notes = write_report(run, report_dir, config.getoption("--report-lang"))
     state.notes.extend(notes)
+
+
+def _lifecycle_events(url: str, run: E2ERun, errors: list[str]) -> list[dict[str, Any]]:
+    """Domain events of the jobs queued by @lifecycle scenarios (else by any scenario)."""
+    tagged = [s.name for s in run.scenarios if "lifecycle" in s.tags]
+    names = tagged or [s.name for s in run.scenarios]
+    ids = [j for name in names for j in run.scenario_jobs.get(name, [])][:5]
+    if not ids:
+        return []
+    try:
+        from harness.probes import lifecycle_events
+
+        return list(lifecycle_events(url, ids))
+    except Exception as exc:
+        errors.append(f"lifecycle events query failed: {type(exc).__name__}: {exc}")
+        return []
 
 
 def _add_unlisted_processes(dep: Any, run_dir: Path) -> None:

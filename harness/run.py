@@ -44,6 +44,12 @@ class E2ERun:
     errors: list[str] = field(default_factory=list)
     #: Where the processes' logs are (local launcher), for debug commands.
     log_dir: str = ""
+    #: Scenario name -> ids of the jobs it queued (all labelled hodei.io/test=true).
+    scenario_jobs: dict[str, list[str]] = field(default_factory=dict)
+    #: Domain events (harness.probes.lifecycle_events rows: event_type, aggregate_type,
+    #: aggregate_id, actor, occurred_at) of the @lifecycle scenario's job, in order:
+    #: the report's Mermaid timeline of one job's lifecycle.
+    lifecycle_events: list[dict[str, Any]] = field(default_factory=list)
 
 
 def utc_now() -> str:
@@ -75,10 +81,23 @@ def read_records(records_dir: Path) -> list[ScenarioRecord]:
     return out
 
 
-def append_record(records_dir: Path, process_tag: str, record: ScenarioRecord) -> None:
+def append_record(records_dir: Path, process_tag: str, record: ScenarioRecord,
+                  job_ids: list[str] | None = None) -> None:
     records_dir.mkdir(parents=True, exist_ok=True)
+    line = {**asdict(record), "job_ids": list(job_ids or [])}
     with (records_dir / f"{process_tag}.jsonl").open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(asdict(record), default=str) + "\n")
+        fh.write(json.dumps(line, default=str) + "\n")
+
+
+def read_job_ids(records_dir: Path) -> dict[str, list[str]]:
+    """Scenario name -> ids of the jobs it queued, from every process's JSONL."""
+    out: dict[str, list[str]] = {}
+    for path in sorted(records_dir.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                data = json.loads(line)
+                out.setdefault(data["name"], []).extend(data.get("job_ids", []))
+    return out
 
 
 def _builder() -> tuple[Any, Any]:

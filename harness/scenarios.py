@@ -60,6 +60,9 @@ def hodei_cli() -> list[str]:
 class World:
     ctx: E2EContext
     metrics: dict[str, float] = field(default_factory=dict)
+    #: Ids of the jobs this scenario queued (the report draws the lifecycle timeline
+    #: from their domain events).
+    job_ids: list[str] = field(default_factory=list)
     job: JobView | None = None
     burst: list[str] = field(default_factory=list)
     burst_started: float = 0.0
@@ -132,12 +135,13 @@ class World:
         # Three heartbeat periods: one late beat is tolerated, a stopped one is not.
         wait_for("every connected worker's last_heartbeat to advance", probe,
                  lambda advance: all(d > 0 for d in advance.values()),
-                 timeout_s=max(3 * self.ctx.heartbeat_period_s, 2.0))
+                 timeout_s=max(3 * self.ctx.heartbeat_period_s, 5.0))
 
     # -- jobs -------------------------------------------------------------------
     def queue_shell(self, script: str, timeout_s: float = 0.0) -> None:
         self.job = self.ctx.driver.queue(["sh", "-c", script], timeout_s=timeout_s,
                                          name="e2e")
+        self.job_ids.append(self.job.id)
         assert self.job.state == "PENDING", f"a new job is {self.job.state}, not PENDING"
 
     def queue_shell_following_logs(self, script: str) -> None:
