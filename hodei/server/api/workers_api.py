@@ -35,7 +35,7 @@ from hodei.server.sessions import WorkerProtocol
 logger = logging.getLogger(__name__)
 
 #: Messages read ahead of processing; beyond that HTTP/2 flow control slows the worker.
-_INBOX = 256
+_INBOX = 64
 #: Upper bound of lines merged into one insert.
 _MERGE_LINES = 50_000
 
@@ -168,6 +168,11 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                 if message is grpc.aio.EOF:
                     break
                 assert isinstance(message, workers_pb2.WorkerMessage)
+                if message.WhichOneof("payload") == "heartbeat":
+                    # Not queued behind log batches: a worker streaming a lot of output
+                    # must not look silent while its lines wait to be inserted.
+                    await self._guarded(protocol, "heartbeat", protocol.heartbeat())
+                    continue
                 await inbox.put(message)
         except asyncio.CancelledError:
             raise
