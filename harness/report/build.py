@@ -121,8 +121,10 @@ def timeline_from(events: list[dict[str, Any]], limit: int = 30) -> list[Timelin
             by_job.setdefault(str(e.get("aggregate_id")), set()).add(str(e.get("event_type")))
     best = max(by_job.items(), key=lambda kv: len(kv[1]), default=("", set()))
     if len(best[1]) > 1:
+        # The job's own lifecycle, plus the worker events that change what can run.
         events = [e for e in events if str(e.get("aggregate_id")) == best[0]
-                  or e.get("aggregate_type") == "worker"]
+                  or e.get("event_type") in ("WorkerRegistered", "WorkerLost",
+                                             "WorkerTerminated")]
     ordered = sorted(events, key=lambda e: str(e.get("occurred_at", "")))[-limit:]
     return [TimelineEvent(occurred_at=str(e.get("occurred_at", "")),
                           event_type=str(e.get("event_type", "")),
@@ -261,6 +263,29 @@ def e2e_metrics(run: Any, scenarios: list[ScenarioRecord]) -> list[Metric]:
     return rows
 
 
+#: The component each checklist item vouches for (e2e executive summary).
+CHECKLIST_COMPONENT = {
+    "DISPATCHER_CYCLES": "Dispatcher", "JOBS_LEAVE_PENDING": "Job queue",
+    "WORKERS_RECEIVE_JOBS": "Workers", "LOGS_REACH_CLI": "Log streaming",
+    "JOBS_COMPLETE": "Job execution", "NO_GRPC_ERRORS": "Logs",
+    "THROUGHPUT_STABLE": "Throughput", "OUTBOX_PUBLISHED": "Outbox",
+}
+
+
+def observed_components(after: DatabaseSnapshot | None,
+                        checklist: list[ChecklistItem]) -> list[CheckResult]:
+    """Component lines of an e2e run: PASS where the run observed it working, SKIP where
+    it could not tell (findings then mark the broken ones)."""
+    rows = [CheckResult(f"checklist.{i.code.lower()}", CHECKLIST_COMPONENT[i.code],
+                        Status.PASS if i.checked else Status.SKIP, i.code,
+                        observed=i.evidence)
+            for i in checklist if i.code in CHECKLIST_COMPONENT]
+    if after is not None and after.events_total:
+        rows.append(CheckResult("events.recorded", "Domain events", Status.PASS, "events",
+                                observed=f"{after.events_total} domain events"))
+    return rows
+
+
 def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Report:
     """The report of a `pytest features/` run (see docs/report-catalogue.md for `run`)."""
     scenarios = [replace(s, error=redact_text(s.error),
@@ -298,6 +323,8 @@ def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Re
     if target["server_info"]:
         comp_checks.append(CheckResult("server.info", "gRPC server", Status.PASS, "Server info",
                                        observed=f"version {target['server_info'].get('version')}"))
+    checklist = e2e_checklist(scenarios, before, after, scans, findings)
+    comp_checks += observed_components(after, checklist)
     report = Report(
         kind="e2e", generated_at=getattr(run, "finished_at", "") or now_iso(),
         version=hodei_version(), target=target,
@@ -305,7 +332,7 @@ def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Re
         components=components_from(comp_checks, findings), scenarios=scenarios, checks=checks,
         snapshot_before=before, snapshot_after=after, log_scans=redacted_scans(scans),
         metrics=e2e_metrics(run, scenarios),
-        checklist=e2e_checklist(scenarios, before, after, scans, findings),
+        checklist=checklist,
         timeline=timeline_from(after.recent_events if after else []),
         debug_commands=debug_commands(db_url, server, log_paths),
         duration_s=float(getattr(run, "duration_s", 0.0)),
