@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -65,6 +66,9 @@ class RunState:
     #: The launcher cannot run here at all (e.g. no Docker engine): the scenarios are
     #: skipped with launch_error as the reason, never passed.
     launch_skipped: bool = False
+    #: Where every pytest process appends its scenario records (JSONL), whether or not
+    #: the platform started.
+    records_dir: Path | None = None
     started: float = 0.0
     started_at: str = ""
     snapshot_before: Any = None
@@ -141,6 +145,8 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         state.is_xdist_worker = True
+        if "hodei_e2e_records" in workerinput:
+            state.records_dir = Path(workerinput["hodei_e2e_records"])
         if "hodei_e2e" in workerinput:
             state.active = True
             state.info = RunInfo.from_json(workerinput["hodei_e2e"])
@@ -154,6 +160,9 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     state.active = True
     state.started, state.started_at = time.monotonic(), utc_now()
+    state.records_dir = Path(tempfile.mkdtemp(prefix="hodei-e2e-records-"))
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHandoff(state), "hodei-e2e-xdist")
     lconf = _launcher_config(config)
     try:
         launcher = make_launcher(lconf)
@@ -165,8 +174,6 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     run_dir = getattr(launcher, "run_dir", None)
     if run_dir is None:
-        import tempfile
-
         run_dir = Path(tempfile.mkdtemp(prefix="hodei-e2e-"))
     state.info = RunInfo(launcher=lconf.name, run_dir=str(run_dir),
                          deployment=_deployment_dict(deployment), faults=sorted(lconf.faults),
@@ -174,8 +181,6 @@ def pytest_configure(config: pytest.Config) -> None:
     state.snapshot_before, err = _snapshot(deployment.database_url)
     if err:
         state.errors.append(err)
-    if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_XdistHandoff(state), "hodei-e2e-xdist")
 
 
 def _deployment_dict(dep: Any) -> dict[str, Any]:
@@ -193,6 +198,8 @@ class _XdistHandoff:
         self.state = state
 
     def pytest_configure_node(self, node: Any) -> None:
+        if self.state.records_dir is not None:
+            node.workerinput["hodei_e2e_records"] = str(self.state.records_dir)
         if self.state.info is not None:
             node.workerinput["hodei_e2e"] = self.state.info.to_json()
         if self.state.launch_error:
@@ -317,11 +324,9 @@ def _finish_record(item: pytest.Item, rec: dict[str, Any]) -> None:
         steps=steps, error=rec.get("error", ""),
         metrics={k: float(v) for k, v in rec.get("metrics", {}).items()},
     )
-    if state.info is not None:
-        append_record(Path(state.info.run_dir) / "records", f"p{os.getpid()}", record,
+    if state.records_dir is not None:
+        append_record(state.records_dir, f"p{os.getpid()}", record,
                       job_ids=list(rec.get("job_ids", [])))
-    else:
-        state.errors.append(f"scenario {record.name!r} ran without a platform: {record.error}")
 
 
 # -- end of the run ----------------------------------------------------------------------
@@ -349,10 +354,11 @@ def _write_run_report(config: pytest.Config, state: RunState) -> None:
                  launch_error=state.launch_error, errors=list(state.errors),
                  faults=sorted(config.getoption("--hodei-fault")),
                  snapshot_before=state.snapshot_before)
+    if state.records_dir is not None:
+        run.scenarios = read_records(state.records_dir)
+        run.scenario_jobs = read_job_ids(state.records_dir)
     if info is not None and dep is not None:
         run_dir = Path(info.run_dir)
-        run.scenarios = read_records(run_dir / "records")
-        run.scenario_jobs = read_job_ids(run_dir / "records")
         run.lifecycle_events = _lifecycle_events(dep.database_url, run, run.errors)
         run.snapshot_after, err = _snapshot(dep.database_url)
         if err:
@@ -366,6 +372,10 @@ def _write_run_report(config: pytest.Config, state: RunState) -> None:
     report_dir = Path(config.getoption("--report-dir") or config.rootpath / "reports")
     state.report_path, notes = write_report(run, report_dir, config.getoption("--report-lang"))
     state.notes.extend(notes)
+    if state.records_dir is not None:
+        import shutil
+
+        shutil.rmtree(state.records_dir, ignore_errors=True)
 
 
 def _lifecycle_events(url: str, run: E2ERun, errors: list[str]) -> list[dict[str, Any]]:
