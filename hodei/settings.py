@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     worker_flush_timeout: float = Field(default=5.0, ge=0)
     # A longer output line is split into pieces of this many bytes.
     worker_max_line_bytes: int = Field(default=1024 * 1024, ge=64)
+    # Output of one job held unconfirmed by the server; beyond it the job's pipe is
+    # not read (the job waits on its writes) until the server catches up.
+    worker_log_buffer_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     # Fault injection for the harness's own tests: a worker that runs jobs but
     # never streams their output. Never set in production.
     fault_drop_logs: bool = False

@@ -102,6 +102,7 @@ class WorkerAgent:
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()  # an attempt finished or was dropped
         self._stream_opened = asyncio.Event()  # restarts the heartbeat period
+        self._persisted = asyncio.Event()  # the server confirmed something
         self._rr = 0
 
     # ---- what the connection asks -------------------------------------------------
@@ -248,6 +249,15 @@ class WorkerAgent:
             logs.append(is_stderr, lines, ts_ns, time.monotonic())
             self._wake.set()
 
+        buffer_cap = self.settings.worker_log_buffer_bytes
+
+        async def room() -> None:
+            # Output the server has not confirmed is capped; the job waits on its
+            # writes meanwhile (as it would on a full pipe).
+            while logs.held_bytes > buffer_cap and att.key in self._attempts:
+                self._persisted.clear()
+                await self._persisted.wait()
+
         def on_started(pid: int) -> None:
             att.pid = pid
             logger.info("job started pid=%d", pid, extra=fields)
@@ -262,6 +272,8 @@ class WorkerAgent:
             kill_grace=self.settings.worker_kill_grace,
             max_line_bytes=self.settings.worker_max_line_bytes,
             log_extra=fields,
+            is_full=lambda: logs.held_bytes > buffer_cap,
+            room=room,
         )
         att.process = process
         logger.info("job accepted: %s", " ".join(run.command)[:200], extra=fields)
@@ -305,6 +317,7 @@ class WorkerAgent:
             return
         att.logs.persisted(persisted.next_line)
         self._wake.set()  # the log window may have room again
+        self._persisted.set()
         if persisted.result_persisted and not att.running:
             del self._attempts[key]
             self._changed.set()
@@ -340,6 +353,7 @@ class WorkerAgent:
         att = self._attempts.pop(key, None)
         if att is None:
             return
+        self._persisted.set()  # a job paused on its buffer must see it is gone
         if att.running and att.process is not None:
             logger.warning("killing superseded job: %s", why, extra=att.log_fields(self.worker_id))
             att.process.cancel(force=True, reason=why)

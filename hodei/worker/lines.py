@@ -112,6 +112,8 @@ class LogBuffer:
         self.base = 0
         self.sent = 0
         self.total = 0
+        #: bytes of line text held (not yet persisted)
+        self.held_bytes = 0
         #: monotonic time at which the oldest unsent line arrived (None: nothing unsent)
         self.unsent_since: float | None = None
 
@@ -128,6 +130,7 @@ class LogBuffer:
             return
         self._segments.append(Segment(self.total, is_stderr, ts_ns, lines))
         self.total += len(lines)
+        self.held_bytes += sum(map(len, lines))
         if self.unsent_since is None:
             self.unsent_since = now
 
@@ -172,10 +175,11 @@ class LogBuffer:
         if next_line <= self.base:
             return
         while self._segments and self._segments[0].end <= next_line:
-            self._segments.popleft()
+            self.held_bytes -= sum(map(len, self._segments.popleft().lines))
         if self._segments and self._segments[0].start < next_line:
             seg = self._segments[0]
             drop = next_line - seg.start
+            self.held_bytes -= sum(map(len, seg.lines[:drop]))
             self._segments[0] = Segment(next_line, seg.is_stderr, seg.ts_ns, seg.lines[drop:])
         self.base = next_line
         if self.sent < self.base:

@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +60,13 @@ class JobProcess:
         kill_grace: float = 5.0,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         log_extra: Mapping[str, object] | None = None,
+        is_full: Callable[[], bool] | None = None,
+        room: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """When `is_full()` says so after a chunk of output, `room()` is awaited: it
+        returns once the consumer can take more. Meanwhile the pipe is not read and the
+        child blocks on its writes, which bounds the worker's memory. It is not awaited
+        once the main process has exited (what is left in the pipes is small)."""
         self._command = list(command)
         self._env = dict(env)
         self._working_dir = working_dir
@@ -69,6 +75,9 @@ class JobProcess:
         self._kill_grace = kill_grace
         self._max_line_bytes = max_line_bytes
         self._extra = dict(log_extra or {})
+        self._is_full = is_full
+        self._room = room
+        self._exited: asyncio.Future[int] | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._stop = asyncio.Event()
         self._stop_outcome = Outcome.CANCELLED
@@ -119,6 +128,7 @@ class JobProcess:
             asyncio.create_task(self._pump(proc.stderr, True), name=f"pump-err-{proc.pid}"),
         ]
         exited: asyncio.Future[int] = protocol.exited
+        self._exited = exited
         stop_wait = asyncio.create_task(self._stop.wait(), name=f"stop-{proc.pid}")
         outcome: Outcome | None = None
         error = ""
@@ -159,9 +169,22 @@ class JobProcess:
             lines = splitter.feed(chunk)
             if lines:
                 sink(is_stderr, lines, time.time_ns())
+                if self._is_full is not None and self._is_full():
+                    await self._wait_room()
         rest = splitter.finish()
         if rest:
             sink(is_stderr, rest, time.time_ns())
+
+    async def _wait_room(self) -> None:
+        exited = self._exited
+        if self._room is None or exited is None or exited.done():
+            return
+        room: asyncio.Future[None] = asyncio.ensure_future(self._room())
+        waiters: set[asyncio.Future[Any]] = {room, exited}
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            room.cancel()
 
     async def _terminate(self, exited: asyncio.Future[int]) -> None:
         if not self._stop_force:

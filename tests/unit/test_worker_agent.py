@@ -178,14 +178,25 @@ async def test_rejected_attempt_kills_the_process_and_drops_its_buffers(tmp_path
     run(agent, ["/bin/sh", "-c", f"echo $$ > {pidfile}; sleep 100 & wait"])
     await next_message(agent)
     await next_message(agent)  # started
+    deadline = time.monotonic() + 5
+    while not _read(pidfile):  # the shell wrote its pid: it is running for sure
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
     agent.handle(workers_pb2.ServerMessage(rejected=workers_pb2.Rejected(
         ref=ref(), code="FAILED_PRECONDITION", message="attempt superseded")))
     assert agent.held == []
-    pid = int(pidfile.read_text())
+    pid = int(_read(pidfile))
     deadline = time.monotonic() + 5
     while _state(pid) != "Z":
         assert time.monotonic() < deadline, "the rejected job's process survived"
         await asyncio.sleep(0.05)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
 
 
 def _state(pid: int) -> str:
@@ -209,3 +220,23 @@ async def test_fault_drop_logs_sends_no_lines_and_zero_total() -> None:
     assert kinds(seen) == ["ack", "started", "result"]
     assert seen[-1].result.total_lines == 0
     assert seen[-1].result.outcome == workers_pb2.JOB_OUTCOME_SUCCEEDED
+
+
+async def test_unconfirmed_output_is_capped_and_the_job_waits_on_its_writes() -> None:
+    agent = make_agent(worker_log_buffer_bytes=1024, log_batch_lines=2000)
+    run(agent, ["/bin/sh", "-c", "seq 1 300000"])  # about 2 MB of output
+    sent = 0
+    with pytest.raises(TimeoutError):  # nothing confirmed: sending stops by itself
+        while True:
+            await next_message(agent, seconds=1.0)
+            sent += 1
+    assert 2 < sent <= 2 + LOG_WINDOW_BATCHES
+    (att,) = agent.held
+    assert att.running, "the job should be blocked on its output"
+    assert att.logs.held_bytes < 600_000  # one read chunk over the cap, not the 2 MB
+    # Once the server confirms, the job goes on to the end with every line.
+    agent.handle(workers_pb2.ServerMessage(
+        persisted=workers_pb2.Persisted(ref=ref(), next_line=att.logs.sent)))
+    rest = await until_result(agent, persist=True)
+    assert rest[-1].result.total_lines == 300000
+    assert rest[-1].result.outcome == workers_pb2.JOB_OUTCOME_SUCCEEDED
