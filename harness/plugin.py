@@ -242,6 +242,7 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any,
     rec.update(name=scenario.name, feature=feature.name,
                tags=sorted(set(scenario.tags) | set(feature.tags)),
                all_steps=[f"{s.keyword} {s.name}" for s in scenario.steps],
+               order=f"{feature.rel_filename}:{scenario.line_number:06d}",
                steps=[], t0=time.monotonic())
     rec.setdefault("metrics", {})
 
@@ -326,7 +327,7 @@ def _finish_record(item: pytest.Item, rec: dict[str, Any]) -> None:
     )
     if state.records_dir is not None:
         append_record(state.records_dir, f"p{os.getpid()}", record,
-                      job_ids=list(rec.get("job_ids", [])))
+                      job_ids=list(rec.get("job_ids", [])), order=rec.get("order", ""))
 
 
 # -- end of the run ----------------------------------------------------------------------

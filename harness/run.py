@@ -71,20 +71,24 @@ def scenario_from_dict(data: dict[str, Any]) -> ScenarioRecord:
 
 
 def read_records(records_dir: Path) -> list[ScenarioRecord]:
-    """Merge every process's JSONL (one line per scenario), in a stable order."""
-    out: list[ScenarioRecord] = []
+    """Merge every process's JSONL (one line per scenario) in the order of the feature
+    files and of the scenarios in them, whichever process ran them."""
+    keyed: list[tuple[str, str, str, ScenarioRecord]] = []
     for path in sorted(records_dir.glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
-                out.append(scenario_from_dict(json.loads(line)))
-    out.sort(key=lambda r: (r.feature, r.name))
-    return out
+                data = json.loads(line)
+                record = scenario_from_dict(data)
+                keyed.append((data.get("order", ""), record.feature, record.name, record))
+    keyed.sort(key=lambda k: k[:3])
+    return [k[3] for k in keyed]
 
 
 def append_record(records_dir: Path, process_tag: str, record: ScenarioRecord,
-                  job_ids: list[str] | None = None) -> None:
+                  job_ids: list[str] | None = None, order: str = "") -> None:
+    """`order` ("<feature file>:<line>") puts the merged records in the features' order."""
     records_dir.mkdir(parents=True, exist_ok=True)
-    line = {**asdict(record), "job_ids": list(job_ids or [])}
+    line = {**asdict(record), "job_ids": list(job_ids or []), "order": order}
     with (records_dir / f"{process_tag}.jsonl").open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(line, default=str) + "\n")
 
