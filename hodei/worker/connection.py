@@ -117,7 +117,8 @@ class StreamClient:
                 except grpc.aio.AioRpcError as err:
                     if stop.is_set():
                         break
-                    need_register = self._on_status(err) or need_register
+                    what = "Register" if need_register else "worker stream"
+                    need_register = self._on_status(err, what) or need_register
                 except WorkerUnknown as err:
                     logger.warning("server does not know this worker (%s); registering again",
                                    err, extra=self._fields())
@@ -144,7 +145,7 @@ class StreamClient:
     def _fields(self) -> dict[str, object]:
         return {"worker_id": self.agent.worker_id or None}
 
-    def _on_status(self, err: grpc.aio.AioRpcError) -> bool:
+    def _on_status(self, err: grpc.aio.AioRpcError, what: str) -> bool:
         """Log a stream's end by status code; True when we must register again."""
         code = err.code()
         detail = err.details() or ""
@@ -156,9 +157,9 @@ class StreamClient:
             logger.error("server refused our message as invalid (protocol bug): %s", detail,
                          extra=self._fields())
         elif code in _TRANSIENT:
-            logger.warning("worker stream ended: %s %s", code.name, detail, extra=self._fields())
+            logger.warning("%s ended: %s %s", what, code.name, detail, extra=self._fields())
         else:
-            logger.error("worker stream failed: %s %s", code.name, detail, extra=self._fields())
+            logger.error("%s failed: %s %s", what, code.name, detail, extra=self._fields())
         return False
 
     async def _cancel_on(self, stop: asyncio.Event) -> None:

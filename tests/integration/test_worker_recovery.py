@@ -118,3 +118,27 @@ async def test_idle_stream_with_short_keepalive_has_no_errors(
     stubs: Stubs = stubs_for(app.address)
     job = await stubs.queue(["/bin/true"])
     await stubs.wait_state(job.id, S.JOB_STATE_SUCCEEDED, seconds=15)
+
+
+async def test_server_that_does_not_know_the_worker_gets_a_new_registration(
+    start_server: StartServer,
+    spawn_worker: SpawnWorker,
+    stubs_for: Any,
+    make_db_url: Callable[[], str],
+) -> None:
+    app = await start_server()
+    port = app.port
+    worker = await spawn_worker(app.address, reconnect_max_backoff=0.5)
+    old_id = worker.worker_id()
+    await app.stop(grace=1.0)
+    # Same address, another database: the worker's id is unknown there (NOT_FOUND).
+    fresh = await start_server(port=port, database_url=make_db_url())
+    await worker.wait_log(r"stream open", count=2, seconds=20)
+    assert "registering again" in worker.log_text()
+    new_id = worker.worker_id()
+    assert new_id != old_id
+    stubs: Stubs = stubs_for(fresh.address)
+    job = await stubs.queue(["/bin/sh", "-c", "echo hi"])
+    done = await stubs.wait_state(job.id, S.JOB_STATE_SUCCEEDED, seconds=15)
+    assert done.worker_id == new_id
+    assert worker.error_lines() == []
