@@ -61,6 +61,69 @@ def rss_kib(pid: int) -> dict[str, int]:
     return out
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (0 if it is gone), from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+
+
+def postgres_pids(pgdata: Path) -> list[int]:
+    """The embedded postmaster (its command line names the data dir) and its backends."""
+    master = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if str(pgdata).encode() in (entry / "cmdline").read_bytes():
+                    master.append(int(entry.name))
+    pids = list(master)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if ppid in master:
+                    pids.append(int(entry.name))
+    return pids
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds used by the server, the workers and PostgreSQL over a phase: the
+    figure that still means something when other processes share the machine."""
+
+    platform: Platform
+    start: dict[str, float] = field(default_factory=dict)
+
+    def sample(self) -> dict[str, float]:
+        p = self.platform
+        assert p.server is not None
+        return {
+            "server": cpu_seconds(p.server.pid),
+            "workers": sum(cpu_seconds(w.pid) for w in p.worker_procs),
+            "postgres": sum(cpu_seconds(pid) for pid in postgres_pids(p.workdir / "pgdata")),
+            "client": cpu_seconds(os.getpid()),
+        }
+
+    @classmethod
+    def begin(cls, platform: Platform) -> CpuMeter:
+        meter = cls(platform)
+        meter.start = meter.sample()
+        return meter
+
+    def report(self, units: float, unit: str, scale: float = 1000, label: str = "ms") -> None:
+        end = self.sample()
+        parts = [
+            f"{name} {(end[name] - self.start[name]) * scale / units:.3f} {label}"
+            for name in ("server", "workers", "postgres", "client")
+        ]
+        print(f"    CPU per {unit}: " + ", ".join(parts))
+
+
 @dataclass
 class Platform:
     workdir: Path
@@ -160,12 +223,13 @@ async def wait_final(client: HodeiClient, job_id: str) -> JobView:
     return job
 
 
-async def bench_latency(client: HodeiClient, jobs: int) -> dict[str, float]:
+async def bench_latency(client: HodeiClient, platform: Platform, jobs: int) -> dict[str, float]:
     to_running: list[float] = []
     to_created: list[float] = []
     to_assigned: list[float] = []
     assigned_to_started: list[float] = []
     round_trip: list[float] = []
+    meter = CpuMeter.begin(platform)
     for _ in range(jobs):
         t0 = time.time()
         job = await client.queue_job(["true"], labels={"bench": "latency"})
@@ -189,12 +253,15 @@ async def bench_latency(client: HodeiClient, jobs: int) -> dict[str, float]:
           f"{ms(pct(assigned_to_started, 99))}")
     print(f"    submit -> client saw the end p50 {ms(pct(round_trip, 50))}  p99 "
           f"{ms(pct(round_trip, 99))}")
+    meter.report(jobs, "job")
     return {"p50": pct(to_running, 50), "p99": pct(to_running, 99)}
 
 
 async def bench_throughput(
-    client: HodeiClient, jobs: int, submitters: int, workers: int, slots: int
+    client: HodeiClient, platform: Platform, jobs: int, submitters: int
 ) -> float:
+    workers, slots = platform.workers, platform.slots
+    meter = CpuMeter.begin(platform)
     before = (await client.get_queue()).job_counts.get("SUCCEEDED", 0)
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(jobs):
@@ -229,6 +296,7 @@ async def bench_throughput(
     print(f"    submitted in {submitted - t0:6.2f} s  ({jobs / (submitted - t0):7.0f} QueueJob/s)")
     print(f"    all finished in {elapsed:6.2f} s  -> {rate:7.0f} jobs/s  "
           f"(target >= 500: {'MET' if rate >= 500 else 'MISSED'}, ratio {rate / 500:.2f})")
+    meter.report(jobs, "job")
     return rate
 
 
@@ -240,8 +308,11 @@ async def last_line_persisted(client: HodeiClient, job_id: str, lines: int) -> f
         await asyncio.sleep(0.05)
 
 
-async def bench_logs(client: HodeiClient, server_pid: int, lines: int) -> dict[str, float]:
+async def bench_logs(client: HodeiClient, platform: Platform, lines: int) -> dict[str, float]:
     print(f"\n[3] log throughput: one job printing {lines:,} lines (`seq {lines}`)")
+    assert platform.server is not None
+    server_pid = platform.server.pid
+    meter = CpuMeter.begin(platform)
     rss0 = rss_kib(server_pid)
     job = await client.queue_job(["seq", str(lines)], labels={"bench": "logs"})
     persisted_at = await last_line_persisted(client, job.id, lines)
@@ -253,20 +324,24 @@ async def bench_logs(client: HodeiClient, server_pid: int, lines: int) -> dict[s
     print(f"    persisted: {persisted_at - started:6.2f} s from RUNNING -> {persist_rate:9,.0f} "
           f"lines/s (target >= 200,000: {'MET' if persist_rate >= 200_000 else 'MISSED'}, "
           f"ratio {persist_rate / 200_000:.2f})")
+    meter.report(lines / 1e6, "1M lines", scale=1, label="s")
+    meter = CpuMeter.begin(platform)
 
     # The same again with a live subscriber from the start: lines/s delivered to a client.
     job = await client.queue_job(["seq", str(lines)], labels={"bench": "logs"})
     t0 = time.time()
     received = 0
-    async for line in client.subscribe_logs(job.id):
-        received += 1
-        last = line.sequence
+    last = 0
+    async for batch in client.subscribe_log_batches(job.id):
+        received += len(batch)
+        last = batch[-1].sequence
     t_end = time.time()
     assert received == lines and last == lines, (received, last)
     sub_rate = lines / (t_end - t0)
     rss2 = rss_kib(server_pid)
     print(f"    subscribed: {t_end - t0:6.2f} s from QueueJob to the last line received -> "
           f"{sub_rate:9,.0f} lines/s (ratio {sub_rate / 200_000:.2f})")
+    meter.report(lines / 1e6, "1M lines (persist + subscribe)", scale=1, label="s")
     growth = (rss2["VmRSS"] - rss0["VmRSS"]) / 1024
     peak = (rss2["VmHWM"] - rss0["VmRSS"]) / 1024
     print(f"    server RSS: before {rss0['VmRSS'] / 1024:6.1f} MiB, after persist "
@@ -288,13 +363,11 @@ async def main_async(args: argparse.Namespace, platform: Platform) -> None:
         for _ in range(5):  # warm up connections, caches and the worker's first spawn
             await wait_final(client, (await client.queue_job(["true"])).id)
         if "latency" in args.only:
-            await bench_latency(client, args.latency_jobs)
+            await bench_latency(client, platform, args.latency_jobs)
         if "throughput" in args.only:
-            await bench_throughput(
-                client, args.throughput_jobs, args.submitters, platform.workers, platform.slots
-            )
+            await bench_throughput(client, platform, args.throughput_jobs, args.submitters)
         if "logs" in args.only:
-            await bench_logs(client, platform.server.pid, args.log_lines)
+            await bench_logs(client, platform, args.log_lines)
 
 
 def main() -> int:

@@ -2,6 +2,9 @@
 
 import sys
 
-from hodei.cli.main import main
+try:
+    from hodei.cli.main import main
+except KeyboardInterrupt:  # Ctrl-C while the interpreter loads: no traceback
+    sys.exit(130)
 
 sys.exit(main())

@@ -130,15 +130,27 @@ async def _queue(client: HodeiClient, args: argparse.Namespace) -> JobView:
 # ---- output of log lines -----------------------------------------------------------------
 
 
-def write_line(line: LogLineView, as_json: bool) -> None:
+def write_lines(lines: Sequence[LogLineView], as_json: bool) -> None:
+    """Write a batch in order, then flush: the user (or a harness reading the pipe)
+    follows live, and a burst of lines costs one flush, not one per line."""
     if as_json:
-        sys.stdout.write(json.dumps({"type": "log", **line.to_dict()}) + "\n")
+        sys.stdout.write("".join(json.dumps({"type": "log", **x.to_dict()}) + "\n" for x in lines))
         sys.stdout.flush()
         return
-    # Flushed per line: the user (or a harness reading the pipe) follows live.
-    stream = sys.stderr if line.is_stderr else sys.stdout
-    stream.write(line.line + "\n")
-    stream.flush()
+    previous = None
+    for line in lines:
+        stream = sys.stderr if line.is_stderr else sys.stdout
+        if previous is not None and stream is not previous:
+            previous.flush()  # keeps stdout/stderr interleaving as the job produced it
+        stream.write(line.line + "\n")
+        previous = stream
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+async def follow(client: HodeiClient, job_id: str, as_json: bool, tail_lines: int = 0) -> None:
+    async for batch in client.subscribe_log_batches(job_id, tail_lines=tail_lines):
+        write_lines(batch, as_json)
 
 
 def job_run_exit_code(job: JobView) -> int:
@@ -167,8 +179,7 @@ def _ending_note(job: JobView) -> str | None:
 async def job_run(client: HodeiClient, args: argparse.Namespace) -> int:
     job = await _queue(client, args)
     try:
-        async for line in client.subscribe_logs(job.id):
-            write_line(line, args.output == "json")
+        await follow(client, job.id, args.output == "json")
         final = await client.get_job(job.id)
         # The stream ends with the job; poll briefly in case the state lags it.
         for _ in range(50):
@@ -247,8 +258,7 @@ async def job_logs(client: HodeiClient, args: argparse.Namespace) -> int:
         raise InvalidArgument(f"--tail must be 0 or more, not {args.tail}")
     as_json = args.output == "json"
     if args.follow:
-        async for line in client.subscribe_logs(args.job_id, tail_lines=args.tail):
-            write_line(line, as_json)
+        await follow(client, args.job_id, as_json, args.tail)
         return exit_codes.OK
     await client.get_job(args.job_id)  # an unknown id is NOT_FOUND, not an empty log
     lines: list[LogLineView] = []
@@ -258,11 +268,9 @@ async def job_logs(client: HodeiClient, args: argparse.Namespace) -> int:
         if args.tail:
             lines = (lines + page.lines)[-args.tail :]
         else:
-            for line in page.lines:
-                write_line(line, as_json)
+            write_lines(page.lines, as_json)
         if page.complete or not page.lines:
             break
         after = page.lines[-1].sequence
-    for line in lines:
-        write_line(line, as_json)
+    write_lines(lines, as_json)
     return exit_codes.OK

@@ -19,8 +19,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
 from hodei import __version__
-from hodei.cli import exit_codes, jobs, platform, up
+from hodei.cli import exit_codes
 from hodei.errors import HodeiError
+
+# The command modules (and grpc, protobuf, psycopg behind them) are imported inside
+# main(), under its Ctrl-C and error handling: a Ctrl-C while they load must give
+# exit 130, not an import traceback.
 
 AsyncHandler = Callable[[Any, argparse.Namespace], Awaitable[int]]
 
@@ -38,6 +42,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hodei.cli import jobs, platform, up
+
     # Options accepted before or after the subcommand; SUPPRESS keeps a later
     # parser from resetting a value given earlier on the line.
     common = _Parser(add_help=False)
@@ -110,19 +116,29 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help, --version, usage errors
-        return int(exc.code or 0) if isinstance(exc.code, int) else exit_codes.USAGE
-    args.output = getattr(args, "output", "table")
-    debug = bool(getattr(args, "debug", False))
-    from hodei.logging_setup import configure_logging
+    code = _main(argv)
+    if argv is None:
+        # Run as the program: a Ctrl-C arriving while the interpreter shuts down
+        # must not turn the exit code we chose into "killed by SIGINT".
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
 
-    # The CLI's own log is quiet (WARNING) unless --debug; `up`, `server` and
-    # `worker` configure theirs from settings.
-    if args.command not in ("up", "server", "worker"):
-        configure_logging("DEBUG" if debug else "WARNING")
+
+def _main(argv: list[str] | None) -> int:
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, --version, usage errors
+            return int(exc.code or 0) if isinstance(exc.code, int) else exit_codes.USAGE
+        args.output = getattr(args, "output", "table")
+        debug = bool(getattr(args, "debug", False))
+        from hodei.logging_setup import configure_logging
+
+        # The CLI's own log is quiet (WARNING) unless --debug; `up`, `server` and
+        # `worker` configure theirs from settings.
+        if args.command not in ("up", "server", "worker"):
+            configure_logging("DEBUG" if debug else "WARNING")
         return run(args)
     except HodeiError as err:
         _error(str(err) or type(err).__name__)

@@ -4,6 +4,7 @@ runs in the test's event loop, so the CLI must not block it)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -38,7 +39,10 @@ def cli_env(**extra: str) -> dict[str, str]:
 async def start_cli(*argv: str, server: str | None = None) -> asyncio.subprocess.Process:
     env = cli_env(**({"HODEI_SERVER_ADDRESS": server} if server else {}))
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hodei.cli", *argv,
+        sys.executable,
+        "-m",
+        "hodei.cli",
+        *argv,
         env=env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -66,7 +70,8 @@ async def hodei(*argv: str, server: str | None = None, seconds: float = 30.0) ->
 
 
 async def interrupt(proc: asyncio.subprocess.Process) -> None:
-    proc.send_signal(signal.SIGINT)
+    with contextlib.suppress(ProcessLookupError):  # it may have finished already
+        proc.send_signal(signal.SIGINT)
 
 
 def closed_port() -> int:
