@@ -131,7 +131,9 @@ FROM unnest(%(stderr)b::bool[], %(lines)b::text[], %(epochs)b::float8[])
     WITH ORDINALITY AS u(s, l, t, ord);
 
 -- name: get_logs
-SELECT job_id, sequence, attempt, is_stderr, line, ts FROM job_logs
+SELECT job_id, sequence, attempt, is_stderr, line,
+       (extract(epoch FROM ts) * 1000000)::int8 AS ts_us
+FROM job_logs
 WHERE job_id = %(id)s AND sequence > %(after)s
 ORDER BY sequence
 LIMIT %(limit)s;

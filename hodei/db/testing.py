@@ -145,7 +145,7 @@ class InMemoryDatabase:
                     "attempt": p["attempt"],
                     "is_stderr": err,
                     "line": line,
-                    "ts": datetime.fromtimestamp(epoch, UTC),
+                    "ts_us": round(epoch * 1e6),
                 }
             )
         self.job_logs.extend(rows)

@@ -13,7 +13,6 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 from hodei.db.connector import Database
@@ -26,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_GET_LIMIT = 1000
 MAX_GET_LIMIT = 10_000
-_PAGE = 1000
+_PAGE = 5000
 #: Lines a subscriber may have waiting in memory before it reads from the table instead.
 SUBSCRIBER_BUFFER = 10_000
 #: How often an idle subscriber re-checks the table (lines written by another server).
@@ -136,9 +135,7 @@ class LogService:
             self.bus.publish(
                 job.id,
                 [
-                    LogLineRecord(
-                        job.id, base + i, ref.attempt, err, line, datetime.fromtimestamp(t, UTC)
-                    )
+                    LogLineRecord(job.id, base + i, ref.attempt, err, line, round(t * 1e6))
                     for i, (err, line, t) in enumerate(
                         zip(fresh.stderr, lines, fresh.epochs, strict=True), start=1
                     )
@@ -189,7 +186,11 @@ class LogService:
                 sub.wake.clear()
                 lines = sub.take(last)
                 if not lines:
-                    lines, _ = await self.read(job_id, last, _PAGE)
+                    async with self.db.connection() as tx:
+                        rows = await tx.all(
+                            "get_logs", {"id": job_id, "after": last, "limit": _PAGE}
+                        )
+                    lines = [_line(r) for r in rows]
                 if lines:
                     last = lines[-1].sequence
                     yield lines
@@ -209,10 +210,5 @@ class LogService:
 
 def _line(row: dict[str, Any]) -> LogLineRecord:
     return LogLineRecord(
-        job_id=row["job_id"],
-        sequence=int(row["sequence"]),
-        attempt=int(row["attempt"]),
-        is_stderr=bool(row["is_stderr"]),
-        line=str(row["line"]),
-        ts=row["ts"],
+        row["job_id"], row["sequence"], row["attempt"], row["is_stderr"], row["line"], row["ts_us"]
     )

@@ -166,7 +166,8 @@ class LogLineRecord:
     attempt: int
     is_stderr: bool
     line: str
-    ts: datetime
+    #: Microseconds since the Unix epoch (PostgreSQL's precision; cheap to encode).
+    ts_us: int
 
 
 @dataclass(frozen=True, slots=True)

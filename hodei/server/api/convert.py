@@ -115,15 +115,26 @@ def job_to_proto(job: JobRecord) -> jobs_pb2.Job:
     )
 
 
-def log_line_to_proto(line: LogLineRecord) -> logs_pb2.LogLine:
-    return logs_pb2.LogLine(
-        job_id=str(line.job_id),
-        sequence=line.sequence,
-        is_stderr=line.is_stderr,
-        line=line.line,
-        timestamp=ts(line.ts),
-        attempt=line.attempt,
-    )
+def log_lines_to_proto(lines: list[LogLineRecord]) -> list[logs_pb2.LogLine]:
+    """Hot path (every line a subscriber reads): no datetime, one job id string."""
+    out: list[logs_pb2.LogLine] = []
+    job_ids: dict[uuid.UUID, str] = {}
+    for line in lines:
+        job_id = job_ids.get(line.job_id)
+        if job_id is None:
+            job_id = job_ids[line.job_id] = str(line.job_id)
+        seconds, micros = divmod(line.ts_us, 1_000_000)
+        out.append(
+            logs_pb2.LogLine(
+                job_id=job_id,
+                sequence=line.sequence,
+                is_stderr=line.is_stderr,
+                line=line.line,
+                timestamp=Timestamp(seconds=seconds, nanos=micros * 1000),
+                attempt=line.attempt,
+            )
+        )
+    return out
 
 
 def queue_to_proto(view: QueueView) -> platform_pb2.GetQueueResponse:

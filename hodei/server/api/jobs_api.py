@@ -11,7 +11,7 @@ from hodei.errors import InvalidArgument
 from hodei.server.api.convert import (
     job_state_from_proto,
     job_to_proto,
-    log_line_to_proto,
+    log_lines_to_proto,
     spec_args,
 )
 from hodei.server.api.status_codes import server_stream, unary
@@ -80,8 +80,8 @@ class LogStreamServicer(logs_pb2_grpc.LogStreamServiceServicer):
             after_sequence=request.after_sequence,
         )
         async for lines in pages:
-            for line in lines:
-                yield log_line_to_proto(line)
+            for line in log_lines_to_proto(lines):
+                yield line
 
     @server_stream
     async def SubscribeLogBatches(
@@ -94,7 +94,7 @@ class LogStreamServicer(logs_pb2_grpc.LogStreamServiceServicer):
             after_sequence=request.after_sequence,
         )
         async for lines in pages:
-            yield logs_pb2.LogLines(lines=[log_line_to_proto(line) for line in lines])
+            yield logs_pb2.LogLines(lines=log_lines_to_proto(lines))
 
     @unary
     async def GetLogs(
@@ -103,6 +103,4 @@ class LogStreamServicer(logs_pb2_grpc.LogStreamServiceServicer):
         lines, complete = await self.s.logs.read(
             parse_id(request.job_id), request.after_sequence, request.limit
         )
-        return logs_pb2.GetLogsResponse(
-            lines=[log_line_to_proto(line) for line in lines], complete=complete
-        )
+        return logs_pb2.GetLogsResponse(lines=log_lines_to_proto(lines), complete=complete)
