@@ -197,6 +197,32 @@ def diagnose_metrics(checks: list[CheckResult], canary: Any = None) -> list[Metr
     return rows
 
 
+def canary_flow(canary: Any) -> ScenarioRecord:
+    """The canary's lifecycle as steps, like the seed's "Paso 1: Job Creation"."""
+    def step(name: str, seconds: float | None, ok: bool) -> StepRecord:
+        status = Status.PASS if ok else (Status.FAIL if seconds is None else Status.WARN)
+        return StepRecord(name, status, round(seconds or 0.0, 4),
+                          "" if ok else f"not reached (final state {canary.state or '?'})")
+
+    steps = [
+        StepRecord(f"Job created: {canary.job_id or '?'} (labels hodei.io/test=true)",
+                   Status.PASS if canary.job_id else Status.FAIL, 0.0, canary.error),
+        step("Dispatched: PENDING -> ASSIGNED", canary.dispatch_s, canary.dispatch_s is not None),
+        step("Started by the worker: ASSIGNED -> RUNNING", canary.start_s,
+             canary.start_s is not None),
+        step(f"Finished: RUNNING -> {canary.state or '?'} (exit {canary.exit_code})",
+             canary.execution_s, canary.state == "SUCCEEDED"),
+        step(f"Logs streamed: {len(canary.lines)} line(s), first after queueing",
+             canary.first_log_s, canary.stdout_ok and canary.stderr_ok),
+    ]
+    status = Status.PASS if all(s.status == Status.PASS for s in steps) else Status.FAIL
+    metrics = {k: v for k, v in (("dispatch_s", canary.dispatch_s), ("start_s", canary.start_s),
+                                 ("execution_s", canary.execution_s),
+                                 ("first_log_s", canary.first_log_s)) if v is not None}
+    return ScenarioRecord("hodei-diagnose canary", "canary", ["canary"], status,
+                          float(canary.total_s or 0.0), steps, canary.error, metrics)
+
+
 def build_diagnose_report(
     *,
     checks: list[CheckResult],
@@ -226,6 +252,7 @@ def build_diagnose_report(
         kind="diagnose", generated_at=now_iso(), version=hodei_version(), target=target,
         verdict=verdict_of(findings, checks, []), components=components_from(checks, findings),
         checks=checks, snapshot_after=snapshot, log_scans=redacted_scans(log_scans or []),
+        scenarios=[canary_flow(canary)] if canary is not None else [],
         metrics=diagnose_metrics(checks, canary),
         checklist=diagnose_checklist(checks, snapshot, canary),
         timeline=timeline_from(events if events is not None
