@@ -52,6 +52,9 @@ async def test_healthy_deployment_all_pass_exit_0(
                  "LOGS_REACH_CLI", "JOBS_COMPLETE", "NO_GRPC_ERRORS", "OUTBOX_PUBLISHED"):
         assert ticked[code], (code, run.report["checklist"])
     assert "[✓] Dispatcher" in run.stdout and "[✗]" not in run.stdout
+    (flow,) = run.report["scenarios"]  # the canary's lifecycle, step by step, all reached
+    assert [s["status"] for s in flow["steps"]] == ["PASS"] * 5, flow
+    assert flow["metrics"]["dispatch_s"] >= 0 and flow["metrics"]["first_log_s"] > 0
 
     # Read-only by default: without --canary the diagnosis creates no job.
     with psycopg.connect(db_url, autocommit=True) as conn:
