@@ -66,6 +66,8 @@ class Attempt:
     task: asyncio.Task[None] | None = None
     pid: int | None = None
     running: bool = True  # the process has not finished yet
+    # Stopped by our own shutdown: handed back to the server for a retry, no result.
+    give_back: bool = False
     result: workers_pb2.JobResult | None = None
     # What was sent on the current stream (reset on each reconnect).
     ack_sent: bool = False
@@ -104,6 +106,7 @@ class WorkerAgent:
         self._stream_opened = asyncio.Event()  # restarts the heartbeat period
         self._persisted = asyncio.Event()  # the server confirmed something
         self._rr = 0
+        self._unwritten = False  # next_outgoing gave a message not yet written
 
     # ---- what the connection asks -------------------------------------------------
 
@@ -147,6 +150,7 @@ class WorkerAgent:
         """The stream is gone: forget what was sent on it; resend it on the next one."""
         self.connected = False
         self._control.clear()
+        self._unwritten = False
         self._resend_unconfirmed()
 
     def _resend_unconfirmed(self) -> None:
@@ -175,6 +179,11 @@ class WorkerAgent:
 
     async def next_outgoing(self) -> workers_pb2.WorkerMessage | bytes:
         """The next message to write on the stream; waits until there is one."""
+        message = await self._next_outgoing()
+        self._unwritten = True
+        return message
+
+    async def _next_outgoing(self) -> workers_pb2.WorkerMessage | bytes:
         batch_lines = self.settings.log_batch_lines
         interval = self.settings.log_batch_interval
         window = LOG_WINDOW_BATCHES * batch_lines
@@ -283,6 +292,16 @@ class WorkerAgent:
             logger.exception("job runner failed", extra=fields)
             result = RunResult(Outcome.FAILED, None, f"worker error: {exc}")
         att.running = False
+        if att.give_back:
+            # Not the job's fault: JobAck(accepted=false) makes the server requeue it
+            # at once (another attempt) instead of recording a final state.
+            self._attempts.pop(att.key, None)
+            reason = "worker shut down before the job finished"
+            self._send(_msg(ack=workers_pb2.JobAck(ref=att.ref, accepted=False, reason=reason)))
+            logger.warning("job stopped by the worker's shutdown; handed back to the server",
+                           extra=fields)
+            self._changed.set()
+            return
         att.result = workers_pb2.JobResult(
             ref=att.ref,
             outcome=_OUTCOMES[result.outcome],
@@ -421,11 +440,7 @@ class WorkerAgent:
             logger.info("waiting up to %.1f s for %d running job(s)", grace, self.running_count,
                         extra={"worker_id": self.worker_id})
         if not await self._wait_until(lambda: self.running_count == 0, grace):
-            for att in self._attempts.values():
-                if att.running and att.process is not None:
-                    logger.warning("stopping job: worker shutting down",
-                                   extra=att.log_fields(self.worker_id))
-                    att.process.cancel(reason="worker shut down")
+            self.stop_jobs(force=False)
             await self._wait_until(
                 lambda: self.running_count == 0, self.settings.worker_kill_grace + 3.0
             )
@@ -433,9 +448,27 @@ class WorkerAgent:
         for task in tasks:
             task.cancel()
 
+    def stop_jobs(self, force: bool) -> None:
+        """Shutdown: stop every running job and hand it back to the server."""
+        for att in self._attempts.values():
+            if att.running and att.process is not None:
+                logger.warning("stopping job: worker shutting down",
+                               extra=att.log_fields(self.worker_id))
+                att.give_back = True
+                att.process.cancel(force=force, reason="worker shut down")
+
+    def on_written(self) -> None:
+        """The connection wrote the last message `next_outgoing` gave it."""
+        self._unwritten = False
+        if not self._control:
+            self._changed.set()
+
     async def flush(self, seconds: float) -> bool:
-        """Wait until the server persisted every result (or `seconds` passed)."""
-        done = await self._wait_until(lambda: not self._attempts, seconds)
+        """Wait until the server persisted every result and every queued message was
+        written (or `seconds` passed)."""
+        done = await self._wait_until(
+            lambda: not self._attempts and not self._control and not self._unwritten, seconds
+        )
         if not done:
             logger.warning(
                 "%d attempt(s) not confirmed by the server at shutdown", len(self._attempts),

@@ -83,7 +83,10 @@ class StreamClient:
         self.agent = agent
         self._channel: grpc.aio.Channel | None = None
         self._call: grpc.aio.StreamStreamCall | None = None
-        self._closing = False
+        self._closing = False  # close() was called: half-close, do not reconnect
+        self._half_close = asyncio.Event()
+        self._session_done = asyncio.Event()
+        self._session_done.set()
         self.connects = 0  # streams welcomed so far (for logs and tests)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -101,7 +104,7 @@ class StreamClient:
         need_register = True
         stopper = asyncio.create_task(self._cancel_on(stop), name="stream-stopper")
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not self._closing:
                 welcomed = False
                 try:
                     if need_register:
@@ -111,11 +114,11 @@ class StreamClient:
                         self.agent.on_registered(response)
                         need_register = False
                     welcomed = await self._session(stream)
-                    if not stop.is_set():
+                    if not stop.is_set() and not self._closing:
                         logger.warning("server closed the worker stream; reconnecting",
                                        extra=self._fields())
                 except grpc.aio.AioRpcError as err:
-                    if stop.is_set():
+                    if stop.is_set() or self._closing:
                         break
                     what = "Register" if need_register else "worker stream"
                     need_register = self._on_status(err, what) or need_register
@@ -130,7 +133,7 @@ class StreamClient:
                     if self._call is not None:
                         self._call.cancel()
                         self._call = None
-                if stop.is_set():
+                if stop.is_set() or self._closing:
                     break
                 failures = 1 if welcomed else failures + 1
                 delay = backoff_delay(failures, self.settings.reconnect_max_backoff)
@@ -167,8 +170,23 @@ class StreamClient:
         if self._call is not None:
             self._call.cancel()
 
+    async def close(self, seconds: float) -> None:
+        """Graceful end: half-close the stream and wait for the server to end it, which
+        it does after applying everything we wrote. Then stop without reconnecting."""
+        self._closing = True
+        self._half_close.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._session_done.wait(), seconds)
+
     async def _session(self, stream: grpc.aio.StreamStreamMultiCallable) -> bool:
         """One stream from Hello to its end. Returns whether it was welcomed."""
+        self._session_done.clear()
+        try:
+            return await self._session_inner(stream)
+        finally:
+            self._session_done.set()
+
+    async def _session_inner(self, stream: grpc.aio.StreamStreamMultiCallable) -> bool:
         call = stream()
         self._call = call
         welcome = asyncio.Event()
@@ -177,12 +195,13 @@ class StreamClient:
         try:
             while True:
                 reader = asyncio.ensure_future(call.read())
-                done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-                if reader not in done:
-                    reader.cancel()
-                    writer.result()  # raises _StreamLost / AioRpcError
-                    raise _StreamLost("writer stopped")
-                message = reader.result()
+                if not writer.done():
+                    await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+                    if writer.done() and writer.exception() is not None:
+                        reader.cancel()
+                        writer.result()  # raises _StreamLost / AioRpcError
+                # A writer that returned has half-closed: read on until the server ends.
+                message = await reader
                 if message is grpc.aio.EOF:
                     code = await call.code()
                     if code != grpc.StatusCode.OK:
@@ -207,6 +226,16 @@ class StreamClient:
             await asyncio.wait_for(welcome.wait(), WELCOME_TIMEOUT)
         except TimeoutError:
             raise _StreamLost(f"no Welcome within {WELCOME_TIMEOUT:g} s") from None
-        while True:
-            message = await self.agent.next_outgoing()
-            await call.write(message)
+        closing = asyncio.ensure_future(self._half_close.wait())
+        try:
+            while True:
+                nxt = asyncio.ensure_future(self.agent.next_outgoing())
+                await asyncio.wait({nxt, closing}, return_when=asyncio.FIRST_COMPLETED)
+                if not nxt.done():
+                    nxt.cancel()
+                    await call.done_writing()
+                    return
+                await call.write(nxt.result())
+                self.agent.on_written()
+        finally:
+            closing.cancel()

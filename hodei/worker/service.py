@@ -55,9 +55,7 @@ class WorkerService:
         else:  # a second Ctrl-C: no more grace
             logger.warning("second shutdown request: stopping jobs now",
                            extra={"worker_id": self.agent.worker_id or None})
-            for att in self.agent.held:
-                if att.running and att.process is not None:
-                    att.process.cancel(force=True, reason="worker shut down")
+            self.agent.stop_jobs(force=True)
 
     async def run(self) -> None:
         if self.settings.fault_drop_logs:
@@ -84,6 +82,7 @@ class WorkerService:
             await self.agent.drain(grace)
             if self.agent.connected:
                 await self.agent.flush(self.settings.worker_flush_timeout)
+                await self.client.close(self.settings.worker_flush_timeout)
         finally:
             self._stop_heartbeat.set()
             self._stop_stream.set()

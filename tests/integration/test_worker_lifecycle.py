@@ -187,3 +187,30 @@ async def test_sigterm_lets_the_running_job_finish_then_exits(
     assert await job_logs(db_url, job.id) == [(1, False, "finished")]
     assert "worker stopped" in worker.log_text()
     assert worker.error_lines() == []
+
+
+async def test_shutdown_grace_over_hands_the_job_back_for_a_retry(
+    start_server: StartServer,
+    spawn_worker: SpawnWorker,
+    stubs_for: Any,
+    tmp_path: Path,
+) -> None:
+    app = await start_server()
+    worker = await spawn_worker(app.address, worker_shutdown_grace=0.5, worker_kill_grace=0.5)
+    stubs = stubs_for(app.address)
+    pidfile = tmp_path / "pid"
+    job = await stubs.queue(["/bin/sh", "-c", f"echo $$ > {pidfile}; exec sleep 100"])
+    await stubs.wait_state(job.id, S.JOB_STATE_RUNNING, seconds=15)
+    pid = int(await wait_file(pidfile))
+    t0 = time.monotonic()
+    assert await worker.stop(seconds=15) == 0
+    # Requeued at once (not after the heartbeat deadline), the attempt counted.
+    back = await stubs.wait_state(job.id, S.JOB_STATE_PENDING, seconds=5)
+    assert time.monotonic() - t0 < 8
+    assert back.attempts == 1
+    assert await wait_gone(pid)
+    assert "handed back to the server" in worker.log_text()
+    # A new worker finishes it.
+    await spawn_worker(app.address)
+    done = await stubs.wait_state(job.id, S.JOB_STATE_RUNNING, seconds=15)
+    assert done.attempts == 2
