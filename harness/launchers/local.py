@@ -332,25 +332,29 @@ def _stop_immediately(pg: Any, pgdata: Path) -> None:
 
 
 def stop_recorded_processes(run_dir: Path, grace_s: float = 5.0) -> None:
-    """SIGTERM every process listed in run_dir/processes.jsonl (workers first, so the
-    server does not log their disconnection as errors), then SIGKILL stragglers."""
+    """SIGTERM every process listed in run_dir/processes.jsonl (all workers at once, then
+    the server, so that it does not log their disconnection as errors), then SIGKILL
+    stragglers."""
     registry = run_dir / "processes.jsonl"
     if not registry.exists():
         return
     entries = [json.loads(line) for line in registry.read_text().splitlines() if line.strip()]
-    order = sorted(entries, key=lambda e: e["role"] == "server")
-    for entry in order:
-        pid = int(entry["pid"])
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            continue
+    for role_is_server in (False, True):
+        pids = [int(e["pid"]) for e in entries if (e["role"] == "server") == role_is_server]
+        signalled = []
+        for pid in pids:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+                signalled.append(pid)
+            except (ProcessLookupError, PermissionError):
+                continue
         deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and any(_alive(pid) for pid in signalled):
             time.sleep(0.05)
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+        for pid in signalled:
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
 
 
 def _alive(pid: int) -> bool:
