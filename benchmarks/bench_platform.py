@@ -115,8 +115,15 @@ class CpuMeter:
         meter.start = meter.sample()
         return meter
 
-    def report(self, units: float, unit: str, scale: float = 1000, label: str = "ms") -> None:
-        end = self.sample()
+    def report(
+        self,
+        units: float,
+        unit: str,
+        scale: float = 1000,
+        label: str = "ms",
+        end: dict[str, float] | None = None,
+    ) -> None:
+        end = end or self.sample()
         parts = [
             f"{name} {(end[name] - self.start[name]) * scale / units:.3f} {label}"
             for name in ("server", "workers", "postgres", "client")
@@ -213,8 +220,8 @@ def ms(seconds: float) -> str:
 
 
 async def wait_final(client: HodeiClient, job_id: str) -> JobView:
-    # The log stream ends when the job ends: no polling on the idle platform.
-    async for _ in client.subscribe_logs(job_id):
+    # A live-only log stream ends when the job ends: no polling on the idle platform.
+    async for _ in client.subscribe_log_batches(job_id, include_history=False):
         pass
     job = await client.get_job(job_id)
     while not job.is_final:
@@ -286,7 +293,7 @@ async def bench_throughput(
             break
         if time.time() - t0 > 600:
             raise SystemExit(f"throughput: only {done}/{jobs} succeeded in 600 s ({other} other)")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
     recent = await client.list_jobs([JobState.SUCCEEDED], limit=1, labels={"bench": "throughput"})
     last_finished = recent[0].finished_at.timestamp() if recent and recent[0].finished_at else 0
     elapsed = max(last_finished, submitted) - t0
@@ -297,7 +304,29 @@ async def bench_throughput(
     print(f"    all finished in {elapsed:6.2f} s  -> {rate:7.0f} jobs/s  "
           f"(target >= 500: {'MET' if rate >= 500 else 'MISSED'}, ratio {rate / 500:.2f})")
     meter.report(jobs, "job")
+    print_table_stats(platform, jobs)
     return rate
+
+
+def print_table_stats(platform: Platform, jobs: int) -> None:
+    """Where PostgreSQL's work goes: rows written and scanned per job, by table."""
+    import psycopg
+
+    with psycopg.connect(platform.pg.get_uri("hodei")) as conn:
+        rows = conn.execute(
+            "SELECT relname, seq_scan, seq_tup_read, idx_scan, n_tup_ins, n_tup_upd, n_tup_del "
+            "FROM pg_stat_user_tables ORDER BY seq_tup_read + n_tup_ins + n_tup_upd DESC"
+        ).fetchall()
+        commits = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    print(f"    PostgreSQL per job (whole run so far; {commits[0] if commits else '?'} commits):")
+    print(f"      {'table':<16}{'seq scans':>10}{'rows seq-read':>15}{'idx scans':>11}"
+          f"{'ins':>7}{'upd':>7}{'del':>7}")
+    for name, seq, seq_rows, idx, ins, upd, dele in rows:
+        print(f"      {name:<16}{seq / jobs:>10.2f}{seq_rows / jobs:>15.1f}"
+              f"{(idx or 0) / jobs:>11.2f}"
+              f"{ins / jobs:>7.2f}{upd / jobs:>7.2f}{dele / jobs:>7.2f}")
 
 
 async def last_line_persisted(client: HodeiClient, job_id: str, lines: int) -> float:
@@ -316,15 +345,19 @@ async def bench_logs(client: HodeiClient, platform: Platform, lines: int) -> dic
     rss0 = rss_kib(server_pid)
     job = await client.queue_job(["seq", str(lines)], labels={"bench": "logs"})
     persisted_at = await last_line_persisted(client, job.id, lines)
-    done = await wait_final(client, job.id)
+    rss1 = rss_kib(server_pid)
+    persist_meter_end = meter.sample()
+    done = await client.get_job(job.id)
+    while not done.is_final:
+        await asyncio.sleep(0.05)
+        done = await client.get_job(job.id)
     assert done.started_at is not None
     started = done.started_at.timestamp()
-    rss1 = rss_kib(server_pid)
     persist_rate = lines / (persisted_at - started)
     print(f"    persisted: {persisted_at - started:6.2f} s from RUNNING -> {persist_rate:9,.0f} "
           f"lines/s (target >= 200,000: {'MET' if persist_rate >= 200_000 else 'MISSED'}, "
           f"ratio {persist_rate / 200_000:.2f})")
-    meter.report(lines / 1e6, "1M lines", scale=1, label="s")
+    meter.report(lines / 1e6, "1M lines", scale=1, label="s", end=persist_meter_end)
     meter = CpuMeter.begin(platform)
 
     # The same again with a live subscriber from the start: lines/s delivered to a client.
@@ -341,7 +374,7 @@ async def bench_logs(client: HodeiClient, platform: Platform, lines: int) -> dic
     rss2 = rss_kib(server_pid)
     print(f"    subscribed: {t_end - t0:6.2f} s from QueueJob to the last line received -> "
           f"{sub_rate:9,.0f} lines/s (ratio {sub_rate / 200_000:.2f})")
-    meter.report(lines / 1e6, "1M lines (persist + subscribe)", scale=1, label="s")
+    meter.report(lines / 1e6, "1M lines (persisted and subscribed)", scale=1, label="s")
     growth = (rss2["VmRSS"] - rss0["VmRSS"]) / 1024
     peak = (rss2["VmHWM"] - rss0["VmRSS"]) / 1024
     print(f"    server RSS: before {rss0['VmRSS'] / 1024:6.1f} MiB, after persist "
