@@ -40,10 +40,11 @@ _OUTCOMES = {
     Outcome.CANCELLED: workers_pb2.JOB_OUTCOME_CANCELLED,
 }
 
-#: Log batches of one attempt written but not yet confirmed by Persisted. The server
-#: reads a stream in order, so everything in flight is queued ahead of our next
-#: Heartbeat: an unbounded backlog would make a busy worker look silent (LOST).
-LOG_WINDOW_BATCHES = 4
+#: Log batches of one attempt written but not yet confirmed by Persisted. Bounded so
+#: that a slow server holds at most this much of our output in its queues (the rest
+#: waits here, under worker_log_buffer_bytes); large enough that the server can merge
+#: waiting batches into one insert (4 gave about half the end-to-end rate of 16).
+LOG_WINDOW_BATCHES = 16
 
 Key = tuple[str, int]
 
