@@ -2,10 +2,10 @@
 
 Building one `LogEntry` message per line with the generated classes costs about
 2.7 µs (most of it the per-entry Timestamp); writing the same bytes here costs
-about 0.8 µs, which is the difference between the worker being the bottleneck
+about 0.3 µs, which is the difference between the worker being the bottleneck
 of a 1,000,000-line job or not. The output is plain proto3 wire format for the
-messages in proto/hodei/api/v1/workers.proto, checked by a unit test that
-parses it back with the generated classes. Every other message goes through
+messages in proto/hodei/api/v1/workers.proto, checked by unit tests against
+the generated classes' own serialization, byte for byte. Every other message goes through
 the generated classes.
 """
 
@@ -54,32 +54,56 @@ def _timestamp_field(ts_ns: int) -> bytes:
     return _LE_TS + _v(len(body)) + body
 
 
+#: Lines shorter than this use the per-length prefix tables below.
+_TABLE_LIMIT = 16000
+_prefix_tables: dict[tuple[bool, int], list[bytes]] = {}
+
+
+def _prefix_table(is_stderr: bool, tail_len: int) -> list[bytes]:
+    """For each line length n: the bytes of a LogEntry before the line itself
+    (entry tag, entry length, is_stderr, line tag and length). The entry's tail
+    (the timestamp field) only varies in content, not length, within a table."""
+    key = (is_stderr, tail_len)
+    table = _prefix_tables.get(key)
+    if table is None:
+        head = _LE_STDERR if is_stderr else b""
+        table = []
+        for n in range(_TABLE_LIMIT):
+            # proto3 leaves an empty string out of the wire.
+            field = _LE_LINE + _v(n) if n else b""
+            body = len(head) + len(field) + n + tail_len
+            table.append(_LB_ENTRY + _v(body) + head + field)
+        _prefix_tables[key] = table
+    return table
+
+
+def _entry_slow(is_stderr: bool, line: bytes, tail: bytes) -> bytes:
+    head = _LE_STDERR if is_stderr else b""
+    field = _LE_LINE + varint(len(line)) if line else b""
+    body = head + field + line + tail
+    return _LB_ENTRY + varint(len(body)) + body
+
+
 def encode_log_batch(ref: common_pb2.JobRef, first_line: int, segments: Iterable[Segment]) -> bytes:
     """Serialized `WorkerMessage(logs=LogBatch(ref, first_line, entries))`."""
     ref_body = ref.SerializeToString()
     parts: list[bytes] = [_LB_REF, _v(len(ref_body)), ref_body]
     if first_line:
         parts += (_LB_FIRST_LINE, varint(first_line))
-    append = parts.append
     for seg in segments:
+        lines = seg.lines
+        if not lines:
+            continue
         tail = _timestamp_field(seg.ts_ns)
-        head = _LE_STDERR + _LE_LINE if seg.is_stderr else _LE_LINE
-        fixed = len(head) + len(tail)
-        # proto3 leaves an empty string out of the wire.
-        empty = head[:-1] + tail
-        empty_entry = _LB_ENTRY + _v(len(empty)) + empty
-        small = _SMALL
-        for line in seg.lines:
-            n = len(line)
-            if n == 0:
-                append(empty_entry)
-            elif n < 16000:
-                len_n = small[n]
-                body = fixed + len(len_n) + n
-                append(_LB_ENTRY + small[body] + head + len_n + line + tail)
-            else:
-                len_n = varint(n)
-                append(_LB_ENTRY + varint(fixed + len(len_n) + n) + head + len_n + line + tail)
+        if max(map(len, lines)) < _TABLE_LIMIT:
+            # The hot path: per line one table lookup and one concatenation, all
+            # driven from C (map, join) rather than Python bytecode.
+            table = _prefix_table(seg.is_stderr, len(tail))
+            prefixes = map(table.__getitem__, map(len, lines))
+            parts.append(tail.join(map(bytes.__add__, prefixes, lines)))
+            parts.append(tail)
+        else:
+            parts.extend(_entry_slow(seg.is_stderr, line, tail) for line in lines)
     batch = b"".join(parts)
     return _WM_LOGS + _v(len(batch)) + batch
 

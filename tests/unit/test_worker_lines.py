@@ -109,3 +109,26 @@ def test_encoded_log_batch_parses_back_with_the_generated_classes() -> None:
     assert workers_pb2.WorkerMessage(logs=batch).SerializeToString() == wire
     assert serialize(wire) is wire
     assert serialize(msg) == wire
+
+
+def test_fast_and_slow_encoding_paths_match_the_generated_classes() -> None:
+    ref = common_pb2.JobRef(job_id="j", attempt=1)
+    short = [b"", b"a", "ñ".encode() * 100, b"x" * 15999, b""]
+    for is_stderr in (False, True):
+        for lines in (short, [*short, b"y" * 16000]):  # the last one takes the slow path
+            buf = LogBuffer()
+            buf.append(is_stderr, list(lines), 123_456_789_000, now=0.0)
+            first, segs = buf.take(100, 1 << 24, now=0.0)
+            wire = encode_log_batch(ref, first, segs)
+            expected = workers_pb2.WorkerMessage(
+                logs=workers_pb2.LogBatch(
+                    ref=ref,
+                    entries=[
+                        workers_pb2.LogEntry(is_stderr=is_stderr, line=line.decode())
+                        for line in lines
+                    ],
+                )
+            )
+            for entry in expected.logs.entries:
+                entry.timestamp.FromNanoseconds(123_456_789_000)
+            assert wire == expected.SerializeToString()
