@@ -113,4 +113,5 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-        raise ConfigError(f"invalid setting {where!r}: {first.get('msg', 'invalid value')}") from None
+        message = first.get("msg", "invalid value")
+        raise ConfigError(f"invalid setting {where!r}: {message}") from None

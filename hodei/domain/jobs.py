@@ -115,7 +115,9 @@ def validate_spec(
     if not command or not command[0].strip():
         raise InvalidArgument("command must not be empty")
     if len(command) > MAX_COMMAND_ARGS:
-        raise InvalidArgument(f"command has {len(command)} arguments; the limit is {MAX_COMMAND_ARGS}")
+        raise InvalidArgument(
+            f"command has {len(command)} arguments; the limit is {MAX_COMMAND_ARGS}"
+        )
     size = sum(len(a.encode()) for a in command)
     if size > MAX_COMMAND_BYTES:
         raise InvalidArgument(f"command is {size} bytes; the limit is {MAX_COMMAND_BYTES}")
@@ -139,7 +141,7 @@ def validate_spec(
             raise InvalidArgument(f"timeout_seconds is over the limit of {MAX_TIMEOUT_SECONDS}")
         if timeout_seconds == 0:
             timeout_seconds = None
-    attempts = default_max_attempts if not max_attempts else max_attempts
+    attempts = max_attempts if max_attempts else default_max_attempts
     if attempts < 1 or attempts > MAX_ATTEMPTS_LIMIT:
         raise InvalidArgument(f"max_attempts must be between 1 and {MAX_ATTEMPTS_LIMIT}")
     if len(name) > MAX_NAME_LENGTH:
