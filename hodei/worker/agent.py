@@ -245,10 +245,15 @@ class WorkerAgent:
             return
         att = Attempt(run.ref.job_id, run.ref.attempt, run.correlation_id)
         self._attempts[key] = att
-        att.task = asyncio.create_task(self._run_attempt(att, run), name=f"job-{key[0]}-{key[1]}")
+        # The process object exists before the task runs, so a CancelJob or a
+        # shutdown arriving right after RunJob finds it (and stops it before it starts).
+        att.process = self._make_process(att, run)
+        logger.info("job accepted: %s", " ".join(run.command)[:200],
+                    extra=att.log_fields(self.worker_id))
+        att.task = asyncio.create_task(self._run_attempt(att), name=f"job-{key[0]}-{key[1]}")
         self._wake.set()
 
-    async def _run_attempt(self, att: Attempt, run: workers_pb2.RunJob) -> None:
+    def _make_process(self, att: Attempt, run: workers_pb2.RunJob) -> JobProcess:
         fields = att.log_fields(self.worker_id)
         drop_logs = self.settings.fault_drop_logs
         logs = att.logs
@@ -268,12 +273,7 @@ class WorkerAgent:
                 self._persisted.clear()
                 await self._persisted.wait()
 
-        def on_started(pid: int) -> None:
-            att.pid = pid
-            logger.info("job started pid=%d", pid, extra=fields)
-            self._wake.set()
-
-        process = JobProcess(
+        return JobProcess(
             list(run.command),
             env={**self.base_env, **run.env},
             working_dir=run.working_dir,
@@ -285,10 +285,13 @@ class WorkerAgent:
             is_full=lambda: logs.held_bytes > buffer_cap,
             room=room,
         )
-        att.process = process
-        logger.info("job accepted: %s", " ".join(run.command)[:200], extra=fields)
+
+    async def _run_attempt(self, att: Attempt) -> None:
+        fields = att.log_fields(self.worker_id)
+        logs = att.logs
+        assert att.process is not None
         try:
-            result = await process.run(on_started)
+            result = await att.process.run(self._started_callback(att))
         except Exception as exc:  # a bug here must not take the worker down
             logger.exception("job runner failed", extra=fields)
             result = RunResult(Outcome.FAILED, None, f"worker error: {exc}")
@@ -317,6 +320,14 @@ class WorkerAgent:
         )
         self._wake.set()
         self._changed.set()
+
+    def _started_callback(self, att: Attempt) -> Callable[[int], None]:
+        def on_started(pid: int) -> None:
+            att.pid = pid
+            logger.info("job started pid=%d", pid, extra=att.log_fields(self.worker_id))
+            self._wake.set()
+
+        return on_started
 
     def _on_cancel(self, cancel: workers_pb2.CancelJob) -> None:
         key = (cancel.ref.job_id, cancel.ref.attempt)
