@@ -388,13 +388,16 @@ class ContainersLauncher(Launcher):
         return self.deployment
 
     def stop(self) -> None:
-        """Stop workers first (graceful SIGTERM), then the server, then PostgreSQL; keep
+        """Stop the workers (graceful SIGTERM), then the server, then PostgreSQL; keep
         their logs in the run directory; remove every container of this run."""
-        order = {"worker": 0, "server": 1, "database": 2}
-        for started in sorted(self._started, key=lambda s: order.get(s.info.role, 0)):
-            wrapped = started.container.get_wrapped_container()
-            with contextlib.suppress(Exception):
-                wrapped.stop(timeout=5)
+        for role in ("worker", "server", "database"):
+            # all containers of one role at once (each may take its grace period)
+            stoppers = [threading.Thread(target=_stop_quietly, args=(s.container,))
+                        for s in self._started if s.info.role == role]
+            for thread in stoppers:
+                thread.start()
+            for thread in stoppers:
+                thread.join(timeout=15)
         for started in self._started:
             started.follower.join(timeout=5)
         if self._client is not None:
@@ -407,6 +410,12 @@ class ContainersLauncher(Launcher):
             self._client = None
         self._started.clear()
         self._pg = None
+
+
+def _stop_quietly(container: DockerContainer, grace_s: int = 5) -> None:
+    """SIGTERM, then SIGKILL after grace_s; a container already gone is fine."""
+    with contextlib.suppress(Exception):
+        container.get_wrapped_container().stop(timeout=grace_s)
 
 
 def _log_tail(container: Any, lines: int = 10) -> str:
