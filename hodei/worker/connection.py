@@ -128,6 +128,13 @@ class StreamClient:
                     need_register = True
                 except _StreamLost as err:
                     logger.warning("worker stream lost: %s", err, extra=self._fields())
+                except asyncio.CancelledError:
+                    # grpc raises CancelledError from a call we cancelled ourselves
+                    # (stop): that ends the loop; a cancellation of this task goes on.
+                    task = asyncio.current_task()
+                    if (task is not None and task.cancelling()) or not stop.is_set():
+                        raise
+                    break
                 finally:
                     self.agent.on_disconnected()
                     if self._call is not None:
