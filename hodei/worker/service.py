@@ -99,7 +99,9 @@ def run(settings: Settings, base_env: Mapping[str, str] | None = None) -> int:
     if base_env is None:
         import os
 
-        base_env = dict(os.environ)  # entry-point boundary: jobs inherit the worker's env
+        # Entry-point boundary: jobs inherit the worker's environment, except Hodei's
+        # own settings (a database URL with its password has no business in a job).
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
 
     async def main() -> None:
         service = WorkerService(settings, base_env)
