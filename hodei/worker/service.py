@@ -83,6 +83,12 @@ class WorkerService:
             if self.agent.connected:
                 await self.agent.flush(self.settings.worker_flush_timeout)
                 await self.client.close(self.settings.worker_flush_timeout)
+            elif self.agent.held:
+                logger.warning(
+                    "server unreachable at shutdown: %d attempt(s) not reported; the server "
+                    "will requeue them when this worker's heartbeat deadline passes",
+                    len(self.agent.held), extra={"worker_id": self.agent.worker_id or None},
+                )
         finally:
             self._stop_heartbeat.set()
             self._stop_stream.set()
