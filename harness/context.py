@@ -8,6 +8,7 @@ database, one set of logs, one merged report.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -83,6 +84,13 @@ class E2EContext:
             local.deployment = self.deployment
             local.worker_prefix = f"worker-x{os.getpid()}-"
             self._launcher = local
+        elif launcher is None and self.mode == "containers":
+            # The same for a containers run, when Docker answers here.
+            from harness.launchers.containers import ContainersLauncher
+
+            with contextlib.suppress(Exception):
+                self._launcher = ContainersLauncher.attach(
+                    self.deployment, self.run_dir, info.slots, f"worker-x{os.getpid()}-")
         self.driver = Driver(self.server_address)
         self.tables = Tables(self.deployment.database_url)
         owned = self.mode in OWN_PLATFORM_MODES

@@ -178,6 +178,7 @@ class ContainersLauncher(Launcher):
         self._pg: Any = None
         self._worker_seq = 0
         self.worker_prefix = "worker-"
+        self._attached = False
 
     # -- images -------------------------------------------------------------------
     def _ensure_image(self, client: Any) -> None:
@@ -246,10 +247,8 @@ class ContainersLauncher(Launcher):
 
     def _start_database(self, client: Any) -> str:
         from testcontainers.community.postgres import PostgresContainer
-        from testcontainers.core.config import testcontainers_config
 
-        # Ryuk needs its own image from a registry; we remove our containers ourselves.
-        testcontainers_config.ryuk_disabled = True
+        _disable_ryuk()
         image = self._postgres_image(client)
         port = free_port()
         password = secrets.token_hex(12)
@@ -276,6 +275,7 @@ class ContainersLauncher(Launcher):
                    env: dict[str, str], **kwargs: Any) -> _Started:
         from testcontainers.core.container import DockerContainer
 
+        _disable_ryuk()
         container = (DockerContainer(self.options.image)
                      .with_name(f"hodei-e2e-{self.run_id}-{name}")
                      .with_command(command)
@@ -358,14 +358,39 @@ class ContainersLauncher(Launcher):
 
     def kill_process(self, pid: int) -> None:
         """SIGKILL the container whose main process has this host pid (a worker)."""
+        target = None
         for started in self._started:
             if started.info.pid == pid:
-                wrapped = started.container.get_wrapped_container()
-                with contextlib.suppress(Exception):
-                    wrapped.kill(signal="SIGKILL")
-                wrapped.wait(timeout=10)
-                return
-        raise LaunchError(f"no container of this run has main process pid {pid}")
+                target = started.container.get_wrapped_container()
+        if target is None and self._client is not None:
+            # a container started by another pytest process of the run (xdist)
+            for container in self._client.containers.list(
+                    filters={"label": f"{RUN_LABEL}={self.run_id}"}):
+                if int(container.attrs["State"]["Pid"]) == pid:
+                    target = container
+        if target is None:
+            raise LaunchError(f"no container of this run has main process pid {pid}")
+        with contextlib.suppress(Exception):
+            target.kill(signal="SIGKILL")
+        target.wait(timeout=10)
+
+    @classmethod
+    def attach(cls, deployment: Deployment, run_dir: Path, slots: int,
+               worker_prefix: str) -> ContainersLauncher:
+        """A launcher for another pytest process of the same run (an xdist worker): it
+        kills and adds worker containers of the controller's run (same run label, so
+        the controller's stop() removes them too) and never stops the platform."""
+        launcher = cls(ContainersOptions(workers=0, slots=slots, run_dir=run_dir))
+        client = docker_client()
+        server = next(p for p in deployment.processes if p.role == "server")
+        container = client.containers.get(server.container_id)
+        launcher._client = client
+        launcher.run_id = container.labels[RUN_LABEL]
+        launcher.options.image = container.attrs["Config"]["Image"]
+        launcher.deployment = deployment
+        launcher.worker_prefix = worker_prefix
+        launcher._attached = True
+        return launcher
 
     # -- Launcher interface -------------------------------------------------------------
     def start(self) -> Deployment:
@@ -390,6 +415,10 @@ class ContainersLauncher(Launcher):
     def stop(self) -> None:
         """Stop the workers (graceful SIGTERM), then the server, then PostgreSQL; keep
         their logs in the run directory; remove every container of this run."""
+        if self._attached:
+            # the controller owns the run's containers; only forget ours
+            self._started.clear()
+            return
         for role in ("worker", "server", "database"):
             # all containers of one role at once (each may take its grace period)
             stoppers = [threading.Thread(target=_stop_quietly, args=(s.container,))
@@ -410,6 +439,14 @@ class ContainersLauncher(Launcher):
             self._client = None
         self._started.clear()
         self._pg = None
+
+
+def _disable_ryuk() -> None:
+    # Ryuk needs its own image from a registry; every container of a run carries the
+    # run's label and stop() removes them, so the reaper is not needed.
+    from testcontainers.core.config import testcontainers_config
+
+    testcontainers_config.ryuk_disabled = True
 
 
 def _stop_quietly(container: DockerContainer, grace_s: int = 5) -> None:
