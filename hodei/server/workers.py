@@ -95,7 +95,8 @@ class WorkerService:
             superseded: list[AttemptRef] = []
             events: list[Event] = []
             for ref in running:
-                row = await tx.one("lock_job", {"id": ref.job_id})
+                # Read only: locking a PENDING job here could deadlock with the dispatcher.
+                row = await tx.one("get_job", {"id": ref.job_id})
                 if row is None or not (
                     row["attempts"] == ref.attempt
                     and row["worker_id"] == worker_id
