@@ -1,5 +1,6 @@
 """docker-compose.e2e.yml for real: `docker compose up` with host networking (the CI
-way), then the host's `hodei` and `hodei-diagnose` against it, then `down`."""
+way, docker-compose.e2e.host.yml) and on its own bridge network with published ports
+(the default), then the host's `hodei` and `hodei-diagnose` against it, then `down`."""
 
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ def _script(name: str) -> str:
     return str(path)
 
 
-@pytest.fixture
-def compose_platform(docker_engine: Any, hodei_image: str,
+@pytest.fixture(params=["host", "bridge"])
+def compose_platform(request: pytest.FixtureRequest, docker_engine: Any, hodei_image: str,
                      postgres_image: str) -> Any:
     if shutil.which("docker") is None:
         pytest.skip("no docker CLI")
@@ -39,8 +40,9 @@ def compose_platform(docker_engine: Any, hodei_image: str,
            "HODEI_E2E_PG_PORT": str(pg_port), "HODEI_E2E_SERVER_PORT": str(server_port),
            "HODEI_WORKERS": "2", "HODEI_POSTGRES_PASSWORD": "compose-secret"}
     base = ["docker", "compose", "-p", f"hodei-e2e-test-{uuid.uuid4().hex[:8]}",
-            "-f", str(ROOT / "docker-compose.e2e.yml"),
-            "-f", str(ROOT / "docker-compose.e2e.host.yml")]
+            "-f", str(ROOT / "docker-compose.e2e.yml")]
+    if request.param == "host":
+        base += ["-f", str(ROOT / "docker-compose.e2e.host.yml")]
     up = subprocess.run([*base, "up", "-d", "--wait", "--wait-timeout", "120"], env=env,
                         capture_output=True, text=True, timeout=180)
     try:
