@@ -5,8 +5,8 @@
 -- One statement writes the domain events, their outbox rows and wakes the outbox relay.
 WITH ev AS (
     INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
-    SELECT * FROM unnest(%(types)s::text[], %(aggregate_types)s::text[], %(aggregate_ids)s::uuid[],
-                         %(actors)s::text[], %(correlation_ids)s::text[], %(payloads)s::jsonb[])
+    SELECT * FROM unnest(%(types)b::text[], %(aggregate_types)b::text[], %(aggregate_ids)b::uuid[],
+                         %(actors)b::text[], %(correlation_ids)b::text[], %(payloads)b::jsonb[])
     RETURNING *
 ), ob AS (
     INSERT INTO outbox_events (event_id, topic, aggregate_id, payload)

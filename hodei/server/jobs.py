@@ -329,7 +329,8 @@ class JobService:
         actor: str,
     ) -> JobRecord:
         check_transition(job.state, state)
-        await tx.execute("dequeue_job", {"id": job.id})
+        if job.state == JobState.PENDING:
+            await tx.execute("dequeue_job", {"id": job.id})  # active jobs are not queued
         row = await tx.one(
             "finish_job",
             {"id": job.id, "state": str(state), "exit_code": exit_code, "error": error},

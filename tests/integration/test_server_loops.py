@@ -58,7 +58,12 @@ async def test_job_inserted_without_notify_is_dispatched_by_polling(
     waited = time.monotonic() - began
     assert run.ref.job_id == str(job_id) and run.ref.attempt == 1
     assert waited < 0.3 * 3 + 0.5, f"polling backstop took {waited:.2f}s"
-    row = status_row(db_url)
+    # The status row is written at most every 0.25 s while busy, then at the next idle cycle.
+    for _ in range(40):
+        row = status_row(db_url)
+        if row["dispatched_total"] == 1:
+            break
+        await asyncio.sleep(0.05)
     assert row["dispatcher_enabled"] and row["dispatched_total"] == 1
     assert row["dispatcher_last_cycle_at"] is not None and row["dispatcher_cycles"] >= 2
     await worker.close()
