@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import logging
 import secrets
 import threading
@@ -234,6 +235,13 @@ class ContainersLauncher(Launcher):
                            log_path=log_path, container_id=wrapped.id)
         started = _Started(info, container, follower)
         self._started.append(started)
+        # The run's process registry (as the local launcher keeps it): the harness adds
+        # workers started during the run (replacements, also by xdist workers) to the
+        # deployment in the report from it.
+        with (self.run_dir / "processes.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"role": role, "name": name, "pid": info.pid,
+                                 "log_path": str(log_path),
+                                 "container_id": info.container_id}) + "\n")
         return started
 
     def _check_running(self, started: _Started) -> None:
