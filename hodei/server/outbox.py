@@ -39,7 +39,6 @@ class OutboxRelay:
         self.status = status
         self.wake = asyncio.Event()
         self.published_total = 0
-        self._status_at = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         async with Listener(self.database_url, WAKE_CHANNEL, self.wake) as listener:
@@ -84,10 +83,8 @@ class OutboxRelay:
                     "channel": self.settings.outbox_channel,
                 },
             )
-        now = time.monotonic()
-        if now - self._status_at >= _GATHER:
-            await self.status.outbox_published()
-            self._status_at = now
+            # In the same transaction: a reader that saw the NOTIFY also sees the status.
+            await tx.execute("record_outbox_publish", {"server_id": self.status.server_id})
         self.published_total += len(rows)
         logger.debug(
             "outbox rows published",
