@@ -37,10 +37,6 @@ class ServerStatus:
                 {"server_id": self.server_id, "cycles": cycles, "dispatched": dispatched},
             )
 
-    async def outbox_published(self) -> None:
-        async with self.db.connection() as tx:
-            await tx.execute("record_outbox_publish", {"server_id": self.server_id})
-
     async def stopped(self) -> None:
         async with self.db.connection() as tx:
             await tx.execute("server_stopped", {"server_id": self.server_id})
