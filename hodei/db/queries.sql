@@ -282,13 +282,17 @@ SELECT id, topic, payload FROM outbox_events
 WHERE published_at IS NULL ORDER BY id LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
--- name: publish_outbox
--- pg_notify is transactional: the notifications go out when the rows are marked.
-WITH rows AS (
-    SELECT id, topic, payload FROM unnest(%(ids)s::bigint[], %(topics)s::text[], %(payloads)s::text[])
-        AS t(id, topic, payload)
-), sent AS MATERIALIZED (
-    SELECT id, pg_notify(%(channel)s, payload) FROM rows ORDER BY id
-)
-UPDATE outbox_events o SET published_at = clock_timestamp(), publish_attempts = publish_attempts + 1
-FROM sent WHERE o.id = sent.id;
+-- name: notify_outbox
+-- pg_notify is transactional: the notifications go out, in this order, at commit.
+SELECT count(pg_notify(%(channel)s, t.payload)) AS n
+FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS t(payload, ord);
+
+-- name: mark_outbox_published
+-- By primary key (index scan); the rows are already locked by unpublished_outbox.
+UPDATE outbox_events SET published_at = clock_timestamp(), publish_attempts = publish_attempts + 1
+WHERE id = ANY(%(ids)s::bigint[]);
+
+-- name: async_commit
+-- This transaction's commit does not wait for its WAL flush (see the callers for why
+-- losing it in a crash is harmless).
+SELECT set_config('synchronous_commit', 'off', true) AS synchronous_commit;
