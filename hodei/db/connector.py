@@ -9,7 +9,7 @@ strings.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import cache
 from importlib import resources
@@ -59,6 +59,10 @@ class Tx(Protocol):
 
     async def execute(self, name: str, params: Params = None) -> int: ...
 
+    async def copy_rows(
+        self, name: str, types: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None: ...
+
 
 class PsycopgTx:
     """A transaction on one pooled connection."""
@@ -77,6 +81,16 @@ class PsycopgTx:
     async def execute(self, name: str, params: Params = None) -> int:
         cur = await self.conn.execute(query(name), params, prepare=True)
         return cur.rowcount
+
+    async def copy_rows(
+        self, name: str, types: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Run a `COPY ... FROM STDIN (FORMAT BINARY)` query, sending `rows` with the
+        PostgreSQL `types` of its columns: about twice as fast as INSERT ... unnest."""
+        async with self.conn.cursor() as cur, cur.copy(query(name)) as copy:
+            copy.set_types(types)
+            for row in rows:
+                await copy.write_row(row)
 
 
 class Database:

@@ -123,12 +123,10 @@ UPDATE jobs SET log_seq = log_seq + %(count)s, attempt_lines = attempt_lines + %
 WHERE id = %(id)s
 RETURNING log_seq, attempt_lines;
 
--- name: insert_logs
--- One statement per batch: the lines arrive as three arrays.
-INSERT INTO job_logs (job_id, sequence, attempt, is_stderr, line, ts)
-SELECT %(id)s, %(base)s + u.ord, %(attempt)s, u.s, u.l, to_timestamp(u.t)
-FROM unnest(%(stderr)b::bool[], %(lines)b::text[], %(epochs)b::float8[])
-    WITH ORDINALITY AS u(s, l, t, ord);
+-- name: copy_logs
+-- Binary COPY of one batch (hodei.server.logs): rows (job_id, sequence, attempt,
+-- is_stderr, line, ts); the primary key still refuses a duplicate sequence.
+COPY job_logs (job_id, sequence, attempt, is_stderr, line, ts) FROM STDIN (FORMAT BINARY);
 
 -- name: get_logs
 SELECT job_id, sequence, attempt, is_stderr, line,

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hodei.db.connector import Params, Row
 
 Handler = Callable[[dict[str, Any]], list[Row]]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class InMemoryTx:
@@ -43,6 +44,14 @@ class InMemoryTx:
     async def execute(self, name: str, params: Params = None) -> int:
         return len(self._run(name, params))
 
+    async def copy_rows(
+        self, name: str, types: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        handler = self.db.copy_handlers.get(name)
+        if handler is None:
+            raise NotImplementedError(f"the in-memory database does not implement {name!r}")
+        handler([tuple(r) for r in rows])
+
 
 class InMemoryDatabase:
     """Tables as lists/dicts of rows; `handlers` maps query names to Python code."""
@@ -54,9 +63,11 @@ class InMemoryDatabase:
             "get_job": self._get_job,
             "lock_job": self._get_job,
             "job_log_state": self._job_log_state,
-            "insert_logs": self._insert_logs,
             "advance_log_cursor": self._advance_log_cursor,
             "get_logs": self._get_logs,
+        }
+        self.copy_handlers: dict[str, Callable[[list[tuple[Any, ...]]], None]] = {
+            "copy_logs": self._copy_logs,
         }
 
     # ---- the Database interface ------------------------------------------------------
@@ -129,27 +140,23 @@ class InMemoryDatabase:
         row = self.jobs.get(p["id"])
         return [{"state": row["state"], "log_seq": row["log_seq"]}] if row else []
 
-    def _insert_logs(self, p: dict[str, Any]) -> list[Row]:
+    def _copy_logs(self, rows: list[tuple[Any, ...]]) -> None:
         taken = {(r["job_id"], r["sequence"]) for r in self.job_logs}
-        rows = []
-        for i, (err, line, epoch) in enumerate(
-            zip(p["stderr"], p["lines"], p["epochs"], strict=True), start=1
-        ):
-            key = (p["id"], p["base"] + i)
-            if key in taken:
-                raise ValueError(f"duplicate key {key}")  # the primary key
-            rows.append(
+        fresh = []
+        for job_id, sequence, attempt, err, line, ts in rows:
+            if (job_id, sequence) in taken:
+                raise ValueError(f"duplicate key {(job_id, sequence)}")  # the primary key
+            fresh.append(
                 {
-                    "job_id": p["id"],
-                    "sequence": p["base"] + i,
-                    "attempt": p["attempt"],
+                    "job_id": job_id,
+                    "sequence": sequence,
+                    "attempt": attempt,
                     "is_stderr": err,
                     "line": line,
-                    "ts_us": round(epoch * 1e6),
+                    "ts_us": (ts - _EPOCH) // timedelta(microseconds=1),
                 }
             )
-        self.job_logs.extend(rows)
-        return rows
+        self.job_logs.extend(fresh)
 
     def _advance_log_cursor(self, p: dict[str, Any]) -> list[Row]:
         row = self.jobs[p["id"]]

@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hodei.db.connector import Database
@@ -30,6 +31,9 @@ _PAGE = 5000
 SUBSCRIBER_BUFFER = 10_000
 #: How often an idle subscriber re-checks the table (lines written by another server).
 SUBSCRIBER_POLL = 1.0
+#: Column types of the copy_logs query (binary COPY needs them).
+_LOG_TYPES = ("uuid", "int8", "int4", "bool", "text", "timestamptz")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Subscriber:
@@ -117,16 +121,17 @@ class LogService:
             if "\x00" in "".join(lines):
                 lines = [sanitize_output_line(line) for line in lines]
             base = job.log_seq
-            await tx.execute(
-                "insert_logs",
-                {
-                    "id": job.id,
-                    "base": base,
-                    "attempt": ref.attempt,
-                    "stderr": fresh.stderr,
-                    "lines": lines,
-                    "epochs": fresh.epochs,
-                },
+            job_id, attempt = job.id, ref.attempt
+            micros = [round(t * 1e6) for t in fresh.epochs]
+            await tx.copy_rows(
+                "copy_logs",
+                _LOG_TYPES,
+                [
+                    (job_id, base + i, attempt, err, line, _EPOCH + timedelta(microseconds=us))
+                    for i, (err, line, us) in enumerate(
+                        zip(fresh.stderr, lines, micros, strict=True), start=1
+                    )
+                ],
             )
             cursor = await tx.one("advance_log_cursor", {"id": job.id, "count": len(lines)})
             assert cursor is not None
@@ -135,9 +140,9 @@ class LogService:
             self.bus.publish(
                 job.id,
                 [
-                    LogLineRecord(job.id, base + i, ref.attempt, err, line, round(t * 1e6))
-                    for i, (err, line, t) in enumerate(
-                        zip(fresh.stderr, lines, fresh.epochs, strict=True), start=1
+                    LogLineRecord(job.id, base + i, ref.attempt, err, line, us)
+                    for i, (err, line, us) in enumerate(
+                        zip(fresh.stderr, lines, micros, strict=True), start=1
                     )
                 ],
             )
