@@ -13,13 +13,12 @@ import copy
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from hodei.db.connector import Params, Row
 
 Handler = Callable[[dict[str, Any]], list[Row]]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class InMemoryTx:
@@ -153,7 +152,7 @@ class InMemoryDatabase:
                     "attempt": attempt,
                     "is_stderr": err,
                     "line": line,
-                    "ts_us": (ts - _EPOCH) // timedelta(microseconds=1),
+                    "ts_us": ts,
                 }
             )
         self.job_logs.extend(fresh)

@@ -13,7 +13,6 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hodei.db.connector import Database
@@ -33,7 +32,6 @@ SUBSCRIBER_BUFFER = 10_000
 SUBSCRIBER_POLL = 1.0
 #: Column types of the copy_logs query (binary COPY needs them).
 _LOG_TYPES = ("uuid", "int8", "int4", "bool", "text", "timestamptz")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Subscriber:
@@ -127,7 +125,7 @@ class LogService:
                 "copy_logs",
                 _LOG_TYPES,
                 [
-                    (job_id, base + i, attempt, err, line, _EPOCH + timedelta(microseconds=us))
+                    (job_id, base + i, attempt, err, line, us)
                     for i, (err, line, us) in enumerate(
                         zip(fresh.stderr, lines, micros, strict=True), start=1
                     )
