@@ -27,7 +27,10 @@ DEFAULT_GET_LIMIT = 1000
 MAX_GET_LIMIT = 10_000
 _PAGE = 5000
 #: Lines a subscriber may have waiting in memory before it reads from the table instead.
-SUBSCRIBER_BUFFER = 10_000
+#: It must exceed the largest batch ingestion publishes at once (the stream reader
+#: merges up to 50,000 lines, hodei.server.api.workers_api): at 10,000 every merged
+#: batch overflowed and the subscriber re-read the table while ingestion ran.
+SUBSCRIBER_BUFFER = 60_000
 #: How often an idle subscriber re-checks the table (lines written by another server).
 SUBSCRIBER_POLL = 1.0
 #: Column types of the copy_logs query (binary COPY needs them).
@@ -196,7 +199,9 @@ class LogService:
                     lines = [_line(r) for r in rows]
                 if lines:
                     last = lines[-1].sequence
-                    yield lines
+                    # At most a page per message, however large the live batch.
+                    for start in range(0, len(lines), _PAGE):
+                        yield lines[start : start + _PAGE]
                     continue
                 async with self.db.connection() as tx:
                     state = await tx.one("job_log_state", {"id": job_id})
