@@ -133,6 +133,9 @@ def _main(argv: list[str] | None) -> int:
             return int(exc.code or 0) if isinstance(exc.code, int) else exit_codes.USAGE
         args.output = getattr(args, "output", "table")
         debug = bool(getattr(args, "debug", False))
+        # gRPC's C core prints INFO lines to stderr (e.g. fork_posix notes when `up`
+        # starts workers); read once when grpc loads, which happens below.
+        os.environ.setdefault("GRPC_VERBOSITY", "DEBUG" if debug else "ERROR")
         from hodei.logging_setup import configure_logging
 
         # The CLI's own log is quiet (WARNING) unless --debug; `up`, `server` and

@@ -7,6 +7,7 @@ a unix socket, with no system server and no Docker.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import psycopg
@@ -22,12 +23,16 @@ DATABASE_NAME = "hodei"
 
 def embedded_url(data_dir: Path, database: str = DATABASE_NAME) -> str:
     """Start (or reuse) the embedded server on `data_dir`, create `database`, return its URL."""
-    import pgserver  # heavy import; only needed on the embedded path
-
     data_dir = Path(data_dir).expanduser()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
-        server = pgserver.get_server(data_dir)
+        with warnings.catch_warnings():
+            # pgserver asks platformdirs for a runtime dir at import, which it does not
+            # need for a data dir we choose; its XDG_RUNTIME_DIR warning would only alarm users.
+            warnings.simplefilter("ignore", category=UserWarning)
+            import pgserver  # heavy import; only needed on the embedded path
+
+            server = pgserver.get_server(data_dir)
     except Exception as exc:  # pgserver raises assorted subprocess/OS errors
         raise Unavailable(f"cannot start the embedded PostgreSQL in {data_dir}: {exc}") from exc
     ensure_database(server.get_uri(), database)
