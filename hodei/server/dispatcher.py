@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 JOBS_CHANNEL = "hodei_jobs"
 _STATUS_EVERY = 0.25
+#: Seconds to gather freed slots before claiming for them.
+_CAPACITY_GATHER = 0.01
 
 
 class Dispatcher:
@@ -72,6 +74,11 @@ class Dispatcher:
                     self.registry.capacity_changed,
                     seconds=self.settings.dispatch_poll_interval,
                 )
+                if self.registry.capacity_changed.is_set() and not self.notified.is_set():
+                    # Only a slot freed (a job finished): let the other finishing jobs of
+                    # a burst free theirs, and claim for all of them in one transaction.
+                    # A new job's NOTIFY is never delayed.
+                    await wait_or_stop(stop, self.notified, seconds=_CAPACITY_GATHER)
         logger.info("dispatcher stopped")
 
     async def cycle(self) -> int:
