@@ -58,7 +58,8 @@ def main() -> None:
         "w = sys.stdout.write\n"
         "for i in range(0, n, 1000):\n"
         "    end = min(i + 1000, n)\n"
-        "    w(''.join(f'line {j} of the benchmark output\\n' for j in range(i, end)))\n"
+        "    w(''.join(f'line {j} of the benchmark output\\n'\n"
+        "              for j in range(i, end)))\n"
     )
     asyncio.run(bench(args.lines, [sys.executable, "-c", code]))
 
