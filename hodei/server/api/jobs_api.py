@@ -16,6 +16,7 @@ from hodei.server.api.convert import (
 )
 from hodei.server.api.status_codes import server_stream, unary
 from hodei.server.jobs import parse_id
+from hodei.server.models import LogLineRecord
 from hodei.server.services import Services
 
 
@@ -69,16 +70,22 @@ class LogStreamServicer(logs_pb2_grpc.LogStreamServiceServicer):
     def __init__(self, services: Services) -> None:
         self.s = services
 
-    @server_stream
-    async def SubscribeLogs(
-        self, request: logs_pb2.SubscribeLogsRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[logs_pb2.LogLine]:
-        pages = self.s.logs.follow(
+    def _follow(
+        self, request: logs_pb2.SubscribeLogsRequest
+    ) -> AsyncIterator[list[LogLineRecord]]:
+        """Both subscribe RPCs read the same ordered pages; they differ only in framing."""
+        return self.s.logs.follow(
             parse_id(request.job_id),
             include_history=request.include_history,
             tail_lines=request.tail_lines,
             after_sequence=request.after_sequence,
         )
+
+    @server_stream
+    async def SubscribeLogs(
+        self, request: logs_pb2.SubscribeLogsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[logs_pb2.LogLine]:
+        pages = self._follow(request)
         async for lines in pages:
             for line in log_lines_to_proto(lines):
                 yield line
@@ -87,12 +94,7 @@ class LogStreamServicer(logs_pb2_grpc.LogStreamServiceServicer):
     async def SubscribeLogBatches(
         self, request: logs_pb2.SubscribeLogsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[logs_pb2.LogLines]:
-        pages = self.s.logs.follow(
-            parse_id(request.job_id),
-            include_history=request.include_history,
-            tail_lines=request.tail_lines,
-            after_sequence=request.after_sequence,
-        )
+        pages = self._follow(request)
         async for lines in pages:
             yield logs_pb2.LogLines(lines=log_lines_to_proto(lines))
 
