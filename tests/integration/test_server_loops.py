@@ -8,7 +8,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -19,19 +19,6 @@ from hodei.server.supervisor import Supervisor
 from tests.integration.wire import FakeWorkerStream, Stubs
 
 StartServer = Callable[..., Awaitable[Any]]
-
-
-@pytest.fixture
-async def stubs_for() -> AsyncIterator[Callable[[str], Stubs]]:
-    made: list[Stubs] = []
-
-    def make(address: str) -> Stubs:
-        made.append(Stubs(address))
-        return made[-1]
-
-    yield make
-    for stubs in made:
-        await stubs.close()
 
 
 def status_row(db_url: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -13,19 +13,6 @@ from hodei.api.v1 import common_pb2, workers_pb2
 from tests.integration.wire import FakeWorkerStream, Stubs
 
 StartServer = Callable[..., Awaitable[Any]]
-
-
-@pytest.fixture
-async def stubs_for() -> AsyncIterator[Callable[[str], Stubs]]:
-    made: list[Stubs] = []
-
-    def make(address: str) -> Stubs:
-        made.append(Stubs(address))
-        return made[-1]
-
-    yield make
-    for stubs in made:
-        await stubs.close()
 
 
 def job_events(db_url: str, job_id: str) -> list[str]:
