@@ -30,6 +30,8 @@ from psycopg import sql
 
 from harness.launchers.base import Deployment, Launcher, ProcessInfo
 from harness.waits import wait_for
+from hodei.db.embedded import start_pgserver
+from hodei.errors import Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -152,12 +154,10 @@ class LocalLauncher(Launcher):
         name = f"hodei_e2e_{uuid.uuid4().hex[:10]}"
         admin = self.options.admin_database_url
         if admin is None:
-            import pgserver
-
             try:
-                self._pg = pgserver.get_server(self.run_dir / "pg", cleanup_mode="stop")
-            except Exception as exc:
-                raise LaunchError(f"embedded PostgreSQL did not start: {exc}") from exc
+                self._pg = start_pgserver(self.run_dir / "pg", cleanup_mode="stop")
+            except Unavailable as exc:
+                raise LaunchError(str(exc)) from exc
             admin = str(self._pg.get_uri())
         try:
             with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:

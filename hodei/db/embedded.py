@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -21,8 +22,12 @@ logger = logging.getLogger(__name__)
 DATABASE_NAME = "hodei"
 
 
-def embedded_url(data_dir: Path, database: str = DATABASE_NAME) -> str:
-    """Start (or reuse) the embedded server on `data_dir`, create `database`, return its URL."""
+def start_pgserver(data_dir: Path, cleanup_mode: str | None = None) -> Any:
+    """Start (or reuse) pgserver on `data_dir` and return its handle.
+
+    Raises Unavailable with one line when it cannot start. `cleanup_mode="stop"`
+    stops the server when the handle is cleaned up (throwaway data dirs).
+    """
     data_dir = Path(data_dir).expanduser()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -32,9 +37,16 @@ def embedded_url(data_dir: Path, database: str = DATABASE_NAME) -> str:
             warnings.simplefilter("ignore", category=UserWarning)
             import pgserver  # heavy import; only needed on the embedded path
 
-            server = pgserver.get_server(data_dir)
+            if cleanup_mode is None:
+                return pgserver.get_server(data_dir)
+            return pgserver.get_server(data_dir, cleanup_mode=cleanup_mode)
     except Exception as exc:  # pgserver raises assorted subprocess/OS errors
         raise Unavailable(f"cannot start the embedded PostgreSQL in {data_dir}: {exc}") from exc
+
+
+def embedded_url(data_dir: Path, database: str = DATABASE_NAME) -> str:
+    """Start (or reuse) the embedded server on `data_dir`, create `database`, return its URL."""
+    server = start_pgserver(data_dir)
     ensure_database(server.get_uri(), database)
     url: str = server.get_uri(database)
     logger.info("embedded PostgreSQL ready in %s", data_dir)

@@ -85,8 +85,7 @@ class LogStreamServicer(logs_pb2_grpc.LogStreamServiceServicer):
     async def SubscribeLogs(
         self, request: logs_pb2.SubscribeLogsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[logs_pb2.LogLine]:
-        pages = self._follow(request)
-        async for lines in pages:
+        async for lines in self._follow(request):
             for line in log_lines_to_proto(lines):
                 yield line
 
@@ -94,8 +93,7 @@ class LogStreamServicer(logs_pb2_grpc.LogStreamServiceServicer):
     async def SubscribeLogBatches(
         self, request: logs_pb2.SubscribeLogsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[logs_pb2.LogLines]:
-        pages = self._follow(request)
-        async for lines in pages:
+        async for lines in self._follow(request):
             yield logs_pb2.LogLines(lines=log_lines_to_proto(lines))
 
     @unary
