@@ -2,8 +2,10 @@
 
 Queries live in `queries.sql` as `-- name: <name>` blocks (procrastinate style).
 Service code runs each state change inside `async with db.transaction() as tx:`
-and calls `tx.one("claim_jobs", {...})`; nothing outside this package builds SQL
-strings.
+and calls `tx.one("lock_job", {...})`, or, for the hot transitions, runs one guarded
+statement that is its own transaction (`db.connection()`); nothing outside this
+package builds SQL strings. A `-- fragment: <name>` block is text that queries
+include as `{{name}}` (the outbox rows every event-writing statement adds).
 """
 
 from __future__ import annotations
@@ -28,18 +30,28 @@ from hodei.errors import Unavailable
 Row = dict[str, Any]
 Params = dict[str, Any] | Sequence[Any] | None
 
-_NAME_RE = re.compile(r"^--\s*name:\s*([a-z0-9_]+)\s*$", re.MULTILINE)
+_NAME_RE = re.compile(r"^--\s*(name|fragment):\s*([a-z0-9_]+)\s*$", re.MULTILINE)
+_INCLUDE_RE = re.compile(r"\{\{\s*([a-z0-9_]+)\s*\}\}")
 
 
 def parse_queries(text: str) -> dict[str, str]:
-    """Split a `.sql` file into {name: sql} on `-- name: x` markers."""
+    """Split a `.sql` file into {name: sql} on `-- name: x` markers, with each
+    `{{f}}` replaced by the `-- fragment: f` block of that name."""
     parts = _NAME_RE.split(text)
-    queries: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        if name in queries:
+    blocks: dict[str, dict[str, str]] = {"name": {}, "fragment": {}}
+    for kind, name, body in zip(parts[1::3], parts[2::3], parts[3::3], strict=True):
+        if name in blocks["name"] or name in blocks["fragment"]:
             raise ValueError(f"query {name!r} is defined twice")
-        queries[name] = body.strip().rstrip(";")
-    return queries
+        blocks[kind][name] = body.strip().rstrip(";")
+    fragments = blocks["fragment"]
+
+    def include(match: re.Match[str]) -> str:
+        try:
+            return fragments[match.group(1)]
+        except KeyError:
+            raise ValueError(f"no fragment named {match.group(1)!r}") from None
+
+    return {name: _INCLUDE_RE.sub(include, body) for name, body in blocks["name"].items()}
 
 
 @cache

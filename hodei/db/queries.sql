@@ -1,14 +1,10 @@
 -- Named queries used by hodei.server (loaded by hodei.db.connector.query).
 -- Parameters are psycopg named placeholders.
 
--- name: insert_events
--- One statement writes the domain events, their outbox rows and wakes the outbox relay.
-WITH ev AS (
-    INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
-    SELECT * FROM unnest(%(types)b::text[], %(aggregate_types)b::text[], %(aggregate_ids)b::uuid[],
-                         %(actors)b::text[], %(correlation_ids)b::text[], %(payloads)b::jsonb[])
-    RETURNING *
-), ob AS (
+-- fragment: outbox_rows
+-- The outbox rows of the events a statement wrote in its `ev` CTE; each row also
+-- wakes the outbox relay (NOTIFY is delivered at commit, once per transaction).
+ob AS (
     INSERT INTO outbox_events (event_id, topic, aggregate_id, payload)
     SELECT id, aggregate_type || '.' || event_type, aggregate_id,
            jsonb_build_object('event_id', id, 'event_type', event_type,
@@ -16,11 +12,22 @@ WITH ev AS (
                               'actor', actor, 'correlation_id', correlation_id,
                               'occurred_at', occurred_at, 'payload', payload)
     FROM ev ORDER BY id
-    RETURNING id
+    RETURNING pg_notify('hodei_outbox_wake', '') AS woke
 )
-SELECT count(*) AS n, pg_notify('hodei_outbox_wake', '') AS notified FROM ob;
 
--- name: insert_job
+-- name: insert_events
+-- One statement writes the domain events and their outbox rows (hodei.server.events).
+WITH ev AS (
+    INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
+    SELECT * FROM unnest(%(types)b::text[], %(aggregate_types)b::text[], %(aggregate_ids)b::uuid[],
+                         %(actors)b::text[], %(correlation_ids)b::text[], %(payloads)b::jsonb[])
+    RETURNING *
+), {{outbox_rows}}
+SELECT count(*) AS n FROM ob;
+
+-- name: queue_job
+-- The whole QueueJob in one statement (its own transaction): the job, its queue row,
+-- the JobCreated event with its outbox row, and the NOTIFY that wakes the dispatchers.
 WITH j AS (
     INSERT INTO jobs (id, name, command, env, working_dir, timeout_seconds, labels,
                       max_attempts, correlation_id)
@@ -29,8 +36,14 @@ WITH j AS (
     RETURNING *
 ), q AS (
     INSERT INTO job_queue (job_id) SELECT id FROM j RETURNING job_id
-)
-SELECT j.*, pg_notify('hodei_jobs', j.id::text) AS notified FROM j JOIN q ON q.job_id = j.id;
+), ev AS (
+    INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
+    SELECT %(event_type)s, 'job', j.id, %(actor)s, j.correlation_id, %(payload)s FROM j
+    RETURNING *
+), {{outbox_rows}}
+SELECT j.*, pg_notify('hodei_jobs', j.id::text) AS notified,
+       (SELECT count(*) FROM ob) AS events
+FROM j JOIN q ON q.job_id = j.id;
 
 -- name: get_job
 SELECT * FROM jobs WHERE id = %(id)s;
@@ -55,43 +68,65 @@ ON CONFLICT (job_id) DO NOTHING;
 -- name: notify_jobs
 SELECT pg_notify('hodei_jobs', %(id)s::text);
 
--- name: claim_jobs
--- Takes queued jobs for assignment; rows locked by another dispatcher are skipped.
-WITH picked AS (
+-- name: dispatch_jobs
+-- One dispatcher cycle in one statement (one round trip, its own transaction):
+-- lock this server's READY workers that have free slots, take up to `limit` queued
+-- jobs (SKIP LOCKED: another dispatcher's jobs are left to it), deal them
+-- round-robin over the free slots (one job per worker before doubling up), assign
+-- them (PENDING -> ASSIGNED, attempts + 1), update each worker's occupancy (BUSY
+-- once its slots are full) and write the JobAssigned and WorkerBusy events with
+-- their outbox rows. Waits for worker rows a finishing job holds (a slot is being
+-- freed) rather than skipping them.
+WITH w AS (
+    SELECT id, slots, running_jobs FROM workers
+    WHERE state = 'READY' AND server_id = %(server_id)s AND id = ANY(%(ids)s::uuid[])
+      AND running_jobs < slots
+    FOR UPDATE
+), slot AS (
+    SELECT w.id AS worker_id, row_number() OVER (ORDER BY k, w.running_jobs, w.id) AS rank
+    FROM w CROSS JOIN LATERAL generate_series(1, w.slots - w.running_jobs) AS k
+), picked AS (
     SELECT q.job_id FROM job_queue q
     ORDER BY q.priority DESC, q.enqueued_at
-    LIMIT %(limit)s
+    LIMIT least((SELECT count(*) FROM slot), %(limit)s)
     FOR UPDATE SKIP LOCKED
 ), gone AS (
-    DELETE FROM job_queue q USING picked WHERE q.job_id = picked.job_id
-    RETURNING q.job_id, q.enqueued_at
-)
-SELECT j.* FROM jobs j JOIN gone ON gone.job_id = j.id
-WHERE j.state = 'PENDING'
-ORDER BY gone.enqueued_at;
-
--- name: assign_job
-UPDATE jobs SET state = 'ASSIGNED', attempts = attempts + 1, worker_id = %(worker_id)s,
-       assigned_at = now(), started_at = NULL, ack_deadline = now() + make_interval(secs => %(ack_timeout)s),
-       attempt_lines = 0, exit_code = NULL, error = NULL, updated_at = now()
-WHERE id = %(id)s AND state = 'PENDING'
-RETURNING *;
-
--- name: assign_jobs
-UPDATE jobs j SET state = 'ASSIGNED', attempts = j.attempts + 1, worker_id = a.worker_id,
-       assigned_at = now(), started_at = NULL,
-       ack_deadline = now() + make_interval(secs => %(ack_timeout)s),
-       attempt_lines = 0, exit_code = NULL, error = NULL, updated_at = now()
-FROM unnest(%(ids)s::uuid[], %(worker_ids)s::uuid[]) AS a(id, worker_id)
-WHERE j.id = a.id AND j.state = 'PENDING'
-RETURNING j.*;
-
--- name: set_worker_occupancy
-UPDATE workers w SET state = o.state, running_jobs = o.running_jobs,
-       current_job_id = o.current_job_id, updated_at = now()
-FROM unnest(%(ids)s::uuid[], %(states)s::text[], %(running)s::int[], %(current)s::uuid[])
-    AS o(id, state, running_jobs, current_job_id)
-WHERE w.id = o.id;
+    DELETE FROM job_queue q USING picked p WHERE q.job_id = p.job_id
+    RETURNING q.job_id, q.priority, q.enqueued_at
+), dealt AS (
+    SELECT g.job_id, g.rank, s.worker_id
+    FROM (SELECT job_id, row_number() OVER (ORDER BY priority DESC, enqueued_at) AS rank
+          FROM gone) g
+    JOIN slot s USING (rank)
+), a AS (
+    UPDATE jobs j SET state = 'ASSIGNED', attempts = j.attempts + 1, worker_id = d.worker_id,
+           assigned_at = now(), started_at = NULL,
+           ack_deadline = now() + make_interval(secs => %(ack_timeout)s),
+           attempt_lines = 0, exit_code = NULL, error = NULL, updated_at = now()
+    FROM dealt d
+    WHERE j.id = d.job_id AND j.state = 'PENDING'
+    RETURNING j.*, d.rank
+), per_worker AS (
+    SELECT worker_id, count(*)::int AS n, (array_agg(id ORDER BY rank))[1] AS first_job
+    FROM a GROUP BY worker_id
+), wu AS (
+    UPDATE workers x SET running_jobs = x.running_jobs + p.n,
+           state = CASE WHEN x.running_jobs + p.n >= x.slots THEN 'BUSY' ELSE x.state END,
+           current_job_id = coalesce(x.current_job_id, p.first_job), updated_at = now()
+    FROM per_worker p WHERE x.id = p.worker_id
+    RETURNING x.id, x.state, x.running_jobs
+), ev AS (
+    INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
+    SELECT %(assigned_event)s, 'job', a.id, %(actor)s, a.correlation_id,
+           jsonb_build_object('state', a.state, 'attempt', a.attempts, 'worker_id', a.worker_id)
+    FROM a
+    UNION ALL
+    SELECT %(busy_event)s, 'worker', wu.id, %(actor)s, '',
+           jsonb_build_object('running_jobs', wu.running_jobs, 'previous', 'READY')
+    FROM wu WHERE wu.state = 'BUSY'
+    RETURNING *
+), {{outbox_rows}}
+SELECT a.*, (SELECT count(*) FROM ob) AS events FROM a ORDER BY a.rank;
 
 -- name: ack_current_job
 UPDATE jobs SET ack_deadline = NULL, updated_at = now()
@@ -101,6 +136,64 @@ RETURNING *;
 -- name: start_job
 UPDATE jobs SET state = 'RUNNING', started_at = now(), ack_deadline = NULL, updated_at = now()
 WHERE id = %(id)s RETURNING *;
+
+-- name: start_job_fenced
+-- ASSIGNED -> RUNNING for the attempt this worker holds, with its event, in one
+-- statement. No row: the caller finds out why (hodei.server.jobs.JobService.start).
+WITH j AS (
+    UPDATE jobs SET state = 'RUNNING', started_at = now(), ack_deadline = NULL, updated_at = now()
+    WHERE id = %(id)s AND attempts = %(attempt)s AND worker_id = %(worker_id)s
+      AND state = ANY(%(from_states)s::text[])
+    RETURNING *
+), ev AS (
+    INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
+    SELECT %(event_type)s, 'job', j.id, %(actor)s, j.correlation_id, %(payload)s FROM j
+    RETURNING *
+), {{outbox_rows}}
+SELECT j.*, (SELECT count(*) FROM ob) AS events FROM j;
+
+-- name: finish_job_fenced
+-- A worker's result in one statement: the job's final state (fenced by attempt and
+-- worker, only once all of the attempt's lines are persisted), its worker's freed
+-- slot (BUSY -> READY when it was full) and both events with their outbox rows.
+-- The worker row is locked after the job row (lock order: queue, job, worker).
+-- No row: the caller finds out why (hodei.server.jobs.JobService.finish).
+WITH j AS (
+    UPDATE jobs SET state = %(state)s, exit_code = %(exit_code)s, error = %(error)s,
+           finished_at = now(), ack_deadline = NULL, updated_at = now()
+    FROM (SELECT state FROM jobs WHERE id = %(id)s) AS old
+    WHERE id = %(id)s AND attempts = %(attempt)s AND worker_id = %(worker_id)s
+      AND jobs.state = ANY(%(from_states)s::text[]) AND attempt_lines >= %(total_lines)s
+    RETURNING jobs.*, old.state AS previous
+), lw AS (
+    SELECT w.id, w.state FROM workers w JOIN j ON w.id = j.worker_id FOR UPDATE OF w
+), wu AS (
+    UPDATE workers w SET running_jobs = greatest(w.running_jobs - 1, 0),
+           state = CASE WHEN w.state IN ('READY', 'BUSY') THEN
+                       CASE WHEN w.running_jobs - 1 >= w.slots THEN 'BUSY' ELSE 'READY' END
+                   ELSE w.state END,
+           current_job_id = CASE WHEN w.current_job_id = j.id THEN
+                   (SELECT x.id FROM jobs x
+                     WHERE x.worker_id = w.id AND x.state IN ('ASSIGNED', 'RUNNING')
+                       AND x.id <> j.id
+                     ORDER BY x.assigned_at LIMIT 1)
+               ELSE w.current_job_id END,
+           updated_at = now()
+    FROM j, lw WHERE w.id = j.worker_id AND lw.id = w.id
+    RETURNING w.id, w.state, w.running_jobs, lw.state AS previous
+), ev AS (
+    INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
+    SELECT %(event_type)s, 'job', j.id, %(actor)s, j.correlation_id,
+           %(payload)s::jsonb || jsonb_build_object('previous', j.previous)
+    FROM j
+    UNION ALL
+    SELECT CASE wu.state WHEN 'BUSY' THEN %(busy_event)s ELSE %(ready_event)s END,
+           'worker', wu.id, %(actor)s, '',
+           jsonb_build_object('running_jobs', wu.running_jobs, 'previous', wu.previous)
+    FROM wu WHERE wu.state <> wu.previous
+    RETURNING *
+), {{outbox_rows}}
+SELECT j.*, (SELECT count(*) FROM ob) AS events FROM j;
 
 -- name: finish_job
 UPDATE jobs SET state = %(state)s, exit_code = %(exit_code)s, error = %(error)s,
@@ -219,15 +312,6 @@ SELECT id FROM workers
 WHERE state IN ('CREATING', 'READY', 'BUSY', 'DRAINING')
   AND coalesce(last_heartbeat, registered_at) < now() - make_interval(secs => %(silence)s)
 LIMIT 100;
-
--- name: assignable_workers
--- READY workers whose stream is open on this server, with their free slots.
--- Waits for rows a finishing job holds (a slot is being freed) rather than skipping them.
-SELECT id, state, slots, running_jobs, current_job_id FROM workers
-WHERE state = 'READY' AND server_id = %(server_id)s AND id = ANY(%(ids)s::uuid[])
-  AND running_jobs < slots
-ORDER BY running_jobs, last_heartbeat DESC
-FOR UPDATE;
 
 -- name: queue_summary
 SELECT count(*) AS depth,

@@ -12,11 +12,17 @@ from psycopg.types.json import Jsonb
 
 from hodei.db.connector import Database, Tx
 from hodei.domain.events import EventType, event_for_job_state
-from hodei.domain.jobs import JobState, check_transition, retry_or_fail, validate_spec
+from hodei.domain.jobs import (
+    JobState,
+    can_transition,
+    check_transition,
+    retry_or_fail,
+    validate_spec,
+)
 from hodei.errors import InvalidArgument, NotFound, StaleAttempt
-from hodei.server.events import Event, job_event, record
+from hodei.server.events import job_event, record
 from hodei.server.models import AttemptRef, CancelCommand, JobRecord, QueueView
-from hodei.server.occupancy import add_assignments, sync_worker
+from hodei.server.occupancy import sync_worker
 from hodei.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -83,10 +89,19 @@ class JobService:
             raise InvalidArgument("correlation_id is longer than 200 characters")
         job_id = uuid.uuid4()
         correlation_id = correlation_id or job_id.hex
-        async with self.db.transaction() as tx:
-            # insert_job also fills job_queue and NOTIFYs the dispatcher (sent at commit).
+        created = job_event(
+            EventType.JOB_CREATED,
+            job_id,
+            "client",
+            correlation_id,
+            state=str(JobState.PENDING),
+            name=spec.name,
+            max_attempts=spec.max_attempts,
+        )
+        # One statement: job, queue row, event, outbox row and the dispatchers' NOTIFY.
+        async with self.db.connection() as tx:
             row = await tx.one(
-                "insert_job",
+                "queue_job",
                 {
                     "id": job_id,
                     "name": spec.name,
@@ -97,24 +112,13 @@ class JobService:
                     "labels": Jsonb(spec.labels),
                     "max_attempts": spec.max_attempts,
                     "correlation_id": correlation_id,
+                    "event_type": str(created.type),
+                    "actor": created.actor,
+                    "payload": Jsonb(created.payload),
                 },
             )
-            assert row is not None
-            job = JobRecord.from_row(row)
-            await record(
-                tx,
-                [
-                    job_event(
-                        EventType.JOB_CREATED,
-                        job_id,
-                        "client",
-                        correlation_id,
-                        state=str(JobState.PENDING),
-                        name=spec.name,
-                        max_attempts=spec.max_attempts,
-                    )
-                ],
-            )
+        assert row is not None
+        job = JobRecord.from_row(row)
         logger.info("job queued", extra=job.log_fields)
         return job
 
@@ -192,51 +196,24 @@ class JobService:
 
     async def claim_and_assign(self, worker_ids: list[uuid.UUID]) -> list[JobRecord]:
         """Claim queued jobs for the free slots of these workers (READY, connected here)
-        and assign them, in one transaction. Returns the assigned jobs."""
+        and assign them: one statement, so one round trip and one commit per cycle
+        (queries.sql `dispatch_jobs`). Returns the assigned jobs in dealing order."""
         if not worker_ids:
             return []
-        async with self.db.transaction() as tx:
-            workers = await tx.all(
-                "assignable_workers", {"server_id": self.server_id, "ids": worker_ids}
-            )
-            free = [(w["id"], int(w["slots"]) - int(w["running_jobs"])) for w in workers]
-            capacity = min(sum(n for _, n in free), self.settings.dispatch_batch_size)
-            if capacity <= 0:
-                return []
-            claimed = await tx.all("claim_jobs", {"limit": capacity})
-            if not claimed:
-                return []
-            # Spread the batch across workers: round-robin over their free slots.
-            order = _round_robin(free)[: len(claimed)]
+        async with self.db.connection() as tx:
             rows = await tx.all(
-                "assign_jobs",
+                "dispatch_jobs",
                 {
-                    "ids": [r["id"] for r in claimed],
-                    "worker_ids": order,
+                    "server_id": self.server_id,
+                    "ids": worker_ids,
+                    "limit": self.settings.dispatch_batch_size,
                     "ack_timeout": self.settings.ack_timeout,
+                    "actor": f"dispatcher:{self.server_id}",
+                    "assigned_event": str(EventType.JOB_ASSIGNED),
+                    "busy_event": str(EventType.WORKER_BUSY),
                 },
             )
-            assigned = [JobRecord.from_row(r) for r in rows]
-            actor = f"dispatcher:{self.server_id}"
-            by_worker: dict[uuid.UUID, list[uuid.UUID]] = {}
-            events: list[Event] = []
-            for job in assigned:
-                assert job.worker_id is not None
-                by_worker.setdefault(job.worker_id, []).append(job.id)
-                events.append(
-                    job_event(
-                        EventType.JOB_ASSIGNED,
-                        job.id,
-                        actor,
-                        job.correlation_id,
-                        state=str(JobState.ASSIGNED),
-                        attempt=job.attempts,
-                        worker_id=job.worker_id,
-                    )
-                )
-            events += await add_assignments(tx, workers, by_worker, actor)
-            await record(tx, events)
-        return assigned
+        return [JobRecord.from_row(r) for r in rows]
 
     # ---- worker reports -----------------------------------------------------------
 
@@ -267,12 +244,44 @@ class JobService:
         return job  # a late or repeated ack changes nothing
 
     async def start(self, worker_id: uuid.UUID, ref: AttemptRef) -> JobRecord:
+        actor = f"worker:{worker_id}"
+        started = job_event(
+            EventType.JOB_STARTED,
+            ref.job_id,
+            actor,
+            state=str(JobState.RUNNING),
+            attempt=ref.attempt,
+            worker_id=worker_id,
+        )
+        # The common case in one fenced statement; refusals and repeats go the long way.
+        async with self.db.connection() as tx:
+            row = await tx.one(
+                "start_job_fenced",
+                {
+                    "id": ref.job_id,
+                    "attempt": ref.attempt,
+                    "worker_id": worker_id,
+                    "from_states": _sources(JobState.RUNNING),
+                    "event_type": str(started.type),
+                    "actor": actor,
+                    "payload": Jsonb(started.payload),
+                },
+            )
+        if row is None:
+            return await self._start_checked(worker_id, ref)
+        job = JobRecord.from_row(row)
+        logger.info("job started", extra=job.log_fields)
+        return job
+
+    async def _start_checked(self, worker_id: uuid.UUID, ref: AttemptRef) -> JobRecord:
+        """Why the fenced start matched nothing: an error, or a repeat to ignore."""
         async with self.db.transaction() as tx:
             job = await lock_job(tx, ref.job_id)
             fence(job, worker_id, ref.attempt)
             if job.state == JobState.RUNNING:
                 return job  # repeated after a reconnect
             check_transition(job.state, JobState.RUNNING)
+            # Unreachable unless the row changed since the fenced statement: apply it here.
             row = await tx.one("start_job", {"id": job.id})
             assert row is not None
             started = JobRecord.from_row(row)
@@ -306,6 +315,42 @@ class JobService:
         while ASSIGNED/RUNNING. A repeat of an already applied result is a no-op.
         Returns None, changing nothing, while fewer than `total_lines` of the attempt's
         lines are persisted."""
+        actor = f"worker:{worker_id}"
+        event = job_event(
+            event_for_job_state(state),
+            ref.job_id,
+            actor,
+            state=str(state),
+            attempt=ref.attempt,
+            worker_id=worker_id,
+            exit_code=exit_code,
+            error=error,
+        )
+        # The common case in one fenced statement (job, worker slot, events); refusals,
+        # repeats and results waiting for their lines go the long way.
+        async with self.db.connection() as tx:
+            row = await tx.one(
+                "finish_job_fenced",
+                {
+                    "id": ref.job_id,
+                    "attempt": ref.attempt,
+                    "worker_id": worker_id,
+                    "state": str(state),
+                    "exit_code": exit_code,
+                    "error": error,
+                    "total_lines": total_lines,
+                    "from_states": _sources(state, among=_ACTIVE),
+                    "event_type": str(event.type),
+                    "actor": actor,
+                    "payload": Jsonb(event.payload),
+                    "busy_event": str(EventType.WORKER_BUSY),
+                    "ready_event": str(EventType.WORKER_READY),
+                },
+            )
+        if row is not None:
+            done = JobRecord.from_row(row)
+            logger.info("job %s", str(state).lower(), extra=done.log_fields)
+            return done
         async with self.db.transaction() as tx:
             job = await lock_job(tx, ref.job_id)
             fence(job, worker_id, ref.attempt)
@@ -432,14 +477,7 @@ class JobService:
         return len(rows)
 
 
-def _round_robin(free: list[tuple[uuid.UUID, int]]) -> list[uuid.UUID]:
-    """[(a, 2), (b, 1)] -> [a, b, a]: one job per worker before doubling up."""
-    order: list[uuid.UUID] = []
-    remaining = dict(free)
-    while remaining:
-        for wid in list(remaining):
-            order.append(wid)
-            remaining[wid] -= 1
-            if remaining[wid] == 0:
-                del remaining[wid]
-    return order
+def _sources(target: JobState, among: Iterable[JobState] = tuple(JobState)) -> list[str]:
+    """The states from which the domain allows `target`: the guard of a one-statement
+    transition, so that the rule stays in hodei.domain.jobs."""
+    return [str(s) for s in among if can_transition(s, target)]

@@ -1,10 +1,13 @@
 """Keeps a worker's slot bookkeeping (running_jobs, READY/BUSY, current_job_id) in
-step with the jobs it holds, inside the caller's transaction."""
+step with the jobs it holds, inside the caller's transaction.
+
+The hot paths (dispatch, a worker's result) do the same bookkeeping inside their
+one-statement transitions in queries.sql (`dispatch_jobs`, `finish_job_fenced`);
+this recount serves the rarer ones (requeue, cancel, timeouts) and heals any drift."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from hodei.db.connector import Tx
 from hodei.domain.events import EventType
@@ -52,30 +55,3 @@ def _occupancy_event(
 ) -> Event:
     event_type = EventType.WORKER_BUSY if state == WorkerState.BUSY else EventType.WORKER_READY
     return worker_event(event_type, worker_id, actor, running_jobs=running, previous=str(previous))
-
-
-async def add_assignments(
-    tx: Tx, workers: list[dict[str, Any]], assigned: dict[uuid.UUID, list[uuid.UUID]], actor: str
-) -> list[Event]:
-    """The dispatcher's batch version of sync_worker: `workers` are the rows it locked,
-    `assigned` the jobs it just gave each of them. One statement for all workers."""
-    ids, states, running, current, events = [], [], [], [], []
-    for worker in workers:
-        jobs = assigned.get(worker["id"])
-        if not jobs:
-            continue
-        previous = WorkerState(worker["state"])
-        count = worker["running_jobs"] + len(jobs)
-        state = occupancy_state(count, worker["slots"])
-        ids.append(worker["id"])
-        states.append(str(state))
-        running.append(count)
-        current.append(worker["current_job_id"] or jobs[0])
-        if state != previous:
-            events.append(_occupancy_event(worker["id"], previous, state, count, actor))
-    if ids:
-        await tx.execute(
-            "set_worker_occupancy",
-            {"ids": ids, "states": states, "running": running, "current": current},
-        )
-    return events
