@@ -200,6 +200,11 @@ class WorkerAgent:
             for att in attempts[self._rr :] + attempts[: self._rr]:
                 if not att.ack_sent:
                     att.ack_sent = True
+                    if att.pid is not None and not att.started_sent:
+                        # Already started (the spawn ran before this write): JobStarted
+                        # also counts as the ack, so one message and one server commit.
+                        att.started_sent = True
+                        return _msg(started=workers_pb2.JobStarted(ref=att.ref, pid=att.pid))
                     return _msg(ack=workers_pb2.JobAck(ref=att.ref, accepted=True))
                 if att.pid is not None and not att.started_sent:
                     att.started_sent = True

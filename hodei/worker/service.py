@@ -9,10 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import sys
-import threading
 from collections.abc import Awaitable, Callable, Mapping
 
 from hodei.settings import Settings
@@ -99,28 +96,6 @@ class WorkerService:
         logger.info("worker stopped", extra={"worker_id": self.agent.worker_id or None})
 
 
-def use_pidfd_child_watcher() -> bool:
-    """On Python 3.11, wait for job processes with a pidfd in the event loop.
-
-    The default ThreadedChildWatcher starts a thread per child and waits for it to
-    run, which in this process (gRPC's threads compete for the GIL) made up ~1 ms
-    of a job's spawn. Python 3.12+ already picks the pidfd watcher by itself.
-    Returns whether it was installed: not on kernels without pidfd_open, and not off
-    the main thread (on 3.11 the policy attaches the watcher only to the main
-    thread's loop, and an unattached one would refuse every spawn).
-    """
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
-        return False
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    try:
-        os.close(os.pidfd_open(os.getpid()))
-    except OSError:
-        return False
-    asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
-    return True
-
-
 def run(settings: Settings, base_env: Mapping[str, str] | None = None) -> int:
     """Run a worker until SIGINT/SIGTERM; returns the process exit code.
 
@@ -145,7 +120,6 @@ def run(settings: Settings, base_env: Mapping[str, str] | None = None) -> int:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
 
-    use_pidfd_child_watcher()
     try:
         asyncio.run(main())
     except KeyboardInterrupt:

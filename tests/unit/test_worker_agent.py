@@ -99,8 +99,10 @@ async def test_messages_come_in_protocol_order_with_every_line() -> None:
     agent = make_agent(log_batch_lines=7)
     run(agent, ["/bin/sh", "-c", "seq 1 20; echo oops >&2; exit 4"])
     seen = await until_result(agent)
-    assert kinds(seen) == ["ack", "started", "logs", "result"]
-    assert seen[0].ack.accepted and seen[1].started.pid > 0
+    # The process starts before the first write, so JobStarted alone acks the attempt
+    # (docs/worker-protocol.md): one message and one server transaction less per job.
+    assert kinds(seen) == ["started", "logs", "result"]
+    assert seen[0].started.pid > 0
     got = lines(seen)
     assert [i for i, _, _ in got] == list(range(21))
     assert [text for _, err, text in got if not err] == [str(i) for i in range(1, 21)]
@@ -117,8 +119,7 @@ async def test_messages_come_in_protocol_order_with_every_line() -> None:
 async def test_small_output_is_flushed_by_time_not_held_for_a_full_batch() -> None:
     agent = make_agent(log_batch_lines=1000, log_batch_interval=0.05)
     run(agent, ["/bin/sh", "-c", "echo early; sleep 1.5; echo late"])
-    await next_message(agent)  # ack
-    await next_message(agent)  # started
+    assert (await next_message(agent)).WhichOneof("payload") == "started"  # also the ack
     t0 = time.monotonic()
     msg = await next_message(agent)
     assert [e.line for e in msg.logs.entries] == ["early"]
@@ -129,9 +130,9 @@ async def test_log_window_stops_sending_until_the_server_confirms() -> None:
     agent = make_agent(log_batch_lines=10)
     run(agent, ["/bin/sh", "-c", "seq 1 200"])
     sent = []
-    for _ in range(2 + LOG_WINDOW_BATCHES):
+    for _ in range(1 + LOG_WINDOW_BATCHES):
         sent.append(await next_message(agent))
-    assert [m.WhichOneof("payload") for m in sent[2:]] == ["logs"] * LOG_WINDOW_BATCHES
+    assert [m.WhichOneof("payload") for m in sent] == ["started"] + ["logs"] * LOG_WINDOW_BATCHES
     with pytest.raises(TimeoutError):
         await next_message(agent, seconds=0.5)  # window full
     agent.handle(workers_pb2.ServerMessage(
@@ -152,7 +153,8 @@ async def test_reconnect_resends_everything_unconfirmed_from_persisted_next_line
     assert list(hello.hello.running) == [ref()]
     agent.on_welcome(workers_pb2.Welcome(worker_id="w-test"))
     again = await until_result(agent, persist=True)
-    assert kinds(again) == ["ack", "started", "logs", "result"]
+    # The process is known to have started: JobStarted alone also acks the attempt.
+    assert kinds(again) == ["started", "logs", "result"]
     assert [i for i, _, _ in lines(again)] == list(range(5, 12))
     assert again[-1].result.total_lines == 12
 
@@ -161,7 +163,8 @@ async def test_refused_when_no_slot_is_free_and_when_draining() -> None:
     agent = make_agent(slots=1)
     run(agent, ["/bin/sh", "-c", "sleep 30"])
     run(agent, ["/bin/true"], job="00000000-0000-4000-8000-0000000000bb")
-    msgs = [await next_message(agent) for _ in range(3)]
+    msgs = [await next_message(agent) for _ in range(2)]  # the refusal, the first's start
+    assert sorted(m.WhichOneof("payload") or "" for m in msgs) == ["ack", "started"]
     refusals = [m.ack for m in msgs if m.WhichOneof("payload") == "ack" and not m.ack.accepted]
     assert len(refusals) == 1 and "no free slot" in refusals[0].reason
     agent.draining = True
@@ -176,8 +179,7 @@ async def test_rejected_attempt_kills_the_process_and_drops_its_buffers(tmp_path
     agent = make_agent()
     pidfile = tmp_path / "pid"
     run(agent, ["/bin/sh", "-c", f"echo $$ > {pidfile}; sleep 100 & wait"])
-    await next_message(agent)
-    await next_message(agent)  # started
+    assert (await next_message(agent)).WhichOneof("payload") == "started"
     deadline = time.monotonic() + 5
     while not _read(pidfile):  # the shell wrote its pid: it is running for sure
         assert time.monotonic() < deadline
@@ -217,7 +219,7 @@ async def test_fault_drop_logs_sends_no_lines_and_zero_total() -> None:
     agent = make_agent(fault_drop_logs=True)
     run(agent, ["/bin/sh", "-c", "seq 1 50"])
     seen = await until_result(agent)
-    assert kinds(seen) == ["ack", "started", "result"]
+    assert kinds(seen) == ["started", "result"]
     assert seen[-1].result.total_lines == 0
     assert seen[-1].result.outcome == workers_pb2.JOB_OUTCOME_SUCCEEDED
 
@@ -240,3 +242,13 @@ async def test_unconfirmed_output_is_capped_and_the_job_waits_on_its_writes() ->
     rest = await until_result(agent, persist=True)
     assert rest[-1].result.total_lines == 300000
     assert rest[-1].result.outcome == workers_pb2.JOB_OUTCOME_SUCCEEDED
+
+
+async def test_a_command_that_cannot_start_is_acked_then_failed_without_started() -> None:
+    agent = make_agent()
+    run(agent, ["/no/such/program"])
+    seen = await until_result(agent)
+    assert kinds(seen) == ["ack", "result"]
+    assert seen[0].ack.accepted
+    assert seen[-1].result.outcome == workers_pb2.JOB_OUTCOME_FAILED
+    assert "cannot start '/no/such/program'" in seen[-1].result.error
