@@ -1,6 +1,7 @@
 """The dispatcher: moves queued jobs to READY workers whose stream is open here.
 
-Wakes on the NOTIFY sent by the enqueue transaction, on local capacity changes
+Wakes on the NOTIFY sent by the enqueue transaction (at once, without it, for a
+job queued through this server), on local capacity changes
 (a worker connected, a slot freed) and, as a backstop for lost notifications,
 every `dispatch_poll_interval` seconds. Each cycle is recorded in server_status.
 """
@@ -62,6 +63,7 @@ class Dispatcher:
             while not stop.is_set():
                 listener.check()
                 self.notified.clear()
+                self.jobs.queued.clear()
                 self.registry.capacity_changed.clear()
                 dispatched = await self.cycle()
                 if dispatched >= self.settings.dispatch_batch_size:
@@ -71,14 +73,18 @@ class Dispatcher:
                 await wait_or_stop(
                     stop,
                     self.notified,
+                    self.jobs.queued,
                     self.registry.capacity_changed,
                     seconds=self.settings.dispatch_poll_interval,
                 )
-                if self.registry.capacity_changed.is_set() and not self.notified.is_set():
+                new_job = self.notified.is_set() or self.jobs.queued.is_set()
+                if self.registry.capacity_changed.is_set() and not new_job:
                     # Only a slot freed (a job finished): let the other finishing jobs of
                     # a burst free theirs, and claim for all of them in one transaction.
                     # A new job's NOTIFY is never delayed.
-                    await wait_or_stop(stop, self.notified, seconds=_CAPACITY_GATHER)
+                    await wait_or_stop(
+                        stop, self.notified, self.jobs.queued, seconds=_CAPACITY_GATHER
+                    )
         logger.info("dispatcher stopped")
 
     async def cycle(self) -> int:

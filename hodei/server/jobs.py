@@ -4,6 +4,7 @@ events and outbox rows; a refused change raises and leaves nothing behind."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Iterable
@@ -61,6 +62,9 @@ class JobService:
         self.db = db
         self.settings = settings
         self.server_id = server_id
+        #: Set when this process queued or requeued a job: wakes the local dispatcher
+        #: at once (the NOTIFY, for the other servers, takes a round trip more).
+        self.queued = asyncio.Event()
 
     # ---- client operations ------------------------------------------------------
 
@@ -118,6 +122,7 @@ class JobService:
                 },
             )
         assert row is not None
+        self.queued.set()
         job = JobRecord.from_row(row)
         logger.info("job queued", extra=job.log_fields)
         return job
@@ -253,7 +258,6 @@ class JobService:
             attempt=ref.attempt,
             worker_id=worker_id,
         )
-        # The common case in one fenced statement; refusals and repeats go the long way.
         async with self.db.connection() as tx:
             row = await tx.one(
                 "start_job_fenced",
@@ -435,6 +439,7 @@ class JobService:
         await tx.execute("enqueue_job", {"id": job.id})
         await tx.one("notify_jobs", {"id": job.id})
         requeued = JobRecord.from_row(row)
+        self.queued.set()  # early, but harmless: the dispatcher finds it at commit or polls
         events = [
             job_event(
                 EventType.JOB_REQUEUED,

@@ -179,19 +179,17 @@ class LogService:
         """
         sub = self.bus.subscribe(job_id)
         try:
-            async with self.db.connection() as tx:
-                state = await tx.one("job_log_state", {"id": job_id})
-            if state is None:
-                raise NotFound(f"job {job_id} not found")
+            state = await self._log_state(job_id)
             last = after_sequence
             if not include_history:
                 last = max(last, int(state["log_seq"]))
             elif tail_lines:
                 last = max(last, int(state["log_seq"]) - tail_lines)
             while True:
-                sub.wake.clear()
                 lines = sub.take(last)
-                if not lines:
+                if lines is None or (not lines and last < state["log_seq"]):
+                    # A gap in what the bus holds, or lines persisted before we
+                    # subscribed (or by another server): read them from the table.
                     async with self.db.connection() as tx:
                         rows = await tx.all(
                             "get_logs", {"id": job_id, "after": last, "limit": _PAGE}
@@ -203,17 +201,25 @@ class LogService:
                     for start in range(0, len(lines), _PAGE):
                         yield lines[start : start + _PAGE]
                     continue
-                async with self.db.connection() as tx:
-                    state = await tx.one("job_log_state", {"id": job_id})
-                assert state is not None
-                if last < state["log_seq"]:
-                    continue
-                if JobState(state["state"]).is_final:
-                    return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(sub.wake.wait(), SUBSCRIBER_POLL)
+                if last >= state["log_seq"]:
+                    if JobState(state["state"]).is_final:
+                        return
+                    # Caught up: wait for the bus (new lines, the job's end) or the poll.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(sub.wake.wait(), SUBSCRIBER_POLL)
+                # Cleared before the read: a wake-up set after it is seen by the next wait.
+                sub.wake.clear()
+                state = await self._log_state(job_id)
         finally:
             self.bus.unsubscribe(sub)
+
+
+    async def _log_state(self, job_id: uuid.UUID) -> dict[str, Any]:
+        async with self.db.connection() as tx:
+            state = await tx.one("job_log_state", {"id": job_id})
+        if state is None:
+            raise NotFound(f"job {job_id} not found")
+        return state
 
 
 def _line(row: dict[str, Any]) -> LogLineRecord:
