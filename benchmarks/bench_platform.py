@@ -417,8 +417,8 @@ def main() -> int:
     parser.add_argument("--latency-jobs", type=int)
     parser.add_argument("--throughput-jobs", type=int)
     parser.add_argument("--log-lines", type=int)
-    parser.add_argument("--gaps", type=float, nargs="+", default=[0.02, 0.2],
-                        help="seconds between latency jobs, one run each (default 0.02 0.2)")
+    parser.add_argument("--gaps", type=float, nargs="+", default=[0.02],
+                        help="seconds between latency jobs, one run each (default 0.02)")
     parser.add_argument("--only", nargs="+", default=["latency", "throughput", "logs"],
                         choices=["latency", "throughput", "logs"])
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")

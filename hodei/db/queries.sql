@@ -217,9 +217,9 @@ WHERE id = %(id)s
 RETURNING log_seq, attempt_lines;
 
 -- name: copy_logs
--- Binary COPY of one batch (hodei.server.logs): rows (job_id, sequence, attempt,
--- is_stderr, line, ts); the primary key still refuses a duplicate sequence.
-COPY job_logs (job_id, sequence, attempt, is_stderr, line, ts) FROM STDIN (FORMAT BINARY);
+-- Binary COPY of one batch (hodei.server.logs, encoded by hodei.db.copy_format in
+-- this column order); the primary key still refuses a duplicate sequence.
+COPY job_logs (job_id, sequence, attempt, is_stderr, ts, line) FROM STDIN (FORMAT BINARY);
 
 -- name: get_logs
 SELECT job_id, sequence, attempt, is_stderr, line,

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from hodei.db.connector import Params, Row
+from hodei.db.copy_format import decode_log_rows
 
 Handler = Callable[[dict[str, Any]], list[Row]]
 
@@ -43,13 +44,11 @@ class InMemoryTx:
     async def execute(self, name: str, params: Params = None) -> int:
         return len(self._run(name, params))
 
-    async def copy_rows(
-        self, name: str, types: Sequence[str], rows: Iterable[Sequence[Any]]
-    ) -> None:
+    async def copy_data(self, name: str, data: bytes) -> None:
         handler = self.db.copy_handlers.get(name)
         if handler is None:
             raise NotImplementedError(f"the in-memory database does not implement {name!r}")
-        handler([tuple(r) for r in rows])
+        handler(data)
 
 
 class InMemoryDatabase:
@@ -65,7 +64,7 @@ class InMemoryDatabase:
             "advance_log_cursor": self._advance_log_cursor,
             "get_logs": self._get_logs,
         }
-        self.copy_handlers: dict[str, Callable[[list[tuple[Any, ...]]], None]] = {
+        self.copy_handlers: dict[str, Callable[[bytes], None]] = {
             "copy_logs": self._copy_logs,
         }
 
@@ -139,10 +138,10 @@ class InMemoryDatabase:
         row = self.jobs.get(p["id"])
         return [{"state": row["state"], "log_seq": row["log_seq"]}] if row else []
 
-    def _copy_logs(self, rows: list[tuple[Any, ...]]) -> None:
+    def _copy_logs(self, data: bytes) -> None:
         taken = {(r["job_id"], r["sequence"]) for r in self.job_logs}
         fresh = []
-        for job_id, sequence, attempt, err, line, ts in rows:
+        for job_id, sequence, attempt, err, line, ts in decode_log_rows(data):
             if (job_id, sequence) in taken:
                 raise ValueError(f"duplicate key {(job_id, sequence)}")  # the primary key
             fresh.append(

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from hodei.db.connector import Database
+from hodei.db.copy_format import encode_log_rows
 from hodei.domain.jobs import JobState, sanitize_output_line
 from hodei.errors import NotFound
 from hodei.server.jobs import fence, lock_job
@@ -33,8 +34,6 @@ _PAGE = 5000
 SUBSCRIBER_BUFFER = 60_000
 #: How often an idle subscriber re-checks the table (lines written by another server).
 SUBSCRIBER_POLL = 1.0
-#: Column types of the copy_logs query (binary COPY needs them).
-_LOG_TYPES = ("uuid", "int8", "int4", "bool", "text", "timestamptz")
 
 
 class Subscriber:
@@ -122,17 +121,10 @@ class LogService:
             if "\x00" in "".join(lines):
                 lines = [sanitize_output_line(line) for line in lines]
             base = job.log_seq
-            job_id, attempt = job.id, ref.attempt
-            micros = [round(t * 1e6) for t in fresh.epochs]
-            await tx.copy_rows(
+            micros = fresh.micros
+            await tx.copy_data(
                 "copy_logs",
-                _LOG_TYPES,
-                [
-                    (job_id, base + i, attempt, err, line, us)
-                    for i, (err, line, us) in enumerate(
-                        zip(fresh.stderr, lines, micros, strict=True), start=1
-                    )
-                ],
+                encode_log_rows(job.id, base + 1, ref.attempt, fresh.stderr, lines, micros),
             )
             cursor = await tx.one("advance_log_cursor", {"id": job.id, "count": len(lines)})
             assert cursor is not None

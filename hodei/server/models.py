@@ -133,11 +133,11 @@ class LogEntryIn:
 @dataclass(slots=True)
 class LogChunk:
     """Lines of one attempt, by column: cheap to build from a LogBatch and to insert
-    with one statement (timestamps as Unix epoch seconds)."""
+    with one COPY (timestamps as integer microseconds since the Unix epoch)."""
 
     stderr: list[bool] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
-    epochs: list[float] = field(default_factory=list)
+    micros: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -147,16 +147,16 @@ class LogChunk:
         return cls(
             [e.is_stderr for e in entries],
             [e.line for e in entries],
-            [e.ts.timestamp() for e in entries],
+            [round(e.ts.timestamp() * 1e6) for e in entries],
         )
 
     def tail(self, start: int) -> LogChunk:
-        return LogChunk(self.stderr[start:], self.lines[start:], self.epochs[start:])
+        return LogChunk(self.stderr[start:], self.lines[start:], self.micros[start:])
 
     def extend(self, other: LogChunk) -> None:
         self.stderr += other.stderr
         self.lines += other.lines
-        self.epochs += other.epochs
+        self.micros += other.micros
 
 
 @dataclass(frozen=True, slots=True)

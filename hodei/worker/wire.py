@@ -1,12 +1,12 @@
 """Protobuf wire encoding of `WorkerMessage{logs: LogBatch}` straight from line bytes.
 
-Building one `LogEntry` message per line with the generated classes costs about
-2.7 µs (most of it the per-entry Timestamp); writing the same bytes here costs
-about 0.3 µs, which is the difference between the worker being the bottleneck
-of a 1,000,000-line job or not. The output is plain proto3 wire format for the
-messages in proto/hodei/api/v1/workers.proto, checked by unit tests against
-the generated classes' own serialization, byte for byte. Every other message goes through
-the generated classes.
+The worker sends its lines as `LogSegment`s (lines read together from one stream,
+one timestamp for all of them). Building the message with the generated classes
+costs about a microsecond per line; writing the same bytes here costs a table
+lookup and a concatenation per line, driven from C (map, join). The output is plain
+proto3 wire format for the messages in proto/hodei/api/v1/workers.proto, checked by
+unit tests against the generated classes' own serialization, byte for byte. Every
+other message goes through the generated classes.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from hodei.worker.lines import Segment
 _WM_LOGS = b"\x2a"  # WorkerMessage.logs = 5
 _LB_REF = b"\x0a"  # LogBatch.ref = 1
 _LB_FIRST_LINE = b"\x10"  # LogBatch.first_line = 2
-_LB_ENTRY = b"\x1a"  # LogBatch.entries = 3
-_LE_STDERR = b"\x08\x01"  # LogEntry.is_stderr = 1 (true; false is omitted)
-_LE_LINE = b"\x12"  # LogEntry.line = 2
-_LE_TS = b"\x1a"  # LogEntry.timestamp = 3
+_LB_SEGMENT = b"\x22"  # LogBatch.segments = 4
+_LS_STDERR = b"\x08\x01"  # LogSegment.is_stderr = 1 (true; false is omitted)
+_LS_TS = b"\x12"  # LogSegment.timestamp = 2
+_LS_LINE = b"\x1a"  # LogSegment.lines = 3 (repeated: an empty line is still written)
 
 
 def varint(value: int) -> bytes:
@@ -47,63 +47,34 @@ def _v(value: int) -> bytes:
     return _SMALL[value] if value < 16384 else varint(value)
 
 
-def _timestamp_field(ts_ns: int) -> bytes:
+#: For each line length n below the limit: the bytes before the line (tag, length).
+_TABLE_LIMIT = 16384
+_LINE_PREFIX = [_LS_LINE + _v(n) for n in range(_TABLE_LIMIT)]
+
+
+def _line_prefix(n: int) -> bytes:
+    return _LINE_PREFIX[n] if n < _TABLE_LIMIT else _LS_LINE + varint(n)
+
+
+def _segment(seg: Segment) -> bytes:
     ts = Timestamp()
-    ts.FromNanoseconds(ts_ns)
-    body = ts.SerializeToString()
-    return _LE_TS + _v(len(body)) + body
-
-
-#: Lines shorter than this use the per-length prefix tables below.
-_TABLE_LIMIT = 16000
-_prefix_tables: dict[tuple[bool, int], list[bytes]] = {}
-
-
-def _prefix_table(is_stderr: bool, tail_len: int) -> list[bytes]:
-    """For each line length n: the bytes of a LogEntry before the line itself
-    (entry tag, entry length, is_stderr, line tag and length). The entry's tail
-    (the timestamp field) only varies in content, not length, within a table."""
-    key = (is_stderr, tail_len)
-    table = _prefix_tables.get(key)
-    if table is None:
-        head = _LE_STDERR if is_stderr else b""
-        table = []
-        for n in range(_TABLE_LIMIT):
-            # proto3 leaves an empty string out of the wire.
-            field = _LE_LINE + _v(n) if n else b""
-            body = len(head) + len(field) + n + tail_len
-            table.append(_LB_ENTRY + _v(body) + head + field)
-        _prefix_tables[key] = table
-    return table
-
-
-def _entry_slow(is_stderr: bool, line: bytes, tail: bytes) -> bytes:
-    head = _LE_STDERR if is_stderr else b""
-    field = _LE_LINE + varint(len(line)) if line else b""
-    body = head + field + line + tail
-    return _LB_ENTRY + varint(len(body)) + body
+    ts.FromNanoseconds(seg.ts_ns)
+    ts_body = ts.SerializeToString()
+    head = (_LS_STDERR if seg.is_stderr else b"") + _LS_TS + _v(len(ts_body)) + ts_body
+    lines = seg.lines
+    short = max(map(len, lines)) < _TABLE_LIMIT
+    prefix = _LINE_PREFIX.__getitem__ if short else _line_prefix
+    body = head + b"".join(map(bytes.__add__, map(prefix, map(len, lines)), lines))
+    return _LB_SEGMENT + _v(len(body)) + body
 
 
 def encode_log_batch(ref: common_pb2.JobRef, first_line: int, segments: Iterable[Segment]) -> bytes:
-    """Serialized `WorkerMessage(logs=LogBatch(ref, first_line, entries))`."""
+    """Serialized `WorkerMessage(logs=LogBatch(ref, first_line, segments))`."""
     ref_body = ref.SerializeToString()
     parts: list[bytes] = [_LB_REF, _v(len(ref_body)), ref_body]
     if first_line:
         parts += (_LB_FIRST_LINE, varint(first_line))
-    for seg in segments:
-        lines = seg.lines
-        if not lines:
-            continue
-        tail = _timestamp_field(seg.ts_ns)
-        if max(map(len, lines)) < _TABLE_LIMIT:
-            # The hot path: per line one table lookup and one concatenation, all
-            # driven from C (map, join) rather than Python bytecode.
-            table = _prefix_table(seg.is_stderr, len(tail))
-            prefixes = map(table.__getitem__, map(len, lines))
-            parts.append(tail.join(map(bytes.__add__, prefixes, lines)))
-            parts.append(tail)
-        else:
-            parts.extend(_entry_slow(seg.is_stderr, line, tail) for line in lines)
+    parts.extend(_segment(seg) for seg in segments if seg.lines)
     batch = b"".join(parts)
     return _WM_LOGS + _v(len(batch)) + batch
 

@@ -71,7 +71,7 @@ async def until_result(agent: WorkerAgent, persist: bool = True) -> list[workers
         seen.append(msg)
         kind = msg.WhichOneof("payload")
         if kind == "logs" and persist:
-            end = msg.logs.first_line + len(msg.logs.entries)
+            end = msg.logs.first_line + len(batch_lines(msg.logs))
             agent.handle(workers_pb2.ServerMessage(
                 persisted=workers_pb2.Persisted(ref=msg.logs.ref, next_line=end)))
         if kind == "result":
@@ -87,11 +87,18 @@ def kinds(messages: list[workers_pb2.WorkerMessage]) -> list[str]:
     return out
 
 
+def batch_lines(batch: workers_pb2.LogBatch) -> list[tuple[bool, str]]:
+    """(is_stderr, line) of a LogBatch, in order (the worker sends segments)."""
+    return [(e.is_stderr, e.line) for e in batch.entries] + [
+        (seg.is_stderr, line) for seg in batch.segments for line in seg.lines
+    ]
+
+
 def lines(messages: list[workers_pb2.WorkerMessage]) -> list[tuple[int, bool, str]]:
     return [
-        (m.logs.first_line + i, e.is_stderr, e.line)
+        (m.logs.first_line + i, err, line)
         for m in messages if m.WhichOneof("payload") == "logs"
-        for i, e in enumerate(m.logs.entries)
+        for i, (err, line) in enumerate(batch_lines(m.logs))
     ]
 
 
@@ -107,7 +114,7 @@ async def test_messages_come_in_protocol_order_with_every_line() -> None:
     assert [i for i, _, _ in got] == list(range(21))
     assert [text for _, err, text in got if not err] == [str(i) for i in range(1, 21)]
     assert [text for _, err, text in got if err] == ["oops"]
-    assert all(len(m.logs.entries) <= 7 for m in seen if m.WhichOneof("payload") == "logs")
+    assert all(len(batch_lines(m.logs)) <= 7 for m in seen if m.WhichOneof("payload") == "logs")
     result = seen[-1].result
     assert result.outcome == workers_pb2.JOB_OUTCOME_FAILED
     assert (result.has_exit_code, result.exit_code, result.total_lines) == (True, 4, 21)
@@ -122,13 +129,13 @@ async def test_small_output_is_flushed_by_time_not_held_for_a_full_batch() -> No
     assert (await next_message(agent)).WhichOneof("payload") == "started"  # also the ack
     t0 = time.monotonic()
     msg = await next_message(agent)
-    assert [e.line for e in msg.logs.entries] == ["early"]
+    assert batch_lines(msg.logs) == [(False, "early")]
     assert time.monotonic() - t0 < 1.0  # not waiting for the job to end
 
 
 async def test_log_window_stops_sending_until_the_server_confirms() -> None:
     agent = make_agent(log_batch_lines=10)
-    run(agent, ["/bin/sh", "-c", "seq 1 200"])
+    run(agent, ["/bin/sh", "-c", f"seq 1 {10 * (LOG_WINDOW_BATCHES + 5)}"])  # beyond the window
     sent = []
     for _ in range(1 + LOG_WINDOW_BATCHES):
         sent.append(await next_message(agent))
@@ -232,7 +239,7 @@ async def test_unconfirmed_output_is_capped_and_the_job_waits_on_its_writes() ->
         while True:
             await next_message(agent, seconds=1.0)
             sent += 1
-    assert 2 < sent <= 2 + LOG_WINDOW_BATCHES
+    assert 1 < sent <= 1 + LOG_WINDOW_BATCHES  # JobStarted, then at most the window
     (att,) = agent.held
     assert att.running, "the job should be blocked on its output"
     assert att.logs.held_bytes < 600_000  # one read chunk over the cap, not the 2 MB

@@ -97,14 +97,13 @@ def test_encoded_log_batch_parses_back_with_the_generated_classes() -> None:
     batch = msg.logs
     assert batch.ref == ref
     assert batch.first_line == 300
-    assert [(e.is_stderr, e.line) for e in batch.entries] == [
-        (False, "hello"),
-        (False, ""),
-        (False, "ü" * 20000),
-        (True, "stderr ñ"),
+    assert not batch.entries
+    assert [(g.is_stderr, list(g.lines)) for g in batch.segments] == [
+        (False, ["hello", "", "ü" * 20000]),
+        (True, ["stderr ñ"]),
     ]
-    assert batch.entries[0].timestamp.ToNanoseconds() == ts
-    assert batch.entries[3].timestamp.ToNanoseconds() == ts + 1000
+    assert batch.segments[0].timestamp.ToNanoseconds() == ts
+    assert batch.segments[1].timestamp.ToNanoseconds() == ts + 1000
     # The same bytes the generated classes would write.
     assert workers_pb2.WorkerMessage(logs=batch).SerializeToString() == wire
     assert serialize(wire) is wire
@@ -123,12 +122,12 @@ def test_fast_and_slow_encoding_paths_match_the_generated_classes() -> None:
             expected = workers_pb2.WorkerMessage(
                 logs=workers_pb2.LogBatch(
                     ref=ref,
-                    entries=[
-                        workers_pb2.LogEntry(is_stderr=is_stderr, line=line.decode())
-                        for line in lines
+                    segments=[
+                        workers_pb2.LogSegment(
+                            is_stderr=is_stderr, lines=[line.decode() for line in lines]
+                        )
                     ],
                 )
             )
-            for entry in expected.logs.entries:
-                entry.timestamp.FromNanoseconds(123_456_789_000)
+            expected.logs.segments[0].timestamp.FromNanoseconds(123_456_789_000)
             assert wire == expected.SerializeToString()

@@ -101,15 +101,27 @@ class LogEntry(_message.Message):
     timestamp: _timestamp_pb2.Timestamp
     def __init__(self, is_stderr: _Optional[bool] = ..., line: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class LogSegment(_message.Message):
+    __slots__ = ("is_stderr", "timestamp", "lines")
+    IS_STDERR_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    is_stderr: bool
+    timestamp: _timestamp_pb2.Timestamp
+    lines: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, is_stderr: _Optional[bool] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lines: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class LogBatch(_message.Message):
-    __slots__ = ("ref", "first_line", "entries")
+    __slots__ = ("ref", "first_line", "entries", "segments")
     REF_FIELD_NUMBER: _ClassVar[int]
     FIRST_LINE_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.JobRef
     first_line: int
     entries: _containers.RepeatedCompositeFieldContainer[LogEntry]
-    def __init__(self, ref: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., first_line: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ...) -> None: ...
+    segments: _containers.RepeatedCompositeFieldContainer[LogSegment]
+    def __init__(self, ref: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., first_line: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ..., segments: _Optional[_Iterable[_Union[LogSegment, _Mapping]]] = ...) -> None: ...
 
 class JobResult(_message.Message):
     __slots__ = ("ref", "outcome", "has_exit_code", "exit_code", "error", "total_lines")

@@ -187,15 +187,25 @@ def ref_to_proto(ref: AttemptRef) -> common_pb2.JobRef:
 
 
 def log_chunk(batch: workers_pb2.LogBatch) -> LogChunk:
-    """Column-wise, without datetime objects: this runs for every line ingested."""
-    now = time.time()
-    entries = batch.entries
-    epochs = []
-    for e in entries:
-        t = e.timestamp
-        seconds, nanos = t.seconds, t.nanos
-        epochs.append(seconds + nanos * 1e-9 if seconds or nanos else now)
-    return LogChunk([e.is_stderr for e in entries], [e.line for e in entries], epochs)
+    """Column-wise, without datetime objects: this runs for every line ingested.
+    A line without a timestamp gets the time it was received."""
+    now_us = time.time_ns() // 1000
+    chunk = LogChunk()
+    for e in batch.entries:  # one message per line: the slow form
+        chunk.stderr.append(e.is_stderr)
+        chunk.lines.append(e.line)
+        chunk.micros.append(_micros(e.timestamp, now_us))
+    for seg in batch.segments:  # lines sharing stream and time: list() runs in C
+        lines = list(seg.lines)
+        chunk.stderr += [seg.is_stderr] * len(lines)
+        chunk.lines += lines
+        chunk.micros += [_micros(seg.timestamp, now_us)] * len(lines)
+    return chunk
+
+
+def _micros(ts: Timestamp, default: int) -> int:
+    seconds, nanos = ts.seconds, ts.nanos
+    return seconds * 1_000_000 + nanos // 1000 if seconds or nanos else default
 
 
 def command_to_proto(command: ServerCommand) -> workers_pb2.ServerMessage:
