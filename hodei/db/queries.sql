@@ -91,7 +91,8 @@ WITH w AS (
     LIMIT least((SELECT count(*) FROM slot), %(limit)s)
     FOR UPDATE SKIP LOCKED
 ), gone AS (
-    DELETE FROM job_queue q USING picked p WHERE q.job_id = p.job_id
+    -- By primary key (= ANY of an array): a join here hashed the whole queue.
+    DELETE FROM job_queue q WHERE q.job_id = ANY(ARRAY(SELECT job_id FROM picked))
     RETURNING q.job_id, q.priority, q.enqueued_at
 ), dealt AS (
     SELECT g.job_id, g.rank, s.worker_id
@@ -104,7 +105,10 @@ WITH w AS (
            ack_deadline = now() + make_interval(secs => %(ack_timeout)s),
            attempt_lines = 0, exit_code = NULL, error = NULL, updated_at = now()
     FROM dealt d
-    WHERE j.id = d.job_id AND j.state = 'PENDING'
+    -- The = ANY keeps this on the primary key; with only the join, the planner read
+    -- every PENDING job through the state index.
+    WHERE j.id = ANY(ARRAY(SELECT job_id FROM dealt)) AND j.id = d.job_id
+      AND j.state = 'PENDING'
     RETURNING j.*, d.rank
 ), per_worker AS (
     SELECT worker_id, count(*)::int AS n, (array_agg(id ORDER BY rank))[1] AS first_job
@@ -344,9 +348,6 @@ UPDATE server_status SET dispatcher_last_cycle_at = now(),
                                           ELSE dispatcher_last_dispatch_at END
 WHERE server_id = %(server_id)s;
 
--- name: record_outbox_publish
-UPDATE server_status SET outbox_last_publish_at = now() WHERE server_id = %(server_id)s;
-
 -- name: server_stopped
 UPDATE server_status SET stopped_at = now(), heartbeat_at = now() WHERE server_id = %(server_id)s;
 
@@ -359,22 +360,44 @@ SELECT count(*) AS n FROM workers WHERE server_id = %(server_id)s;
 -- name: schema_version
 SELECT coalesce(max(version), 0) AS version FROM schema_migrations;
 
--- name: unpublished_outbox
-SELECT id, topic, payload FROM outbox_events
-WHERE published_at IS NULL ORDER BY id LIMIT %(limit)s
-FOR UPDATE SKIP LOCKED;
-
--- name: notify_outbox
--- pg_notify is transactional: the notifications go out, in this order, at commit.
-SELECT count(pg_notify(%(channel)s, t.payload)) AS n
-FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS t(payload, ord);
-
--- name: mark_outbox_published
--- By primary key (index scan); the rows are already locked by unpublished_outbox.
-UPDATE outbox_events SET published_at = clock_timestamp(), publish_attempts = publish_attempts + 1
-WHERE id = ANY(%(ids)s::bigint[]);
-
 -- name: async_commit
 -- This transaction's commit does not wait for its WAL flush (see the callers for why
 -- losing it in a crash is harmless).
 SELECT set_config('synchronous_commit', 'off', true) AS synchronous_commit;
+
+-- name: publish_outbox
+-- One round of the outbox relay in one statement (its own transaction): claim the
+-- oldest unpublished rows (SKIP LOCKED: another relay's rows are left to it), send
+-- each as a NOTIFY on `channel` in id order (delivered at commit, in that order),
+-- as {"outbox_id", "topic", "event"} or, at 8000 bytes and more (PostgreSQL's NOTIFY
+-- limit), {"outbox_id", "topic", "truncated": true}, and mark them published.
+-- The commit does not wait for its WAL flush: lost in a crash, the rows are only
+-- published again (delivery is at-least-once; consumers dedupe on outbox_id).
+WITH batch AS (
+    SELECT id, topic, payload FROM outbox_events
+    WHERE published_at IS NULL ORDER BY id LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), message AS (
+    SELECT id, CASE WHEN octet_length(full_text) < %(max_payload)s THEN full_text
+                    ELSE json_build_object('outbox_id', id, 'topic', topic,
+                                           'truncated', true)::text END AS body
+    FROM (SELECT id, topic,
+                 json_build_object('outbox_id', id, 'topic', topic, 'event', payload)::text
+                     AS full_text
+          FROM batch) b
+), sent AS (
+    SELECT count(pg_notify(%(channel)s, body)) AS n
+    FROM (SELECT body FROM message ORDER BY id) ordered
+), marked AS (
+    UPDATE outbox_events o SET published_at = clock_timestamp(),
+           publish_attempts = o.publish_attempts + 1
+    FROM batch WHERE o.id = batch.id
+    RETURNING o.id
+), status AS (
+    -- A diagnostic, written at most once a second (the caller decides), in this
+    -- transaction: a reader that saw the NOTIFYs also sees it.
+    UPDATE server_status SET outbox_last_publish_at = now()
+    WHERE server_id = %(server_id)s AND %(record_status)s AND EXISTS (SELECT 1 FROM batch)
+)
+SELECT (SELECT count(*) FROM marked) AS published, (SELECT n FROM sent) AS notified,
+       set_config('synchronous_commit', 'off', true) AS synchronous_commit;

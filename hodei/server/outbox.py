@@ -9,7 +9,6 @@ with SKIP LOCKED.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 
@@ -28,7 +27,7 @@ _GATHER = 0.05
 #: outbox_last_publish_at is a diagnostic: writing it once a second is enough.
 _STATUS_EVERY = 1.0
 #: PostgreSQL refuses NOTIFY payloads of 8000 bytes or more.
-_MAX_PAYLOAD = 7900
+_MAX_PAYLOAD = 8000
 
 
 class OutboxRelay:
@@ -61,42 +60,31 @@ class OutboxRelay:
         logger.info("outbox relay stopped")
 
     async def publish_batch(self) -> int:
+        """One round (queries.sql `publish_outbox`): how many rows were published."""
         began = time.perf_counter()
-        async with self.db.transaction() as tx:
-            rows = await tx.all("unpublished_outbox", {"limit": BATCH})
-            if not rows:
-                return 0
-            payloads = []
-            for row in rows:
-                text = json.dumps(
-                    {"outbox_id": row["id"], "topic": row["topic"], "event": row["payload"]},
-                    default=str,
-                )
-                if len(text.encode()) > _MAX_PAYLOAD:
-                    text = json.dumps(
-                        {"outbox_id": row["id"], "topic": row["topic"], "truncated": True}
-                    )
-                payloads.append(text)
-            # Losing this commit in a crash is harmless: the rows stay unpublished and
-            # are published again (delivery is at-least-once; consumers dedupe on
-            # outbox_id), and the status row is only a diagnostic. So it need not wait
-            # for its WAL flush, which on a busy server was one fsync per round.
-            await tx.one("async_commit")
-            await tx.one(
-                "notify_outbox", {"payloads": payloads, "channel": self.settings.outbox_channel}
+        now = time.monotonic()
+        record_status = now - self._status_at >= _STATUS_EVERY
+        async with self.db.connection() as tx:
+            row = await tx.one(
+                "publish_outbox",
+                {
+                    "limit": BATCH,
+                    "channel": self.settings.outbox_channel,
+                    "max_payload": _MAX_PAYLOAD,
+                    "server_id": self.status.server_id,
+                    "record_status": record_status,
+                },
             )
-            await tx.execute("mark_outbox_published", {"ids": [r["id"] for r in rows]})
-            now = time.monotonic()
-            if now - self._status_at >= _STATUS_EVERY:
-                # In the same transaction: a reader that saw the NOTIFY also sees the status.
-                await tx.execute("record_outbox_publish", {"server_id": self.status.server_id})
-                self._status_at = now
-        self.published_total += len(rows)
-        logger.debug(
-            "outbox rows published",
-            extra={
-                "count": len(rows),
-                "duration_ms": round((time.perf_counter() - began) * 1000, 2),
-            },
-        )
-        return len(rows)
+        published = int(row["published"]) if row else 0
+        if published and record_status:
+            self._status_at = now
+        self.published_total += published
+        if published:
+            logger.debug(
+                "outbox rows published",
+                extra={
+                    "count": published,
+                    "duration_ms": round((time.perf_counter() - began) * 1000, 2),
+                },
+            )
+        return published

@@ -115,6 +115,27 @@ async def test_outbox_rows_are_published_in_order_within_a_second(
     assert status_row(db_url)["outbox_last_publish_at"] is not None
 
 
+async def test_an_outbox_row_too_big_for_notify_is_published_truncated(
+    start_server: StartServer, db_url: str
+) -> None:
+    await start_server(dispatcher_enabled=False)
+    listener = await psycopg.AsyncConnection.connect(db_url, autocommit=True)
+    await listener.execute("LISTEN hodei_outbox")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute(
+            "WITH e AS (INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, "
+            "payload) VALUES ('JobCreated', 'job', %s, jsonb_build_object('big', repeat('x', "
+            "9000))) RETURNING *) INSERT INTO outbox_events (event_id, topic, aggregate_id, "
+            "payload) SELECT id, 'job.JobCreated', aggregate_id, payload FROM e RETURNING id",
+            (str(uuid.uuid4()),),
+        ).fetchone()
+        conn.execute("NOTIFY hodei_outbox_wake")
+    assert row is not None
+    notes = [json.loads(n.payload) async for n in listener.notifies(timeout=3.0, stop_after=1)]
+    await listener.close()
+    assert notes == [{"outbox_id": row[0], "topic": "job.JobCreated", "truncated": True}]
+
+
 async def test_outbox_relay_disabled_leaves_rows_unpublished(
     start_server: StartServer, stubs_for: Callable[[str], Stubs], db_url: str
 ) -> None:
