@@ -11,7 +11,7 @@ include as `{{name}}` (the outbox rows every event-writing statement adds).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import cache
 from importlib import resources
@@ -71,7 +71,7 @@ class Tx(Protocol):
 
     async def execute(self, name: str, params: Params = None) -> int: ...
 
-    async def copy_data(self, name: str, data: bytes) -> None: ...
+    async def copy_data(self, name: str, pieces: Iterable[bytes]) -> None: ...
 
 
 class PsycopgTx:
@@ -92,11 +92,12 @@ class PsycopgTx:
         cur = await self.conn.execute(query(name), params, prepare=True)
         return cur.rowcount
 
-    async def copy_data(self, name: str, data: bytes) -> None:
-        """Run a `COPY ... FROM STDIN` query with `data`, a whole payload in the
-        query's format (for binary COPY: hodei.db.copy_format)."""
+    async def copy_data(self, name: str, pieces: Iterable[bytes]) -> None:
+        """Run a `COPY ... FROM STDIN` query with a payload in the query's format (for
+        binary COPY: hodei.db.copy_format), written piece by piece as `pieces` yields."""
         async with self.conn.cursor() as cur, cur.copy(query(name)) as copy:
-            await copy.write(data)
+            for piece in pieces:
+                await copy.write(piece)
 
 
 class Database:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -44,11 +44,11 @@ class InMemoryTx:
     async def execute(self, name: str, params: Params = None) -> int:
         return len(self._run(name, params))
 
-    async def copy_data(self, name: str, data: bytes) -> None:
+    async def copy_data(self, name: str, pieces: Iterable[bytes]) -> None:
         handler = self.db.copy_handlers.get(name)
         if handler is None:
             raise NotImplementedError(f"the in-memory database does not implement {name!r}")
-        handler(data)
+        handler(b"".join(pieces))
 
 
 class InMemoryDatabase:

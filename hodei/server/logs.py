@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from hodei.db.connector import Database
-from hodei.db.copy_format import encode_log_rows
+from hodei.db.copy_format import iter_log_rows
 from hodei.domain.jobs import JobState, sanitize_output_line
 from hodei.errors import NotFound
 from hodei.server.jobs import fence, lock_job
@@ -124,7 +124,7 @@ class LogService:
             micros = fresh.micros
             await tx.copy_data(
                 "copy_logs",
-                encode_log_rows(job.id, base + 1, ref.attempt, fresh.stderr, lines, micros),
+                iter_log_rows(job.id, base + 1, ref.attempt, fresh.stderr, lines, micros),
             )
             cursor = await tx.one("advance_log_cursor", {"id": job.id, "count": len(lines)})
             assert cursor is not None

@@ -8,7 +8,14 @@ import uuid
 
 import pytest
 
-from hodei.db.copy_format import HEADER, PG_EPOCH_US, TRAILER, decode_log_rows, encode_log_rows
+from hodei.db.copy_format import (
+    HEADER,
+    PG_EPOCH_US,
+    TRAILER,
+    decode_log_rows,
+    encode_log_rows,
+    iter_log_rows,
+)
 
 JOB = uuid.UUID("0b7f3f0e-0000-4000-8000-000000000001")
 
@@ -45,3 +52,12 @@ def test_an_empty_batch_is_a_valid_payload_and_mismatched_columns_are_refused() 
         encode_log_rows(JOB, 1, 1, [False], ["a", "b"], [0, 0])
     with pytest.raises(ValueError, match="not a binary COPY"):
         decode_log_rows(b"garbage")
+
+
+def test_pieces_join_to_the_whole_payload() -> None:
+    lines = [f"line {i}" for i in range(10)]
+    args = (JOB, 1, 1, [False] * 10, lines, list(range(10)))
+    pieces = list(iter_log_rows(*args, piece_rows=4))
+    assert pieces[0] == HEADER and pieces[-1] == TRAILER and len(pieces) == 5  # 4 + 4 + 2 rows
+    assert b"".join(pieces) == encode_log_rows(*args)
+    assert [row[1] for row in decode_log_rows(b"".join(pieces))] == list(range(1, 11))
