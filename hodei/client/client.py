@@ -222,6 +222,7 @@ class HodeiClient:
             include_history=include_history,
             tail_lines=tail_lines,
             after_sequence=after_sequence,
+            columnar=True,
         )
         while True:
             call = (
@@ -234,6 +235,7 @@ class HodeiClient:
                     failures = 0
                     if self._batched_logs:
                         batch = [convert.log_line_view(x) for x in message.lines]
+                        batch += convert.log_column_views(message.columns)
                     else:
                         batch = [convert.log_line_view(message)]
                     if batch:
@@ -255,7 +257,7 @@ class HodeiClient:
                 )
                 await asyncio.sleep(delay)
                 request = logs_pb2.SubscribeLogsRequest(
-                    job_id=job_id, include_history=True, after_sequence=last
+                    job_id=job_id, include_history=True, after_sequence=last, columnar=True
                 )
             finally:
                 call.cancel()

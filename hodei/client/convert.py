@@ -74,6 +74,21 @@ def log_line_view(line: logs_pb2.LogLine) -> LogLineView:
     )
 
 
+def log_column_views(columns: logs_pb2.LogColumns) -> list[LogLineView]:
+    job_id = columns.job_id
+    return [
+        LogLineView(job_id, sequence, is_stderr, text, micros / 1e6, attempt)
+        for sequence, is_stderr, text, micros, attempt in zip(
+            columns.sequences,
+            columns.is_stderr,
+            columns.texts,
+            columns.unix_micros,
+            columns.attempts,
+            strict=True,
+        )
+    ]
+
+
 def worker_view(worker: workers_pb2.Worker) -> WorkerView:
     return WorkerView(
         id=worker.id,

@@ -222,3 +222,28 @@ async def test_batched_subscription_has_the_same_lines(running: Running) -> None
     assert len(batches) < 2200 / 10  # many lines per message
     sequences = [line.sequence for batch in batches for line in batch.lines]
     assert sequences == list(range(1, 2201))
+
+
+async def test_columnar_subscription_has_the_same_lines_in_columns(running: Running) -> None:
+    await running.emit(1200)
+    call = running.stubs.logs.SubscribeLogBatches(
+        logs_pb2.SubscribeLogsRequest(job_id=running.job_id, include_history=True, columnar=True)
+    )
+    reader = asyncio.create_task(collect(call))
+    await asyncio.sleep(0.2)
+    await running.emit(300)
+    await running.finish()
+    batches = await asyncio.wait_for(reader, 10)
+    assert all(not b.lines and b.HasField("columns") for b in batches)
+    columns = [b.columns for b in batches]
+    assert {c.job_id for c in columns} == {running.job_id}
+    assert [s for c in columns for s in c.sequences] == list(range(1, 1501))
+    for c in columns:
+        assert len(c.texts) == len(c.is_stderr) == len(c.unix_micros) == len(c.attempts)
+        assert all(us > 1_600_000_000_000_000 for us in c.unix_micros)
+        assert set(c.attempts) == {1}
+    # The same text as the per-line form reads from the table.
+    page = await running.stubs.logs.GetLogs(
+        logs_pb2.GetLogsRequest(job_id=running.job_id, limit=1500)
+    )
+    assert [t for c in columns for t in c.texts] == [line.line for line in page.lines]

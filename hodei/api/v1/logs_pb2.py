@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hodei/api/v1/logs.proto\x12\x0chodei.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n\x07LogLine\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x11\n\tis_stderr\x18\x03 \x01(\x08\x12\x0c\n\x04line\x18\x04 \x01(\t\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\"k\n\x14SubscribeLogsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x17\n\x0finclude_history\x18\x02 \x01(\x08\x12\x12\n\ntail_lines\x18\x03 \x01(\r\x12\x16\n\x0e\x61\x66ter_sequence\x18\x04 \x01(\x04\"0\n\x08LogLines\x12$\n\x05lines\x18\x01 \x03(\x0b\x32\x15.hodei.api.v1.LogLine\"G\n\x0eGetLogsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r\"I\n\x0fGetLogsResponse\x12$\n\x05lines\x18\x01 \x03(\x0b\x32\x15.hodei.api.v1.LogLine\x12\x10\n\x08\x63omplete\x18\x02 \x01(\x08\x32\xfd\x01\n\x10LogStreamService\x12L\n\rSubscribeLogs\x12\".hodei.api.v1.SubscribeLogsRequest\x1a\x15.hodei.api.v1.LogLine0\x01\x12S\n\x13SubscribeLogBatches\x12\".hodei.api.v1.SubscribeLogsRequest\x1a\x16.hodei.api.v1.LogLines0\x01\x12\x46\n\x07GetLogs\x12\x1c.hodei.api.v1.GetLogsRequest\x1a\x1d.hodei.api.v1.GetLogsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hodei/api/v1/logs.proto\x12\x0chodei.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n\x07LogLine\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x11\n\tis_stderr\x18\x03 \x01(\x08\x12\x0c\n\x04line\x18\x04 \x01(\t\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\"}\n\x14SubscribeLogsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x17\n\x0finclude_history\x18\x02 \x01(\x08\x12\x12\n\ntail_lines\x18\x03 \x01(\r\x12\x16\n\x0e\x61\x66ter_sequence\x18\x04 \x01(\x04\x12\x10\n\x08\x63olumnar\x18\x05 \x01(\x08\"x\n\nLogColumns\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tsequences\x18\x02 \x03(\x04\x12\x11\n\tis_stderr\x18\x03 \x03(\x08\x12\r\n\x05texts\x18\x04 \x03(\t\x12\x13\n\x0bunix_micros\x18\x05 \x03(\x03\x12\x10\n\x08\x61ttempts\x18\x06 \x03(\r\"[\n\x08LogLines\x12$\n\x05lines\x18\x01 \x03(\x0b\x32\x15.hodei.api.v1.LogLine\x12)\n\x07\x63olumns\x18\x02 \x01(\x0b\x32\x18.hodei.api.v1.LogColumns\"G\n\x0eGetLogsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r\"I\n\x0fGetLogsResponse\x12$\n\x05lines\x18\x01 \x03(\x0b\x32\x15.hodei.api.v1.LogLine\x12\x10\n\x08\x63omplete\x18\x02 \x01(\x08\x32\xfd\x01\n\x10LogStreamService\x12L\n\rSubscribeLogs\x12\".hodei.api.v1.SubscribeLogsRequest\x1a\x15.hodei.api.v1.LogLine0\x01\x12S\n\x13SubscribeLogBatches\x12\".hodei.api.v1.SubscribeLogsRequest\x1a\x16.hodei.api.v1.LogLines0\x01\x12\x46\n\x07GetLogs\x12\x1c.hodei.api.v1.GetLogsRequest\x1a\x1d.hodei.api.v1.GetLogsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,13 +35,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOGLINE']._serialized_start=75
   _globals['_LOGLINE']._serialized_end=215
   _globals['_SUBSCRIBELOGSREQUEST']._serialized_start=217
-  _globals['_SUBSCRIBELOGSREQUEST']._serialized_end=324
-  _globals['_LOGLINES']._serialized_start=326
-  _globals['_LOGLINES']._serialized_end=374
-  _globals['_GETLOGSREQUEST']._serialized_start=376
-  _globals['_GETLOGSREQUEST']._serialized_end=447
-  _globals['_GETLOGSRESPONSE']._serialized_start=449
-  _globals['_GETLOGSRESPONSE']._serialized_end=522
-  _globals['_LOGSTREAMSERVICE']._serialized_start=525
-  _globals['_LOGSTREAMSERVICE']._serialized_end=778
+  _globals['_SUBSCRIBELOGSREQUEST']._serialized_end=342
+  _globals['_LOGCOLUMNS']._serialized_start=344
+  _globals['_LOGCOLUMNS']._serialized_end=464
+  _globals['_LOGLINES']._serialized_start=466
+  _globals['_LOGLINES']._serialized_end=557
+  _globals['_GETLOGSREQUEST']._serialized_start=559
+  _globals['_GETLOGSREQUEST']._serialized_end=630
+  _globals['_GETLOGSRESPONSE']._serialized_start=632
+  _globals['_GETLOGSRESPONSE']._serialized_end=705
+  _globals['_LOGSTREAMSERVICE']._serialized_start=708
+  _globals['_LOGSTREAMSERVICE']._serialized_end=961
 # @@protoc_insertion_point(module_scope)

@@ -26,22 +26,42 @@ class LogLine(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., sequence: _Optional[int] = ..., is_stderr: _Optional[bool] = ..., line: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class SubscribeLogsRequest(_message.Message):
-    __slots__ = ("job_id", "include_history", "tail_lines", "after_sequence")
+    __slots__ = ("job_id", "include_history", "tail_lines", "after_sequence", "columnar")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_HISTORY_FIELD_NUMBER: _ClassVar[int]
     TAIL_LINES_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    COLUMNAR_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     include_history: bool
     tail_lines: int
     after_sequence: int
-    def __init__(self, job_id: _Optional[str] = ..., include_history: _Optional[bool] = ..., tail_lines: _Optional[int] = ..., after_sequence: _Optional[int] = ...) -> None: ...
+    columnar: bool
+    def __init__(self, job_id: _Optional[str] = ..., include_history: _Optional[bool] = ..., tail_lines: _Optional[int] = ..., after_sequence: _Optional[int] = ..., columnar: _Optional[bool] = ...) -> None: ...
+
+class LogColumns(_message.Message):
+    __slots__ = ("job_id", "sequences", "is_stderr", "texts", "unix_micros", "attempts")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCES_FIELD_NUMBER: _ClassVar[int]
+    IS_STDERR_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    UNIX_MICROS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    sequences: _containers.RepeatedScalarFieldContainer[int]
+    is_stderr: _containers.RepeatedScalarFieldContainer[bool]
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    unix_micros: _containers.RepeatedScalarFieldContainer[int]
+    attempts: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, job_id: _Optional[str] = ..., sequences: _Optional[_Iterable[int]] = ..., is_stderr: _Optional[_Iterable[bool]] = ..., texts: _Optional[_Iterable[str]] = ..., unix_micros: _Optional[_Iterable[int]] = ..., attempts: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class LogLines(_message.Message):
-    __slots__ = ("lines",)
+    __slots__ = ("lines", "columns")
     LINES_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
     lines: _containers.RepeatedCompositeFieldContainer[LogLine]
-    def __init__(self, lines: _Optional[_Iterable[_Union[LogLine, _Mapping]]] = ...) -> None: ...
+    columns: LogColumns
+    def __init__(self, lines: _Optional[_Iterable[_Union[LogLine, _Mapping]]] = ..., columns: _Optional[_Union[LogColumns, _Mapping]] = ...) -> None: ...
 
 class GetLogsRequest(_message.Message):
     __slots__ = ("job_id", "after_sequence", "limit")

@@ -137,6 +137,18 @@ def log_lines_to_proto(lines: list[LogLineRecord]) -> list[logs_pb2.LogLine]:
     return out
 
 
+def log_columns_to_proto(lines: list[LogLineRecord]) -> logs_pb2.LogColumns:
+    """The columnar form: one list per field, so no message object per line."""
+    return logs_pb2.LogColumns(
+        job_id=str(lines[0].job_id) if lines else "",
+        sequences=[line.sequence for line in lines],
+        is_stderr=[line.is_stderr for line in lines],
+        texts=[line.line for line in lines],
+        unix_micros=[line.ts_us for line in lines],
+        attempts=[line.attempt for line in lines],
+    )
+
+
 def queue_to_proto(view: QueueView) -> platform_pb2.GetQueueResponse:
     return platform_pb2.GetQueueResponse(
         depth=view.depth,

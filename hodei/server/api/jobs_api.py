@@ -11,6 +11,7 @@ from hodei.errors import InvalidArgument
 from hodei.server.api.convert import (
     job_state_from_proto,
     job_to_proto,
+    log_columns_to_proto,
     log_lines_to_proto,
     spec_args,
 )
@@ -94,7 +95,10 @@ class LogStreamServicer(logs_pb2_grpc.LogStreamServiceServicer):
         self, request: logs_pb2.SubscribeLogsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[logs_pb2.LogLines]:
         async for lines in self._follow(request):
-            yield logs_pb2.LogLines(lines=log_lines_to_proto(lines))
+            if request.columnar:
+                yield logs_pb2.LogLines(columns=log_columns_to_proto(lines))
+            else:
+                yield logs_pb2.LogLines(lines=log_lines_to_proto(lines))
 
     @unary
     async def GetLogs(
