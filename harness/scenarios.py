@@ -142,7 +142,10 @@ class World:
         self.job = self.ctx.driver.queue(["sh", "-c", script], timeout_s=timeout_s,
                                          name="e2e")
         self.job_ids.append(self.job.id)
-        assert self.job.state == "PENDING", f"a new job is {self.job.state}, not PENDING"
+        # ASSIGNED too: with eager dispatch the creating transaction may also assign it
+        # (its events still read JobCreated(PENDING), JobAssigned).
+        assert self.job.state in ("PENDING", "ASSIGNED"), (
+            f"a new job is {self.job.state}, not PENDING (or ASSIGNED by eager dispatch)")
 
     def queue_shell_following_logs(self, script: str) -> None:
         self.queue_shell(script)

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     port: int = Field(default=50051, ge=0, le=65535)
     server_id: str | None = Field(default=None, description="Defaults to host:pid:random")
     dispatcher_enabled: bool = True
+    #: QueueJob assigns the job in its own statement when this server has a READY
+    #: worker with a free slot and nothing is waiting (only with the dispatcher on).
+    eager_dispatch: bool = True
     outbox_relay_enabled: bool = True
     dispatch_poll_interval: float = Field(default=1.0, gt=0)
     dispatch_batch_size: int = Field(default=64, ge=1)

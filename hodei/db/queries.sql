@@ -28,22 +28,58 @@ SELECT count(*) AS n FROM ob;
 -- name: queue_job
 -- The whole QueueJob in one statement (its own transaction): the job, its queue row,
 -- the JobCreated event with its outbox row, and the NOTIFY that wakes the dispatchers.
-WITH j AS (
+-- Eager dispatch: when one of `worker_ids` (READY, connected to this server) has a
+-- free slot and no job is waiting in the queue (a waiting job goes first), the job is
+-- assigned to it here instead (PENDING -> ASSIGNED in the same transaction, with the
+-- JobAssigned and WorkerBusy events the dispatcher would write) and never queued.
+-- SKIP LOCKED: a worker row another transaction holds means "queue it as usual".
+WITH w AS (
+    SELECT id FROM workers
+    WHERE cardinality(%(worker_ids)s::uuid[]) > 0
+      AND state = 'READY' AND server_id = %(server_id)s AND id = ANY(%(worker_ids)s::uuid[])
+      AND running_jobs < slots
+      AND NOT EXISTS (SELECT 1 FROM job_queue)
+    ORDER BY running_jobs, id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), j AS (
     INSERT INTO jobs (id, name, command, env, working_dir, timeout_seconds, labels,
-                      max_attempts, correlation_id)
-    VALUES (%(id)s, %(name)s, %(command)s, %(env)s, %(working_dir)s, %(timeout_seconds)s,
-            %(labels)s, %(max_attempts)s, %(correlation_id)s)
+                      max_attempts, correlation_id, state, attempts, worker_id, assigned_at,
+                      ack_deadline)
+    SELECT %(id)s, %(name)s, %(command)s, %(env)s, %(working_dir)s, %(timeout_seconds)s,
+           %(labels)s, %(max_attempts)s, %(correlation_id)s,
+           CASE WHEN w.id IS NULL THEN 'PENDING' ELSE 'ASSIGNED' END,
+           CASE WHEN w.id IS NULL THEN 0 ELSE 1 END,
+           w.id,
+           CASE WHEN w.id IS NULL THEN NULL ELSE now() END,
+           CASE WHEN w.id IS NULL THEN NULL
+                ELSE now() + make_interval(secs => %(ack_timeout)s) END
+    FROM (SELECT 1) AS one LEFT JOIN w ON true
     RETURNING *
 ), q AS (
-    INSERT INTO job_queue (job_id) SELECT id FROM j RETURNING job_id
+    INSERT INTO job_queue (job_id) SELECT id FROM j WHERE j.state = 'PENDING' RETURNING job_id
+), wu AS (
+    UPDATE workers x SET running_jobs = x.running_jobs + 1,
+           state = CASE WHEN x.running_jobs + 1 >= x.slots THEN 'BUSY' ELSE x.state END,
+           current_job_id = coalesce(x.current_job_id, j.id), updated_at = now()
+    FROM j WHERE x.id = j.worker_id
+    RETURNING x.id, x.state, x.running_jobs
 ), ev AS (
     INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
     SELECT %(event_type)s, 'job', j.id, %(actor)s, j.correlation_id, %(payload)s FROM j
+    UNION ALL
+    SELECT %(assigned_event)s, 'job', j.id, %(dispatch_actor)s, j.correlation_id,
+           jsonb_build_object('state', j.state, 'attempt', j.attempts, 'worker_id', j.worker_id)
+    FROM j WHERE j.state = 'ASSIGNED'
+    UNION ALL
+    SELECT %(busy_event)s, 'worker', wu.id, %(dispatch_actor)s, '',
+           jsonb_build_object('running_jobs', wu.running_jobs, 'previous', 'READY')
+    FROM wu WHERE wu.state = 'BUSY'
     RETURNING *
 ), {{outbox_rows}}
-SELECT j.*, pg_notify('hodei_jobs', j.id::text) AS notified,
-       (SELECT count(*) FROM ob) AS events
-FROM j JOIN q ON q.job_id = j.id;
+SELECT j.*, (SELECT count(*) FROM ob) AS events,
+       (SELECT count(pg_notify('hodei_jobs', job_id::text)) FROM q) AS notified
+FROM j;
 
 -- name: get_job
 SELECT * FROM jobs WHERE id = %(id)s;

@@ -131,7 +131,12 @@ class ServerApp:
         self.supervisor.start("recovery", self.recovery.run)
         if s.dispatcher_enabled:
             self.dispatcher = Dispatcher(
-                s, self.database_url, services.jobs, services.registry, services.status
+                s,
+                self.database_url,
+                services.jobs,
+                services.registry,
+                services.status,
+                services.pusher,
             )
             self.supervisor.start("dispatcher", self.dispatcher.run)
         else:

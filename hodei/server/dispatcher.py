@@ -14,7 +14,7 @@ import time
 
 from hodei.server.jobs import JobService
 from hodei.server.listener import Listener
-from hodei.server.models import AttemptRef, RunCommand
+from hodei.server.runs import RunPusher
 from hodei.server.sessions import SessionRegistry
 from hodei.server.status import ServerStatus
 from hodei.server.supervisor import wait_or_stop
@@ -36,11 +36,13 @@ class Dispatcher:
         jobs: JobService,
         registry: SessionRegistry,
         status: ServerStatus,
+        pusher: RunPusher,
     ) -> None:
         self.settings = settings
         self.database_url = database_url
         self.jobs = jobs
         self.registry = registry
+        self.pusher = pusher
         self.status = status
         self.notified = asyncio.Event()
         self.cycles = 0
@@ -91,27 +93,7 @@ class Dispatcher:
         """One pass: claim, assign, push. Returns how many jobs were dispatched."""
         began = time.perf_counter()
         assigned = await self.jobs.claim_and_assign(self.registry.worker_ids())
-        pushed = 0
-        for job in assigned:
-            command = RunCommand(
-                ref=AttemptRef(job.id, job.attempts),
-                command=job.command,
-                env=job.env,
-                working_dir=job.working_dir,
-                timeout_seconds=job.timeout_seconds or 0.0,
-                correlation_id=job.correlation_id,
-            )
-            if self.registry.send(job.worker_id, command):
-                pushed += 1
-                logger.debug("RunJob sent", extra=job.log_fields)
-                continue
-            # The stream closed between the claim and the push: give the job back.
-            logger.warning("worker stream gone before RunJob; requeueing", extra=job.log_fields)
-            await self.jobs.requeue(
-                job.id,
-                "worker stream closed before the job was sent",
-                "dispatcher",
-            )
+        pushed = await self.pusher.push(assigned)
         self.cycles += 1
         self.dispatched_total += pushed
         self._unrecorded_cycles += 1
@@ -129,6 +111,10 @@ class Dispatcher:
 
     async def _record(self, force: bool) -> None:
         now = time.monotonic()
+        # Jobs QueueJob assigned itself count as dispatched (by this server's dispatch).
+        eager, self.pusher.eager_unrecorded = self.pusher.eager_unrecorded, 0
+        self.dispatched_total += eager
+        self._unrecorded_dispatched += eager
         if not self._unrecorded_cycles or (not force and now - self._recorded_at < _STATUS_EVERY):
             return
         await self.status.dispatch_cycles(self._unrecorded_cycles, self._unrecorded_dispatched)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from psycopg.types.json import Jsonb
 
@@ -78,7 +78,11 @@ class JobService:
         name: str = "",
         labels: dict[str, str] | None = None,
         correlation_id: str = "",
+        assign_to: Sequence[uuid.UUID] = (),
     ) -> JobRecord:
+        """Queue a job; or, when one of `assign_to` (workers whose stream is open on this
+        server) has a free slot and no job is waiting, assign it to that worker in the
+        same statement (eager dispatch): the caller then sends the RunJob."""
         spec = validate_spec(
             command,
             env,
@@ -102,7 +106,8 @@ class JobService:
             name=spec.name,
             max_attempts=spec.max_attempts,
         )
-        # One statement: job, queue row, event, outbox row and the dispatchers' NOTIFY.
+        # One statement: job, queue row (or assignment), events, outbox rows and the
+        # dispatchers' NOTIFY.
         async with self.db.connection() as tx:
             row = await tx.one(
                 "queue_job",
@@ -119,12 +124,21 @@ class JobService:
                     "event_type": str(created.type),
                     "actor": created.actor,
                     "payload": Jsonb(created.payload),
+                    "worker_ids": list(assign_to),
+                    "server_id": self.server_id,
+                    "ack_timeout": self.settings.ack_timeout,
+                    "dispatch_actor": f"dispatcher:{self.server_id}",
+                    "assigned_event": str(EventType.JOB_ASSIGNED),
+                    "busy_event": str(EventType.WORKER_BUSY),
                 },
             )
         assert row is not None
-        self.queued.set()
         job = JobRecord.from_row(row)
-        logger.info("job queued", extra=job.log_fields)
+        if job.state == JobState.PENDING:
+            self.queued.set()
+            logger.info("job queued", extra=job.log_fields)
+        else:
+            logger.info("job queued and assigned at once (eager dispatch)", extra=job.log_fields)
         return job
 
     async def get_job(self, job_id: uuid.UUID) -> JobRecord:

@@ -8,8 +8,10 @@ from datetime import datetime
 from hodei.db.connector import Database
 from hodei.server.jobs import JobService
 from hodei.server.logs import LogBus, LogService
+from hodei.server.runs import RunPusher
 from hodei.server.sessions import SessionRegistry
 from hodei.server.status import ServerStatus
+from hodei.server.submission import Submission
 from hodei.server.workers import WorkerService
 from hodei.settings import Settings
 
@@ -26,6 +28,8 @@ class Services:
     bus: LogBus
     registry: SessionRegistry
     status: ServerStatus
+    pusher: RunPusher
+    submission: Submission
 
     @classmethod
     def build(
@@ -33,6 +37,8 @@ class Services:
     ) -> Services:
         jobs = JobService(db, settings, server_id)
         bus = LogBus()
+        registry = SessionRegistry()
+        pusher = RunPusher(jobs, registry)
         return cls(
             settings=settings,
             server_id=server_id,
@@ -42,6 +48,8 @@ class Services:
             workers=WorkerService(db, settings, server_id, jobs),
             logs=LogService(db, bus),
             bus=bus,
-            registry=SessionRegistry(),
+            registry=registry,
             status=ServerStatus(db, server_id),
+            pusher=pusher,
+            submission=Submission(settings, jobs, registry, pusher),
         )

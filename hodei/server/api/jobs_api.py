@@ -31,8 +31,8 @@ class JobExecutionServicer(jobs_pb2_grpc.JobExecutionServiceServicer):
     ) -> jobs_pb2.QueueJobResponse:
         if not request.HasField("spec"):
             raise InvalidArgument("spec is required")
-        job = await self.s.jobs.queue_job(
-            **spec_args(request.spec),  # type: ignore[arg-type]
+        job = await self.s.submission.submit(
+            **spec_args(request.spec),
             correlation_id=request.correlation_id,
         )
         return jobs_pb2.QueueJobResponse(job=job_to_proto(job))
