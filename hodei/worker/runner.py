@@ -86,6 +86,7 @@ class JobProcess:
         self._is_full = is_full
         self._room = room
         self._exited: asyncio.Future[int] | None = None
+        self._child: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
         self._stop = asyncio.Event()
         self._stop_outcome = Outcome.CANCELLED
@@ -106,14 +107,19 @@ class JobProcess:
             self._signal_group(signal.SIGKILL)
 
     async def run(self, on_started: Callable[[int], None]) -> RunResult:
+        """start() then wait()."""
+        return self.start(on_started) or await self.wait()
+
+    def start(self, on_started: Callable[[int], None]) -> RunResult | None:
+        """Start the process now (fork/exec, ~0.3 ms) and call `on_started(pid)`; the
+        result instead if it could not start. Synchronous so that the caller can start
+        the job the moment it is received, without waiting for a task to be scheduled."""
         if not self._command or not self._command[0]:
             return RunResult(Outcome.FAILED, None, "empty command")
         if self._stop.is_set():
             return RunResult(Outcome.CANCELLED, None, self._stop_error or "cancelled before start")
-        loop = asyncio.get_running_loop()
         try:
-            # Blocking on purpose: fork/exec takes ~0.3 ms and the pid is known on return.
-            child = subprocess.Popen(  # noqa: ASYNC220
+            child = subprocess.Popen(
                 self._command,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -127,10 +133,18 @@ class JobProcess:
             where = f" in {self._working_dir!r}" if self._working_dir else ""
             error = f"cannot start {self._command[0]!r}{where}: {what}"
             return RunResult(Outcome.FAILED, None, error)
+        self._child = child
         self._pid = child.pid
-        exited = _watch_exit(child, loop)
-        self._exited = exited
+        self._exited = _watch_exit(child, asyncio.get_running_loop())
         on_started(child.pid)
+        return None
+
+    async def wait(self) -> RunResult:
+        """After a successful start(): pump the output, enforce the timeout and the
+        cancel, and return the outcome."""
+        child, exited = self._child, self._exited
+        assert child is not None and exited is not None, "wait() before a successful start()"
+        loop = asyncio.get_running_loop()
         assert child.stdout is not None and child.stderr is not None
         readers: list[asyncio.StreamReader] = []
         transports: list[asyncio.BaseTransport] = []
