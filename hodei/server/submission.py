@@ -4,9 +4,9 @@ A job submitted to a server that has a READY worker with a free slot, while noth
 waits in the queue, is assigned in the statement that creates it and its RunJob is
 sent before the QueueJob answer: no NOTIFY round trip, no separate dispatcher
 transaction (Temporal's "eager workflow start" makes the same trade). The
-submit -> RUNNING p50 went from 12.7-14.4 ms to ... (benchmarks/RESULTS.md). Off with
-the dispatcher (a job then waits in the queue, as the diagnostics expect) or with
-settings.eager_dispatch = false.
+submit -> RUNNING p50 went from 12.7-14.4 ms to 10.2-11.4 ms (benchmarks/RESULTS.md).
+Off with the dispatcher (a job then waits in the queue, as the diagnostics expect) or
+with settings.eager_dispatch = false.
 """
 
 from __future__ import annotations
