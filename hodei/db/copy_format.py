@@ -36,19 +36,6 @@ PG_EPOCH_US = 946_684_800_000_000
 PIECE_ROWS = 4096
 
 
-def encode_log_rows(
-    job_id: uuid.UUID,
-    first_sequence: int,
-    attempt: int,
-    stderr: Sequence[bool],
-    lines: Sequence[str],
-    unix_micros: Sequence[int],
-) -> bytes:
-    """One COPY payload (header to trailer): row i is line i with sequence
-    first_sequence + i. `lines` must hold no NUL (PostgreSQL text refuses it)."""
-    return b"".join(iter_log_rows(job_id, first_sequence, attempt, stderr, lines, unix_micros))
-
-
 def iter_log_rows(
     job_id: uuid.UUID,
     first_sequence: int,
@@ -58,9 +45,11 @@ def iter_log_rows(
     unix_micros: Sequence[int],
     piece_rows: int = PIECE_ROWS,
 ) -> Iterator[bytes]:
-    """The same payload in pieces, each encoded only when asked for: written to COPY
-    one by one, PostgreSQL inserts a piece while the next one is being encoded (one
-    payload for 50,000 lines left it idle for the ~95 ms of encoding)."""
+    """One COPY payload (header to trailer) in pieces, each encoded only when asked
+    for: row i is line i with sequence first_sequence + i; `lines` must hold no NUL
+    (PostgreSQL text refuses it). Written to COPY one by one, PostgreSQL inserts a
+    piece while the next one is being encoded (one payload for 50,000 lines left it
+    idle for the ~95 ms of encoding)."""
     count = len(lines)
     if not (len(stderr) == len(unix_micros) == count):
         raise ValueError("stderr, lines and unix_micros must have the same length")
@@ -107,7 +96,7 @@ def _rows(
 
 
 def decode_log_rows(data: bytes) -> list[tuple[uuid.UUID, int, int, bool, str, int]]:
-    """The rows of an `encode_log_rows` payload, as
+    """The rows of an `iter_log_rows` payload (joined), as
     (job_id, sequence, attempt, is_stderr, line, unix_micros)."""
     if not data.startswith(HEADER) or not data.endswith(TRAILER):
         raise ValueError("not a binary COPY payload")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 import uuid
+from typing import Any
 
 import pytest
 
@@ -13,11 +14,14 @@ from hodei.db.copy_format import (
     PG_EPOCH_US,
     TRAILER,
     decode_log_rows,
-    encode_log_rows,
     iter_log_rows,
 )
 
 JOB = uuid.UUID("0b7f3f0e-0000-4000-8000-000000000001")
+
+
+def encode_log_rows(*args: Any) -> bytes:
+    return b"".join(iter_log_rows(*args))
 
 
 def test_rows_round_trip_with_consecutive_sequences() -> None:
