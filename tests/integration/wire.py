@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -70,6 +71,10 @@ class FakeWorkerStream:
                     return
         except BaseException as exc:  # the RPC's error status, for receive() to raise
             await self.incoming.put(exc)
+        finally:
+            # The call is over (EOF, an error status, or cancelled): end the request
+            # generator too, or gRPC's task iterating it stays pending until collected.
+            self.outgoing.put_nowait(None)
 
     async def _requests(self) -> AsyncIterator[workers_pb2.WorkerMessage]:
         while True:
@@ -116,6 +121,12 @@ class FakeWorkerStream:
                 return getattr(message, kind)
 
     async def close(self) -> None:
+        """End our side (the request generator returns), let the server end the call,
+        and cancel it only if it does not: a call cancelled while gRPC still iterates
+        the generator leaves a pending task that asyncio reports (at ERROR) whenever it
+        is collected, possibly during a later test that checks for errors."""
         await self.outgoing.put(None)
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
+            await asyncio.wait_for(asyncio.shield(self._reader), 2.0)
         self.call.cancel()
         self._reader.cancel()
