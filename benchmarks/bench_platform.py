@@ -269,8 +269,10 @@ async def bench_latency(
 
 
 async def bench_throughput(
-    client: HodeiClient, platform: Platform, jobs: int, submitters: int
+    client: HodeiClient, platform: Platform, jobs: int, submitters: int, bulk: int = 0
 ) -> float:
+    """`bulk` > 0: QueueJobs calls of `bulk` jobs (4 concurrent callers) instead of one
+    QueueJob per job from `submitters` concurrent callers."""
     workers, slots = platform.workers, platform.slots
     meter = CpuMeter.begin(platform)
     before = (await client.get_queue()).job_counts.get("SUCCEEDED", 0)
@@ -286,8 +288,23 @@ async def bench_throughput(
                 return
             await client.queue_job(["true"], labels={"bench": "throughput"})
 
+    async def submit_bulk() -> None:
+        while True:
+            taken = 0
+            while taken < bulk and not queue.empty():
+                queue.get_nowait()
+                taken += 1
+            if not taken:
+                return
+            await client.queue_jobs(
+                [{"command": ["true"], "labels": {"bench": "throughput"}}] * taken
+            )
+
     t0 = time.time()
-    await asyncio.gather(*(submit() for _ in range(submitters)))
+    if bulk:
+        await asyncio.gather(*(submit_bulk() for _ in range(4)))
+    else:
+        await asyncio.gather(*(submit() for _ in range(submitters)))
     submitted = time.time()
     while True:
         counts = (await client.get_queue()).job_counts
@@ -302,9 +319,10 @@ async def bench_throughput(
     last_finished = recent[0].finished_at.timestamp() if recent and recent[0].finished_at else 0
     elapsed = max(last_finished, submitted) - t0
     rate = jobs / elapsed
-    print(f"\n[2] throughput: {jobs} `true` jobs, {submitters} concurrent submitters, "
-          f"{workers} workers x {slots} slots")
-    print(f"    submitted in {submitted - t0:6.2f} s  ({jobs / (submitted - t0):7.0f} QueueJob/s)")
+    how = (f"QueueJobs calls of {bulk} jobs, 4 concurrent callers" if bulk
+           else f"{submitters} concurrent QueueJob callers")
+    print(f"\n[2] throughput: {jobs} `true` jobs, {how}, {workers} workers x {slots} slots")
+    print(f"    submitted in {submitted - t0:6.2f} s  ({jobs / (submitted - t0):7.0f} jobs/s)")
     print(f"    all finished in {elapsed:6.2f} s  -> {rate:7.0f} jobs/s  "
           f"(target >= 500: {'MET' if rate >= 500 else 'MISSED'}, ratio {rate / 500:.2f})")
     meter.report(jobs, "job")
@@ -404,6 +422,10 @@ async def main_async(args: argparse.Namespace, platform: Platform) -> None:
                 await bench_latency(client, platform, args.latency_jobs, gap)
         if "throughput" in args.only:
             await bench_throughput(client, platform, args.throughput_jobs, args.submitters)
+            if args.bulk:
+                await bench_throughput(
+                    client, platform, args.throughput_jobs, args.submitters, args.bulk
+                )
         if "logs" in args.only:
             await bench_logs(client, platform, args.log_lines)
 
@@ -414,6 +436,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--slots", type=int, default=8)
     parser.add_argument("--submitters", type=int, default=32)
+    parser.add_argument("--bulk", type=int, default=100,
+                        help="also run the throughput phase with QueueJobs calls of this "
+                             "many jobs (0: only single QueueJob calls)")
     parser.add_argument("--latency-jobs", type=int)
     parser.add_argument("--throughput-jobs", type=int)
     parser.add_argument("--log-lines", type=int)

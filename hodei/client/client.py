@@ -147,6 +147,29 @@ class HodeiClient:
         response = await self._call(self._jobs.QueueJob, request)
         return convert.job_view(response.job)
 
+    async def queue_jobs(self, jobs: Iterable[Mapping[str, Any]]) -> list[JobView]:
+        """Queue many jobs in one call, all or none (at most 1000): each item holds
+        queue_job's keyword arguments (`command` required)."""
+        request = jobs_pb2.QueueJobsRequest(
+            jobs=[
+                jobs_pb2.QueueJobRequest(
+                    spec=jobs_pb2.JobSpec(
+                        command=list(job["command"]),
+                        env=dict(job.get("env") or {}),
+                        working_dir=job.get("working_dir", ""),
+                        timeout_seconds=job.get("timeout_seconds") or 0.0,
+                        max_attempts=job.get("max_attempts", 0),
+                        name=job.get("name", ""),
+                        labels=dict(job.get("labels") or {}),
+                    ),
+                    correlation_id=job.get("correlation_id", ""),
+                )
+                for job in jobs
+            ]
+        )
+        response = await self._call(self._jobs.QueueJobs, request)
+        return [convert.job_view(job) for job in response.jobs]
+
     async def get_job(self, job_id: str) -> JobView:
         job = await self._call(self._jobs.GetJob, jobs_pb2.GetJobRequest(job_id=job_id))
         return convert.job_view(job)

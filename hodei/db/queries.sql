@@ -81,6 +81,35 @@ SELECT j.*, (SELECT count(*) FROM ob) AS events,
        (SELECT count(pg_notify('hodei_jobs', job_id::text)) FROM q) AS notified
 FROM j;
 
+-- name: queue_job_batch
+-- QueueJobs: many jobs, their queue rows (enqueued in request order), their JobCreated
+-- events and outbox rows, and one NOTIFY for the dispatchers, in one statement.
+WITH spec AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(names)s::text[], %(commands)s::jsonb[],
+                         %(envs)s::jsonb[], %(working_dirs)s::text[], %(timeouts)s::float8[],
+                         %(labels)s::jsonb[], %(max_attempts)s::int[],
+                         %(correlation_ids)s::text[], %(payloads)s::jsonb[])
+        WITH ORDINALITY AS s(id, name, command, env, working_dir, timeout_seconds, labels,
+                             max_attempts, correlation_id, payload, ord)
+), j AS (
+    INSERT INTO jobs (id, name, command, env, working_dir, timeout_seconds, labels,
+                      max_attempts, correlation_id)
+    SELECT id, name, ARRAY(SELECT jsonb_array_elements_text(command)), env, working_dir,
+           timeout_seconds, labels, max_attempts, correlation_id
+    FROM spec ORDER BY ord
+    RETURNING *
+), q AS (
+    INSERT INTO job_queue (job_id) SELECT id FROM spec ORDER BY ord RETURNING job_id
+), ev AS (
+    INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
+    SELECT %(event_type)s, 'job', id, %(actor)s, correlation_id, payload FROM spec ORDER BY ord
+    RETURNING *
+), {{outbox_rows}}
+SELECT j.*, (SELECT count(*) FROM ob) AS events, (SELECT count(*) FROM q) AS queued,
+       (SELECT pg_notify('hodei_jobs', '')) AS notified
+FROM j JOIN spec s ON s.id = j.id
+ORDER BY s.ord;
+
 -- name: get_job
 SELECT * FROM jobs WHERE id = %(id)s;
 

@@ -8,12 +8,14 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from hodei.db.connector import Database, Tx
 from hodei.domain.events import EventType, event_for_job_state
 from hodei.domain.jobs import (
+    JobSpec,
     JobState,
     can_transition,
     check_transition,
@@ -21,7 +23,7 @@ from hodei.domain.jobs import (
     validate_spec,
 )
 from hodei.errors import InvalidArgument, NotFound, StaleAttempt
-from hodei.server.events import job_event, record
+from hodei.server.events import Event, job_event, record
 from hodei.server.models import AttemptRef, CancelCommand, JobRecord, QueueView
 from hodei.server.occupancy import sync_worker
 from hodei.settings import Settings
@@ -30,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 1000
+#: Jobs one QueueJobs call may queue.
+MAX_BULK_JOBS = 1000
 _ACTIVE = (JobState.ASSIGNED, JobState.RUNNING)
 
 
@@ -83,29 +87,11 @@ class JobService:
         """Queue a job; or, when one of `assign_to` (workers whose stream is open on this
         server) has a free slot and no job is waiting, assign it to that worker in the
         same statement (eager dispatch): the caller then sends the RunJob."""
-        spec = validate_spec(
-            command,
-            env,
-            working_dir,
-            timeout_seconds,
-            max_attempts,
-            name,
-            labels,
-            default_max_attempts=self.settings.default_max_attempts,
-        )
-        if len(correlation_id) > 200:
-            raise InvalidArgument("correlation_id is longer than 200 characters")
-        job_id = uuid.uuid4()
-        correlation_id = correlation_id or job_id.hex
-        created = job_event(
-            EventType.JOB_CREATED,
-            job_id,
-            "client",
+        job_id, spec, created = self._new_job(
+            command, env, working_dir, timeout_seconds, max_attempts, name, labels,
             correlation_id,
-            state=str(JobState.PENDING),
-            name=spec.name,
-            max_attempts=spec.max_attempts,
         )
+        correlation_id = created.correlation_id
         # One statement: job, queue row (or assignment), events, outbox rows and the
         # dispatchers' NOTIFY.
         async with self.db.connection() as tx:
@@ -140,6 +126,79 @@ class JobService:
         else:
             logger.info("job queued and assigned at once (eager dispatch)", extra=job.log_fields)
         return job
+
+    async def queue_jobs(self, specs: Sequence[dict[str, Any]]) -> list[JobRecord]:
+        """Queue many jobs in one statement (its own transaction), in order: all or
+        none. Each of `specs` holds queue_job's keyword arguments (without assign_to);
+        an invalid one is named by its index."""
+        if not specs:
+            raise InvalidArgument("no jobs to queue")
+        if len(specs) > MAX_BULK_JOBS:
+            raise InvalidArgument(f"{len(specs)} jobs in one call; at most {MAX_BULK_JOBS}")
+        prepared = []
+        for index, args in enumerate(specs):
+            try:
+                prepared.append(self._new_job(**args))
+            except InvalidArgument as err:
+                raise InvalidArgument(f"jobs[{index}]: {err}") from None
+        async with self.db.connection() as tx:
+            rows = await tx.all(
+                "queue_job_batch",
+                {
+                    "ids": [job_id for job_id, _, _ in prepared],
+                    "names": [spec.name for _, spec, _ in prepared],
+                    "commands": [Jsonb(list(spec.command)) for _, spec, _ in prepared],
+                    "envs": [Jsonb(spec.env) for _, spec, _ in prepared],
+                    "working_dirs": [spec.working_dir for _, spec, _ in prepared],
+                    "timeouts": [spec.timeout_seconds for _, spec, _ in prepared],
+                    "labels": [Jsonb(spec.labels) for _, spec, _ in prepared],
+                    "max_attempts": [spec.max_attempts for _, spec, _ in prepared],
+                    "correlation_ids": [ev.correlation_id for _, _, ev in prepared],
+                    "payloads": [Jsonb(ev.payload) for _, _, ev in prepared],
+                    "event_type": str(EventType.JOB_CREATED),
+                    "actor": "client",
+                },
+            )
+        self.queued.set()
+        jobs = [JobRecord.from_row(r) for r in rows]
+        logger.info("%d jobs queued in one call", len(jobs), extra={"count": len(jobs)})
+        return jobs
+
+    def _new_job(
+        self,
+        command: list[str],
+        env: dict[str, str] | None = None,
+        working_dir: str = "",
+        timeout_seconds: float | None = None,
+        max_attempts: int | None = None,
+        name: str = "",
+        labels: dict[str, str] | None = None,
+        correlation_id: str = "",
+    ) -> tuple[uuid.UUID, JobSpec, Event]:
+        """A validated spec, the new job's id and its JobCreated event."""
+        spec = validate_spec(
+            command,
+            env,
+            working_dir,
+            timeout_seconds,
+            max_attempts,
+            name,
+            labels,
+            default_max_attempts=self.settings.default_max_attempts,
+        )
+        if len(correlation_id) > 200:
+            raise InvalidArgument("correlation_id is longer than 200 characters")
+        job_id = uuid.uuid4()
+        created = job_event(
+            EventType.JOB_CREATED,
+            job_id,
+            "client",
+            correlation_id or job_id.hex,
+            state=str(JobState.PENDING),
+            name=spec.name,
+            max_attempts=spec.max_attempts,
+        )
+        return job_id, spec, created
 
     async def get_job(self, job_id: uuid.UUID) -> JobRecord:
         async with self.db.connection() as tx:

@@ -41,3 +41,7 @@ class Submission:
             # the RunJob to gRPC before this answer is built and sent (~0.5 ms sooner).
             await asyncio.sleep(0)
         return job
+
+    async def submit_many(self, specs: list[dict[str, Any]]) -> list[JobRecord]:
+        """QueueJobs: all queued (the dispatcher assigns them in batches), or none."""
+        return await self.jobs.queue_jobs(specs)

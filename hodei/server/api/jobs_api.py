@@ -38,6 +38,18 @@ class JobExecutionServicer(jobs_pb2_grpc.JobExecutionServiceServicer):
         return jobs_pb2.QueueJobResponse(job=job_to_proto(job))
 
     @unary
+    async def QueueJobs(
+        self, request: jobs_pb2.QueueJobsRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.QueueJobsResponse:
+        specs = []
+        for index, item in enumerate(request.jobs):
+            if not item.HasField("spec"):
+                raise InvalidArgument(f"jobs[{index}]: spec is required")
+            specs.append({**spec_args(item.spec), "correlation_id": item.correlation_id})
+        jobs = await self.s.submission.submit_many(specs)
+        return jobs_pb2.QueueJobsResponse(jobs=[job_to_proto(job) for job in jobs])
+
+    @unary
     async def GetJob(
         self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.Job:
