@@ -7,23 +7,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable
 
 from psycopg.types.json import Jsonb
 
 from hodei.db.connector import Database, Tx
 from hodei.domain.events import EventType, event_for_job_state
 from hodei.domain.jobs import (
-    JobSpec,
     JobState,
     can_transition,
     check_transition,
     retry_or_fail,
-    validate_spec,
 )
 from hodei.errors import InvalidArgument, NotFound, StaleAttempt
-from hodei.server.events import Event, job_event, record
+from hodei.server.events import job_event, record
 from hodei.server.models import AttemptRef, CancelCommand, JobRecord, QueueView
 from hodei.server.occupancy import sync_worker
 from hodei.settings import Settings
@@ -32,8 +29,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 1000
-#: Jobs one QueueJobs call may queue.
-MAX_BULK_JOBS = 1000
 _ACTIVE = (JobState.ASSIGNED, JobState.RUNNING)
 
 
@@ -71,134 +66,6 @@ class JobService:
         self.queued = asyncio.Event()
 
     # ---- client operations ------------------------------------------------------
-
-    async def queue_job(
-        self,
-        command: list[str],
-        env: dict[str, str] | None = None,
-        working_dir: str = "",
-        timeout_seconds: float | None = None,
-        max_attempts: int | None = None,
-        name: str = "",
-        labels: dict[str, str] | None = None,
-        correlation_id: str = "",
-        assign_to: Sequence[uuid.UUID] = (),
-    ) -> JobRecord:
-        """Queue a job; or, when one of `assign_to` (workers whose stream is open on this
-        server) has a free slot and no job is waiting, assign it to that worker in the
-        same statement (eager dispatch): the caller then sends the RunJob."""
-        job_id, spec, created = self._new_job(
-            command, env, working_dir, timeout_seconds, max_attempts, name, labels,
-            correlation_id,
-        )
-        correlation_id = created.correlation_id
-        # One statement: job, queue row (or assignment), events, outbox rows and the
-        # dispatchers' NOTIFY.
-        async with self.db.connection() as tx:
-            row = await tx.one(
-                "queue_job",
-                {
-                    "id": job_id,
-                    "name": spec.name,
-                    "command": list(spec.command),
-                    "env": Jsonb(spec.env),
-                    "working_dir": spec.working_dir,
-                    "timeout_seconds": spec.timeout_seconds,
-                    "labels": Jsonb(spec.labels),
-                    "max_attempts": spec.max_attempts,
-                    "correlation_id": correlation_id,
-                    "event_type": str(created.type),
-                    "actor": created.actor,
-                    "payload": Jsonb(created.payload),
-                    "worker_ids": list(assign_to),
-                    "server_id": self.server_id,
-                    "ack_timeout": self.settings.ack_timeout,
-                    "dispatch_actor": f"dispatcher:{self.server_id}",
-                    "assigned_event": str(EventType.JOB_ASSIGNED),
-                    "busy_event": str(EventType.WORKER_BUSY),
-                },
-            )
-        assert row is not None
-        job = JobRecord.from_row(row)
-        if job.state == JobState.PENDING:
-            self.queued.set()
-            logger.info("job queued", extra=job.log_fields)
-        else:
-            logger.info("job queued and assigned at once (eager dispatch)", extra=job.log_fields)
-        return job
-
-    async def queue_jobs(self, specs: Sequence[dict[str, Any]]) -> list[JobRecord]:
-        """Queue many jobs in one statement (its own transaction), in order: all or
-        none. Each of `specs` holds queue_job's keyword arguments (without assign_to);
-        an invalid one is named by its index."""
-        if not specs:
-            raise InvalidArgument("no jobs to queue")
-        if len(specs) > MAX_BULK_JOBS:
-            raise InvalidArgument(f"{len(specs)} jobs in one call; at most {MAX_BULK_JOBS}")
-        prepared = []
-        for index, args in enumerate(specs):
-            try:
-                prepared.append(self._new_job(**args))
-            except InvalidArgument as err:
-                raise InvalidArgument(f"jobs[{index}]: {err}") from None
-        async with self.db.connection() as tx:
-            rows = await tx.all(
-                "queue_job_batch",
-                {
-                    "ids": [job_id for job_id, _, _ in prepared],
-                    "names": [spec.name for _, spec, _ in prepared],
-                    "commands": [Jsonb(list(spec.command)) for _, spec, _ in prepared],
-                    "envs": [Jsonb(spec.env) for _, spec, _ in prepared],
-                    "working_dirs": [spec.working_dir for _, spec, _ in prepared],
-                    "timeouts": [spec.timeout_seconds for _, spec, _ in prepared],
-                    "labels": [Jsonb(spec.labels) for _, spec, _ in prepared],
-                    "max_attempts": [spec.max_attempts for _, spec, _ in prepared],
-                    "correlation_ids": [ev.correlation_id for _, _, ev in prepared],
-                    "payloads": [Jsonb(ev.payload) for _, _, ev in prepared],
-                    "event_type": str(EventType.JOB_CREATED),
-                    "actor": "client",
-                },
-            )
-        self.queued.set()
-        jobs = [JobRecord.from_row(r) for r in rows]
-        logger.info("%d jobs queued in one call", len(jobs), extra={"count": len(jobs)})
-        return jobs
-
-    def _new_job(
-        self,
-        command: list[str],
-        env: dict[str, str] | None = None,
-        working_dir: str = "",
-        timeout_seconds: float | None = None,
-        max_attempts: int | None = None,
-        name: str = "",
-        labels: dict[str, str] | None = None,
-        correlation_id: str = "",
-    ) -> tuple[uuid.UUID, JobSpec, Event]:
-        """A validated spec, the new job's id and its JobCreated event."""
-        spec = validate_spec(
-            command,
-            env,
-            working_dir,
-            timeout_seconds,
-            max_attempts,
-            name,
-            labels,
-            default_max_attempts=self.settings.default_max_attempts,
-        )
-        if len(correlation_id) > 200:
-            raise InvalidArgument("correlation_id is longer than 200 characters")
-        job_id = uuid.uuid4()
-        created = job_event(
-            EventType.JOB_CREATED,
-            job_id,
-            "client",
-            correlation_id or job_id.hex,
-            state=str(JobState.PENDING),
-            name=spec.name,
-            max_attempts=spec.max_attempts,
-        )
-        return job_id, spec, created
 
     async def get_job(self, job_id: uuid.UUID) -> JobRecord:
         async with self.db.connection() as tx:

@@ -51,5 +51,5 @@ class Services:
             registry=registry,
             status=ServerStatus(db, server_id),
             pusher=pusher,
-            submission=Submission(settings, jobs, registry, pusher),
+            submission=Submission(settings, db, jobs, registry, pusher),
         )

@@ -63,7 +63,7 @@ async def test_full_lifecycle_writes_one_event_and_outbox_row_per_transition(
 ) -> None:
     s = services
     worker_id = await ready_worker(s)
-    job = await s.jobs.queue_job(["true"])
+    job = await s.submission.queue(["true"])
     assert job.state == JobState.PENDING
     [assigned] = await s.jobs.claim_and_assign([worker_id])
     assert assigned.state == JobState.ASSIGNED and assigned.attempts == 1
@@ -92,7 +92,7 @@ async def test_full_lifecycle_writes_one_event_and_outbox_row_per_transition(
 async def test_invalid_transition_changes_nothing(services: Services, db_url: str) -> None:
     s = services
     worker_id = await ready_worker(s)
-    job = await s.jobs.queue_job(["true"])
+    job = await s.submission.queue(["true"])
     await s.jobs.claim_and_assign([worker_id])
     ref = AttemptRef(job.id, 1)
     await s.jobs.finish(worker_id, ref, JobState.FAILED, 1, "boom")
@@ -107,7 +107,7 @@ async def test_invalid_transition_changes_nothing(services: Services, db_url: st
 async def test_stale_attempt_result_is_fenced(services: Services, db_url: str) -> None:
     s = services
     first = await ready_worker(s)
-    job = await s.jobs.queue_job(["sleep", "100"], max_attempts=3)
+    job = await s.submission.queue(["sleep", "100"], max_attempts=3)
     await s.jobs.claim_and_assign([first])
     await s.jobs.start(first, AttemptRef(job.id, 1))
     # The first worker goes silent and is declared LOST: the job goes back to the queue.
@@ -149,7 +149,7 @@ async def test_stale_attempt_result_is_fenced(services: Services, db_url: str) -
 async def test_lost_worker_with_exhausted_attempts_fails_the_job(services: Services) -> None:
     s = services
     worker_id = await ready_worker(s)
-    job = await s.jobs.queue_job(["true"], max_attempts=1)
+    job = await s.submission.queue(["true"], max_attempts=1)
     await s.jobs.claim_and_assign([worker_id])
     await s.workers.mark_gone(worker_id, WorkerState.LOST, "silent")
     failed = await s.jobs.get_job(job.id)
@@ -171,7 +171,7 @@ async def test_cancel_pending_job_removes_it_from_the_queue(
     services: Services, db_url: str
 ) -> None:
     s = services
-    job = await s.jobs.queue_job(["true"])
+    job = await s.submission.queue(["true"])
     cancelled, command = await s.jobs.cancel_job(job.id, "no longer needed")
     assert cancelled.state == JobState.CANCELLED and command is None
     with psycopg.connect(db_url) as conn:
@@ -182,7 +182,7 @@ async def test_cancel_pending_job_removes_it_from_the_queue(
 async def test_cancel_running_job_asks_the_worker(services: Services) -> None:
     s = services
     worker_id = await ready_worker(s)
-    job = await s.jobs.queue_job(["sleep", "10"])
+    job = await s.submission.queue(["sleep", "10"])
     await s.jobs.claim_and_assign([worker_id])
     await s.jobs.start(worker_id, AttemptRef(job.id, 1))
     still_running, command = await s.jobs.cancel_job(job.id)
@@ -196,9 +196,9 @@ async def test_cancel_running_job_asks_the_worker(services: Services) -> None:
 async def test_bad_input_is_refused_and_nothing_is_written(services: Services, db_url: str) -> None:
     before = snapshot(db_url)
     with pytest.raises(InvalidArgument):
-        await services.jobs.queue_job([])
+        await services.submission.queue([])
     with pytest.raises(InvalidArgument):
-        await services.jobs.queue_job(["x"], timeout_seconds=-1)
+        await services.submission.queue(["x"], timeout_seconds=-1)
     with pytest.raises(NotFound):
         await services.jobs.get_job(uuid.uuid4())
     assert snapshot(db_url) == before
@@ -207,7 +207,7 @@ async def test_bad_input_is_refused_and_nothing_is_written(services: Services, d
 async def test_log_ingestion_sequences_dedup_and_gaps(services: Services, db_url: str) -> None:
     s = services
     worker_id = await ready_worker(s)
-    job = await s.jobs.queue_job(["x"])
+    job = await s.submission.queue(["x"])
     await s.jobs.claim_and_assign([worker_id])
     ref = AttemptRef(job.id, 1)
     now = datetime.now(UTC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -74,8 +75,8 @@ def outcome_to_state(value: int) -> JobState:
 # ---- jobs -------------------------------------------------------------------------
 
 
-def spec_args(spec: jobs_pb2.JobSpec) -> dict[str, object]:
-    """QueueJobRequest.spec as keyword arguments of JobService.queue_job."""
+def spec_args(spec: jobs_pb2.JobSpec) -> dict[str, Any]:
+    """A JobSpec as keyword arguments of hodei.server.submission.Submission.queue."""
     return {
         "command": list(spec.command),
         "env": dict(spec.env),
