@@ -61,8 +61,8 @@ class JobService:
         self.db = db
         self.settings = settings
         self.server_id = server_id
-        #: Set when this process queued or requeued a job: wakes the local dispatcher
-        #: at once (the NOTIFY, for the other servers, takes a round trip more).
+        #: Set when this process queued a job (hodei.server.submission): wakes the local
+        #: dispatcher at once (the NOTIFY, for the other servers, takes a round trip more).
         self.queued = asyncio.Event()
 
     # ---- client operations ------------------------------------------------------
@@ -379,7 +379,6 @@ class JobService:
         await tx.execute("enqueue_job", {"id": job.id})
         await tx.one("notify_jobs", {"id": job.id})
         requeued = JobRecord.from_row(row)
-        self.queued.set()  # early, but harmless: the dispatcher finds it at commit or polls
         events = [
             job_event(
                 EventType.JOB_REQUEUED,

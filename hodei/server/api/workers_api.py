@@ -38,9 +38,6 @@ logger = logging.getLogger(__name__)
 _INBOX = 64
 #: Upper bound of lines merged into one insert.
 _MERGE_LINES = 50_000
-#: How long an accepted JobAck waits for the JobStarted that usually follows it
-#: (well inside the ack deadline, settings.ack_timeout).
-_ACK_FOLD = 0.05
 
 
 class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
@@ -128,22 +125,6 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                 held = None
                 if message is None:
                     break
-                if message.WhichOneof("payload") == "ack" and message.ack.accepted:
-                    following = await _next_within(inbox, _ACK_FOLD)
-                    if (
-                        following is not _NOTHING
-                        and following is not None
-                        and following.WhichOneof("payload") == "started"
-                        and following.started.ref == message.ack.ref
-                    ):
-                        # JobStarted also counts as the ack (docs/worker-protocol.md): one
-                        # fenced transaction instead of two commits.
-                        message = following
-                    elif following is None:
-                        await self._apply(protocol, message)
-                        break
-                    elif following is not _NOTHING:
-                        held = following
                 if message.WhichOneof("payload") != "logs":
                     await self._apply(protocol, message)
                     continue
@@ -246,23 +227,3 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                 raise InvalidArgument("Hello was already received on this stream")
             case _:
                 raise InvalidArgument("empty worker message")
-
-
-_NOTHING: Any = object()
-
-
-async def _next_within(
-    inbox: asyncio.Queue[workers_pb2.WorkerMessage | None], seconds: float
-) -> Any:
-    """The next message if one arrives within `seconds`, else _NOTHING (nothing is lost:
-    a cancelled Queue.get leaves its item in the queue)."""
-    if not inbox.empty():
-        return inbox.get_nowait()
-    getter = asyncio.ensure_future(inbox.get())
-    done, _ = await asyncio.wait({getter}, timeout=seconds)
-    if done:
-        return getter.result()
-    getter.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await getter
-    return getter.result() if getter.done() and not getter.cancelled() else _NOTHING
