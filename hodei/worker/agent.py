@@ -18,13 +18,12 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 from hodei import __version__ as hodei_version
-from hodei.api.v1 import common_pb2, workers_pb2
+from hodei.api.v1 import workers_pb2
 from hodei.errors import HodeiError
 from hodei.settings import Settings
-from hodei.worker.lines import LogBuffer
+from hodei.worker.attempt import Attempt, Key
 from hodei.worker.runner import JobProcess, Outcome, RunResult
 from hodei.worker.wire import encode_log_batch
 
@@ -48,50 +47,10 @@ _OUTCOMES = {
 #: while one is being copied: 16 x 2,000 lines gave 194,000 lines/s, 32 gave 225,000.
 LOG_WINDOW_BATCHES = 32
 
-Key = tuple[str, int]
-
-
 class WorkerUnknown(HodeiError):
     """The server does not know this worker id (NOT_FOUND): register again."""
 
     code = "NOT_FOUND"
-
-
-@dataclass(eq=False)
-class Attempt:
-    """One attempt this worker holds, from RunJob until the server persisted its result."""
-
-    job_id: str
-    attempt: int
-    correlation_id: str
-    logs: LogBuffer = field(default_factory=LogBuffer)
-    process: JobProcess | None = None
-    task: asyncio.Task[None] | None = None
-    pid: int | None = None
-    running: bool = True  # the process has not finished yet
-    # Stopped by our own shutdown: handed back to the server for a retry, no result.
-    give_back: bool = False
-    result: workers_pb2.JobResult | None = None
-    # What was sent on the current stream (reset on each reconnect).
-    ack_sent: bool = False
-    started_sent: bool = False
-    result_sent: bool = False
-
-    @property
-    def key(self) -> Key:
-        return (self.job_id, self.attempt)
-
-    @property
-    def ref(self) -> common_pb2.JobRef:
-        return common_pb2.JobRef(job_id=self.job_id, attempt=self.attempt)
-
-    def log_fields(self, worker_id: str) -> dict[str, object]:
-        return {
-            "worker_id": worker_id,
-            "job_id": self.job_id,
-            "attempt": self.attempt,
-            "correlation_id": self.correlation_id or None,
-        }
 
 
 class WorkerAgent:
