@@ -32,8 +32,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         base = (
-            f"{ts}.{int(record.msecs):03d}Z {record.levelname} {record.name}: "
-            f"{record.getMessage()}"
+            f"{ts}.{int(record.msecs):03d}Z {record.levelname} {record.name}: {record.getMessage()}"
         )
         fields = [
             f"{name}={getattr(record, name)}"

@@ -49,8 +49,13 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     get.set_defaults(handler=job_get)
 
     lst = jsub.add_parser("list", parents=[common], help="list recent jobs")
-    lst.add_argument("--state", action="append", default=[], metavar="S",
-                     help="PENDING, RUNNING, SUCCEEDED... (repeatable or comma-separated)")
+    lst.add_argument(
+        "--state",
+        action="append",
+        default=[],
+        metavar="S",
+        help="PENDING, RUNNING, SUCCEEDED... (repeatable or comma-separated)",
+    )
     lst.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (1-1000)")
     lst.add_argument("--label", action="append", default=[], metavar="K=V")
     lst.set_defaults(handler=job_list)

@@ -47,12 +47,25 @@ def build_parser() -> argparse.ArgumentParser:
     # Options accepted before or after the subcommand; SUPPRESS keeps a later
     # parser from resetting a value given earlier on the line.
     common = _Parser(add_help=False)
-    common.add_argument("--server", default=argparse.SUPPRESS, metavar="HOST:PORT",
-                        help="server address (HODEI_SERVER_ADDRESS, default 127.0.0.1:50051)")
-    common.add_argument("-o", "--output", choices=["table", "json"], default=argparse.SUPPRESS,
-                        help="tables for people (default) or json for scripts")
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks and debug logs")
+    common.add_argument(
+        "--server",
+        default=argparse.SUPPRESS,
+        metavar="HOST:PORT",
+        help="server address (HODEI_SERVER_ADDRESS, default 127.0.0.1:50051)",
+    )
+    common.add_argument(
+        "-o",
+        "--output",
+        choices=["table", "json"],
+        default=argparse.SUPPRESS,
+        help="tables for people (default) or json for scripts",
+    )
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks and debug logs",
+    )
     parser = _Parser(
         prog="hodei",
         description="Hodei job platform: run shell jobs on remote workers.",
@@ -61,8 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"hodei {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
     up.add_parser(sub)
     platform.add_parsers(sub, common)
     jobs.add_parsers(sub, common)

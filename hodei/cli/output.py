@@ -120,9 +120,7 @@ def workers_table(workers: Sequence[WorkerView]) -> None:
         ]
         for w in workers
     ]
-    print_table(
-        ["ID", "NAME", "STATE", "RUNNING", "CONNECTED", "HEARTBEAT", "PID", "HOST"], rows
-    )
+    print_table(["ID", "NAME", "STATE", "RUNNING", "CONNECTED", "HEARTBEAT", "PID", "HOST"], rows)
 
 
 def queue_block(queue: QueueView) -> None:

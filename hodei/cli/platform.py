@@ -160,7 +160,10 @@ async def show_version(client: HodeiClient, args: argparse.Namespace) -> int:
         output.print_json({"client_version": __version__, "server": info.to_dict()})
     else:
         output.print_fields(
-            [("client version", __version__), ("server", client.address),
-             *output.server_fields(info)]
+            [
+                ("client version", __version__),
+                ("server", client.address),
+                *output.server_fields(info),
+            ]
         )
     return exit_codes.OK

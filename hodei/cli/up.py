@@ -117,12 +117,19 @@ class Platform:
 
     async def _spawn(self, index: int, address: str) -> None:
         argv = [
-            sys.executable, "-m", "hodei.worker",
-            "--server", address,
-            "--slots", str(self.slots),
-            "--name", f"up-{index + 1}",
-            "--log-level", self.settings.log_level,
-            "--log-format", self.settings.log_format,
+            sys.executable,
+            "-m",
+            "hodei.worker",
+            "--server",
+            address,
+            "--slots",
+            str(self.slots),
+            "--name",
+            f"up-{index + 1}",
+            "--log-level",
+            self.settings.log_level,
+            "--log-format",
+            self.settings.log_format,
         ]
         # Entry-point boundary: the workers (and their jobs) inherit this environment.
         env = dict(os.environ)
@@ -138,7 +145,8 @@ class Platform:
                 if proc.returncode is not None and not self.stop.is_set():
                     logger.warning(
                         "local worker up-%d exited with %s; restarting it",
-                        index + 1, proc.returncode,
+                        index + 1,
+                        proc.returncode,
                     )
                     await asyncio.sleep(_RESTART_DELAY_S)
                     if not self.stop.is_set():

@@ -196,9 +196,7 @@ class HodeiClient:
     # ---- logs -------------------------------------------------------------------
 
     async def get_logs(self, job_id: str, after_sequence: int = 0, limit: int = 0) -> LogsPage:
-        request = logs_pb2.GetLogsRequest(
-            job_id=job_id, after_sequence=after_sequence, limit=limit
-        )
+        request = logs_pb2.GetLogsRequest(job_id=job_id, after_sequence=after_sequence, limit=limit)
         response = await self._call(self._logs.GetLogs, request)
         return LogsPage([convert.log_line_view(x) for x in response.lines], response.complete)
 
@@ -276,7 +274,11 @@ class HodeiClient:
                 delay = min(_RESUME_BACKOFF_MAX, 0.1 * 2**failures)
                 logger.info(
                     "log stream of job %s dropped (%s); resuming after line %d in %.1f s",
-                    job_id, error, last, delay, extra={"job_id": job_id},
+                    job_id,
+                    error,
+                    last,
+                    delay,
+                    extra={"job_id": job_id},
                 )
                 await asyncio.sleep(delay)
                 request = logs_pb2.SubscribeLogsRequest(

@@ -21,9 +21,7 @@ class WorkerState(enum.StrEnum):
 
 
 _WORKER_TRANSITIONS: dict[WorkerState, frozenset[WorkerState]] = {
-    WorkerState.CREATING: frozenset(
-        {WorkerState.READY, WorkerState.TERMINATED, WorkerState.LOST}
-    ),
+    WorkerState.CREATING: frozenset({WorkerState.READY, WorkerState.TERMINATED, WorkerState.LOST}),
     WorkerState.READY: frozenset(
         {WorkerState.BUSY, WorkerState.DRAINING, WorkerState.TERMINATED, WorkerState.LOST}
     ),

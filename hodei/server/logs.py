@@ -205,7 +205,6 @@ class LogService:
         finally:
             self.bus.unsubscribe(sub)
 
-
     async def _log_state(self, job_id: uuid.UUID) -> dict[str, Any]:
         async with self.db.connection() as tx:
             state = await tx.one("job_log_state", {"id": job_id})

@@ -171,4 +171,3 @@ class Submission:
             max_attempts=valid.max_attempts,
         )
         return job_id, valid, created
-

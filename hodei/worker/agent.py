@@ -47,6 +47,7 @@ _OUTCOMES = {
 #: while one is being copied: 16 x 2,000 lines gave 194,000 lines/s, 32 gave 225,000.
 LOG_WINDOW_BATCHES = 32
 
+
 class WorkerUnknown(HodeiError):
     """The server does not know this worker id (NOT_FOUND): register again."""
 
@@ -104,8 +105,11 @@ class WorkerAgent:
         self._stream_opened.set()
         logger.info(
             "stream open",
-            extra={"worker_id": self.worker_id, "server_id": welcome.server_id or None,
-                   "count": len(self._attempts)},
+            extra={
+                "worker_id": self.worker_id,
+                "server_id": welcome.server_id or None,
+                "count": len(self._attempts),
+            },
         )
 
     def on_disconnected(self) -> None:
@@ -136,8 +140,9 @@ class WorkerAgent:
         elif kind == "welcome":
             self.on_welcome(message.welcome)
         else:
-            logger.error("unknown message from the server: %s", kind,
-                         extra={"worker_id": self.worker_id})
+            logger.error(
+                "unknown message from the server: %s", kind, extra={"worker_id": self.worker_id}
+            )
 
     async def next_outgoing(self) -> workers_pb2.WorkerMessage | bytes:
         """The next message to write on the stream; waits until there is one."""
@@ -189,8 +194,12 @@ class WorkerAgent:
     # ---- server commands --------------------------------------------------------------
 
     def _fields(self, job_id: str, attempt: int, correlation_id: str = "") -> dict[str, object]:
-        return {"worker_id": self.worker_id, "job_id": job_id, "attempt": attempt,
-                "correlation_id": correlation_id or None}
+        return {
+            "worker_id": self.worker_id,
+            "job_id": job_id,
+            "attempt": attempt,
+            "correlation_id": correlation_id or None,
+        }
 
     def _on_run(self, run: workers_pb2.RunJob) -> None:
         key = (run.ref.job_id, run.ref.attempt)
@@ -214,8 +223,9 @@ class WorkerAgent:
         # The process object exists before the task runs, so a CancelJob or a
         # shutdown arriving right after RunJob finds it (and stops it before it starts).
         att.process = self._make_process(att, run)
-        logger.info("job accepted: %s", " ".join(run.command)[:200],
-                    extra=att.log_fields(self.worker_id))
+        logger.info(
+            "job accepted: %s", " ".join(run.command)[:200], extra=att.log_fields(self.worker_id)
+        )
         # Started here rather than in the task: the spawn does not wait for the task to
         # be scheduled behind the stream's other work (about a millisecond under load).
         try:
@@ -223,9 +233,7 @@ class WorkerAgent:
         except Exception as exc:  # a bug here must not take the stream down
             logger.exception("job runner failed", extra=att.log_fields(self.worker_id))
             early = RunResult(Outcome.FAILED, None, f"worker error: {exc}")
-        att.task = asyncio.create_task(
-            self._run_attempt(att, early), name=f"job-{key[0]}-{key[1]}"
-        )
+        att.task = asyncio.create_task(self._run_attempt(att, early), name=f"job-{key[0]}-{key[1]}")
         self._wake.set()
 
     def _make_process(self, att: Attempt, run: workers_pb2.RunJob) -> JobProcess:
@@ -277,8 +285,9 @@ class WorkerAgent:
             self._attempts.pop(att.key, None)
             reason = "worker shut down before the job finished"
             self._send(_msg(ack=workers_pb2.JobAck(ref=att.ref, accepted=False, reason=reason)))
-            logger.warning("job stopped by the worker's shutdown; handed back to the server",
-                           extra=fields)
+            logger.warning(
+                "job stopped by the worker's shutdown; handed back to the server", extra=fields
+            )
             self._changed.set()
             return
         att.result = workers_pb2.JobResult(
@@ -290,8 +299,12 @@ class WorkerAgent:
             total_lines=logs.total,
         )
         logger.info(
-            "job finished: %s exit_code=%s lines=%d %s", result.outcome, result.exit_code,
-            logs.total, result.error, extra=fields,
+            "job finished: %s exit_code=%s lines=%d %s",
+            result.outcome,
+            result.exit_code,
+            logs.total,
+            result.error,
+            extra=fields,
         )
         self._wake.set()
         self._changed.set()
@@ -338,21 +351,31 @@ class WorkerAgent:
             if rejected.code in ("INTERNAL", "UNAVAILABLE"):
                 # The server could not apply a message (its database, say); which one
                 # is unknown, so everything unconfirmed goes again (repeats are no-ops).
-                logger.warning("server could not apply a message [%s]: %s; resending",
-                               rejected.code, rejected.message, extra=fields)
+                logger.warning(
+                    "server could not apply a message [%s]: %s; resending",
+                    rejected.code,
+                    rejected.message,
+                    extra=fields,
+                )
                 self._resend_unconfirmed()
                 return
-            logger.error("server rejected a message [%s]: %s", rejected.code, rejected.message,
-                         extra=fields)
+            logger.error(
+                "server rejected a message [%s]: %s", rejected.code, rejected.message, extra=fields
+            )
             return
         if rejected.code in ("FAILED_PRECONDITION", "NOT_FOUND"):
-            logger.warning("server rejected the attempt [%s]: %s", rejected.code,
-                           rejected.message, extra=fields)
+            logger.warning(
+                "server rejected the attempt [%s]: %s",
+                rejected.code,
+                rejected.message,
+                extra=fields,
+            )
             self._drop(key, rejected.message)
         else:
             # INVALID_ARGUMENT and the rest mean a protocol bug on our side.
-            logger.error("server rejected a message [%s]: %s", rejected.code, rejected.message,
-                         extra=fields)
+            logger.error(
+                "server rejected a message [%s]: %s", rejected.code, rejected.message, extra=fields
+            )
 
     def _drop(self, key: Key, why: str) -> None:
         """Forget an attempt that is no longer ours, killing its process."""
@@ -396,7 +419,8 @@ class WorkerAgent:
                 self._stream_opened.clear()
                 opened = asyncio.create_task(self._stream_opened.wait(), name="heartbeat-kick")
                 done, _ = await asyncio.wait(
-                    {stopping, opened}, timeout=self.heartbeat_interval,
+                    {stopping, opened},
+                    timeout=self.heartbeat_interval,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 opened.cancel()
@@ -424,8 +448,12 @@ class WorkerAgent:
         """Take no new jobs; let running ones finish for `grace` seconds, then stop them."""
         self.draining = True
         if self.running_count:
-            logger.info("waiting up to %.1f s for %d running job(s)", grace, self.running_count,
-                        extra={"worker_id": self.worker_id})
+            logger.info(
+                "waiting up to %.1f s for %d running job(s)",
+                grace,
+                self.running_count,
+                extra={"worker_id": self.worker_id},
+            )
         if not await self._wait_until(lambda: self.running_count == 0, grace):
             self.stop_jobs(force=False)
             await self._wait_until(
@@ -439,8 +467,9 @@ class WorkerAgent:
         """Shutdown: stop every running job and hand it back to the server."""
         for att in self._attempts.values():
             if att.running and att.process is not None:
-                logger.warning("stopping job: worker shutting down",
-                               extra=att.log_fields(self.worker_id))
+                logger.warning(
+                    "stopping job: worker shutting down", extra=att.log_fields(self.worker_id)
+                )
                 att.give_back = True
                 att.process.cancel(force=force, reason="worker shut down")
 
@@ -458,7 +487,8 @@ class WorkerAgent:
         )
         if not done:
             logger.warning(
-                "%d attempt(s) not confirmed by the server at shutdown", len(self._attempts),
+                "%d attempt(s) not confirmed by the server at shutdown",
+                len(self._attempts),
                 extra={"worker_id": self.worker_id},
             )
         return done

@@ -115,16 +115,20 @@ class StreamClient:
                         need_register = False
                     welcomed = await self._session(stream)
                     if not stop.is_set() and not self._closing:
-                        logger.warning("server closed the worker stream; reconnecting",
-                                       extra=self._fields())
+                        logger.warning(
+                            "server closed the worker stream; reconnecting", extra=self._fields()
+                        )
                 except grpc.aio.AioRpcError as err:
                     if stop.is_set() or self._closing:
                         break
                     what = "Register" if need_register else "worker stream"
                     need_register = self._on_status(err, what) or need_register
                 except WorkerUnknown as err:
-                    logger.warning("server does not know this worker (%s); registering again",
-                                   err, extra=self._fields())
+                    logger.warning(
+                        "server does not know this worker (%s); registering again",
+                        err,
+                        extra=self._fields(),
+                    )
                     need_register = True
                 except _StreamLost as err:
                     logger.warning("worker stream lost: %s", err, extra=self._fields())
@@ -144,8 +148,9 @@ class StreamClient:
                     break
                 failures = 1 if welcomed else failures + 1
                 delay = backoff_delay(failures, self.settings.reconnect_max_backoff)
-                logger.info("reconnecting in %.2f s (failure %d)", delay, failures,
-                            extra=self._fields())
+                logger.info(
+                    "reconnecting in %.2f s (failure %d)", delay, failures, extra=self._fields()
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
         finally:
@@ -160,12 +165,18 @@ class StreamClient:
         code = err.code()
         detail = err.details() or ""
         if code == grpc.StatusCode.NOT_FOUND:
-            logger.warning("server does not know this worker (%s); registering again", detail,
-                           extra=self._fields())
+            logger.warning(
+                "server does not know this worker (%s); registering again",
+                detail,
+                extra=self._fields(),
+            )
             return True
         if code == grpc.StatusCode.INVALID_ARGUMENT:
-            logger.error("server refused our message as invalid (protocol bug): %s", detail,
-                         extra=self._fields())
+            logger.error(
+                "server refused our message as invalid (protocol bug): %s",
+                detail,
+                extra=self._fields(),
+            )
         elif code in _TRANSIENT:
             logger.warning("%s ended: %s %s", what, code.name, detail, extra=self._fields())
         else:

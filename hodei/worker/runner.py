@@ -236,8 +236,9 @@ class JobProcess:
         open is killed with the group after DRAIN_GRACE."""
         _, pending = await asyncio.wait(pumps, timeout=DRAIN_GRACE)
         if pending:
-            logger.info("job left processes holding its output open; killing its group",
-                        extra=self._extra)
+            logger.info(
+                "job left processes holding its output open; killing its group", extra=self._extra
+            )
             self._signal_group(signal.SIGKILL)
             _, pending = await asyncio.wait(pending, timeout=DRAIN_GRACE)
             for task in pending:

@@ -49,12 +49,16 @@ class WorkerService:
     def request_shutdown(self) -> None:
         self._signals += 1
         if self._signals == 1:
-            logger.info("shutdown requested: finishing running jobs",
-                        extra={"worker_id": self.agent.worker_id or None})
+            logger.info(
+                "shutdown requested: finishing running jobs",
+                extra={"worker_id": self.agent.worker_id or None},
+            )
             self.shutdown.set()
         else:  # a second Ctrl-C: no more grace
-            logger.warning("second shutdown request: stopping jobs now",
-                           extra={"worker_id": self.agent.worker_id or None})
+            logger.warning(
+                "second shutdown request: stopping jobs now",
+                extra={"worker_id": self.agent.worker_id or None},
+            )
             self.agent.stop_jobs(force=True)
 
     async def run(self) -> None:
@@ -62,8 +66,9 @@ class WorkerService:
             logger.warning(
                 "FAULT INJECTION: fault_drop_logs is on; job output will not be streamed"
             )
-        logger.info("worker starting: server=%s slots=%d", self.settings.server_address,
-                    self.settings.slots)
+        logger.info(
+            "worker starting: server=%s slots=%d", self.settings.server_address, self.settings.slots
+        )
         stream = asyncio.create_task(
             supervise("stream", lambda: self.client.run(self._stop_stream), self._stop_stream),
             name="worker-stream",
@@ -87,7 +92,8 @@ class WorkerService:
                 logger.warning(
                     "server unreachable at shutdown: %d attempt(s) not reported; the server "
                     "will requeue them when this worker's heartbeat deadline passes",
-                    len(self.agent.held), extra={"worker_id": self.agent.worker_id or None},
+                    len(self.agent.held),
+                    extra={"worker_id": self.agent.worker_id or None},
                 )
         finally:
             self._stop_heartbeat.set()

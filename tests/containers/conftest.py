@@ -25,8 +25,10 @@ from harness.launchers.containers import (
 @pytest.fixture(scope="session")
 def docker_engine() -> Any:
     if os.environ.get("HODEI_CONTAINER_TESTS") != "1":
-        pytest.skip("container tests run in the CI container stage "
-                    "(.ci/containers-stage.sh, or set HODEI_CONTAINER_TESTS=1)")
+        pytest.skip(
+            "container tests run in the CI container stage "
+            "(.ci/containers-stage.sh, or set HODEI_CONTAINER_TESTS=1)"
+        )
     try:
         client = docker_client()
     except DockerUnavailable as exc:

@@ -27,41 +27,78 @@ def _script(name: str) -> str:
 
 
 @pytest.fixture(params=["host", "bridge"])
-def compose_platform(request: pytest.FixtureRequest, docker_engine: Any, hodei_image: str,
-                     postgres_image: str) -> Any:
+def compose_platform(
+    request: pytest.FixtureRequest, docker_engine: Any, hodei_image: str, postgres_image: str
+) -> Any:
     if shutil.which("docker") is None:
         pytest.skip("no docker CLI")
-    version = subprocess.run(["docker", "compose", "version", "--short"],
-                             capture_output=True, text=True, timeout=30)
+    version = subprocess.run(
+        ["docker", "compose", "version", "--short"], capture_output=True, text=True, timeout=30
+    )
     if version.returncode != 0:
         pytest.skip("docker compose v2 is not installed (.ci/containers-prepare.sh installs it)")
     pg_port, server_port = free_port(), free_port()
-    env = {**os.environ, "HODEI_IMAGE": hodei_image, "HODEI_POSTGRES_IMAGE": postgres_image,
-           "HODEI_E2E_PG_PORT": str(pg_port), "HODEI_E2E_SERVER_PORT": str(server_port),
-           "HODEI_WORKERS": "2", "HODEI_POSTGRES_PASSWORD": "compose-secret"}
-    base = ["docker", "compose", "-p", f"hodei-e2e-test-{uuid.uuid4().hex[:8]}",
-            "-f", str(ROOT / "docker-compose.e2e.yml")]
+    env = {
+        **os.environ,
+        "HODEI_IMAGE": hodei_image,
+        "HODEI_POSTGRES_IMAGE": postgres_image,
+        "HODEI_E2E_PG_PORT": str(pg_port),
+        "HODEI_E2E_SERVER_PORT": str(server_port),
+        "HODEI_WORKERS": "2",
+        "HODEI_POSTGRES_PASSWORD": "compose-secret",
+    }
+    base = [
+        "docker",
+        "compose",
+        "-p",
+        f"hodei-e2e-test-{uuid.uuid4().hex[:8]}",
+        "-f",
+        str(ROOT / "docker-compose.e2e.yml"),
+    ]
     if request.param == "host":
         base += ["-f", str(ROOT / "docker-compose.e2e.host.yml")]
-    up = subprocess.run([*base, "up", "-d", "--wait", "--wait-timeout", "120"], env=env,
-                        capture_output=True, text=True, timeout=180)
+    up = subprocess.run(
+        [*base, "up", "-d", "--wait", "--wait-timeout", "120"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     try:
         if up.returncode != 0:
-            logs = subprocess.run([*base, "logs", "--no-color", "--tail", "20"], env=env,
-                                  capture_output=True, text=True, timeout=60).stdout
+            logs = subprocess.run(
+                [*base, "logs", "--no-color", "--tail", "20"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            ).stdout
             pytest.fail(f"docker compose up failed: {up.stderr.strip()[-1500:]}\n{logs}")
-        yield {"server": f"127.0.0.1:{server_port}",
-               "database_url": f"postgresql://hodei:compose-secret@127.0.0.1:{pg_port}/hodei",
-               "compose": base, "env": env}
+        yield {
+            "server": f"127.0.0.1:{server_port}",
+            "database_url": f"postgresql://hodei:compose-secret@127.0.0.1:{pg_port}/hodei",
+            "compose": base,
+            "env": env,
+        }
     finally:
-        subprocess.run([*base, "down", "-v", "--timeout", "10"], env=env,
-                       capture_output=True, text=True, timeout=120)
+        subprocess.run(
+            [*base, "down", "-v", "--timeout", "10"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
 
 def test_compose_platform_serves_the_host_cli(compose_platform: dict[str, Any]) -> None:
     base, env = compose_platform["compose"], compose_platform["env"]
-    ps = subprocess.run([*base, "ps", "-a", "--format", "{{.Service}} {{.State}} {{.Health}}"],
-                        env=env, capture_output=True, text=True, timeout=60).stdout.splitlines()
+    ps = subprocess.run(
+        [*base, "ps", "-a", "--format", "{{.Service}} {{.State}} {{.Health}}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.splitlines()
     states = sorted(line.strip() for line in ps)
     assert "server running healthy" in states, states
     assert states.count("worker running healthy") == 2, states
@@ -69,14 +106,28 @@ def test_compose_platform_serves_the_host_cli(compose_platform: dict[str, Any]) 
 
     cli_env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
     cli_env["HODEI_SERVER_ADDRESS"] = compose_platform["server"]
-    run = subprocess.run([_script("hodei"), "job", "run", "--", "sh", "-c", "echo hi"],
-                         env=cli_env, capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [_script("hodei"), "job", "run", "--", "sh", "-c", "echo hi"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == ["hi"], run.stdout
 
     diagnose = subprocess.run(
-        [_script("hodei-diagnose"), "--database-url", compose_platform["database_url"],
-         "--server", compose_platform["server"]],
-        env=cli_env, capture_output=True, text=True, timeout=60)
+        [
+            _script("hodei-diagnose"),
+            "--database-url",
+            compose_platform["database_url"],
+            "--server",
+            compose_platform["server"],
+        ],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert diagnose.returncode == 0, diagnose.stdout + diagnose.stderr
     assert "compose-secret" not in diagnose.stdout  # passwords are redacted

@@ -6,8 +6,15 @@ from typing import Any
 
 
 def _run(client: Any, image: str, *args: str, entrypoint: list[str] | None = None) -> str:
-    out = client.containers.run(image, list(args), entrypoint=entrypoint, network_mode="host",
-                                remove=True, stdout=True, stderr=True)
+    out = client.containers.run(
+        image,
+        list(args),
+        entrypoint=entrypoint,
+        network_mode="host",
+        remove=True,
+        stdout=True,
+        stderr=True,
+    )
     return bytes(out).decode()
 
 
@@ -28,8 +35,12 @@ def test_runs_as_a_non_root_user(docker_engine: Any, hodei_image: str) -> None:
 def test_healthcheck_fails_without_a_server(docker_engine: Any, hodei_image: str) -> None:
     # Port 9 (discard) on loopback: nothing answers gRPC there.
     container = docker_engine.containers.run(
-        hodei_image, ["127.0.0.1:9"], entrypoint=["hodei-healthcheck"], network_mode="host",
-        detach=True)
+        hodei_image,
+        ["127.0.0.1:9"],
+        entrypoint=["hodei-healthcheck"],
+        network_mode="host",
+        detach=True,
+    )
     try:
         result = container.wait(timeout=30)
         logs = container.logs().decode()

@@ -21,8 +21,9 @@ from harness.launchers.local import server_health
 from harness.waits import wait_for
 
 
-def test_unreachable_docker_is_a_skip_reason(monkeypatch: pytest.MonkeyPatch,
-                                             tmp_path: Path) -> None:
+def test_unreachable_docker_is_a_skip_reason(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
     launcher = ContainersLauncher(ContainersOptions(run_dir=tmp_path))
     with pytest.raises(DockerUnavailable, match="no Docker engine reachable") as info:
@@ -30,12 +31,15 @@ def test_unreachable_docker_is_a_skip_reason(monkeypatch: pytest.MonkeyPatch,
     assert getattr(info.value, "skip", False) is True
 
 
-def test_platform_in_containers(docker_engine: Any, hodei_image: str, postgres_image: str,
-                                tmp_path: Path) -> None:
+def test_platform_in_containers(
+    docker_engine: Any, hodei_image: str, postgres_image: str, tmp_path: Path
+) -> None:
     killed_name = ""
-    launcher = ContainersLauncher(ContainersOptions(
-        workers=2, slots=2, image=hodei_image, postgres_image=postgres_image,
-        run_dir=tmp_path))
+    launcher = ContainersLauncher(
+        ContainersOptions(
+            workers=2, slots=2, image=hodei_image, postgres_image=postgres_image, run_dir=tmp_path
+        )
+    )
     try:
         dep = launcher.start()
         assert dep.mode == "containers"
@@ -51,8 +55,12 @@ def test_platform_in_containers(docker_engine: Any, hodei_image: str, postgres_i
         driver = Driver(dep.server_address)
         try:
             job = driver.queue(["sh", "-c", "echo inside; sleep 2; echo done"])
-            wait_for("the job to be RUNNING", lambda: driver.get(job.id).state,
-                     lambda s: s == "RUNNING", 15.0)
+            wait_for(
+                "the job to be RUNNING",
+                lambda: driver.get(job.id).state,
+                lambda s: s == "RUNNING",
+                15.0,
+            )
             holder = [w for w in driver.workers() if job.id in w.running_job_ids]
             assert len(holder) == 1
             launcher.kill_process(holder[0].pid)
@@ -61,9 +69,13 @@ def test_platform_in_containers(docker_engine: Any, hodei_image: str, postgres_i
             state = docker_engine.containers.get(killed.container_id).attrs["State"]
             assert state["Status"] == "exited" and state["ExitCode"] == 137
             launcher.start_worker()
-            final = wait_for("the job to finish on the replacement worker",
-                             lambda: driver.get(job.id), lambda j: j.state == "SUCCEEDED",
-                             30.0, poll_s=0.2)
+            final = wait_for(
+                "the job to finish on the replacement worker",
+                lambda: driver.get(job.id),
+                lambda j: j.state == "SUCCEEDED",
+                30.0,
+                poll_s=0.2,
+            )
             assert final.attempts == 2
             assert ("stdout", "done") in driver.get_logs(job.id)
         finally:
@@ -73,8 +85,10 @@ def test_platform_in_containers(docker_engine: Any, hodei_image: str, postgres_i
         assert "job succeeded" in server_log.read_text()
     finally:
         launcher.stop()
-    assert docker_engine.containers.list(all=True, filters={"label": f"{RUN_LABEL}="
-                                                            f"{launcher.run_id}"}) == []
+    assert (
+        docker_engine.containers.list(all=True, filters={"label": f"{RUN_LABEL}={launcher.run_id}"})
+        == []
+    )
     logs = sorted(p.name for p in (tmp_path / "logs").glob("*.log"))
     assert logs == ["postgres.log", "server.log", "worker-1.log", "worker-2.log", "worker-3.log"]
     # the others were stopped gracefully (SIGTERM) and said so

@@ -40,9 +40,20 @@ def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProc]]:
         log = tmp_path / f"{name}-{len(started)}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hodei.worker", "--server", address, "--name", name,
-             "--log-file", str(log)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "hodei.worker",
+                "--server",
+                address,
+                "--name",
+                name,
+                "--log-file",
+                str(log),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         w = WorkerProc(proc, log)
@@ -82,8 +93,12 @@ async def queue_job(address: str, command: list[str]) -> str:
 
     async with grpc.aio.insecure_channel(address) as channel:
         stub = jobs_pb2_grpc.JobExecutionServiceStub(channel)
-        reply = await stub.QueueJob(jobs_pb2.QueueJobRequest(spec=jobs_pb2.JobSpec(
-            command=command, labels={"hodei.io/test": "true"})), timeout=5)
+        reply = await stub.QueueJob(
+            jobs_pb2.QueueJobRequest(
+                spec=jobs_pb2.JobSpec(command=command, labels={"hodei.io/test": "true"})
+            ),
+            timeout=5,
+        )
         return str(reply.job.id)
 
 
@@ -116,9 +131,18 @@ def run_diagnose(tmp_path: Path) -> Callable[..., Any]:
         out = tmp_path / f"report-{time.monotonic_ns()}.json"
         env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "harness.diagnose.cli", *args, "--format", "json",
-            "--output", str(out), env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "harness.diagnose.cli",
+            *args,
+            "--format",
+            "json",
+            "--output",
+            str(out),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         stdout, stderr = await asyncio.wait_for(proc.communicate(), within_s)
         report = json.loads(out.read_text()) if out.exists() else {}
         assert proc.returncode is not None

@@ -13,27 +13,42 @@ from harness.diagnose.runner import select_checks
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness.diagnose.cli", *args],
-                          capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin"})
+    return subprocess.run(
+        [sys.executable, "-m", "harness.diagnose.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin"},
+    )
 
 
 def test_list_checks_names_every_check_and_threshold() -> None:
     out = cli("--list-checks")
     assert out.returncode == 0
-    for cid in ("database.connect", "server.health", "dispatcher.progress", "outbox.flow",
-                "consistency.pending_unqueued", "canary.logs", "logs.grpc_errors"):
+    for cid in (
+        "database.connect",
+        "server.health",
+        "dispatcher.progress",
+        "outbox.flow",
+        "consistency.pending_unqueued",
+        "canary.logs",
+        "logs.grpc_errors",
+    ):
         assert cid in out.stdout
     assert "pending_age_s = 30.0" in out.stdout
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--threshold", "nope=1"], "unknown threshold 'nope=1'"),
-    (["--threshold", "pending_age_s=soon"], "threshold pending_age_s needs a number"),
-    (["--only", "dispatcher.nothing"], "unknown check id 'dispatcher.nothing'"),
-    (["--database-url", "mysql://x"], "invalid setting 'database_url'"),
-    (["--server-log", "/nonexistent/server.log"], "log file not found"),
-    (["--lang", "fr"], "invalid choice: 'fr'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--threshold", "nope=1"], "unknown threshold 'nope=1'"),
+        (["--threshold", "pending_age_s=soon"], "threshold pending_age_s needs a number"),
+        (["--only", "dispatcher.nothing"], "unknown check id 'dispatcher.nothing'"),
+        (["--database-url", "mysql://x"], "invalid setting 'database_url'"),
+        (["--server-log", "/nonexistent/server.log"], "log file not found"),
+        (["--lang", "fr"], "invalid choice: 'fr'"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_3(args: list[str], message: str) -> None:
     out = cli(*args)
     assert out.returncode == 3, out
@@ -43,12 +58,22 @@ def test_bad_input_is_one_line_and_exit_3(args: list[str], message: str) -> None
 
 def test_unreachable_targets_exit_3_with_redacted_url(tmp_path: Path) -> None:
     report = tmp_path / "r.md"
-    out = cli("--database-url", "postgresql://u:hunter2@127.0.0.1:1/db", "--server",
-              "127.0.0.1:1", "--output", str(report), "--lang", "es")
+    out = cli(
+        "--database-url",
+        "postgresql://u:hunter2@127.0.0.1:1/db",
+        "--server",
+        "127.0.0.1:1",
+        "--output",
+        str(report),
+        "--lang",
+        "es",
+    )
     assert out.returncode == 3, out
     assert "[✗] PostgreSQL" in out.stdout and "[✗] gRPC server" in out.stdout
-    assert "Root cause: the database at postgresql://u:***@127.0.0.1:1/db does not answer" \
+    assert (
+        "Root cause: the database at postgresql://u:***@127.0.0.1:1/db does not answer"
         in out.stdout
+    )
     text = report.read_text()
     assert "## 📋 Resumen Ejecutivo" in text and "## 📋 Checklist de Verificación Post-Fix" in text
     assert "hunter2" not in out.stdout + out.stderr + text
@@ -57,15 +82,19 @@ def test_unreachable_targets_exit_3_with_redacted_url(tmp_path: Path) -> None:
 
 def test_only_and_skip_select_by_id_or_prefix() -> None:
     assert [c.id for c in select_checks(["workers"], [])] == [
-        "workers.ready", "workers.heartbeat", "workers.busy_without_job"]
+        "workers.ready",
+        "workers.heartbeat",
+        "workers.busy_without_job",
+    ]
     ids = [c.id for c in select_checks([], ["canary", "logs.grpc_errors"])]
     assert "canary.logs" not in ids and "logs.grpc_errors" not in ids and "server.health" in ids
 
 
 def test_threshold_overrides_keep_types() -> None:
     t = Thresholds().with_overrides(["pending_age_s=5", "queue_depth_warn=7"])
-    assert t.pending_age_s == 5.0 and t.queue_depth_warn == 7 and isinstance(t.queue_depth_warn,
-                                                                               int)
+    assert (
+        t.pending_age_s == 5.0 and t.queue_depth_warn == 7 and isinstance(t.queue_depth_warn, int)
+    )
 
 
 @pytest.mark.integration

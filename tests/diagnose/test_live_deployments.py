@@ -18,11 +18,24 @@ from tests.diagnose.conftest import queue_job, wait_ready_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-CORE = ["database.connect", "database.schema", "server.health", "workers.ready",
-        "workers.heartbeat", "workers.busy_without_job", "queue.backlog", "dispatcher.progress",
-        "jobs.assigned_unacked", "jobs.running_stuck", "consistency.pending_unqueued",
-        "consistency.queue_not_pending", "events.flow", "outbox.flow", "outbox.backlog",
-        "throughput.recent"]
+CORE = [
+    "database.connect",
+    "database.schema",
+    "server.health",
+    "workers.ready",
+    "workers.heartbeat",
+    "workers.busy_without_job",
+    "queue.backlog",
+    "dispatcher.progress",
+    "jobs.assigned_unacked",
+    "jobs.running_stuck",
+    "consistency.pending_unqueued",
+    "consistency.queue_not_pending",
+    "events.flow",
+    "outbox.flow",
+    "outbox.backlog",
+    "throughput.recent",
+]
 
 
 def targets(db_url: str, address: str) -> list[str]:
@@ -36,8 +49,9 @@ async def test_healthy_deployment_all_pass_exit_0(
     worker = spawn_worker(app.address)
     await wait_ready_workers(db_url, 1)
 
-    run = await run_diagnose(*targets(db_url, app.address), "--canary",
-                             "--worker-log", str(worker.log_path))
+    run = await run_diagnose(
+        *targets(db_url, app.address), "--canary", "--worker-log", str(worker.log_path)
+    )
 
     assert run.code == 0, (run.failing(), run.stdout, run.stderr)
     statuses = run.statuses()
@@ -48,8 +62,15 @@ async def test_healthy_deployment_all_pass_exit_0(
     assert run.report["findings"] == [] and run.report["root_cause"] == ""
     ticked = {i["code"]: i["checked"] for i in run.report["checklist"]}
     # Observed in this run: the canary went through, logs streamed, the outbox published.
-    for code in ("DISPATCHER_CYCLES", "JOBS_LEAVE_PENDING", "WORKERS_RECEIVE_JOBS",
-                 "LOGS_REACH_CLI", "JOBS_COMPLETE", "NO_GRPC_ERRORS", "OUTBOX_PUBLISHED"):
+    for code in (
+        "DISPATCHER_CYCLES",
+        "JOBS_LEAVE_PENDING",
+        "WORKERS_RECEIVE_JOBS",
+        "LOGS_REACH_CLI",
+        "JOBS_COMPLETE",
+        "NO_GRPC_ERRORS",
+        "OUTBOX_PUBLISHED",
+    ):
         assert ticked[code], (code, run.report["checklist"])
     assert "[✓] Dispatcher" in run.stdout and "[✗]" not in run.stdout
     (flow,) = run.report["scenarios"]  # the canary's lifecycle, step by step, all reached
@@ -74,8 +95,7 @@ async def test_worker_stopped_with_sigstop_is_named(
     os.kill(worker.pid, signal.SIGSTOP)
     await asyncio.sleep(2.5)  # > 3 missed heartbeats of 0.5 s
 
-    run = await run_diagnose(*targets(db_url, app.address),
-                             "--threshold", "heartbeat_stale_s=1.5")
+    run = await run_diagnose(*targets(db_url, app.address), "--threshold", "heartbeat_stale_s=1.5")
 
     assert run.code == 2, (run.failing(), run.stdout)
     heartbeat = run.check("workers.heartbeat")
@@ -116,8 +136,7 @@ async def test_pending_job_removed_from_queue_is_named(
     spawn_worker(app.address)
     await wait_ready_workers(db_url, 1)
 
-    run = await run_diagnose(*targets(db_url, app.address),
-                             "--threshold", "consistency_grace_s=0")
+    run = await run_diagnose(*targets(db_url, app.address), "--threshold", "consistency_grace_s=0")
 
     assert run.code == 2, (run.failing(), run.stdout)
     check = run.check("consistency.pending_unqueued")
@@ -141,7 +160,9 @@ async def test_ready_worker_row_with_stale_heartbeat_is_named(
         conn.execute(
             "INSERT INTO workers (id, name, state, last_heartbeat, registered_at) "
             "VALUES (%s, 'ghost', 'READY', now() - interval '10 minutes', "
-            "now() - interval '1 hour')", (ghost,))
+            "now() - interval '1 hour')",
+            (ghost,),
+        )
 
     run = await run_diagnose(*targets(db_url, app.address))
 
@@ -185,8 +206,7 @@ async def test_dispatcher_off_is_named(
     await queue_job(app.address, ["true"])
     await asyncio.sleep(1.0)
 
-    run = await run_diagnose(*targets(db_url, app.address),
-                             "--threshold", "pending_age_s=0.5")
+    run = await run_diagnose(*targets(db_url, app.address), "--threshold", "pending_age_s=0.5")
 
     assert run.code == 2, (run.failing(), run.stdout)
     check = run.check("dispatcher.progress")
@@ -210,10 +230,13 @@ def _insert_held_outbox_row(db_url: str, holder: psycopg.Connection[Any], age: s
                 "now() - %s::interval) RETURNING id) "
                 "INSERT INTO outbox_events (event_id, topic, aggregate_id, payload, created_at) "
                 "SELECT id, 'test', %s, '{}'::jsonb, now() - %s::interval FROM e RETURNING id",
-                (str(uuid.uuid4()), age, str(uuid.uuid4()), age)).fetchone()
+                (str(uuid.uuid4()), age, str(uuid.uuid4()), age),
+            ).fetchone()
         assert row is not None
-        if holder.execute("SELECT id FROM outbox_events WHERE id = %s AND published_at IS NULL "
-                          "FOR UPDATE", (row[0],)).fetchone():
+        if holder.execute(
+            "SELECT id FROM outbox_events WHERE id = %s AND published_at IS NULL FOR UPDATE",
+            (row[0],),
+        ).fetchone():
             return int(row[0])
         holder.rollback()
     pytest.fail("the relay published every inserted row before it could be held")
@@ -245,14 +268,14 @@ async def test_locked_queue_row_dispatcher_not_claiming_is_named(
     job_id = await queue_job(app.address, ["true"])  # no worker yet: it stays queued
     holder = psycopg.connect(db_url)  # a stuck transaction holding the queue row
     try:
-        assert holder.execute("SELECT job_id FROM job_queue WHERE job_id = %s FOR UPDATE",
-                              (job_id,)).fetchone()
+        assert holder.execute(
+            "SELECT job_id FROM job_queue WHERE job_id = %s FOR UPDATE", (job_id,)
+        ).fetchone()
         spawn_worker(app.address)
         await wait_ready_workers(db_url, 1)
         await asyncio.sleep(1.5)  # the dispatcher cycles meanwhile and skips the row
 
-        run = await run_diagnose(*targets(db_url, app.address),
-                                 "--threshold", "pending_age_s=1")
+        run = await run_diagnose(*targets(db_url, app.address), "--threshold", "pending_age_s=1")
     finally:
         holder.rollback()
         holder.close()

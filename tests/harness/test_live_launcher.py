@@ -34,8 +34,9 @@ def _rows(url: str) -> dict[str, tuple[Any, ...]]:
         return {r[0]: tuple(r[1:]) for r in rows.fetchall()}
 
 
-def test_live_run_creates_only_test_jobs_and_skips_kills(deployment: Deployment,
-                                                         tmp_path: Path) -> None:
+def test_live_run_creates_only_test_jobs_and_skips_kills(
+    deployment: Deployment, tmp_path: Path
+) -> None:
     import grpc
 
     from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
@@ -43,15 +44,29 @@ def test_live_run_creates_only_test_jobs_and_skips_kills(deployment: Deployment,
     # A job that is not the harness's: it must come out of the run untouched.
     with grpc.insecure_channel(deployment.server_address) as channel:
         stub = jobs_pb2_grpc.JobExecutionServiceStub(channel)
-        own = stub.QueueJob(jobs_pb2.QueueJobRequest(
-            spec=jobs_pb2.JobSpec(command=["true"], name="operator-job")), timeout=5).job.id
-    wait_for("the operator's job to finish", lambda: _rows(deployment.database_url)[own][0],
-             lambda s: s == "SUCCEEDED", timeout_s=15)
+        own = stub.QueueJob(
+            jobs_pb2.QueueJobRequest(spec=jobs_pb2.JobSpec(command=["true"], name="operator-job")),
+            timeout=5,
+        ).job.id
+    wait_for(
+        "the operator's job to finish",
+        lambda: _rows(deployment.database_url)[own][0],
+        lambda s: s == "SUCCEEDED",
+        timeout_s=15,
+    )
     before = _rows(deployment.database_url)
 
-    report = run_features(tmp_path / "reports", "-k", "layer or PENDING or killed",
-                          "--launcher", "live", "--database-url", deployment.database_url,
-                          "--server", deployment.server_address)
+    report = run_features(
+        tmp_path / "reports",
+        "-k",
+        "layer or PENDING or killed",
+        "--launcher",
+        "live",
+        "--database-url",
+        deployment.database_url,
+        "--server",
+        deployment.server_address,
+    )
 
     after = _rows(deployment.database_url)
     assert {k: after[k] for k in before} == before, "the live run altered existing jobs"

@@ -11,12 +11,23 @@ from tests.harness.test_report_diagnoses import run_features
 
 def _record(name: str, feature: str, status: Status) -> ScenarioRecord:
     return ScenarioRecord(
-        name=name, feature=feature, tags=["e2e"], status=status, duration_s=1.5,
-        steps=[StepRecord("Given the platform is running", Status.PASS, 0.01),
-               StepRecord("Then the job reaches state SUCCEEDED", status, 1.2,
-                          "" if status == Status.PASS else "timed out after 15.0s waiting")],
+        name=name,
+        feature=feature,
+        tags=["e2e"],
+        status=status,
+        duration_s=1.5,
+        steps=[
+            StepRecord("Given the platform is running", Status.PASS, 0.01),
+            StepRecord(
+                "Then the job reaches state SUCCEEDED",
+                status,
+                1.2,
+                "" if status == Status.PASS else "timed out after 15.0s waiting",
+            ),
+        ],
         error="" if status == Status.PASS else "WaitTimeout: timed out",
-        metrics={"jobs_per_min": 900.0} if status == Status.PASS else {})
+        metrics={"jobs_per_min": 900.0} if status == Status.PASS else {},
+    )
 
 
 def test_records_from_several_processes_merge_in_a_stable_order(tmp_path: Path) -> None:
@@ -25,7 +36,10 @@ def test_records_from_several_processes_merge_in_a_stable_order(tmp_path: Path) 
     append_record(tmp_path, "p1", _record("z", "Feature A", Status.SKIP))
     merged = read_records(tmp_path)
     assert [(r.feature, r.name) for r in merged] == [
-        ("Feature A", "z"), ("Feature B", "a"), ("Feature B", "b")]
+        ("Feature A", "z"),
+        ("Feature B", "a"),
+        ("Feature B", "b"),
+    ]
     b = merged[2]
     assert b.status == Status.FAIL and b.steps[1].status == Status.FAIL
     assert b.steps[1].error.startswith("timed out")
@@ -35,8 +49,14 @@ def test_records_from_several_processes_merge_in_a_stable_order(tmp_path: Path) 
 
 def test_a_platform_that_cannot_start_still_gives_a_report_naming_it(tmp_path: Path) -> None:
     # Port 1 on loopback: nothing listens, the local launcher cannot create its database.
-    report = run_features(tmp_path, "-k", "layer", "--database-url",
-                          "postgresql://postgres@127.0.0.1:1/postgres", timeout_s=120)
+    report = run_features(
+        tmp_path,
+        "-k",
+        "layer",
+        "--database-url",
+        "postgresql://postgres@127.0.0.1:1/postgres",
+        timeout_s=120,
+    )
     assert report["_returncode"] != 0
     assert report["verdict"] == "FAIL"
     scenario = report["scenarios"][0]

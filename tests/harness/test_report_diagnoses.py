@@ -18,20 +18,44 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SEED_ITEMS = ["DISPATCHER_CYCLES", "JOBS_LEAVE_PENDING", "WORKERS_RECEIVE_JOBS", "LOGS_REACH_CLI",
-              "JOBS_COMPLETE", "NO_GRPC_ERRORS", "THROUGHPUT_STABLE"]
+SEED_ITEMS = [
+    "DISPATCHER_CYCLES",
+    "JOBS_LEAVE_PENDING",
+    "WORKERS_RECEIVE_JOBS",
+    "LOGS_REACH_CLI",
+    "JOBS_COMPLETE",
+    "NO_GRPC_ERRORS",
+    "THROUGHPUT_STABLE",
+]
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def run_features(report_dir: Path, *args: str, timeout_s: float = 240) -> dict[str, Any]:
     """`pytest features/ <args>` as a user would run it; returns latest.json."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("HODEI_", "PYTEST_", "COV_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HODEI_", "PYTEST_", "COV_"))}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "features", "-q", "-p", "no:cacheprovider",
-         "-W", "ignore", "--report-dir", str(report_dir), *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "features",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore",
+            "--report-dir",
+            str(report_dir),
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
     latest = report_dir / "latest.json"
     assert latest.exists(), f"no report written; pytest said: {proc.stdout[-2000:]}"
     assert f"hodei e2e report: {report_dir}" in proc.stdout, proc.stdout[-1000:]
@@ -55,9 +79,15 @@ def test_healthy_run_ticks_every_seed_item(tmp_path: Path) -> None:
     ticks = checklist(report)
     assert all(ticks[item] for item in SEED_ITEMS), ticks
     assert ticks["OUTBOX_PUBLISHED"], ticks
-    assert not codes(report) & {"DISPATCHER_DISABLED", "DISPATCHER_STALLED", "OUTBOX_BACKLOG",
-                                "OUTBOX_EMPTY", "LOGS_NOT_STREAMED", "GRPC_STREAM_ERRORS",
-                                "NO_READY_WORKERS"}, report["findings"]
+    assert not codes(report) & {
+        "DISPATCHER_DISABLED",
+        "DISPATCHER_STALLED",
+        "OUTBOX_BACKLOG",
+        "OUTBOX_EMPTY",
+        "LOGS_NOT_STREAMED",
+        "GRPC_STREAM_ERRORS",
+        "NO_READY_WORKERS",
+    }, report["findings"]
     names = {s["name"]: s for s in report["scenarios"]}
     burst = names["A burst of jobs all succeed and the throughput is measured"]
     assert burst["status"] == "PASS" and burst["metrics"]["jobs_per_min"] > 0
@@ -72,26 +102,33 @@ def test_dispatcher_off_is_named_as_the_root_cause(tmp_path: Path) -> None:
     assert "DISPATCHER_DISABLED" in codes(report)
     assert report["root_cause_code"] == "DISPATCHER_DISABLED"
     ticks = checklist(report)
-    for item in ("DISPATCHER_CYCLES", "JOBS_LEAVE_PENDING", "WORKERS_RECEIVE_JOBS",
-                 "LOGS_REACH_CLI", "JOBS_COMPLETE", "THROUGHPUT_STABLE"):
+    for item in (
+        "DISPATCHER_CYCLES",
+        "JOBS_LEAVE_PENDING",
+        "WORKERS_RECEIVE_JOBS",
+        "LOGS_REACH_CLI",
+        "JOBS_COMPLETE",
+        "THROUGHPUT_STABLE",
+    ):
         assert ticks[item] is False, (item, ticks)
     assert ticks["NO_GRPC_ERRORS"] is True, ticks
 
 
 def test_outbox_relay_off_is_named(tmp_path: Path) -> None:
-    report = run_features(tmp_path, "-k", "PENDING or SubscribeLogs or burst",
-                          "--hodei-fault", "outbox_relay_off")
+    report = run_features(
+        tmp_path, "-k", "PENDING or SubscribeLogs or burst", "--hodei-fault", "outbox_relay_off"
+    )
     assert "OUTBOX_BACKLOG" in codes(report), report["findings"]
-    assert not codes(report) & {"DISPATCHER_DISABLED", "DISPATCHER_STALLED",
-                                "LOGS_NOT_STREAMED"}
+    assert not codes(report) & {"DISPATCHER_DISABLED", "DISPATCHER_STALLED", "LOGS_NOT_STREAMED"}
     ticks = checklist(report)
     assert ticks["OUTBOX_PUBLISHED"] is False, ticks
     assert all(ticks[item] for item in SEED_ITEMS), ticks
 
 
 def test_worker_dropping_logs_is_named(tmp_path: Path) -> None:
-    report = run_features(tmp_path, "-k", "PENDING or SubscribeLogs or burst",
-                          "--hodei-fault", "worker_drop_logs")
+    report = run_features(
+        tmp_path, "-k", "PENDING or SubscribeLogs or burst", "--hodei-fault", "worker_drop_logs"
+    )
     assert "LOGS_NOT_STREAMED" in codes(report), report["findings"]
     assert report["root_cause_code"] == "LOGS_NOT_STREAMED"
     ticks = checklist(report)
@@ -106,10 +143,15 @@ def test_xdist_run_gives_one_merged_report(tmp_path: Path) -> None:
     report = run_features(tmp_path, "-n", "2", "-k", "layer or PENDING or SubscribeLogs or burst")
     assert report["_returncode"] == 0, report["_stdout"][-1500:]
     names = sorted(s["name"] for s in report["scenarios"])
-    assert names == sorted([
-        "Every layer of the platform answers", "A job runs from PENDING to SUCCEEDED",
-        "SubscribeLogs streams the exact lines and ends with the job",
-        "A burst of jobs all succeed and the throughput is measured"]), names
+    assert names == sorted(
+        [
+            "Every layer of the platform answers",
+            "A job runs from PENDING to SUCCEEDED",
+            "SubscribeLogs streams the exact lines and ends with the job",
+            "A burst of jobs all succeed and the throughput is measured",
+        ]
+    ), names
     assert len(list(tmp_path.glob("e2e-report-*.md"))) == 1
-    assert all(s["steps"] and all(st["status"] == "PASS" for st in s["steps"])
-               for s in report["scenarios"])
+    assert all(
+        s["steps"] and all(st["status"] == "PASS" for st in s["steps"]) for s in report["scenarios"]
+    )

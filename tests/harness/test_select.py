@@ -23,8 +23,9 @@ def test_local_is_the_default(tmp_path: Path) -> None:
 def test_live_needs_both_endpoints() -> None:
     with pytest.raises(LaunchError, match="--database-url and --server"):
         make_launcher(LauncherConfig(name="live", server="127.0.0.1:1"))
-    launcher = make_launcher(LauncherConfig(name="live", database_url="postgresql://x@h/db",
-                                            server="127.0.0.1:1"))
+    launcher = make_launcher(
+        LauncherConfig(name="live", database_url="postgresql://x@h/db", server="127.0.0.1:1")
+    )
     assert isinstance(launcher, LiveLauncher)
 
 
@@ -40,8 +41,10 @@ def test_unknown_fault_and_launcher() -> None:
         make_launcher(LauncherConfig(name="k8s"))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("harness.launchers.containers") is not None,
-                    reason="harness/launchers/containers.py exists now")
+@pytest.mark.skipif(
+    importlib.util.find_spec("harness.launchers.containers") is not None,
+    reason="harness/launchers/containers.py exists now",
+)
 def test_containers_says_it_is_missing() -> None:
     with pytest.raises(LaunchError, match="containers launcher is not implemented yet"):
         make_launcher(LauncherConfig(name="containers"))

@@ -12,15 +12,28 @@ from harness.waits import WaitTimeout, stays, wait_for, wait_until
 
 def test_wait_returns_the_first_ready_value() -> None:
     counter = itertools.count()
-    assert wait_for("the counter to reach 3", lambda: next(counter), lambda v: v >= 3,
-                    timeout_s=2.0, poll_s=0.001) == 3
+    assert (
+        wait_for(
+            "the counter to reach 3",
+            lambda: next(counter),
+            lambda v: v >= 3,
+            timeout_s=2.0,
+            poll_s=0.001,
+        )
+        == 3
+    )
 
 
 def test_timeout_names_what_how_long_and_the_last_value() -> None:
     start = time.monotonic()
     with pytest.raises(WaitTimeout) as info:
-        wait_for("job 42 to reach SUCCEEDED", lambda: "PENDING", lambda v: v == "SUCCEEDED",
-                 timeout_s=0.3, poll_s=0.05)
+        wait_for(
+            "job 42 to reach SUCCEEDED",
+            lambda: "PENDING",
+            lambda v: v == "SUCCEEDED",
+            timeout_s=0.3,
+            poll_s=0.05,
+        )
     elapsed = time.monotonic() - start
     message = str(info.value)
     assert "waiting for job 42 to reach SUCCEEDED" in message
@@ -53,8 +66,13 @@ def test_abort_on_ends_the_wait_at_once() -> None:
 
 def test_describe_controls_the_last_value_text() -> None:
     with pytest.raises(WaitTimeout, match="last seen: '0/4 published'"):
-        wait_for("outbox rows", lambda: [False] * 4, lambda rows: all(rows), timeout_s=0.1,
-                 describe=lambda rows: f"{sum(rows)}/{len(rows)} published")
+        wait_for(
+            "outbox rows",
+            lambda: [False] * 4,
+            lambda rows: all(rows),
+            timeout_s=0.1,
+            describe=lambda rows: f"{sum(rows)}/{len(rows)} published",
+        )
 
 
 def test_wait_until_truthy() -> None:

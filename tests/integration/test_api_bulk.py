@@ -34,8 +34,15 @@ async def test_jobs_are_queued_in_order_with_their_events_and_run(
     app = await start_server(dispatch_poll_interval=0.2)
     async with HodeiClient(app.address) as client:
         jobs = await client.queue_jobs(
-            [{"command": ["sh", "-c", f"echo {i}"], "name": f"bulk-{i}",
-              "labels": {"batch": "b1"}, "correlation_id": f"c{i}"} for i in range(5)]
+            [
+                {
+                    "command": ["sh", "-c", f"echo {i}"],
+                    "name": f"bulk-{i}",
+                    "labels": {"batch": "b1"},
+                    "correlation_id": f"c{i}",
+                }
+                for i in range(5)
+            ]
         )
         assert [j.name for j in jobs] == [f"bulk-{i}" for i in range(5)]
         assert all(j.state == JobState.PENDING for j in jobs)
@@ -43,19 +50,34 @@ async def test_jobs_are_queued_in_order_with_their_events_and_run(
         ids = [j.id for j in jobs]
         # Enqueued in request order (the dispatcher takes them FIFO).
         with psycopg.connect(db_url) as conn:
-            queued = [str(r[0]) for r in conn.execute(
-                "SELECT job_id FROM job_queue WHERE job_id = ANY(%s::uuid[]) "
-                "ORDER BY enqueued_at", (ids,))]
+            queued = [
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT job_id FROM job_queue WHERE job_id = ANY(%s::uuid[]) "
+                    "ORDER BY enqueued_at",
+                    (ids,),
+                )
+            ]
         assert queued == ids
         for job_id in ids:
-            assert _count(db_url, "SELECT count(*) FROM domain_events WHERE aggregate_id = %s "
-                                  "AND event_type = 'JobCreated'", job_id) == 1
-            assert _count(db_url, "SELECT count(*) FROM outbox_events WHERE aggregate_id = %s",
-                          job_id) == 1
+            assert (
+                _count(
+                    db_url,
+                    "SELECT count(*) FROM domain_events WHERE aggregate_id = %s "
+                    "AND event_type = 'JobCreated'",
+                    job_id,
+                )
+                == 1
+            )
+            assert (
+                _count(db_url, "SELECT count(*) FROM outbox_events WHERE aggregate_id = %s", job_id)
+                == 1
+            )
         await spawn_worker(app.address, slots=2)
         for i, job_id in enumerate(ids):
-            lines = [x.line async for batch in client.subscribe_log_batches(job_id)
-                     for x in batch]  # the stream ends when the job ends
+            lines = [
+                x.line async for batch in client.subscribe_log_batches(job_id) for x in batch
+            ]  # the stream ends when the job ends
             done = await client.get_job(job_id)
             assert done.state == JobState.SUCCEEDED and lines == [str(i)], (done, lines)
 
@@ -67,18 +89,21 @@ async def test_one_invalid_spec_queues_nothing_and_names_its_index(
     stubs = stubs_for(app.address)
     before = _count(db_url, "SELECT count(*) FROM jobs")
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stubs.jobs.QueueJobs(_request(
-            jobs_pb2.JobSpec(command=["true"]),
-            jobs_pb2.JobSpec(command=["true"]),
-            jobs_pb2.JobSpec(command=[]),
-        ))
+        await stubs.jobs.QueueJobs(
+            _request(
+                jobs_pb2.JobSpec(command=["true"]),
+                jobs_pb2.JobSpec(command=["true"]),
+                jobs_pb2.JobSpec(command=[]),
+            )
+        )
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (info.value.details() or "").startswith("jobs[2]: ")
     assert _count(db_url, "SELECT count(*) FROM jobs") == before
 
 
-@pytest.mark.parametrize(("count", "message"), [(0, "no jobs to queue"),
-                                                 (1001, "1001 jobs in one call; at most 1000")])
+@pytest.mark.parametrize(
+    ("count", "message"), [(0, "no jobs to queue"), (1001, "1001 jobs in one call; at most 1000")]
+)
 async def test_empty_and_oversized_calls_are_refused(
     start_server: StartServer, stubs_for: Callable[[str], Stubs], count: int, message: str
 ) -> None:

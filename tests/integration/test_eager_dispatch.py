@@ -48,12 +48,21 @@ async def test_a_job_is_assigned_by_the_statement_that_creates_it(
     assert [e for e, _ in events] == ["JobCreated", "JobAssigned"]
     assert events[0][1]["state"] == "PENDING" and events[1][1]["worker_id"] == worker.worker_id
     assert _one(db_url, "SELECT count(*) FROM job_queue WHERE job_id = %s", job.id) == 0
-    assert _one(db_url, "SELECT count(*) FROM outbox_events o JOIN domain_events d "
-                        "ON d.id = o.event_id WHERE d.aggregate_id = %s", job.id) == 2
+    assert (
+        _one(
+            db_url,
+            "SELECT count(*) FROM outbox_events o JOIN domain_events d "
+            "ON d.id = o.event_id WHERE d.aggregate_id = %s",
+            job.id,
+        )
+        == 2
+    )
     # The worker's only slot is taken: it went BUSY, with its event.
     state, running, current = _one(
-        db_url, "SELECT state, running_jobs, current_job_id::text FROM workers WHERE id = %s",
-        worker.worker_id)
+        db_url,
+        "SELECT state, running_jobs, current_job_id::text FROM workers WHERE id = %s",
+        worker.worker_id,
+    )
     assert (state, running, current) == ("BUSY", 1, job.id)
     assert [e for e, _ in _events(db_url, worker.worker_id)][-1] == "WorkerBusy"
 

@@ -24,14 +24,25 @@ def test_snapshot_of_an_empty_database(db_url: str) -> None:
 def test_snapshot_counts_what_is_in_the_tables(db_url: str) -> None:
     job, worker = str(uuid.uuid4()), str(uuid.uuid4())
     with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute("INSERT INTO jobs (id, command, created_at) VALUES "
-                     "(%s, ARRAY['true'], now() - interval '5 minutes')", (job,))
-        conn.execute("INSERT INTO job_queue (job_id, enqueued_at) VALUES "
-                     "(%s, now() - interval '5 minutes')", (job,))
-        conn.execute("INSERT INTO workers (id, state, last_heartbeat, server_id) VALUES "
-                     "(%s, 'READY', now(), 'srv')", (worker,))
-        conn.execute("INSERT INTO domain_events (event_type, aggregate_type, aggregate_id) "
-                     "VALUES ('JobCreated', 'job', %s)", (job,))
+        conn.execute(
+            "INSERT INTO jobs (id, command, created_at) VALUES "
+            "(%s, ARRAY['true'], now() - interval '5 minutes')",
+            (job,),
+        )
+        conn.execute(
+            "INSERT INTO job_queue (job_id, enqueued_at) VALUES (%s, now() - interval '5 minutes')",
+            (job,),
+        )
+        conn.execute(
+            "INSERT INTO workers (id, state, last_heartbeat, server_id) VALUES "
+            "(%s, 'READY', now(), 'srv')",
+            (worker,),
+        )
+        conn.execute(
+            "INSERT INTO domain_events (event_type, aggregate_type, aggregate_id) "
+            "VALUES ('JobCreated', 'job', %s)",
+            (job,),
+        )
     snap = take_snapshot(db_url)
     assert snap.jobs_by_state == {"PENDING": 1}
     assert snap.oldest_pending_age_s is not None and 290 < snap.oldest_pending_age_s < 400
@@ -53,16 +64,27 @@ def test_probe_session_cannot_write(db_url: str) -> None:
 
 
 def test_every_named_probe_runs(db_url: str) -> None:
-    params = {"age_s": 1.0, "limit": 5, "window_s": 60.0, "ack_s": 10.0, "grace_s": 1.0,
-              "stale_s": 20.0, "minutes": 3, "ids": [str(uuid.uuid4())], "id": str(uuid.uuid4())}
+    params = {
+        "age_s": 1.0,
+        "limit": 5,
+        "window_s": 60.0,
+        "ack_s": 10.0,
+        "grace_s": 1.0,
+        "stale_s": 20.0,
+        "minutes": 3,
+        "ids": [str(uuid.uuid4())],
+        "id": str(uuid.uuid4()),
+    }
     with probe_session(db_url) as session:
         for name in probe_queries():
             session.all(name, params)  # raises on a broken query
 
 
 def test_unreachable_database_is_a_one_line_redacted_error() -> None:
-    with pytest.raises(Unavailable) as info, \
-            probe_session("postgresql://u:topsecret@127.0.0.1:1/x", connect_timeout_s=1):
+    with (
+        pytest.raises(Unavailable) as info,
+        probe_session("postgresql://u:topsecret@127.0.0.1:1/x", connect_timeout_s=1),
+    ):
         pass
     message = str(info.value)
     assert "topsecret" not in message and "u:***@127.0.0.1:1" in message

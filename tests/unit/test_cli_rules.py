@@ -39,20 +39,43 @@ class StatusError(grpc.RpcError):
     ("code", "details", "kind", "message"),
     [
         (grpc.StatusCode.NOT_FOUND, "job x not found", NotFound, "job x not found"),
-        (grpc.StatusCode.INVALID_ARGUMENT, "command must\nnot be empty", InvalidArgument,
-         "command must not be empty"),
-        (grpc.StatusCode.FAILED_PRECONDITION, "job cannot go from A to B", FailedPrecondition,
-         "job cannot go from A to B"),
-        (grpc.StatusCode.UNAVAILABLE,
-         "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:9: "
-         "Failed to connect to remote host: Connection refused",
-         Unavailable, "cannot reach the Hodei server at h:9 (Connection refused)"),
-        (grpc.StatusCode.UNAVAILABLE, "database unavailable", Unavailable,
-         "the Hodei server at h:9 is unavailable: database unavailable"),
-        (grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", Unavailable,
-         "did not answer within 10 s"),
-        (grpc.StatusCode.INTERNAL, "internal error in GetJob; see the server log", HodeiError,
-         "server error INTERNAL: internal error in GetJob"),
+        (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "command must\nnot be empty",
+            InvalidArgument,
+            "command must not be empty",
+        ),
+        (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "job cannot go from A to B",
+            FailedPrecondition,
+            "job cannot go from A to B",
+        ),
+        (
+            grpc.StatusCode.UNAVAILABLE,
+            "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:9: "
+            "Failed to connect to remote host: Connection refused",
+            Unavailable,
+            "cannot reach the Hodei server at h:9 (Connection refused)",
+        ),
+        (
+            grpc.StatusCode.UNAVAILABLE,
+            "database unavailable",
+            Unavailable,
+            "the Hodei server at h:9 is unavailable: database unavailable",
+        ),
+        (
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            "Deadline Exceeded",
+            Unavailable,
+            "did not answer within 10 s",
+        ),
+        (
+            grpc.StatusCode.INTERNAL,
+            "internal error in GetJob; see the server log",
+            HodeiError,
+            "server error INTERNAL: internal error in GetJob",
+        ),
     ],
 )
 def test_rpc_errors_are_translated_once_with_the_servers_message(
@@ -102,8 +125,22 @@ def _spec(*argv: str):  # type: ignore[no-untyped-def]
 
 
 def test_job_run_arguments_become_a_validated_spec() -> None:
-    spec = _spec("--timeout", "2.5", "--env", "A=1", "--env", "B=x=y", "--workdir", "/tmp",
-                 "--name", "n", "--", "sh", "-c", "echo $A")
+    spec = _spec(
+        "--timeout",
+        "2.5",
+        "--env",
+        "A=1",
+        "--env",
+        "B=x=y",
+        "--workdir",
+        "/tmp",
+        "--name",
+        "n",
+        "--",
+        "sh",
+        "-c",
+        "echo $A",
+    )
     assert spec.command == ("sh", "-c", "echo $A")
     assert spec.env == {"A": "1", "B": "x=y"}
     assert (spec.timeout_seconds, spec.working_dir, spec.name) == (2.5, "/tmp", "n")
@@ -131,7 +168,9 @@ def test_bad_job_input_is_invalid_argument(argv: list[str], message: str) -> Non
 
 def test_states_parse_case_insensitively_and_comma_separated() -> None:
     assert parse_states(["running,Pending", "SUCCEEDED"]) == [
-        JobState.RUNNING, JobState.PENDING, JobState.SUCCEEDED
+        JobState.RUNNING,
+        JobState.PENDING,
+        JobState.SUCCEEDED,
     ]
     with pytest.raises(InvalidArgument, match="unknown job state 'DONE'"):
         parse_states(["done"])

@@ -25,7 +25,12 @@ def test_unknown_fragment_and_duplicate_names_are_refused() -> None:
 
 def test_the_shipped_queries_include_their_outbox_rows() -> None:
     shipped = queries()
-    for name in ("insert_events", "queue_job", "dispatch_jobs", "start_job_fenced",
-                 "finish_job_fenced"):
+    for name in (
+        "insert_events",
+        "queue_job",
+        "dispatch_jobs",
+        "start_job_fenced",
+        "finish_job_fenced",
+    ):
         assert "INSERT INTO outbox_events" in shipped[name], name
         assert "{{" not in shipped[name]

@@ -72,8 +72,11 @@ async def until_result(agent: WorkerAgent, persist: bool = True) -> list[workers
         kind = msg.WhichOneof("payload")
         if kind == "logs" and persist:
             end = msg.logs.first_line + len(batch_lines(msg.logs))
-            agent.handle(workers_pb2.ServerMessage(
-                persisted=workers_pb2.Persisted(ref=msg.logs.ref, next_line=end)))
+            agent.handle(
+                workers_pb2.ServerMessage(
+                    persisted=workers_pb2.Persisted(ref=msg.logs.ref, next_line=end)
+                )
+            )
         if kind == "result":
             return seen
 
@@ -97,7 +100,8 @@ def batch_lines(batch: workers_pb2.LogBatch) -> list[tuple[bool, str]]:
 def lines(messages: list[workers_pb2.WorkerMessage]) -> list[tuple[int, bool, str]]:
     return [
         (m.logs.first_line + i, err, line)
-        for m in messages if m.WhichOneof("payload") == "logs"
+        for m in messages
+        if m.WhichOneof("payload") == "logs"
         for i, (err, line) in enumerate(batch_lines(m.logs))
     ]
 
@@ -118,8 +122,11 @@ async def test_messages_come_in_protocol_order_with_every_line() -> None:
     result = seen[-1].result
     assert result.outcome == workers_pb2.JOB_OUTCOME_FAILED
     assert (result.has_exit_code, result.exit_code, result.total_lines) == (True, 4, 21)
-    agent.handle(workers_pb2.ServerMessage(
-        persisted=workers_pb2.Persisted(ref=ref(), next_line=21, result_persisted=True)))
+    agent.handle(
+        workers_pb2.ServerMessage(
+            persisted=workers_pb2.Persisted(ref=ref(), next_line=21, result_persisted=True)
+        )
+    )
     assert agent.held == []
 
 
@@ -142,8 +149,9 @@ async def test_log_window_stops_sending_until_the_server_confirms() -> None:
     assert [m.WhichOneof("payload") for m in sent] == ["started"] + ["logs"] * LOG_WINDOW_BATCHES
     with pytest.raises(TimeoutError):
         await next_message(agent, seconds=0.5)  # window full
-    agent.handle(workers_pb2.ServerMessage(
-        persisted=workers_pb2.Persisted(ref=ref(), next_line=10)))
+    agent.handle(
+        workers_pb2.ServerMessage(persisted=workers_pb2.Persisted(ref=ref(), next_line=10))
+    )
     more = await next_message(agent)
     assert more.logs.first_line == 10 * LOG_WINDOW_BATCHES
 
@@ -191,8 +199,13 @@ async def test_rejected_attempt_kills_the_process_and_drops_its_buffers(tmp_path
     while not _read(pidfile):  # the shell wrote its pid: it is running for sure
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
-    agent.handle(workers_pb2.ServerMessage(rejected=workers_pb2.Rejected(
-        ref=ref(), code="FAILED_PRECONDITION", message="attempt superseded")))
+    agent.handle(
+        workers_pb2.ServerMessage(
+            rejected=workers_pb2.Rejected(
+                ref=ref(), code="FAILED_PRECONDITION", message="attempt superseded"
+            )
+        )
+    )
     assert agent.held == []
     pid = int(_read(pidfile))
     deadline = time.monotonic() + 5
@@ -218,8 +231,13 @@ def _state(pid: int) -> str:
 async def test_unknown_worker_rejection_asks_for_a_new_registration() -> None:
     agent = make_agent()
     with pytest.raises(WorkerUnknown):
-        agent.handle(workers_pb2.ServerMessage(rejected=workers_pb2.Rejected(
-            code="NOT_FOUND", message="worker w-test is not registered")))
+        agent.handle(
+            workers_pb2.ServerMessage(
+                rejected=workers_pb2.Rejected(
+                    code="NOT_FOUND", message="worker w-test is not registered"
+                )
+            )
+        )
 
 
 async def test_fault_drop_logs_sends_no_lines_and_zero_total() -> None:
@@ -244,8 +262,11 @@ async def test_unconfirmed_output_is_capped_and_the_job_waits_on_its_writes() ->
     assert att.running, "the job should be blocked on its output"
     assert att.logs.held_bytes < 600_000  # one read chunk over the cap, not the 2 MB
     # Once the server confirms, the job goes on to the end with every line.
-    agent.handle(workers_pb2.ServerMessage(
-        persisted=workers_pb2.Persisted(ref=ref(), next_line=att.logs.sent)))
+    agent.handle(
+        workers_pb2.ServerMessage(
+            persisted=workers_pb2.Persisted(ref=ref(), next_line=att.logs.sent)
+        )
+    )
     rest = await until_result(agent, persist=True)
     assert rest[-1].result.total_lines == 300000
     assert rest[-1].result.outcome == workers_pb2.JOB_OUTCOME_SUCCEEDED

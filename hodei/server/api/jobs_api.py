@@ -83,9 +83,7 @@ class LogStreamServicer(logs_pb2_grpc.LogStreamServiceServicer):
     def __init__(self, services: Services) -> None:
         self.s = services
 
-    def _follow(
-        self, request: logs_pb2.SubscribeLogsRequest
-    ) -> AsyncIterator[list[LogLineRecord]]:
+    def _follow(self, request: logs_pb2.SubscribeLogsRequest) -> AsyncIterator[list[LogLineRecord]]:
         """Both subscribe RPCs read the same ordered pages; they differ only in framing."""
         return self.s.logs.follow(
             parse_id(request.job_id),
