@@ -206,54 +206,75 @@ RETURNING *;
 UPDATE jobs SET state = 'RUNNING', started_at = now(), ack_deadline = NULL, updated_at = now()
 WHERE id = %(id)s RETURNING *;
 
--- name: start_job_fenced
--- ASSIGNED -> RUNNING for the attempt this worker holds, with its event, in one
--- statement. No row: the caller finds out why (hodei.server.jobs.JobService.start).
-WITH j AS (
+-- name: start_jobs_fenced
+-- ASSIGNED -> RUNNING for the attempts this worker holds, with their events, in one
+-- statement: the JobStarted messages one worker stream carried together (often one).
+-- A ref that matches no row is left out; the caller finds out why
+-- (hodei.server.reports).
+WITH s AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(attempts)s::int[], %(payloads)s::jsonb[])
+        AS s(id, attempt, payload)
+), j AS (
     UPDATE jobs SET state = 'RUNNING', started_at = now(), ack_deadline = NULL, updated_at = now()
-    WHERE id = %(id)s AND attempts = %(attempt)s AND worker_id = %(worker_id)s
-      AND state = ANY(%(from_states)s::text[])
-    RETURNING *
+    FROM s
+    -- The = ANY keeps this on the primary key (see dispatch_jobs).
+    WHERE jobs.id = ANY(%(ids)s::uuid[]) AND jobs.id = s.id AND jobs.attempts = s.attempt
+      AND jobs.worker_id = %(worker_id)s AND jobs.state = ANY(%(from_states)s::text[])
+    RETURNING jobs.*, s.payload AS event_payload
 ), ev AS (
     INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
-    SELECT %(event_type)s, 'job', j.id, %(actor)s, j.correlation_id, %(payload)s FROM j
+    SELECT %(event_type)s, 'job', j.id, %(actor)s, j.correlation_id, j.event_payload FROM j
     RETURNING *
 ), {{outbox_rows}}
 SELECT j.*, (SELECT count(*) FROM ob) AS events FROM j;
 
--- name: finish_job_fenced
--- A worker's result in one statement: the job's final state (fenced by attempt and
--- worker, only once all of the attempt's lines are persisted), its worker's freed
--- slot (BUSY -> READY when it was full) and both events with their outbox rows.
--- The worker row is locked after the job row (lock order: queue, job, worker).
--- No row: the caller finds out why (hodei.server.jobs.JobService.finish).
-WITH j AS (
-    UPDATE jobs SET state = %(state)s, exit_code = %(exit_code)s, error = %(error)s,
+-- name: finish_jobs_fenced
+-- Results of one worker in one statement: each job's final state (fenced by attempt
+-- and worker, only once all of the attempt's lines are persisted, only from the
+-- states the domain allows, passed per row as `sources`), the worker's freed slots
+-- (BUSY -> READY when it was full) and the events with their outbox rows. Job rows
+-- are locked before the worker row (lock order: queue, job, worker). A result that
+-- matches no row is left out; the caller finds out why (hodei.server.reports).
+WITH r AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(attempts)s::int[], %(states)s::text[],
+                         %(exit_codes)s::int[], %(errors)s::text[], %(total_lines)s::bigint[],
+                         %(sources)s::text[], %(event_types)s::text[], %(payloads)s::jsonb[])
+        AS r(id, attempt, state, exit_code, error, total_lines, sources, event_type, payload)
+), old AS (
+    SELECT id, state FROM jobs WHERE id = ANY(%(ids)s::uuid[])
+), j AS (
+    UPDATE jobs SET state = r.state, exit_code = r.exit_code, error = r.error,
            finished_at = now(), ack_deadline = NULL, updated_at = now()
-    FROM (SELECT state FROM jobs WHERE id = %(id)s) AS old
-    WHERE id = %(id)s AND attempts = %(attempt)s AND worker_id = %(worker_id)s
-      AND jobs.state = ANY(%(from_states)s::text[]) AND attempt_lines >= %(total_lines)s
-    RETURNING jobs.*, old.state AS previous
+    FROM r, old
+    WHERE jobs.id = ANY(%(ids)s::uuid[]) AND jobs.id = r.id AND old.id = r.id
+      AND jobs.attempts = r.attempt AND jobs.worker_id = %(worker_id)s
+      AND jobs.state = ANY(string_to_array(r.sources, ','))
+      AND jobs.attempt_lines >= r.total_lines
+    RETURNING jobs.*, old.state AS previous, r.event_type, r.payload AS event_payload
 ), lw AS (
-    SELECT w.id, w.state FROM workers w JOIN j ON w.id = j.worker_id FOR UPDATE OF w
+    SELECT w.id, w.state FROM workers w
+    WHERE w.id = %(worker_id)s AND EXISTS (SELECT 1 FROM j)
+    FOR UPDATE
 ), wu AS (
-    UPDATE workers w SET running_jobs = greatest(w.running_jobs - 1, 0),
+    UPDATE workers w SET running_jobs = greatest(w.running_jobs - (SELECT count(*) FROM j), 0),
            state = CASE WHEN w.state IN ('READY', 'BUSY') THEN
-                       CASE WHEN w.running_jobs - 1 >= w.slots THEN 'BUSY' ELSE 'READY' END
+                       CASE WHEN w.running_jobs - (SELECT count(*) FROM j) >= w.slots
+                            THEN 'BUSY' ELSE 'READY' END
                    ELSE w.state END,
-           current_job_id = CASE WHEN w.current_job_id = j.id THEN
+           -- This statement still sees the finished jobs as active: leave them out.
+           current_job_id = CASE WHEN w.current_job_id = ANY(ARRAY(SELECT id FROM j)) THEN
                    (SELECT x.id FROM jobs x
                      WHERE x.worker_id = w.id AND x.state IN ('ASSIGNED', 'RUNNING')
-                       AND x.id <> j.id
+                       AND x.id <> ALL(ARRAY(SELECT id FROM j))
                      ORDER BY x.assigned_at LIMIT 1)
                ELSE w.current_job_id END,
            updated_at = now()
-    FROM j, lw WHERE w.id = j.worker_id AND lw.id = w.id
+    FROM lw WHERE w.id = lw.id
     RETURNING w.id, w.state, w.running_jobs, lw.state AS previous
 ), ev AS (
     INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
-    SELECT %(event_type)s, 'job', j.id, %(actor)s, j.correlation_id,
-           %(payload)s::jsonb || jsonb_build_object('previous', j.previous)
+    SELECT j.event_type, 'job', j.id, %(actor)s, j.correlation_id,
+           j.event_payload || jsonb_build_object('previous', j.previous)
     FROM j
     UNION ALL
     SELECT CASE wu.state WHEN 'BUSY' THEN %(busy_event)s ELSE %(ready_event)s END,

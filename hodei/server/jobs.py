@@ -7,29 +7,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from hodei.db.connector import Database, Tx
 from hodei.domain.events import EventType, event_for_job_state
 from hodei.domain.jobs import (
     JobState,
-    can_transition,
     check_transition,
     retry_or_fail,
 )
-from hodei.errors import InvalidArgument, NotFound, StaleAttempt
+from hodei.errors import HodeiError, InvalidArgument, NotFound, StaleAttempt
 from hodei.server.events import job_event, record
 from hodei.server.models import AttemptRef, CancelCommand, JobRecord, QueueView
 from hodei.server.occupancy import sync_worker
+from hodei.server.reports import (
+    ACTIVE,
+    FinishOutcome,
+    ResultReport,
+    StartOutcome,
+    finish_fenced,
+    is_retryable_alone,
+    start_fenced,
+)
 from hodei.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 1000
-_ACTIVE = (JobState.ASSIGNED, JobState.RUNNING)
 
 
 def parse_id(value: str, what: str = "job_id") -> uuid.UUID:
@@ -189,33 +197,34 @@ class JobService:
         return job  # a late or repeated ack changes nothing
 
     async def start(self, worker_id: uuid.UUID, ref: AttemptRef) -> JobRecord:
-        actor = f"worker:{worker_id}"
-        started = job_event(
-            EventType.JOB_STARTED,
-            ref.job_id,
-            actor,
-            state=str(JobState.RUNNING),
-            attempt=ref.attempt,
-            worker_id=worker_id,
-        )
-        async with self.db.connection() as tx:
-            row = await tx.one(
-                "start_job_fenced",
-                {
-                    "id": ref.job_id,
-                    "attempt": ref.attempt,
-                    "worker_id": worker_id,
-                    "from_states": _sources(JobState.RUNNING),
-                    "event_type": str(started.type),
-                    "actor": actor,
-                    "payload": Jsonb(started.payload),
-                },
-            )
-        if row is None:
-            return await self._start_checked(worker_id, ref)
-        job = JobRecord.from_row(row)
-        logger.info("job started", extra=job.log_fields)
-        return job
+        outcome = (await self.start_many(worker_id, [ref]))[0]
+        if isinstance(outcome, HodeiError):
+            raise outcome
+        return outcome
+
+    async def start_many(
+        self, worker_id: uuid.UUID, refs: Sequence[AttemptRef]
+    ) -> list[StartOutcome]:
+        """JobStarted reports of one worker, in one fenced statement (hodei.server.reports);
+        the refs it does not match go the locked way, one at a time."""
+        try:
+            applied = await start_fenced(self.db, worker_id, refs)
+        except psycopg.Error as exc:
+            if not is_retryable_alone(exc):
+                raise
+            applied = {}
+        outcomes: list[StartOutcome] = []
+        for ref in refs:
+            job = applied.get(ref)
+            if job is not None:
+                logger.info("job started", extra=job.log_fields)
+                outcomes.append(job)
+                continue
+            try:
+                outcomes.append(await self._start_checked(worker_id, ref))
+            except HodeiError as err:
+                outcomes.append(err)
+        return outcomes
 
     async def _start_checked(self, worker_id: uuid.UUID, ref: AttemptRef) -> JobRecord:
         """Why the fenced start matched nothing: an error, or a repeat to ignore."""
@@ -259,53 +268,50 @@ class JobService:
         while ASSIGNED/RUNNING. A repeat of an already applied result is a no-op.
         Returns None, changing nothing, while fewer than `total_lines` of the attempt's
         lines are persisted."""
-        actor = f"worker:{worker_id}"
-        event = job_event(
-            event_for_job_state(state),
-            ref.job_id,
-            actor,
-            state=str(state),
-            attempt=ref.attempt,
-            worker_id=worker_id,
-            exit_code=exit_code,
-            error=error,
-        )
-        # The common case in one fenced statement (job, worker slot, events); refusals,
-        # repeats and results waiting for their lines go the long way.
-        async with self.db.connection() as tx:
-            row = await tx.one(
-                "finish_job_fenced",
-                {
-                    "id": ref.job_id,
-                    "attempt": ref.attempt,
-                    "worker_id": worker_id,
-                    "state": str(state),
-                    "exit_code": exit_code,
-                    "error": error,
-                    "total_lines": total_lines,
-                    "from_states": _sources(state, among=_ACTIVE),
-                    "event_type": str(event.type),
-                    "actor": actor,
-                    "payload": Jsonb(event.payload),
-                    "busy_event": str(EventType.WORKER_BUSY),
-                    "ready_event": str(EventType.WORKER_READY),
-                },
-            )
-        if row is not None:
-            done = JobRecord.from_row(row)
-            logger.info("job %s", str(state).lower(), extra=done.log_fields)
-            return done
+        report = ResultReport(ref, state, exit_code, error, total_lines)
+        outcome = (await self.finish_many(worker_id, [report]))[0]
+        if isinstance(outcome, HodeiError):
+            raise outcome
+        return outcome
+
+    async def finish_many(
+        self, worker_id: uuid.UUID, reports: Sequence[ResultReport]
+    ) -> list[FinishOutcome]:
+        """Results of one worker, in one fenced statement (job rows, its freed slots,
+        events); refusals, repeats and results waiting for their lines go the locked
+        way, one at a time."""
+        try:
+            applied = await finish_fenced(self.db, worker_id, reports)
+        except psycopg.Error as exc:
+            if not is_retryable_alone(exc):
+                raise
+            applied = {}
+        outcomes: list[FinishOutcome] = []
+        for report in reports:
+            job = applied.get(report.ref)
+            if job is not None:
+                logger.info("job %s", str(report.state).lower(), extra=job.log_fields)
+                outcomes.append(job)
+                continue
+            try:
+                outcomes.append(await self._finish_checked(worker_id, report))
+            except HodeiError as err:
+                outcomes.append(err)
+        return outcomes
+
+    async def _finish_checked(self, worker_id: uuid.UUID, r: ResultReport) -> JobRecord | None:
+        """Why the fenced result matched nothing: an error, a repeat, missing lines."""
         async with self.db.transaction() as tx:
-            job = await lock_job(tx, ref.job_id)
-            fence(job, worker_id, ref.attempt)
+            job = await lock_job(tx, r.ref.job_id)
+            fence(job, worker_id, r.ref.attempt)
             if job.state.is_final:
                 return job
-            if job.attempt_lines < total_lines:
+            if job.attempt_lines < r.total_lines:
                 return None
-            if job.state not in _ACTIVE:
+            if job.state not in ACTIVE:
                 raise StaleAttempt(f"job {job.id} is {job.state}, not running on {worker_id}")
             return await self._finish_locked(
-                tx, job, state, exit_code, error, f"worker:{worker_id}"
+                tx, job, r.state, r.exit_code, r.error, f"worker:{worker_id}"
             )
 
     async def _finish_locked(
@@ -406,7 +412,7 @@ class JobService:
         async with self.db.transaction() as tx:
             await tx.execute("dequeue_job", {"id": job_id})
             job = await lock_job(tx, job_id)
-            if job.state not in _ACTIVE:
+            if job.state not in ACTIVE:
                 return None
             return await self._finish_locked(tx, job, state, None, reason, actor)
 
@@ -415,13 +421,7 @@ class JobService:
         rows = await tx.all("worker_jobs", {"worker_id": worker_id})
         for row in rows:
             job = await lock_job(tx, row["id"])
-            if job.state in _ACTIVE and job.worker_id == worker_id:
+            if job.state in ACTIVE and job.worker_id == worker_id:
                 await tx.execute("dequeue_job", {"id": job.id})
                 await self._requeue_locked(tx, job, reason, actor)
         return len(rows)
-
-
-def _sources(target: JobState, among: Iterable[JobState] = tuple(JobState)) -> list[str]:
-    """The states from which the domain allows `target`: the guard of a one-statement
-    transition, so that the rule stays in hodei.domain.jobs."""
-    return [str(s) for s in among if can_transition(s, target)]

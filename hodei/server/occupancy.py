@@ -2,7 +2,7 @@
 step with the jobs it holds, inside the caller's transaction.
 
 The hot paths (dispatch, a worker's result) do the same bookkeeping inside their
-one-statement transitions in queries.sql (`dispatch_jobs`, `finish_job_fenced`);
+one-statement transitions in queries.sql (`dispatch_jobs`, `finish_jobs_fenced`);
 this recount serves the rarer ones (requeue, cancel, timeouts) and heals any drift."""
 
 from __future__ import annotations

@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
 
-from hodei.domain.jobs import JobState
 from hodei.errors import HodeiError
 from hodei.server.jobs import JobService
 from hodei.server.logs import LogService
@@ -26,6 +24,7 @@ from hodei.server.models import (
     ServerCommand,
     WelcomeNotice,
 )
+from hodei.server.reports import FinishOutcome, ResultReport
 from hodei.server.workers import WorkerService
 
 logger = logging.getLogger(__name__)
@@ -90,15 +89,6 @@ class SessionRegistry:
         self._sessions.clear()
 
 
-@dataclass(slots=True)
-class PendingResult:
-    ref: AttemptRef
-    state: JobState
-    exit_code: int | None
-    error: str
-    total_lines: int
-
-
 class WorkerProtocol:
     """Handles the messages of one worker stream after its Hello."""
 
@@ -117,7 +107,7 @@ class WorkerProtocol:
         self.workers = workers
         self.logs = logs
         # Results that arrived before all of their attempt's lines were persisted.
-        self.pending: dict[uuid.UUID, PendingResult] = {}
+        self.pending: dict[uuid.UUID, ResultReport] = {}
 
     @classmethod
     async def hello(
@@ -157,11 +147,19 @@ class WorkerProtocol:
             self.registry.capacity_changed.set()
             self.logs.bus.job_changed(job.id)
 
-    async def started(self, ref: AttemptRef) -> None:
-        try:
-            await self.jobs.start(self.worker_id, ref)
-        except HodeiError as err:
-            self._reject(ref, err)
+    async def reports(self, started: list[AttemptRef], results: list[ResultReport]) -> None:
+        """JobStarted and JobResult messages read together, applied as two statements
+        (hodei.server.reports); starts first, as the worker sent each job's start
+        before its result."""
+        if started:
+            outcomes = await self.jobs.start_many(self.worker_id, started)
+            for ref, started_job in zip(started, outcomes, strict=True):
+                if isinstance(started_job, HodeiError):
+                    self._reject(ref, started_job)
+        if results:
+            finished = await self.jobs.finish_many(self.worker_id, results)
+            for report, outcome in zip(results, finished, strict=True):
+                self._after_result(report, outcome)
 
     async def log_batch(self, ref: AttemptRef, first_line: int, chunk: LogChunk) -> None:
         try:
@@ -173,43 +171,23 @@ class WorkerProtocol:
         pending = self.pending.get(ref.job_id)
         if pending is not None and pending.ref == ref and next_line >= pending.total_lines:
             del self.pending[ref.job_id]
-            if await self._apply_result(pending):
+            (outcome,) = await self.jobs.finish_many(self.worker_id, [pending])
+            if self._after_result(pending, outcome):
                 return
-            self.pending[ref.job_id] = pending
         self.session.send(PersistedNotice(ref, next_line))
 
-    async def result(
-        self,
-        ref: AttemptRef,
-        state: JobState,
-        exit_code: int | None,
-        error: str,
-        total_lines: int,
-    ) -> None:
-        pending = PendingResult(ref, state, exit_code, error, total_lines)
-        if not await self._apply_result(pending):
-            # Some lines are still in flight: finish once they are persisted.
-            self.pending[ref.job_id] = pending
-
-    async def _apply_result(self, pending: PendingResult) -> bool:
-        """True once the result is applied (or refused); False while lines are missing."""
-        try:
-            job = await self.jobs.finish(
-                self.worker_id,
-                pending.ref,
-                pending.state,
-                pending.exit_code,
-                pending.error,
-                pending.total_lines,
-            )
-        except HodeiError as err:
-            self._reject(pending.ref, err)
+    def _after_result(self, report: ResultReport, outcome: FinishOutcome) -> bool:
+        """Answer an applied (or refused) result; keep one whose lines are still in
+        flight, to finish once they are persisted. True once it is answered."""
+        if isinstance(outcome, HodeiError):
+            self._reject(report.ref, outcome)
             return True
-        if job is None:
+        if outcome is None:
+            self.pending[report.ref.job_id] = report
             return False
-        self.session.send(PersistedNotice(pending.ref, job.attempt_lines, result_persisted=True))
+        self.session.send(PersistedNotice(report.ref, outcome.attempt_lines, result_persisted=True))
         self.registry.capacity_changed.set()
-        self.logs.bus.job_changed(job.id)
+        self.logs.bus.job_changed(outcome.id)
         return True
 
     async def close(self) -> None:

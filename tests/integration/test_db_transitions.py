@@ -15,6 +15,7 @@ from hodei.domain.jobs import JobState
 from hodei.domain.workers import WorkerState
 from hodei.errors import InvalidArgument, InvalidTransition, NotFound, StaleAttempt
 from hodei.server.models import AttemptRef, LogChunk, LogEntryIn
+from hodei.server.reports import ResultReport
 from hodei.server.services import Services
 from hodei.settings import Settings
 
@@ -228,3 +229,54 @@ async def test_log_ingestion_sequences_dedup_and_gaps(services: Services, db_url
     assert (await s.jobs.get_job(job.id)).state == JobState.ASSIGNED
     held = await s.jobs.finish(worker_id, ref, JobState.SUCCEEDED, 0, "", total_lines=3)
     assert held is not None and held.state == JobState.SUCCEEDED
+
+
+async def test_reports_read_together_are_applied_together_and_refusals_named(
+    services: Services, db_url: str
+) -> None:
+    """start_many/finish_many (one statement each): the applicable reports change
+    their jobs, the worker's slots and write their events; each other report gets its
+    own outcome (a refusal, or None while its lines are missing) and changes nothing."""
+    s = services
+    worker_id = await ready_worker(s, slots=4)
+    jobs = [await s.submission.queue(["true"]) for _ in range(4)]
+    assigned = await s.jobs.claim_and_assign([worker_id])
+    assert len(assigned) == 4
+    assert (await s.workers.get(worker_id)).state == WorkerState.BUSY
+    refs = [AttemptRef(j.id, 1) for j in jobs]
+    unknown = AttemptRef(uuid.uuid4(), 1)
+    started = await s.jobs.start_many(worker_id, [*refs, AttemptRef(jobs[0].id, 2), unknown])
+    assert [o.state for o in started[:4] if not isinstance(o, Exception)] == [JobState.RUNNING] * 4
+    assert isinstance(started[4], StaleAttempt) and isinstance(started[5], NotFound)
+    # The third job still has a line in flight; the fourth stays running.
+    outcomes = await s.jobs.finish_many(
+        worker_id,
+        [
+            ResultReport(refs[0], JobState.SUCCEEDED, 0, ""),
+            ResultReport(refs[1], JobState.FAILED, 2, "exit 2"),
+            ResultReport(refs[2], JobState.SUCCEEDED, 0, "", total_lines=1),
+            ResultReport(AttemptRef(jobs[3].id, 7), JobState.SUCCEEDED, 0, ""),
+        ],
+    )
+    assert [getattr(o, "state", o) for o in outcomes[:3]] == [
+        JobState.SUCCEEDED,
+        JobState.FAILED,
+        None,
+    ]
+    assert isinstance(outcomes[3], StaleAttempt)
+    worker = await s.workers.get(worker_id)
+    assert (worker.state, worker.running_jobs) == (WorkerState.READY, 2)
+    assert worker.current_job_id in {jobs[2].id, jobs[3].id}
+    assert [t for t, _ in events_and_outbox(db_url, jobs[1].id)] == [
+        "JobCreated",
+        "JobAssigned",
+        "JobStarted",
+        "JobFailed",
+    ]
+    assert all(has_outbox for _, has_outbox in events_and_outbox(db_url, jobs[0].id))
+    # One WorkerReady for the two freed slots, not one per job.
+    assert [t for t, _ in events_and_outbox(db_url, worker_id)][-2:] == [
+        "WorkerBusy",
+        "WorkerReady",
+    ]
+    assert (await s.jobs.get_job(jobs[2].id)).state == JobState.RUNNING

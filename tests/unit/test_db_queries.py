@@ -29,8 +29,8 @@ def test_the_shipped_queries_include_their_outbox_rows() -> None:
         "insert_events",
         "queue_job",
         "dispatch_jobs",
-        "start_job_fenced",
-        "finish_job_fenced",
+        "start_jobs_fenced",
+        "finish_jobs_fenced",
     ):
         assert "INSERT INTO outbox_events" in shipped[name], name
         assert "{{" not in shipped[name]

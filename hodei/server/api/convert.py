@@ -28,6 +28,7 @@ from hodei.server.models import (
     WelcomeNotice,
     WorkerRecord,
 )
+from hodei.server.reports import ResultReport
 
 
 def ts(value: datetime | None) -> Timestamp | None:
@@ -70,6 +71,16 @@ def outcome_to_state(value: int) -> JobState:
         return _OUTCOME_TO_STATE[value]
     except KeyError:
         raise InvalidArgument(f"job result has no valid outcome ({value})") from None
+
+
+def result_report(result: workers_pb2.JobResult) -> ResultReport:
+    return ResultReport(
+        ref_from_proto(result.ref),
+        outcome_to_state(result.outcome),
+        result.exit_code if result.has_exit_code else None,
+        result.error,
+        result.total_lines,
+    )
 
 
 # ---- jobs -------------------------------------------------------------------------

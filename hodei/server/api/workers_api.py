@@ -22,13 +22,14 @@ from hodei.errors import HodeiError, InvalidArgument
 from hodei.server.api.convert import (
     command_to_proto,
     log_chunk,
-    outcome_to_state,
     ref_from_proto,
+    result_report,
     worker_to_proto,
 )
 from hodei.server.api.status_codes import abort_for, one_line, unary
 from hodei.server.jobs import parse_id
-from hodei.server.models import RejectedNotice
+from hodei.server.models import AttemptRef, RejectedNotice
+from hodei.server.reports import ResultReport
 from hodei.server.services import Services
 from hodei.server.sessions import WorkerProtocol
 
@@ -36,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 #: Messages read ahead of processing; beyond that HTTP/2 flow control slows the worker.
 _INBOX = 64
+#: Worker messages applied by one statement per kind (hodei.server.reports).
+_REPORTS = frozenset({"started", "result"})
+_MAX_REPORTS = 256
 #: Upper bound of lines merged into one insert.
 _MERGE_LINES = 50_000
 
@@ -125,7 +129,19 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                 held = None
                 if message is None:
                     break
-                if message.WhichOneof("payload") != "logs":
+                kind = message.WhichOneof("payload")
+                if kind in _REPORTS:
+                    # Starts and results already waiting are applied together.
+                    group = [message]
+                    while not inbox.empty() and len(group) < _MAX_REPORTS:
+                        following = inbox.get_nowait()
+                        if following is None or following.WhichOneof("payload") not in _REPORTS:
+                            held = following
+                            break
+                        group.append(following)
+                    await self._guarded(protocol, kind, self._reports(protocol, group))
+                    continue
+                if kind != "logs":
                     await self._apply(protocol, message)
                     continue
                 batch = message.logs
@@ -199,6 +215,21 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                 RejectedNotice(None, "INTERNAL", f"the server could not apply {kind}")
             )
 
+    async def _reports(
+        self, protocol: WorkerProtocol, group: list[workers_pb2.WorkerMessage]
+    ) -> None:
+        started: list[AttemptRef] = []
+        results: list[ResultReport] = []
+        for message in group:
+            try:
+                if message.WhichOneof("payload") == "started":
+                    started.append(ref_from_proto(message.started.ref))
+                else:
+                    results.append(result_report(message.result))
+            except HodeiError as err:
+                protocol.session.send(RejectedNotice(None, err.code, one_line(str(err))))
+        await protocol.reports(started, results)
+
     async def _apply(self, protocol: WorkerProtocol, message: workers_pb2.WorkerMessage) -> None:
         kind = message.WhichOneof("payload") or "empty"
         await self._guarded(protocol, kind, self._dispatch(protocol, kind, message))
@@ -212,17 +243,6 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             case "ack":
                 ack = message.ack
                 await protocol.ack(ref_from_proto(ack.ref), ack.accepted, ack.reason)
-            case "started":
-                await protocol.started(ref_from_proto(message.started.ref))
-            case "result":
-                result = message.result
-                await protocol.result(
-                    ref_from_proto(result.ref),
-                    outcome_to_state(result.outcome),
-                    result.exit_code if result.has_exit_code else None,
-                    result.error,
-                    result.total_lines,
-                )
             case "hello":
                 raise InvalidArgument("Hello was already received on this stream")
             case _:
