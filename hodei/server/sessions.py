@@ -33,8 +33,10 @@ logger = logging.getLogger(__name__)
 class Session:
     """One open WorkerStream: an unbounded queue of commands for the worker."""
 
-    def __init__(self, worker_id: uuid.UUID) -> None:
+    def __init__(self, worker_id: uuid.UUID, batches: bool = False) -> None:
         self.worker_id = worker_id
+        #: The worker reads ServerMessage.batch (its Hello said so).
+        self.batches = batches
         self.outbox: asyncio.Queue[ServerCommand | None] = asyncio.Queue()
         self.closed = False
 
@@ -119,10 +121,11 @@ class WorkerProtocol:
         jobs: JobService,
         workers: WorkerService,
         logs: LogService,
+        batches: bool = False,
     ) -> WorkerProtocol:
         """Connect the worker (READY only now) and queue the Welcome."""
         _, superseded = await workers.connect(worker_id, running, slots)
-        session = Session(worker_id)
+        session = Session(worker_id, batches)
         session.send(WelcomeNotice(worker_id, workers.server_id, superseded))
         registry.add(session)
         return cls(session, registry, jobs, workers, logs)

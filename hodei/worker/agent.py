@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from hodei import __version__ as hodei_version
 from hodei.api.v1 import workers_pb2
@@ -62,6 +62,8 @@ class WorkerAgent:
         self.heartbeat_interval = settings.heartbeat_interval
         self.connected = False  # a stream is open and the server welcomed us
         self.draining = False
+        #: The server reads WorkerMessage.batch (its Welcome said so).
+        self.batches = False
         self._attempts: dict[Key, Attempt] = {}
         self._control: collections.deque[workers_pb2.WorkerMessage] = collections.deque()
         self._wake = asyncio.Event()
@@ -94,6 +96,7 @@ class WorkerAgent:
                 worker_id=self.worker_id,
                 running=[a.ref for a in self._attempts.values()],
                 slots=self.settings.slots,
+                batches=True,  # this worker reads ServerMessage.batch
             )
         )
 
@@ -101,6 +104,7 @@ class WorkerAgent:
         for ref in welcome.superseded:
             self._drop((ref.job_id, ref.attempt), "the server gave the attempt to someone else")
         self.connected = True
+        self.batches = welcome.batches
         self._wake.set()
         self._stream_opened.set()
         logger.info(
@@ -115,6 +119,7 @@ class WorkerAgent:
     def on_disconnected(self) -> None:
         """The stream is gone: forget what was sent on it; resend it on the next one."""
         self.connected = False
+        self.batches = False
         self._control.clear()
         self._unwritten = False
         self._resend_unconfirmed()
@@ -137,6 +142,9 @@ class WorkerAgent:
             self._on_persisted(message.persisted)
         elif kind == "rejected":
             self._on_rejected(message.rejected)
+        elif kind == "batch":
+            for inner in message.batch.messages:
+                self.handle(inner)
         elif kind == "welcome":
             self.on_welcome(message.welcome)
         else:
@@ -150,46 +158,61 @@ class WorkerAgent:
         self._unwritten = True
         return message
 
+    def poll_outgoing(self) -> workers_pb2.WorkerMessage | bytes | None:
+        """The next message if one is ready now (to write it with the previous one)."""
+        message, _ = self._poll()
+        if message is not None:
+            self._unwritten = True
+        return message
+
     async def _next_outgoing(self) -> workers_pb2.WorkerMessage | bytes:
+        while True:
+            self._wake.clear()
+            message, timeout = self._poll()
+            if message is not None:
+                return message
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _poll(self) -> tuple[workers_pb2.WorkerMessage | bytes | None, float | None]:
+        """The next message in protocol order, or None and how long until a log batch
+        is due (None: until something happens)."""
         batch_lines = self.settings.log_batch_lines
         interval = self.settings.log_batch_interval
         window = LOG_WINDOW_BATCHES * batch_lines
-        while True:
-            self._wake.clear()
-            if self._control:
-                return self._control.popleft()
-            now = time.monotonic()
-            timeout: float | None = None
-            attempts = list(self._attempts.values())
-            # Round robin so that one chatty job cannot starve the others.
-            self._rr = (self._rr + 1) % max(len(attempts), 1)
-            for att in attempts[self._rr :] + attempts[: self._rr]:
-                if not att.ack_sent:
-                    att.ack_sent = True
-                    if att.pid is not None and not att.started_sent:
-                        # Already started (the spawn ran before this write): JobStarted
-                        # also counts as the ack, so one message and one server commit.
-                        att.started_sent = True
-                        return _msg(started=workers_pb2.JobStarted(ref=att.ref, pid=att.pid))
-                    return _msg(ack=workers_pb2.JobAck(ref=att.ref, accepted=True))
+        if self._control:
+            return self._control.popleft(), None
+        now = time.monotonic()
+        timeout: float | None = None
+        attempts = list(self._attempts.values())
+        # Round robin so that one chatty job cannot starve the others.
+        self._rr = (self._rr + 1) % max(len(attempts), 1)
+        for att in attempts[self._rr :] + attempts[: self._rr]:
+            if not att.ack_sent:
+                att.ack_sent = True
                 if att.pid is not None and not att.started_sent:
+                    # Already started (the spawn ran before this write): JobStarted
+                    # also counts as the ack, so one message and one server commit.
                     att.started_sent = True
-                    return _msg(started=workers_pb2.JobStarted(ref=att.ref, pid=att.pid))
-                logs = att.logs
-                if logs.sent - logs.base >= window:
-                    continue  # woken again by the server's next Persisted
-                if logs.unsent:
-                    since = logs.unsent_since if logs.unsent_since is not None else now
-                    if logs.unsent >= batch_lines or not att.running or now - since >= interval:
-                        first, segments = logs.take(batch_lines, MAX_BATCH_BYTES, now)
-                        return encode_log_batch(att.ref, first, segments)
-                    due = since + interval - now
-                    timeout = due if timeout is None else min(timeout, due)
-                elif att.result is not None and not att.result_sent:
-                    att.result_sent = True
-                    return _msg(result=att.result)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                    return _msg(started=workers_pb2.JobStarted(ref=att.ref, pid=att.pid)), None
+                return _msg(ack=workers_pb2.JobAck(ref=att.ref, accepted=True)), None
+            if att.pid is not None and not att.started_sent:
+                att.started_sent = True
+                return _msg(started=workers_pb2.JobStarted(ref=att.ref, pid=att.pid)), None
+            logs = att.logs
+            if logs.sent - logs.base >= window:
+                continue  # woken again by the server's next Persisted
+            if logs.unsent:
+                since = logs.unsent_since if logs.unsent_since is not None else now
+                if logs.unsent >= batch_lines or not att.running or now - since >= interval:
+                    first, segments = logs.take(batch_lines, MAX_BATCH_BYTES, now)
+                    return encode_log_batch(att.ref, first, segments), None
+                due = since + interval - now
+                timeout = due if timeout is None else min(timeout, due)
+            elif att.result is not None and not att.result_sent:
+                att.result_sent = True
+                return _msg(result=att.result), None
+        return None, timeout
 
     # ---- server commands --------------------------------------------------------------
 
@@ -223,13 +246,10 @@ class WorkerAgent:
         # The process object exists before the task runs, so a CancelJob or a
         # shutdown arriving right after RunJob finds it (and stops it before it starts).
         att.process = self._make_process(att, run)
-        logger.info(
-            "job accepted: %s", " ".join(run.command)[:200], extra=att.log_fields(self.worker_id)
-        )
         # Started here rather than in the task: the spawn does not wait for the task to
         # be scheduled behind the stream's other work (about a millisecond under load).
         try:
-            early = att.process.start(self._started_callback(att))
+            early = att.process.start(self._started_callback(att, run.command))
         except Exception as exc:  # a bug here must not take the stream down
             logger.exception("job runner failed", extra=att.log_fields(self.worker_id))
             early = RunResult(Outcome.FAILED, None, f"worker error: {exc}")
@@ -309,10 +329,15 @@ class WorkerAgent:
         self._wake.set()
         self._changed.set()
 
-    def _started_callback(self, att: Attempt) -> Callable[[int], None]:
+    def _started_callback(self, att: Attempt, command: Sequence[str]) -> Callable[[int], None]:
         def on_started(pid: int) -> None:
             att.pid = pid
-            logger.info("job started pid=%d", pid, extra=att.log_fields(self.worker_id))
+            logger.info(
+                "job started pid=%d: %s",
+                pid,
+                " ".join(command)[:200],
+                extra=att.log_fields(self.worker_id),
+            )
             self._wake.set()
 
         return on_started

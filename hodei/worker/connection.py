@@ -27,7 +27,7 @@ import grpc
 from hodei.api.v1 import workers_pb2, workers_pb2_grpc
 from hodei.settings import Settings
 from hodei.worker.agent import WorkerAgent, WorkerUnknown
-from hodei.worker.wire import serialize
+from hodei.worker.wire import encode_batch, serialize
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,10 @@ BASE_BACKOFF = 0.1
 REGISTER_TIMEOUT = 10.0
 #: How long the server may take to answer Hello with Welcome.
 WELCOME_TIMEOUT = 15.0
+#: Messages ready together are written as one WorkerBatch up to this size; with a
+#: full log batch (2 MiB) behind it, a group stays far under the server's limit.
+GROUP_BYTES = 256 * 1024
+GROUP_MESSAGES = 256
 
 _TRANSIENT = frozenset(
     {
@@ -238,6 +242,23 @@ class StreamClient:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await writer
 
+    def _group(self, first: workers_pb2.WorkerMessage | bytes) -> workers_pb2.WorkerMessage | bytes:
+        """`first` and the messages ready behind it, as one WorkerBatch when the server
+        reads batches: one gRPC write (and one server read) instead of several. Stops
+        past GROUP_BYTES, so a group stays under the server's receive limit even when
+        its last message is a full log batch."""
+        if not self.agent.batches:
+            return first
+        parts = [serialize(first)]
+        size = len(parts[0])
+        while size < GROUP_BYTES and len(parts) < GROUP_MESSAGES:
+            more = self.agent.poll_outgoing()
+            if more is None:
+                break
+            parts.append(serialize(more))
+            size += len(parts[-1])
+        return parts[0] if len(parts) == 1 else encode_batch(parts)
+
     async def _write(self, call: grpc.aio.StreamStreamCall, welcome: asyncio.Event) -> None:
         await call.write(self.agent.hello())
         try:
@@ -253,7 +274,7 @@ class StreamClient:
                     nxt.cancel()
                     await call.done_writing()
                     return
-                await call.write(nxt.result())
+                await call.write(self._group(nxt.result()))
                 self.agent.on_written()
         finally:
             closing.cancel()

@@ -6,7 +6,8 @@ costs about a microsecond per line; writing the same bytes here costs a table
 lookup and a concatenation per line, driven from C (map, join). The output is plain
 proto3 wire format for the messages in proto/hodei/api/v1/workers.proto, checked by
 unit tests against the generated classes' own serialization, byte for byte. Every
-other message goes through the generated classes.
+other message goes through the generated classes; several ready together are
+wrapped as a `WorkerBatch` around their serialized bytes (`encode_batch`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from hodei.worker.lines import Segment
 
 # Field tags: (field_number << 3) | wire_type; wire type 0 = varint, 2 = bytes.
 _WM_LOGS = b"\x2a"  # WorkerMessage.logs = 5
+_WM_BATCH = b"\x3a"  # WorkerMessage.batch = 7
+_WB_MESSAGE = b"\x0a"  # WorkerBatch.messages = 1
 _LB_REF = b"\x0a"  # LogBatch.ref = 1
 _LB_FIRST_LINE = b"\x10"  # LogBatch.first_line = 2
 _LB_SEGMENT = b"\x22"  # LogBatch.segments = 4
@@ -77,6 +80,12 @@ def encode_log_batch(ref: common_pb2.JobRef, first_line: int, segments: Iterable
     parts.extend(_segment(seg) for seg in segments if seg.lines)
     batch = b"".join(parts)
     return _WM_LOGS + _v(len(batch)) + batch
+
+
+def encode_batch(messages: Iterable[bytes]) -> bytes:
+    """Serialized `WorkerMessage(batch=WorkerBatch(messages))` from serialized messages."""
+    body = b"".join(_WB_MESSAGE + varint(len(m)) + m for m in messages)
+    return _WM_BATCH + varint(len(body)) + body
 
 
 def serialize(message: workers_pb2.WorkerMessage | bytes) -> bytes:

@@ -171,6 +171,72 @@ async def test_message_for_unknown_job_is_rejected_and_stream_stays_open(
     await worker.close()
 
 
+async def test_batched_messages_both_ways(
+    start_server: StartServer, stubs_factory: Callable[[str], Stubs], db_url: str
+) -> None:
+    """A worker whose Hello says `batches` may get commands grouped in a ServerBatch and
+    may send a WorkerBatch: its messages are applied in order (starts and results
+    together), a nested batch is refused, and the stream stays open."""
+    app = await start_server(dispatch_poll_interval=0.2)
+    stubs = stubs_factory(app.address)
+    # Jobs queued before the worker connects: one dispatcher cycle assigns all three,
+    # and their RunJobs, queued together, are written as one ServerBatch.
+    jobs = [await stubs.queue(["/bin/echo", str(i)]) for i in range(3)]
+    worker, welcome = await FakeWorkerStream.connect(stubs, slots=3, batches=True)
+    assert welcome.batches
+    runs = [await worker.receive_kind("run") for _ in range(3)]
+    refs = [run.ref for run in runs]
+    assert [r.job_id for r in refs] == [j.id for j in jobs]
+    assert worker.batches_received == 1
+
+    def result(ref: common_pb2.JobRef, lines: int) -> workers_pb2.WorkerMessage:
+        return workers_pb2.WorkerMessage(
+            result=workers_pb2.JobResult(
+                ref=ref,
+                outcome=workers_pb2.JOB_OUTCOME_SUCCEEDED,
+                has_exit_code=True,
+                total_lines=lines,
+            )
+        )
+
+    batch = workers_pb2.WorkerBatch(
+        messages=[
+            *(workers_pb2.WorkerMessage(started=workers_pb2.JobStarted(ref=r)) for r in refs),
+            workers_pb2.WorkerMessage(
+                logs=workers_pb2.LogBatch(ref=refs[0], first_line=0, entries=entries("one"))
+            ),
+            result(refs[0], 1),
+            result(refs[1], 0),
+            result(refs[2], 0),
+        ]
+    )
+    await worker.send(batch=batch)
+    # The line first (next_line 1), then the three results.
+    persisted = [await worker.receive_kind("persisted") for _ in range(4)]
+    assert (persisted[0].ref, persisted[0].next_line) == (refs[0], 1)
+    assert not persisted[0].result_persisted
+    assert sorted(p.ref.job_id for p in persisted[1:]) == sorted(r.job_id for r in refs)
+    assert all(p.result_persisted for p in persisted[1:])
+    for ref in refs:
+        await stubs.wait_state(ref.job_id, common_pb2.JOB_STATE_SUCCEEDED)
+    with psycopg.connect(db_url) as conn:
+        line = conn.execute(
+            "SELECT line FROM job_logs WHERE job_id = %s", (refs[0].job_id,)
+        ).fetchall()
+        workers = conn.execute("SELECT state, running_jobs FROM workers").fetchall()
+    assert line == [("one",)]
+    assert workers == [("READY", 0)]
+
+    nested = workers_pb2.WorkerBatch(messages=[workers_pb2.WorkerMessage(batch=batch)])
+    await worker.send(batch=nested)
+    rejected = await worker.receive_kind("rejected")
+    assert rejected.code == "INVALID_ARGUMENT" and "batch" in rejected.message
+    job = await stubs.queue(["true"])
+    run = await worker.receive_kind("run")
+    assert run.ref.job_id == job.id
+    await worker.close()
+
+
 async def test_idle_stream_with_short_keepalive_stays_up_without_errors(
     start_server: StartServer, caplog: Any
 ) -> None:

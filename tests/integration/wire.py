@@ -61,6 +61,8 @@ class FakeWorkerStream:
         # One reader for the call's life: cancelling a pending read would cancel the RPC.
         self.incoming: asyncio.Queue[Any] = asyncio.Queue()
         self._reader = asyncio.ensure_future(self._read_all())
+        self.unbatched: list[workers_pb2.ServerMessage] = []
+        self.batches_received = 0
 
     async def _read_all(self) -> None:
         try:
@@ -90,6 +92,7 @@ class FakeWorkerStream:
         slots: int = 1,
         running: list[common_pb2.JobRef] | None = None,
         worker_id: str | None = None,
+        batches: bool = False,
     ) -> tuple[FakeWorkerStream, workers_pb2.Welcome]:
         if worker_id is None:
             reg = await stubs.workers.Register(
@@ -98,7 +101,9 @@ class FakeWorkerStream:
             worker_id = reg.worker_id
         stream = cls(stubs, worker_id)
         await stream.send(
-            hello=workers_pb2.Hello(worker_id=worker_id, slots=slots, running=running or [])
+            hello=workers_pb2.Hello(
+                worker_id=worker_id, slots=slots, running=running or [], batches=batches
+            )
         )
         first = await stream.receive()
         assert first.WhichOneof("payload") == "welcome", first
@@ -108,10 +113,17 @@ class FakeWorkerStream:
         await self.outgoing.put(workers_pb2.WorkerMessage(**payload))
 
     async def receive(self, seconds: float = 10.0) -> workers_pb2.ServerMessage:
+        """The next server message; the messages of a ServerBatch one by one."""
+        if self.unbatched:
+            return self.unbatched.pop(0)
         message = await asyncio.wait_for(self.incoming.get(), seconds)
         if isinstance(message, BaseException):
             raise message
         assert message is not grpc.aio.EOF, "server closed the stream"
+        if message.WhichOneof("payload") == "batch":
+            self.batches_received += 1
+            self.unbatched = list(message.batch.messages)
+            return self.unbatched.pop(0)
         return message
 
     async def receive_kind(self, kind: str, seconds: float = 10.0) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hodei.api.v1 import common_pb2, workers_pb2
 from hodei.worker.lines import LineSplitter, LogBuffer, clean_utf8
-from hodei.worker.wire import encode_log_batch, serialize
+from hodei.worker.wire import encode_batch, encode_log_batch, serialize
 
 
 def test_splitter_joins_lines_across_chunks_and_keeps_the_tail() -> None:
@@ -131,3 +131,19 @@ def test_fast_and_slow_encoding_paths_match_the_generated_classes() -> None:
             )
             expected.logs.segments[0].timestamp.FromNanoseconds(123_456_789_000)
             assert wire == expected.SerializeToString()
+
+
+def test_batch_of_serialized_messages_is_what_the_generated_classes_write() -> None:
+    ref = common_pb2.JobRef(job_id="0b7f3f0e-0000-4000-8000-000000000001", attempt=2)
+    buf = LogBuffer()
+    buf.append(False, [b"x" * 300], 5_000, now=0.0)  # > 127 bytes: two-byte lengths
+    first, segs = buf.take(10, 1 << 20, now=0.0)
+    messages = [
+        workers_pb2.WorkerMessage(started=workers_pb2.JobStarted(ref=ref, pid=7)),
+        workers_pb2.WorkerMessage.FromString(encode_log_batch(ref, first, segs)),
+        workers_pb2.WorkerMessage(result=workers_pb2.JobResult(ref=ref, total_lines=1)),
+    ]
+    wire = encode_batch(serialize(m) for m in messages)
+    expected = workers_pb2.WorkerMessage(batch=workers_pb2.WorkerBatch(messages=messages))
+    assert wire == expected.SerializeToString()
+    assert list(workers_pb2.WorkerMessage.FromString(wire).batch.messages) == messages

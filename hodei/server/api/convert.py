@@ -232,6 +232,15 @@ def _micros(ts: Timestamp, default: int) -> int:
     return seconds * 1_000_000 + nanos // 1000 if seconds or nanos else default
 
 
+def commands_to_proto(commands: list[ServerCommand]) -> workers_pb2.ServerMessage:
+    """Several commands as one ServerMessage (a batch when there are several)."""
+    if len(commands) == 1:
+        return command_to_proto(commands[0])
+    return workers_pb2.ServerMessage(
+        batch=workers_pb2.ServerBatch(messages=[command_to_proto(c) for c in commands])
+    )
+
+
 def command_to_proto(command: ServerCommand) -> workers_pb2.ServerMessage:
     match command:
         case RunCommand():
@@ -273,6 +282,7 @@ def command_to_proto(command: ServerCommand) -> workers_pb2.ServerMessage:
                     worker_id=str(command.worker_id),
                     server_id=command.server_id,
                     superseded=[ref_to_proto(r) for r in command.superseded],
+                    batches=True,  # this server reads WorkerMessage.batch
                 )
             )
     raise TypeError(f"unknown command {command!r}")

@@ -20,7 +20,7 @@ import grpc
 from hodei.api.v1 import workers_pb2, workers_pb2_grpc
 from hodei.errors import HodeiError, InvalidArgument
 from hodei.server.api.convert import (
-    command_to_proto,
+    commands_to_proto,
     log_chunk,
     ref_from_proto,
     result_report,
@@ -40,6 +40,9 @@ _INBOX = 64
 #: Worker messages applied by one statement per kind (hodei.server.reports).
 _REPORTS = frozenset({"started", "result"})
 _MAX_REPORTS = 256
+#: Commands written as one ServerMessage: at most 32 RunJobs of the largest allowed
+#: spec (~200 KiB each) stay under the worker's 16 MiB receive limit.
+_MAX_GROUP = 32
 #: Upper bound of lines merged into one insert.
 _MERGE_LINES = 50_000
 
@@ -82,12 +85,25 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
         if protocol is None:
             return
         reader = asyncio.create_task(self._read(protocol, context), name="worker-stream-reader")
+        outbox = protocol.session.outbox
         try:
             while True:
-                command = await protocol.session.outbox.get()
+                command = await outbox.get()
                 if command is None:
                     break
-                await context.write(command_to_proto(command))
+                # Commands queued meanwhile go in the same write, to a worker that
+                # reads batches (never the Welcome, which is always first and alone).
+                group = [command]
+                ended = False
+                while protocol.session.batches and len(group) < _MAX_GROUP and not outbox.empty():
+                    following = outbox.get_nowait()
+                    if following is None:
+                        ended = True
+                        break
+                    group.append(following)
+                await context.write(commands_to_proto(group))
+                if ended:
+                    break
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -112,6 +128,7 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             self.s.jobs,
             self.s.workers,
             self.s.logs,
+            batches=hello.batches,
         )
 
     async def _read(self, protocol: WorkerProtocol, context: grpc.aio.ServicerContext) -> None:
@@ -184,12 +201,11 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                 if message is grpc.aio.EOF:
                     break
                 assert isinstance(message, workers_pb2.WorkerMessage)
-                if message.WhichOneof("payload") == "heartbeat":
-                    # Not queued behind log batches: a worker streaming a lot of output
-                    # must not look silent while its lines wait to be inserted.
-                    await self._guarded(protocol, "heartbeat", protocol.heartbeat())
-                    continue
-                await inbox.put(message)
+                if message.WhichOneof("payload") == "batch":
+                    for inner in message.batch.messages:
+                        await self._take(protocol, inner, inbox)
+                else:
+                    await self._take(protocol, message, inbox)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -200,6 +216,19 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                 extra={"worker_id": str(protocol.worker_id)},
             )
         await inbox.put(None)
+
+    async def _take(
+        self,
+        protocol: WorkerProtocol,
+        message: workers_pb2.WorkerMessage,
+        inbox: asyncio.Queue[workers_pb2.WorkerMessage | None],
+    ) -> None:
+        if message.WhichOneof("payload") == "heartbeat":
+            # Not queued behind log batches: a worker streaming a lot of output
+            # must not look silent while its lines wait to be inserted.
+            await self._guarded(protocol, "heartbeat", protocol.heartbeat())
+        else:
+            await inbox.put(message)
 
     async def _guarded(self, protocol: WorkerProtocol, kind: str, work: Awaitable[None]) -> None:
         try:
@@ -245,5 +274,7 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                 await protocol.ack(ref_from_proto(ack.ref), ack.accepted, ack.reason)
             case "hello":
                 raise InvalidArgument("Hello was already received on this stream")
+            case "batch":
+                raise InvalidArgument("a WorkerBatch cannot hold another batch")
             case _:
                 raise InvalidArgument("empty worker message")
