@@ -217,7 +217,7 @@ class JobService:
         for ref in refs:
             job = applied.get(ref)
             if job is not None:
-                logger.info("job started", extra=job.log_fields)
+                logger.debug("job started", extra=job.log_fields)
                 outcomes.append(job)
                 continue
             try:
@@ -252,7 +252,7 @@ class JobService:
                     )
                 ],
             )
-        logger.info("job started", extra=started.log_fields)
+        logger.debug("job started", extra=started.log_fields)
         return started
 
     async def finish(

@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 from hodei import __version__ as hodei_version
 from hodei.api.v1 import workers_pb2
@@ -241,7 +241,9 @@ class WorkerAgent:
             logger.info("job refused: %s", reason, extra=fields)
             self._send(_msg(ack=workers_pb2.JobAck(ref=run.ref, accepted=False, reason=reason)))
             return
-        att = Attempt(run.ref.job_id, run.ref.attempt, run.correlation_id)
+        att = Attempt(
+            run.ref.job_id, run.ref.attempt, run.correlation_id, " ".join(run.command)[:200]
+        )
         self._attempts[key] = att
         # The process object exists before the task runs, so a CancelJob or a
         # shutdown arriving right after RunJob finds it (and stops it before it starts).
@@ -249,7 +251,7 @@ class WorkerAgent:
         # Started here rather than in the task: the spawn does not wait for the task to
         # be scheduled behind the stream's other work (about a millisecond under load).
         try:
-            early = att.process.start(self._started_callback(att, run.command))
+            early = att.process.start(self._started_callback(att))
         except Exception as exc:  # a bug here must not take the stream down
             logger.exception("job runner failed", extra=att.log_fields(self.worker_id))
             early = RunResult(Outcome.FAILED, None, f"worker error: {exc}")
@@ -319,24 +321,25 @@ class WorkerAgent:
             total_lines=logs.total,
         )
         logger.info(
-            "job finished: %s exit_code=%s lines=%d %s",
+            "job finished: %s exit_code=%s pid=%s lines=%d %s: %s",
             result.outcome,
             result.exit_code,
+            att.pid,
             logs.total,
             result.error,
+            att.command,
             extra=fields,
         )
         self._wake.set()
         self._changed.set()
 
-    def _started_callback(self, att: Attempt, command: Sequence[str]) -> Callable[[int], None]:
+    def _started_callback(self, att: Attempt) -> Callable[[int], None]:
         def on_started(pid: int) -> None:
             att.pid = pid
-            logger.info(
-                "job started pid=%d: %s",
-                pid,
-                " ".join(command)[:200],
-                extra=att.log_fields(self.worker_id),
+            # At DEBUG: the one INFO line per job is written when it finishes (logging
+            # was a tenth of the worker's CPU with two or three lines per job).
+            logger.debug(
+                "job started pid=%d: %s", pid, att.command, extra=att.log_fields(self.worker_id)
             )
             self._wake.set()
 

@@ -21,6 +21,8 @@ class Attempt:
     job_id: str
     attempt: int
     correlation_id: str
+    #: The command line, shortened, for the log.
+    command: str = ""
     logs: LogBuffer = field(default_factory=LogBuffer)
     process: JobProcess | None = None
     task: asyncio.Task[None] | None = None
