@@ -24,8 +24,10 @@ logger = logging.getLogger(__name__)
 
 JOBS_CHANNEL = "hodei_jobs"
 _STATUS_EVERY = 0.25
-#: Seconds to gather freed slots before claiming for them.
-_CAPACITY_GATHER = 0.01
+#: Seconds to gather freed slots before claiming for them. Results now arrive in
+#: groups (one statement frees several slots), so little is left to gather: at 2 ms
+#: the median of six interleaved QueueJobs runs was 390 jobs/s, at 10 ms 327, at 0 362.
+_CAPACITY_GATHER = 0.002
 
 
 class Dispatcher:
