@@ -319,10 +319,6 @@ WHERE job_id = %(id)s AND sequence > %(after)s
 ORDER BY sequence
 LIMIT %(limit)s;
 
--- name: log_tail_start
--- The sequence after which the last N lines start.
-SELECT greatest(log_seq - %(tail)s, 0) AS after FROM jobs WHERE id = %(id)s;
-
 -- name: job_log_state
 SELECT state, log_seq FROM jobs WHERE id = %(id)s;
 
