@@ -141,11 +141,13 @@ SELECT pg_notify('hodei_jobs', %(id)s::text);
 -- them (PENDING -> ASSIGNED, attempts + 1), update each worker's occupancy (BUSY
 -- once its slots are full) and write the JobAssigned and WorkerBusy events with
 -- their outbox rows. Waits for worker rows a finishing job holds (a slot is being
--- freed) rather than skipping them.
+-- freed) rather than skipping them. With nothing queued it locks no worker row: a
+-- cycle woken by a freed slot must not make a QueueJob arriving meanwhile skip that
+-- worker (eager dispatch takes only unlocked rows) or make a result wait.
 WITH w AS (
     SELECT id, slots, running_jobs FROM workers
     WHERE state = 'READY' AND server_id = %(server_id)s AND id = ANY(%(ids)s::uuid[])
-      AND running_jobs < slots
+      AND running_jobs < slots AND EXISTS (SELECT 1 FROM job_queue)
     FOR UPDATE
 ), slot AS (
     SELECT w.id AS worker_id, row_number() OVER (ORDER BY k, w.running_jobs, w.id) AS rank
