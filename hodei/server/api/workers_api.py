@@ -28,7 +28,7 @@ from hodei.server.api.convert import (
 )
 from hodei.server.api.status_codes import abort_for, one_line, unary
 from hodei.server.jobs import parse_id
-from hodei.server.models import AttemptRef, RejectedNotice
+from hodei.server.models import AttemptRef, RejectedNotice, WelcomeNotice
 from hodei.server.reports import ResultReport
 from hodei.server.services import Services
 from hodei.server.sessions import WorkerProtocol
@@ -92,10 +92,12 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                 if command is None:
                     break
                 # Commands queued meanwhile go in the same write, to a worker that
-                # reads batches (never the Welcome, which is always first and alone).
+                # reads batches. Never the Welcome: the worker's connection looks for
+                # it as a message of its own before it writes anything.
                 group = [command]
                 ended = False
-                while protocol.session.batches and len(group) < _MAX_GROUP and not outbox.empty():
+                batching = protocol.session.batches and not isinstance(command, WelcomeNotice)
+                while batching and len(group) < _MAX_GROUP and not outbox.empty():
                     following = outbox.get_nowait()
                     if following is None:
                         ended = True
