@@ -21,10 +21,16 @@ class JobState(enum.StrEnum):
     def is_final(self) -> bool:
         return self in FINAL_JOB_STATES
 
+    @property
+    def is_active(self) -> bool:
+        """Held by a worker (its current attempt)."""
+        return self in ACTIVE_JOB_STATES
+
 
 FINAL_JOB_STATES = frozenset(
     {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT}
 )
+ACTIVE_JOB_STATES = frozenset({JobState.ASSIGNED, JobState.RUNNING})
 
 # PENDING <- ASSIGNED/RUNNING is a retry (worker lost, ack deadline missed); the
 # store only takes it while attempts < max_attempts (see `retry_or_fail`).

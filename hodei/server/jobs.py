@@ -9,7 +9,6 @@ import logging
 import uuid
 from collections.abc import Iterable, Sequence
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from hodei.db.connector import Database, Tx
@@ -24,12 +23,11 @@ from hodei.server.events import job_event, record
 from hodei.server.models import AttemptRef, CancelCommand, JobRecord, QueueView
 from hodei.server.occupancy import sync_worker
 from hodei.server.reports import (
-    ACTIVE,
     FinishOutcome,
     ResultReport,
     StartOutcome,
+    applied_or_none,
     finish_fenced,
-    is_retryable_alone,
     start_fenced,
 )
 from hodei.settings import Settings
@@ -207,12 +205,7 @@ class JobService:
     ) -> list[StartOutcome]:
         """JobStarted reports of one worker, in one fenced statement (hodei.server.reports);
         the refs it does not match go the locked way, one at a time."""
-        try:
-            applied = await start_fenced(self.db, worker_id, refs)
-        except psycopg.Error as exc:
-            if not is_retryable_alone(exc):
-                raise
-            applied = {}
+        applied = await applied_or_none(start_fenced(self.db, worker_id, refs))
         outcomes: list[StartOutcome] = []
         for ref in refs:
             job = applied.get(ref)
@@ -280,12 +273,7 @@ class JobService:
         """Results of one worker, in one fenced statement (job rows, its freed slots,
         events); refusals, repeats and results waiting for their lines go the locked
         way, one at a time."""
-        try:
-            applied = await finish_fenced(self.db, worker_id, reports)
-        except psycopg.Error as exc:
-            if not is_retryable_alone(exc):
-                raise
-            applied = {}
+        applied = await applied_or_none(finish_fenced(self.db, worker_id, reports))
         outcomes: list[FinishOutcome] = []
         for report in reports:
             job = applied.get(report.ref)
@@ -308,7 +296,7 @@ class JobService:
                 return job
             if job.attempt_lines < r.total_lines:
                 return None
-            if job.state not in ACTIVE:
+            if not job.state.is_active:
                 raise StaleAttempt(f"job {job.id} is {job.state}, not running on {worker_id}")
             return await self._finish_locked(
                 tx, job, r.state, r.exit_code, r.error, f"worker:{worker_id}"
@@ -412,7 +400,7 @@ class JobService:
         async with self.db.transaction() as tx:
             await tx.execute("dequeue_job", {"id": job_id})
             job = await lock_job(tx, job_id)
-            if job.state not in ACTIVE:
+            if not job.state.is_active:
                 return None
             return await self._finish_locked(tx, job, state, None, reason, actor)
 
@@ -421,7 +409,7 @@ class JobService:
         rows = await tx.all("worker_jobs", {"worker_id": worker_id})
         for row in rows:
             job = await lock_job(tx, row["id"])
-            if job.state in ACTIVE and job.worker_id == worker_id:
+            if job.state.is_active and job.worker_id == worker_id:
                 await tx.execute("dequeue_job", {"id": job.id})
                 await self._requeue_locked(tx, job, reason, actor)
         return len(rows)

@@ -14,9 +14,8 @@ locked one-at-a-time path of `JobService`, which names the reason.
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -24,14 +23,10 @@ from psycopg.types.json import Jsonb
 
 from hodei.db.connector import Database
 from hodei.domain.events import EventType, event_for_job_state
-from hodei.domain.jobs import JobState, can_transition
+from hodei.domain.jobs import ACTIVE_JOB_STATES, JobState, can_transition
 from hodei.errors import HodeiError
 from hodei.server.events import job_event
 from hodei.server.models import AttemptRef, JobRecord
-
-logger = logging.getLogger(__name__)
-
-ACTIVE = (JobState.ASSIGNED, JobState.RUNNING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +46,7 @@ StartOutcome = JobRecord | HodeiError
 FinishOutcome = JobRecord | None | HodeiError
 
 
-def sources(target: JobState, among: Sequence[JobState] = tuple(JobState)) -> list[str]:
+def sources(target: JobState, among: Iterable[JobState] = tuple(JobState)) -> list[str]:
     """The states from which the domain allows `target`: the guard of a one-statement
     transition, so that the rule stays in hodei.domain.jobs."""
     return [str(s) for s in among if can_transition(s, target)]
@@ -121,7 +116,7 @@ async def finish_fenced(
                 "exit_codes": [r.exit_code for r in reports],
                 "errors": [r.error for r in reports],
                 "total_lines": [r.total_lines for r in reports],
-                "sources": [",".join(sources(r.state, among=ACTIVE)) for r in reports],
+                "sources": [",".join(sources(r.state, among=ACTIVE_JOB_STATES)) for r in reports],
                 "event_types": [str(e.type) for e in events],
                 "payloads": [Jsonb(e.payload) for e in events],
                 "worker_id": worker_id,
@@ -138,7 +133,13 @@ def _by_ref(rows: list[dict[str, object]]) -> dict[AttemptRef, JobRecord]:
     return {AttemptRef(job.id, job.attempts): job for job in jobs}
 
 
-def is_retryable_alone(exc: BaseException) -> bool:
-    """A batch statement that failed as a whole (a deadlock with another multi-row
-    writer, a serialization failure) is retried one report at a time."""
-    return isinstance(exc, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure)
+async def applied_or_none(
+    fenced: Awaitable[dict[AttemptRef, JobRecord]],
+) -> dict[AttemptRef, JobRecord]:
+    """What a group statement applied; nothing when it failed as a whole in a way that
+    one report at a time can get past (a deadlock with another multi-row writer, a
+    serialization failure): every report then takes the locked path."""
+    try:
+        return await fenced
+    except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+        return {}

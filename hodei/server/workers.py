@@ -100,7 +100,7 @@ class WorkerService:
                 if row is None or not (
                     row["attempts"] == ref.attempt
                     and row["worker_id"] == worker_id
-                    and row["state"] in (JobState.ASSIGNED, JobState.RUNNING)
+                    and JobState(row["state"]).is_active
                 ):
                     superseded.append(ref)
             for row in await tx.all("worker_jobs", {"worker_id": worker_id}):

@@ -110,3 +110,8 @@ def test_invalid_specs_are_refused_with_a_clear_message(
 def test_sanitize_output_line_replaces_nul() -> None:
     assert sanitize_output_line("a\x00b") == "a\ufffdb"
     assert sanitize_output_line("plain") == "plain"
+
+
+def test_active_states_are_the_ones_a_worker_holds() -> None:
+    assert {s for s in JobState if s.is_active} == {JobState.ASSIGNED, JobState.RUNNING}
+    assert not any(s.is_active and s.is_final for s in JobState)
