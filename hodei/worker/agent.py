@@ -25,12 +25,8 @@ from hodei.errors import HodeiError
 from hodei.settings import Settings
 from hodei.worker.attempt import Attempt, Key
 from hodei.worker.runner import JobProcess, Outcome, RunResult
-from hodei.worker.wire import encode_log_batch
 
 logger = logging.getLogger(__name__)
-
-#: Upper bound of one LogBatch in bytes, under the server's 4 MiB receive limit.
-MAX_BATCH_BYTES = 2 * 1024 * 1024
 
 _OUTCOMES = {
     Outcome.SUCCEEDED: workers_pb2.JOB_OUTCOME_SUCCEEDED,
@@ -38,14 +34,6 @@ _OUTCOMES = {
     Outcome.TIMED_OUT: workers_pb2.JOB_OUTCOME_TIMED_OUT,
     Outcome.CANCELLED: workers_pb2.JOB_OUTCOME_CANCELLED,
 }
-
-#: Log batches of one attempt written but not yet confirmed by Persisted. Bounded so
-#: that a slow server holds at most this much of our output in its queues (the rest
-#: waits here, under worker_log_buffer_bytes); large enough that the server can merge
-#: waiting batches into one insert (4 gave about half the end-to-end rate of 16), and
-#: above the server's largest merge (50,000 lines) so that the next batches arrive
-#: while one is being copied: 16 x 2,000 lines gave 194,000 lines/s, 32 gave 225,000.
-LOG_WINDOW_BATCHES = 32
 
 
 class WorkerUnknown(HodeiError):
@@ -177,41 +165,21 @@ class WorkerAgent:
     def _poll(self) -> tuple[workers_pb2.WorkerMessage | bytes | None, float | None]:
         """The next message in protocol order, or None and how long until a log batch
         is due (None: until something happens)."""
-        batch_lines = self.settings.log_batch_lines
-        interval = self.settings.log_batch_interval
-        window = LOG_WINDOW_BATCHES * batch_lines
         if self._control:
             return self._control.popleft(), None
+        batch_lines = self.settings.log_batch_lines
+        interval = self.settings.log_batch_interval
         now = time.monotonic()
         timeout: float | None = None
         attempts = list(self._attempts.values())
         # Round robin so that one chatty job cannot starve the others.
         self._rr = (self._rr + 1) % max(len(attempts), 1)
         for att in attempts[self._rr :] + attempts[: self._rr]:
-            if not att.ack_sent:
-                att.ack_sent = True
-                if att.pid is not None and not att.started_sent:
-                    # Already started (the spawn ran before this write): JobStarted
-                    # also counts as the ack, so one message and one server commit.
-                    att.started_sent = True
-                    return _msg(started=workers_pb2.JobStarted(ref=att.ref, pid=att.pid)), None
-                return _msg(ack=workers_pb2.JobAck(ref=att.ref, accepted=True)), None
-            if att.pid is not None and not att.started_sent:
-                att.started_sent = True
-                return _msg(started=workers_pb2.JobStarted(ref=att.ref, pid=att.pid)), None
-            logs = att.logs
-            if logs.sent - logs.base >= window:
-                continue  # woken again by the server's next Persisted
-            if logs.unsent:
-                since = logs.unsent_since if logs.unsent_since is not None else now
-                if logs.unsent >= batch_lines or not att.running or now - since >= interval:
-                    first, segments = logs.take(batch_lines, MAX_BATCH_BYTES, now)
-                    return encode_log_batch(att.ref, first, segments), None
-                due = since + interval - now
+            message, due = att.next_message(now, batch_lines, interval)
+            if message is not None:
+                return message, None
+            if due is not None:
                 timeout = due if timeout is None else min(timeout, due)
-            elif att.result is not None and not att.result_sent:
-                att.result_sent = True
-                return _msg(result=att.result), None
         return None, timeout
 
     # ---- server commands --------------------------------------------------------------

@@ -14,7 +14,8 @@ import pytest
 
 from hodei.api.v1 import common_pb2, workers_pb2
 from hodei.settings import Settings
-from hodei.worker.agent import LOG_WINDOW_BATCHES, WorkerAgent, WorkerUnknown
+from hodei.worker.agent import WorkerAgent, WorkerUnknown
+from hodei.worker.attempt import LOG_WINDOW_BATCHES
 
 JOB = "00000000-0000-4000-8000-0000000000aa"
 

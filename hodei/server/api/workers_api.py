@@ -268,9 +268,8 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
     async def _dispatch(
         self, protocol: WorkerProtocol, kind: str, message: workers_pb2.WorkerMessage
     ) -> None:
+        # Heartbeats never get here: _take applies them as they are read.
         match kind:
-            case "heartbeat":
-                await protocol.heartbeat()
             case "ack":
                 ack = message.ack
                 await protocol.ack(ref_from_proto(ack.ref), ack.accepted, ack.reason)
