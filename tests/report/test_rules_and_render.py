@@ -13,7 +13,6 @@ from harness.report import (
     build_diagnose_report,
     build_e2e_report,
     redact,
-    redact_text,
     render_markdown,
     report_from_json,
 )
@@ -388,35 +387,6 @@ def test_catalogue_is_complete_in_both_languages() -> None:
         for t in texts.values():
             assert t.title and t.root_cause and t.causes and t.modules and t.actions, code
     assert len(CHECKLIST) >= 8 and all(set(v) == {"en", "es"} for v in CHECKLIST.values())
-
-
-@pytest.mark.parametrize(
-    "url,expected",
-    [
-        ("postgresql://u:pw@h:5432/db", "postgresql://u:***@h:5432/db"),
-        ("postgresql://u@h/db", "postgresql://u@h/db"),
-        (
-            "postgresql://postgres:@/postgres?host=/tmp/x",
-            "postgresql://postgres:@/postgres?host=/tmp/x",
-        ),
-        ("host=h password=pw dbname=d", "host=h password=*** dbname=d"),
-        (
-            "postgresql://h/db?password=pw&sslmode=require",
-            "postgresql://h/db?password=***&sslmode=require",
-        ),
-        (None, ""),
-    ],
-)
-def test_redact(url: str | None, expected: str) -> None:
-    assert redact(url) == expected
-
-
-def test_redact_text_masks_every_url_in_a_line() -> None:
-    line = "cannot connect to postgresql://a:b@c/d, then to postgres://x:y@z/w"
-    assert (
-        redact_text(line) == "cannot connect to postgresql://a:***@c/d, then to "
-        "postgres://x:***@z/w"
-    )
 
 
 def test_e2e_failed_outbox_step_is_attributed_to_the_outbox() -> None:
