@@ -219,9 +219,13 @@ WITH s AS (
 ), j AS (
     UPDATE jobs SET state = 'RUNNING', started_at = now(), ack_deadline = NULL, updated_at = now()
     FROM s
-    -- The = ANY keeps this on the primary key (see dispatch_jobs).
+    -- The = ANY keeps this on the primary key (see dispatch_jobs). The literal state
+    -- list (what jobs_active_worker_idx holds; from_states is a subset) lets the plan
+    -- PostgreSQL caches use that index: without it every execution was planned anew
+    -- (pg_prepared_statements: 0 generic plans, 126 custom).
     WHERE jobs.id = ANY(%(ids)s::uuid[]) AND jobs.id = s.id AND jobs.attempts = s.attempt
-      AND jobs.worker_id = %(worker_id)s AND jobs.state = ANY(%(from_states)s::text[])
+      AND jobs.worker_id = %(worker_id)s AND jobs.state IN ('ASSIGNED', 'RUNNING')
+      AND jobs.state = ANY(%(from_states)s::text[])
     RETURNING jobs.*, s.payload AS event_payload
 ), ev AS (
     INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
