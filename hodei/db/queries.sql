@@ -35,8 +35,8 @@ SELECT count(*) AS n FROM ob;
 -- SKIP LOCKED: a worker row another transaction holds means "queue it as usual".
 WITH w AS (
     SELECT id FROM workers
-    WHERE cardinality(%(worker_ids)s::uuid[]) > 0
-      AND state = 'READY' AND server_id = %(server_id)s AND id = ANY(%(worker_ids)s::uuid[])
+    WHERE cardinality(%(worker_ids)b::uuid[]) > 0
+      AND state = 'READY' AND server_id = %(server_id)s AND id = ANY(%(worker_ids)b::uuid[])
       AND running_jobs < slots
       AND NOT EXISTS (SELECT 1 FROM job_queue)
     ORDER BY running_jobs, id
@@ -85,10 +85,10 @@ FROM j;
 -- QueueJobs: many jobs, their queue rows (enqueued in request order), their JobCreated
 -- events and outbox rows, and one NOTIFY for the dispatchers, in one statement.
 WITH spec AS (
-    SELECT * FROM unnest(%(ids)s::uuid[], %(names)s::text[], %(commands)s::jsonb[],
-                         %(envs)s::jsonb[], %(working_dirs)s::text[], %(timeouts)s::float8[],
-                         %(labels)s::jsonb[], %(max_attempts)s::int[],
-                         %(correlation_ids)s::text[], %(payloads)s::jsonb[])
+    SELECT * FROM unnest(%(ids)b::uuid[], %(names)b::text[], %(commands)b::jsonb[],
+                         %(envs)b::jsonb[], %(working_dirs)b::text[], %(timeouts)b::float8[],
+                         %(labels)b::jsonb[], %(max_attempts)b::int[],
+                         %(correlation_ids)b::text[], %(payloads)b::jsonb[])
         WITH ORDINALITY AS s(id, name, command, env, working_dir, timeout_seconds, labels,
                              max_attempts, correlation_id, payload, ord)
 ), j AS (
@@ -118,7 +118,7 @@ SELECT * FROM jobs WHERE id = %(id)s FOR UPDATE;
 
 -- name: list_jobs
 SELECT * FROM jobs
-WHERE (cardinality(%(states)s::text[]) = 0 OR state = ANY(%(states)s::text[]))
+WHERE (cardinality(%(states)b::text[]) = 0 OR state = ANY(%(states)b::text[]))
   AND labels @> %(labels)s::jsonb
 ORDER BY created_at DESC, id
 LIMIT %(limit)s;
@@ -146,7 +146,7 @@ SELECT pg_notify('hodei_jobs', %(id)s::text);
 -- worker (eager dispatch takes only unlocked rows) or make a result wait.
 WITH w AS (
     SELECT id, slots, running_jobs FROM workers
-    WHERE state = 'READY' AND server_id = %(server_id)s AND id = ANY(%(ids)s::uuid[])
+    WHERE state = 'READY' AND server_id = %(server_id)s AND id = ANY(%(ids)b::uuid[])
       AND running_jobs < slots AND EXISTS (SELECT 1 FROM job_queue)
     FOR UPDATE
 ), slot AS (
@@ -214,7 +214,7 @@ WHERE id = %(id)s RETURNING *;
 -- A ref that matches no row is left out; the caller finds out why
 -- (hodei.server.reports).
 WITH s AS (
-    SELECT * FROM unnest(%(ids)s::uuid[], %(attempts)s::int[], %(payloads)s::jsonb[])
+    SELECT * FROM unnest(%(ids)b::uuid[], %(attempts)b::int[], %(payloads)b::jsonb[])
         AS s(id, attempt, payload)
 ), j AS (
     UPDATE jobs SET state = 'RUNNING', started_at = now(), ack_deadline = NULL, updated_at = now()
@@ -223,9 +223,9 @@ WITH s AS (
     -- list (what jobs_active_worker_idx holds; from_states is a subset) lets the plan
     -- PostgreSQL caches use that index: without it every execution was planned anew
     -- (pg_prepared_statements: 0 generic plans, 126 custom).
-    WHERE jobs.id = ANY(%(ids)s::uuid[]) AND jobs.id = s.id AND jobs.attempts = s.attempt
+    WHERE jobs.id = ANY(%(ids)b::uuid[]) AND jobs.id = s.id AND jobs.attempts = s.attempt
       AND jobs.worker_id = %(worker_id)s AND jobs.state IN ('ASSIGNED', 'RUNNING')
-      AND jobs.state = ANY(%(from_states)s::text[])
+      AND jobs.state = ANY(%(from_states)b::text[])
     RETURNING jobs.*, s.payload AS event_payload
 ), ev AS (
     INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
@@ -242,17 +242,17 @@ SELECT j.*, (SELECT count(*) FROM ob) AS events FROM j;
 -- are locked before the worker row (lock order: queue, job, worker). A result that
 -- matches no row is left out; the caller finds out why (hodei.server.reports).
 WITH r AS (
-    SELECT * FROM unnest(%(ids)s::uuid[], %(attempts)s::int[], %(states)s::text[],
-                         %(exit_codes)s::int[], %(errors)s::text[], %(total_lines)s::bigint[],
-                         %(sources)s::text[], %(event_types)s::text[], %(payloads)s::jsonb[])
+    SELECT * FROM unnest(%(ids)b::uuid[], %(attempts)b::int[], %(states)b::text[],
+                         %(exit_codes)b::int[], %(errors)b::text[], %(total_lines)b::bigint[],
+                         %(sources)b::text[], %(event_types)b::text[], %(payloads)b::jsonb[])
         AS r(id, attempt, state, exit_code, error, total_lines, sources, event_type, payload)
 ), old AS (
-    SELECT id, state FROM jobs WHERE id = ANY(%(ids)s::uuid[])
+    SELECT id, state FROM jobs WHERE id = ANY(%(ids)b::uuid[])
 ), j AS (
     UPDATE jobs SET state = r.state, exit_code = r.exit_code, error = r.error,
            finished_at = now(), ack_deadline = NULL, updated_at = now()
     FROM r, old
-    WHERE jobs.id = ANY(%(ids)s::uuid[]) AND jobs.id = r.id AND old.id = r.id
+    WHERE jobs.id = ANY(%(ids)b::uuid[]) AND jobs.id = r.id AND old.id = r.id
       AND jobs.attempts = r.attempt AND jobs.worker_id = %(worker_id)s
       AND jobs.state = ANY(string_to_array(r.sources, ','))
       AND jobs.attempt_lines >= r.total_lines
