@@ -138,6 +138,8 @@ class Platform:
     workers: int
     slots: int
     server_args: list[str] = field(default_factory=list)
+    #: HODEI_* settings for the server process only (to compare settings A/B).
+    server_env: dict[str, str] = field(default_factory=dict)
     address: str = ""
     server: subprocess.Popen[bytes] | None = None
     worker_procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -166,7 +168,8 @@ class Platform:
         self.server = subprocess.Popen(
             [sys.executable, "-m", "hodei.server", "--port", str(port), "--database-url", url,
              "--log-file", str(self.workdir / "server.log"), *self.server_args],
-            env=env, stdout=subprocess.DEVNULL, stderr=self._log("server.err"),
+            env={**env, **self.server_env}, stdout=subprocess.DEVNULL,
+            stderr=self._log("server.err"),
         )
         for index in range(self.workers):
             self.worker_procs.append(subprocess.Popen(
@@ -415,6 +418,8 @@ async def main_async(args: argparse.Namespace, platform: Platform) -> None:
         print(f"server {info.version} at {platform.address} (pid {platform.server.pid}), "
               f"{platform.workers} workers x {platform.slots} slots, embedded PostgreSQL in "
               f"{platform.workdir / 'pgdata'}, {os.cpu_count()} CPUs")
+        if platform.server_env:
+            print("server settings: " + " ".join(f"{k}={v}" for k, v in platform.server_env.items()))
         for _ in range(5):  # warm up connections, caches and the worker's first spawn
             await wait_final(client, (await client.queue_job(["true"])).id)
         if "latency" in args.only:
@@ -447,13 +452,18 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", default=["latency", "throughput", "logs"],
                         choices=["latency", "throughput", "logs"])
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a HODEI_ setting for the server, e.g. HODEI_EAGER_DISPATCH=false")
     args = parser.parse_args()
     args.latency_jobs = args.latency_jobs or (50 if args.quick else 200)
     args.throughput_jobs = args.throughput_jobs or (300 if args.quick else 2000)
     args.log_lines = args.log_lines or (100_000 if args.quick else 1_000_000)
 
     workdir = Path(tempfile.mkdtemp(prefix="hodei-bench-"))
-    platform = Platform(workdir, args.workers, args.slots)
+    server_env = dict(item.split("=", 1) for item in args.server_env)
+    if any(not name.startswith("HODEI_") for name in server_env):
+        parser.error("--server-env takes HODEI_ settings (NAME=VALUE)")
+    platform = Platform(workdir, args.workers, args.slots, server_env=server_env)
     try:
         platform.start()
         asyncio.run(main_async(args, platform))
