@@ -1,14 +1,14 @@
 """Running one job attempt as a child process in its own process group.
 
 Proto-free: the agent turns what happens here into stream messages. The child
-gets its own session (`start_new_session=True`) so a timeout or a cancel kills
+gets its own session (setsid, hodei.worker.spawn) so a timeout or a cancel kills
 the whole group, grandchildren included, not just the direct child.
 
-The child is started with a plain `subprocess.Popen` and reported started at once;
-its pipes are read in event-loop callbacks (`_PipeReader`) and its exit is watched
-with a pidfd (a thread that waits for it where pidfd_open is missing). asyncio's
-`subprocess_exec` took 2 ms under load to hand back the pid (it connects the pipes
-first, and other tasks run meanwhile), which was a fifth of the submit -> RUNNING
+The child is started synchronously (hodei.worker.spawn) and reported started at
+once; its pipes are read in event-loop callbacks (`_PipeReader`) and its exit is
+watched with a pidfd (a thread that waits for it where pidfd_open is missing).
+asyncio's `subprocess_exec` took 2 ms under load to hand back the pid (it connects the
+pipes first, and other tasks run meanwhile), which was a fifth of the submit -> RUNNING
 latency.
 """
 
@@ -20,13 +20,13 @@ import enum
 import logging
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from hodei.worker.lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
+from hodei.worker.spawn import Child, spawn
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,6 @@ class JobProcess:
         self._is_full = is_full
         self._room = room
         self._exited: asyncio.Future[int] | None = None
-        self._child: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
         self._stop = asyncio.Event()
         self._stopped: asyncio.Future[None] | None = None  # resolved by cancel() in wait()
@@ -123,25 +122,15 @@ class JobProcess:
         if self._stop.is_set():
             return RunResult(Outcome.CANCELLED, None, self._stop_error or "cancelled before start")
         try:
-            child = subprocess.Popen(
-                self._command,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=self._env,
-                cwd=self._working_dir or None,
-                start_new_session=True,
-            )
+            child = spawn(self._command, self._env, self._working_dir)
         except OSError as exc:
             what = exc.strerror or type(exc).__name__
             where = f" in {self._working_dir!r}" if self._working_dir else ""
             error = f"cannot start {self._command[0]!r}{where}: {what}"
             return RunResult(Outcome.FAILED, None, error)
-        self._child = child
         self._pid = child.pid
         loop = asyncio.get_running_loop()
         self._exited = _watch_exit(child, loop)
-        assert child.stdout is not None and child.stderr is not None
         # Read from now on, in event-loop callbacks: no transport, no task per pipe.
         self._pipes = (
             _PipeReader(loop, child.stdout, False, self),
@@ -244,13 +233,12 @@ class _PipeReader:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        pipe: IO[bytes],
+        fd: int,
         is_stderr: bool,
         owner: JobProcess,
     ) -> None:
         self._loop = loop
-        self._pipe = pipe
-        self._fd = pipe.fileno()
+        self._fd = fd
         self._is_stderr = is_stderr
         self._owner = owner
         self._splitter = LineSplitter(owner._max_line_bytes)
@@ -304,16 +292,14 @@ class _PipeReader:
             self._reading = False
         if self._resume is not None:
             self._resume.cancel()
-        self._pipe.close()
+        os.close(self._fd)
         rest = self._splitter.finish()
         if rest:
             self._owner._on_lines(self._is_stderr, rest, time.time_ns())
         self.done.set_result(None)
 
 
-def _watch_exit(
-    child: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop
-) -> asyncio.Future[int]:
+def _watch_exit(child: Child, loop: asyncio.AbstractEventLoop) -> asyncio.Future[int]:
     """A future resolved with the child's returncode (negative: killed by that signal)
     as soon as it exits, whatever holds its pipes open (a background grandchild can
     keep them open for as long as it lives)."""
@@ -332,8 +318,7 @@ def _watch_exit(
     def reap() -> None:
         loop.remove_reader(pidfd)
         os.close(pidfd)
-        # The pidfd is readable once the child exited: wait() returns at once and
-        # records the returncode in the Popen object.
+        # The pidfd is readable once the child exited: wait() reaps it at once.
         code = child.wait()
         if not exited.done():
             exited.set_result(code)

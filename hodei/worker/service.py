@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from hodei.settings import Settings
 from hodei.worker.agent import WorkerAgent
 from hodei.worker.connection import StreamClient
+from hodei.worker.spawn import make_descriptors_private
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,12 @@ def run(settings: Settings, base_env: Mapping[str, str] | None = None) -> int:
         # Entry-point boundary: jobs inherit the worker's environment, except Hodei's
         # own settings (a database URL with its password has no business in a job).
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
+
+    # Jobs are spawned without closing the worker's descriptors (hodei.worker.spawn):
+    # whatever this process was handed must not reach them.
+    private = make_descriptors_private()
+    if private:
+        logger.info("%d inherited descriptor(s) made close-on-exec", private)
 
     async def main() -> None:
         service = WorkerService(settings, base_env)

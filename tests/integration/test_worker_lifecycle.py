@@ -4,6 +4,7 @@ jobs from QueueJob to a final state, with their output in job_logs."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -92,6 +93,24 @@ async def test_job_succeeds_with_exact_stdout_and_stderr_lines(
     state, running = await worker_row(db_url, worker.worker_id())
     assert (state, running) == ("READY", 0)
     assert worker.error_lines() == []
+
+
+async def test_a_job_inherits_no_descriptor_and_no_ignored_sigpipe_from_the_worker(
+    start_server: StartServer, spawn_worker: SpawnWorker, stubs_for: Any, db_url: str
+) -> None:
+    # The worker spawns jobs without closing its descriptors (hodei.worker.spawn): its
+    # gRPC sockets, pollers and log file must all be close-on-exec.
+    app = await start_server()
+    await spawn_worker(app.address)
+    stubs = stubs_for(app.address)
+    job = await stubs.queue(["ls", "/proc/self/fd"])
+    await stubs.wait_state(job.id, S.JOB_STATE_SUCCEEDED, seconds=15)
+    # ls's own directory handle is 3: anything inherited would push it further.
+    assert {line for _, _, line in await job_logs(db_url, job.id)} <= {"0", "1", "2", "3"}
+    job = await stubs.queue(["grep", "SigIgn", "/proc/self/status"])
+    await stubs.wait_state(job.id, S.JOB_STATE_SUCCEEDED, seconds=15)
+    ((_, _, line),) = await job_logs(db_url, job.id)
+    assert not int(line.split()[1], 16) & (1 << (signal.SIGPIPE - 1))
 
 
 async def test_failing_exit_code_is_failed_with_the_code(
