@@ -16,6 +16,13 @@ worker processes on 127.0.0.1, driven through hodei.client.HodeiClient:
 
 Targets (issue 2, 2-core machine): p50 submit->RUNNING <= 10 ms; >= 500 jobs/s;
 >= 200,000 log lines/s with server RSS growth < 100 MB.
+
+Default: 2 workers x 16 slots. Throughput is jobs in flight over each job's turnaround
+(Little's law). A `true` job lives ~1 ms, but its slot stays taken for its whole
+bookkeeping round (assign, RunJob, spawn, JobStarted, result, four transactions): ~31 ms
+at 500 jobs/s on 2 cores. Covering that needs 500 x 0.031 = ~16 jobs in flight, so
+2 x 8 slots measures the turnaround (it reaches 500 jobs/s in some runs only) and
+2 x 16 the platform's capacity. `--slots 8` gives the former (RESULTS.md has both).
 """
 
 from __future__ import annotations
@@ -419,7 +426,8 @@ async def main_async(args: argparse.Namespace, platform: Platform) -> None:
               f"{platform.workers} workers x {platform.slots} slots, embedded PostgreSQL in "
               f"{platform.workdir / 'pgdata'}, {os.cpu_count()} CPUs")
         if platform.server_env:
-            print("server settings: " + " ".join(f"{k}={v}" for k, v in platform.server_env.items()))
+            settings = " ".join(f"{k}={v}" for k, v in platform.server_env.items())
+            print(f"server settings: {settings}")
         for _ in range(5):  # warm up connections, caches and the worker's first spawn
             await wait_final(client, (await client.queue_job(["true"])).id)
         if "latency" in args.only:
@@ -439,7 +447,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smaller run (~30 s)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--slots", type=int, default=8)
+    parser.add_argument("--slots", type=int, default=16,
+                        help="slots per worker (default 16: see the module docstring)")
     parser.add_argument("--submitters", type=int, default=32)
     parser.add_argument("--bulk", type=int, default=100,
                         help="also run the throughput phase with QueueJobs calls of this "
