@@ -108,14 +108,19 @@ def make_descriptors_private() -> int:
 
 def _executable(name: str, env: Mapping[str, str]) -> str:
     """Where Popen would find `name`: as given when it holds a slash, else the first
-    executable file of that name on the job's own PATH."""
+    executable file of that name on the job's own PATH. Like Popen, a name found only
+    as files that cannot be executed is a PermissionError, not a FileNotFoundError."""
     if os.sep in name:
         return name
+    denied = False
     for directory in os.get_exec_path(env):
         candidate = os.path.join(directory, name)
-        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
-            return candidate
-    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return candidate
+            denied = True
+    code = errno.EACCES if denied else errno.ENOENT
+    raise OSError(code, os.strerror(code), name)
 
 
 def _popen(command: Sequence[str], env: Mapping[str, str], working_dir: str) -> Child:

@@ -90,6 +90,9 @@ def test_the_program_is_found_on_the_jobs_own_path(tmp_path: Path, working_dir: 
     assert _finish(spawn(["only-here"], env, working_dir)) == (0, "found\n", "")
     with pytest.raises(FileNotFoundError):
         spawn(["only-here"], dict(os.environ), working_dir)
+    tool.chmod(0o644)  # found, but not executable: refused as Popen refuses it
+    with pytest.raises(PermissionError):
+        spawn(["only-here"], env, working_dir)
 
 
 def test_a_file_that_is_not_executable_is_refused(tmp_path: Path, working_dir: str) -> None:
