@@ -24,6 +24,7 @@ from hodei.api.v1 import workers_pb2
 from hodei.errors import HodeiError
 from hodei.settings import Settings
 from hodei.worker.attempt import Attempt, Key
+from hodei.worker.guard import JobGuard
 from hodei.worker.runner import JobProcess, Outcome, RunResult
 
 logger = logging.getLogger(__name__)
@@ -43,9 +44,13 @@ class WorkerUnknown(HodeiError):
 
 
 class WorkerAgent:
-    def __init__(self, settings: Settings, base_env: Mapping[str, str]) -> None:
+    def __init__(
+        self, settings: Settings, base_env: Mapping[str, str], guard: JobGuard | None = None
+    ) -> None:
         self.settings = settings
         self.base_env = dict(base_env)
+        #: Kills the jobs' process groups if this worker dies (hodei.worker.guard).
+        self.guard = guard
         self.worker_id = ""
         self.heartbeat_interval = settings.heartbeat_interval
         self.connected = False  # a stream is open and the server welcomed us
@@ -257,6 +262,7 @@ class WorkerAgent:
             log_extra=fields,
             is_full=lambda: logs.held_bytes > buffer_cap,
             room=room,
+            guard=self.guard,
         )
 
     async def _run_attempt(self, att: Attempt, early: RunResult | None) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hodei.worker.guard import JobGuard
 from hodei.worker.lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
 from hodei.worker.spawn import Child, spawn
 
@@ -70,6 +71,7 @@ class JobProcess:
         log_extra: Mapping[str, object] | None = None,
         is_full: Callable[[], bool] | None = None,
         room: Callable[[], Awaitable[None]] | None = None,
+        guard: JobGuard | None = None,
     ) -> None:
         """When `is_full()` says so after a chunk of output, `room()` is awaited: it
         returns once the consumer can take more. Meanwhile the pipe is not read and the
@@ -85,6 +87,8 @@ class JobProcess:
         self._extra = dict(log_extra or {})
         self._is_full = is_full
         self._room = room
+        #: Told of the process group while the job runs (hodei.worker.guard).
+        self._guard = guard
         self._exited: asyncio.Future[int] | None = None
         self._pid: int | None = None
         self._stop = asyncio.Event()
@@ -130,6 +134,8 @@ class JobProcess:
             return RunResult(Outcome.FAILED, None, error)
         self._pid = child.pid
         loop = asyncio.get_running_loop()
+        if self._guard is not None:
+            self._guard.track(child.pid)
         self._exited = _watch_exit(child, loop)
         # Read from now on, in event-loop callbacks: no transport, no task per pipe.
         self._pipes = (
@@ -173,6 +179,8 @@ class JobProcess:
                 self._signal_group(signal.SIGKILL)
             for pipe in pipes:
                 pipe.close()
+            if self._guard is not None and self._pid is not None:
+                self._guard.release(self._pid)
         exit_code, signal_note = _exit_code(returncode)
         if outcome is None:
             outcome = Outcome.SUCCEEDED if returncode == 0 else Outcome.FAILED

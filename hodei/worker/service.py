@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from hodei.settings import Settings
 from hodei.worker.agent import WorkerAgent
 from hodei.worker.connection import StreamClient
+from hodei.worker.guard import JobGuard
 from hodei.worker.spawn import make_descriptors_private
 
 logger = logging.getLogger(__name__)
@@ -38,9 +39,11 @@ async def supervise(name: str, loop: Callable[[], Awaitable[None]], stop: asynci
 
 
 class WorkerService:
-    def __init__(self, settings: Settings, base_env: Mapping[str, str]) -> None:
+    def __init__(
+        self, settings: Settings, base_env: Mapping[str, str], guard: JobGuard | None = None
+    ) -> None:
         self.settings = settings
-        self.agent = WorkerAgent(settings, base_env)
+        self.agent = WorkerAgent(settings, base_env, guard)
         self.client = StreamClient(settings, self.agent)
         self.shutdown = asyncio.Event()  # set by a signal: start the graceful stop
         self._stop_stream = asyncio.Event()
@@ -121,9 +124,11 @@ def run(settings: Settings, base_env: Mapping[str, str] | None = None) -> int:
     private = make_descriptors_private()
     if private:
         logger.info("%d inherited descriptor(s) made close-on-exec", private)
+    # Started before gRPC's threads exist; kills our jobs if this process is killed.
+    guard = JobGuard.start()
 
     async def main() -> None:
-        service = WorkerService(settings, base_env)
+        service = WorkerService(settings, base_env, guard)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, service.request_shutdown)
@@ -137,4 +142,7 @@ def run(settings: Settings, base_env: Mapping[str, str] | None = None) -> int:
         asyncio.run(main())
     except KeyboardInterrupt:
         return 130
+    finally:
+        if guard is not None:
+            guard.close()
     return 0

@@ -8,12 +8,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hodei.api.v1 import common_pb2
-from tests.integration.conftest import SpawnWorker
+from tests.integration.conftest import SpawnWorker, pid_alive
 from tests.integration.test_worker_lifecycle import job_logs, worker_row
 from tests.integration.wire import Stubs
 
@@ -61,6 +62,30 @@ async def test_worker_killed_mid_job_and_the_job_is_finished_by_another(
     assert [line for attempt, _, line in logs if attempt == 2] == ["attempt start", "attempt done"]
     assert [line for attempt, _, line in logs if attempt == 1] == ["attempt start"]
     assert second.error_lines() == []
+
+
+async def test_the_jobs_of_a_killed_worker_are_killed_with_their_grandchildren(
+    start_server: StartServer, spawn_worker: SpawnWorker, stubs_for: Any, tmp_path: Path
+) -> None:
+    # Otherwise they would run on while the server gives the job to another worker.
+    app = await start_server()
+    worker = await spawn_worker(app.address)
+    stubs: Stubs = stubs_for(app.address)
+    pids = tmp_path / "pids"
+    job = await stubs.queue(["/bin/sh", "-c", f"sleep 60 & echo $$ $! > {pids}; wait"])
+    await stubs.wait_state(job.id, S.JOB_STATE_RUNNING, seconds=15)
+    deadline = time.monotonic() + 10
+    while len(pids.read_text().split() if pids.exists() else []) < 2:
+        assert time.monotonic() < deadline, "the job never started its background process"
+        await asyncio.sleep(0.05)
+    shell, grandchild = (int(p) for p in pids.read_text().split())
+    assert pid_alive(shell) and pid_alive(grandchild)
+    worker.kill()  # SIGKILL: the worker can do nothing; its guard sees the pipe end
+    await worker.wait_exit()
+    deadline = time.monotonic() + 5
+    while pid_alive(shell) or pid_alive(grandchild):
+        assert time.monotonic() < deadline, "the killed worker's job is still running"
+        await asyncio.sleep(0.05)
 
 
 async def test_server_restart_worker_reconnects_and_delivers_buffered_output(
