@@ -145,8 +145,9 @@ def validate_spec(
             raise InvalidArgument("timeout_seconds must be a positive number of seconds")
         if timeout_seconds > MAX_TIMEOUT_SECONDS:
             raise InvalidArgument(f"timeout_seconds is over the limit of {MAX_TIMEOUT_SECONDS}")
-        if timeout_seconds == 0:
-            timeout_seconds = None
+        # A float whatever the caller passed: a group of specs goes to the database as
+        # one float8[] parameter, which psycopg refuses to build from mixed int/float.
+        timeout_seconds = float(timeout_seconds) if timeout_seconds else None  # 0: none
     attempts = max_attempts if max_attempts else default_max_attempts
     if attempts < 1 or attempts > MAX_ATTEMPTS_LIMIT:
         raise InvalidArgument(f"max_attempts must be between 1 and {MAX_ATTEMPTS_LIMIT}")

@@ -280,3 +280,15 @@ async def test_reports_read_together_are_applied_together_and_refusals_named(
         "WorkerReady",
     ]
     assert (await s.jobs.get_job(jobs[2].id)).state == JobState.RUNNING
+
+
+async def test_a_group_of_specs_may_mix_whole_and_fractional_timeouts(services: Services) -> None:
+    # QueueJobs sends each column as one array; psycopg refuses an int/float mix.
+    jobs = await services.submission.submit_many(
+        [
+            {"command": ["true"], "timeout_seconds": 5},
+            {"command": ["true"], "timeout_seconds": 2.5},
+            {"command": ["true"]},
+        ]
+    )
+    assert [job.timeout_seconds for job in jobs] == [5.0, 2.5, None]

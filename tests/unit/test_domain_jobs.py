@@ -80,6 +80,8 @@ def test_valid_spec_is_normalised() -> None:
     assert spec.command == ("echo", "hi")
     assert spec.timeout_seconds is None  # 0 means no timeout
     assert spec.max_attempts == 4
+    whole = validate_spec(["true"], {}, timeout_seconds=5, default_max_attempts=1)
+    assert isinstance(whole.timeout_seconds, float) and whole.timeout_seconds == 5.0
 
 
 @pytest.mark.parametrize(
