@@ -175,8 +175,10 @@ class JobProcess:
             if not all(pipe.done.done() for pipe in pipes):
                 await self._drain(pipes)
         finally:
-            if not exited.done():  # we are being cancelled ourselves
-                self._signal_group(signal.SIGKILL)
+            # The job is its process group: what is left of it goes with it, whether
+            # its main process exited or we are being cancelled ourselves. A background
+            # process that closed its output would otherwise outlive the job.
+            self._signal_group(signal.SIGKILL)
             for pipe in pipes:
                 pipe.close()
             if self._guard is not None and self._pid is not None:

@@ -144,6 +144,12 @@ async def test_cancel_kills_the_process_group(tmp_path: Path, force: bool) -> No
     assert await _wait_gone(int(pidfile.read_text()))
 
 
+async def test_a_background_process_that_closed_its_output_ends_with_the_job() -> None:
+    result, sink = await _run(["/bin/sh", "-c", "sleep 100 > /dev/null 2>&1 & echo $!"])
+    assert result.outcome == Outcome.SUCCEEDED
+    assert await _wait_gone(int(sink.out[0]))
+
+
 async def test_background_process_holding_the_pipe_does_not_hang_the_job() -> None:
     t0 = time.monotonic()
     result, sink = await _run(["/bin/sh", "-c", "sleep 100 & echo done"])
