@@ -58,10 +58,6 @@ class JobGuard:
             return None
         return cls(proc)
 
-    @property
-    def pid(self) -> int:
-        return self._proc.pid
-
     def track(self, pgid: int) -> None:
         self._send(f"+{pgid}\n")
 

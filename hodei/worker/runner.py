@@ -220,8 +220,6 @@ class JobProcess:
             )
             self._signal_group(signal.SIGKILL)
             await asyncio.wait(pending, timeout=DRAIN_GRACE)
-        # Leftover members of the group that closed their pipes go as well.
-        self._signal_group(signal.SIGKILL)
 
     def _signal_group(self, sig: signal.Signals) -> None:
         if self._pid is None:

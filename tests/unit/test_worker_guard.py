@@ -12,14 +12,7 @@ from pathlib import Path
 
 from hodei.worker.guard import JobGuard
 from hodei.worker.spawn import Child, spawn
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"  # a zombie is dead, waiting for its parent (this test) to reap it
+from tests.unit.test_worker_runner import _alive
 
 
 def _wait_dead(pid: int, seconds: float = 5.0) -> bool:
