@@ -173,19 +173,43 @@ class Platform:
         port = free_port()
         self.address = f"127.0.0.1:{port}"
         self.server = subprocess.Popen(
-            [sys.executable, "-m", "hodei.server", "--port", str(port), "--database-url", url,
-             "--log-file", str(self.workdir / "server.log"), *self.server_args],
-            env={**env, **self.server_env}, stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "hodei.server",
+                "--port",
+                str(port),
+                "--database-url",
+                url,
+                "--log-file",
+                str(self.workdir / "server.log"),
+                *self.server_args,
+            ],
+            env={**env, **self.server_env},
+            stdout=subprocess.DEVNULL,
             stderr=self._log("server.err"),
         )
         for index in range(self.workers):
-            self.worker_procs.append(subprocess.Popen(
-                [sys.executable, "-m", "hodei.worker", "--server", self.address,
-                 "--slots", str(self.slots), "--name", f"bench-{index + 1}",
-                 "--log-file", str(self.workdir / f"worker-{index + 1}.log")],
-                env=env, stdout=subprocess.DEVNULL,
-                stderr=self._log(f"worker-{index + 1}.err"),
-            ))
+            self.worker_procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "hodei.worker",
+                        "--server",
+                        self.address,
+                        "--slots",
+                        str(self.slots),
+                        "--name",
+                        f"bench-{index + 1}",
+                        "--log-file",
+                        str(self.workdir / f"worker-{index + 1}.log"),
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=self._log(f"worker-{index + 1}.err"),
+                )
+            )
 
     async def wait_ready(self, client: HodeiClient) -> None:
         await client.wait_ready(60)
@@ -263,17 +287,26 @@ async def bench_latency(
         to_running.append(done.started_at.timestamp() - t0)
         round_trip.append(t_end - t0)
         await asyncio.sleep(gap)  # idle between jobs
-    print(f"\n[1] submit -> RUNNING latency, {jobs} sequential `true` jobs on an idle platform "
-          f"({gap * 1000:.0f} ms between jobs)")
-    print(f"    submit -> RUNNING    p50 {ms(pct(to_running, 50))}   p99 {ms(pct(to_running, 99))}"
-          f"   (target p50 <= 10 ms: {'MET' if pct(to_running, 50) <= 0.010 else 'MISSED'})")
+    print(
+        f"\n[1] submit -> RUNNING latency, {jobs} sequential `true` jobs on an idle platform "
+        f"({gap * 1000:.0f} ms between jobs)"
+    )
+    print(
+        f"    submit -> RUNNING    p50 {ms(pct(to_running, 50))}   p99 {ms(pct(to_running, 99))}"
+        f"   (target p50 <= 10 ms: {'MET' if pct(to_running, 50) <= 0.010 else 'MISSED'})"
+    )
     print(f"      submit -> created  p50 {ms(pct(to_created, 50))}   p99 {ms(pct(to_created, 99))}")
-    print(f"      created -> assigned p50 {ms(pct(to_assigned, 50))}  p99 "
-          f"{ms(pct(to_assigned, 99))}")
-    print(f"      assigned -> started p50 {ms(pct(assigned_to_started, 50))}  p99 "
-          f"{ms(pct(assigned_to_started, 99))}")
-    print(f"    submit -> client saw the end p50 {ms(pct(round_trip, 50))}  p99 "
-          f"{ms(pct(round_trip, 99))}")
+    print(
+        f"      created -> assigned p50 {ms(pct(to_assigned, 50))}  p99 {ms(pct(to_assigned, 99))}"
+    )
+    print(
+        f"      assigned -> started p50 {ms(pct(assigned_to_started, 50))}  p99 "
+        f"{ms(pct(assigned_to_started, 99))}"
+    )
+    print(
+        f"    submit -> client saw the end p50 {ms(pct(round_trip, 50))}  p99 "
+        f"{ms(pct(round_trip, 99))}"
+    )
     meter.report(jobs, "job")
     return {"p50": pct(to_running, 50), "p99": pct(to_running, 99)}
 
@@ -329,12 +362,17 @@ async def bench_throughput(
     last_finished = recent[0].finished_at.timestamp() if recent and recent[0].finished_at else 0
     elapsed = max(last_finished, submitted) - t0
     rate = jobs / elapsed
-    how = (f"QueueJobs calls of {bulk} jobs, 4 concurrent callers" if bulk
-           else f"{submitters} concurrent QueueJob callers")
+    how = (
+        f"QueueJobs calls of {bulk} jobs, 4 concurrent callers"
+        if bulk
+        else f"{submitters} concurrent QueueJob callers"
+    )
     print(f"\n[2] throughput: {jobs} `true` jobs, {how}, {workers} workers x {slots} slots")
     print(f"    submitted in {submitted - t0:6.2f} s  ({jobs / (submitted - t0):7.0f} jobs/s)")
-    print(f"    all finished in {elapsed:6.2f} s  -> {rate:7.0f} jobs/s  "
-          f"(target >= 500: {'MET' if rate >= 500 else 'MISSED'}, ratio {rate / 500:.2f})")
+    print(
+        f"    all finished in {elapsed:6.2f} s  -> {rate:7.0f} jobs/s  "
+        f"(target >= 500: {'MET' if rate >= 500 else 'MISSED'}, ratio {rate / 500:.2f})"
+    )
     meter.report(jobs, "job")
     print_table_stats(platform, jobs)
     return rate
@@ -353,12 +391,16 @@ def print_table_stats(platform: Platform, jobs: int) -> None:
             "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
         ).fetchone()
     print(f"    PostgreSQL per job (whole run so far; {commits[0] if commits else '?'} commits):")
-    print(f"      {'table':<16}{'seq scans':>10}{'rows seq-read':>15}{'idx scans':>11}"
-          f"{'ins':>7}{'upd':>7}{'del':>7}")
+    print(
+        f"      {'table':<16}{'seq scans':>10}{'rows seq-read':>15}{'idx scans':>11}"
+        f"{'ins':>7}{'upd':>7}{'del':>7}"
+    )
     for name, seq, seq_rows, idx, ins, upd, dele in rows:
-        print(f"      {name:<16}{seq / jobs:>10.2f}{seq_rows / jobs:>15.1f}"
-              f"{(idx or 0) / jobs:>11.2f}"
-              f"{ins / jobs:>7.2f}{upd / jobs:>7.2f}{dele / jobs:>7.2f}")
+        print(
+            f"      {name:<16}{seq / jobs:>10.2f}{seq_rows / jobs:>15.1f}"
+            f"{(idx or 0) / jobs:>11.2f}"
+            f"{ins / jobs:>7.2f}{upd / jobs:>7.2f}{dele / jobs:>7.2f}"
+        )
 
 
 async def last_line_persisted(client: HodeiClient, job_id: str, lines: int) -> float:
@@ -386,9 +428,11 @@ async def bench_logs(client: HodeiClient, platform: Platform, lines: int) -> dic
     assert done.started_at is not None
     started = done.started_at.timestamp()
     persist_rate = lines / (persisted_at - started)
-    print(f"    persisted: {persisted_at - started:6.2f} s from RUNNING -> {persist_rate:9,.0f} "
-          f"lines/s (target >= 200,000: {'MET' if persist_rate >= 200_000 else 'MISSED'}, "
-          f"ratio {persist_rate / 200_000:.2f})")
+    print(
+        f"    persisted: {persisted_at - started:6.2f} s from RUNNING -> {persist_rate:9,.0f} "
+        f"lines/s (target >= 200,000: {'MET' if persist_rate >= 200_000 else 'MISSED'}, "
+        f"ratio {persist_rate / 200_000:.2f})"
+    )
     meter.report(lines / 1e6, "1M lines", scale=1, label="s", end=persist_meter_end)
     meter = CpuMeter.begin(platform)
 
@@ -404,16 +448,22 @@ async def bench_logs(client: HodeiClient, platform: Platform, lines: int) -> dic
     assert received == lines and last == lines, (received, last)
     sub_rate = lines / (t_end - t0)
     rss2 = rss_kib(server_pid)
-    print(f"    subscribed: {t_end - t0:6.2f} s from QueueJob to the last line received -> "
-          f"{sub_rate:9,.0f} lines/s (ratio {sub_rate / 200_000:.2f})")
+    print(
+        f"    subscribed: {t_end - t0:6.2f} s from QueueJob to the last line received -> "
+        f"{sub_rate:9,.0f} lines/s (ratio {sub_rate / 200_000:.2f})"
+    )
     meter.report(lines / 1e6, "1M lines (persisted and subscribed)", scale=1, label="s")
     growth = (rss2["VmRSS"] - rss0["VmRSS"]) / 1024
     peak = (rss2["VmHWM"] - rss0["VmRSS"]) / 1024
-    print(f"    server RSS: before {rss0['VmRSS'] / 1024:6.1f} MiB, after persist "
-          f"{rss1['VmRSS'] / 1024:6.1f} MiB, after subscribe {rss2['VmRSS'] / 1024:6.1f} MiB; "
-          f"peak {rss2['VmHWM'] / 1024:6.1f} MiB")
-    print(f"    RSS growth {growth:+.1f} MiB, peak over start {peak:+.1f} MiB "
-          f"(target < 100 MB: {'MET' if max(growth, peak) < 100 else 'MISSED'})")
+    print(
+        f"    server RSS: before {rss0['VmRSS'] / 1024:6.1f} MiB, after persist "
+        f"{rss1['VmRSS'] / 1024:6.1f} MiB, after subscribe {rss2['VmRSS'] / 1024:6.1f} MiB; "
+        f"peak {rss2['VmHWM'] / 1024:6.1f} MiB"
+    )
+    print(
+        f"    RSS growth {growth:+.1f} MiB, peak over start {peak:+.1f} MiB "
+        f"(target < 100 MB: {'MET' if max(growth, peak) < 100 else 'MISSED'})"
+    )
     return {"persist_rate": persist_rate, "subscribe_rate": sub_rate, "rss_growth_mib": growth}
 
 
@@ -422,9 +472,11 @@ async def main_async(args: argparse.Namespace, platform: Platform) -> None:
     async with HodeiClient(platform.address, deadline=30) as client:
         await platform.wait_ready(client)
         info = await client.server_info()
-        print(f"server {info.version} at {platform.address} (pid {platform.server.pid}), "
-              f"{platform.workers} workers x {platform.slots} slots, embedded PostgreSQL in "
-              f"{platform.workdir / 'pgdata'}, {os.cpu_count()} CPUs")
+        print(
+            f"server {info.version} at {platform.address} (pid {platform.server.pid}), "
+            f"{platform.workers} workers x {platform.slots} slots, embedded PostgreSQL in "
+            f"{platform.workdir / 'pgdata'}, {os.cpu_count()} CPUs"
+        )
         if platform.server_env:
             settings = " ".join(f"{k}={v}" for k, v in platform.server_env.items())
             print(f"server settings: {settings}")
@@ -447,22 +499,44 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smaller run (~30 s)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--slots", type=int, default=16,
-                        help="slots per worker (default 16: see the module docstring)")
+    parser.add_argument(
+        "--slots",
+        type=int,
+        default=16,
+        help="slots per worker (default 16: see the module docstring)",
+    )
     parser.add_argument("--submitters", type=int, default=32)
-    parser.add_argument("--bulk", type=int, default=100,
-                        help="also run the throughput phase with QueueJobs calls of this "
-                             "many jobs (0: only single QueueJob calls)")
+    parser.add_argument(
+        "--bulk",
+        type=int,
+        default=100,
+        help="also run the throughput phase with QueueJobs calls of this "
+        "many jobs (0: only single QueueJob calls)",
+    )
     parser.add_argument("--latency-jobs", type=int)
     parser.add_argument("--throughput-jobs", type=int)
     parser.add_argument("--log-lines", type=int)
-    parser.add_argument("--gaps", type=float, nargs="+", default=[0.02],
-                        help="seconds between latency jobs, one run each (default 0.02)")
-    parser.add_argument("--only", nargs="+", default=["latency", "throughput", "logs"],
-                        choices=["latency", "throughput", "logs"])
+    parser.add_argument(
+        "--gaps",
+        type=float,
+        nargs="+",
+        default=[0.02],
+        help="seconds between latency jobs, one run each (default 0.02)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=["latency", "throughput", "logs"],
+        choices=["latency", "throughput", "logs"],
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
-    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="a HODEI_ setting for the server, e.g. HODEI_EAGER_DISPATCH=false")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a HODEI_ setting for the server, e.g. HODEI_EAGER_DISPATCH=false",
+    )
     args = parser.parse_args()
     args.latency_jobs = args.latency_jobs or (50 if args.quick else 200)
     args.throughput_jobs = args.throughput_jobs or (300 if args.quick else 2000)

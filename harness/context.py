@@ -60,8 +60,10 @@ class RunInfo:
 
     def deployment_obj(self) -> Deployment:
         data = dict(self.deployment)
-        procs = [ProcessInfo(**{**p, "log_path": Path(p["log_path"]) if p.get("log_path")
-                                else None}) for p in data.pop("processes", [])]
+        procs = [
+            ProcessInfo(**{**p, "log_path": Path(p["log_path"]) if p.get("log_path") else None})
+            for p in data.pop("processes", [])
+        ]
         return Deployment(processes=procs, **data)
 
 
@@ -78,9 +80,11 @@ class E2EContext:
         if launcher is None and self.mode == "local":
             # An xdist worker: attach a launcher to the controller's deployment so
             # that scenarios can still kill and replace workers.
-            local = LocalLauncher(LocalOptions(
-                workers=0, slots=info.slots, faults=frozenset(info.faults),
-                run_dir=self.run_dir))
+            local = LocalLauncher(
+                LocalOptions(
+                    workers=0, slots=info.slots, faults=frozenset(info.faults), run_dir=self.run_dir
+                )
+            )
             local.deployment = self.deployment
             local.worker_prefix = f"worker-x{os.getpid()}-"
             self._launcher = local
@@ -90,7 +94,8 @@ class E2EContext:
 
             with contextlib.suppress(Exception):
                 self._launcher = ContainersLauncher.attach(
-                    self.deployment, self.run_dir, info.slots, f"worker-x{os.getpid()}-")
+                    self.deployment, self.run_dir, info.slots, f"worker-x{os.getpid()}-"
+                )
         self.driver = Driver(self.server_address)
         self.tables = Tables(self.deployment.database_url)
         owned = self.mode in OWN_PLATFORM_MODES
@@ -103,8 +108,13 @@ class E2EContext:
 
     @property
     def no_kill_reason(self) -> str:
-        return str(getattr(self._launcher, "skip_reason",
-                           f"the {self.mode} launcher cannot kill platform processes"))
+        return str(
+            getattr(
+                self._launcher,
+                "skip_reason",
+                f"the {self.mode} launcher cannot kill platform processes",
+            )
+        )
 
     def log_files(self) -> list[Path]:
         logs = self.run_dir / "logs"

@@ -54,8 +54,9 @@ class Driver:
     def __init__(self, server_address: str) -> None:
         self.server_address = server_address
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever,
-                                        name="hodei-e2e-driver", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="hodei-e2e-driver", daemon=True
+        )
         self._thread.start()
         # The client's channel must be created on the loop that will use it.
         self._client: HodeiClient = self._run(self._make_client(), RPC_TIMEOUT_S)
@@ -72,8 +73,9 @@ class Driver:
             return future.result(timeout=timeout_s)
         except TimeoutError:
             future.cancel()
-            raise TimeoutError(f"gRPC call to {self.server_address} took over {timeout_s}s") \
-                from None
+            raise TimeoutError(
+                f"gRPC call to {self.server_address} took over {timeout_s}s"
+            ) from None
 
     def close(self) -> None:
         try:
@@ -84,11 +86,25 @@ class Driver:
             self._loop.close()
 
     # -- jobs -----------------------------------------------------------------
-    def queue(self, command: list[str], *, timeout_s: float = 0.0, max_attempts: int = 0,
-              name: str = "", env: dict[str, str] | None = None) -> JobView:
-        return self._run(self._client.queue_job(
-            command, env=env, timeout_seconds=timeout_s or None, max_attempts=max_attempts,
-            name=name, labels=TEST_LABELS))
+    def queue(
+        self,
+        command: list[str],
+        *,
+        timeout_s: float = 0.0,
+        max_attempts: int = 0,
+        name: str = "",
+        env: dict[str, str] | None = None,
+    ) -> JobView:
+        return self._run(
+            self._client.queue_job(
+                command,
+                env=env,
+                timeout_seconds=timeout_s or None,
+                max_attempts=max_attempts,
+                name=name,
+                labels=TEST_LABELS,
+            )
+        )
 
     def get(self, job_id: str) -> JobView:
         return self._run(self._client.get_job(job_id))
@@ -134,7 +150,8 @@ class Driver:
     def server_info(self) -> dict[str, Any]:
         info = self._run(self._client.server_info())
         return {
-            "version": info.version, "server_id": info.server_id,
+            "version": info.version,
+            "server_id": info.server_id,
             "dispatcher_enabled": info.dispatcher_enabled,
             "outbox_relay_enabled": info.outbox_relay_enabled,
             "connected_workers": int(info.connected_workers),

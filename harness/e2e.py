@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hodei e2e",
         description="Run the end-to-end features against a Hodei platform and write the report "
-                    "(reports/latest.md, reports/latest.json).")
+        "(reports/latest.md, reports/latest.json).",
+    )
     add_arguments(parser)
     return parser
 
@@ -36,31 +37,49 @@ def build_parser() -> argparse.ArgumentParser:
 def add_parser(sub: Any) -> None:
     """Register `hodei e2e` on the hodei CLI's subparsers (sync command)."""
     parser = sub.add_parser(
-        "e2e", help="run the end-to-end features and write the report",
+        "e2e",
+        help="run the end-to-end features and write the report",
         description="Run `pytest features/` against a Hodei platform (default: embedded "
-                    "PostgreSQL, a server and 2 workers started locally) and write "
-                    "reports/latest.md and reports/latest.json.")
+        "PostgreSQL, a server and 2 workers started locally) and write "
+        "reports/latest.md and reports/latest.json.",
+    )
     add_arguments(parser)
     parser.set_defaults(sync_handler=run)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--launcher", choices=LAUNCHERS, default=None,
-                        help="local (default: embedded PostgreSQL, server and workers as "
-                             "processes), live (attach), containers")
+    parser.add_argument(
+        "--launcher",
+        choices=LAUNCHERS,
+        default=None,
+        help="local (default: embedded PostgreSQL, server and workers as "
+        "processes), live (attach), containers",
+    )
     parser.add_argument("--database-url", default=None, help="live: the deployment's database")
     parser.add_argument("--server", default=None, help="live: the deployment's HOST:PORT")
     parser.add_argument("--lang", choices=("en", "es"), default="en", help="report language")
     parser.add_argument("--report-dir", default=None, help="default: <checkout>/reports")
-    parser.add_argument("-n", "--parallel", type=int, default=0,
-                        help="run scenarios in N pytest-xdist processes (one merged report)")
+    parser.add_argument(
+        "-n",
+        "--parallel",
+        type=int,
+        default=0,
+        help="run scenarios in N pytest-xdist processes (one merged report)",
+    )
     parser.add_argument("-k", dest="keyword", default=None, help="only scenarios matching")
     parser.add_argument("pytest_args", nargs="*", help="more pytest arguments, after --")
 
 
 def pytest_argv(args: argparse.Namespace, root: Path) -> list[str]:
-    argv = [sys.executable, "-m", "pytest", str(root / "features"), "-q",
-            "--report-lang", args.lang]
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(root / "features"),
+        "-q",
+        "--report-lang",
+        args.lang,
+    ]
     if args.launcher:
         argv += ["--launcher", args.launcher]
     if args.database_url:

@@ -75,8 +75,11 @@ def scan_lines(source: str, path: str, lines: Iterable[str]) -> LogScan:
             if len(scan.notable_lines) < KEEP_LINES:
                 scan.notable_lines.append(line)
     # The counts matter more than the samples: say how many were left out.
-    for kept, total in ((scan.error_lines, errors), (scan.grpc_errors, grpc),
-                        (scan.notable_lines, notable)):
+    for kept, total in (
+        (scan.error_lines, errors),
+        (scan.grpc_errors, grpc),
+        (scan.notable_lines, notable),
+    ):
         if total > len(kept):
             kept.append(f"... and {total - len(kept)} more")
     return scan
@@ -85,8 +88,9 @@ def scan_lines(source: str, path: str, lines: Iterable[str]) -> LogScan:
 def scan_file(source: str, path: Path, start_offset: int = 0) -> LogScan:
     """Scan a log file from byte `start_offset` (to look only at part of a run)."""
     if not path.exists():
-        return LogScan(source=source, path=str(path), total_lines=0,
-                       error_lines=[f"log file missing: {path}"])
+        return LogScan(
+            source=source, path=str(path), total_lines=0, error_lines=[f"log file missing: {path}"]
+        )
     with path.open("rb") as fh:
         fh.seek(start_offset)
         text = fh.read().decode("utf-8", errors="replace")

@@ -15,17 +15,13 @@ from typing import Any
 import psycopg
 
 _QUERIES = {
-    "job_events": (
-        "SELECT event_type FROM domain_events WHERE aggregate_id = %s ORDER BY id"
-    ),
+    "job_events": ("SELECT event_type FROM domain_events WHERE aggregate_id = %s ORDER BY id"),
     "job_outbox": (
         "SELECT o.topic, o.published_at IS NOT NULL FROM outbox_events o"
         " WHERE o.aggregate_id = %s ORDER BY o.id"
     ),
     "job_queued": "SELECT count(*) FROM job_queue WHERE job_id = %s",
-    "job_log_lines": (
-        "SELECT is_stderr, line FROM job_logs WHERE job_id = %s ORDER BY sequence"
-    ),
+    "job_log_lines": ("SELECT is_stderr, line FROM job_logs WHERE job_id = %s ORDER BY sequence"),
     "workers_by_pid": (
         "SELECT pid, state, last_heartbeat, server_id IS NOT NULL FROM workers"
         " WHERE pid = ANY(%s) ORDER BY registered_at"
@@ -47,8 +43,15 @@ _QUERIES = {
 }
 
 #: The tables the platform's first migration creates (hodei/db/migrations/0001_initial.sql).
-PLATFORM_TABLES = ("jobs", "job_queue", "workers", "domain_events", "outbox_events",
-                   "job_logs", "server_status")
+PLATFORM_TABLES = (
+    "jobs",
+    "job_queue",
+    "workers",
+    "domain_events",
+    "outbox_events",
+    "job_logs",
+    "server_status",
+)
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,12 @@ class Tables:
         self.database_url = database_url
 
     def _rows(self, name: str, *params: Any) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.database_url, autocommit=True, connect_timeout=5,
-                             options="-c default_transaction_read_only=on") as conn:
+        with psycopg.connect(
+            self.database_url,
+            autocommit=True,
+            connect_timeout=5,
+            options="-c default_transaction_read_only=on",
+        ) as conn:
             return list(conn.execute(_QUERIES[name], params or None).fetchall())
 
     def ping(self) -> float:
@@ -87,14 +94,18 @@ class Tables:
         return int(self._rows("job_queued", job_id)[0][0]) > 0
 
     def job_log_lines(self, job_id: str) -> list[tuple[str, str]]:
-        return [("stderr" if r[0] else "stdout", str(r[1]))
-                for r in self._rows("job_log_lines", job_id)]
+        return [
+            ("stderr" if r[0] else "stdout", str(r[1])) for r in self._rows("job_log_lines", job_id)
+        ]
 
     def workers_by_pid(self, pids: list[int]) -> list[WorkerRow]:
         return [
-            WorkerRow(pid=int(r[0]), state=str(r[1]),
-                      last_heartbeat=r[2].timestamp() if r[2] is not None else None,
-                      connected=bool(r[3]))
+            WorkerRow(
+                pid=int(r[0]),
+                state=str(r[1]),
+                last_heartbeat=r[2].timestamp() if r[2] is not None else None,
+                connected=bool(r[3]),
+            )
             for r in self._rows("workers_by_pid", pids)
         ]
 
@@ -108,8 +119,10 @@ class Tables:
 
     def jobs_not_in(self, job_ids: list[str], state: str) -> list[str]:
         """Up to 5 of those jobs that are not in `state`, described in one line each."""
-        return [f"{r[0]} {r[1]} attempts={r[2]} exit={r[3]} error={r[4]!r}"
-                for r in self._rows("jobs_not_in", job_ids, state)]
+        return [
+            f"{r[0]} {r[1]} attempts={r[2]} exit={r[3]} error={r[4]!r}"
+            for r in self._rows("jobs_not_in", job_ids, state)
+        ]
 
     def schema_version(self) -> int:
         return int(self._rows("schema_version")[0][0])

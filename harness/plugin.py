@@ -80,18 +80,32 @@ class RunState:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hodei-e2e", "Hodei end-to-end harness")
-    group.addoption("--launcher", choices=LAUNCHERS, default=None,
-                    help="how to get a platform: local (default), live, containers "
-                         "[env HODEI_E2E_LAUNCHER]")
-    group.addoption("--database-url", default=None,
-                    help="live: the deployment's database; local: a PostgreSQL server to "
-                         "create the run's database on [env HODEI_E2E_DATABASE_URL]")
-    group.addoption("--server", default=None,
-                    help="live: the deployment's server HOST:PORT [env HODEI_E2E_SERVER]")
+    group.addoption(
+        "--launcher",
+        choices=LAUNCHERS,
+        default=None,
+        help="how to get a platform: local (default), live, containers [env HODEI_E2E_LAUNCHER]",
+    )
+    group.addoption(
+        "--database-url",
+        default=None,
+        help="live: the deployment's database; local: a PostgreSQL server to "
+        "create the run's database on [env HODEI_E2E_DATABASE_URL]",
+    )
+    group.addoption(
+        "--server",
+        default=None,
+        help="live: the deployment's server HOST:PORT [env HODEI_E2E_SERVER]",
+    )
     group.addoption("--e2e-workers", type=int, default=2, help="local: workers to start")
     group.addoption("--e2e-slots", type=int, default=4, help="local: slots per worker")
-    group.addoption("--hodei-fault", action="append", default=[], choices=sorted(FAULTS),
-                    help="local: break one part of the platform on purpose (repeatable)")
+    group.addoption(
+        "--hodei-fault",
+        action="append",
+        default=[],
+        choices=sorted(FAULTS),
+        help="local: break one part of the platform on purpose (repeatable)",
+    )
     group.addoption("--report-lang", choices=("en", "es"), default="en")
     group.addoption("--report-dir", default=None, help="default: <rootdir>/reports")
 
@@ -100,7 +114,7 @@ def _targets_features(config: pytest.Config) -> bool:
     features = (config.rootpath / "features").resolve()
     for arg in config.args:
         path = Path(arg.split("::")[0])
-        path = (path if path.is_absolute() else Path(config.invocation_params.dir) / path)
+        path = path if path.is_absolute() else Path(config.invocation_params.dir) / path
         path = path.resolve()
         if path == features or features in path.parents or path in features.parents:
             return True
@@ -118,9 +132,11 @@ def _launcher_config(config: pytest.Config) -> LauncherConfig:
     if name == "local" and db is None:
         db = os.environ.get("HODEI_DATABASE_URL") or None
     return LauncherConfig(
-        name=name, database_url=db,
+        name=name,
+        database_url=db,
         server=_env_or(config.getoption("--server"), "HODEI_E2E_SERVER"),
-        workers=config.getoption("--e2e-workers"), slots=config.getoption("--e2e-slots"),
+        workers=config.getoption("--e2e-workers"),
+        slots=config.getoption("--e2e-slots"),
         faults=frozenset(config.getoption("--hodei-fault")),
     )
 
@@ -175,20 +191,37 @@ def pytest_configure(config: pytest.Config) -> None:
     run_dir = getattr(launcher, "run_dir", None)
     if run_dir is None:
         run_dir = Path(tempfile.mkdtemp(prefix="hodei-e2e-"))
-    state.info = RunInfo(launcher=lconf.name, run_dir=str(run_dir),
-                         deployment=_deployment_dict(deployment), faults=sorted(lconf.faults),
-                         workers=lconf.workers, slots=lconf.slots, started_at=state.started_at)
+    state.info = RunInfo(
+        launcher=lconf.name,
+        run_dir=str(run_dir),
+        deployment=_deployment_dict(deployment),
+        faults=sorted(lconf.faults),
+        workers=lconf.workers,
+        slots=lconf.slots,
+        started_at=state.started_at,
+    )
     state.snapshot_before, err = _snapshot(deployment.database_url)
     if err:
         state.errors.append(err)
 
 
 def _deployment_dict(dep: Any) -> dict[str, Any]:
-    return {"mode": dep.mode, "database_url": dep.database_url,
-            "server_address": dep.server_address, "owned": dep.owned,
-            "processes": [{"role": p.role, "name": p.name, "pid": p.pid,
-                           "log_path": str(p.log_path) if p.log_path else None,
-                           "container_id": p.container_id} for p in dep.processes]}
+    return {
+        "mode": dep.mode,
+        "database_url": dep.database_url,
+        "server_address": dep.server_address,
+        "owned": dep.owned,
+        "processes": [
+            {
+                "role": p.role,
+                "name": p.name,
+                "pid": p.pid,
+                "log_path": str(p.log_path) if p.log_path else None,
+                "container_id": p.container_id,
+            }
+            for p in dep.processes
+        ],
+    }
 
 
 class _XdistHandoff:
@@ -226,8 +259,11 @@ def world(e2e_context: E2EContext, request: pytest.FixtureRequest) -> Any:
     from harness.scenarios import World
 
     rec = request.node.stash.setdefault(RECORD, {})
-    return World(ctx=e2e_context, metrics=rec.setdefault("metrics", {}),
-                 job_ids=rec.setdefault("job_ids", []))
+    return World(
+        ctx=e2e_context,
+        metrics=rec.setdefault("metrics", {}),
+        job_ids=rec.setdefault("job_ids", []),
+    )
 
 
 # -- per-scenario recording ------------------------------------------------------------
@@ -236,14 +272,17 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:2000]
 
 
-def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any,
-                               scenario: Any) -> None:
+def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
     rec = request.node.stash.setdefault(RECORD, {})
-    rec.update(name=scenario.name, feature=feature.name,
-               tags=sorted(set(scenario.tags) | set(feature.tags)),
-               all_steps=[f"{s.keyword} {s.name}" for s in scenario.steps],
-               order=f"{feature.rel_filename}:{scenario.line_number:06d}",
-               steps=[], t0=time.monotonic())
+    rec.update(
+        name=scenario.name,
+        feature=feature.name,
+        tags=sorted(set(scenario.tags) | set(feature.tags)),
+        all_steps=[f"{s.keyword} {s.name}" for s in scenario.steps],
+        order=f"{feature.rel_filename}:{scenario.line_number:06d}",
+        steps=[],
+        t0=time.monotonic(),
+    )
     rec.setdefault("metrics", {})
 
 
@@ -253,18 +292,27 @@ def pytest_bdd_before_step(request: pytest.FixtureRequest, step: Any, **_: Any) 
 
 def pytest_bdd_after_step(request: pytest.FixtureRequest, step: Any, **_: Any) -> None:
     rec = request.node.stash.setdefault(RECORD, {})
-    rec.setdefault("steps", []).append(StepRecord(
-        name=f"{step.keyword} {step.name}", status=Status.PASS,
-        duration_s=round(time.monotonic() - rec.get("step_t0", time.monotonic()), 4)))
+    rec.setdefault("steps", []).append(
+        StepRecord(
+            name=f"{step.keyword} {step.name}",
+            status=Status.PASS,
+            duration_s=round(time.monotonic() - rec.get("step_t0", time.monotonic()), 4),
+        )
+    )
 
 
-def pytest_bdd_step_error(request: pytest.FixtureRequest, step: Any, exception: Exception,
-                          **_: Any) -> None:
+def pytest_bdd_step_error(
+    request: pytest.FixtureRequest, step: Any, exception: Exception, **_: Any
+) -> None:
     rec = request.node.stash.setdefault(RECORD, {})
-    rec.setdefault("steps", []).append(StepRecord(
-        name=f"{step.keyword} {step.name}", status=Status.FAIL,
-        duration_s=round(time.monotonic() - rec.get("step_t0", time.monotonic()), 4),
-        error=_one_line(exception)))
+    rec.setdefault("steps", []).append(
+        StepRecord(
+            name=f"{step.keyword} {step.name}",
+            status=Status.FAIL,
+            duration_s=round(time.monotonic() - rec.get("step_t0", time.monotonic()), 4),
+            error=_one_line(exception),
+        )
+    )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -274,10 +322,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if rec is None and report.when == "setup" and not report.passed and _is_scenario(item):
         # The scenario never started (a fixture failed or skipped): record it all the same.
         doc = (getattr(item, "obj", None).__doc__ or item.name).split(": ", 1)
-        rec = item.stash.setdefault(RECORD, {
-            "name": doc[-1], "feature": doc[0] if len(doc) > 1 else "",
-            "tags": sorted(m.name for m in item.iter_markers() if m.name in TAGS),
-            "t0": time.monotonic()})
+        rec = item.stash.setdefault(
+            RECORD,
+            {
+                "name": doc[-1],
+                "feature": doc[0] if len(doc) > 1 else "",
+                "tags": sorted(m.name for m in item.iter_markers() if m.name in TAGS),
+                "t0": time.monotonic(),
+            },
+        )
     if rec is None:
         return report
     if report.failed and "error" not in rec:
@@ -313,21 +366,32 @@ def _finish_record(item: pytest.Item, rec: dict[str, Any]) -> None:
     state = item.config.stash[STATE]
     steps: list[StepRecord] = list(rec.get("steps", []))
     status = rec.get("status", Status.PASS)
-    for name in rec.get("all_steps", [])[len(steps):]:
+    for name in rec.get("all_steps", [])[len(steps) :]:
         # Steps that never ran: after a failure, or from the one that called pytest.skip.
-        reason = rec.get("error", "") if status == Status.SKIP and not any(
-            s.status == Status.SKIP for s in steps) else "not run"
+        reason = (
+            rec.get("error", "")
+            if status == Status.SKIP and not any(s.status == Status.SKIP for s in steps)
+            else "not run"
+        )
         steps.append(StepRecord(name=name, status=Status.SKIP, duration_s=0.0, error=reason))
     record = ScenarioRecord(
-        name=rec.get("name", item.name), feature=rec.get("feature", ""),
-        tags=list(rec.get("tags", [])), status=status,
+        name=rec.get("name", item.name),
+        feature=rec.get("feature", ""),
+        tags=list(rec.get("tags", [])),
+        status=status,
         duration_s=round(time.monotonic() - rec.get("t0", time.monotonic()), 4),
-        steps=steps, error=rec.get("error", ""),
+        steps=steps,
+        error=rec.get("error", ""),
         metrics={k: float(v) for k, v in rec.get("metrics", {}).items()},
     )
     if state.records_dir is not None:
-        append_record(state.records_dir, f"p{os.getpid()}", record,
-                      job_ids=list(rec.get("job_ids", [])), order=rec.get("order", ""))
+        append_record(
+            state.records_dir,
+            f"p{os.getpid()}",
+            record,
+            job_ids=list(rec.get("job_ids", [])),
+            order=rec.get("order", ""),
+        )
 
 
 # -- end of the run ----------------------------------------------------------------------
@@ -349,12 +413,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def _write_run_report(config: pytest.Config, state: RunState) -> None:
     info = state.info
     dep = info.deployment_obj() if info else None
-    run = E2ERun(launcher=info.launcher if info else _launcher_config(config).name,
-                 deployment=dep, started_at=state.started_at or utc_now(),
-                 finished_at=utc_now(), duration_s=round(time.monotonic() - state.started, 3),
-                 launch_error=state.launch_error, errors=list(state.errors),
-                 faults=sorted(config.getoption("--hodei-fault")),
-                 snapshot_before=state.snapshot_before)
+    run = E2ERun(
+        launcher=info.launcher if info else _launcher_config(config).name,
+        deployment=dep,
+        started_at=state.started_at or utc_now(),
+        finished_at=utc_now(),
+        duration_s=round(time.monotonic() - state.started, 3),
+        launch_error=state.launch_error,
+        errors=list(state.errors),
+        faults=sorted(config.getoption("--hodei-fault")),
+        snapshot_before=state.snapshot_before,
+    )
     if state.records_dir is not None:
         run.scenarios = read_records(state.records_dir)
         run.scenario_jobs = read_job_ids(state.records_dir)
@@ -409,9 +478,14 @@ def _add_unlisted_processes(dep: Any, run_dir: Path) -> None:
     for line in registry.read_text(encoding="utf-8").splitlines():
         entry = json.loads(line)
         if entry["pid"] not in known:
-            dep.processes.append(ProcessInfo(role=entry["role"], name=entry["name"],
-                                             pid=entry["pid"],
-                                             log_path=Path(entry["log_path"])))
+            dep.processes.append(
+                ProcessInfo(
+                    role=entry["role"],
+                    name=entry["name"],
+                    pid=entry["pid"],
+                    log_path=Path(entry["log_path"]),
+                )
+            )
 
 
 def _final_platform_view(run: E2ERun, address: str) -> None:
@@ -424,11 +498,20 @@ def _final_platform_view(run: E2ERun, address: str) -> None:
         return
     try:
         run.server_info = driver.server_info()
-        run.workers = [{"id": w.id, "name": w.name, "pid": w.pid, "state": str(w.state),
-                        "connected": w.connected} for w in driver.workers(include_gone=True)]
+        run.workers = [
+            {
+                "id": w.id,
+                "name": w.name,
+                "pid": w.pid,
+                "state": str(w.state),
+                "connected": w.connected,
+            }
+            for w in driver.workers(include_gone=True)
+        ]
     except Exception as exc:
-        run.errors.append(f"server {address} did not answer at the end of the run: "
-                          f"{_one_line(exc)}")
+        run.errors.append(
+            f"server {address} did not answer at the end of the run: {_one_line(exc)}"
+        )
     finally:
         driver.close()
 

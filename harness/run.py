@@ -59,14 +59,24 @@ def utc_now() -> str:
 def scenario_from_dict(data: dict[str, Any]) -> ScenarioRecord:
     from harness.report.model import StepRecord
 
-    steps = [StepRecord(name=s["name"], status=Status(s["status"]),
-                        duration_s=float(s["duration_s"]), error=s.get("error", ""))
-             for s in data.get("steps", [])]
+    steps = [
+        StepRecord(
+            name=s["name"],
+            status=Status(s["status"]),
+            duration_s=float(s["duration_s"]),
+            error=s.get("error", ""),
+        )
+        for s in data.get("steps", [])
+    ]
     return ScenarioRecord(
-        name=data["name"], feature=data["feature"], tags=list(data.get("tags", [])),
-        status=Status(data["status"]), duration_s=float(data["duration_s"]), steps=steps,
-        error=data.get("error", ""), metrics={k: float(v) for k, v in
-                                              data.get("metrics", {}).items()},
+        name=data["name"],
+        feature=data["feature"],
+        tags=list(data.get("tags", [])),
+        status=Status(data["status"]),
+        duration_s=float(data["duration_s"]),
+        steps=steps,
+        error=data.get("error", ""),
+        metrics={k: float(v) for k, v in data.get("metrics", {}).items()},
     )
 
 
@@ -84,8 +94,13 @@ def read_records(records_dir: Path) -> list[ScenarioRecord]:
     return [k[3] for k in keyed]
 
 
-def append_record(records_dir: Path, process_tag: str, record: ScenarioRecord,
-                  job_ids: list[str] | None = None, order: str = "") -> None:
+def append_record(
+    records_dir: Path,
+    process_tag: str,
+    record: ScenarioRecord,
+    job_ids: list[str] | None = None,
+    order: str = "",
+) -> None:
     """`order` ("<feature file>:<line>") puts the merged records in the features' order."""
     records_dir.mkdir(parents=True, exist_ok=True)
     line = {**asdict(record), "job_ids": list(job_ids or []), "order": order}
@@ -122,14 +137,24 @@ def write_report(run: E2ERun, report_dir: Path, lang: str) -> tuple[Path, list[s
     report: Report
     if build is None:
         # Never pretend: without the builder there are no findings, and we say so.
-        notes.append("harness.report.build_e2e_report is not available: the report holds "
-                     "the raw observations only (no findings, no checklist)")
-        report = Report(kind="e2e", generated_at=run.finished_at, version=_version(),
-                        target=_target(run), scenarios=run.scenarios,
-                        snapshot_before=run.snapshot_before, snapshot_after=run.snapshot_after,
-                        log_scans=run.log_scans, duration_s=run.duration_s,
-                        verdict=Status.FAIL if any(s.status == Status.FAIL
-                                                   for s in run.scenarios) else Status.PASS)
+        notes.append(
+            "harness.report.build_e2e_report is not available: the report holds "
+            "the raw observations only (no findings, no checklist)"
+        )
+        report = Report(
+            kind="e2e",
+            generated_at=run.finished_at,
+            version=_version(),
+            target=_target(run),
+            scenarios=run.scenarios,
+            snapshot_before=run.snapshot_before,
+            snapshot_after=run.snapshot_after,
+            log_scans=run.log_scans,
+            duration_s=run.duration_s,
+            verdict=Status.FAIL
+            if any(s.status == Status.FAIL for s in run.scenarios)
+            else Status.PASS,
+        )
     else:
         report = build(run)
     json_path = report_dir / "latest.json"
@@ -160,8 +185,17 @@ def _target(run: E2ERun) -> dict[str, Any]:
     dep = run.deployment
     if dep is None:
         return {"mode": run.launcher, "error": run.launch_error}
-    return {"mode": dep.mode, "database_url": redact(dep.database_url),
-            "server_address": dep.server_address,
-            "processes": [{"role": p.role, "name": p.name, "pid": p.pid,
-                           "log_path": str(p.log_path) if p.log_path else ""}
-                          for p in dep.processes]}
+    return {
+        "mode": dep.mode,
+        "database_url": redact(dep.database_url),
+        "server_address": dep.server_address,
+        "processes": [
+            {
+                "role": p.role,
+                "name": p.name,
+                "pid": p.pid,
+                "log_path": str(p.log_path) if p.log_path else "",
+            }
+            for p in dep.processes
+        ],
+    }

@@ -31,9 +31,14 @@ if TYPE_CHECKING:
 
 #: Domain events that change a job's state, and the state each one leads to.
 EVENT_STATE = {
-    "JobCreated": "PENDING", "JobRequeued": "PENDING", "JobAssigned": "ASSIGNED",
-    "JobStarted": "RUNNING", "JobSucceeded": "SUCCEEDED", "JobFailed": "FAILED",
-    "JobCancelled": "CANCELLED", "JobTimedOut": "TIMED_OUT",
+    "JobCreated": "PENDING",
+    "JobRequeued": "PENDING",
+    "JobAssigned": "ASSIGNED",
+    "JobStarted": "RUNNING",
+    "JobSucceeded": "SUCCEEDED",
+    "JobFailed": "FAILED",
+    "JobCancelled": "CANCELLED",
+    "JobTimedOut": "TIMED_OUT",
 }
 FINAL_STATES = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
 
@@ -95,10 +100,12 @@ class World:
 
         version = self.ctx.tables.schema_version()
         assert version == latest_version(), (
-            f"schema version {version}, the platform ships {latest_version()}")
+            f"schema version {version}, the platform ships {latest_version()}"
+        )
         present = self.ctx.tables.tables_present()
         assert present == len(PLATFORM_TABLES), (
-            f"{present} of the {len(PLATFORM_TABLES)} platform tables exist")
+            f"{present} of the {len(PLATFORM_TABLES)} platform tables exist"
+        )
 
     def grpc_health_serving(self) -> None:
         start = time.perf_counter()
@@ -116,14 +123,20 @@ class World:
         def probe() -> list[str]:
             return [str(w.state) for w in self.ctx.driver.workers() if w.connected]
 
-        wait_for(f"at least {count} connected worker(s) READY or BUSY", probe,
-                 lambda states: sum(s in ("READY", "BUSY") for s in states) >= count,
-                 timeout_s=10.0)
+        wait_for(
+            f"at least {count} connected worker(s) READY or BUSY",
+            probe,
+            lambda states: sum(s in ("READY", "BUSY") for s in states) >= count,
+            timeout_s=10.0,
+        )
 
     def heartbeats_advance(self) -> None:
         def beats() -> dict[str, float]:
-            return {w.id: w.last_heartbeat.timestamp() if w.last_heartbeat else 0.0
-                    for w in self.ctx.driver.workers() if w.connected}
+            return {
+                w.id: w.last_heartbeat.timestamp() if w.last_heartbeat else 0.0
+                for w in self.ctx.driver.workers()
+                if w.connected
+            }
 
         before = beats()
         assert before, "no connected worker to watch"
@@ -133,19 +146,22 @@ class World:
             return {wid: now.get(wid, 0.0) - ts for wid, ts in before.items()}
 
         # Three heartbeat periods: one late beat is tolerated, a stopped one is not.
-        wait_for("every connected worker's last_heartbeat to advance", probe,
-                 lambda advance: all(d > 0 for d in advance.values()),
-                 timeout_s=max(3 * self.ctx.heartbeat_period_s, 5.0))
+        wait_for(
+            "every connected worker's last_heartbeat to advance",
+            probe,
+            lambda advance: all(d > 0 for d in advance.values()),
+            timeout_s=max(3 * self.ctx.heartbeat_period_s, 5.0),
+        )
 
     # -- jobs -------------------------------------------------------------------
     def queue_shell(self, script: str, timeout_s: float = 0.0) -> None:
-        self.job = self.ctx.driver.queue(["sh", "-c", script], timeout_s=timeout_s,
-                                         name="e2e")
+        self.job = self.ctx.driver.queue(["sh", "-c", script], timeout_s=timeout_s, name="e2e")
         self.job_ids.append(self.job.id)
         # ASSIGNED too: with eager dispatch the creating transaction may also assign it
         # (its events still read JobCreated(PENDING), JobAssigned).
         assert self.job.state in ("PENDING", "ASSIGNED"), (
-            f"a new job is {self.job.state}, not PENDING (or ASSIGNED by eager dispatch)")
+            f"a new job is {self.job.state}, not PENDING (or ASSIGNED by eager dispatch)"
+        )
 
     def queue_shell_following_logs(self, script: str) -> None:
         self.queue_shell(script)
@@ -163,12 +179,19 @@ class World:
             # Reaching another final state means it never will reach `state`.
             return view.state == state or (view.state in FINAL_STATES and state != view.state)
 
-        self.job = wait_for(f"job {job_id} to reach {state}", lambda: self.ctx.driver.get(job_id),
-                            done, timeout_s, describe=lambda v: f"{v.state} "
-                            f"(attempts={v.attempts}, exit={v.exit_code}, error={v.error!r})")
+        self.job = wait_for(
+            f"job {job_id} to reach {state}",
+            lambda: self.ctx.driver.get(job_id),
+            done,
+            timeout_s,
+            describe=lambda v: (
+                f"{v.state} (attempts={v.attempts}, exit={v.exit_code}, error={v.error!r})"
+            ),
+        )
         assert self.job.state == state, (
             f"job {job_id} ended {self.job.state} instead of {state} "
-            f"(exit={self.job.exit_code}, error={self.job.error!r})")
+            f"(exit={self.job.exit_code}, error={self.job.error!r})"
+        )
 
     def exit_code_is(self, code: int) -> None:
         assert self.job is not None
@@ -183,8 +206,12 @@ class World:
 
     def job_left_queue(self) -> None:
         job_id = self._job_id()
-        wait_for(f"job {job_id} to be gone from job_queue",
-                 lambda: self.ctx.tables.job_queued(job_id), lambda q: not q, timeout_s=3.0)
+        wait_for(
+            f"job {job_id} to be gone from job_queue",
+            lambda: self.ctx.tables.job_queued(job_id),
+            lambda q: not q,
+            timeout_s=3.0,
+        )
 
     def state_history_is(self, states: str) -> None:
         job_id = self._job_id()
@@ -203,28 +230,39 @@ class World:
         events = self.ctx.tables.job_events(job_id)
         rows = self.ctx.tables.job_outbox(job_id)
         assert len(rows) == len(events), (
-            f"job {job_id} has {len(events)} domain events but {len(rows)} outbox rows")
+            f"job {job_id} has {len(events)} domain events but {len(rows)} outbox rows"
+        )
 
     def outbox_published(self) -> None:
         job_id = self._job_id()
-        wait_for(f"every outbox row of job {job_id} to have published_at",
-                 lambda: self.ctx.tables.job_outbox(job_id),
-                 lambda rows: bool(rows) and all(pub for _, pub in rows), timeout_s=3.0,
-                 describe=lambda rows: f"{sum(p for _, p in rows)}/{len(rows)} published")
+        wait_for(
+            f"every outbox row of job {job_id} to have published_at",
+            lambda: self.ctx.tables.job_outbox(job_id),
+            lambda rows: bool(rows) and all(pub for _, pub in rows),
+            timeout_s=3.0,
+            describe=lambda rows: f"{sum(p for _, p in rows)}/{len(rows)} published",
+        )
 
     # -- logs -------------------------------------------------------------------
     def run_with_cli(self, script: str) -> None:
         argv = [*hodei_cli(), "job", "run", "--", "sh", "-c", script]
         started = time.perf_counter()
-        self.cli = subprocess.run(argv, capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
-                                  env=self.ctx.cli_env(), check=False)
+        self.cli = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT_S,
+            env=self.ctx.cli_env(),
+            check=False,
+        )
         self.metrics["cli_job_run_s"] = round(time.perf_counter() - started, 3)
 
     def cli_exit_code(self, code: int) -> None:
         assert self.cli is not None
         assert self.cli.returncode == code, (
             f"`hodei job run` exited {self.cli.returncode}, expected {code}; "
-            f"stderr: {self.cli.stderr.strip()[-300:]!r}")
+            f"stderr: {self.cli.stderr.strip()[-300:]!r}"
+        )
 
     def cli_printed(self, stream: str, lines: str) -> None:
         assert self.cli is not None
@@ -234,10 +272,12 @@ class World:
         received = self.metrics.get("log_lines_received", 0.0)
         self.metrics["log_lines_received"] = received + sum(1 for w in wanted if w in got)
         self.metrics["log_lines_expected"] = self.metrics.get("log_lines_expected", 0.0) + len(
-            wanted)
+            wanted
+        )
         n = len(wanted)
-        assert any(got[i:i + n] == wanted for i in range(len(got) - n + 1)), (
-            f"CLI {stream} lacks the log lines {wanted} (in order); got {got[-10:]}")
+        assert any(got[i : i + n] == wanted for i in range(len(got) - n + 1)), (
+            f"CLI {stream} lacks the log lines {wanted} (in order); got {got[-10:]}"
+        )
 
     def subscription_received(self, stdout: str, stderr: str) -> None:
         assert self.capture_future is not None, "no log subscription was started"
@@ -248,9 +288,11 @@ class World:
         assert not capture.error, f"SubscribeLogs failed: {capture.error}"
         assert capture.ended, "SubscribeLogs did not end when the job ended"
         assert capture.stdout() == _split(stdout), (
-            f"log stream: stdout lines {capture.stdout()}, expected {_split(stdout)}")
+            f"log stream: stdout lines {capture.stdout()}, expected {_split(stdout)}"
+        )
         assert capture.stderr() == _split(stderr), (
-            f"log stream: stderr lines {capture.stderr()}, expected {_split(stderr)}")
+            f"log stream: stderr lines {capture.stderr()}, expected {_split(stderr)}"
+        )
         seqs = capture.sequences
         assert seqs == sorted(set(seqs)), f"sequence numbers not strictly increasing: {seqs}"
 
@@ -280,8 +322,9 @@ class World:
     # -- throughput ---------------------------------------------------------------
     def queue_burst(self, count: int, script: str) -> None:
         self.burst_started = time.perf_counter()
-        self.burst = [self.ctx.driver.queue(["sh", "-c", script], name=f"burst-{i}").id
-                      for i in range(count)]
+        self.burst = [
+            self.ctx.driver.queue(["sh", "-c", script], name=f"burst-{i}").id for i in range(count)
+        ]
 
     def burst_finishes(self, state: str, timeout_s: float) -> None:
         ids = self.burst
@@ -289,9 +332,12 @@ class World:
             f"all {len(ids)} burst jobs to reach {state}",
             lambda: self.ctx.tables.states_of(ids),
             lambda c: sum(c.values()) == len(ids) and all(s in FINAL_STATES for s in c),
-            timeout_s, poll_s=0.1)
+            timeout_s,
+            poll_s=0.1,
+        )
         assert counts == {state: len(ids)}, (
-            f"burst ended as {counts}; e.g. {self.ctx.tables.jobs_not_in(ids, state)}")
+            f"burst ended as {counts}; e.g. {self.ctx.tables.jobs_not_in(ids, state)}"
+        )
         wall = time.perf_counter() - self.burst_started
         self.metrics["burst_jobs"] = float(len(ids))
         self.metrics["burst_wall_s"] = round(wall, 3)

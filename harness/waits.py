@@ -86,14 +86,20 @@ def wait_for(
     return result
 
 
-def wait_until(what: str, condition: Callable[[], object], timeout_s: float,
-               poll_s: float = DEFAULT_POLL_S) -> object:
+def wait_until(
+    what: str, condition: Callable[[], object], timeout_s: float, poll_s: float = DEFAULT_POLL_S
+) -> object:
     """Wait until `condition()` returns a truthy value, and return it."""
     return wait_for(what, condition, bool, timeout_s, poll_s)
 
 
-def stays(what: str, probe: Callable[[], T], ok: Callable[[T], bool], duration_s: float,
-          poll_s: float = 0.2) -> T:
+def stays(
+    what: str,
+    probe: Callable[[], T],
+    ok: Callable[[T], bool],
+    duration_s: float,
+    poll_s: float = 0.2,
+) -> T:
     """Check that `ok(probe())` holds for the whole of `duration_s` (e.g. "no gRPC errors
     during 3 keepalive periods"). Raises AssertionError with the offending value."""
     end = time.monotonic() + duration_s

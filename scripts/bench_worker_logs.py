@@ -38,14 +38,21 @@ async def bench(lines: int, command: list[str]) -> None:
             batch = workers_pb2.WorkerMessage.FromString(message).logs
             received += len(batch.entries)
             batches += 1
-            agent.handle(workers_pb2.ServerMessage(persisted=workers_pb2.Persisted(
-                ref=ref, next_line=batch.first_line + len(batch.entries))))
+            agent.handle(
+                workers_pb2.ServerMessage(
+                    persisted=workers_pb2.Persisted(
+                        ref=ref, next_line=batch.first_line + len(batch.entries)
+                    )
+                )
+            )
         elif message.WhichOneof("payload") == "result":
             break
     elapsed = time.perf_counter() - t0
     assert received == lines, (received, lines)
-    print(f"{received:,} lines in {elapsed:.2f} s: {received / elapsed:,.0f} lines/s "
-          f"({batches} batches, {wire_bytes / 1e6:.1f} MB on the wire)")
+    print(
+        f"{received:,} lines in {elapsed:.2f} s: {received / elapsed:,.0f} lines/s "
+        f"({batches} batches, {wire_bytes / 1e6:.1f} MB on the wire)"
+    )
 
 
 def main() -> None:

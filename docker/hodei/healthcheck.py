@@ -22,7 +22,8 @@ def main(argv: list[str]) -> int:
     try:
         with grpc.insecure_channel(address) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=2.0)
+                health_pb2.HealthCheckRequest(service=""), timeout=2.0
+            )
     except grpc.RpcError as exc:
         print(f"hodei-healthcheck: {address}: {exc.code().name}", file=sys.stderr)
         return 1

@@ -23,9 +23,25 @@ from pathlib import Path
 def _once(database_url: str, server: str, out: Path, *extra: str) -> tuple[float, float, int]:
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.diagnose.cli", "--database-url", database_url,
-         "--server", server, "--format", "json", "--output", str(out), *extra],
-        capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-m",
+            "harness.diagnose.cli",
+            "--database-url",
+            database_url,
+            "--server",
+            server,
+            "--format",
+            "json",
+            "--output",
+            str(out),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     wall = time.perf_counter() - start
     report = json.loads(out.read_text())
     return wall, float(report["duration_s"]), proc.returncode
@@ -59,11 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     checks = sorted(r[1] for r in runs)
     codes = sorted({r[2] for r in runs})
     print(f"hodei-diagnose without --canary, {len(runs)} runs, exit codes {codes}:")
-    print(f"  wall   p50 {statistics.median(walls):.3f} s  max {walls[-1]:.3f} s  "
-          f"min {walls[0]:.3f} s")
+    print(
+        f"  wall   p50 {statistics.median(walls):.3f} s  max {walls[-1]:.3f} s  "
+        f"min {walls[0]:.3f} s"
+    )
     print(f"  checks p50 {statistics.median(checks):.3f} s  max {checks[-1]:.3f} s")
-    print(f"hodei-diagnose --canary: wall {canary[0]:.3f} s, checks {canary[1]:.3f} s, "
-          f"exit {canary[2]}")
+    print(
+        f"hodei-diagnose --canary: wall {canary[0]:.3f} s, checks {canary[1]:.3f} s, "
+        f"exit {canary[2]}"
+    )
     return 0 if codes == [0] and canary[2] == 0 else 1
 
 

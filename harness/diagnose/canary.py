@@ -43,7 +43,8 @@ async def _probe_server(address: str, timeout_s: float) -> ServerProbe:
         try:
             info = await client.server_info()
             probe.info = {
-                "version": info.version, "server_id": info.server_id,
+                "version": info.version,
+                "server_id": info.server_id,
                 "dispatcher_enabled": info.dispatcher_enabled,
                 "outbox_relay_enabled": info.outbox_relay_enabled,
                 "connected_workers": info.connected_workers,
@@ -94,8 +95,12 @@ async def _run_canary(address: str, timeout_s: float) -> CanaryResult:
         start = time.perf_counter()
         try:
             job = await client.queue_job(
-                ["/bin/sh", "-c", script], name="hodei-diagnose-canary",
-                timeout_seconds=max(1.0, timeout_s), max_attempts=1, labels=TEST_LABELS)
+                ["/bin/sh", "-c", script],
+                name="hodei-diagnose-canary",
+                timeout_seconds=max(1.0, timeout_s),
+                max_attempts=1,
+                labels=TEST_LABELS,
+            )
         except HodeiError as exc:
             result.error = f"QueueJob: {exc}"
             return result
@@ -124,8 +129,9 @@ async def _run_canary(address: str, timeout_s: float) -> CanaryResult:
         if not final.state.is_final:
             # Leave nothing behind: a canary that did not finish is cancelled.
             with contextlib.suppress(HodeiError):
-                await client.cancel_job(job.id, force=True,
-                                        reason="hodei-diagnose canary timed out")
+                await client.cancel_job(
+                    job.id, force=True, reason="hodei-diagnose canary timed out"
+                )
     return result
 
 

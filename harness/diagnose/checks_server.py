@@ -9,9 +9,14 @@ from harness.report.model import LogScan, Status
 from harness.report.units import human_age
 
 
-@check("server.health", "gRPC server", "Server reachable and SERVING", "",
-       "grpc.health.v1 Check answers SERVING within rpc_timeout_s; reports the version from "
-       "PlatformService.GetServerInfo; unreachable -> FAIL and exit 3")
+@check(
+    "server.health",
+    "gRPC server",
+    "Server reachable and SERVING",
+    "",
+    "grpc.health.v1 Check answers SERVING within rpc_timeout_s; reports the version from "
+    "PlatformService.GetServerInfo; unreachable -> FAIL and exit 3",
+)
 def server_health(ctx: Context) -> Outcome:
     if not ctx.server_address:
         return skip("no --server")
@@ -19,16 +24,28 @@ def server_health(ctx: Context) -> Outcome:
     if not probe.reachable:
         ctx.server_unreachable = True
         ctx.server_error = probe.error
-        return Outcome(Status.FAIL, f"unreachable: {probe.error}", "SERVING", [],
-                       "SERVER_UNREACHABLE", {"server": ctx.server_address, "error": probe.error})
+        return Outcome(
+            Status.FAIL,
+            f"unreachable: {probe.error}",
+            "SERVING",
+            [],
+            "SERVER_UNREACHABLE",
+            {"server": ctx.server_address, "error": probe.error},
+        )
     ctx.server_info = probe.info
     evidence = [", ".join(f"{k}={v}" for k, v in probe.info.items())] if probe.info else []
     if probe.info_error:
         evidence.append(f"GetServerInfo failed: {probe.info_error}")
     observed = f"{probe.status}, version {probe.info.get('version', '?')}"
     if probe.status != "SERVING":
-        return Outcome(Status.FAIL, observed, "SERVING", evidence, "SERVER_NOT_SERVING",
-                       {"status": probe.status})
+        return Outcome(
+            Status.FAIL,
+            observed,
+            "SERVING",
+            evidence,
+            "SERVER_NOT_SERVING",
+            {"status": probe.status},
+        )
     return Outcome(Status.PASS, observed, "SERVING", evidence)
 
 
@@ -41,17 +58,24 @@ def _canary(ctx: Context) -> Outcome | None:
     return None
 
 
-@check("canary.lifecycle", "Job execution", "Canary job dispatched, run and finished", "canary",
-       "--canary: one job tagged hodei.io/test=true must reach SUCCEEDED within "
-       "canary_timeout_s; reports dispatch, start and execution times")
+@check(
+    "canary.lifecycle",
+    "Job execution",
+    "Canary job dispatched, run and finished",
+    "canary",
+    "--canary: one job tagged hodei.io/test=true must reach SUCCEEDED within "
+    "canary_timeout_s; reports dispatch, start and execution times",
+)
 def canary_lifecycle(ctx: Context) -> Outcome:
     skipped = _canary(ctx)
     if skipped:
         return skipped
     r = ctx.canary_result
-    observed = (f"job {r.job_id} {r.state} exit {r.exit_code}: dispatch {human_age(r.dispatch_s)}, "
-                f"start {human_age(r.start_s)}, execution {human_age(r.execution_s)}, "
-                f"total {human_age(r.total_s)}")
+    observed = (
+        f"job {r.job_id} {r.state} exit {r.exit_code}: dispatch {human_age(r.dispatch_s)}, "
+        f"start {human_age(r.start_s)}, execution {human_age(r.execution_s)}, "
+        f"total {human_age(r.total_s)}"
+    )
     threshold = f"SUCCEEDED within {human_age(ctx.thresholds.canary_timeout_s)}"
     evidence = [r.error] if r.error else []
     if r.state == "SUCCEEDED":
@@ -61,38 +85,71 @@ def canary_lifecycle(ctx: Context) -> Outcome:
         servers = ctx.facts.get("live_servers", [])
         cycle = ctx.facts.get("dispatcher_cycle_age_s")
         disabled = bool(servers) and not any(s["dispatcher_enabled"] for s in servers)
-        return Outcome(Status.FAIL, observed, threshold, evidence,
-                       "DISPATCHER_DISABLED" if disabled else "DISPATCHER_STALLED",
-                       {"pending": 1, "pending_age": human_age(r.total_s), "ready": ready,
-                        "cycle_age": human_age(cycle) if cycle is not None else "ever",
-                        "servers": len(servers)})
-    return Outcome(Status.FAIL, observed, threshold, evidence, "JOBS_NOT_COMPLETING",
-                   {"job": r.job_id, "state": r.state, "elapsed": human_age(r.total_s)})
+        return Outcome(
+            Status.FAIL,
+            observed,
+            threshold,
+            evidence,
+            "DISPATCHER_DISABLED" if disabled else "DISPATCHER_STALLED",
+            {
+                "pending": 1,
+                "pending_age": human_age(r.total_s),
+                "ready": ready,
+                "cycle_age": human_age(cycle) if cycle is not None else "ever",
+                "servers": len(servers),
+            },
+        )
+    return Outcome(
+        Status.FAIL,
+        observed,
+        threshold,
+        evidence,
+        "JOBS_NOT_COMPLETING",
+        {"job": r.job_id, "state": r.state, "elapsed": human_age(r.total_s)},
+    )
 
 
-@check("canary.logs", "Log streaming", "Canary logs reach the subscriber", "canary",
-       "--canary: the canary's stdout and stderr lines arrive on SubscribeLogs, "
-       "as stdout and stderr respectively")
+@check(
+    "canary.logs",
+    "Log streaming",
+    "Canary logs reach the subscriber",
+    "canary",
+    "--canary: the canary's stdout and stderr lines arrive on SubscribeLogs, "
+    "as stdout and stderr respectively",
+)
 def canary_logs(ctx: Context) -> Outcome:
     skipped = _canary(ctx)
     if skipped:
         return skipped
     r = ctx.canary_result
     received = int(r.stdout_ok) + int(r.stderr_ok)
-    observed = (f"{received}/2 expected lines, {len(r.lines)} received, first after "
-                f"{human_age(r.first_log_s)}")
+    observed = (
+        f"{received}/2 expected lines, {len(r.lines)} received, first after "
+        f"{human_age(r.first_log_s)}"
+    )
     evidence = [f"{'stderr' if err else 'stdout'}: {line}" for err, line in r.lines[:5]]
     if received == 2:
         return Outcome(Status.PASS, observed, "stdout + stderr line", evidence)
     if r.state not in ("SUCCEEDED", "FAILED"):
         return Outcome(Status.SKIP, f"the canary did not run ({r.state})")
-    return Outcome(Status.FAIL, observed, f"'{CANARY_STDOUT}' + '{CANARY_STDERR}'", evidence,
-                   "LOGS_NOT_STREAMED", {"received": received, "expected": 2})
+    return Outcome(
+        Status.FAIL,
+        observed,
+        f"'{CANARY_STDOUT}' + '{CANARY_STDERR}'",
+        evidence,
+        "LOGS_NOT_STREAMED",
+        {"received": received, "expected": 2},
+    )
 
 
-@check("logs.grpc_errors", "Logs", "No gRPC stream errors in the logs", "logs",
-       "--server-log/--worker-log files: any gRPC stream error (h2 protocol error, GOAWAY, "
-       "UNAVAILABLE...) -> FAIL; other ERROR lines -> WARN")
+@check(
+    "logs.grpc_errors",
+    "Logs",
+    "No gRPC stream errors in the logs",
+    "logs",
+    "--server-log/--worker-log files: any gRPC stream error (h2 protocol error, GOAWAY, "
+    "UNAVAILABLE...) -> FAIL; other ERROR lines -> WARN",
+)
 def logs_grpc_errors(ctx: Context) -> Outcome:
     files = [("server", p) for p in ctx.server_logs] + [("worker", p) for p in ctx.worker_logs]
     if not files:
@@ -108,15 +165,25 @@ def logs_grpc_errors(ctx: Context) -> Outcome:
     grpc_errors = [(s.source, e) for s in scans for e in s.grpc_errors]
     errors = [(s.source, e) for s in scans for e in s.error_lines]
     total = sum(s.total_lines for s in scans)
-    observed = f"{len(grpc_errors)} gRPC error(s), {len(errors)} other ERROR line(s) in " \
-               f"{total} lines of {len(scans)} file(s)"
+    observed = (
+        f"{len(grpc_errors)} gRPC error(s), {len(errors)} other ERROR line(s) in "
+        f"{total} lines of {len(scans)} file(s)"
+    )
     evidence += [f"{src}: {line}" for src, line in (grpc_errors + errors)[:8]]
     if grpc_errors:
         sources = sorted({src for src, _ in grpc_errors})
-        return Outcome(Status.FAIL, observed, "0 gRPC stream errors", evidence,
-                       "GRPC_STREAM_ERRORS", {"count": len(grpc_errors),
-                                              "sources": ", ".join(sources),
-                                              "sample": grpc_errors[0][1][-120:]})
+        return Outcome(
+            Status.FAIL,
+            observed,
+            "0 gRPC stream errors",
+            evidence,
+            "GRPC_STREAM_ERRORS",
+            {
+                "count": len(grpc_errors),
+                "sources": ", ".join(sources),
+                "sample": grpc_errors[0][1][-120:],
+            },
+        )
     if errors or len(scans) < len(files):
         return Outcome(Status.WARN, observed, "0 ERROR lines", evidence)
     return Outcome(Status.PASS, observed, "0 gRPC stream errors")

@@ -39,28 +39,61 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="hodei-diagnose",
         description="Check a Hodei deployment (database, server, workers, queue, dispatcher, "
-                    "outbox, logs) and name the root cause. Read-only unless --canary.",
+        "outbox, logs) and name the root cause. Read-only unless --canary.",
         epilog="Exit codes: 0 healthy, 1 warnings, 2 failures, 3 target unreachable or "
-               "invalid options.",
+        "invalid options.",
     )
-    p.add_argument("--database-url",
-                   help="PostgreSQL URL (default: $HODEI_DATABASE_URL, else the embedded "
-                        "PostgreSQL of `hodei up` if it is running)")
-    p.add_argument("--server", metavar="HOST:PORT",
-                   help="gRPC server address (default: $HODEI_SERVER_ADDRESS or 127.0.0.1:50051)")
-    p.add_argument("--canary", action="store_true",
-                   help="queue one job labelled hodei.io/test=true and follow it (writes!)")
-    p.add_argument("--server-log", action="append", type=Path, default=[], metavar="FILE",
-                   help="server log file to scan for gRPC stream errors (repeatable)")
-    p.add_argument("--worker-log", action="append", type=Path, default=[], metavar="FILE",
-                   help="worker log file to scan (repeatable)")
-    p.add_argument("--only", action="append", metavar="ID",
-                   help="run only these checks (id or prefix, comma-separated, repeatable)")
+    p.add_argument(
+        "--database-url",
+        help="PostgreSQL URL (default: $HODEI_DATABASE_URL, else the embedded "
+        "PostgreSQL of `hodei up` if it is running)",
+    )
+    p.add_argument(
+        "--server",
+        metavar="HOST:PORT",
+        help="gRPC server address (default: $HODEI_SERVER_ADDRESS or 127.0.0.1:50051)",
+    )
+    p.add_argument(
+        "--canary",
+        action="store_true",
+        help="queue one job labelled hodei.io/test=true and follow it (writes!)",
+    )
+    p.add_argument(
+        "--server-log",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="server log file to scan for gRPC stream errors (repeatable)",
+    )
+    p.add_argument(
+        "--worker-log",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="worker log file to scan (repeatable)",
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="ID",
+        help="run only these checks (id or prefix, comma-separated, repeatable)",
+    )
     p.add_argument("--skip", action="append", metavar="ID", help="skip these checks")
-    p.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a threshold, e.g. pending_age_s=10 (see --list-checks)")
-    p.add_argument("--format", choices=("text", "md", "json"), default=None,
-                   help="report format (default: text on the terminal, md with --output)")
+    p.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a threshold, e.g. pending_age_s=10 (see --list-checks)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("text", "md", "json"),
+        default=None,
+        help="report format (default: text on the terminal, md with --output)",
+    )
     p.add_argument("--lang", choices=("en", "es"), default="en", help="report language")
     p.add_argument("--output", "-o", type=Path, help="write the report to FILE")
     p.add_argument("--list-checks", action="store_true", help="list the checks and exit")
@@ -79,9 +112,11 @@ def list_checks(out: TextIO) -> None:
 
 def doctor_summary(report: Report, verbose: bool = True) -> str:
     """One line per component with [✓] [!] [✗] and its timing, flutter-doctor style."""
-    lines = [f"Doctor summary (hodei-diagnose {report.version}, {report.duration_s:.2f} s, "
-             f"database {report.target.get('database_url') or 'not given'}, "
-             f"server {report.target.get('server_address') or 'not given'}):"]
+    lines = [
+        f"Doctor summary (hodei-diagnose {report.version}, {report.duration_s:.2f} s, "
+        f"database {report.target.get('database_url') or 'not given'}, "
+        f"server {report.target.get('server_address') or 'not given'}):"
+    ]
     for comp in report.components:
         lines.append(f"{MARK[comp.status]} {comp.component} ({human_age(comp.duration_s)})")
         for c in (x for x in report.checks if x.component == comp.component):
@@ -100,8 +135,9 @@ def doctor_summary(report: Report, verbose: bool = True) -> str:
     if report.root_cause:
         lines.append(f"! Root cause: {report.root_cause}")
         for f in report.findings[:4]:
-            lines.append(f"  - {fill(finding_text(f.code, 'en').title, f.params)} "
-                         f"[{f.code}, {f.severity}]")
+            lines.append(
+                f"  - {fill(finding_text(f.code, 'en').title, f.params)} [{f.code}, {f.severity}]"
+            )
     elif not failing:
         lines.append("• No issues found!")
     else:
@@ -150,10 +186,16 @@ def run(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"hodei-diagnose: error: log file not found: {path}\n")
             return EXIT_UNREACHABLE
     try:
-        result = diagnose(database_url, server, thresholds=thresholds,
-                          canary=args.canary, server_logs=args.server_log,
-                          worker_logs=args.worker_log, only=_csv(args.only),
-                          skip=_csv(args.skip))
+        result = diagnose(
+            database_url,
+            server,
+            thresholds=thresholds,
+            canary=args.canary,
+            server_logs=args.server_log,
+            worker_logs=args.worker_log,
+            only=_csv(args.only),
+            skip=_csv(args.skip),
+        )
     except ValueError as exc:
         sys.stderr.write(f"hodei-diagnose: error: {exc}\n")
         return EXIT_UNREACHABLE
@@ -164,8 +206,7 @@ def run(argv: list[str] | None = None) -> int:
             args.output.parent.mkdir(parents=True, exist_ok=True)
             args.output.write_text(document, encoding="utf-8")
         except OSError as exc:
-            sys.stderr.write(f"hodei-diagnose: error: cannot write {args.output}: "
-                             f"{exc.strerror}\n")
+            sys.stderr.write(f"hodei-diagnose: error: cannot write {args.output}: {exc.strerror}\n")
             return EXIT_UNREACHABLE
         sys.stdout.write(doctor_summary(result.report))
         sys.stdout.write(f"Report written to {args.output}\n")
@@ -185,8 +226,9 @@ def main(argv: list[str] | None = None) -> None:
         code = 130
     except Exception as exc:  # never a traceback for a user
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        sys.stderr.write(f"hodei-diagnose: internal error: {type(exc).__name__}: "
-                         f"{redact_text(first)}\n")
+        sys.stderr.write(
+            f"hodei-diagnose: internal error: {type(exc).__name__}: {redact_text(first)}\n"
+        )
         code = EXIT_UNREACHABLE
     sys.exit(code)
 

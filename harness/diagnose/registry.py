@@ -51,9 +51,7 @@ class Thresholds:
             name, sep, raw = pair.partition("=")
             name = name.strip().replace("-", "_")
             if not sep or name not in types:
-                raise ValueError(
-                    f"unknown threshold {pair!r}; known: {', '.join(self.names())}"
-                )
+                raise ValueError(f"unknown threshold {pair!r}; known: {', '.join(self.names())}")
             try:
                 number = float(raw)
             except ValueError:

@@ -17,11 +17,25 @@ from hodei.errors import Unavailable
 #: Run order: reachability first, then what later checks reuse (ready workers, queue
 #: depth, live servers), the canary after the dispatcher's verdict, log files last.
 ORDER = [
-    "database.connect", "server.health", "database.schema", "workers.ready",
-    "workers.heartbeat", "workers.busy_without_job", "queue.backlog", "dispatcher.progress",
-    "jobs.assigned_unacked", "jobs.running_stuck", "consistency.pending_unqueued",
-    "consistency.queue_not_pending", "events.flow", "outbox.flow", "outbox.backlog",
-    "throughput.recent", "canary.lifecycle", "canary.logs", "logs.grpc_errors",
+    "database.connect",
+    "server.health",
+    "database.schema",
+    "workers.ready",
+    "workers.heartbeat",
+    "workers.busy_without_job",
+    "queue.backlog",
+    "dispatcher.progress",
+    "jobs.assigned_unacked",
+    "jobs.running_stuck",
+    "consistency.pending_unqueued",
+    "consistency.queue_not_pending",
+    "events.flow",
+    "outbox.flow",
+    "outbox.backlog",
+    "throughput.recent",
+    "canary.lifecycle",
+    "canary.logs",
+    "logs.grpc_errors",
 ]
 
 
@@ -76,9 +90,14 @@ def diagnose(
     skip: list[str] | None = None,
 ) -> DiagnoseResult:
     start = time.perf_counter()
-    ctx = Context(database_url=database_url, server_address=server_address,
-                  thresholds=thresholds or Thresholds(), canary=canary,
-                  server_logs=server_logs or [], worker_logs=worker_logs or [])
+    ctx = Context(
+        database_url=database_url,
+        server_address=server_address,
+        thresholds=thresholds or Thresholds(),
+        canary=canary,
+        server_logs=server_logs or [],
+        worker_logs=worker_logs or [],
+    )
     selected = select_checks(only or [], skip or [])
     log_paths = [str(p) for p in ctx.server_logs + ctx.worker_logs]
     commands = debug_commands(database_url, server_address, log_paths)
@@ -94,12 +113,18 @@ def diagnose(
         for chk in selected:
             results.append(run_check(chk, ctx, commands))
         if ctx.session is not None and ctx.canary_result is not None and ctx.canary_result.job_id:
-            events = ctx.session.all("job_events", {"ids": [ctx.canary_result.job_id],
-                                                    "limit": 50})
+            events = ctx.session.all("job_events", {"ids": [ctx.canary_result.job_id], "limit": 50})
     elapsed = time.perf_counter() - start
     report = build_diagnose_report(
-        checks=results, snapshot=ctx.snapshot, database_url=database_url,
-        server_address=server_address, log_scans=ctx.facts.get("log_scans", []),
-        canary=ctx.canary_result, events=events, server_info=ctx.server_info,
-        log_paths=log_paths, duration_s=elapsed)
+        checks=results,
+        snapshot=ctx.snapshot,
+        database_url=database_url,
+        server_address=server_address,
+        log_scans=ctx.facts.get("log_scans", []),
+        canary=ctx.canary_result,
+        events=events,
+        server_info=ctx.server_info,
+        log_paths=log_paths,
+        duration_s=elapsed,
+    )
     return DiagnoseResult(report, ctx.db_unreachable or ctx.server_unreachable, elapsed)

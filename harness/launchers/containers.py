@@ -188,19 +188,24 @@ class ContainersLauncher(Launcher):
             return
         wheelhouse = REPO_ROOT / ".ci" / "wheelhouse"
         if not self.options.build_missing or not (REPO_ROOT / "Dockerfile").exists():
-            raise LaunchError(f"image {image} not found; build it with .ci/containers-prepare.sh "
-                              "or `docker build -t hodei/hodei:dev .` (docs/containers.md)")
+            raise LaunchError(
+                f"image {image} not found; build it with .ci/containers-prepare.sh "
+                "or `docker build -t hodei/hodei:dev .` (docs/containers.md)"
+            )
         if not any(wheelhouse.glob("hodei-*.whl")):
-            raise LaunchError(f"image {image} not found and {wheelhouse} holds no hodei wheel; "
-                              "run `pip wheel --wheel-dir .ci/wheelhouse .` first")
+            raise LaunchError(
+                f"image {image} not found and {wheelhouse} holds no hodei wheel; "
+                "run `pip wheel --wheel-dir .ci/wheelhouse .` first"
+            )
         base = self.options.base_image
         if base is None and _image_exists(client, LOCAL_PYTHON_BASE):
             base = LOCAL_PYTHON_BASE
         buildargs = {"BASE_IMAGE": base} if base else {}
         logger.info("building %s from %s (%s)", image, REPO_ROOT, buildargs or "default base")
         try:
-            client.images.build(path=str(REPO_ROOT), tag=image, buildargs=buildargs,
-                                network_mode="host", rm=True)
+            client.images.build(
+                path=str(REPO_ROOT), tag=image, buildargs=buildargs, network_mode="host", rm=True
+            )
         except _docker_sdk().errors.BuildError as exc:
             tail = " | ".join(str(c.get("stream", "")).strip() for c in list(exc.build_log)[-5:])
             raise LaunchError(f"docker build of {image} failed: {exc.msg}; {tail}") from None
@@ -231,17 +236,31 @@ class ContainersLauncher(Launcher):
         log_path = self.log_dir / f"{name}.log"
         follower = _LogFollower(wrapped, log_path)
         follower.start()
-        info = ProcessInfo(role=role, name=name, pid=int(wrapped.attrs["State"]["Pid"]) or None,
-                           log_path=log_path, container_id=wrapped.id)
+        info = ProcessInfo(
+            role=role,
+            name=name,
+            pid=int(wrapped.attrs["State"]["Pid"]) or None,
+            log_path=log_path,
+            container_id=wrapped.id,
+        )
         started = _Started(info, container, follower)
         self._started.append(started)
         # The run's process registry (as the local launcher keeps it): the harness adds
         # workers started during the run (replacements, also by xdist workers) to the
         # deployment in the report from it.
         with (self.run_dir / "processes.jsonl").open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"role": role, "name": name, "pid": info.pid,
-                                 "log_path": str(log_path),
-                                 "container_id": info.container_id}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "role": role,
+                        "name": name,
+                        "pid": info.pid,
+                        "log_path": str(log_path),
+                        "container_id": info.container_id,
+                    }
+                )
+                + "\n"
+            )
         return started
 
     def _check_running(self, started: _Started) -> None:
@@ -249,9 +268,11 @@ class ContainersLauncher(Launcher):
         wrapped.reload()
         if wrapped.status not in ("created", "running"):
             code = wrapped.attrs["State"].get("ExitCode")
-            raise LaunchError(f"container {started.info.name} ({wrapped.short_id}) is "
-                              f"{wrapped.status} (exit code {code}); log: "
-                              f"{_log_tail(wrapped)}")
+            raise LaunchError(
+                f"container {started.info.name} ({wrapped.short_id}) is "
+                f"{wrapped.status} (exit code {code}); log: "
+                f"{_log_tail(wrapped)}"
+            )
 
     def _start_database(self, client: Any) -> str:
         from testcontainers.community.postgres import PostgresContainer
@@ -260,13 +281,16 @@ class ContainersLauncher(Launcher):
         image = self._postgres_image(client)
         port = free_port()
         password = secrets.token_hex(12)
-        pg = (PostgresContainer(image, username="hodei", password=password, dbname="hodei",
-                                driver=None)
-              .with_name(f"hodei-e2e-{self.run_id}-postgres")
-              # hodei/postgres and the official image both read PGPORT (postgres,
-              # pg_isready, and the psql of testcontainers' readiness check).
-              .with_env("PGPORT", str(port))
-              .with_kwargs(network_mode="host", labels=self._labels("database")))
+        pg = (
+            PostgresContainer(
+                image, username="hodei", password=password, dbname="hodei", driver=None
+            )
+            .with_name(f"hodei-e2e-{self.run_id}-postgres")
+            # hodei/postgres and the official image both read PGPORT (postgres,
+            # pg_isready, and the psql of testcontainers' readiness check).
+            .with_env("PGPORT", str(port))
+            .with_kwargs(network_mode="host", labels=self._labels("database"))
+        )
         # Host networking publishes nothing; get_connection_url()/get_exposed_port()
         # do not apply, so the URL is built from the port chosen above.
         pg.ports.clear()
@@ -274,27 +298,32 @@ class ContainersLauncher(Launcher):
         try:
             pg.start()
         except Exception as exc:
-            raise LaunchError(f"PostgreSQL container ({image}) did not start: "
-                              f"{_first_line(exc)}") from None
+            raise LaunchError(
+                f"PostgreSQL container ({image}) did not start: {_first_line(exc)}"
+            ) from None
         self._follow("database", "postgres", pg)
         return f"postgresql://hodei:{password}@127.0.0.1:{port}/hodei"
 
-    def _container(self, role: str, name: str, command: list[str],
-                   env: dict[str, str], **kwargs: Any) -> _Started:
+    def _container(
+        self, role: str, name: str, command: list[str], env: dict[str, str], **kwargs: Any
+    ) -> _Started:
         from testcontainers.core.container import DockerContainer
 
         _disable_ryuk()
-        container = (DockerContainer(self.options.image)
-                     .with_name(f"hodei-e2e-{self.run_id}-{name}")
-                     .with_command(command)
-                     .with_kwargs(network_mode="host", labels=self._labels(role), **kwargs))
+        container = (
+            DockerContainer(self.options.image)
+            .with_name(f"hodei-e2e-{self.run_id}-{name}")
+            .with_command(command)
+            .with_kwargs(network_mode="host", labels=self._labels(role), **kwargs)
+        )
         for key, value in env.items():
             container.with_env(key, value)
         try:
             container.start()
         except Exception as exc:
-            raise LaunchError(f"container {name} ({self.options.image}) did not start: "
-                              f"{_first_line(exc)}") from None
+            raise LaunchError(
+                f"container {name} ({self.options.image}) did not start: {_first_line(exc)}"
+            ) from None
         return self._follow(role, name, container)
 
     def start_server(self, database_url: str) -> tuple[ProcessInfo, str]:
@@ -303,11 +332,22 @@ class ContainersLauncher(Launcher):
         # `hodei server` applies the migrations at start (`hodei db migrate` is the
         # compose file's one-shot service; here the server does it, as locally).
         started = self._container(
-            "server", "server", ["server"],
-            self._env({"HODEI_DATABASE_URL": database_url, "HODEI_HOST": "127.0.0.1",
-                       "HODEI_PORT": str(port)}),
-            healthcheck={"test": ["CMD", "hodei-healthcheck", address],
-                         "interval": 2_000_000_000, "timeout": 3_000_000_000, "retries": 3},
+            "server",
+            "server",
+            ["server"],
+            self._env(
+                {
+                    "HODEI_DATABASE_URL": database_url,
+                    "HODEI_HOST": "127.0.0.1",
+                    "HODEI_PORT": str(port),
+                }
+            ),
+            healthcheck={
+                "test": ["CMD", "hodei-healthcheck", address],
+                "interval": 2_000_000_000,
+                "timeout": 3_000_000_000,
+                "retries": 3,
+            },
         )
 
         def probe() -> str:
@@ -315,12 +355,18 @@ class ContainersLauncher(Launcher):
             return server_health(address)
 
         try:
-            wait_for(f"server container {address} to answer SERVING on grpc.health.v1", probe,
-                     lambda s: s == "SERVING", self.options.start_timeout_s, poll_s=0.2,
-                     abort_on=(LaunchError,))
+            wait_for(
+                f"server container {address} to answer SERVING on grpc.health.v1",
+                probe,
+                lambda s: s == "SERVING",
+                self.options.start_timeout_s,
+                poll_s=0.2,
+                abort_on=(LaunchError,),
+            )
         except AssertionError as exc:
-            raise LaunchError(f"{exc}; server log: "
-                              f"{_log_tail(started.container.get_wrapped_container())}") from None
+            raise LaunchError(
+                f"{exc}; server log: {_log_tail(started.container.get_wrapped_container())}"
+            ) from None
         return started.info, address
 
     def start_worker(self, wait: bool = True) -> ProcessInfo:
@@ -331,13 +377,18 @@ class ContainersLauncher(Launcher):
         name = f"{self.worker_prefix}{self._worker_seq}"
         address = self.deployment.server_address
         started = self._container(
-            "worker", name,
+            "worker",
+            name,
             ["worker", "--server", address, "--slots", str(self.options.slots), "--name", name],
             self._env({"HODEI_SERVER_ADDRESS": address}),
             # the host's PID namespace: the pid the worker registers is the host pid
             pid_mode="host",
-            healthcheck={"test": ["CMD", "hodei-healthcheck", address],
-                         "interval": 5_000_000_000, "timeout": 3_000_000_000, "retries": 3},
+            healthcheck={
+                "test": ["CMD", "hodei-healthcheck", address],
+                "interval": 5_000_000_000,
+                "timeout": 3_000_000_000,
+                "retries": 3,
+            },
         )
         self.deployment.processes.append(started.info)
         if wait:
@@ -356,12 +407,18 @@ class ContainersLauncher(Launcher):
             return ready_workers(url, pids)
 
         try:
-            wait_for(f"{len(pids)} worker container(s) {pids} registered READY with an open "
-                     "stream", probe, lambda rows: len(rows) >= len(pids),
-                     self.options.start_timeout_s, poll_s=0.2, abort_on=(LaunchError,))
+            wait_for(
+                f"{len(pids)} worker container(s) {pids} registered READY with an open stream",
+                probe,
+                lambda rows: len(rows) >= len(pids),
+                self.options.start_timeout_s,
+                poll_s=0.2,
+                abort_on=(LaunchError,),
+            )
         except AssertionError as exc:
-            tails = "; ".join(f"{s.info.name}: {_log_tail(s.container.get_wrapped_container())}"
-                              for s in mine)
+            tails = "; ".join(
+                f"{s.info.name}: {_log_tail(s.container.get_wrapped_container())}" for s in mine
+            )
             raise LaunchError(f"{exc}; {tails}") from None
 
     def kill_process(self, pid: int) -> None:
@@ -373,7 +430,8 @@ class ContainersLauncher(Launcher):
         if target is None and self._client is not None:
             # a container started by another pytest process of the run (xdist)
             for container in self._client.containers.list(
-                    filters={"label": f"{RUN_LABEL}={self.run_id}"}):
+                filters={"label": f"{RUN_LABEL}={self.run_id}"}
+            ):
                 if int(container.attrs["State"]["Pid"]) == pid:
                     target = container
         if target is None:
@@ -383,8 +441,9 @@ class ContainersLauncher(Launcher):
         target.wait(timeout=10)
 
     @classmethod
-    def attach(cls, deployment: Deployment, run_dir: Path, slots: int,
-               worker_prefix: str) -> ContainersLauncher:
+    def attach(
+        cls, deployment: Deployment, run_dir: Path, slots: int, worker_prefix: str
+    ) -> ContainersLauncher:
         """A launcher for another pytest process of the same run (an xdist worker): it
         kills and adds worker containers of the controller's run (same run label, so
         the controller's stop() removes them too) and never stops the platform."""
@@ -409,9 +468,12 @@ class ContainersLauncher(Launcher):
             self._ensure_image(client)
             database_url = self._start_database(client)
             server, address = self.start_server(database_url)
-            self.deployment = Deployment(mode="containers", database_url=database_url,
-                                         server_address=address,
-                                         processes=[self._started[0].info, server])
+            self.deployment = Deployment(
+                mode="containers",
+                database_url=database_url,
+                server_address=address,
+                processes=[self._started[0].info, server],
+            )
             workers = [self.start_worker(wait=False) for _ in range(self.options.workers)]
             self.wait_workers_ready(workers)
         except BaseException:
@@ -429,8 +491,11 @@ class ContainersLauncher(Launcher):
             return
         for role in ("worker", "server", "database"):
             # all containers of one role at once (each may take its grace period)
-            stoppers = [threading.Thread(target=_stop_quietly, args=(s.container,))
-                        for s in self._started if s.info.role == role]
+            stoppers = [
+                threading.Thread(target=_stop_quietly, args=(s.container,))
+                for s in self._started
+                if s.info.role == role
+            ]
             for thread in stoppers:
                 thread.start()
             for thread in stoppers:
@@ -440,7 +505,8 @@ class ContainersLauncher(Launcher):
         if self._client is not None:
             # By label: also catches a container whose start() failed half-way.
             for container in self._client.containers.list(
-                    all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"}):
+                all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"}
+            ):
                 with contextlib.suppress(Exception):
                     container.remove(force=True, v=True)
             self._client.close()
@@ -476,9 +542,13 @@ def make_launcher(config: LauncherConfig) -> ContainersLauncher:
 
     `config.extra` may set `image`, `postgres_image` and `base_image`.
     """
-    return ContainersLauncher(ContainersOptions(
-        workers=config.workers, slots=config.slots, run_dir=config.run_dir,
-        image=config.extra.get("image", DEFAULT_IMAGE),
-        postgres_image=config.extra.get("postgres_image"),
-        base_image=config.extra.get("base_image"),
-    ))
+    return ContainersLauncher(
+        ContainersOptions(
+            workers=config.workers,
+            slots=config.slots,
+            run_dir=config.run_dir,
+            image=config.extra.get("image", DEFAULT_IMAGE),
+            postgres_image=config.extra.get("postgres_image"),
+            base_image=config.extra.get("base_image"),
+        )
+    )

@@ -32,8 +32,12 @@ class LiveLauncher(Launcher):
     def start(self) -> Deployment:
         try:
             # Read-only session: the harness must never change a live deployment's rows.
-            with psycopg.connect(self.database_url, autocommit=True, connect_timeout=5,
-                                 options="-c default_transaction_read_only=on") as conn:
+            with psycopg.connect(
+                self.database_url,
+                autocommit=True,
+                connect_timeout=5,
+                options="-c default_transaction_read_only=on",
+            ) as conn:
                 conn.execute("SELECT 1")
         except psycopg.Error as exc:
             raise LaunchError(
@@ -45,8 +49,12 @@ class LiveLauncher(Launcher):
             raise LaunchError(f"live server {self.server_address} unreachable: {exc}") from None
         if status != "SERVING":
             raise LaunchError(f"live server {self.server_address} is {status}, not SERVING")
-        self.deployment = Deployment(mode="live", database_url=self.database_url,
-                                     server_address=self.server_address, owned=False)
+        self.deployment = Deployment(
+            mode="live",
+            database_url=self.database_url,
+            server_address=self.server_address,
+            owned=False,
+        )
         return self.deployment
 
     def stop(self) -> None:

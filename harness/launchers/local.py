@@ -185,14 +185,21 @@ class LocalLauncher(Launcher):
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, start_new_session=True, cwd=self.run_dir,
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+                cwd=self.run_dir,
             )
         self._procs[proc.pid] = proc
         info = ProcessInfo(role=role, name=name, pid=proc.pid, log_path=log_path)
         with (self.run_dir / "processes.jsonl").open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"role": role, "name": name, "pid": proc.pid,
-                                 "log_path": str(log_path)}) + "\n")
+            fh.write(
+                json.dumps({"role": role, "name": name, "pid": proc.pid, "log_path": str(log_path)})
+                + "\n"
+            )
         return info
 
     def _check_alive(self, info: ProcessInfo) -> None:
@@ -207,7 +214,8 @@ class LocalLauncher(Launcher):
         port = free_port()
         address = f"127.0.0.1:{port}"
         info = self._spawn(
-            "server", "server",
+            "server",
+            "server",
             [sys.executable, "-m", "hodei.server", "--port", str(port)],
             self._env("server", database_url),
         )
@@ -217,9 +225,14 @@ class LocalLauncher(Launcher):
             return server_health(address)
 
         try:
-            wait_for(f"server {address} to answer SERVING on grpc.health.v1", probe,
-                     lambda s: s == "SERVING", self.options.start_timeout_s, poll_s=0.1,
-                     abort_on=(LaunchError,))
+            wait_for(
+                f"server {address} to answer SERVING on grpc.health.v1",
+                probe,
+                lambda s: s == "SERVING",
+                self.options.start_timeout_s,
+                poll_s=0.1,
+                abort_on=(LaunchError,),
+            )
         except LaunchError:
             raise
         except AssertionError as exc:
@@ -233,9 +246,17 @@ class LocalLauncher(Launcher):
         self._worker_seq += 1
         name = f"{self.worker_prefix}{self._worker_seq}"
         info = self._spawn(
-            "worker", name,
-            [sys.executable, "-m", "hodei.worker", "--server", self.deployment.server_address,
-             "--slots", str(self.options.slots)],
+            "worker",
+            name,
+            [
+                sys.executable,
+                "-m",
+                "hodei.worker",
+                "--server",
+                self.deployment.server_address,
+                "--slots",
+                str(self.options.slots),
+            ],
             self._env("worker", None),
         )
         self.deployment.processes.append(info)
@@ -254,9 +275,14 @@ class LocalLauncher(Launcher):
             return ready_workers(url, pids)
 
         try:
-            wait_for(f"{len(pids)} worker(s) {pids} registered READY with an open stream",
-                     probe, lambda rows: len(rows) >= len(pids),
-                     self.options.start_timeout_s, poll_s=0.1, abort_on=(LaunchError,))
+            wait_for(
+                f"{len(pids)} worker(s) {pids} registered READY with an open stream",
+                probe,
+                lambda rows: len(rows) >= len(pids),
+                self.options.start_timeout_s,
+                poll_s=0.1,
+                abort_on=(LaunchError,),
+            )
         except AssertionError as exc:
             tails = "; ".join(f"{i.name}: {log_tail(i.log_path, 5)}" for i in infos)
             raise LaunchError(f"{exc}; {tails}") from None
@@ -277,8 +303,9 @@ class LocalLauncher(Launcher):
         try:
             database_url = self._start_database()
             server, address = self.start_server(database_url)
-            self.deployment = Deployment(mode="local", database_url=database_url,
-                                         server_address=address, processes=[server])
+            self.deployment = Deployment(
+                mode="local", database_url=database_url, server_address=address, processes=[server]
+            )
             workers = [self.start_worker(wait=False) for _ in range(self.options.workers)]
             self.wait_workers_ready(workers)
         except BaseException:
@@ -298,8 +325,11 @@ class LocalLauncher(Launcher):
             admin, name = self._created_db
             try:
                 with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                                 .format(sql.Identifier(name)))
+                    conn.execute(
+                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                            sql.Identifier(name)
+                        )
+                    )
             except psycopg.Error as exc:
                 logger.warning("could not drop run database %s: %s", name, exc)
         self._created_db = None

@@ -26,10 +26,15 @@ class LauncherConfig:
 
 def make_launcher(config: LauncherConfig) -> Launcher:
     if config.name == "local":
-        return LocalLauncher(LocalOptions(
-            workers=config.workers, slots=config.slots, faults=config.faults,
-            admin_database_url=config.database_url, run_dir=config.run_dir,
-        ))
+        return LocalLauncher(
+            LocalOptions(
+                workers=config.workers,
+                slots=config.slots,
+                faults=config.faults,
+                admin_database_url=config.database_url,
+                run_dir=config.run_dir,
+            )
+        )
     if config.faults:
         raise LaunchError(f"faults can only be injected by the local launcher, not {config.name}")
     if config.name == "live":

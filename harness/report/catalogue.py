@@ -17,28 +17,30 @@ LANGS = ("en", "es")
 CHECKLIST: dict[str, dict[str, str]] = {
     "DISPATCHER_CYCLES": {
         "en": "The dispatcher processes the queue every {interval}",
-        "es": "JobDispatcher procesa la cola cada {interval}"},
+        "es": "JobDispatcher procesa la cola cada {interval}",
+    },
     "JOBS_LEAVE_PENDING": {
         "en": "Jobs go from PENDING to ASSIGNED/RUNNING",
-        "es": "Jobs pasan de PENDING a ASSIGNED/RUNNING"},
+        "es": "Jobs pasan de PENDING a ASSIGNED/RUNNING",
+    },
     "WORKERS_RECEIVE_JOBS": {
         "en": "Workers receive jobs",
-        "es": "Workers reciben jobs correctamente"},
-    "LOGS_REACH_CLI": {
-        "en": "Logs reach the CLI",
-        "es": "Logs se transmiten al CLI"},
+        "es": "Workers reciben jobs correctamente",
+    },
+    "LOGS_REACH_CLI": {"en": "Logs reach the CLI", "es": "Logs se transmiten al CLI"},
     "JOBS_COMPLETE": {
         "en": "Jobs complete with SUCCEEDED/FAILED",
-        "es": "Jobs completan con SUCCEEDED/FAILED"},
-    "NO_GRPC_ERRORS": {
-        "en": "No gRPC errors in the logs",
-        "es": "No hay errores gRPC en los logs"},
+        "es": "Jobs completan con SUCCEEDED/FAILED",
+    },
+    "NO_GRPC_ERRORS": {"en": "No gRPC errors in the logs", "es": "No hay errores gRPC en los logs"},
     "THROUGHPUT_STABLE": {
         "en": "Throughput metrics are stable",
-        "es": "Métricas de throughput son estables"},
+        "es": "Métricas de throughput son estables",
+    },
     "OUTBOX_PUBLISHED": {
         "en": "Outbox events are published",
-        "es": "Los eventos de la outbox se publican"},
+        "es": "Los eventos de la outbox se publican",
+    },
 }
 
 COMPONENTS: dict[str, str] = {

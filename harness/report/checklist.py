@@ -20,8 +20,16 @@ from harness.report.model import (
 )
 from harness.report.units import human_age
 
-ITEMS = ["DISPATCHER_CYCLES", "JOBS_LEAVE_PENDING", "WORKERS_RECEIVE_JOBS", "LOGS_REACH_CLI",
-         "JOBS_COMPLETE", "NO_GRPC_ERRORS", "THROUGHPUT_STABLE", "OUTBOX_PUBLISHED"]
+ITEMS = [
+    "DISPATCHER_CYCLES",
+    "JOBS_LEAVE_PENDING",
+    "WORKERS_RECEIVE_JOBS",
+    "LOGS_REACH_CLI",
+    "JOBS_COMPLETE",
+    "NO_GRPC_ERRORS",
+    "THROUGHPUT_STABLE",
+    "OUTBOX_PUBLISHED",
+]
 
 
 def _delta(after: dict[str, int], before: dict[str, int] | None, *keys: str) -> int:
@@ -40,21 +48,27 @@ def _cycle_interval(before: DatabaseSnapshot | None, after: DatabaseSnapshot | N
         from datetime import datetime
 
         try:
-            elapsed = (datetime.fromisoformat(after.taken_at)
-                       - datetime.fromisoformat(before.taken_at)).total_seconds()
+            elapsed = (
+                datetime.fromisoformat(after.taken_at) - datetime.fromisoformat(before.taken_at)
+            ).total_seconds()
         except ValueError:
             elapsed = 0.0
-        cycles = sum((s.get("dispatcher_cycles") or 0) - prev.get(s.get("server_id"), 0)
-                     for s in live)
+        cycles = sum(
+            (s.get("dispatcher_cycles") or 0) - prev.get(s.get("server_id"), 0) for s in live
+        )
         if cycles > 0 and elapsed > 0:
             return human_age(elapsed / cycles)
     ages = [float(s["last_cycle_age_s"]) for s in live if s.get("last_cycle_age_s") is not None]
     return f"≤ {human_age(min(ages))}" if ages else "X s"
 
 
-def e2e_checklist(scenarios: list[ScenarioRecord], before: DatabaseSnapshot | None,
-                  after: DatabaseSnapshot | None, scans: list[LogScan],
-                  findings: list[Finding]) -> list[ChecklistItem]:
+def e2e_checklist(
+    scenarios: list[ScenarioRecord],
+    before: DatabaseSnapshot | None,
+    after: DatabaseSnapshot | None,
+    scans: list[LogScan],
+    findings: list[Finding],
+) -> list[ChecklistItem]:
     codes = {f.code for f in findings}
     items: list[ChecklistItem] = []
     ev_after = after.events_by_type if after else {}
@@ -69,76 +83,122 @@ def e2e_checklist(scenarios: list[ScenarioRecord], before: DatabaseSnapshot | No
     recent = [s for s in enabled if (s.get("last_cycle_age_s") or 1e9) <= 15.0]
     interval = _cycle_interval(before, after)
     cycling = bool(recent) and not codes & {"DISPATCHER_STALLED", "DISPATCHER_DISABLED"}
-    add("DISPATCHER_CYCLES", cycling,
+    add(
+        "DISPATCHER_CYCLES",
+        cycling,
         f"{len(enabled)}/{len(live)} live server(s) dispatching; cycle every {interval}",
-        {"interval": interval if cycling else "X s"})
+        {"interval": interval if cycling else "X s"},
+    )
     assigned = _delta(ev_after, ev_before, "JobAssigned")
-    add("JOBS_LEAVE_PENDING", assigned > 0 and "DISPATCHER_STALLED" not in codes,
-        f"{assigned} JobAssigned event(s) during the run")
+    add(
+        "JOBS_LEAVE_PENDING",
+        assigned > 0 and "DISPATCHER_STALLED" not in codes,
+        f"{assigned} JobAssigned event(s) during the run",
+    )
     started = _delta(ev_after, ev_before, "JobStarted")
     add("WORKERS_RECEIVE_JOBS", started > 0, f"{started} JobStarted event(s) during the run")
     streamed = [s for s in passed if s.metrics.get("log_lines_received", 0) > 0]
-    add("LOGS_REACH_CLI", bool(streamed) and "LOGS_NOT_STREAMED" not in codes,
+    add(
+        "LOGS_REACH_CLI",
+        bool(streamed) and "LOGS_NOT_STREAMED" not in codes,
         f"{len(streamed)} passed scenario(s) received log lines"
-        if streamed else "no scenario observed log lines on the CLI")
+        if streamed
+        else "no scenario observed log lines on the CLI",
+    )
     finished = _delta(ev_after, ev_before, "JobSucceeded", "JobFailed")
     add("JOBS_COMPLETE", finished > 0, f"{finished} job(s) SUCCEEDED/FAILED during the run")
     grpc = sum(len(s.grpc_errors) for s in scans)
-    add("NO_GRPC_ERRORS", bool(scans) and grpc == 0,
-        f"{grpc} gRPC error line(s) in {len(scans)} log(s)" if scans else "no log scanned")
+    add(
+        "NO_GRPC_ERRORS",
+        bool(scans) and grpc == 0,
+        f"{grpc} gRPC error line(s) in {len(scans)} log(s)" if scans else "no log scanned",
+    )
     rates = [s.metrics["jobs_per_min"] for s in passed if s.metrics.get("jobs_per_min", 0) > 0]
-    add("THROUGHPUT_STABLE", bool(rates), f"measured {', '.join(f'{r:.0f}' for r in rates)} "
-        "jobs/min" if rates else "no throughput measured")
+    add(
+        "THROUGHPUT_STABLE",
+        bool(rates),
+        f"measured {', '.join(f'{r:.0f}' for r in rates)} jobs/min"
+        if rates
+        else "no throughput measured",
+    )
     published = (after.outbox_total - after.outbox_unpublished) if after else 0
     oldest = after.outbox_oldest_unpublished_age_s if after else None
-    add("OUTBOX_PUBLISHED", published > 0 and not codes & {"OUTBOX_BACKLOG", "OUTBOX_EMPTY"},
-        f"{published} outbox row(s) published, oldest unpublished {human_age(oldest)}")
+    add(
+        "OUTBOX_PUBLISHED",
+        published > 0 and not codes & {"OUTBOX_BACKLOG", "OUTBOX_EMPTY"},
+        f"{published} outbox row(s) published, oldest unpublished {human_age(oldest)}",
+    )
     return items
 
 
-def diagnose_checklist(checks: list[CheckResult], snap: DatabaseSnapshot | None,
-                       canary: Any = None) -> list[ChecklistItem]:
+def diagnose_checklist(
+    checks: list[CheckResult], snap: DatabaseSnapshot | None, canary: Any = None
+) -> list[ChecklistItem]:
     by_id = {c.id: c for c in checks}
 
     def ok(*ids: str) -> bool:
         return all(i in by_id and by_id[i].status == Status.PASS for i in ids)
 
     def why(*ids: str) -> str:
-        return "; ".join(f"{i}: {by_id[i].status.value} ({by_id[i].observed})"
-                         if i in by_id else f"{i}: not run" for i in ids)
+        return "; ".join(
+            f"{i}: {by_id[i].status.value} ({by_id[i].observed})" if i in by_id else f"{i}: not run"
+            for i in ids
+        )
 
     events = snap.events_by_type if snap else {}
     jobs = snap.jobs_by_state if snap else {}
     canary_state = getattr(canary, "state", "")
     items: list[ChecklistItem] = []
     add: Callable[..., None] = lambda code, good, ev, params=None: items.append(  # noqa: E731
-        ChecklistItem(code, bool(good), ev, params or {}))
-    live = [s for s in (snap.servers if snap else []) if not s.get("stopped_at")
-            and s.get("dispatcher_enabled")]
+        ChecklistItem(code, bool(good), ev, params or {})
+    )
+    live = [
+        s
+        for s in (snap.servers if snap else [])
+        if not s.get("stopped_at") and s.get("dispatcher_enabled")
+    ]
     ages = [s["last_cycle_age_s"] for s in live if s.get("last_cycle_age_s") is not None]
     interval = f"≤ {human_age(min(ages))}" if ages else "X s"
     cycling = ok("dispatcher.progress") and bool(ages) and min(ages) <= 15.0
-    add("DISPATCHER_CYCLES", cycling, why("dispatcher.progress"),
-        {"interval": interval if cycling else "X s"})
+    add(
+        "DISPATCHER_CYCLES",
+        cycling,
+        why("dispatcher.progress"),
+        {"interval": interval if cycling else "X s"},
+    )
     dispatched = canary_state in ("RUNNING", "SUCCEEDED", "FAILED") or events.get("JobAssigned")
-    add("JOBS_LEAVE_PENDING",
+    add(
+        "JOBS_LEAVE_PENDING",
         ok("dispatcher.progress", "consistency.pending_unqueued") and dispatched,
         why("dispatcher.progress", "consistency.pending_unqueued")
-        + f"; JobAssigned events: {events.get('JobAssigned', 0)}")
+        + f"; JobAssigned events: {events.get('JobAssigned', 0)}",
+    )
     started = canary_state in ("SUCCEEDED", "FAILED") or events.get("JobStarted")
-    add("WORKERS_RECEIVE_JOBS", ok("workers.ready", "jobs.assigned_unacked") and started,
+    add(
+        "WORKERS_RECEIVE_JOBS",
+        ok("workers.ready", "jobs.assigned_unacked") and started,
         why("workers.ready", "jobs.assigned_unacked")
-        + f"; JobStarted events: {events.get('JobStarted', 0)}")
-    add("LOGS_REACH_CLI", ok("canary.logs"),
-        why("canary.logs") if "canary.logs" in by_id else "not verified: run with --canary")
+        + f"; JobStarted events: {events.get('JobStarted', 0)}",
+    )
+    add(
+        "LOGS_REACH_CLI",
+        ok("canary.logs"),
+        why("canary.logs") if "canary.logs" in by_id else "not verified: run with --canary",
+    )
     done = canary_state == "SUCCEEDED" or jobs.get("SUCCEEDED", 0) + jobs.get("FAILED", 0) > 0
-    add("JOBS_COMPLETE", ok("jobs.running_stuck") and done,
+    add(
+        "JOBS_COMPLETE",
+        ok("jobs.running_stuck") and done,
         why("jobs.running_stuck") + f"; SUCCEEDED {jobs.get('SUCCEEDED', 0)}, "
-        f"FAILED {jobs.get('FAILED', 0)}")
+        f"FAILED {jobs.get('FAILED', 0)}",
+    )
     add("NO_GRPC_ERRORS", ok("logs.grpc_errors"), why("logs.grpc_errors"))
     add("THROUGHPUT_STABLE", ok("throughput.recent"), why("throughput.recent"))
-    add("OUTBOX_PUBLISHED",
-        ok("outbox.backlog", "outbox.flow") and snap is not None
+    add(
+        "OUTBOX_PUBLISHED",
+        ok("outbox.backlog", "outbox.flow")
+        and snap is not None
         and snap.outbox_total > snap.outbox_unpublished,
-        why("outbox.backlog", "outbox.flow"))
+        why("outbox.backlog", "outbox.flow"),
+    )
     return items

@@ -21,10 +21,18 @@ from harness.report.units import human_age
 
 ICON = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.SKIP: "⏭️"}
 STATE_WORD = {
-    "en": {Status.PASS: "WORKING", Status.WARN: "WARNING", Status.FAIL: "FAILING",
-           Status.SKIP: "NOT CHECKED"},
-    "es": {Status.PASS: "FUNCIONANDO", Status.WARN: "ADVERTENCIA", Status.FAIL: "FALLA",
-           Status.SKIP: "NO VERIFICADO"},
+    "en": {
+        Status.PASS: "WORKING",
+        Status.WARN: "WARNING",
+        Status.FAIL: "FAILING",
+        Status.SKIP: "NOT CHECKED",
+    },
+    "es": {
+        Status.PASS: "FUNCIONANDO",
+        Status.WARN: "ADVERTENCIA",
+        Status.FAIL: "FALLA",
+        Status.SKIP: "NO VERIFICADO",
+    },
 }
 
 
@@ -34,8 +42,7 @@ def _status(value: Any) -> Status:
 
 def root_cause_sentence(report: Report, lang: str) -> str:
     if report.root_cause_code:
-        return fill(finding_text(report.root_cause_code, lang).root_cause,
-                    report.root_cause_params)
+        return fill(finding_text(report.root_cause_code, lang).root_cause, report.root_cause_params)
     return report.root_cause
 
 
@@ -52,8 +59,9 @@ def actions_by_priority(findings: list[Finding], lang: str) -> dict[str, list[di
             seen.add(sentence)
             # A minor finding's actions are never "immediate".
             p = "medium" if f.severity == "minor" and priority == "high" else priority
-            out.setdefault(p, []).append({"action": sentence, "title": fill(text.title, f.params),
-                                          "modules": text.modules})
+            out.setdefault(p, []).append(
+                {"action": sentence, "title": fill(text.title, f.params), "modules": text.modules}
+            )
     return out
 
 
@@ -73,8 +81,13 @@ def mermaid_timeline(events: list[TimelineEvent]) -> str:
     """A Mermaid sequenceDiagram of the lifecycle, one arrow per domain event."""
     if not events:
         return ""
-    lines = ["sequenceDiagram", "    participant Client", "    participant Server",
-             "    participant Dispatcher", "    participant Worker"]
+    lines = [
+        "sequenceDiagram",
+        "    participant Client",
+        "    participant Server",
+        "    participant Dispatcher",
+        "    participant Worker",
+    ]
     for e in events:
         src, dst = _participant(e)
         clock = e.occurred_at[11:23] if len(e.occurred_at) >= 19 else e.occurred_at
@@ -104,10 +117,15 @@ def render_markdown(report: Report, lang: str = "en") -> str:
     if lang not in LANGS:
         raise ValueError(f"unsupported report language {lang!r}; use one of {', '.join(LANGS)}")
     template = _env().get_template(f"report.{lang}.md.j2")
-    findings = [{"f": f, "t": finding_text(f.code, lang),
-                 "title": fill(finding_text(f.code, lang).title, f.params),
-                 "severity": SEVERITY[lang].get(f.severity, f.severity)}
-                for f in report.findings]
+    findings = [
+        {
+            "f": f,
+            "t": finding_text(f.code, lang),
+            "title": fill(finding_text(f.code, lang).title, f.params),
+            "severity": SEVERITY[lang].get(f.severity, f.severity),
+        }
+        for f in report.findings
+    ]
     text = template.render(
         r=report,
         lang=lang,

@@ -23,34 +23,66 @@ from harness.report.units import human_age
 
 #: Which finding explains the others: the first present is the root cause.
 ROOT_CAUSE_ORDER = [
-    "DATABASE_UNREACHABLE", "SERVER_UNREACHABLE", "SCHEMA_MISMATCH", "SERVER_NOT_SERVING",
-    "DISPATCHER_DISABLED", "WORKER_HEARTBEAT_STALE", "DISPATCHER_STALLED",
-    "DISPATCHER_NOT_CLAIMING", "NO_READY_WORKERS",
-    "PENDING_NOT_QUEUED", "OUTBOX_EMPTY", "OUTBOX_BACKLOG", "JOB_ACK_OVERDUE",
-    "JOB_RUNNING_STUCK", "EVENTS_MISSING", "LOGS_NOT_STREAMED", "GRPC_STREAM_ERRORS",
-    "QUEUE_ROW_FOR_FINISHED_JOB", "WORKER_BUSY_WITHOUT_JOB", "JOBS_NOT_COMPLETING",
-    "LOW_THROUGHPUT", "SCENARIO_FAILED",
+    "DATABASE_UNREACHABLE",
+    "SERVER_UNREACHABLE",
+    "SCHEMA_MISMATCH",
+    "SERVER_NOT_SERVING",
+    "DISPATCHER_DISABLED",
+    "WORKER_HEARTBEAT_STALE",
+    "DISPATCHER_STALLED",
+    "DISPATCHER_NOT_CLAIMING",
+    "NO_READY_WORKERS",
+    "PENDING_NOT_QUEUED",
+    "OUTBOX_EMPTY",
+    "OUTBOX_BACKLOG",
+    "JOB_ACK_OVERDUE",
+    "JOB_RUNNING_STUCK",
+    "EVENTS_MISSING",
+    "LOGS_NOT_STREAMED",
+    "GRPC_STREAM_ERRORS",
+    "QUEUE_ROW_FOR_FINISHED_JOB",
+    "WORKER_BUSY_WITHOUT_JOB",
+    "JOBS_NOT_COMPLETING",
+    "LOW_THROUGHPUT",
+    "SCENARIO_FAILED",
 ]
 
 FINDING_COMPONENT = {
-    "DATABASE_UNREACHABLE": "PostgreSQL", "SCHEMA_MISMATCH": "PostgreSQL",
-    "SERVER_UNREACHABLE": "gRPC server", "SERVER_NOT_SERVING": "gRPC server",
-    "DISPATCHER_DISABLED": "Dispatcher", "DISPATCHER_STALLED": "Dispatcher",
+    "DATABASE_UNREACHABLE": "PostgreSQL",
+    "SCHEMA_MISMATCH": "PostgreSQL",
+    "SERVER_UNREACHABLE": "gRPC server",
+    "SERVER_NOT_SERVING": "gRPC server",
+    "DISPATCHER_DISABLED": "Dispatcher",
+    "DISPATCHER_STALLED": "Dispatcher",
     "DISPATCHER_NOT_CLAIMING": "Dispatcher",
-    "NO_READY_WORKERS": "Workers", "WORKER_HEARTBEAT_STALE": "Workers",
-    "WORKER_BUSY_WITHOUT_JOB": "Workers", "PENDING_NOT_QUEUED": "Consistency",
-    "QUEUE_ROW_FOR_FINISHED_JOB": "Consistency", "OUTBOX_EMPTY": "Outbox",
-    "OUTBOX_BACKLOG": "Outbox", "JOB_ACK_OVERDUE": "Job execution",
-    "JOB_RUNNING_STUCK": "Job execution", "JOBS_NOT_COMPLETING": "Job execution",
-    "EVENTS_MISSING": "Domain events", "LOGS_NOT_STREAMED": "Log streaming",
-    "GRPC_STREAM_ERRORS": "Logs", "LOW_THROUGHPUT": "Throughput",
+    "NO_READY_WORKERS": "Workers",
+    "WORKER_HEARTBEAT_STALE": "Workers",
+    "WORKER_BUSY_WITHOUT_JOB": "Workers",
+    "PENDING_NOT_QUEUED": "Consistency",
+    "QUEUE_ROW_FOR_FINISHED_JOB": "Consistency",
+    "OUTBOX_EMPTY": "Outbox",
+    "OUTBOX_BACKLOG": "Outbox",
+    "JOB_ACK_OVERDUE": "Job execution",
+    "JOB_RUNNING_STUCK": "Job execution",
+    "JOBS_NOT_COMPLETING": "Job execution",
+    "EVENTS_MISSING": "Domain events",
+    "LOGS_NOT_STREAMED": "Log streaming",
+    "GRPC_STREAM_ERRORS": "Logs",
+    "LOW_THROUGHPUT": "Throughput",
     "SCENARIO_FAILED": "Job execution",
 }
 
 #: Findings that stop jobs from running at all.
-BLOCKING = {"DATABASE_UNREACHABLE", "SERVER_UNREACHABLE", "DISPATCHER_DISABLED",
-            "DISPATCHER_STALLED", "DISPATCHER_NOT_CLAIMING", "NO_READY_WORKERS",
-            "PENDING_NOT_QUEUED", "SCHEMA_MISMATCH"}
+BLOCKING = {
+    "DATABASE_UNREACHABLE",
+    "SERVER_UNREACHABLE",
+    "DISPATCHER_DISABLED",
+    "DISPATCHER_STALLED",
+    "DISPATCHER_NOT_CLAIMING",
+    "NO_READY_WORKERS",
+    "PENDING_NOT_QUEUED",
+    "SCHEMA_MISMATCH",
+}
 
 #: In an e2e run, PENDING this long with a READY worker means a stalled dispatcher.
 E2E_PENDING_AGE_S = 10.0
@@ -74,8 +106,12 @@ def findings_from_checks(checks: list[CheckResult]) -> list[Finding]:
         if f is None:
             # The check's component: the summary must not blame a component whose own
             # checks passed (queue.backlog WARN is the queue's, not throughput's).
-            f = Finding(code=c.finding, component=c.component,
-                        severity=_severity(c.finding, c.status), params=dict(c.params))
+            f = Finding(
+                code=c.finding,
+                component=c.component,
+                severity=_severity(c.finding, c.status),
+                params=dict(c.params),
+            )
             by_code[c.finding] = f
         else:
             if c.status == Status.FAIL:
@@ -101,10 +137,14 @@ def root_cause(findings: list[Finding]) -> tuple[str, dict[str, Any], str]:
     if not findings:
         return "", {}, ""
     serious = [f for f in findings if f.severity != "minor"] or findings
-    primary = min(serious, key=lambda f: ROOT_CAUSE_ORDER.index(f.code)
-                  if f.code in ROOT_CAUSE_ORDER else 99)
-    return primary.code, primary.params, fill(finding_text(primary.code, "en").root_cause,
-                                              primary.params)
+    primary = min(
+        serious, key=lambda f: ROOT_CAUSE_ORDER.index(f.code) if f.code in ROOT_CAUSE_ORDER else 99
+    )
+    return (
+        primary.code,
+        primary.params,
+        fill(finding_text(primary.code, "en").root_cause, primary.params),
+    )
 
 
 # --- e2e observations ---------------------------------------------------------------
@@ -125,12 +165,18 @@ def dispatcher_params(snap: DatabaseSnapshot | None, pending_age: float | None) 
     ages = [s.get("last_cycle_age_s") for s in servers if s.get("dispatcher_enabled")]
     known = [a for a in ages if a is not None]
     pending = snap.jobs_by_state.get("PENDING", 0) if snap else 0
-    return {"pending": pending, "pending_age": human_age(pending_age), "ready": _ready(snap),
-            "cycle_age": human_age(min(known)) if known else "ever", "servers": len(servers)}
+    return {
+        "pending": pending,
+        "pending_age": human_age(pending_age),
+        "ready": _ready(snap),
+        "cycle_age": human_age(min(known)) if known else "ever",
+        "servers": len(servers),
+    }
 
 
-def snapshot_findings(snap: DatabaseSnapshot | None,
-                      before: DatabaseSnapshot | None = None) -> list[Finding]:
+def snapshot_findings(
+    snap: DatabaseSnapshot | None, before: DatabaseSnapshot | None = None
+) -> list[Finding]:
     """What a database snapshot alone establishes (used for e2e runs)."""
     if snap is None:
         return []
@@ -138,34 +184,64 @@ def snapshot_findings(snap: DatabaseSnapshot | None,
     servers = _live_servers(snap)
     age = snap.oldest_pending_age_s
     if servers and not any(s.get("dispatcher_enabled") for s in servers):
-        out.append(Finding("DISPATCHER_DISABLED", "Dispatcher", "critical",
-                           dispatcher_params(snap, age),
-                           symptoms=[f"{len(servers)} live server(s) with dispatcher_enabled "
-                                     "= false"],
-                           evidence=[f"server_status {s.get('server_id')}: dispatcher_enabled="
-                                     f"{s.get('dispatcher_enabled')}" for s in servers]))
+        out.append(
+            Finding(
+                "DISPATCHER_DISABLED",
+                "Dispatcher",
+                "critical",
+                dispatcher_params(snap, age),
+                symptoms=[f"{len(servers)} live server(s) with dispatcher_enabled = false"],
+                evidence=[
+                    f"server_status {s.get('server_id')}: dispatcher_enabled="
+                    f"{s.get('dispatcher_enabled')}"
+                    for s in servers
+                ],
+            )
+        )
     elif age is not None and age > E2E_PENDING_AGE_S and _ready(snap):
-        out.append(Finding("DISPATCHER_STALLED", "Dispatcher", "critical",
-                           dispatcher_params(snap, age),
-                           symptoms=[f"oldest PENDING job {human_age(age)} old with "
-                                     f"{_ready(snap)} READY worker(s)"],
-                           evidence=[f"queue depth {snap.queue_depth}, oldest "
-                                     f"{human_age(snap.queue_oldest_age_s)}"]))
+        out.append(
+            Finding(
+                "DISPATCHER_STALLED",
+                "Dispatcher",
+                "critical",
+                dispatcher_params(snap, age),
+                symptoms=[
+                    f"oldest PENDING job {human_age(age)} old with {_ready(snap)} READY worker(s)"
+                ],
+                evidence=[
+                    f"queue depth {snap.queue_depth}, oldest {human_age(snap.queue_oldest_age_s)}"
+                ],
+            )
+        )
     out_age = snap.outbox_oldest_unpublished_age_s
     relay = [s.get("outbox_relay_enabled") for s in servers]
     relay_off = bool(servers) and not any(relay) and snap.outbox_unpublished > 0
     if relay_off or (out_age is not None and out_age > E2E_OUTBOX_AGE_S):
-        out.append(Finding("OUTBOX_BACKLOG", "Outbox", "major",
-                           {"count": snap.outbox_unpublished, "age": human_age(out_age)},
-                           symptoms=[f"{snap.outbox_unpublished} unpublished outbox row(s), "
-                                     f"oldest {human_age(out_age)}"],
-                           evidence=[f"outbox_relay_enabled per live server: {relay}"]))
+        out.append(
+            Finding(
+                "OUTBOX_BACKLOG",
+                "Outbox",
+                "major",
+                {"count": snap.outbox_unpublished, "age": human_age(out_age)},
+                symptoms=[
+                    f"{snap.outbox_unpublished} unpublished outbox row(s), "
+                    f"oldest {human_age(out_age)}"
+                ],
+                evidence=[f"outbox_relay_enabled per live server: {relay}"],
+            )
+        )
     new_events = snap.events_total - (before.events_total if before else 0)
     new_outbox = snap.outbox_total - (before.outbox_total if before else 0)
     if new_events > 0 and new_outbox == 0:
-        out.append(Finding("OUTBOX_EMPTY", "Outbox", "major",
-                           {"events": new_events, "outbox": new_outbox, "window": "run"},
-                           symptoms=[f"{new_events} domain event(s), {new_outbox} outbox rows"]))
+        out.append(
+            Finding(
+                "OUTBOX_EMPTY",
+                "Outbox",
+                "major",
+                {"events": new_events, "outbox": new_outbox, "window": "run"},
+                symptoms=[f"{new_events} domain event(s), {new_outbox} outbox rows"],
+            )
+        )
     return out
 
 
@@ -174,11 +250,16 @@ def scan_findings(scans: list[LogScan]) -> list[Finding]:
     if not errors:
         return []
     sources = sorted({src for src, _ in errors})
-    return [Finding("GRPC_STREAM_ERRORS", "Logs", "major",
-                    {"count": len(errors), "sources": ", ".join(sources),
-                     "sample": errors[0][1][-120:]},
-                    symptoms=[f"{len(errors)} gRPC stream error line(s)"],
-                    evidence=[f"{src}: {line}" for src, line in errors[:8]])]
+    return [
+        Finding(
+            "GRPC_STREAM_ERRORS",
+            "Logs",
+            "major",
+            {"count": len(errors), "sources": ", ".join(sources), "sample": errors[0][1][-120:]},
+            symptoms=[f"{len(errors)} gRPC stream error line(s)"],
+            evidence=[f"{src}: {line}" for src, line in errors[:8]],
+        )
+    ]
 
 
 def _failed_step(s: ScenarioRecord) -> tuple[str, str]:
@@ -188,30 +269,35 @@ def _failed_step(s: ScenarioRecord) -> tuple[str, str]:
     return "", s.error
 
 
-def _classify(step: str, error: str, s: ScenarioRecord, snap: DatabaseSnapshot | None,
-              codes: set[str]) -> tuple[str, dict[str, Any]]:
+def _classify(
+    step: str, error: str, s: ScenarioRecord, snap: DatabaseSnapshot | None, codes: set[str]
+) -> tuple[str, dict[str, Any]]:
     """The finding a failed step points at, from the words of its step and error."""
     text = f"{step} {error}".lower()
     if "pending" in text:
         if "DISPATCHER_DISABLED" in codes:
             return "DISPATCHER_DISABLED", dispatcher_params(
-                snap, snap.oldest_pending_age_s if snap else None)
+                snap, snap.oldest_pending_age_s if snap else None
+            )
         params = dispatcher_params(snap, snap.oldest_pending_age_s if snap else None)
         params["server"] = ""
         return ("DISPATCHER_STALLED" if _ready(snap) else "NO_READY_WORKERS"), params
     if "outbox" in text:
         return "OUTBOX_BACKLOG", {
             "count": snap.outbox_unpublished if snap else "?",
-            "age": human_age(snap.outbox_oldest_unpublished_age_s if snap else None)}
+            "age": human_age(snap.outbox_oldest_unpublished_age_s if snap else None),
+        }
     if "log" in text and ("line" in text or "stream" in text or "stdout" in text):
         return "LOGS_NOT_STREAMED", {
             "received": int(s.metrics.get("log_lines_received", 0)),
-            "expected": int(s.metrics.get("log_lines_expected", 0)) or "?"}
+            "expected": int(s.metrics.get("log_lines_expected", 0)) or "?",
+        }
     return "SCENARIO_FAILED", {"scenario": s.name, "step": step, "error": (error or "")[:200]}
 
 
-def scenario_findings(scenarios: list[ScenarioRecord], snap: DatabaseSnapshot | None,
-                      found: list[Finding]) -> list[Finding]:
+def scenario_findings(
+    scenarios: list[ScenarioRecord], snap: DatabaseSnapshot | None, found: list[Finding]
+) -> list[Finding]:
     """Failed scenarios, each attributed to the component its failing step names; a
     failure that an existing finding already explains becomes one more symptom of it."""
     out: list[Finding] = []
@@ -219,21 +305,32 @@ def scenario_findings(scenarios: list[ScenarioRecord], snap: DatabaseSnapshot | 
         if s.status != Status.FAIL:
             continue
         step, error = _failed_step(s)
-        symptom = f"scenario \"{s.name}\" failed at \"{step}\": {error}"[:400]
+        symptom = f'scenario "{s.name}" failed at "{step}": {error}'[:400]
         existing = {f.code: f for f in found + out}
         code, params = _classify(step, error, s, snap, set(existing))
         if code in existing and code != "SCENARIO_FAILED":
             existing[code].symptoms.append(symptom)
             continue
-        out.append(Finding(code, FINDING_COMPONENT.get(code, "Job execution"),
-                           _severity(code, Status.FAIL), params, symptoms=[symptom],
-                           evidence=[f"feature {s.feature}, {s.duration_s:.2f} s"]))
+        out.append(
+            Finding(
+                code,
+                FINDING_COMPONENT.get(code, "Job execution"),
+                _severity(code, Status.FAIL),
+                params,
+                symptoms=[symptom],
+                evidence=[f"feature {s.feature}, {s.duration_s:.2f} s"],
+            )
+        )
     return out
 
 
-def e2e_findings(scenarios: list[ScenarioRecord], before: DatabaseSnapshot | None,
-                 after: DatabaseSnapshot | None, scans: list[LogScan],
-                 checks: list[CheckResult]) -> list[Finding]:
+def e2e_findings(
+    scenarios: list[ScenarioRecord],
+    before: DatabaseSnapshot | None,
+    after: DatabaseSnapshot | None,
+    scans: list[LogScan],
+    checks: list[CheckResult],
+) -> list[Finding]:
     found = findings_from_checks(checks)
     codes = {f.code for f in found}
     for f in snapshot_findings(after, before) + scan_findings(scans):
