@@ -29,7 +29,9 @@ RUN set -eux; \
     python3 -m venv /opt/hodei; \
     /opt/hodei/bin/python -m pip install --no-cache-dir --no-index --find-links /wheels hodei; \
     rm -rf /wheels; \
-    /opt/hodei/bin/python -c "import hodei, harness, grpc_health.v1.health_pb2"
+    /opt/hodei/bin/python -c "import hodei.cli.main, hodei.diagnose.cli, grpc_health.v1.health_pb2"; \
+    # The runtime image is the platform only: no test framework (the [e2e] extra).
+    ! /opt/hodei/bin/python -c "import pytest" 2>/dev/null
 
 COPY docker/hodei/healthcheck.py /opt/hodei/healthcheck.py
 RUN set -eux; \

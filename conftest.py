@@ -6,7 +6,6 @@ xdist). The plugin does nothing unless `features/` is collected, so
 """
 
 pytest_plugins = [
-    "harness.plugin",
     "features.steps.platform_steps",
     "features.steps.job_steps",
     "features.steps.log_steps",

@@ -7,6 +7,7 @@ directory, passes the options through, and returns pytest's exit code.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -96,6 +97,13 @@ def pytest_argv(args: argparse.Namespace, root: Path) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    missing = [name for name in ("pytest", "pytest_bdd") if importlib.util.find_spec(name) is None]
+    if missing:
+        print(
+            f"hodei e2e: {', '.join(missing)} not installed: pip install 'hodei[e2e]'",
+            file=sys.stderr,
+        )
+        return 2
     root = project_root()
     if root is None:
         print("hodei e2e: features/ not found: run it from a Hodei checkout", file=sys.stderr)

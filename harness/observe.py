@@ -1,6 +1,6 @@
 """Read-only per-job and per-worker facts the scenarios assert on.
 
-Table-wide snapshots (counts by state, ages, samples) are harness.probes'; this
+Table-wide snapshots (counts by state, ages, samples) are hodei.diagnose.probes'; this
 module answers the narrower questions a scenario asks about *its* job: which
 domain events it produced, in what order, whether their outbox rows were
 published, whether it left the queue. Every connection is read-only, so the

@@ -22,11 +22,9 @@ from typing import Any
 import pytest
 
 from harness.context import OWN_PLATFORM_MODES, E2EContext, RunInfo
-from harness.evidence import scan_file
 from harness.launchers.base import Launcher
 from harness.launchers.local import FAULTS
 from harness.launchers.select import LAUNCHERS, LauncherConfig, make_launcher
-from harness.report.model import ScenarioRecord, Status, StepRecord
 from harness.run import (
     E2ERun,
     append_record,
@@ -35,6 +33,8 @@ from harness.run import (
     utc_now,
     write_report,
 )
+from hodei.diagnose.evidence import scan_file
+from hodei.report.model import ScenarioRecord, Status, StepRecord
 
 #: Gherkin tags used in features/ (pytest-bdd turns them into markers; --strict-markers).
 TAGS = {
@@ -143,9 +143,9 @@ def _launcher_config(config: pytest.Config) -> LauncherConfig:
 
 def _snapshot(url: str) -> tuple[Any, str]:
     try:
-        from harness.probes import take_snapshot
+        from hodei.diagnose.probes import take_snapshot
     except ImportError:
-        return None, "harness.probes.take_snapshot is not available: no database snapshot"
+        return None, "hodei.diagnose.probes.take_snapshot is not available: no database snapshot"
     try:
         return take_snapshot(url), ""
     except Exception as exc:
@@ -456,7 +456,7 @@ def _lifecycle_events(url: str, run: E2ERun, errors: list[str]) -> list[dict[str
     if not ids:
         return []
     try:
-        from harness.probes import lifecycle_events
+        from hodei.diagnose.probes import lifecycle_events
 
         return list(lifecycle_events(url, ids))
     except Exception as exc:

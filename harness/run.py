@@ -1,9 +1,9 @@
 """The run record the harness hands to the report builder, and writing the report.
 
 Contract (docs/harness-handoff.md): the harness measures, the builder judges.
-`E2ERun` carries only observations; `harness.report.build_e2e_report(run)`
+`E2ERun` carries only observations; `hodei.report.build_e2e_report(run)`
 turns it into a `Report` (findings, checklist, metrics, timeline) and
-`harness.report.render_markdown(report, lang)` renders it.
+`hodei.report.render_markdown(report, lang)` renders it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.launchers.base import Deployment
-from harness.report.model import DatabaseSnapshot, LogScan, Report, ScenarioRecord, Status
+from hodei.report.model import DatabaseSnapshot, LogScan, Report, ScenarioRecord, Status
 
 
 @dataclass
@@ -46,7 +46,7 @@ class E2ERun:
     log_dir: str = ""
     #: Scenario name -> ids of the jobs it queued (all labelled hodei.io/test=true).
     scenario_jobs: dict[str, list[str]] = field(default_factory=dict)
-    #: Domain events (harness.probes.lifecycle_events rows: event_type, aggregate_type,
+    #: Domain events (hodei.diagnose.probes.lifecycle_events rows: event_type, aggregate_type,
     #: aggregate_id, actor, occurred_at) of the @lifecycle scenario's job, in order:
     #: the report's Mermaid timeline of one job's lifecycle.
     lifecycle_events: list[dict[str, Any]] = field(default_factory=list)
@@ -57,7 +57,7 @@ def utc_now() -> str:
 
 
 def scenario_from_dict(data: dict[str, Any]) -> ScenarioRecord:
-    from harness.report.model import StepRecord
+    from hodei.report.model import StepRecord
 
     steps = [
         StepRecord(
@@ -122,7 +122,7 @@ def read_job_ids(records_dir: Path) -> dict[str, list[str]]:
 def _builder() -> tuple[Any, Any]:
     """The report engineer's builder and renderer, or (None, None) until they land."""
     try:
-        module = importlib.import_module("harness.report")
+        module = importlib.import_module("hodei.report")
     except ImportError:
         return None, None
     return getattr(module, "build_e2e_report", None), getattr(module, "render_markdown", None)
@@ -138,7 +138,7 @@ def write_report(run: E2ERun, report_dir: Path, lang: str) -> tuple[Path, list[s
     if build is None:
         # Never pretend: without the builder there are no findings, and we say so.
         notes.append(
-            "harness.report.build_e2e_report is not available: the report holds "
+            "hodei.report.build_e2e_report is not available: the report holds "
             "the raw observations only (no findings, no checklist)"
         )
         report = Report(
@@ -161,7 +161,7 @@ def write_report(run: E2ERun, report_dir: Path, lang: str) -> tuple[Path, list[s
     json_path.write_text(report.to_json(), encoding="utf-8")
     shutil.copyfile(json_path, report_dir / f"e2e-report-{stamp}.json")
     if render is None:
-        notes.append("harness.report.render_markdown is not available: no Markdown written")
+        notes.append("hodei.report.render_markdown is not available: no Markdown written")
         return json_path, notes
     markdown = render(report, lang)
     md_path = report_dir / f"e2e-report-{stamp}.md"
@@ -180,7 +180,7 @@ def _version() -> str:
 
 
 def _target(run: E2ERun) -> dict[str, Any]:
-    from harness.report.redact import redact
+    from hodei.report.redact import redact
 
     dep = run.deployment
     if dep is None:

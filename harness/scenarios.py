@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.evidence import file_size, grpc_errors_in
 from harness.waits import wait_for
+from hodei.diagnose.evidence import file_size, grpc_errors_in
 
 if TYPE_CHECKING:
     from concurrent.futures import Future

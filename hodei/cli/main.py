@@ -80,10 +80,43 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_parser(sub)
     platform.add_parsers(sub, common)
     jobs.add_parsers(sub, common)
-    from harness.e2e import add_parser as add_e2e_parser  # the harness ships with hodei
-
-    add_e2e_parser(sub)
+    _add_plugin_commands(sub)
     return parser
+
+
+#: Entry point group through which other packages add `hodei` subcommands; the e2e
+#: harness registers `hodei e2e` there (installed with the [e2e] extra).
+COMMANDS_GROUP = "hodei.commands"
+
+
+def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:
+    """Subcommands registered by other packages. One that cannot load (its extra is not
+    installed) still appears, and says what to install instead of failing obscurely."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=COMMANDS_GROUP):
+        try:
+            add_parser = entry.load()
+        except ImportError as exc:
+            _add_unavailable_command(sub, entry.name, exc)
+            continue
+        add_parser(sub)
+
+
+def _add_unavailable_command(sub: argparse._SubParsersAction, name: str, exc: Exception) -> None:
+    missing = getattr(exc, "name", None) or str(exc)
+    reason = (
+        f"'hodei {name}' needs the e2e extra ({missing} is not installed): pip install 'hodei[e2e]'"
+    )
+
+    def unavailable(_args: argparse.Namespace) -> int:
+        from hodei.errors import ConfigError
+
+        raise ConfigError(reason)
+
+    parser = sub.add_parser(name, help="(not installed: pip install 'hodei[e2e]')")
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.set_defaults(sync_handler=unavailable)
 
 
 def _settings(args: argparse.Namespace) -> Any:

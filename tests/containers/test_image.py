@@ -50,3 +50,16 @@ def test_healthcheck_fails_without_a_server(docker_engine: Any, hodei_image: str
     assert "UNAVAILABLE" in logs or "DEADLINE_EXCEEDED" in logs, logs
     config = docker_engine.images.get(hodei_image).attrs["Config"]
     assert config["Healthcheck"]["Test"] == ["CMD", "hodei-healthcheck"]
+
+
+def test_the_runtime_image_has_no_test_framework(docker_engine: Any, hodei_image: str) -> None:
+    # The image installs `hodei` without extras: the platform, the CLI and the doctor,
+    # and none of the e2e harness's test tools.
+    probe = (
+        "import importlib.util as u; "
+        "print(sorted(m for m in ('pytest', 'pytest_bdd', 'testcontainers') if u.find_spec(m)))"
+    )
+    out = _run(docker_engine, hodei_image, "-c", probe, entrypoint=["/opt/hodei/bin/python"])
+    assert out.strip() == "[]", out
+    doctor = _run(docker_engine, hodei_image, "--help", entrypoint=["hodei-diagnose"])
+    assert "--database-url" in doctor, doctor

@@ -133,7 +133,7 @@ def run_diagnose(tmp_path: Path) -> Callable[..., Any]:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "harness.diagnose.cli",
+            "hodei.diagnose.cli",
             *args,
             "--format",
             "json",

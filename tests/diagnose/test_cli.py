@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.diagnose.registry import Thresholds
-from harness.diagnose.runner import select_checks
+from hodei.diagnose.registry import Thresholds
+from hodei.diagnose.runner import select_checks
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "harness.diagnose.cli", *args],
+        [sys.executable, "-m", "hodei.diagnose.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -108,7 +108,7 @@ def test_finds_the_running_embedded_database_without_starting_one(tmp_path: Path
 
     data_dir = tmp_path / "pgdata"
     env = {"PATH": "/usr/bin", "HODEI_DATA_DIR": str(data_dir)}
-    cmd = [sys.executable, "-m", "harness.diagnose.cli", "--only", "database"]
+    cmd = [sys.executable, "-m", "hodei.diagnose.cli", "--only", "database"]
     # Not running: nothing is started, the database checks are skipped.
     off = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
     assert off.returncode == 0 and "no --database-url" in off.stdout

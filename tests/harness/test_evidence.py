@@ -1,10 +1,10 @@
-"""harness.evidence: log lines classified as the seed report read them."""
+"""hodei.diagnose.evidence: log lines classified as the seed report read them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from harness.evidence import KEEP_LINES, file_size, grpc_errors_in, scan_file, scan_lines
+from hodei.diagnose.evidence import KEEP_LINES, file_size, grpc_errors_in, scan_file, scan_lines
 
 SEED_H2 = "ERROR: h2 protocol error: error reading a body from connection"
 LINES = [

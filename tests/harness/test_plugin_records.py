@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.report.model import ScenarioRecord, Status, StepRecord
 from harness.run import append_record, read_job_ids, read_records
+from hodei.report.model import ScenarioRecord, Status, StepRecord
 from tests.harness.test_report_diagnoses import run_features
 
 

@@ -2,7 +2,7 @@
 the local launcher: embedded PostgreSQL, a real server and real workers) against a
 platform with one part broken on purpose, and read the report it wrote.
 
-The finding codes and checklist codes are the report side's (harness/report/catalogue.py);
+The finding codes and checklist codes are the report side's (hodei/report/catalogue.py);
 what is expected per fault is agreed in docs/harness-handoff.md.
 """
 

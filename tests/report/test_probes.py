@@ -7,8 +7,8 @@ import uuid
 import psycopg
 import pytest
 
-from harness.probes import probe_queries, probe_session, take_snapshot
 from hodei.db.migrate import latest_version
+from hodei.diagnose.probes import probe_queries, probe_session, take_snapshot
 from hodei.errors import Unavailable
 
 pytestmark = pytest.mark.integration

@@ -1,10 +1,10 @@
-"""Masking passwords in database URLs and in lines of text (harness.report.redact)."""
+"""Masking passwords in database URLs and in lines of text (hodei.report.redact)."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.report import redact, redact_text
+from hodei.report import redact, redact_text
 
 
 @pytest.mark.parametrize(

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from harness.report import (
+from hodei.report import (
     build_diagnose_report,
     build_e2e_report,
     redact,
     render_markdown,
     report_from_json,
 )
-from harness.report.catalogue import CHECKLIST, FINDINGS
-from harness.report.model import (
+from hodei.report.catalogue import CHECKLIST, FINDINGS
+from hodei.report.model import (
     CheckResult,
     DatabaseSnapshot,
     LogScan,

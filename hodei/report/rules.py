@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report.catalogue import fill, finding_text
-from harness.report.model import (
+from hodei.report.catalogue import fill, finding_text
+from hodei.report.model import (
     CheckResult,
     DatabaseSnapshot,
     Finding,
@@ -19,7 +19,7 @@ from harness.report.model import (
     ScenarioRecord,
     Status,
 )
-from harness.report.units import human_age
+from hodei.report.units import human_age
 
 #: Which finding explains the others: the first present is the root cause.
 ROOT_CAUSE_ORDER = [

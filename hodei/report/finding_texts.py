@@ -1,6 +1,6 @@
 """Finding texts, in English and Spanish, keyed by finding code: title, one-sentence
 root cause (filled with measured values), probable causes, modules to look at and
-recommended actions by priority. Looked up through harness.report.catalogue."""
+recommended actions by priority. Looked up through hodei.report.catalogue."""
 
 from __future__ import annotations
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from harness.diagnose.canary import CANARY_STDERR, CANARY_STDOUT, probe_server, run_canary
-from harness.diagnose.registry import Context, Outcome, check, skip
-from harness.evidence import scan_file
-from harness.report.model import LogScan, Status
-from harness.report.units import human_age
+from hodei.diagnose.canary import CANARY_STDERR, CANARY_STDOUT, probe_server, run_canary
+from hodei.diagnose.evidence import scan_file
+from hodei.diagnose.registry import Context, Outcome, check, skip
+from hodei.report.model import LogScan, Status
+from hodei.report.units import human_age
 
 
 @check(

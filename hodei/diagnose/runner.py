@@ -7,12 +7,12 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.diagnose import checks_db, checks_server  # noqa: F401  (register the checks)
-from harness.diagnose.registry import REGISTRY, Check, Context, Thresholds, run_check
-from harness.probes import probe_session
-from harness.report.build import build_diagnose_report, debug_commands
-from harness.report.model import Report, Status
+from hodei.diagnose import checks_db, checks_server  # noqa: F401  (register the checks)
+from hodei.diagnose.probes import probe_session
+from hodei.diagnose.registry import REGISTRY, Check, Context, Thresholds, run_check
 from hodei.errors import Unavailable
+from hodei.report.build import build_diagnose_report, debug_commands
+from hodei.report.model import Report, Status
 
 #: Run order: reachability first, then what later checks reuse (ready workers, queue
 #: depth, live servers), the canary after the dispatcher's verdict, log files last.

@@ -1,6 +1,6 @@
 """Benchmark of `hodei-diagnose` (a script that prints figures, not a timed test).
 
-    python -m harness.diagnose.bench [-n 10] [--database-url URL --server HOST:PORT]
+    python -m benchmarks.bench_diagnose [-n 10] [--database-url URL --server HOST:PORT]
 
 Without targets it starts a healthy local deployment (embedded PostgreSQL, one server,
 one worker) with the harness's local launcher, and stops it afterwards. It runs the real
@@ -26,7 +26,7 @@ def _once(database_url: str, server: str, out: Path, *extra: str) -> tuple[float
         [
             sys.executable,
             "-m",
-            "harness.diagnose.cli",
+            "hodei.diagnose.cli",
             "--database-url",
             database_url,
             "--server",
@@ -48,7 +48,7 @@ def _once(database_url: str, server: str, out: Path, *extra: str) -> tuple[float
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.diagnose.bench")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_diagnose")
     parser.add_argument("-n", type=int, default=10, help="runs without --canary")
     parser.add_argument("--database-url")
     parser.add_argument("--server")

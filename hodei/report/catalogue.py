@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report.finding_texts import FINDINGS, FindingText
+from hodei.report.finding_texts import FINDINGS, FindingText
 
 LANGS = ("en", "es")
 

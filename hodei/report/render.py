@@ -7,7 +7,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from harness.report.catalogue import (
+from hodei.report.catalogue import (
     LANGS,
     SEVERITY,
     checklist_text,
@@ -15,9 +15,9 @@ from harness.report.catalogue import (
     fill,
     finding_text,
 )
-from harness.report.model import Finding, Report, Status, TimelineEvent
-from harness.report.redact import redact_text
-from harness.report.units import human_age
+from hodei.report.model import Finding, Report, Status, TimelineEvent
+from hodei.report.redact import redact_text
+from hodei.report.units import human_age
 
 ICON = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.SKIP: "⏭️"}
 STATE_WORD = {
@@ -99,7 +99,7 @@ def mermaid_timeline(events: list[TimelineEvent]) -> str:
 @cache
 def _env() -> Environment:
     env = Environment(
-        loader=PackageLoader("harness.report", "templates"),
+        loader=PackageLoader("hodei.report", "templates"),
         autoescape=False,  # Markdown, not HTML
         undefined=StrictUndefined,
         trim_blocks=True,

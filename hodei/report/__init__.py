@@ -4,9 +4,9 @@ Public API: `build_e2e_report(run)`, `build_diagnose_report(...)`,
 `render_markdown(report, lang)`, `report_from_json(text)`, `redact(url)`.
 """
 
-from harness.report.build import build_diagnose_report, build_e2e_report, report_from_json
-from harness.report.redact import redact, redact_text
-from harness.report.render import render_markdown
+from hodei.report.build import build_diagnose_report, build_e2e_report, report_from_json
+from hodei.report.redact import redact, redact_text
+from hodei.report.render import render_markdown
 
 __all__ = [
     "build_diagnose_report",

@@ -8,8 +8,8 @@ from dataclasses import fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from harness.report.checklist import diagnose_checklist, e2e_checklist
-from harness.report.model import (
+from hodei.report.checklist import diagnose_checklist, e2e_checklist
+from hodei.report.model import (
     ChecklistItem,
     CheckResult,
     DatabaseSnapshot,
@@ -22,9 +22,9 @@ from harness.report.model import (
     StepRecord,
     TimelineEvent,
 )
-from harness.report.redact import redact, redact_text
-from harness.report.rules import FINDING_COMPONENT, e2e_findings, findings_from_checks, root_cause
-from harness.report.units import human_age, ms
+from hodei.report.redact import redact, redact_text
+from hodei.report.rules import FINDING_COMPONENT, e2e_findings, findings_from_checks, root_cause
+from hodei.report.units import human_age, ms
 
 COMPONENT_ORDER = [
     "PostgreSQL",

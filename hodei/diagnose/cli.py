@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from harness.diagnose.registry import Thresholds
-from harness.diagnose.runner import DiagnoseResult, all_checks, diagnose
-from harness.report.catalogue import fill, finding_text
-from harness.report.model import Report, Status
-from harness.report.redact import redact_text
-from harness.report.render import render_markdown
-from harness.report.units import human_age
+from hodei.diagnose.registry import Thresholds
+from hodei.diagnose.runner import DiagnoseResult, all_checks, diagnose
+from hodei.report.catalogue import fill, finding_text
+from hodei.report.model import Report, Status
+from hodei.report.redact import redact_text
+from hodei.report.render import render_markdown
+from hodei.report.units import human_age
 
 EXIT_UNREACHABLE = 3
 MARK = {Status.PASS: "[✓]", Status.WARN: "[!]", Status.FAIL: "[✗]", Status.SKIP: "[-]"}

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from harness.report.model import LogScan
+from hodei.report.model import LogScan
 
 #: How many lines of each kind a scan keeps (the counts stay exact).
 KEEP_LINES = 20

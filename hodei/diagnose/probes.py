@@ -19,10 +19,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from harness.report.model import DatabaseSnapshot
-from harness.report.redact import redact
 from hodei.db.connector import parse_queries
 from hodei.errors import Unavailable
+from hodei.report.model import DatabaseSnapshot
+from hodei.report.redact import redact
 
 Row = dict[str, Any]
 
@@ -33,7 +33,7 @@ CONNECT_TIMEOUT_S = 3
 
 @cache
 def probe_queries() -> dict[str, str]:
-    text = resources.files("harness").joinpath("probes.sql").read_text("utf-8")
+    text = resources.files("hodei.diagnose").joinpath("probes.sql").read_text("utf-8")
     return parse_queries(text)
 
 

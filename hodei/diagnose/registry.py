@@ -8,9 +8,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from harness.probes import ProbeSession
-from harness.report.catalogue import fill, finding_text
-from harness.report.model import CheckResult, DatabaseSnapshot, Status
+from hodei.diagnose.probes import ProbeSession
+from hodei.report.catalogue import fill, finding_text
+from hodei.report.model import CheckResult, DatabaseSnapshot, Status
 
 
 @dataclass
@@ -81,7 +81,7 @@ class Context:
     server_unreachable: bool = False
     server_error: str = ""
     server_info: dict[str, Any] = field(default_factory=dict)
-    canary_result: Any = None  # harness.diagnose.canary.CanaryResult
+    canary_result: Any = None  # hodei.diagnose.canary.CanaryResult
     facts: dict[str, Any] = field(default_factory=dict)  # shared between checks
 
 

@@ -1,4 +1,4 @@
--- Read-only probes of a Hodei database, referred to by name from harness/probes.py.
+-- Read-only probes of a Hodei database, referred to by name from hodei/diagnose/probes.py.
 -- Every query runs in a READ ONLY transaction with a statement_timeout; none takes locks.
 -- Ages are computed by the database (clock_timestamp()) so client clock skew does not matter.
 

@@ -1,14 +1,14 @@
-"""Checks that read the database (read-only probes from harness/probes.sql)."""
+"""Checks that read the database (read-only probes from hodei/diagnose/probes.sql)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from harness.diagnose.registry import Context, Outcome, check
-from harness.probes import ProbeSession
-from harness.report.model import Status
-from harness.report.redact import redact
-from harness.report.units import human_age
+from hodei.diagnose.probes import ProbeSession
+from hodei.diagnose.registry import Context, Outcome, check
+from hodei.report.model import Status
+from hodei.report.redact import redact
+from hodei.report.units import human_age
 
 
 def _s(ctx: Context) -> ProbeSession:

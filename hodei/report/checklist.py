@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from harness.report.model import (
+from hodei.report.model import (
     ChecklistItem,
     CheckResult,
     DatabaseSnapshot,
@@ -18,7 +18,7 @@ from harness.report.model import (
     ScenarioRecord,
     Status,
 )
-from harness.report.units import human_age
+from hodei.report.units import human_age
 
 ITEMS = [
     "DISPATCHER_CYCLES",
