@@ -165,7 +165,7 @@ class Platform:
         env["PYTHONPATH"] = str(_REPO)
         pgdata = self.workdir / "pgdata"
         self.pg = pgserver.get_server(pgdata, cleanup_mode="stop")
-        from hodei.db.embedded import ensure_database
+        from hodei.db.databases import ensure_database
 
         admin = self.pg.get_uri()
         ensure_database(admin, "hodei")

@@ -31,23 +31,15 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-import psycopg
 import pytest
-from psycopg import sql
+
+from hodei.db.databases import create_database, drop_database
 
 if TYPE_CHECKING:
     from hodei.server.app import ServerApp
     from hodei.settings import Settings
 
 _TEMPLATE_PREFIX = "hodei_tpl_"
-
-
-def _with_database(url: str, database: str) -> str:
-    """The same server URL with another database name (kept in URL form: Settings wants it)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 @pytest.fixture(scope="session")
@@ -74,8 +66,7 @@ def template_db(pg_admin_url: str) -> Iterator[str]:
     from hodei.db.migrate import migrate
 
     name = f"{_TEMPLATE_PREFIX}{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    template_url = create_database(pg_admin_url, name)
     # A fresh loop in a helper thread: the session loop may already be running here.
     import threading
 
@@ -83,7 +74,7 @@ def template_db(pg_admin_url: str) -> Iterator[str]:
 
     def run() -> None:
         try:
-            asyncio.run(migrate(_with_database(pg_admin_url, name)))
+            asyncio.run(migrate(template_url))
         except BaseException as exc:
             errors.append(exc)
 
@@ -95,10 +86,7 @@ def template_db(pg_admin_url: str) -> Iterator[str]:
     try:
         yield name
     finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(pg_admin_url, name)
 
 
 @pytest.fixture
@@ -107,21 +95,12 @@ def make_db_url(pg_admin_url: str, template_db: str) -> Iterator[Callable[[], st
 
     def make() -> str:
         name = f"hodei_test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(template_db)
-                )
-            )
         created.append(name)
-        return _with_database(pg_admin_url, name)
+        return create_database(pg_admin_url, name, template=template_db)
 
     yield make
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        for name in created:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    for name in created:
+        drop_database(pg_admin_url, name)
 
 
 @pytest.fixture

@@ -11,9 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
-
+from hodei.db.databases import ensure_database
 from hodei.errors import Unavailable
 from hodei.settings import Settings, default_data_dir
 
@@ -51,15 +49,6 @@ def embedded_url(data_dir: Path, database: str = DATABASE_NAME) -> str:
     url: str = server.get_uri(database)
     logger.info("embedded PostgreSQL ready in %s", data_dir)
     return url
-
-
-def ensure_database(admin_url: str, database: str) -> None:
-    """CREATE DATABASE unless it exists (CREATE DATABASE cannot run in a transaction)."""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
-        exists = found.fetchone()
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
 
 def resolve_database_url(settings: Settings) -> str:

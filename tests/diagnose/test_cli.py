@@ -102,8 +102,8 @@ def test_finds_the_running_embedded_database_without_starting_one(tmp_path: Path
     import asyncio
 
     import pgserver
-    import psycopg
 
+    from hodei.db.databases import create_database
     from hodei.db.migrate import migrate
 
     data_dir = tmp_path / "pgdata"
@@ -116,9 +116,7 @@ def test_finds_the_running_embedded_database_without_starting_one(tmp_path: Path
 
     server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
     try:
-        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE hodei")
-        asyncio.run(migrate(f"postgresql://postgres:@/hodei?host={data_dir}"))
+        asyncio.run(migrate(create_database(server.get_uri(), "hodei")))
         on = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
     finally:
         server.cleanup()

@@ -6,9 +6,8 @@ import uuid
 
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from hodei.db.databases import create_database, drop_database
 from hodei.db.migrate import available_migrations, current_version, latest_version, migrate
 
 SEED_DEBUG_QUERIES = [
@@ -100,11 +99,7 @@ async def test_migrate_is_recorded_and_idempotent(db_url: str) -> None:
 
 async def test_migrate_empty_database(pg_admin_url: str) -> None:
     name = f"hodei_empty_{uuid.uuid4().hex[:8]}"
-    params = conninfo_to_dict(pg_admin_url)
-    params["dbname"] = name
-    target = make_conninfo("", **params)
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    target = create_database(pg_admin_url, name)
     try:
         async with await psycopg.AsyncConnection.connect(target) as conn:
             assert await current_version(conn) == 0
@@ -113,5 +108,4 @@ async def test_migrate_empty_database(pg_admin_url: str) -> None:
         async with await psycopg.AsyncConnection.connect(target) as conn:
             assert await current_version(conn) == latest_version()
     finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        drop_database(pg_admin_url, name)
