@@ -50,7 +50,11 @@ _SERVICE_NAMES = [
 
 def grpc_server_options(settings: Settings) -> list[tuple[str, int]]:
     """HTTP/2 keepalive: ping idle connections, and accept the workers' pings even
-    without active calls, so an idle stream is never torn down by either side."""
+    without active calls, so an idle stream is never torn down by either side.
+
+    Not hodei.client.channel.channel_options: besides the same keepalive, a server
+    sets what it accepts from its peers (the minimum interval between their pings),
+    and has no reconnect backoff or send limit of its own."""
     return [
         ("grpc.keepalive_time_ms", settings.keepalive_time_ms),
         ("grpc.keepalive_timeout_ms", settings.keepalive_timeout_ms),
