@@ -4,6 +4,10 @@ Modules:
 - `service`: the process (supervised stream and heartbeat tasks, graceful shutdown);
 - `connection`: the reconnecting gRPC stream client, one handler per status code;
 - `agent`: slots, the attempts held, what to send next (and resend after a reconnect);
+- `launch`: an accepted attempt's process started, its lines buffered, its end handed
+  back to the agent;
+- `heartbeat`: the heartbeat loop; `shutdown`: drain, stop the jobs, flush;
+- `wakeups`: the events those parts share with the agent;
 - `runner`: one job as a child process group (timeout, cancel, output pumps);
 - `lines`: output bytes -> capped, valid UTF-8 lines, and the per-attempt log buffer;
 - `wire`: fast LogBatch encoding.
