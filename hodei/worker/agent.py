@@ -65,7 +65,8 @@ class WorkerAgent:
         self._launcher = Launcher(
             settings, base_env, guard, self.wakeups, self._attempts.__contains__, self._ended
         )
-        self._rr = 0
+        #: Which held attempt _poll looks at first (it rotates: see there).
+        self._first = 0
         self._unwritten = False  # next_outgoing gave a message not yet written
 
     # ---- what the connection asks -------------------------------------------------
@@ -181,8 +182,8 @@ class WorkerAgent:
         timeout: float | None = None
         attempts = list(self._attempts.values())
         # Round robin so that one chatty job cannot starve the others.
-        self._rr = (self._rr + 1) % max(len(attempts), 1)
-        for att in attempts[self._rr :] + attempts[: self._rr]:
+        self._first = (self._first + 1) % max(len(attempts), 1)
+        for att in attempts[self._first :] + attempts[: self._first]:
             message, due = att.next_message(now, batch_lines, interval)
             if message is not None:
                 return message, None
