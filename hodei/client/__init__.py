@@ -1,6 +1,7 @@
 """Async client of the Hodei API: `HodeiClient` and the plain views it returns."""
 
-from hodei.client.client import DEFAULT_DEADLINE, HodeiClient, channel_options, check_address
+from hodei.client.channel import channel_options
+from hodei.client.client import DEFAULT_DEADLINE, HodeiClient, check_address
 from hodei.client.views import (
     JobView,
     LogLineView,

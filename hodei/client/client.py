@@ -30,6 +30,7 @@ from hodei.api.v1 import (
     workers_pb2_grpc,
 )
 from hodei.client import convert
+from hodei.client.channel import MIB, channel_options
 from hodei.client.rpc_errors import translate, unreachable
 from hodei.client.views import (
     JobView,
@@ -50,22 +51,6 @@ DEFAULT_DEADLINE = 10.0
 # the follower gives up with Unavailable.
 _STREAM_RESUMES = 8
 _RESUME_BACKOFF_MAX = 2.0
-
-
-def channel_options(
-    keepalive_time_ms: int = 10_000, keepalive_timeout_ms: int = 60_000
-) -> list[tuple[str, int]]:
-    """HTTP/2 keepalive on the client, within what the server permits (pings >= 5 s
-    apart), so that a long `logs -f` on a quiet job is not cut by a middlebox."""
-    return [
-        ("grpc.keepalive_time_ms", keepalive_time_ms),
-        ("grpc.keepalive_timeout_ms", keepalive_timeout_ms),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_pings_without_data", 0),
-        # GetLogs may return up to 10,000 lines of up to 1 MiB each.
-        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-        ("grpc.max_send_message_length", 16 * 1024 * 1024),
-    ]
 
 
 def check_address(address: str) -> str:
@@ -90,7 +75,14 @@ class HodeiClient:
         self.address = check_address(address)
         self.deadline = deadline
         self._channel = grpc.aio.insecure_channel(
-            self.address, options=channel_options(keepalive_time_ms, keepalive_timeout_ms)
+            self.address,
+            options=channel_options(
+                keepalive_time_ms,
+                keepalive_timeout_ms,
+                # GetLogs may return up to 10,000 lines of up to 1 MiB each.
+                max_receive_bytes=64 * MIB,
+                max_send_bytes=16 * MIB,
+            ),
         )
         self._jobs = jobs_pb2_grpc.JobExecutionServiceStub(self._channel)
         self._logs = logs_pb2_grpc.LogStreamServiceStub(self._channel)

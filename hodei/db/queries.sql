@@ -212,7 +212,7 @@ WHERE id = %(id)s RETURNING *;
 -- ASSIGNED -> RUNNING for the attempts this worker holds, with their events, in one
 -- statement: the JobStarted messages one worker stream carried together (often one).
 -- A ref that matches no row is left out; the caller finds out why
--- (hodei.server.reports).
+-- (hodei.server.results).
 WITH s AS (
     SELECT * FROM unnest(%(ids)b::uuid[], %(attempts)b::int[], %(payloads)b::jsonb[])
         AS s(id, attempt, payload)
@@ -240,7 +240,7 @@ SELECT j.*, (SELECT count(*) FROM ob) AS events FROM j;
 -- states the domain allows, passed per row as `sources`), the worker's freed slots
 -- (BUSY -> READY when it was full) and the events with their outbox rows. Job rows
 -- are locked before the worker row (lock order: queue, job, worker). A result that
--- matches no row is left out; the caller finds out why (hodei.server.reports).
+-- matches no row is left out; the caller finds out why (hodei.server.results).
 WITH r AS (
     SELECT * FROM unnest(%(ids)b::uuid[], %(attempts)b::int[], %(states)b::text[],
                          %(exit_codes)b::int[], %(errors)b::text[], %(total_lines)b::bigint[],

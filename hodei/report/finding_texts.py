@@ -27,7 +27,7 @@ H, M, L = "high", "medium", "low"
 DISPATCHER = "hodei/server/dispatcher.py"
 OUTBOX = "hodei/server/outbox.py"
 WORKERS = "hodei/server/workers.py"
-JOBS = "hodei/server/jobs.py"
+JOBS = "hodei/server/transitions.py"
 STREAM = "hodei/server/api/workers_api.py"
 AGENT = "hodei/worker/agent.py"
 

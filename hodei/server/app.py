@@ -50,7 +50,11 @@ _SERVICE_NAMES = [
 
 def grpc_server_options(settings: Settings) -> list[tuple[str, int]]:
     """HTTP/2 keepalive: ping idle connections, and accept the workers' pings even
-    without active calls, so an idle stream is never torn down by either side."""
+    without active calls, so an idle stream is never torn down by either side.
+
+    Not hodei.client.channel.channel_options: besides the same keepalive, a server
+    sets what it accepts from its peers (the minimum interval between their pings),
+    and has no reconnect backoff or send limit of its own."""
     return [
         ("grpc.keepalive_time_ms", settings.keepalive_time_ms),
         ("grpc.keepalive_timeout_ms", settings.keepalive_timeout_ms),
@@ -86,18 +90,18 @@ class ServerApp:
         return f"{self.settings.host}:{self.port}"
 
     async def start(self) -> None:
-        s = self.settings
-        self.database_url = await asyncio.to_thread(resolve_database_url, s)
+        settings = self.settings
+        self.database_url = await asyncio.to_thread(resolve_database_url, settings)
         applied = await migrate(self.database_url)
         if applied:
             logger.info("database migrated to version %d", applied[-1].version)
-        self.db = Database(self.database_url, s.db_pool_min, s.db_pool_max)
+        self.db = Database(self.database_url, settings.db_pool_min, settings.db_pool_max)
         await self.db.open()
-        services = Services.build(s, self.server_id, datetime.now(UTC), self.db)
+        services = Services.build(settings, self.server_id, datetime.now(UTC), self.db)
         self.services = services
-        await services.status.started(s.dispatcher_enabled, s.outbox_relay_enabled)
+        await services.status.started(settings.dispatcher_enabled, settings.outbox_relay_enabled)
 
-        server = grpc.aio.server(options=grpc_server_options(s))
+        server = grpc.aio.server(options=grpc_server_options(settings))
         jobs_pb2_grpc.add_JobExecutionServiceServicer_to_server(
             JobExecutionServicer(services), server
         )
@@ -111,29 +115,30 @@ class ServerApp:
             [*_SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
         try:
-            self.port = server.add_insecure_port(s.listen_address)
+            self.port = server.add_insecure_port(settings.listen_address)
         except RuntimeError as exc:
-            raise Unavailable(f"cannot listen on {s.listen_address}: {exc}") from None
+            raise Unavailable(f"cannot listen on {settings.listen_address}: {exc}") from None
         if self.port == 0:
-            raise Unavailable(f"cannot listen on {s.listen_address}: address in use?")
+            raise Unavailable(f"cannot listen on {settings.listen_address}: address in use?")
         self._server = server
         await server.start()
 
         self.recovery = Recovery(
-            s,
+            settings,
             self.db,
-            services.jobs,
+            services.job_reads,
+            services.transitions,
             services.workers,
             services.registry,
             services.bus,
             services.status,
         )
         self.supervisor.start("recovery", self.recovery.run)
-        if s.dispatcher_enabled:
+        if settings.dispatcher_enabled:
             self.dispatcher = Dispatcher(
-                s,
+                settings,
                 self.database_url,
-                services.jobs,
+                services.assigner,
                 services.registry,
                 services.status,
                 services.pusher,
@@ -141,8 +146,8 @@ class ServerApp:
             self.supervisor.start("dispatcher", self.dispatcher.run)
         else:
             logger.warning("dispatcher DISABLED by settings: queued jobs will not be dispatched")
-        if s.outbox_relay_enabled:
-            self.outbox = OutboxRelay(s, self.database_url, self.db, services.status)
+        if settings.outbox_relay_enabled:
+            self.outbox = OutboxRelay(settings, self.database_url, self.db, services.status)
             self.supervisor.start("outbox-relay", self.outbox.run)
         else:
             logger.warning("outbox relay DISABLED by settings: outbox rows stay unpublished")

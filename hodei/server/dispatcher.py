@@ -12,9 +12,8 @@ import asyncio
 import logging
 import time
 
-from hodei.server.jobs import JobService
+from hodei.server.assignment import Assigner, RunPusher
 from hodei.server.listener import Listener
-from hodei.server.runs import RunPusher
 from hodei.server.sessions import SessionRegistry
 from hodei.server.status import ServerStatus
 from hodei.server.supervisor import wait_or_stop
@@ -35,14 +34,14 @@ class Dispatcher:
         self,
         settings: Settings,
         database_url: str,
-        jobs: JobService,
+        assigner: Assigner,
         registry: SessionRegistry,
         status: ServerStatus,
         pusher: RunPusher,
     ) -> None:
         self.settings = settings
         self.database_url = database_url
-        self.jobs = jobs
+        self.assigner = assigner
         self.registry = registry
         self.pusher = pusher
         self.status = status
@@ -62,12 +61,12 @@ class Dispatcher:
                 "dispatcher started (poll every %.2f s, batch %d)",
                 self.settings.dispatch_poll_interval,
                 self.settings.dispatch_batch_size,
-                extra={"server_id": self.jobs.server_id},
+                extra={"server_id": self.assigner.server_id},
             )
             while not stop.is_set():
                 listener.check()
                 self.notified.clear()
-                self.jobs.queued.clear()
+                self.assigner.queued.clear()
                 self.registry.capacity_changed.clear()
                 dispatched = await self.cycle()
                 if dispatched >= self.settings.dispatch_batch_size:
@@ -77,24 +76,24 @@ class Dispatcher:
                 await wait_or_stop(
                     stop,
                     self.notified,
-                    self.jobs.queued,
+                    self.assigner.queued,
                     self.registry.capacity_changed,
                     seconds=self.settings.dispatch_poll_interval,
                 )
-                new_job = self.notified.is_set() or self.jobs.queued.is_set()
+                new_job = self.notified.is_set() or self.assigner.queued.is_set()
                 if self.registry.capacity_changed.is_set() and not new_job:
                     # Only a slot freed (a job finished): let the other finishing jobs of
                     # a burst free theirs, and claim for all of them in one transaction.
                     # A new job's NOTIFY is never delayed.
                     await wait_or_stop(
-                        stop, self.notified, self.jobs.queued, seconds=_CAPACITY_GATHER
+                        stop, self.notified, self.assigner.queued, seconds=_CAPACITY_GATHER
                     )
         logger.info("dispatcher stopped")
 
     async def cycle(self) -> int:
         """One pass: claim, assign, push. Returns how many jobs were dispatched."""
         began = time.perf_counter()
-        assigned = await self.jobs.claim_and_assign(self.registry.worker_ids())
+        assigned = await self.assigner.claim_and_assign(self.registry.worker_ids())
         pushed = await self.pusher.push(assigned)
         self.cycles += 1
         self.dispatched_total += pushed

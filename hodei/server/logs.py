@@ -19,8 +19,8 @@ from hodei.db.connector import Database
 from hodei.db.copy_format import iter_log_rows
 from hodei.domain.jobs import JobState, sanitize_output_line
 from hodei.errors import NotFound
-from hodei.server.jobs import fence, lock_job
 from hodei.server.models import AttemptRef, LogChunk, LogLineRecord
+from hodei.server.transitions import fence, lock_job
 
 logger = logging.getLogger(__name__)
 

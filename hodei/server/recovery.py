@@ -21,12 +21,13 @@ from hodei.db.connector import Database
 from hodei.domain.jobs import JobState
 from hodei.domain.workers import WorkerState
 from hodei.errors import HodeiError
-from hodei.server.jobs import JobService
+from hodei.server.job_reads import JobReads
 from hodei.server.logs import LogBus
 from hodei.server.models import AttemptRef, CancelCommand
 from hodei.server.sessions import SessionRegistry
 from hodei.server.status import ServerStatus
 from hodei.server.supervisor import wait_or_stop
+from hodei.server.transitions import JobTransitions
 from hodei.server.workers import WorkerService
 from hodei.settings import Settings
 
@@ -39,7 +40,8 @@ class Recovery:
         self,
         settings: Settings,
         db: Database,
-        jobs: JobService,
+        job_reads: JobReads,
+        transitions: JobTransitions,
         workers: WorkerService,
         registry: SessionRegistry,
         bus: LogBus,
@@ -47,7 +49,8 @@ class Recovery:
     ) -> None:
         self.settings = settings
         self.db = db
-        self.jobs = jobs
+        self.job_reads = job_reads
+        self.transitions = transitions
         self.workers = workers
         self.registry = registry
         self.bus = bus
@@ -84,7 +87,9 @@ class Recovery:
             self.registry.capacity_changed.set()
         for job_id in await self._ids("expired_acks"):
             job = await self._guard(
-                self.jobs.requeue(job_id, "worker did not acknowledge the job in time", "recovery")
+                self.transitions.requeue(
+                    job_id, "worker did not acknowledge the job in time", "recovery"
+                )
             )
             if job is not None:
                 self.bus.job_changed(job.id)
@@ -96,8 +101,8 @@ class Recovery:
             await self._force(job_id, JobState.CANCELLED, "cancel not confirmed by the worker")
 
     async def _force(self, job_id: uuid.UUID, state: JobState, reason: str) -> None:
-        before = await self.jobs.get_job(job_id)
-        job = await self._guard(self.jobs.force_final(job_id, state, reason, "recovery"))
+        before = await self.job_reads.get_job(job_id)
+        job = await self._guard(self.transitions.force_final(job_id, state, reason, "recovery"))
         if job is not None:
             self.registry.send(
                 before.worker_id,

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hodei.db.connector import Database
-from hodei.server.jobs import JobService
+from hodei.server.assignment import Assigner, RunPusher
+from hodei.server.job_reads import JobReads
 from hodei.server.logs import LogBus, LogService
-from hodei.server.runs import RunPusher
+from hodei.server.results import WorkerResults
 from hodei.server.sessions import SessionRegistry
 from hodei.server.status import ServerStatus
 from hodei.server.submission import Submission
+from hodei.server.transitions import JobTransitions
 from hodei.server.workers import WorkerService
 from hodei.settings import Settings
 
@@ -22,7 +24,10 @@ class Services:
     server_id: str
     started_at: datetime
     db: Database
-    jobs: JobService
+    job_reads: JobReads
+    transitions: JobTransitions
+    assigner: Assigner
+    results: WorkerResults
     workers: WorkerService
     logs: LogService
     bus: LogBus
@@ -35,21 +40,25 @@ class Services:
     def build(
         cls, settings: Settings, server_id: str, started_at: datetime, db: Database
     ) -> Services:
-        jobs = JobService(db, settings, server_id)
+        transitions = JobTransitions(db)
+        assigner = Assigner(db, settings, server_id)
         bus = LogBus()
         registry = SessionRegistry()
-        pusher = RunPusher(jobs, registry)
+        pusher = RunPusher(transitions, registry)
         return cls(
             settings=settings,
             server_id=server_id,
             started_at=started_at,
             db=db,
-            jobs=jobs,
-            workers=WorkerService(db, settings, server_id, jobs),
+            job_reads=JobReads(db),
+            transitions=transitions,
+            assigner=assigner,
+            results=WorkerResults(db, transitions),
+            workers=WorkerService(db, settings, server_id),
             logs=LogService(db, bus),
             bus=bus,
             registry=registry,
             status=ServerStatus(db, server_id),
             pusher=pusher,
-            submission=Submission(settings, db, jobs, registry, pusher),
+            submission=Submission(settings, db, assigner, registry, pusher),
         )

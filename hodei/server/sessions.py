@@ -14,7 +14,6 @@ import logging
 import uuid
 
 from hodei.errors import HodeiError
-from hodei.server.jobs import JobService
 from hodei.server.logs import LogService
 from hodei.server.models import (
     AttemptRef,
@@ -24,7 +23,7 @@ from hodei.server.models import (
     ServerCommand,
     WelcomeNotice,
 )
-from hodei.server.reports import FinishOutcome, ResultReport
+from hodei.server.results import AttemptResult, FinishOutcome, WorkerResults
 from hodei.server.workers import WorkerService
 
 logger = logging.getLogger(__name__)
@@ -98,18 +97,18 @@ class WorkerProtocol:
         self,
         session: Session,
         registry: SessionRegistry,
-        jobs: JobService,
+        results: WorkerResults,
         workers: WorkerService,
         logs: LogService,
     ) -> None:
         self.session = session
         self.worker_id = session.worker_id
         self.registry = registry
-        self.jobs = jobs
+        self.results = results
         self.workers = workers
         self.logs = logs
         # Results that arrived before all of their attempt's lines were persisted.
-        self.pending: dict[uuid.UUID, ResultReport] = {}
+        self.pending: dict[uuid.UUID, AttemptResult] = {}
 
     @classmethod
     async def hello(
@@ -118,7 +117,7 @@ class WorkerProtocol:
         running: list[AttemptRef],
         slots: int,
         registry: SessionRegistry,
-        jobs: JobService,
+        results: WorkerResults,
         workers: WorkerService,
         logs: LogService,
         batches: bool = False,
@@ -128,7 +127,7 @@ class WorkerProtocol:
         session = Session(worker_id, batches)
         session.send(WelcomeNotice(worker_id, workers.server_id, superseded))
         registry.add(session)
-        return cls(session, registry, jobs, workers, logs)
+        return cls(session, registry, results, workers, logs)
 
     def _reject(self, ref: AttemptRef | None, err: HodeiError) -> None:
         fields = {"worker_id": str(self.worker_id)}
@@ -142,7 +141,7 @@ class WorkerProtocol:
 
     async def ack(self, ref: AttemptRef, accepted: bool, reason: str) -> None:
         try:
-            job = await self.jobs.ack(self.worker_id, ref, accepted, reason)
+            job = await self.results.ack(self.worker_id, ref, accepted, reason)
         except HodeiError as err:
             self._reject(ref, err)
             return
@@ -150,19 +149,21 @@ class WorkerProtocol:
             self.registry.capacity_changed.set()
             self.logs.bus.job_changed(job.id)
 
-    async def reports(self, started: list[AttemptRef], results: list[ResultReport]) -> None:
+    async def starts_and_results(
+        self, started: list[AttemptRef], results: list[AttemptResult]
+    ) -> None:
         """JobStarted and JobResult messages read together, applied as two statements
-        (hodei.server.reports); starts first, as the worker sent each job's start
+        (hodei.server.results); starts first, as the worker sent each job's start
         before its result."""
         if started:
-            outcomes = await self.jobs.start_many(self.worker_id, started)
+            outcomes = await self.results.start_many(self.worker_id, started)
             for ref, started_job in zip(started, outcomes, strict=True):
                 if isinstance(started_job, HodeiError):
                     self._reject(ref, started_job)
         if results:
-            finished = await self.jobs.finish_many(self.worker_id, results)
-            for report, outcome in zip(results, finished, strict=True):
-                self._after_result(report, outcome)
+            finished = await self.results.finish_many(self.worker_id, results)
+            for result, outcome in zip(results, finished, strict=True):
+                self._after_result(result, outcome)
 
     async def log_batch(self, ref: AttemptRef, first_line: int, chunk: LogChunk) -> None:
         try:
@@ -174,21 +175,21 @@ class WorkerProtocol:
         pending = self.pending.get(ref.job_id)
         if pending is not None and pending.ref == ref and next_line >= pending.total_lines:
             del self.pending[ref.job_id]
-            (outcome,) = await self.jobs.finish_many(self.worker_id, [pending])
+            (outcome,) = await self.results.finish_many(self.worker_id, [pending])
             if self._after_result(pending, outcome):
                 return
         self.session.send(PersistedNotice(ref, next_line))
 
-    def _after_result(self, report: ResultReport, outcome: FinishOutcome) -> bool:
+    def _after_result(self, result: AttemptResult, outcome: FinishOutcome) -> bool:
         """Answer an applied (or refused) result; keep one whose lines are still in
         flight, to finish once they are persisted. True once it is answered."""
         if isinstance(outcome, HodeiError):
-            self._reject(report.ref, outcome)
+            self._reject(result.ref, outcome)
             return True
         if outcome is None:
-            self.pending[report.ref.job_id] = report
+            self.pending[result.ref.job_id] = result
             return False
-        self.session.send(PersistedNotice(report.ref, outcome.attempt_lines, result_persisted=True))
+        self.session.send(PersistedNotice(result.ref, outcome.attempt_lines, result_persisted=True))
         self.registry.capacity_changed.set()
         self.logs.bus.job_changed(outcome.id)
         return True

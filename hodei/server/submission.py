@@ -23,10 +23,9 @@ from hodei.db.connector import Database
 from hodei.domain.events import EventType
 from hodei.domain.jobs import JobSpec, JobState, validate_spec
 from hodei.errors import InvalidArgument
+from hodei.server.assignment import Assigner, RunPusher
 from hodei.server.events import Event, job_event
-from hodei.server.jobs import JobService
 from hodei.server.models import JobRecord
-from hodei.server.runs import RunPusher
 from hodei.server.sessions import SessionRegistry
 from hodei.settings import Settings
 
@@ -41,15 +40,15 @@ class Submission:
         self,
         settings: Settings,
         db: Database,
-        jobs: JobService,
+        assigner: Assigner,
         registry: SessionRegistry,
         pusher: RunPusher,
     ) -> None:
         self.settings = settings
         self.db = db
-        self.server_id = jobs.server_id
+        self.server_id = assigner.server_id
         self.eager = settings.dispatcher_enabled and settings.eager_dispatch
-        self.jobs = jobs
+        self.assigner = assigner
         self.registry = registry
         self.pusher = pusher
 
@@ -106,7 +105,7 @@ class Submission:
         assert row is not None
         job = JobRecord.from_row(row)
         if job.state == JobState.PENDING:
-            self.jobs.queued.set()
+            self.assigner.queued.set()
             logger.info("job queued", extra=job.log_fields)
         else:
             logger.info("job queued and assigned at once (eager dispatch)", extra=job.log_fields)
@@ -144,7 +143,7 @@ class Submission:
                     "actor": "client",
                 },
             )
-        self.jobs.queued.set()
+        self.assigner.queued.set()
         jobs = [JobRecord.from_row(r) for r in rows]
         logger.info("%d jobs queued in one call", len(jobs), extra={"count": len(jobs)})
         return jobs

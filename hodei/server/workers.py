@@ -14,8 +14,8 @@ from hodei.domain.jobs import JobState
 from hodei.domain.workers import WorkerState, check_transition, occupancy_state
 from hodei.errors import InvalidArgument, NotFound
 from hodei.server.events import Event, record, worker_event
-from hodei.server.jobs import JobService, lock_job
 from hodei.server.models import AttemptRef, WorkerRecord
+from hodei.server.transitions import lock_job, requeue_locked, requeue_lost_jobs
 from hodei.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -24,11 +24,10 @@ MAX_SLOTS = 1024
 
 
 class WorkerService:
-    def __init__(self, db: Database, settings: Settings, server_id: str, jobs: JobService) -> None:
+    def __init__(self, db: Database, settings: Settings, server_id: str) -> None:
         self.db = db
         self.settings = settings
         self.server_id = server_id
-        self.jobs = jobs
 
     async def register(
         self,
@@ -106,9 +105,7 @@ class WorkerService:
             for row in await tx.all("worker_jobs", {"worker_id": worker_id}):
                 if (row["id"], row["attempts"]) not in held:
                     job = await lock_job(tx, row["id"])
-                    await self.jobs._requeue_locked(
-                        tx, job, "worker reconnected without the job", actor
-                    )
+                    await requeue_locked(tx, job, "worker reconnected without the job", actor)
             worker = await tx.one("lock_worker", {"id": worker_id})
             assert worker is not None
             state = WorkerState(worker["state"])
@@ -179,7 +176,7 @@ class WorkerService:
                 return False
             check_transition(state, target)
             # Jobs before the worker row: the lock order is job, then worker.
-            await self.jobs.requeue_lost_jobs(tx, worker_id, reason, actor)
+            await requeue_lost_jobs(tx, worker_id, reason, actor)
             await tx.one("lock_worker", {"id": worker_id})
             await tx.one(
                 "update_worker",

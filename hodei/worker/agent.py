@@ -1,5 +1,8 @@
 """The worker agent: job slots, the attempts it holds, and what it says on the stream.
 
+Its process side is hodei.worker.launch, its heartbeat hodei.worker.heartbeat, its
+graceful stop hodei.worker.shutdown; they share the agent's events (hodei.worker.wakeups).
+
 The agent is independent of the connection: it keeps running its jobs and
 buffering their lines and results while the stream is down. On every new
 stream (`on_welcome`) everything the server has not confirmed is sent again,
@@ -17,7 +20,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from hodei import __version__ as hodei_version
 from hodei.api.v1 import workers_pb2
@@ -25,7 +28,9 @@ from hodei.errors import HodeiError
 from hodei.settings import Settings
 from hodei.worker.attempt import Attempt, Key
 from hodei.worker.guard import JobGuard
-from hodei.worker.runner import JobProcess, Outcome, RunResult
+from hodei.worker.launch import Launcher
+from hodei.worker.runner import Outcome, RunResult
+from hodei.worker.wakeups import Wakeups
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +53,6 @@ class WorkerAgent:
         self, settings: Settings, base_env: Mapping[str, str], guard: JobGuard | None = None
     ) -> None:
         self.settings = settings
-        self.base_env = dict(base_env)
-        #: Kills the jobs' process groups if this worker dies (hodei.worker.guard).
-        self.guard = guard
         self.worker_id = ""
         self.heartbeat_interval = settings.heartbeat_interval
         self.connected = False  # a stream is open and the server welcomed us
@@ -59,11 +61,12 @@ class WorkerAgent:
         self.batches = False
         self._attempts: dict[Key, Attempt] = {}
         self._control: collections.deque[workers_pb2.WorkerMessage] = collections.deque()
-        self._wake = asyncio.Event()
-        self._changed = asyncio.Event()  # an attempt finished or was dropped
-        self._stream_opened = asyncio.Event()  # restarts the heartbeat period
-        self._persisted = asyncio.Event()  # the server confirmed something
-        self._rr = 0
+        self.wakeups = Wakeups()
+        self._launcher = Launcher(
+            settings, base_env, guard, self.wakeups, self._attempts.__contains__, self._ended
+        )
+        #: Which held attempt _poll looks at first (it rotates: see there).
+        self._first = 0
         self._unwritten = False  # next_outgoing gave a message not yet written
 
     # ---- what the connection asks -------------------------------------------------
@@ -98,8 +101,8 @@ class WorkerAgent:
             self._drop((ref.job_id, ref.attempt), "the server gave the attempt to someone else")
         self.connected = True
         self.batches = welcome.batches
-        self._wake.set()
-        self._stream_opened.set()
+        self.wakeups.send.set()
+        self.wakeups.stream_opened.set()
         logger.info(
             "stream open",
             extra={
@@ -123,7 +126,7 @@ class WorkerAgent:
         for att in self._attempts.values():
             att.ack_sent = att.started_sent = att.result_sent = False
             att.logs.rewind(now)
-        self._wake.set()
+        self.wakeups.send.set()
 
     def handle(self, message: workers_pb2.ServerMessage) -> None:
         kind = message.WhichOneof("payload")
@@ -159,13 +162,14 @@ class WorkerAgent:
         return message
 
     async def _next_outgoing(self) -> workers_pb2.WorkerMessage | bytes:
+        wake = self.wakeups.send
         while True:
-            self._wake.clear()
+            wake.clear()
             message, timeout = self._poll()
             if message is not None:
                 return message
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                await asyncio.wait_for(wake.wait(), timeout)
 
     def _poll(self) -> tuple[workers_pb2.WorkerMessage | bytes | None, float | None]:
         """The next message in protocol order, or None and how long until a log batch
@@ -178,8 +182,8 @@ class WorkerAgent:
         timeout: float | None = None
         attempts = list(self._attempts.values())
         # Round robin so that one chatty job cannot starve the others.
-        self._rr = (self._rr + 1) % max(len(attempts), 1)
-        for att in attempts[self._rr :] + attempts[: self._rr]:
+        self._first = (self._first + 1) % max(len(attempts), 1)
+        for att in attempts[self._first :] + attempts[: self._first]:
             message, due = att.next_message(now, batch_lines, interval)
             if message is not None:
                 return message, None
@@ -203,7 +207,7 @@ class WorkerAgent:
         if key in self._attempts:
             logger.info("repeated RunJob for an attempt already held", extra=fields)
             self._attempts[key].ack_sent = False  # ack it again
-            self._wake.set()
+            self.wakeups.send.set()
             return
         reason = ""
         if self.draining:
@@ -212,79 +216,30 @@ class WorkerAgent:
             reason = f"no free slot ({self.running_count} of {self.settings.slots} busy)"
         if reason:
             logger.info("job refused: %s", reason, extra=fields)
-            self._send(_msg(ack=workers_pb2.JobAck(ref=run.ref, accepted=False, reason=reason)))
+            self.send(_msg(ack=workers_pb2.JobAck(ref=run.ref, accepted=False, reason=reason)))
             return
         att = Attempt(
             run.ref.job_id, run.ref.attempt, run.correlation_id, " ".join(run.command)[:200]
         )
         self._attempts[key] = att
-        # The process object exists before the task runs, so a CancelJob or a
-        # shutdown arriving right after RunJob finds it (and stops it before it starts).
-        att.process = self._make_process(att, run)
-        # Started here rather than in the task: the spawn does not wait for the task to
-        # be scheduled behind the stream's other work (about a millisecond under load).
-        try:
-            early = att.process.start(self._started_callback(att))
-        except Exception as exc:  # a bug here must not take the stream down
-            logger.exception("job runner failed", extra=att.log_fields(self.worker_id))
-            early = RunResult(Outcome.FAILED, None, f"worker error: {exc}")
-        att.task = asyncio.create_task(self._run_attempt(att, early), name=f"job-{key[0]}-{key[1]}")
-        self._wake.set()
+        self._launcher.start(att, run, self.worker_id)
+        self.wakeups.send.set()
 
-    def _make_process(self, att: Attempt, run: workers_pb2.RunJob) -> JobProcess:
-        fields = att.log_fields(self.worker_id)
-        drop_logs = self.settings.fault_drop_logs
-        logs = att.logs
-
-        def on_lines(is_stderr: bool, lines: list[bytes], ts_ns: int) -> None:
-            if drop_logs:
-                return
-            logs.append(is_stderr, lines, ts_ns, time.monotonic())
-            self._wake.set()
-
-        buffer_cap = self.settings.worker_log_buffer_bytes
-
-        async def room() -> None:
-            # Output the server has not confirmed is capped; the job waits on its
-            # writes meanwhile (as it would on a full pipe).
-            while logs.held_bytes > buffer_cap and att.key in self._attempts:
-                self._persisted.clear()
-                await self._persisted.wait()
-
-        return JobProcess(
-            list(run.command),
-            env={**self.base_env, **run.env},
-            working_dir=run.working_dir,
-            timeout=run.timeout_seconds or None,
-            on_lines=on_lines,
-            kill_grace=self.settings.worker_kill_grace,
-            max_line_bytes=self.settings.worker_max_line_bytes,
-            log_extra=fields,
-            is_full=lambda: logs.held_bytes > buffer_cap,
-            room=room,
-            guard=self.guard,
-        )
-
-    async def _run_attempt(self, att: Attempt, early: RunResult | None) -> None:
+    def _ended(self, att: Attempt, result: RunResult) -> None:
+        """An attempt's process ended (hodei.worker.launch): its result is sent, or,
+        stopped by our shutdown, the job is handed back."""
         fields = att.log_fields(self.worker_id)
         logs = att.logs
-        assert att.process is not None
-        try:
-            result = early or await att.process.wait()
-        except Exception as exc:  # a bug here must not take the worker down
-            logger.exception("job runner failed", extra=fields)
-            result = RunResult(Outcome.FAILED, None, f"worker error: {exc}")
-        att.running = False
         if att.give_back:
             # Not the job's fault: JobAck(accepted=false) makes the server requeue it
             # at once (another attempt) instead of recording a final state.
             self._attempts.pop(att.key, None)
             reason = "worker shut down before the job finished"
-            self._send(_msg(ack=workers_pb2.JobAck(ref=att.ref, accepted=False, reason=reason)))
+            self.send(_msg(ack=workers_pb2.JobAck(ref=att.ref, accepted=False, reason=reason)))
             logger.warning(
                 "job stopped by the worker's shutdown; handed back to the server", extra=fields
             )
-            self._changed.set()
+            self.wakeups.changed.set()
             return
         att.result = workers_pb2.JobResult(
             ref=att.ref,
@@ -304,20 +259,8 @@ class WorkerAgent:
             att.command,
             extra=fields,
         )
-        self._wake.set()
-        self._changed.set()
-
-    def _started_callback(self, att: Attempt) -> Callable[[int], None]:
-        def on_started(pid: int) -> None:
-            att.pid = pid
-            # At DEBUG: the one INFO line per job is written when it finishes (logging
-            # was a tenth of the worker's CPU with two or three lines per job).
-            logger.debug(
-                "job started pid=%d: %s", pid, att.command, extra=att.log_fields(self.worker_id)
-            )
-            self._wake.set()
-
-        return on_started
+        self.wakeups.send.set()
+        self.wakeups.changed.set()
 
     def _on_cancel(self, cancel: workers_pb2.CancelJob) -> None:
         key = (cancel.ref.job_id, cancel.ref.attempt)
@@ -337,11 +280,11 @@ class WorkerAgent:
         if att is None:
             return
         att.logs.persisted(persisted.next_line)
-        self._wake.set()  # the log window may have room again
-        self._persisted.set()
+        self.wakeups.send.set()  # the log window may have room again
+        self.wakeups.persisted.set()
         if persisted.result_persisted and not att.running:
             del self._attempts[key]
-            self._changed.set()
+            self.wakeups.changed.set()
             logger.debug("attempt done", extra=att.log_fields(self.worker_id))
 
     def _on_rejected(self, rejected: workers_pb2.Rejected) -> None:
@@ -384,16 +327,17 @@ class WorkerAgent:
         att = self._attempts.pop(key, None)
         if att is None:
             return
-        self._persisted.set()  # a job paused on its buffer must see it is gone
+        self.wakeups.persisted.set()  # a job paused on its buffer must see it is gone
         if att.running and att.process is not None:
             logger.warning("killing superseded job: %s", why, extra=att.log_fields(self.worker_id))
             att.process.cancel(force=True, reason=why)
-        self._changed.set()
+        self.wakeups.changed.set()
 
-    def _send(self, message: workers_pb2.WorkerMessage) -> None:
+    def send(self, message: workers_pb2.WorkerMessage) -> None:
+        """Queue a control message (an ack, a heartbeat) for the open stream."""
         if self.connected:  # control messages are not kept across reconnects
             self._control.append(message)
-            self._wake.set()
+            self.wakeups.send.set()
 
     # ---- state ---------------------------------------------------------------------------
 
@@ -405,95 +349,18 @@ class WorkerAgent:
     def held(self) -> list[Attempt]:
         return list(self._attempts.values())
 
-    def heartbeat(self) -> None:
-        running = [a.ref for a in self._attempts.values()]
-        free = max(self.settings.slots - self.running_count, 0)
-        if self.draining:
-            free = 0
-        self._send(_msg(heartbeat=workers_pb2.Heartbeat(running=running, free_slots=free)))
+    @property
+    def all_written(self) -> bool:
+        """Every control message, and the last message given out, was written."""
+        return not self._control and not self._unwritten
 
-    async def heartbeat_loop(self, stop: asyncio.Event) -> None:
-        """A Heartbeat every `heartbeat_interval` (the server's value once registered);
-        the period restarts on each new stream, whose Hello counts as a heartbeat."""
-        stopping = asyncio.create_task(stop.wait(), name="heartbeat-stop")
-        try:
-            while not stop.is_set():
-                self._stream_opened.clear()
-                opened = asyncio.create_task(self._stream_opened.wait(), name="heartbeat-kick")
-                done, _ = await asyncio.wait(
-                    {stopping, opened},
-                    timeout=self.heartbeat_interval,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                opened.cancel()
-                if not done:
-                    self.heartbeat()
-        finally:
-            stopping.cancel()
-
-    # ---- shutdown ------------------------------------------------------------------------
-
-    async def _wait_until(self, predicate: Callable[[], bool], seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while not predicate():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), left)
-            except TimeoutError:
-                return bool(predicate())
-        return True
-
-    async def drain(self, grace: float) -> None:
-        """Take no new jobs; let running ones finish for `grace` seconds, then stop them."""
-        self.draining = True
-        if self.running_count:
-            logger.info(
-                "waiting up to %.1f s for %d running job(s)",
-                grace,
-                self.running_count,
-                extra={"worker_id": self.worker_id},
-            )
-        if not await self._wait_until(lambda: self.running_count == 0, grace):
-            self.stop_jobs(force=False)
-            await self._wait_until(
-                lambda: self.running_count == 0, self.settings.worker_kill_grace + 3.0
-            )
-        tasks = [a.task for a in self._attempts.values() if a.task is not None and a.running]
-        for task in tasks:
-            task.cancel()
-
-    def stop_jobs(self, force: bool) -> None:
-        """Shutdown: stop every running job and hand it back to the server."""
-        for att in self._attempts.values():
-            if att.running and att.process is not None:
-                logger.warning(
-                    "stopping job: worker shutting down", extra=att.log_fields(self.worker_id)
-                )
-                att.give_back = True
-                att.process.cancel(force=force, reason="worker shut down")
+    # ---- the connection's writes --------------------------------------------------------
 
     def on_written(self) -> None:
         """The connection wrote the last message `next_outgoing` gave it."""
         self._unwritten = False
         if not self._control:
-            self._changed.set()
-
-    async def flush(self, seconds: float) -> bool:
-        """Wait until the server persisted every result and every queued message was
-        written (or `seconds` passed)."""
-        done = await self._wait_until(
-            lambda: not self._attempts and not self._control and not self._unwritten, seconds
-        )
-        if not done:
-            logger.warning(
-                "%d attempt(s) not confirmed by the server at shutdown",
-                len(self._attempts),
-                extra={"worker_id": self.worker_id},
-            )
-        return done
+            self.wakeups.changed.set()
 
 
 def _msg(**payload: object) -> workers_pb2.WorkerMessage:

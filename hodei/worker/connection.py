@@ -25,6 +25,7 @@ import random
 import grpc
 
 from hodei.api.v1 import workers_pb2, workers_pb2_grpc
+from hodei.client.channel import MIB, channel_options
 from hodei.settings import Settings
 from hodei.worker.agent import WorkerAgent, WorkerUnknown
 from hodei.worker.wire import encode_batch, serialize
@@ -55,19 +56,15 @@ _TRANSIENT = frozenset(
 )
 
 
-def channel_options(settings: Settings) -> list[tuple[str, int]]:
-    """HTTP/2 keepalive: without it an idle stream is cut by the peer or a proxy
-    (the original platform's `h2 protocol error` every 30 s)."""
-    return [
-        ("grpc.keepalive_time_ms", settings.keepalive_time_ms),
-        ("grpc.keepalive_timeout_ms", settings.keepalive_timeout_ms),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_pings_without_data", 0),
-        # Reconnect quickly once the server is back; our own backoff paces retries.
-        ("grpc.initial_reconnect_backoff_ms", 100),
-        ("grpc.max_reconnect_backoff_ms", max(int(settings.reconnect_max_backoff * 1000), 100)),
-        ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-    ]
+def stream_channel_options(settings: Settings) -> list[tuple[str, int]]:
+    """The worker's channel (hodei.client.channel): keepalive from the settings, and
+    grpc's own reconnect kept short, since StreamClient paces the retries itself."""
+    return channel_options(
+        settings.keepalive_time_ms,
+        settings.keepalive_timeout_ms,
+        max_receive_bytes=16 * MIB,
+        reconnect_max_backoff_ms=int(settings.reconnect_max_backoff * 1000),
+    )
 
 
 def backoff_delay(failures: int, cap: float, rng: random.Random | None = None) -> float:
@@ -96,7 +93,7 @@ class StreamClient:
     async def run(self, stop: asyncio.Event) -> None:
         """Connect and stay connected until `stop` is set."""
         self._channel = grpc.aio.insecure_channel(
-            self.settings.server_address, options=channel_options(self.settings)
+            self.settings.server_address, options=stream_channel_options(self.settings)
         )
         stub = workers_pb2_grpc.WorkerAgentServiceStub(self._channel)
         stream = self._channel.stream_stream(

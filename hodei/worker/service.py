@@ -1,5 +1,5 @@
 """The worker process: the agent, its stream client and heartbeat as supervised
-tasks, and a graceful shutdown on SIGINT/SIGTERM.
+tasks, and a graceful shutdown on SIGINT/SIGTERM (hodei.worker.shutdown).
 
 `run(settings)` is what `hodei worker` and `python -m hodei.worker` call.
 """
@@ -16,6 +16,8 @@ from hodei.settings import Settings
 from hodei.worker.agent import WorkerAgent
 from hodei.worker.connection import StreamClient
 from hodei.worker.guard import JobGuard
+from hodei.worker.heartbeat import heartbeat_loop
+from hodei.worker.shutdown import drain, flush, stop_jobs
 from hodei.worker.spawn import make_descriptors_private
 
 logger = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ class WorkerService:
                 "second shutdown request: stopping jobs now",
                 extra={"worker_id": self.agent.worker_id or None},
             )
-            self.agent.stop_jobs(force=True)
+            stop_jobs(self.agent, force=True)
 
     async def run(self) -> None:
         if self.settings.fault_drop_logs:
@@ -80,7 +82,7 @@ class WorkerService:
         heartbeat = asyncio.create_task(
             supervise(
                 "heartbeat",
-                lambda: self.agent.heartbeat_loop(self._stop_heartbeat),
+                lambda: heartbeat_loop(self.agent, self._stop_heartbeat),
                 self._stop_heartbeat,
             ),
             name="worker-heartbeat",
@@ -88,9 +90,9 @@ class WorkerService:
         try:
             await self.shutdown.wait()
             grace = 0.0 if self._signals > 1 else self.settings.worker_shutdown_grace
-            await self.agent.drain(grace)
+            await drain(self.agent, grace)
             if self.agent.connected:
-                await self.agent.flush(self.settings.worker_flush_timeout)
+                await flush(self.agent, self.settings.worker_flush_timeout)
                 await self.client.close(self.settings.worker_flush_timeout)
             elif self.agent.held:
                 logger.warning(

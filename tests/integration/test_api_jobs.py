@@ -155,7 +155,7 @@ async def test_unexpected_error_is_internal_without_leaking_and_logged(
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret detail from deep inside")
 
-    app.services.jobs.get_job = broken
+    app.services.job_reads.get_job = broken
     stubs = Stubs(app.address)
     try:
         with pytest.raises(grpc.aio.AioRpcError) as info:

@@ -13,7 +13,7 @@ import pytest
 from hodei.db.connector import Database, query
 from hodei.domain.jobs import JobState
 from hodei.server.models import AttemptRef
-from hodei.server.reports import ResultReport
+from hodei.server.results import AttemptResult
 from hodei.server.services import Services
 from hodei.settings import Settings
 
@@ -46,12 +46,14 @@ async def test_hot_path_statements_use_cached_generic_plans(services: Services) 
     await s.workers.connect(worker.id, [], 2)
     for _ in range(ROUNDS):
         await s.submission.submit_many([{"command": ["true"]} for _ in range(2)])
-        assigned = await s.jobs.claim_and_assign([worker.id])
+        assigned = await s.assigner.claim_and_assign([worker.id])
         assert len(assigned) == 2
         refs = [AttemptRef(job.id, job.attempts) for job in assigned]
-        assert all(not isinstance(o, Exception) for o in await s.jobs.start_many(worker.id, refs))
-        finished = await s.jobs.finish_many(
-            worker.id, [ResultReport(ref, JobState.SUCCEEDED, 0, "") for ref in refs]
+        assert all(
+            not isinstance(o, Exception) for o in await s.results.start_many(worker.id, refs)
+        )
+        finished = await s.results.finish_many(
+            worker.id, [AttemptResult(ref, JobState.SUCCEEDED, 0, "") for ref in refs]
         )
         assert [getattr(job, "state", None) for job in finished] == [JobState.SUCCEEDED] * 2
     async with s.db.pool.connection() as conn:

@@ -15,7 +15,7 @@ from hodei.domain.jobs import JobState
 from hodei.domain.workers import WorkerState
 from hodei.errors import InvalidArgument, InvalidTransition, NotFound, StaleAttempt
 from hodei.server.models import AttemptRef, LogChunk, LogEntryIn
-from hodei.server.reports import ResultReport
+from hodei.server.results import AttemptResult
 from hodei.server.services import Services
 from hodei.settings import Settings
 
@@ -66,13 +66,13 @@ async def test_full_lifecycle_writes_one_event_and_outbox_row_per_transition(
     worker_id = await ready_worker(s)
     job = await s.submission.queue(["true"])
     assert job.state == JobState.PENDING
-    [assigned] = await s.jobs.claim_and_assign([worker_id])
+    [assigned] = await s.assigner.claim_and_assign([worker_id])
     assert assigned.state == JobState.ASSIGNED and assigned.attempts == 1
     assert (await s.workers.get(worker_id)).state == WorkerState.BUSY
     ref = AttemptRef(job.id, 1)
-    await s.jobs.ack(worker_id, ref, True, "")
-    await s.jobs.start(worker_id, ref)
-    done = await s.jobs.finish(worker_id, ref, JobState.SUCCEEDED, 0, "")
+    await s.results.ack(worker_id, ref, True, "")
+    await s.results.start(worker_id, ref)
+    done = await s.results.finish(worker_id, ref, JobState.SUCCEEDED, 0, "")
     assert done is not None
     assert done.state == JobState.SUCCEEDED and done.exit_code == 0
     assert (await s.workers.get(worker_id)).state == WorkerState.READY
@@ -94,14 +94,14 @@ async def test_invalid_transition_changes_nothing(services: Services, db_url: st
     s = services
     worker_id = await ready_worker(s)
     job = await s.submission.queue(["true"])
-    await s.jobs.claim_and_assign([worker_id])
+    await s.assigner.claim_and_assign([worker_id])
     ref = AttemptRef(job.id, 1)
-    await s.jobs.finish(worker_id, ref, JobState.FAILED, 1, "boom")
+    await s.results.finish(worker_id, ref, JobState.FAILED, 1, "boom")
     before = snapshot(db_url)
     with pytest.raises(InvalidTransition):
-        await s.jobs.start(worker_id, ref)  # FAILED -> RUNNING
+        await s.results.start(worker_id, ref)  # FAILED -> RUNNING
     with pytest.raises(InvalidTransition):
-        await s.jobs.cancel_job(job.id)  # FAILED -> CANCELLED
+        await s.transitions.cancel_job(job.id)  # FAILED -> CANCELLED
     assert snapshot(db_url) == before
 
 
@@ -109,19 +109,19 @@ async def test_stale_attempt_result_is_fenced(services: Services, db_url: str) -
     s = services
     first = await ready_worker(s)
     job = await s.submission.queue(["sleep", "100"], max_attempts=3)
-    await s.jobs.claim_and_assign([first])
-    await s.jobs.start(first, AttemptRef(job.id, 1))
+    await s.assigner.claim_and_assign([first])
+    await s.results.start(first, AttemptRef(job.id, 1))
     # The first worker goes silent and is declared LOST: the job goes back to the queue.
     assert await s.workers.mark_gone(first, WorkerState.LOST, "test")
-    requeued = await s.jobs.get_job(job.id)
+    requeued = await s.job_reads.get_job(job.id)
     assert requeued.state == JobState.PENDING and requeued.worker_id is None
     second = await ready_worker(s)
-    [again] = await s.jobs.claim_and_assign([second])
+    [again] = await s.assigner.claim_and_assign([second])
     assert again.attempts == 2 and again.worker_id == second
     before = snapshot(db_url)
     # The first worker's late result and logs for attempt 1 are refused, nothing changes.
     with pytest.raises(StaleAttempt):
-        await s.jobs.finish(first, AttemptRef(job.id, 1), JobState.SUCCEEDED, 0, "")
+        await s.results.finish(first, AttemptRef(job.id, 1), JobState.SUCCEEDED, 0, "")
     with pytest.raises(StaleAttempt):
         await s.logs.ingest(
             first,
@@ -131,9 +131,9 @@ async def test_stale_attempt_result_is_fenced(services: Services, db_url: str) -
         )
     # Even with the right attempt number, another worker is refused.
     with pytest.raises(StaleAttempt):
-        await s.jobs.finish(first, AttemptRef(job.id, 2), JobState.SUCCEEDED, 0, "")
+        await s.results.finish(first, AttemptRef(job.id, 2), JobState.SUCCEEDED, 0, "")
     assert snapshot(db_url) == before
-    done = await s.jobs.finish(second, AttemptRef(job.id, 2), JobState.SUCCEEDED, 0, "")
+    done = await s.results.finish(second, AttemptRef(job.id, 2), JobState.SUCCEEDED, 0, "")
     assert done is not None
     assert done.state == JobState.SUCCEEDED
     types = [t for t, _ in events_and_outbox(db_url, job.id)]
@@ -151,9 +151,9 @@ async def test_lost_worker_with_exhausted_attempts_fails_the_job(services: Servi
     s = services
     worker_id = await ready_worker(s)
     job = await s.submission.queue(["true"], max_attempts=1)
-    await s.jobs.claim_and_assign([worker_id])
+    await s.assigner.claim_and_assign([worker_id])
     await s.workers.mark_gone(worker_id, WorkerState.LOST, "silent")
-    failed = await s.jobs.get_job(job.id)
+    failed = await s.job_reads.get_job(job.id)
     assert failed.state == JobState.FAILED and "attempts exhausted" in (failed.error or "")
     assert (await s.workers.get(worker_id)).state == WorkerState.LOST
 
@@ -173,7 +173,7 @@ async def test_cancel_pending_job_removes_it_from_the_queue(
 ) -> None:
     s = services
     job = await s.submission.queue(["true"])
-    cancelled, command = await s.jobs.cancel_job(job.id, "no longer needed")
+    cancelled, command = await s.transitions.cancel_job(job.id, "no longer needed")
     assert cancelled.state == JobState.CANCELLED and command is None
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM job_queue").fetchone() == (0,)
@@ -184,12 +184,12 @@ async def test_cancel_running_job_asks_the_worker(services: Services) -> None:
     s = services
     worker_id = await ready_worker(s)
     job = await s.submission.queue(["sleep", "10"])
-    await s.jobs.claim_and_assign([worker_id])
-    await s.jobs.start(worker_id, AttemptRef(job.id, 1))
-    still_running, command = await s.jobs.cancel_job(job.id)
+    await s.assigner.claim_and_assign([worker_id])
+    await s.results.start(worker_id, AttemptRef(job.id, 1))
+    still_running, command = await s.transitions.cancel_job(job.id)
     assert still_running.state == JobState.RUNNING and still_running.cancel_requested_at
     assert command is not None and command.ref == AttemptRef(job.id, 1)
-    done = await s.jobs.finish(worker_id, AttemptRef(job.id, 1), JobState.CANCELLED, None, "")
+    done = await s.results.finish(worker_id, AttemptRef(job.id, 1), JobState.CANCELLED, None, "")
     assert done is not None
     assert done.state == JobState.CANCELLED
 
@@ -201,7 +201,7 @@ async def test_bad_input_is_refused_and_nothing_is_written(services: Services, d
     with pytest.raises(InvalidArgument):
         await services.submission.queue(["x"], timeout_seconds=-1)
     with pytest.raises(NotFound):
-        await services.jobs.get_job(uuid.uuid4())
+        await services.job_reads.get_job(uuid.uuid4())
     assert snapshot(db_url) == before
 
 
@@ -209,7 +209,7 @@ async def test_log_ingestion_sequences_dedup_and_gaps(services: Services, db_url
     s = services
     worker_id = await ready_worker(s)
     job = await s.submission.queue(["x"])
-    await s.jobs.claim_and_assign([worker_id])
+    await s.assigner.claim_and_assign([worker_id])
     ref = AttemptRef(job.id, 1)
     now = datetime.now(UTC)
 
@@ -225,9 +225,9 @@ async def test_log_ingestion_sequences_dedup_and_gaps(services: Services, db_url
     assert [(x.sequence, x.line) for x in lines] == [(1, "a"), (2, "b\ufffdc"), (3, "d")]
     assert not complete
     # A result announcing more lines than persisted is held back (None), not applied.
-    assert await s.jobs.finish(worker_id, ref, JobState.SUCCEEDED, 0, "", total_lines=4) is None
-    assert (await s.jobs.get_job(job.id)).state == JobState.ASSIGNED
-    held = await s.jobs.finish(worker_id, ref, JobState.SUCCEEDED, 0, "", total_lines=3)
+    assert await s.results.finish(worker_id, ref, JobState.SUCCEEDED, 0, "", total_lines=4) is None
+    assert (await s.job_reads.get_job(job.id)).state == JobState.ASSIGNED
+    held = await s.results.finish(worker_id, ref, JobState.SUCCEEDED, 0, "", total_lines=3)
     assert held is not None and held.state == JobState.SUCCEEDED
 
 
@@ -240,22 +240,22 @@ async def test_reports_read_together_are_applied_together_and_refusals_named(
     s = services
     worker_id = await ready_worker(s, slots=4)
     jobs = [await s.submission.queue(["true"]) for _ in range(4)]
-    assigned = await s.jobs.claim_and_assign([worker_id])
+    assigned = await s.assigner.claim_and_assign([worker_id])
     assert len(assigned) == 4
     assert (await s.workers.get(worker_id)).state == WorkerState.BUSY
     refs = [AttemptRef(j.id, 1) for j in jobs]
     unknown = AttemptRef(uuid.uuid4(), 1)
-    started = await s.jobs.start_many(worker_id, [*refs, AttemptRef(jobs[0].id, 2), unknown])
+    started = await s.results.start_many(worker_id, [*refs, AttemptRef(jobs[0].id, 2), unknown])
     assert [o.state for o in started[:4] if not isinstance(o, Exception)] == [JobState.RUNNING] * 4
     assert isinstance(started[4], StaleAttempt) and isinstance(started[5], NotFound)
     # The third job still has a line in flight; the fourth stays running.
-    outcomes = await s.jobs.finish_many(
+    outcomes = await s.results.finish_many(
         worker_id,
         [
-            ResultReport(refs[0], JobState.SUCCEEDED, 0, ""),
-            ResultReport(refs[1], JobState.FAILED, 2, "exit 2"),
-            ResultReport(refs[2], JobState.SUCCEEDED, 0, "", total_lines=1),
-            ResultReport(AttemptRef(jobs[3].id, 7), JobState.SUCCEEDED, 0, ""),
+            AttemptResult(refs[0], JobState.SUCCEEDED, 0, ""),
+            AttemptResult(refs[1], JobState.FAILED, 2, "exit 2"),
+            AttemptResult(refs[2], JobState.SUCCEEDED, 0, "", total_lines=1),
+            AttemptResult(AttemptRef(jobs[3].id, 7), JobState.SUCCEEDED, 0, ""),
         ],
     )
     assert [getattr(o, "state", o) for o in outcomes[:3]] == [
@@ -279,7 +279,7 @@ async def test_reports_read_together_are_applied_together_and_refusals_named(
         "WorkerBusy",
         "WorkerReady",
     ]
-    assert (await s.jobs.get_job(jobs[2].id)).state == JobState.RUNNING
+    assert (await s.job_reads.get_job(jobs[2].id)).state == JobState.RUNNING
 
 
 async def test_a_group_of_specs_may_mix_whole_and_fractional_timeouts(services: Services) -> None:

@@ -191,6 +191,19 @@ async def test_slots_run_jobs_concurrently(
         assert done.exit_code == 0
 
 
+async def test_a_worker_start_prints_no_runtime_warning(
+    start_server: StartServer, spawn_worker: SpawnWorker, tmp_path: Path
+) -> None:
+    """The job guard runs as `python -m hodei.worker.guard`; the worker's stderr (which
+    the guard shares) carries no runpy RuntimeWarning about it, nor any other warning."""
+    app = await start_server()
+    worker = await spawn_worker(app.address)
+    assert await worker.stop(seconds=20) == 0  # the guard exits before the worker does
+    stderr = (tmp_path / "worker-1.stderr").read_text()
+    assert "Warning" not in stderr, stderr
+    assert "worker stopped" in worker.log_text()
+
+
 async def test_sigterm_lets_the_running_job_finish_then_exits(
     start_server: StartServer, spawn_worker: SpawnWorker, stubs_for: Any, db_url: str
 ) -> None:

@@ -16,6 +16,7 @@ from hodei.api.v1 import common_pb2, workers_pb2
 from hodei.settings import Settings
 from hodei.worker.agent import WorkerAgent, WorkerUnknown
 from hodei.worker.attempt import LOG_WINDOW_BATCHES
+from hodei.worker.shutdown import drain
 
 JOB = "00000000-0000-4000-8000-0000000000aa"
 
@@ -38,7 +39,7 @@ async def _stop_agents() -> AsyncIterator[None]:
     yield
     while _AGENTS:
         agent = _AGENTS.pop()
-        await agent.drain(grace=0.0)
+        await drain(agent, grace=0.0)
         tasks = [a.task for a in agent.held if a.task is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -187,7 +188,7 @@ async def test_refused_when_no_slot_is_free_and_when_draining() -> None:
     run(agent, ["/bin/true"], job="00000000-0000-4000-8000-0000000000cc")
     refused = await next_message(agent)
     assert refused.ack.reason == "worker is shutting down"
-    await agent.drain(grace=0.0)  # stops the sleeping job
+    await drain(agent, grace=0.0)  # stops the sleeping job
     assert agent.running_count == 0
 
 

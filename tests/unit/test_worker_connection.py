@@ -16,7 +16,7 @@ import pytest
 from hodei.api.v1 import workers_pb2, workers_pb2_grpc
 from hodei.settings import Settings
 from hodei.worker.agent import WorkerAgent
-from hodei.worker.connection import StreamClient, backoff_delay, channel_options
+from hodei.worker.connection import StreamClient, backoff_delay, stream_channel_options
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
@@ -28,7 +28,7 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
 
 
 def test_channel_has_http2_keepalive() -> None:
-    options = dict(channel_options(Settings(keepalive_time_ms=10_000)))
+    options = dict(stream_channel_options(Settings(keepalive_time_ms=10_000)))
     assert options["grpc.keepalive_time_ms"] == 10_000
     assert options["grpc.keepalive_timeout_ms"] == 60_000
     assert options["grpc.keepalive_permit_without_calls"] == 1

@@ -13,7 +13,6 @@ from hodei.api.v1 import common_pb2, jobs_pb2, logs_pb2, platform_pb2, workers_p
 from hodei.domain.jobs import JobState
 from hodei.domain.workers import WorkerState
 from hodei.errors import InvalidArgument
-from hodei.server.jobs import parse_id
 from hodei.server.models import (
     AttemptRef,
     CancelCommand,
@@ -28,7 +27,15 @@ from hodei.server.models import (
     WelcomeNotice,
     WorkerRecord,
 )
-from hodei.server.reports import ResultReport
+from hodei.server.results import AttemptResult
+
+
+def parse_id(value: str, what: str = "job_id") -> uuid.UUID:
+    """A client-supplied id, or InvalidArgument with a one-line message."""
+    try:
+        return uuid.UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidArgument(f"{what} {value!r} is not a valid UUID") from None
 
 
 def ts(value: datetime | None) -> Timestamp | None:
@@ -73,8 +80,8 @@ def outcome_to_state(value: int) -> JobState:
         raise InvalidArgument(f"job result has no valid outcome ({value})") from None
 
 
-def result_report(result: workers_pb2.JobResult) -> ResultReport:
-    return ResultReport(
+def attempt_result(result: workers_pb2.JobResult) -> AttemptResult:
+    return AttemptResult(
         ref_from_proto(result.ref),
         outcome_to_state(result.outcome),
         result.exit_code if result.has_exit_code else None,

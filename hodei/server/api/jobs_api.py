@@ -13,17 +13,17 @@ from hodei.server.api.convert import (
     job_to_proto,
     log_columns_to_proto,
     log_lines_to_proto,
+    parse_id,
     spec_args,
 )
 from hodei.server.api.status_codes import server_stream, unary
-from hodei.server.jobs import parse_id
 from hodei.server.models import LogLineRecord
 from hodei.server.services import Services
 
 
 class JobExecutionServicer(jobs_pb2_grpc.JobExecutionServiceServicer):
     def __init__(self, services: Services) -> None:
-        self.s = services
+        self.services = services
 
     @unary
     async def QueueJob(
@@ -31,7 +31,7 @@ class JobExecutionServicer(jobs_pb2_grpc.JobExecutionServiceServicer):
     ) -> jobs_pb2.QueueJobResponse:
         if not request.HasField("spec"):
             raise InvalidArgument("spec is required")
-        job = await self.s.submission.submit(
+        job = await self.services.submission.submit(
             **spec_args(request.spec),
             correlation_id=request.correlation_id,
         )
@@ -46,46 +46,46 @@ class JobExecutionServicer(jobs_pb2_grpc.JobExecutionServiceServicer):
             if not item.HasField("spec"):
                 raise InvalidArgument(f"jobs[{index}]: spec is required")
             specs.append({**spec_args(item.spec), "correlation_id": item.correlation_id})
-        jobs = await self.s.submission.submit_many(specs)
+        jobs = await self.services.submission.submit_many(specs)
         return jobs_pb2.QueueJobsResponse(jobs=[job_to_proto(job) for job in jobs])
 
     @unary
     async def GetJob(
         self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.Job:
-        return job_to_proto(await self.s.jobs.get_job(parse_id(request.job_id)))
+        return job_to_proto(await self.services.job_reads.get_job(parse_id(request.job_id)))
 
     @unary
     async def ListJobs(
         self, request: jobs_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.ListJobsResponse:
         states = [job_state_from_proto(s) for s in request.states]
-        jobs = await self.s.jobs.list_jobs(states, request.limit, dict(request.labels))
+        jobs = await self.services.job_reads.list_jobs(states, request.limit, dict(request.labels))
         return jobs_pb2.ListJobsResponse(jobs=[job_to_proto(j) for j in jobs])
 
     @unary
     async def CancelJob(
         self, request: jobs_pb2.CancelJobRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.CancelJobResponse:
-        job, command = await self.s.jobs.cancel_job(
+        job, command = await self.services.transitions.cancel_job(
             parse_id(request.job_id), request.reason, request.force
         )
         if command is not None:
             # The holding worker kills the process and reports CANCELLED; if its stream
             # is on another server or gone, the recovery loop forces CANCELLED later.
-            self.s.registry.send(job.worker_id, command)
+            self.services.registry.send(job.worker_id, command)
         else:
-            self.s.bus.job_changed(job.id)
+            self.services.bus.job_changed(job.id)
         return jobs_pb2.CancelJobResponse(job=job_to_proto(job))
 
 
 class LogStreamServicer(logs_pb2_grpc.LogStreamServiceServicer):
     def __init__(self, services: Services) -> None:
-        self.s = services
+        self.services = services
 
     def _follow(self, request: logs_pb2.SubscribeLogsRequest) -> AsyncIterator[list[LogLineRecord]]:
         """Both subscribe RPCs read the same ordered pages; they differ only in framing."""
-        return self.s.logs.follow(
+        return self.services.logs.follow(
             parse_id(request.job_id),
             include_history=request.include_history,
             tail_lines=request.tail_lines,
@@ -114,7 +114,7 @@ class LogStreamServicer(logs_pb2_grpc.LogStreamServiceServicer):
     async def GetLogs(
         self, request: logs_pb2.GetLogsRequest, context: grpc.aio.ServicerContext
     ) -> logs_pb2.GetLogsResponse:
-        lines, complete = await self.s.logs.read(
+        lines, complete = await self.services.logs.read(
             parse_id(request.job_id), request.after_sequence, request.limit
         )
         return logs_pb2.GetLogsResponse(lines=log_lines_to_proto(lines), complete=complete)

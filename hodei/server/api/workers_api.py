@@ -20,16 +20,16 @@ import grpc
 from hodei.api.v1 import workers_pb2, workers_pb2_grpc
 from hodei.errors import HodeiError, InvalidArgument
 from hodei.server.api.convert import (
+    attempt_result,
     commands_to_proto,
     log_chunk,
+    parse_id,
     ref_from_proto,
-    result_report,
     worker_to_proto,
 )
 from hodei.server.api.status_codes import abort_for, one_line, unary
-from hodei.server.jobs import parse_id
 from hodei.server.models import AttemptRef, RejectedNotice, WelcomeNotice
-from hodei.server.reports import ResultReport
+from hodei.server.results import AttemptResult
 from hodei.server.services import Services
 from hodei.server.sessions import WorkerProtocol
 
@@ -37,9 +37,9 @@ logger = logging.getLogger(__name__)
 
 #: Messages read ahead of processing; beyond that HTTP/2 flow control slows the worker.
 _INBOX = 64
-#: Worker messages applied by one statement per kind (hodei.server.reports).
-_REPORTS = frozenset({"started", "result"})
-_MAX_REPORTS = 256
+#: Worker messages applied in groups, by one statement per kind (hodei.server.results).
+_APPLIED_IN_GROUPS = frozenset({"started", "result"})
+_MAX_APPLIED_GROUP = 256
 #: Commands written as one ServerMessage: at most 32 RunJobs of the largest allowed
 #: spec (~200 KiB each) stay under the worker's 16 MiB receive limit.
 _MAX_GROUP = 32
@@ -49,13 +49,13 @@ _MERGE_LINES = 50_000
 
 class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
     def __init__(self, services: Services) -> None:
-        self.s = services
+        self.services = services
 
     @unary
     async def Register(
         self, request: workers_pb2.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> workers_pb2.RegisterResponse:
-        worker = await self.s.workers.register(
+        worker = await self.services.workers.register(
             name=request.name,
             hostname=request.hostname,
             pid=request.pid,
@@ -65,14 +65,14 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
         )
         return workers_pb2.RegisterResponse(
             worker_id=str(worker.id),
-            heartbeat_interval_ms=int(self.s.settings.heartbeat_interval * 1000),
+            heartbeat_interval_ms=int(self.services.settings.heartbeat_interval * 1000),
         )
 
     @unary
     async def ListWorkers(
         self, request: workers_pb2.ListWorkersRequest, context: grpc.aio.ServicerContext
     ) -> workers_pb2.ListWorkersResponse:
-        workers = await self.s.workers.list(request.include_gone)
+        workers = await self.services.workers.list(request.include_gone)
         return workers_pb2.ListWorkersResponse(workers=[worker_to_proto(w) for w in workers])
 
     async def WorkerStream(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
@@ -126,10 +126,10 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             worker_id,
             running,
             hello.slots,
-            self.s.registry,
-            self.s.jobs,
-            self.s.workers,
-            self.s.logs,
+            self.services.registry,
+            self.services.results,
+            self.services.workers,
+            self.services.logs,
             batches=hello.batches,
         )
 
@@ -149,16 +149,19 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                 if message is None:
                     break
                 kind = message.WhichOneof("payload")
-                if kind in _REPORTS:
+                if kind in _APPLIED_IN_GROUPS:
                     # Starts and results already waiting are applied together.
                     group = [message]
-                    while not inbox.empty() and len(group) < _MAX_REPORTS:
+                    while not inbox.empty() and len(group) < _MAX_APPLIED_GROUP:
                         following = inbox.get_nowait()
-                        if following is None or following.WhichOneof("payload") not in _REPORTS:
+                        if (
+                            following is None
+                            or following.WhichOneof("payload") not in _APPLIED_IN_GROUPS
+                        ):
                             held = following
                             break
                         group.append(following)
-                    await self._guarded(protocol, kind, self._reports(protocol, group))
+                    await self._guarded(protocol, kind, self._starts_and_results(protocol, group))
                     continue
                 if kind != "logs":
                     await self._apply(protocol, message)
@@ -246,20 +249,20 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                 RejectedNotice(None, "INTERNAL", f"the server could not apply {kind}")
             )
 
-    async def _reports(
+    async def _starts_and_results(
         self, protocol: WorkerProtocol, group: list[workers_pb2.WorkerMessage]
     ) -> None:
         started: list[AttemptRef] = []
-        results: list[ResultReport] = []
+        results: list[AttemptResult] = []
         for message in group:
             try:
                 if message.WhichOneof("payload") == "started":
                     started.append(ref_from_proto(message.started.ref))
                 else:
-                    results.append(result_report(message.result))
+                    results.append(attempt_result(message.result))
             except HodeiError as err:
                 protocol.session.send(RejectedNotice(None, err.code, one_line(str(err))))
-        await protocol.reports(started, results)
+        await protocol.starts_and_results(started, results)
 
     async def _apply(self, protocol: WorkerProtocol, message: workers_pb2.WorkerMessage) -> None:
         kind = message.WhichOneof("payload") or "empty"

@@ -1,0 +1,38 @@
+"""The options of every channel to a Hodei server: the CLI's client and the worker's
+stream. The server's side (hodei.server.app.grpc_server_options) is a different list:
+it sets what the server accepts from its peers, not how a channel behaves."""
+
+from __future__ import annotations
+
+MIB = 1024 * 1024
+
+
+def channel_options(
+    keepalive_time_ms: int = 10_000,
+    keepalive_timeout_ms: int = 60_000,
+    *,
+    max_receive_bytes: int = 64 * MIB,
+    max_send_bytes: int | None = None,
+    reconnect_max_backoff_ms: int | None = None,
+) -> list[tuple[str, int]]:
+    """HTTP/2 keepalive, within what the server permits (pings >= 5 s apart): without
+    it an idle stream (a worker's, a long `logs -f` on a quiet job) is cut by the peer
+    or a middlebox (the original platform's `h2 protocol error` every 30 s).
+
+    `reconnect_max_backoff_ms` also makes grpc reconnect quickly once the server is
+    back (for a caller that paces its own retries, like the worker)."""
+    options = [
+        ("grpc.keepalive_time_ms", keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+    if reconnect_max_backoff_ms is not None:
+        options += [
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", max(reconnect_max_backoff_ms, 100)),
+        ]
+    options.append(("grpc.max_receive_message_length", max_receive_bytes))
+    if max_send_bytes is not None:
+        options.append(("grpc.max_send_message_length", max_send_bytes))
+    return options

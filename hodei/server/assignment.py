@@ -1,0 +1,83 @@
+"""Giving queued jobs to workers: claiming them for free slots (the dispatcher's
+cycle), and sending RunJob for the assigned ones (the dispatcher's and QueueJob's
+eager dispatch, hodei.server.submission)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from hodei.db.connector import Database
+from hodei.domain.events import EventType
+from hodei.server.models import AttemptRef, JobRecord, RunCommand
+from hodei.server.sessions import SessionRegistry
+from hodei.server.transitions import JobTransitions
+from hodei.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Assigner:
+    def __init__(self, db: Database, settings: Settings, server_id: str) -> None:
+        self.db = db
+        self.settings = settings
+        self.server_id = server_id
+        #: Set when this process queued a job (hodei.server.submission): wakes the local
+        #: dispatcher at once (the NOTIFY, for the other servers, takes a round trip more).
+        self.queued = asyncio.Event()
+
+    async def claim_and_assign(self, worker_ids: list[uuid.UUID]) -> list[JobRecord]:
+        """Claim queued jobs for the free slots of these workers (READY, connected here)
+        and assign them: one statement, so one round trip and one commit per cycle
+        (queries.sql `dispatch_jobs`). Returns the assigned jobs in dealing order."""
+        if not worker_ids:
+            return []
+        async with self.db.connection() as tx:
+            rows = await tx.all(
+                "dispatch_jobs",
+                {
+                    "server_id": self.server_id,
+                    "ids": worker_ids,
+                    "limit": self.settings.dispatch_batch_size,
+                    "ack_timeout": self.settings.ack_timeout,
+                    "actor": f"dispatcher:{self.server_id}",
+                    "assigned_event": str(EventType.JOB_ASSIGNED),
+                    "busy_event": str(EventType.WORKER_BUSY),
+                },
+            )
+        return [JobRecord.from_row(r) for r in rows]
+
+
+class RunPusher:
+    """Pushes RunJob down each assigned job's worker stream; a job whose stream
+    closed since its assignment goes back to the queue."""
+
+    def __init__(self, transitions: JobTransitions, registry: SessionRegistry) -> None:
+        self.transitions = transitions
+        self.registry = registry
+        #: Jobs sent by eager dispatch and not yet counted in server_status (the
+        #: dispatcher loop adds them to its own counts when it records a cycle).
+        self.eager_unrecorded = 0
+
+    async def push(self, assigned: list[JobRecord]) -> int:
+        """Returns how many RunJob commands were queued on open streams."""
+        pushed = 0
+        for job in assigned:
+            command = RunCommand(
+                ref=AttemptRef(job.id, job.attempts),
+                command=job.command,
+                env=job.env,
+                working_dir=job.working_dir,
+                timeout_seconds=job.timeout_seconds or 0.0,
+                correlation_id=job.correlation_id,
+            )
+            if self.registry.send(job.worker_id, command):
+                pushed += 1
+                logger.debug("RunJob sent", extra=job.log_fields)
+                continue
+            logger.warning("worker stream gone before RunJob; requeueing", extra=job.log_fields)
+            await self.transitions.requeue(
+                job.id, "worker stream closed before the job was sent", "dispatcher"
+            )
+        return pushed

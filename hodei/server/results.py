@@ -1,0 +1,293 @@
+"""A worker's JobAck, JobStarted and JobResult messages, applied.
+
+Under load one worker stream carries several starts and results between two reads of
+the server. Applying each in its own statement and commit was the largest per-job
+cost, so the messages read together are applied by one fenced statement per kind
+(queries.sql `start_jobs_fenced`, `finish_jobs_fenced`): the job rows, the worker's
+occupancy, the events and their outbox rows, all or nothing. On an idle platform a
+group is one message, and the same statement runs with arrays of one.
+
+A message the statement does not match (a superseded attempt, a repeat after a
+reconnect, a result whose lines are still in flight, a refused transition) takes the
+locked one-at-a-time path (hodei.server.transitions), which names the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Iterable, Sequence
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from hodei.db.connector import Database
+from hodei.domain.events import EventType, event_for_job_state
+from hodei.domain.jobs import ACTIVE_JOB_STATES, JobState, can_transition, check_transition
+from hodei.errors import HodeiError, NotFound, StaleAttempt
+from hodei.server.events import job_event, record
+from hodei.server.models import AttemptRef, JobRecord
+from hodei.server.transitions import JobTransitions, fence, finish_locked, lock_job
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """What a worker said about an attempt's end."""
+
+    ref: AttemptRef
+    state: JobState
+    exit_code: int | None
+    error: str
+    total_lines: int = 0
+
+
+#: What became of one message: the job after it; None for a result whose lines are not
+#: all persisted yet (nothing changed); or the error that refused it.
+StartOutcome = JobRecord | HodeiError
+FinishOutcome = JobRecord | None | HodeiError
+
+
+def sources(target: JobState, among: Iterable[JobState] = tuple(JobState)) -> list[str]:
+    """The states from which the domain allows `target`: the guard of a one-statement
+    transition, so that the rule stays in hodei.domain.jobs."""
+    return [str(s) for s in among if can_transition(s, target)]
+
+
+async def start_fenced(
+    db: Database, worker_id: uuid.UUID, refs: Sequence[AttemptRef]
+) -> dict[AttemptRef, JobRecord]:
+    """ASSIGNED -> RUNNING for every ref this worker holds, in one statement. Returns
+    the refs it applied; the others changed nothing."""
+    actor = f"worker:{worker_id}"
+    payloads = [
+        Jsonb(
+            job_event(
+                EventType.JOB_STARTED,
+                ref.job_id,
+                actor,
+                state=str(JobState.RUNNING),
+                attempt=ref.attempt,
+                worker_id=worker_id,
+            ).payload
+        )
+        for ref in refs
+    ]
+    async with db.connection() as tx:
+        rows = await tx.all(
+            "start_jobs_fenced",
+            {
+                "ids": [ref.job_id for ref in refs],
+                "attempts": [ref.attempt for ref in refs],
+                "payloads": payloads,
+                "worker_id": worker_id,
+                "from_states": sources(JobState.RUNNING),
+                "event_type": str(EventType.JOB_STARTED),
+                "actor": actor,
+            },
+        )
+    return _by_ref(rows)
+
+
+async def finish_fenced(
+    db: Database, worker_id: uuid.UUID, results: Sequence[AttemptResult]
+) -> dict[AttemptRef, JobRecord]:
+    """Apply every result that this worker's current attempt allows, in one statement.
+    Returns the refs it applied; the others changed nothing."""
+    actor = f"worker:{worker_id}"
+    events = [
+        job_event(
+            event_for_job_state(r.state),
+            r.ref.job_id,
+            actor,
+            state=str(r.state),
+            attempt=r.ref.attempt,
+            worker_id=worker_id,
+            exit_code=r.exit_code,
+            error=r.error,
+        )
+        for r in results
+    ]
+    async with db.connection() as tx:
+        rows = await tx.all(
+            "finish_jobs_fenced",
+            {
+                "ids": [r.ref.job_id for r in results],
+                "attempts": [r.ref.attempt for r in results],
+                "states": [str(r.state) for r in results],
+                "exit_codes": [r.exit_code for r in results],
+                "errors": [r.error for r in results],
+                "total_lines": [r.total_lines for r in results],
+                "sources": [",".join(sources(r.state, among=ACTIVE_JOB_STATES)) for r in results],
+                "event_types": [str(e.type) for e in events],
+                "payloads": [Jsonb(e.payload) for e in events],
+                "worker_id": worker_id,
+                "actor": actor,
+                "busy_event": str(EventType.WORKER_BUSY),
+                "ready_event": str(EventType.WORKER_READY),
+            },
+        )
+    return _by_ref(rows)
+
+
+def _by_ref(rows: list[dict[str, object]]) -> dict[AttemptRef, JobRecord]:
+    jobs = (JobRecord.from_row(row) for row in rows)
+    return {AttemptRef(job.id, job.attempts): job for job in jobs}
+
+
+async def applied_or_none(
+    fenced: Awaitable[dict[AttemptRef, JobRecord]],
+) -> dict[AttemptRef, JobRecord]:
+    """What a group statement applied; nothing when it failed as a whole in a way that
+    one message at a time can get past (a deadlock with another multi-row writer, a
+    serialization failure): every message then takes the locked path."""
+    try:
+        return await fenced
+    except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+        return {}
+
+
+class WorkerResults:
+    """What workers say about their attempts: accepted or refused, started, ended."""
+
+    def __init__(self, db: Database, transitions: JobTransitions) -> None:
+        self.db = db
+        self.transitions = transitions
+
+    async def ack(
+        self, worker_id: uuid.UUID, ref: AttemptRef, accepted: bool, reason: str
+    ) -> JobRecord:
+        if not accepted:
+            return await self.transitions.requeue(
+                ref.job_id,
+                f"worker refused the job: {reason}",
+                f"worker:{worker_id}",
+                attempt=ref.attempt,
+                worker_id=worker_id,
+            )
+        # The common case in one statement; it changes no state, so writes no event.
+        async with self.db.connection() as tx:
+            row = await tx.one(
+                "ack_current_job",
+                {"id": ref.job_id, "attempt": ref.attempt, "worker_id": worker_id},
+            )
+            if row is not None:
+                return JobRecord.from_row(row)
+            row = await tx.one("get_job", {"id": ref.job_id})
+        if row is None:
+            raise NotFound(f"job {ref.job_id} not found")
+        job = JobRecord.from_row(row)
+        fence(job, worker_id, ref.attempt)
+        return job  # a late or repeated ack changes nothing
+
+    async def start(self, worker_id: uuid.UUID, ref: AttemptRef) -> JobRecord:
+        outcome = (await self.start_many(worker_id, [ref]))[0]
+        if isinstance(outcome, HodeiError):
+            raise outcome
+        return outcome
+
+    async def start_many(
+        self, worker_id: uuid.UUID, refs: Sequence[AttemptRef]
+    ) -> list[StartOutcome]:
+        """JobStarted messages of one worker, in one fenced statement; the refs it does
+        not match go the locked way, one at a time."""
+        applied = await applied_or_none(start_fenced(self.db, worker_id, refs))
+        outcomes: list[StartOutcome] = []
+        for ref in refs:
+            job = applied.get(ref)
+            if job is not None:
+                logger.debug("job started", extra=job.log_fields)
+                outcomes.append(job)
+                continue
+            try:
+                outcomes.append(await self._start_checked(worker_id, ref))
+            except HodeiError as err:
+                outcomes.append(err)
+        return outcomes
+
+    async def _start_checked(self, worker_id: uuid.UUID, ref: AttemptRef) -> JobRecord:
+        """Why the fenced start matched nothing: an error, or a repeat to ignore."""
+        async with self.db.transaction() as tx:
+            job = await lock_job(tx, ref.job_id)
+            fence(job, worker_id, ref.attempt)
+            if job.state == JobState.RUNNING:
+                return job  # repeated after a reconnect
+            check_transition(job.state, JobState.RUNNING)
+            # Unreachable unless the row changed since the fenced statement: apply it here.
+            row = await tx.one("start_job", {"id": job.id})
+            assert row is not None
+            started = JobRecord.from_row(row)
+            await record(
+                tx,
+                [
+                    job_event(
+                        EventType.JOB_STARTED,
+                        job.id,
+                        f"worker:{worker_id}",
+                        job.correlation_id,
+                        state=str(JobState.RUNNING),
+                        attempt=job.attempts,
+                        worker_id=worker_id,
+                    )
+                ],
+            )
+        logger.debug("job started", extra=started.log_fields)
+        return started
+
+    async def finish(
+        self,
+        worker_id: uuid.UUID,
+        ref: AttemptRef,
+        state: JobState,
+        exit_code: int | None,
+        error: str,
+        total_lines: int = 0,
+    ) -> JobRecord | None:
+        """Apply a worker's result, fenced: only the current attempt of this worker, only
+        while ASSIGNED/RUNNING. A repeat of an already applied result is a no-op.
+        Returns None, changing nothing, while fewer than `total_lines` of the attempt's
+        lines are persisted."""
+        result = AttemptResult(ref, state, exit_code, error, total_lines)
+        outcome = (await self.finish_many(worker_id, [result]))[0]
+        if isinstance(outcome, HodeiError):
+            raise outcome
+        return outcome
+
+    async def finish_many(
+        self, worker_id: uuid.UUID, results: Sequence[AttemptResult]
+    ) -> list[FinishOutcome]:
+        """Results of one worker, in one fenced statement (job rows, its freed slots,
+        events); refusals, repeats and results waiting for their lines go the locked
+        way, one at a time."""
+        applied = await applied_or_none(finish_fenced(self.db, worker_id, results))
+        outcomes: list[FinishOutcome] = []
+        for result in results:
+            job = applied.get(result.ref)
+            if job is not None:
+                logger.info("job %s", str(result.state).lower(), extra=job.log_fields)
+                outcomes.append(job)
+                continue
+            try:
+                outcomes.append(await self._finish_checked(worker_id, result))
+            except HodeiError as err:
+                outcomes.append(err)
+        return outcomes
+
+    async def _finish_checked(
+        self, worker_id: uuid.UUID, result: AttemptResult
+    ) -> JobRecord | None:
+        """Why the fenced result matched nothing: an error, a repeat, missing lines."""
+        async with self.db.transaction() as tx:
+            job = await lock_job(tx, result.ref.job_id)
+            fence(job, worker_id, result.ref.attempt)
+            if job.state.is_final:
+                return job
+            if job.attempt_lines < result.total_lines:
+                return None
+            if not job.state.is_active:
+                raise StaleAttempt(f"job {job.id} is {job.state}, not running on {worker_id}")
+            return await finish_locked(
+                tx, job, result.state, result.exit_code, result.error, f"worker:{worker_id}"
+            )

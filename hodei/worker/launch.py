@@ -1,0 +1,117 @@
+"""Starting the process of an attempt the agent accepted, and waiting for its end.
+
+The agent decides (accept or refuse RunJob, what the end means on the wire); this
+module does the process side: the JobProcess built from RunJob and the settings, its
+lines into the attempt's buffer, the pause while that buffer is full, the start and the
+end handed back to the agent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from hodei.api.v1 import workers_pb2
+from hodei.settings import Settings
+from hodei.worker.attempt import Attempt, Key
+from hodei.worker.guard import JobGuard
+from hodei.worker.runner import JobProcess, Outcome, RunResult
+from hodei.worker.wakeups import Wakeups
+
+logger = logging.getLogger(__name__)
+
+#: Called with the attempt and how its process ended.
+OnEnd = Callable[[Attempt, RunResult], None]
+
+
+class Launcher:
+    def __init__(
+        self,
+        settings: Settings,
+        base_env: Mapping[str, str],
+        guard: JobGuard | None,
+        wakeups: Wakeups,
+        holds: Callable[[Key], bool],
+        on_end: OnEnd,
+    ) -> None:
+        self.settings = settings
+        self.base_env = dict(base_env)
+        #: Kills the jobs' process groups if this worker dies (hodei.worker.guard).
+        self.guard = guard
+        self.wakeups = wakeups
+        #: Whether the agent still holds an attempt (a dropped one stops waiting).
+        self.holds = holds
+        self.on_end = on_end
+
+    def start(self, att: Attempt, run: workers_pb2.RunJob, worker_id: str) -> None:
+        """Spawn the attempt's process now and wait for its end in a task."""
+        # The process object exists before the task runs, so a CancelJob or a
+        # shutdown arriving right after RunJob finds it (and stops it before it starts).
+        att.process = self._make_process(att, run, worker_id)
+        # Started here rather than in the task: the spawn does not wait for the task to
+        # be scheduled behind the stream's other work (about a millisecond under load).
+        try:
+            early = att.process.start(self._started_callback(att, worker_id))
+        except Exception as exc:  # a bug here must not take the stream down
+            logger.exception("job runner failed", extra=att.log_fields(worker_id))
+            early = RunResult(Outcome.FAILED, None, f"worker error: {exc}")
+        att.task = asyncio.create_task(
+            self._wait(att, early, worker_id), name=f"job-{att.job_id}-{att.attempt}"
+        )
+
+    def _make_process(self, att: Attempt, run: workers_pb2.RunJob, worker_id: str) -> JobProcess:
+        drop_logs = self.settings.fault_drop_logs
+        logs = att.logs
+        wakeups = self.wakeups
+
+        def on_lines(is_stderr: bool, lines: list[bytes], ts_ns: int) -> None:
+            if drop_logs:
+                return
+            logs.append(is_stderr, lines, ts_ns, time.monotonic())
+            wakeups.send.set()
+
+        buffer_cap = self.settings.worker_log_buffer_bytes
+
+        async def room() -> None:
+            # Output the server has not confirmed is capped; the job waits on its
+            # writes meanwhile (as it would on a full pipe).
+            while logs.held_bytes > buffer_cap and self.holds(att.key):
+                wakeups.persisted.clear()
+                await wakeups.persisted.wait()
+
+        return JobProcess(
+            list(run.command),
+            env={**self.base_env, **run.env},
+            working_dir=run.working_dir,
+            timeout=run.timeout_seconds or None,
+            on_lines=on_lines,
+            kill_grace=self.settings.worker_kill_grace,
+            max_line_bytes=self.settings.worker_max_line_bytes,
+            log_extra=att.log_fields(worker_id),
+            is_full=lambda: logs.held_bytes > buffer_cap,
+            room=room,
+            guard=self.guard,
+        )
+
+    async def _wait(self, att: Attempt, early: RunResult | None, worker_id: str) -> None:
+        assert att.process is not None
+        try:
+            result = early or await att.process.wait()
+        except Exception as exc:  # a bug here must not take the worker down
+            logger.exception("job runner failed", extra=att.log_fields(worker_id))
+            result = RunResult(Outcome.FAILED, None, f"worker error: {exc}")
+        att.running = False
+        self.on_end(att, result)
+
+    def _started_callback(self, att: Attempt, worker_id: str) -> Callable[[int], None]:
+        def on_started(pid: int) -> None:
+            att.pid = pid
+            # At DEBUG: the one INFO line per job is written when it finishes (logging
+            # was a tenth of the worker's CPU with two or three lines per job).
+            logger.debug(
+                "job started pid=%d: %s", pid, att.command, extra=att.log_fields(worker_id)
+            )
+            self.wakeups.send.set()
+
+        return on_started
