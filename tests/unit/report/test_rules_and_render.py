@@ -477,7 +477,7 @@ def test_passwords_quoted_in_logs_and_errors_never_reach_the_json() -> None:
 def test_catalogue_points_at_modules_that_exist() -> None:
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     modules = {m for texts in FINDINGS.values() for t in texts.values() for m in t.modules}
     missing = sorted(m for m in modules if not (root / m).exists())
     assert not missing, missing

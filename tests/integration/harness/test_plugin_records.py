@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.run import append_record, read_job_ids, read_records
 from hodei.report.model import ScenarioRecord, Status, StepRecord
-from tests.harness.test_report_diagnoses import run_features
+from tests.integration.harness.test_report_diagnoses import run_features
 
 
 def _record(name: str, feature: str, status: Status) -> ScenarioRecord:

@@ -41,7 +41,7 @@ def test_the_shipped_queries_include_their_outbox_rows() -> None:
 def test_every_shipped_query_is_used_by_the_package() -> None:
     """A query nothing runs is dead SQL that still has to be kept in step with the
     schema (log_tail_start was, for several sessions)."""
-    package = Path(__file__).resolve().parents[2] / "hodei"
+    package = Path(__file__).resolve().parents[3] / "hodei"
     source = "\n".join(p.read_text("utf-8") for p in package.rglob("*.py"))
     unused = [name for name in queries() if f'"{name}"' not in source]
     assert unused == []

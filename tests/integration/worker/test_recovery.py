@@ -15,7 +15,7 @@ import pytest
 
 from hodei.api.v1 import common_pb2
 from tests.integration.conftest import SpawnWorker, pid_alive
-from tests.integration.test_worker_lifecycle import job_logs, worker_row
+from tests.integration.worker.test_lifecycle import job_logs, worker_row
 from tests.integration.wire import Stubs
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SEED_ITEMS = [
     "DISPATCHER_CYCLES",
     "JOBS_LEAVE_PENDING",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hodei.worker.guard import JobGuard
 from hodei.worker.spawn import Child, spawn
-from tests.unit.test_worker_runner import _alive
+from tests.unit.worker.test_runner import _alive
 
 
 def _wait_dead(pid: int, seconds: float = 5.0) -> bool:
