@@ -20,6 +20,8 @@ from harness.launchers.containers import (
 from harness.launchers.local import server_health
 from harness.waits import wait_for
 
+pytestmark = pytest.mark.integration
+
 
 def test_unreachable_docker_is_a_skip_reason(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path

@@ -12,6 +12,8 @@ import pytest
 from hodei.db.embedded import resolve_database_url
 from hodei.settings import Settings
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def data_dir():  # type: ignore[no-untyped-def]

@@ -60,6 +60,9 @@ EXPECTED_COLUMNS = {
 }
 
 
+pytestmark = pytest.mark.integration
+
+
 def test_migrations_yield_expected_tables_and_columns(db_url: str) -> None:
     with psycopg.connect(db_url) as conn:
         rows = conn.execute(

@@ -21,6 +21,9 @@ from hodei.settings import Settings
 ROUNDS = 8
 
 
+pytestmark = pytest.mark.integration
+
+
 @pytest.fixture
 async def services(db_url: str) -> AsyncIterator[Services]:
     # One connection, so that every execution lands in the same session's cache.

@@ -11,6 +11,8 @@ import pytest
 from hodei.diagnose.registry import Thresholds
 from hodei.diagnose.runner import select_checks
 
+pytestmark = pytest.mark.integration
+
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -97,7 +99,6 @@ def test_threshold_overrides_keep_types() -> None:
     )
 
 
-@pytest.mark.integration
 def test_finds_the_running_embedded_database_without_starting_one(tmp_path: Path) -> None:
     import asyncio
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from harness.run import append_record, read_job_ids, read_records
 from hodei.report.model import ScenarioRecord, Status, StepRecord
-from tests.integration.harness.test_report_diagnoses import run_features
+from tests.integration.harness.feature_runs import run_features
+
+pytestmark = pytest.mark.integration
 
 
 def _record(name: str, feature: str, status: Status) -> ScenarioRecord:

@@ -21,6 +21,9 @@ from tests.integration.wire import FakeWorkerStream, Stubs
 StartServer = Callable[..., Awaitable[Any]]
 
 
+pytestmark = pytest.mark.integration
+
+
 def status_row(db_url: str) -> dict[str, Any]:
     with psycopg.connect(db_url, row_factory=psycopg.rows.dict_row) as conn:
         rows = conn.execute("SELECT * FROM server_status").fetchall()

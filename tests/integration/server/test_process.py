@@ -12,7 +12,10 @@ from pathlib import Path
 
 import grpc
 import psycopg
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+pytestmark = pytest.mark.integration
 
 
 def test_server_process_starts_serves_and_stops_on_sigterm(db_url: str, tmp_path: Path) -> None:

@@ -15,6 +15,9 @@ from tests.integration.wire import FakeWorkerStream, Stubs
 StartServer = Callable[..., Awaitable[Any]]
 
 
+pytestmark = pytest.mark.integration
+
+
 def job_events(db_url: str, job_id: str) -> list[str]:
     with psycopg.connect(db_url) as conn:
         return [

@@ -8,11 +8,15 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+import pytest
 
 from hodei.api.v1 import common_pb2
 from tests.integration.wire import FakeWorkerStream, Stubs
 
 StartServer = Callable[..., Any]
+
+
+pytestmark = pytest.mark.integration
 
 
 def _events(db_url: str, aggregate_id: str) -> list[tuple[str, dict[str, Any]]]:

@@ -22,6 +22,9 @@ from hodei.settings import Settings
 SERVER = "test-server"
 
 
+pytestmark = pytest.mark.integration
+
+
 @pytest.fixture
 async def services(db_url: str) -> AsyncIterator[Services]:
     db = Database(db_url, 1, 4)

@@ -16,6 +16,9 @@ from tests.integration.wire import FakeWorkerStream, Stubs
 StartServer = Callable[..., Awaitable[Any]]
 
 
+pytestmark = pytest.mark.integration
+
+
 @pytest.fixture
 async def stubs_factory() -> AsyncIterator[Callable[[str], Stubs]]:
     made: list[Stubs] = []

@@ -10,35 +10,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from hodei.api.v1 import common_pb2, jobs_pb2
 from tests.integration.conftest import SpawnWorker, pid_alive
+from tests.integration.worker.db_rows import job_logs, worker_row
 
 pytestmark = pytest.mark.integration
 
 StartServer = Callable[..., Awaitable[Any]]
 S = common_pb2
-
-
-async def job_logs(db_url: str, job_id: str) -> list[tuple[int, bool, str]]:
-    async with await psycopg.AsyncConnection.connect(db_url) as conn:
-        cur = await conn.execute(
-            "SELECT attempt, is_stderr, line FROM job_logs WHERE job_id = %s ORDER BY sequence",
-            (job_id,),
-        )
-        return [(int(a), bool(e), str(line)) for a, e, line in await cur.fetchall()]
-
-
-async def worker_row(db_url: str, worker_id: str) -> tuple[str, int]:
-    async with await psycopg.AsyncConnection.connect(db_url) as conn:
-        cur = await conn.execute(
-            "SELECT state, running_jobs FROM workers WHERE id = %s", (worker_id,)
-        )
-        row = await cur.fetchone()
-    assert row is not None
-    return str(row[0]), int(row[1])
 
 
 def read_text(path: Path) -> str:

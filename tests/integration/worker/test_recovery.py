@@ -15,8 +15,8 @@ import pytest
 
 from hodei.api.v1 import common_pb2
 from tests.integration.conftest import SpawnWorker, pid_alive
-from tests.integration.worker.test_lifecycle import job_logs, worker_row
 from tests.integration.wire import Stubs
+from tests.integration.worker.db_rows import job_logs, worker_row
 
 pytestmark = pytest.mark.integration
 

@@ -17,6 +17,9 @@ from tests.integration.wire import Stubs
 StartServer = Callable[..., Any]
 
 
+pytestmark = pytest.mark.integration
+
+
 def _count(db_url: str, sql: str, *params: Any) -> int:
     with psycopg.connect(db_url) as conn:
         row = conn.execute(sql, params).fetchone()

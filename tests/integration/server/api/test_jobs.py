@@ -19,6 +19,9 @@ from tests.integration.wire import Stubs
 StartServer = Callable[..., Awaitable[Any]]
 
 
+pytestmark = pytest.mark.integration
+
+
 @pytest.fixture
 async def stubs(start_server: StartServer) -> AsyncIterator[Stubs]:
     app = await start_server(dispatcher_enabled=False)

@@ -16,6 +16,9 @@ from tests.integration.wire import FakeWorkerStream, Stubs
 StartServer = Callable[..., Awaitable[Any]]
 
 
+pytestmark = pytest.mark.integration
+
+
 class Running:
     """A job RUNNING on a hand-driven worker, with helpers to emit lines and finish."""
 
