@@ -13,19 +13,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from harness.waits import WaitTimeout, wait_for_async, wait_until_async
 
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -53,6 +53,10 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class WorkerExited(AssertionError):
+    """The worker process ended while a test waited for it to log something."""
 
 
 class WorkerProcess:
@@ -88,21 +92,28 @@ class WorkerProcess:
 
     async def wait_log(self, pattern: str, seconds: float = 15.0, count: int = 1) -> None:
         """Wait until the log holds `count` matches of the regex `pattern`."""
-        deadline = time.monotonic() + seconds
         rx = re.compile(pattern)
-        while len(rx.findall(self.log_text())) < count:
-            if self.proc.poll() is not None:
-                raise AssertionError(
+
+        async def matches() -> int:
+            found = len(rx.findall(self.log_text()))
+            if found < count and self.proc.poll() is not None:
+                raise WorkerExited(
                     f"worker {self.name} exited ({self.proc.returncode}) while waiting for "
                     f"{pattern!r}; log:\n{self.log_text()}"
                 )
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"worker {self.name}: no {pattern!r} x{count} within {seconds} s; "
-                    f"log:\n{self.log_text()}"
-                )
             self.note_children()
-            await asyncio.sleep(0.05)
+            return found
+
+        try:
+            await wait_for_async(
+                f"worker {self.name}: {pattern!r} x{count}",
+                matches,
+                lambda n: n >= count,
+                seconds,
+                abort_on=(WorkerExited,),
+            )
+        except WaitTimeout as exc:
+            raise AssertionError(f"{exc}; log:\n{self.log_text()}") from None
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         self.note_children()
@@ -110,11 +121,9 @@ class WorkerProcess:
             self.proc.send_signal(sig)
 
     async def wait_exit(self, seconds: float = 15.0) -> int:
-        deadline = time.monotonic() + seconds
-        while self.proc.poll() is None:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"worker {self.name} did not exit within {seconds} s")
-            await asyncio.sleep(0.05)
+        await wait_until_async(
+            f"worker {self.name} to exit", lambda: self.proc.poll() is not None, seconds
+        )
         return self.proc.returncode
 
     async def stop(self, seconds: float = 15.0) -> int:

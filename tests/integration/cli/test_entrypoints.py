@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
+from harness.waits import wait_for_async
 from hodei.client import HodeiClient
 from tests.integration.cli_process import closed_port, finish, hodei, start_cli
 
@@ -42,11 +42,13 @@ async def test_hodei_worker_registers_runs_a_job_and_stops(
     proc = await start_cli(*argv)
     try:
         async with HodeiClient(app.address) as client:
-            for _ in range(300):
-                workers = [w for w in await client.list_workers() if w.connected]
-                if workers:
-                    break
-                await asyncio.sleep(0.1)
+
+            async def connected_workers() -> list[Any]:
+                return [w for w in await client.list_workers() if w.connected]
+
+            workers = await wait_for_async(
+                "a connected worker", connected_workers, bool, timeout_s=30, poll_s=0.1
+            )
             assert [(w.name, w.slots) for w in workers] == [("cli-worker", 3)]
         ran = await hodei("job", "run", "--", "echo", "via hodei worker", server=app.address)
         assert (ran.returncode, ran.stdout) == (0, "via hodei worker\n"), str(ran)

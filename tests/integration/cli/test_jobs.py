@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from harness.waits import wait_for_async
 from hodei.client import HodeiClient, JobView
 from hodei.domain.jobs import JobState
 from tests.integration.cli_process import (
@@ -39,14 +40,13 @@ async def platform(start_server: StartServer, spawn_worker: SpawnWorker) -> str:
 
 async def wait_state(address: str, job_id: str, *states: JobState, seconds: float = 15) -> JobView:
     async with HodeiClient(address) as client:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        job = await client.get_job(job_id)
-        while job.state not in states:
-            assert loop.time() < end, f"job {job_id} still {job.state}, wanted {states}"
-            await asyncio.sleep(0.05)
-            job = await client.get_job(job_id)
-        return job
+        return await wait_for_async(
+            f"job {job_id} to be {' or '.join(s.name for s in states)}",
+            lambda: client.get_job(job_id),
+            lambda job: job.state in states,
+            timeout_s=seconds,
+            describe=lambda job: job.state,
+        )
 
 
 async def test_job_run_prints_exact_lines_and_exits_with_the_job_code(platform: str) -> None:

@@ -15,10 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-
-from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
 
 
 @dataclass
@@ -70,36 +67,6 @@ def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProc]]:
             except subprocess.TimeoutExpired:
                 w.proc.kill()
                 w.proc.wait(timeout=5)
-
-
-async def wait_ready_workers(db_url: str, n: int, within_s: float = 15.0) -> None:
-    """Wait until `n` workers are READY with an open stream (asserting, with the last value)."""
-    deadline = time.monotonic() + within_s
-    seen: Any = None
-    while time.monotonic() < deadline:
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            seen = conn.execute(
-                "SELECT count(*) FROM workers WHERE state = 'READY' AND server_id IS NOT NULL"
-            ).fetchone()
-        if seen and seen[0] >= n:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"waited {within_s} s for {n} READY worker(s); last count {seen}")
-
-
-async def queue_job(address: str, command: list[str]) -> str:
-    """Queue a test-tagged job through the public API (grpc.aio: the server shares our loop)."""
-    import grpc
-
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = jobs_pb2_grpc.JobExecutionServiceStub(channel)
-        reply = await stub.QueueJob(
-            jobs_pb2.QueueJobRequest(
-                spec=jobs_pb2.JobSpec(command=command, labels={"hodei.io/test": "true"})
-            ),
-            timeout=5,
-        )
-        return str(reply.job.id)
 
 
 @dataclass

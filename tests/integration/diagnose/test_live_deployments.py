@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.integration.diagnose.conftest import queue_job, wait_ready_workers
+from tests.integration.diagnose.deployments import queue_job, wait_ready_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

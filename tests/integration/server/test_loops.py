@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from harness.waits import wait_for_async, wait_until_async
 from hodei.api.v1 import common_pb2, jobs_pb2
 from hodei.server.supervisor import Supervisor
 from tests.integration.wire import FakeWorkerStream, Stubs
@@ -49,11 +50,16 @@ async def test_job_inserted_without_notify_is_dispatched_by_polling(
     assert run.ref.job_id == str(job_id) and run.ref.attempt == 1
     assert waited < 0.3 * 3 + 0.5, f"polling backstop took {waited:.2f}s"
     # The status row is written at most every 0.25 s while busy, then at the next idle cycle.
-    for _ in range(40):
-        row = status_row(db_url)
-        if row["dispatched_total"] == 1:
-            break
-        await asyncio.sleep(0.05)
+
+    async def read_status_row() -> dict[str, Any]:
+        return status_row(db_url)
+
+    row = await wait_for_async(
+        "the status row to count the dispatched job",
+        read_status_row,
+        lambda r: r["dispatched_total"] == 1,
+        timeout_s=2.0,
+    )
     assert row["dispatcher_enabled"] and row["dispatched_total"] == 1
     assert row["dispatcher_last_cycle_at"] is not None and row["dispatcher_cycles"] >= 2
     await worker.close()
@@ -166,10 +172,7 @@ async def test_supervisor_restarts_a_crashed_loop_and_logs_it(caplog: Any) -> No
 
     supervisor = Supervisor(stop, initial_backoff=0.01)
     supervisor.start("flaky", flaky)
-    for _ in range(100):
-        if runs >= 3:
-            break
-        await asyncio.sleep(0.02)
+    await wait_until_async("the third run of the crashing loop", lambda: runs >= 3, 2.0, 0.02)
     assert runs == 3 and supervisor.alive("flaky") and supervisor.restarts["flaky"] == 2
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 2 and "flaky crashed" in errors[0].getMessage()

@@ -15,7 +15,13 @@ import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.waits import wait_for
+
 pytestmark = pytest.mark.integration
+
+
+class ServerExited(AssertionError):
+    """The server process ended before it said where it listens."""
 
 
 def test_server_process_starts_serves_and_stops_on_sigterm(db_url: str, tmp_path: Path) -> None:
@@ -37,17 +43,24 @@ def test_server_process_starts_serves_and_stops_on_sigterm(db_url: str, tmp_path
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        port = None
-        while time.monotonic() < deadline and port is None:
+
+        def listening_port() -> int | None:
             text = log.read_text() if log.exists() else ""
             match = re.search(r"listening on 127\.0\.0\.1:(\d+)", text)
             if match:
-                port = int(match.group(1))
-            elif proc.poll() is not None:
-                raise AssertionError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
-            else:
-                time.sleep(0.1)
+                return int(match.group(1))
+            if proc.poll() is not None:
+                raise ServerExited(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
+            return None
+
+        port = wait_for(
+            "the server to say where it listens",
+            listening_port,
+            lambda found: found is not None,
+            timeout_s=30,
+            poll_s=0.1,
+            abort_on=(ServerExited,),
+        )
         assert port, "server never said where it listens"
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             answer = health_pb2_grpc.HealthStub(channel).Check(

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from harness.waits import wait_for_async
 from hodei.api.v1 import common_pb2, workers_pb2
 from tests.integration.wire import FakeWorkerStream, Stubs
 
@@ -71,15 +72,15 @@ async def test_silent_worker_is_lost_and_its_job_finished_elsewhere(
     await stubs.wait_state(job.id, common_pb2.JOB_STATE_RUNNING)
     # The doomed worker never heartbeats: LOST after 0.6 s; a healthy one takes over.
     healthy, _ = await FakeWorkerStream.connect(stubs)
-    for _ in range(30):
+
+    async def heartbeat_then_run() -> Any:
+        """One heartbeat, then 0.2 s for a RunJob (a TimeoutError means not yet)."""
         await healthy.send(heartbeat=workers_pb2.Heartbeat(free_slots=1))
-        try:
-            retry = await healthy.receive_kind("run", seconds=0.2)
-            break
-        except TimeoutError:
-            continue
-    else:
-        raise AssertionError("the job was never reassigned")
+        return await healthy.receive_kind("run", seconds=0.2)
+
+    retry = await wait_for_async(
+        "the job to be reassigned", heartbeat_then_run, lambda _: True, timeout_s=6, poll_s=0
+    )
     assert retry.ref.job_id == job.id and retry.ref.attempt == 2
     with psycopg.connect(db_url) as conn:
         state = conn.execute(

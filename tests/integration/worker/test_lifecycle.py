@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from harness.waits import wait_until_async
 from hodei.api.v1 import common_pb2, jobs_pb2
 from tests.integration.conftest import SpawnWorker, pid_alive
 from tests.integration.worker.db_rows import job_logs, worker_row
@@ -31,11 +32,7 @@ def read_text(path: Path) -> str:
 
 async def wait_file(path: Path, seconds: float = 10.0) -> str:
     """Wait until a job wrote `path` (small files written by the test's own jobs)."""
-    deadline = time.monotonic() + seconds
-    while not (text := read_text(path)):
-        assert time.monotonic() < deadline, f"{path} never written"
-        await asyncio.sleep(0.05)
-    return text
+    return str(await wait_until_async(f"{path} to be written", lambda: read_text(path), seconds))
 
 
 async def wait_gone(pid: int, seconds: float = 5.0) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from harness.waits import wait_for_async, wait_until_async
 from hodei.api.v1 import common_pb2
 from tests.integration.conftest import SpawnWorker, pid_alive
 from tests.integration.wire import Stubs
@@ -45,10 +46,10 @@ async def test_worker_killed_mid_job_and_the_job_is_finished_by_another(
         ["/bin/sh", "-c", "echo attempt start; sleep 2; echo attempt done"], max_attempts=3
     )
     await stubs.wait_state(job.id, S.JOB_STATE_RUNNING, seconds=15)
-    deadline = time.monotonic() + 10
-    while not await job_logs(db_url, job.id):  # the first line streamed, then the kill
-        assert time.monotonic() < deadline, "the first attempt streamed nothing"
-        await asyncio.sleep(0.05)
+    # The first line streamed, then the kill.
+    await wait_for_async(
+        "the first attempt to stream a line", lambda: job_logs(db_url, job.id), bool, 10
+    )
     first.kill()  # SIGKILL: no goodbye, the server must notice by itself
     await first.wait_exit()
     second = await spawn_worker(app.address)
@@ -74,10 +75,11 @@ async def test_the_jobs_of_a_killed_worker_are_killed_with_their_grandchildren(
     pids = tmp_path / "pids"
     job = await stubs.queue(["/bin/sh", "-c", f"sleep 60 & echo $$ $! > {pids}; wait"])
     await stubs.wait_state(job.id, S.JOB_STATE_RUNNING, seconds=15)
-    deadline = time.monotonic() + 10
-    while len(pids.read_text().split() if pids.exists() else []) < 2:
-        assert time.monotonic() < deadline, "the job never started its background process"
-        await asyncio.sleep(0.05)
+    await wait_until_async(
+        "the job to start its background process",
+        lambda: len(pids.read_text().split() if pids.exists() else []) >= 2,
+        10,
+    )
     shell, grandchild = (int(p) for p in pids.read_text().split())
     assert pid_alive(shell) and pid_alive(grandchild)
     worker.kill()  # SIGKILL: the worker can do nothing; its guard sees the pipe end

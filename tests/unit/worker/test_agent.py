@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from harness.waits import wait_until_async
 from hodei.api.v1 import common_pb2, workers_pb2
 from hodei.settings import Settings
 from hodei.worker.agent import WorkerAgent, WorkerUnknown
@@ -196,10 +197,8 @@ async def test_rejected_attempt_kills_the_process_and_drops_its_buffers(tmp_path
     pidfile = tmp_path / "pid"
     run(agent, ["/bin/sh", "-c", f"echo $$ > {pidfile}; sleep 100 & wait"])
     assert (await next_message(agent)).WhichOneof("payload") == "started"
-    deadline = time.monotonic() + 5
-    while not _read(pidfile):  # the shell wrote its pid: it is running for sure
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
+    # The shell wrote its pid: it is running for sure.
+    await wait_until_async("the job to write its pid", lambda: _read(pidfile), 5, poll_s=0.02)
     agent.handle(
         workers_pb2.ServerMessage(
             rejected=workers_pb2.Rejected(
@@ -209,10 +208,7 @@ async def test_rejected_attempt_kills_the_process_and_drops_its_buffers(tmp_path
     )
     assert agent.held == []
     pid = int(_read(pidfile))
-    deadline = time.monotonic() + 5
-    while _state(pid) != "Z":
-        assert time.monotonic() < deadline, "the rejected job's process survived"
-        await asyncio.sleep(0.05)
+    await wait_until_async("the rejected job's process to end", lambda: _state(pid) == "Z", 5)
 
 
 def _read(path: Path) -> str:

@@ -10,6 +10,7 @@ import signal
 import time
 from pathlib import Path
 
+from harness.waits import wait_until
 from hodei.worker.guard import JobGuard
 from hodei.worker.spawn import Child, spawn
 from tests.unit.worker.test_runner import _alive
@@ -28,10 +29,12 @@ def _group_with_grandchild(tmp_path: Path, name: str) -> tuple[Child, int]:
     """A job-like process group: a shell that starts a background sleep and waits."""
     pid_file = tmp_path / name
     child = spawn(["sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait"], dict(os.environ))
-    deadline = time.monotonic() + 5
-    while not pid_file.exists() or not pid_file.read_text().strip():
-        assert time.monotonic() < deadline, "the job never started its grandchild"
-        time.sleep(0.02)
+    wait_until(
+        "the job to start its grandchild",
+        lambda: pid_file.exists() and pid_file.read_text().strip(),
+        timeout_s=5,
+        poll_s=0.02,
+    )
     return child, int(pid_file.read_text())
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.waits import wait_until_async
 from hodei.worker.runner import JobProcess, Outcome, RunResult
 
 
@@ -55,10 +56,7 @@ def _alive(pid: int) -> bool:
 
 
 async def _until(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
+    await wait_until_async("the condition", predicate, seconds, poll_s=0.02)
 
 
 async def _wait_gone(pid: int, seconds: float = 3.0) -> bool:
