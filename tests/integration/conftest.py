@@ -23,9 +23,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from harness.waits import WaitTimeout, wait_for_async, wait_until_async
+from hodei.api.v1 import workers_pb2, workers_pb2_grpc
 
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -60,10 +62,14 @@ class WorkerExited(AssertionError):
 
 
 class WorkerProcess:
-    def __init__(self, proc: subprocess.Popen[bytes], log_path: Path, name: str) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[bytes], log_path: Path, name: str, address: str
+    ) -> None:
         self.proc = proc
         self.log_path = log_path
         self.name = name
+        #: The server it was started against (where its registration is listed).
+        self.address = address
         #: Job process groups seen under this worker (collected before it dies).
         self.job_pids: set[int] = set()
 
@@ -80,10 +86,18 @@ class WorkerProcess:
     def error_lines(self) -> list[str]:
         return [line for line in self.log_text().splitlines() if " ERROR " in line]
 
-    def worker_id(self) -> str:
-        found = re.findall(r"worker registered .*?worker_id=([0-9a-f-]{36})", self.log_text())
-        assert found, f"worker {self.name} has not registered; log:\n{self.log_text()}"
-        return found[-1]
+    async def worker_id(self) -> str:
+        """The id the server gave this worker, from the API (ListWorkers) by the worker's
+        pid, not from its log text. The latest registration wins: a worker registers
+        again when the server it reaches does not know it."""
+        async with grpc.aio.insecure_channel(self.address) as channel:
+            reply = await workers_pb2_grpc.WorkerAgentServiceStub(channel).ListWorkers(
+                workers_pb2.ListWorkersRequest(include_gone=True), timeout=5
+            )
+        mine = [w for w in reply.workers if w.pid == self.pid]
+        assert mine, f"worker {self.name} is not registered; log:\n{self.log_text()}"
+        latest = max(mine, key=lambda w: (w.registered_at.seconds, w.registered_at.nanos))
+        return str(latest.id)
 
     def note_children(self) -> list[int]:
         kids = _children(self.pid) if self.proc.poll() is None else []
@@ -184,7 +198,7 @@ async def spawn_worker(tmp_path: Path) -> AsyncIterator[SpawnWorker]:
             str(log_path),
         ]
         proc = _popen(argv, env, tmp_path / f"worker-{index}.stderr")
-        worker = WorkerProcess(proc, log_path, name)
+        worker = WorkerProcess(proc, log_path, name, address)
         started.append(worker)
         if wait_ready:
             await worker.wait_log(r"stream open", seconds=20)

@@ -58,7 +58,7 @@ async def test_job_succeeds_with_exact_stdout_and_stderr_lines(
     done = await stubs.wait_state(job.id, S.JOB_STATE_SUCCEEDED, seconds=15)
     assert done.has_exit_code and done.exit_code == 0
     assert done.attempts == 1
-    assert done.worker_id == worker.worker_id()
+    assert done.worker_id == await worker.worker_id()
     logs = await job_logs(db_url, job.id)
     assert [line for _, err, line in logs if not err] == [
         "line one",
@@ -68,7 +68,7 @@ async def test_job_succeeds_with_exact_stdout_and_stderr_lines(
     ]
     assert [line for _, err, line in logs if err] == ["err one", "err two"]
     assert {attempt for attempt, _, _ in logs} == {1}
-    state, running = await worker_row(db_url, worker.worker_id())
+    state, running = await worker_row(db_url, await worker.worker_id())
     assert (state, running) == ("READY", 0)
     assert worker.error_lines() == []
 

@@ -55,8 +55,8 @@ async def test_worker_killed_mid_job_and_the_job_is_finished_by_another(
     second = await spawn_worker(app.address)
     done = await stubs.wait_state(job.id, S.JOB_STATE_SUCCEEDED, seconds=30)
     assert done.attempts == 2
-    assert done.worker_id == second.worker_id()
-    state, _ = await worker_row(db_url, first.worker_id())
+    assert done.worker_id == await second.worker_id()
+    state, _ = await worker_row(db_url, await first.worker_id())
     assert state == "LOST"
     logs = await job_logs(db_url, job.id)
     # The second attempt's lines are all there; the first attempt's are kept, marked as such.
@@ -100,7 +100,7 @@ async def test_server_restart_worker_reconnects_and_delivers_buffered_output(
     app = await start_server()
     port = app.port
     worker = await spawn_worker(app.address, reconnect_max_backoff=0.5)
-    worker_id = worker.worker_id()
+    worker_id = await worker.worker_id()
     stubs: Stubs = stubs_for(app.address)
     script = "for i in $(seq 1 20); do echo line $i; echo err $i >&2; sleep 0.05; done"
     job = await stubs.queue(["/bin/sh", "-c", script])
@@ -156,13 +156,13 @@ async def test_server_that_does_not_know_the_worker_gets_a_new_registration(
     app = await start_server()
     port = app.port
     worker = await spawn_worker(app.address, reconnect_max_backoff=0.5)
-    old_id = worker.worker_id()
+    old_id = await worker.worker_id()
     await app.stop(grace=1.0)
     # Same address, another database: the worker's id is unknown there (NOT_FOUND).
     fresh = await start_server(port=port, database_url=make_db_url())
     await worker.wait_log(r"stream open", count=2, seconds=20)
     assert "registering again" in worker.log_text()
-    new_id = worker.worker_id()
+    new_id = await worker.worker_id()
     assert new_id != old_id
     stubs: Stubs = stubs_for(fresh.address)
     job = await stubs.queue(["/bin/sh", "-c", "echo hi"])
