@@ -3,7 +3,7 @@ the local launcher: embedded PostgreSQL, a real server and real workers) against
 platform with one part broken on purpose, and read the report it wrote.
 
 The finding codes and checklist codes are the report side's (hodei/report/catalogue.py);
-what is expected per fault is agreed in docs/harness-handoff.md.
+what is expected per fault is listed in docs/harness.md.
 """
 
 from __future__ import annotations
