@@ -1,6 +1,6 @@
 """The run record the harness hands to the report builder, and writing the report.
 
-Contract (docs/harness-handoff.md): the harness measures, the builder judges.
+Contract (docs/harness.md, "The run record"): the harness measures, the builder judges.
 `E2ERun` carries only observations; `hodei.report.build_e2e_report(run)`
 turns it into a `Report` (findings, checklist, metrics, timeline) and
 `hodei.report.render_markdown(report, lang)` renders it.

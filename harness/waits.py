@@ -10,10 +10,11 @@ declared, not hand-rolled.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from tenacity import (
+    AsyncRetrying,
     RetryError,
     Retrying,
     retry_if_exception_type,
@@ -91,6 +92,56 @@ def wait_until(
 ) -> object:
     """Wait until `condition()` returns a truthy value, and return it."""
     return wait_for(what, condition, bool, timeout_s, poll_s)
+
+
+async def wait_for_async(
+    what: str,
+    probe: Callable[[], Awaitable[T]],
+    ready: Callable[[T], bool],
+    timeout_s: float,
+    poll_s: float = DEFAULT_POLL_S,
+    describe: Callable[[T], object] | None = None,
+    abort_on: tuple[type[Exception], ...] = (),
+) -> T:
+    """:func:`wait_for` for a coroutine probe: the loop keeps running between polls, so
+    a server or stream served by the same loop goes on answering while we wait."""
+    last: list[object] = ["<no value observed>"]
+    start = time.monotonic()
+
+    async def attempt() -> Any:
+        try:
+            value = await probe()
+        except abort_on:
+            raise
+        except Exception as exc:  # a probe error is an observation, not a crash
+            last[0] = f"{type(exc).__name__}: {exc}"
+            raise _Unready(str(exc)) from exc
+        last[0] = describe(value) if describe is not None else value
+        return value
+
+    retrying = AsyncRetrying(
+        stop=stop_after_delay(timeout_s),
+        wait=wait_fixed(poll_s),
+        retry=retry_if_exception_type(_Unready) | retry_if_result(lambda v: not ready(v)),
+        reraise=False,
+    )
+    try:
+        result: T = await retrying(attempt)
+    except RetryError:
+        raise WaitTimeout(what, time.monotonic() - start, last[0]) from None
+    return result
+
+
+async def wait_until_async(
+    what: str, condition: Callable[[], object], timeout_s: float, poll_s: float = DEFAULT_POLL_S
+) -> object:
+    """Wait, without blocking the event loop, until the plain (non-async) `condition()`
+    returns a truthy value, and return it: for files, /proc and process states."""
+
+    async def probe() -> object:
+        return condition()
+
+    return await wait_for_async(what, probe, bool, timeout_s, poll_s)
 
 
 def stays(

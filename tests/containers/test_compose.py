@@ -19,6 +19,9 @@ from harness.launchers.local import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+pytestmark = pytest.mark.integration
+
+
 def _script(name: str) -> str:
     path = Path(sys.executable).parent / name
     if not path.exists():

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+pytestmark = pytest.mark.integration
+
 
 def _run(client: Any, image: str, *args: str, entrypoint: list[str] | None = None) -> str:
     out = client.containers.run(

@@ -3,7 +3,6 @@ a worker container killed and replaced, logs kept, every container removed at st
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,9 @@ from harness.launchers.containers import (
     DockerUnavailable,
 )
 from harness.launchers.local import server_health
-from harness.waits import wait_for
+from harness.waits import wait_for, wait_until
+
+pytestmark = pytest.mark.integration
 
 
 def test_unreachable_docker_is_a_skip_reason(
@@ -81,8 +82,12 @@ def test_platform_in_containers(
         finally:
             driver.close()
         server_log = Path(launcher.log_dir / "server.log")
-        time.sleep(0.5)  # the follower thread writes as the container prints
-        assert "job succeeded" in server_log.read_text()
+        # The follower thread writes as the container prints.
+        wait_until(
+            "the server log to show the job succeeded",
+            lambda: "job succeeded" in server_log.read_text(),
+            timeout_s=10,
+        )
     finally:
         launcher.stop()
     assert (

@@ -13,19 +13,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+
+from harness.waits import WaitTimeout, wait_for_async, wait_until_async
+from hodei.api.v1 import workers_pb2, workers_pb2_grpc
 
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -55,11 +57,19 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+class WorkerExited(AssertionError):
+    """The worker process ended while a test waited for it to log something."""
+
+
 class WorkerProcess:
-    def __init__(self, proc: subprocess.Popen[bytes], log_path: Path, name: str) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[bytes], log_path: Path, name: str, address: str
+    ) -> None:
         self.proc = proc
         self.log_path = log_path
         self.name = name
+        #: The server it was started against (where its registration is listed).
+        self.address = address
         #: Job process groups seen under this worker (collected before it dies).
         self.job_pids: set[int] = set()
 
@@ -76,10 +86,18 @@ class WorkerProcess:
     def error_lines(self) -> list[str]:
         return [line for line in self.log_text().splitlines() if " ERROR " in line]
 
-    def worker_id(self) -> str:
-        found = re.findall(r"worker registered .*?worker_id=([0-9a-f-]{36})", self.log_text())
-        assert found, f"worker {self.name} has not registered; log:\n{self.log_text()}"
-        return found[-1]
+    async def worker_id(self) -> str:
+        """The id the server gave this worker, from the API (ListWorkers) by the worker's
+        pid, not from its log text. The latest registration wins: a worker registers
+        again when the server it reaches does not know it."""
+        async with grpc.aio.insecure_channel(self.address) as channel:
+            reply = await workers_pb2_grpc.WorkerAgentServiceStub(channel).ListWorkers(
+                workers_pb2.ListWorkersRequest(include_gone=True), timeout=5
+            )
+        mine = [w for w in reply.workers if w.pid == self.pid]
+        assert mine, f"worker {self.name} is not registered; log:\n{self.log_text()}"
+        latest = max(mine, key=lambda w: (w.registered_at.seconds, w.registered_at.nanos))
+        return str(latest.id)
 
     def note_children(self) -> list[int]:
         kids = _children(self.pid) if self.proc.poll() is None else []
@@ -88,21 +106,28 @@ class WorkerProcess:
 
     async def wait_log(self, pattern: str, seconds: float = 15.0, count: int = 1) -> None:
         """Wait until the log holds `count` matches of the regex `pattern`."""
-        deadline = time.monotonic() + seconds
         rx = re.compile(pattern)
-        while len(rx.findall(self.log_text())) < count:
-            if self.proc.poll() is not None:
-                raise AssertionError(
+
+        async def matches() -> int:
+            found = len(rx.findall(self.log_text()))
+            if found < count and self.proc.poll() is not None:
+                raise WorkerExited(
                     f"worker {self.name} exited ({self.proc.returncode}) while waiting for "
                     f"{pattern!r}; log:\n{self.log_text()}"
                 )
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"worker {self.name}: no {pattern!r} x{count} within {seconds} s; "
-                    f"log:\n{self.log_text()}"
-                )
             self.note_children()
-            await asyncio.sleep(0.05)
+            return found
+
+        try:
+            await wait_for_async(
+                f"worker {self.name}: {pattern!r} x{count}",
+                matches,
+                lambda n: n >= count,
+                seconds,
+                abort_on=(WorkerExited,),
+            )
+        except WaitTimeout as exc:
+            raise AssertionError(f"{exc}; log:\n{self.log_text()}") from None
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         self.note_children()
@@ -110,11 +135,9 @@ class WorkerProcess:
             self.proc.send_signal(sig)
 
     async def wait_exit(self, seconds: float = 15.0) -> int:
-        deadline = time.monotonic() + seconds
-        while self.proc.poll() is None:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"worker {self.name} did not exit within {seconds} s")
-            await asyncio.sleep(0.05)
+        await wait_until_async(
+            f"worker {self.name} to exit", lambda: self.proc.poll() is not None, seconds
+        )
         return self.proc.returncode
 
     async def stop(self, seconds: float = 15.0) -> int:
@@ -175,7 +198,7 @@ async def spawn_worker(tmp_path: Path) -> AsyncIterator[SpawnWorker]:
             str(log_path),
         ]
         proc = _popen(argv, env, tmp_path / f"worker-{index}.stderr")
-        worker = WorkerProcess(proc, log_path, name)
+        worker = WorkerProcess(proc, log_path, name, address)
         started.append(worker)
         if wait_ready:
             await worker.wait_log(r"stream open", seconds=20)

@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 
+from harness.waits import wait_for_async
 from hodei.api.v1 import (
     common_pb2,
     jobs_pb2,
@@ -38,17 +39,14 @@ class Stubs:
         return response.job
 
     async def wait_state(self, job_id: str, state: int, seconds: float = 10.0) -> jobs_pb2.Job:
-        deadline = asyncio.get_running_loop().time() + seconds
-        while True:
-            job = await self.jobs.GetJob(jobs_pb2.GetJobRequest(job_id=job_id))
-            if job.state == state:
-                return job
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(
-                    f"job {job_id} stayed {common_pb2.JobState.Name(job.state)}, "
-                    f"wanted {common_pb2.JobState.Name(state)}"
-                )
-            await asyncio.sleep(0.05)
+        job: jobs_pb2.Job = await wait_for_async(
+            f"job {job_id} to be {common_pb2.JobState.Name(state)}",
+            lambda: self.jobs.GetJob(jobs_pb2.GetJobRequest(job_id=job_id)),
+            lambda job: job.state == state,
+            timeout_s=seconds,
+            describe=lambda job: common_pb2.JobState.Name(job.state),
+        )
+        return job
 
 
 class FakeWorkerStream:

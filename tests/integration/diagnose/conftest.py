@@ -1,0 +1,118 @@
+"""Fixtures for hodei-diagnose against real deployments: an in-process server (the
+shared `start_server` fixture), real worker processes, and the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@dataclass
+class WorkerProc:
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+@pytest.fixture
+def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProc]]:
+    """Start `python -m hodei.worker --server ADDR`; stopped (SIGCONT first) at teardown."""
+    started: list[WorkerProc] = []
+
+    def spawn(address: str, name: str = "diag-worker") -> WorkerProc:
+        log = tmp_path / f"{name}-{len(started)}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hodei.worker",
+                "--server",
+                address,
+                "--name",
+                name,
+                "--log-file",
+                str(log),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        w = WorkerProc(proc, log)
+        started.append(w)
+        return w
+
+    yield spawn
+    for w in started:
+        if w.proc.poll() is None:
+            os.kill(w.pid, signal.SIGCONT)
+            w.proc.terminate()
+            try:
+                w.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                w.proc.kill()
+                w.proc.wait(timeout=5)
+
+
+@dataclass
+class DiagnoseRun:
+    code: int
+    stdout: str
+    stderr: str
+    report: dict[str, Any]
+
+    def check(self, check_id: str) -> dict[str, Any]:
+        for c in self.report["checks"]:
+            if c["id"] == check_id:
+                return dict(c)
+        raise AssertionError(f"no check {check_id} in the report")
+
+    def statuses(self) -> dict[str, str]:
+        return {c["id"]: c["status"] for c in self.report["checks"]}
+
+    def failing(self) -> dict[str, str]:
+        return {k: v for k, v in self.statuses().items() if v in ("WARN", "FAIL")}
+
+
+@pytest.fixture
+def run_diagnose(tmp_path: Path) -> Callable[..., Any]:
+    """Run the real `hodei-diagnose` CLI in a subprocess (the server keeps serving in
+    this loop meanwhile) and return its exit code, output and JSON report."""
+
+    async def run(*args: str, within_s: float = 60.0) -> DiagnoseRun:
+        out = tmp_path / f"report-{time.monotonic_ns()}.json"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hodei.diagnose.cli",
+            *args,
+            "--format",
+            "json",
+            "--output",
+            str(out),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), within_s)
+        report = json.loads(out.read_text()) if out.exists() else {}
+        assert proc.returncode is not None
+        return DiagnoseRun(proc.returncode, stdout.decode(), stderr.decode(), report)
+
+    return run

@@ -1,0 +1,80 @@
+"""The live launcher attaches to a deployment it does not own: it creates only jobs
+labelled hodei.io/test=true, alters no existing row, and skips (with the reason) the
+scenarios that would kill processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from harness.launchers.base import Deployment
+from harness.launchers.local import LocalLauncher, LocalOptions
+from harness.waits import wait_for
+from tests.integration.harness.feature_runs import run_features
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    launcher = LocalLauncher(LocalOptions(workers=1, run_dir=tmp_path / "run"))
+    try:
+        yield launcher.start()
+    finally:
+        launcher.stop()
+
+
+def _rows(url: str) -> dict[str, tuple[Any, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("SELECT id::text, state, attempts, updated_at, labels FROM jobs")
+        return {r[0]: tuple(r[1:]) for r in rows.fetchall()}
+
+
+def test_live_run_creates_only_test_jobs_and_skips_kills(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    import grpc
+
+    from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
+
+    # A job that is not the harness's: it must come out of the run untouched.
+    with grpc.insecure_channel(deployment.server_address) as channel:
+        stub = jobs_pb2_grpc.JobExecutionServiceStub(channel)
+        own = stub.QueueJob(
+            jobs_pb2.QueueJobRequest(spec=jobs_pb2.JobSpec(command=["true"], name="operator-job")),
+            timeout=5,
+        ).job.id
+    wait_for(
+        "the operator's job to finish",
+        lambda: _rows(deployment.database_url)[own][0],
+        lambda s: s == "SUCCEEDED",
+        timeout_s=15,
+    )
+    before = _rows(deployment.database_url)
+
+    report = run_features(
+        tmp_path / "reports",
+        "-k",
+        "layer or PENDING or killed",
+        "--launcher",
+        "live",
+        "--database-url",
+        deployment.database_url,
+        "--server",
+        deployment.server_address,
+    )
+
+    after = _rows(deployment.database_url)
+    assert {k: after[k] for k in before} == before, "the live run altered existing jobs"
+    new = {k: v for k, v in after.items() if k not in before}
+    assert new, "the live run created no job"
+    assert all(v[3].get("hodei.io/test") == "true" for v in new.values()), new
+    by_name = {s["name"]: s for s in report["scenarios"]}
+    killed = by_name["A worker killed mid-job: the job is retried and finishes"]
+    assert killed["status"] == "SKIP" and "kills nothing" in killed["error"], killed
+    assert by_name["A job runs from PENDING to SUCCEEDED"]["status"] == "PASS"
+    assert report["target"]["mode"] == "live"

@@ -1,0 +1,194 @@
+"""The recovery loop and reconnection, with shortened deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+import pytest
+
+from harness.waits import wait_for_async
+from hodei.api.v1 import common_pb2, workers_pb2
+from tests.integration.wire import FakeWorkerStream, Stubs
+
+StartServer = Callable[..., Awaitable[Any]]
+
+
+pytestmark = pytest.mark.integration
+
+
+def job_events(db_url: str, job_id: str) -> list[str]:
+    with psycopg.connect(db_url) as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT event_type FROM domain_events WHERE aggregate_id = %s ORDER BY id",
+                (job_id,),
+            )
+        ]
+
+
+async def test_unacknowledged_job_goes_back_to_the_queue(
+    start_server: StartServer, stubs_for: Callable[[str], Stubs], db_url: str
+) -> None:
+    app = await start_server(ack_timeout=0.5, reaper_interval=0.1, dispatch_poll_interval=0.2)
+    stubs = stubs_for(app.address)
+    silent, _ = await FakeWorkerStream.connect(stubs)
+    job = await stubs.queue(["true"])
+    first = await silent.receive_kind("run")
+    assert first.ref.attempt == 1
+    # No JobAck: after the deadline the job is requeued and, the worker being free
+    # again, offered once more as attempt 2; the stale attempt 1 is fenced off.
+    second = await silent.receive_kind("run", seconds=5)
+    assert second.ref.job_id == job.id and second.ref.attempt == 2
+    await silent.send(started=workers_pb2.JobStarted(ref=first.ref))
+    assert (await silent.receive_kind("rejected")).code == "FAILED_PRECONDITION"
+    assert job_events(db_url, job.id)[:4] == [
+        "JobCreated",
+        "JobAssigned",
+        "JobRequeued",
+        "JobAssigned",
+    ]
+    await silent.close()
+
+
+async def test_silent_worker_is_lost_and_its_job_finished_elsewhere(
+    start_server: StartServer, stubs_for: Callable[[str], Stubs], db_url: str
+) -> None:
+    app = await start_server(
+        heartbeat_interval=0.3,
+        heartbeat_miss_limit=2,
+        reaper_interval=0.1,
+        dispatch_poll_interval=0.2,
+    )
+    stubs = stubs_for(app.address)
+    doomed, _ = await FakeWorkerStream.connect(stubs)
+    job = await stubs.queue(["sleep", "60"])
+    run = await doomed.receive_kind("run")
+    await doomed.send(ack=workers_pb2.JobAck(ref=run.ref, accepted=True))
+    await doomed.send(started=workers_pb2.JobStarted(ref=run.ref))
+    await stubs.wait_state(job.id, common_pb2.JOB_STATE_RUNNING)
+    # The doomed worker never heartbeats: LOST after 0.6 s; a healthy one takes over.
+    healthy, _ = await FakeWorkerStream.connect(stubs)
+
+    async def heartbeat_then_run() -> Any:
+        """One heartbeat, then 0.2 s for a RunJob (a TimeoutError means not yet)."""
+        await healthy.send(heartbeat=workers_pb2.Heartbeat(free_slots=1))
+        return await healthy.receive_kind("run", seconds=0.2)
+
+    retry = await wait_for_async(
+        "the job to be reassigned", heartbeat_then_run, lambda _: True, timeout_s=6, poll_s=0
+    )
+    assert retry.ref.job_id == job.id and retry.ref.attempt == 2
+    with psycopg.connect(db_url) as conn:
+        state = conn.execute(
+            "SELECT state FROM workers WHERE id = %s", (doomed.worker_id,)
+        ).fetchone()
+    assert state == ("LOST",)
+    await healthy.send(started=workers_pb2.JobStarted(ref=retry.ref))
+    await healthy.send(
+        result=workers_pb2.JobResult(
+            ref=retry.ref, outcome=workers_pb2.JOB_OUTCOME_SUCCEEDED, has_exit_code=True
+        )
+    )
+    await stubs.wait_state(job.id, common_pb2.JOB_STATE_SUCCEEDED)
+    assert "JobRequeued" in job_events(db_url, job.id)
+    await doomed.close()
+    await healthy.close()
+
+
+async def test_running_past_timeout_is_timed_out_and_cancelled(
+    start_server: StartServer, stubs_for: Callable[[str], Stubs]
+) -> None:
+    app = await start_server(
+        reaper_interval=0.1,
+        cancel_grace_seconds=0.1,
+        heartbeat_interval=0.2,
+        heartbeat_miss_limit=50,
+    )
+    stubs = stubs_for(app.address)
+    worker, _ = await FakeWorkerStream.connect(stubs)
+    job = await stubs.queue(["sleep", "60"], timeout_seconds=0.3)
+    run = await worker.receive_kind("run")
+    assert run.timeout_seconds == pytest.approx(0.3)
+    await worker.send(started=workers_pb2.JobStarted(ref=run.ref))
+    cancel = await worker.receive_kind("cancel", seconds=5)
+    assert cancel.ref == run.ref and cancel.force
+    await stubs.wait_state(job.id, common_pb2.JOB_STATE_TIMED_OUT)
+    await worker.close()
+
+
+async def test_cancel_running_job_reaches_the_worker(
+    start_server: StartServer, stubs_for: Callable[[str], Stubs]
+) -> None:
+    from hodei.api.v1 import jobs_pb2
+
+    app = await start_server()
+    stubs = stubs_for(app.address)
+    worker, _ = await FakeWorkerStream.connect(stubs)
+    job = await stubs.queue(["sleep", "60"])
+    run = await worker.receive_kind("run")
+    await worker.send(started=workers_pb2.JobStarted(ref=run.ref))
+    await stubs.wait_state(job.id, common_pb2.JOB_STATE_RUNNING)
+    await stubs.jobs.CancelJob(jobs_pb2.CancelJobRequest(job_id=job.id, reason="stop"))
+    cancel = await worker.receive_kind("cancel")
+    assert cancel.ref == run.ref and cancel.reason == "stop"
+    await worker.send(
+        result=workers_pb2.JobResult(ref=run.ref, outcome=workers_pb2.JOB_OUTCOME_CANCELLED)
+    )
+    await stubs.wait_state(job.id, common_pb2.JOB_STATE_CANCELLED)
+    await worker.close()
+
+
+async def test_worker_reconnects_to_a_restarted_server_and_keeps_its_attempt(
+    start_server: StartServer, stubs_for: Callable[[str], Stubs], db_url: str
+) -> None:
+    first = await start_server(heartbeat_interval=60)
+    stubs = stubs_for(first.address)
+    worker, _ = await FakeWorkerStream.connect(stubs)
+    kept = await stubs.queue(["sleep", "60"])
+    run = await worker.receive_kind("run")
+    await worker.send(started=workers_pb2.JobStarted(ref=run.ref))
+    await stubs.wait_state(kept.id, common_pb2.JOB_STATE_RUNNING)
+    await first.stop(grace=1)
+    await worker.close()
+
+    second = await start_server(heartbeat_interval=60)
+    stubs2 = stubs_for(second.address)
+    stale = common_pb2.JobRef(job_id=kept.id, attempt=7)
+    again, welcome = await FakeWorkerStream.connect(
+        stubs2, worker_id=worker.worker_id, running=[run.ref, stale]
+    )
+    assert list(welcome.superseded) == [stale]
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT state, server_id, running_jobs FROM workers WHERE id = %s",
+            (worker.worker_id,),
+        ).fetchone()
+    assert row == ("BUSY", second.server_id, 1)
+    await again.send(
+        result=workers_pb2.JobResult(
+            ref=run.ref, outcome=workers_pb2.JOB_OUTCOME_SUCCEEDED, has_exit_code=True
+        )
+    )
+    await stubs2.wait_state(kept.id, common_pb2.JOB_STATE_SUCCEEDED)
+    await again.close()
+
+
+async def test_worker_that_lost_its_job_on_reconnect_gets_it_requeued(
+    start_server: StartServer, stubs_for: Callable[[str], Stubs]
+) -> None:
+    app = await start_server(heartbeat_interval=60, dispatcher_enabled=True)
+    stubs = stubs_for(app.address)
+    worker, _ = await FakeWorkerStream.connect(stubs)
+    job = await stubs.queue(["true"], max_attempts=2)
+    await worker.receive_kind("run")
+    await worker.close()
+    await asyncio.sleep(0.2)
+    # Same identity, but the process no longer holds the job (it restarted).
+    again, _ = await FakeWorkerStream.connect(stubs, worker_id=worker.worker_id, running=[])
+    rerun = await again.receive_kind("run")
+    assert rerun.ref.job_id == job.id and rerun.ref.attempt == 2
+    await again.close()

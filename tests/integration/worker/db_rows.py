@@ -1,0 +1,24 @@
+"""What the worker tests read back from the database: a job's log lines and a worker's row."""
+
+from __future__ import annotations
+
+import psycopg
+
+
+async def job_logs(db_url: str, job_id: str) -> list[tuple[int, bool, str]]:
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        cur = await conn.execute(
+            "SELECT attempt, is_stderr, line FROM job_logs WHERE job_id = %s ORDER BY sequence",
+            (job_id,),
+        )
+        return [(int(a), bool(e), str(line)) for a, e, line in await cur.fetchall()]
+
+
+async def worker_row(db_url: str, worker_id: str) -> tuple[str, int]:
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        cur = await conn.execute(
+            "SELECT state, running_jobs FROM workers WHERE id = %s", (worker_id,)
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return str(row[0]), int(row[1])

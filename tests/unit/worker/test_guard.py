@@ -1,0 +1,60 @@
+"""The job guard (hodei.worker.guard) as a real process: when its pipe ends, the job
+process groups still registered are killed, grandchildren included; released ones
+are left alone."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+from harness.waits import wait_until
+from hodei.worker.guard import JobGuard
+from hodei.worker.spawn import Child, spawn
+from tests.unit.worker.test_runner import _alive
+
+
+def _wait_dead(pid: int, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _group_with_grandchild(tmp_path: Path, name: str) -> tuple[Child, int]:
+    """A job-like process group: a shell that starts a background sleep and waits."""
+    pid_file = tmp_path / name
+    child = spawn(["sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait"], dict(os.environ))
+    wait_until(
+        "the job to start its grandchild",
+        lambda: pid_file.exists() and pid_file.read_text().strip(),
+        timeout_s=5,
+        poll_s=0.02,
+    )
+    return child, int(pid_file.read_text())
+
+
+def test_the_end_of_the_pipe_kills_the_registered_groups_only(tmp_path: Path) -> None:
+    guard = JobGuard.start()
+    assert guard is not None
+    kept, kept_grandchild = _group_with_grandchild(tmp_path, "kept")
+    killed, killed_grandchild = _group_with_grandchild(tmp_path, "killed")
+    try:
+        guard.track(kept.pid)
+        guard.track(killed.pid)
+        guard.release(kept.pid)  # finished with: not the guard's any more
+        guard.close()  # the pipe ends, as it does when the worker is killed
+        assert _wait_dead(killed.pid) and _wait_dead(killed_grandchild)
+        assert _alive(kept.pid) and _alive(kept_grandchild)
+    finally:
+        for pid in (kept.pid, killed.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        for child in (kept, killed):
+            child.wait()
+            os.close(child.stdout)
+            os.close(child.stderr)
