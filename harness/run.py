@@ -180,7 +180,7 @@ def _version() -> str:
 
 
 def _target(run: E2ERun) -> dict[str, Any]:
-    from hodei.report.redact import redact
+    from hodei.redaction import redact
 
     dep = run.deployment
     if dep is None:

@@ -13,11 +13,11 @@ from typing import NoReturn, TextIO
 
 from hodei.diagnose.registry import Thresholds
 from hodei.diagnose.runner import DiagnoseResult, all_checks, diagnose
+from hodei.durations import human_age
+from hodei.redaction import redact_text
 from hodei.report.catalogue import fill, finding_text
 from hodei.report.model import Report, Status
-from hodei.report.redact import redact_text
 from hodei.report.render import render_markdown
-from hodei.report.units import human_age
 
 EXIT_UNREACHABLE = 3
 MARK = {Status.PASS: "[✓]", Status.WARN: "[!]", Status.FAIL: "[✗]", Status.SKIP: "[-]"}

@@ -8,6 +8,8 @@ from dataclasses import fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from hodei.durations import human_age, ms
+from hodei.redaction import redact, redact_text
 from hodei.report.checklist import diagnose_checklist, e2e_checklist
 from hodei.report.model import (
     ChecklistItem,
@@ -22,9 +24,7 @@ from hodei.report.model import (
     StepRecord,
     TimelineEvent,
 )
-from hodei.report.redact import redact, redact_text
 from hodei.report.rules import FINDING_COMPONENT, e2e_findings, findings_from_checks, root_cause
-from hodei.report.units import human_age, ms
 
 COMPONENT_ORDER = [
     "PostgreSQL",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from hodei.durations import human_age
 from hodei.report.model import (
     ChecklistItem,
     CheckResult,
@@ -18,7 +19,6 @@ from hodei.report.model import (
     ScenarioRecord,
     Status,
 )
-from hodei.report.units import human_age
 
 ITEMS = [
     "DISPATCHER_CYCLES",

@@ -7,6 +7,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from hodei.durations import human_age
+from hodei.redaction import redact_text
 from hodei.report.catalogue import (
     LANGS,
     SEVERITY,
@@ -16,8 +18,6 @@ from hodei.report.catalogue import (
     finding_text,
 )
 from hodei.report.model import Finding, Report, Status, TimelineEvent
-from hodei.report.redact import redact_text
-from hodei.report.units import human_age
 
 ICON = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.SKIP: "⏭️"}
 STATE_WORD = {

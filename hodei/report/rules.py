@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hodei.durations import human_age
 from hodei.report.catalogue import fill, finding_text
 from hodei.report.model import (
     CheckResult,
@@ -19,7 +20,6 @@ from hodei.report.model import (
     ScenarioRecord,
     Status,
 )
-from hodei.report.units import human_age
 
 #: Which finding explains the others: the first present is the root cause.
 ROOT_CAUSE_ORDER = [

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from hodei.redaction import redact
 from hodei.report import (
     build_diagnose_report,
     build_e2e_report,
-    redact,
     render_markdown,
     report_from_json,
 )
