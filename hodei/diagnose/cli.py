@@ -159,7 +159,7 @@ def running_embedded_url(data_dir: Path | None) -> str | None:
 
 def _render(result: DiagnoseResult, fmt: str, lang: str) -> str:
     if fmt == "json":
-        return result.report.to_json() + "\n"
+        return result.report.model_dump_json(indent=2) + "\n"
     if fmt == "md":
         return render_markdown(result.report, lang)
     return doctor_summary(result.report)

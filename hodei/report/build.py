@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import shlex
-from dataclasses import fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -173,11 +171,14 @@ def verdict_of(
 
 def redacted_checks(checks: list[CheckResult]) -> list[CheckResult]:
     return [
-        replace(
-            c,
-            observed=redact_text(c.observed),
-            evidence=[redact_text(x) for x in c.evidence],
-            params={k: redact_text(v) if isinstance(v, str) else v for k, v in c.params.items()},
+        c.model_copy(
+            update={
+                "observed": redact_text(c.observed),
+                "evidence": [redact_text(x) for x in c.evidence],
+                "params": {
+                    k: redact_text(v) if isinstance(v, str) else v for k, v in c.params.items()
+                },
+            }
         )
         for c in checks
     ]
@@ -187,12 +188,12 @@ def redacted_scans(scans: list[LogScan]) -> list[LogScan]:
     """Copies of the scans with every URL password masked (log lines quote URLs)."""
     return [
         LogScan(
-            s.source,
-            s.path,
-            s.total_lines,
-            [redact_text(x) for x in s.error_lines],
-            [redact_text(x) for x in s.grpc_errors],
-            [redact_text(x) for x in s.notable_lines],
+            source=s.source,
+            path=s.path,
+            total_lines=s.total_lines,
+            error_lines=[redact_text(x) for x in s.error_lines],
+            grpc_errors=[redact_text(x) for x in s.grpc_errors],
+            notable_lines=[redact_text(x) for x in s.notable_lines],
         )
         for s in scans
     ]
@@ -229,33 +230,40 @@ def diagnose_metrics(checks: list[CheckResult], canary: Any = None) -> list[Metr
     ):
         c = by_id.get(cid)
         if c is not None and c.status != Status.SKIP:
-            rows.append(Metric(component, c.status, ms(c.duration_s), c.observed))
+            rows.append(
+                Metric(
+                    component=component,
+                    status=c.status,
+                    response_time=ms(c.duration_s),
+                    observations=c.observed,
+                )
+            )
     if canary is not None:
         life = by_id.get("canary.lifecycle")
         logs = by_id.get("canary.logs")
         st = life.status if life else Status.SKIP
         rows.append(
             Metric(
-                "Job dispatch (canary)",
-                st,
-                human_age(canary.dispatch_s),
-                "created -> ASSIGNED, server timestamps",
+                component="Job dispatch (canary)",
+                status=st,
+                response_time=human_age(canary.dispatch_s),
+                observations="created -> ASSIGNED, server timestamps",
             )
         )
         rows.append(
             Metric(
-                "Job execution (canary)",
-                st,
-                human_age(canary.execution_s),
-                f"RUNNING -> {canary.state}, exit {canary.exit_code}",
+                component="Job execution (canary)",
+                status=st,
+                response_time=human_age(canary.execution_s),
+                observations=f"RUNNING -> {canary.state}, exit {canary.exit_code}",
             )
         )
         rows.append(
             Metric(
-                "Log streaming (canary)",
-                logs.status if logs else Status.SKIP,
-                human_age(canary.first_log_s),
-                f"{len(canary.lines)} line(s) received, first after queueing",
+                component="Log streaming (canary)",
+                status=logs.status if logs else Status.SKIP,
+                response_time=human_age(canary.first_log_s),
+                observations=f"{len(canary.lines)} line(s) received, first after queueing",
             )
         )
     return rows
@@ -267,18 +275,18 @@ def canary_flow(canary: Any) -> ScenarioRecord:
     def step(name: str, seconds: float | None, ok: bool) -> StepRecord:
         status = Status.PASS if ok else (Status.FAIL if seconds is None else Status.WARN)
         return StepRecord(
-            name,
-            status,
-            round(seconds or 0.0, 4),
-            "" if ok else f"not reached (final state {canary.state or '?'})",
+            name=name,
+            status=status,
+            duration_s=round(seconds or 0.0, 4),
+            error="" if ok else f"not reached (final state {canary.state or '?'})",
         )
 
     steps = [
         StepRecord(
-            f"Job created: {canary.job_id or '?'} (labels hodei.io/test=true)",
-            Status.PASS if canary.job_id else Status.FAIL,
-            0.0,
-            canary.error,
+            name=f"Job created: {canary.job_id or '?'} (labels hodei.io/test=true)",
+            status=Status.PASS if canary.job_id else Status.FAIL,
+            duration_s=0.0,
+            error=canary.error,
         ),
         step("Dispatched: PENDING -> ASSIGNED", canary.dispatch_s, canary.dispatch_s is not None),
         step(
@@ -307,14 +315,14 @@ def canary_flow(canary: Any) -> ScenarioRecord:
         if v is not None
     }
     return ScenarioRecord(
-        "hodei-diagnose canary",
-        "canary",
-        ["canary"],
-        status,
-        float(canary.total_s or 0.0),
-        steps,
-        canary.error,
-        metrics,
+        name="hodei-diagnose canary",
+        feature="canary",
+        tags=["canary"],
+        status=status,
+        duration_s=float(canary.total_s or 0.0),
+        steps=steps,
+        error=canary.error,
+        metrics=metrics,
     )
 
 
@@ -382,20 +390,20 @@ def e2e_metrics(run: Any, scenarios: list[ScenarioRecord]) -> list[Metric]:
         db_ms = measured.get("db_roundtrip_ms")
         rows.append(
             Metric(
-                "PostgreSQL",
-                Status.PASS,
-                f"{db_ms:.0f} ms" if db_ms else "N/A",
-                f"schema v{after.schema_version}, {after.jobs_total} jobs, "
+                component="PostgreSQL",
+                status=Status.PASS,
+                response_time=f"{db_ms:.0f} ms" if db_ms else "N/A",
+                observations=f"schema v{after.schema_version}, {after.jobs_total} jobs, "
                 f"{after.events_total} events",
             )
         )
     if "grpc_health_ms" in measured:
         rows.append(
             Metric(
-                "gRPC server",
-                Status.PASS,
-                f"{measured['grpc_health_ms']:.0f} ms",
-                "grpc.health.v1 SERVING",
+                component="gRPC server",
+                status=Status.PASS,
+                response_time=f"{measured['grpc_health_ms']:.0f} ms",
+                observations="grpc.health.v1 SERVING",
             )
         )
     for s in scenarios:
@@ -405,7 +413,14 @@ def e2e_metrics(run: Any, scenarios: list[ScenarioRecord]) -> list[Metric]:
         )
         if s.error and extra:
             obs = f"{obs} ({extra})"
-        rows.append(Metric(s.name, s.status, f"{s.duration_s:.2f} s", redact_text(obs)))
+        rows.append(
+            Metric(
+                component=s.name,
+                status=s.status,
+                response_time=f"{s.duration_s:.2f} s",
+                observations=redact_text(obs),
+            )
+        )
     return rows
 
 
@@ -429,10 +444,10 @@ def observed_components(
     it could not tell (findings then mark the broken ones)."""
     rows = [
         CheckResult(
-            f"checklist.{i.code.lower()}",
-            CHECKLIST_COMPONENT[i.code],
-            Status.PASS if i.checked else Status.SKIP,
-            i.code,
+            id=f"checklist.{i.code.lower()}",
+            component=CHECKLIST_COMPONENT[i.code],
+            status=Status.PASS if i.checked else Status.SKIP,
+            title=i.code,
             observed=i.evidence,
         )
         for i in checklist
@@ -441,10 +456,10 @@ def observed_components(
     if after is not None and after.events_total:
         rows.append(
             CheckResult(
-                "events.recorded",
-                "Domain events",
-                Status.PASS,
-                "events",
+                id="events.recorded",
+                component="Domain events",
+                status=Status.PASS,
+                title="events",
                 observed=f"{after.events_total} domain events",
             )
         )
@@ -454,10 +469,11 @@ def observed_components(
 def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Report:
     """The report of a `pytest features/` run (see docs/report-catalogue.md for `run`)."""
     scenarios = [
-        replace(
-            s,
-            error=redact_text(s.error),
-            steps=[replace(st, error=redact_text(st.error)) for st in s.steps],
+        s.model_copy(
+            update={
+                "error": redact_text(s.error),
+                "steps": [st.model_copy(update={"error": redact_text(st.error)}) for st in s.steps],
+            }
         )
         for s in getattr(run, "scenarios", [])
     ]
@@ -470,10 +486,10 @@ def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Re
     if launch_error:
         checks.append(
             CheckResult(
-                "platform.launch",
-                "gRPC server",
-                Status.FAIL,
-                "Platform started",
+                id="platform.launch",
+                component="gRPC server",
+                status=Status.FAIL,
+                title="Platform started",
                 observed=redact_text(launch_error),
                 finding="SCENARIO_FAILED",
                 params={
@@ -504,20 +520,20 @@ def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Re
     if after is not None:
         comp_checks.append(
             CheckResult(
-                "database.snapshot",
-                "PostgreSQL",
-                Status.PASS,
-                "Database snapshot",
+                id="database.snapshot",
+                component="PostgreSQL",
+                status=Status.PASS,
+                title="Database snapshot",
                 observed=f"schema v{after.schema_version}",
             )
         )
     if target["server_info"]:
         comp_checks.append(
             CheckResult(
-                "server.info",
-                "gRPC server",
-                Status.PASS,
-                "Server info",
+                id="server.info",
+                component="gRPC server",
+                status=Status.PASS,
+                title="Server info",
                 observed=f"version {target['server_info'].get('version')}",
             )
         )
@@ -542,50 +558,3 @@ def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Re
         duration_s=float(getattr(run, "duration_s", 0.0)),
     )
     return _finish(report, findings)
-
-
-# --- JSON round trip -------------------------------------------------------------------
-
-
-def _dc(cls: Any, data: dict[str, Any]) -> Any:
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
-
-
-def report_from_json(text: str) -> Report:
-    """The Report a `to_json()` wrote (unknown keys ignored, so older readers keep working)."""
-    data = json.loads(text)
-
-    def status(d: dict[str, Any]) -> dict[str, Any]:
-        return {**d, "status": Status(d["status"])} if "status" in d else d
-
-    def snap(d: dict[str, Any] | None) -> DatabaseSnapshot | None:
-        return None if d is None else _dc(DatabaseSnapshot, d)
-
-    def check(d: dict[str, Any]) -> CheckResult:
-        result: CheckResult = _dc(CheckResult, status(d))
-        return result
-
-    scenarios = []
-    for s in data.get("scenarios", []):
-        steps = [_dc(StepRecord, status(x)) for x in s.get("steps", [])]
-        scenarios.append(_dc(ScenarioRecord, {**status(s), "steps": steps}))
-    out = _dc(
-        Report,
-        {
-            **data,
-            "verdict": Status(data.get("verdict", "PASS")),
-            "components": [check(c) for c in data.get("components", [])],
-            "checks": [check(c) for c in data.get("checks", [])],
-            "scenarios": scenarios,
-            "snapshot_before": snap(data.get("snapshot_before")),
-            "snapshot_after": snap(data.get("snapshot_after")),
-            "log_scans": [_dc(LogScan, x) for x in data.get("log_scans", [])],
-            "findings": [_dc(Finding, x) for x in data.get("findings", [])],
-            "metrics": [_dc(Metric, status(x)) for x in data.get("metrics", [])],
-            "checklist": [_dc(ChecklistItem, x) for x in data.get("checklist", [])],
-            "timeline": [_dc(TimelineEvent, x) for x in data.get("timeline", [])],
-        },
-    )
-    report: Report = out
-    return report
