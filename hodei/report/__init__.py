@@ -6,7 +6,8 @@ back. Redaction lives in
 `hodei.redaction`, durations in `hodei.durations`: the platform uses them too.
 """
 
-from hodei.report.build import build_diagnose_report, build_e2e_report
+from hodei.report.diagnose_report import build_diagnose_report
+from hodei.report.e2e_report import build_e2e_report
 from hodei.report.model import Report
 from hodei.report.render import render_markdown
 
