@@ -6,16 +6,7 @@ from typing import Any
 
 from hodei.durations import human_age, ms
 from hodei.redaction import redact
-from hodei.report.assembly import (
-    components_from,
-    finish,
-    hodei_version,
-    now_iso,
-    redacted_checks,
-    redacted_scans,
-    timeline_from,
-    verdict_of,
-)
+from hodei.report import assembly
 from hodei.report.checklist import diagnose_checklist
 from hodei.report.debug_commands import debug_commands
 from hodei.report.model import (
@@ -155,7 +146,7 @@ def build_diagnose_report(
     log_paths: list[str] | None = None,
     duration_s: float = 0.0,
 ) -> Report:
-    checks = redacted_checks(checks)
+    checks = assembly.redacted_checks(checks)
     findings = findings_from_checks(checks)
     target: dict[str, Any] = {
         "mode": "diagnose",
@@ -173,21 +164,21 @@ def build_diagnose_report(
         target["canary_job_id"] = canary.job_id
     report = Report(
         kind="diagnose",
-        generated_at=now_iso(),
-        version=hodei_version(),
+        generated_at=assembly.now_iso(),
+        version=assembly.hodei_version(),
         target=target,
-        verdict=verdict_of(findings, checks, []),
-        components=components_from(checks, findings),
+        verdict=assembly.verdict_of(findings, checks, []),
+        components=assembly.components_from(checks, findings),
         checks=checks,
         snapshot_after=snapshot,
-        log_scans=redacted_scans(log_scans or []),
+        log_scans=assembly.redacted_scans(log_scans or []),
         scenarios=[canary_flow(canary)] if canary is not None else [],
         metrics=diagnose_metrics(checks, canary),
         checklist=diagnose_checklist(checks, snapshot, canary),
-        timeline=timeline_from(
+        timeline=assembly.timeline_from(
             events if events is not None else (snapshot.recent_events if snapshot else [])
         ),
         debug_commands=debug_commands(database_url, server_address, log_paths),
         duration_s=round(duration_s, 3),
     )
-    return finish(report, findings)
+    return assembly.finish(report, findings)

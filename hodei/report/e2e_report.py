@@ -6,16 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from hodei.redaction import redact, redact_text
-from hodei.report.assembly import (
-    components_from,
-    finish,
-    hodei_version,
-    now_iso,
-    redacted_checks,
-    redacted_scans,
-    timeline_from,
-    verdict_of,
-)
+from hodei.report import assembly
 from hodei.report.checklist import e2e_checklist
 from hodei.report.debug_commands import debug_commands
 from hodei.report.model import (
@@ -88,6 +79,13 @@ CHECKLIST_COMPONENT = {
 }
 
 
+def seen_working(cid: str, component: str, title: str, observed: str) -> CheckResult:
+    """A component line for something the run saw working."""
+    return CheckResult(
+        id=cid, component=component, status=Status.PASS, title=title, observed=observed
+    )
+
+
 def observed_components(
     after: DatabaseSnapshot | None, checklist: list[ChecklistItem]
 ) -> list[CheckResult]:
@@ -106,12 +104,8 @@ def observed_components(
     ]
     if after is not None and after.events_total:
         rows.append(
-            CheckResult(
-                id="events.recorded",
-                component="Domain events",
-                status=Status.PASS,
-                title="events",
-                observed=f"{after.events_total} domain events",
+            seen_working(
+                "events.recorded", "Domain events", "events", f"{after.events_total} domain events"
             )
         )
     return rows
@@ -131,7 +125,7 @@ def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Re
     before = getattr(run, "snapshot_before", None)
     after = getattr(run, "snapshot_after", None)
     scans: list[LogScan] = list(getattr(run, "log_scans", []))
-    checks = redacted_checks(list(checks or []))
+    checks = assembly.redacted_checks(list(checks or []))
     dep = getattr(run, "deployment", None)
     launch_error = getattr(run, "launch_error", "")
     if launch_error:
@@ -170,42 +164,40 @@ def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Re
     comp_checks = list(checks)
     if after is not None:
         comp_checks.append(
-            CheckResult(
-                id="database.snapshot",
-                component="PostgreSQL",
-                status=Status.PASS,
-                title="Database snapshot",
-                observed=f"schema v{after.schema_version}",
+            seen_working(
+                "database.snapshot",
+                "PostgreSQL",
+                "Database snapshot",
+                f"schema v{after.schema_version}",
             )
         )
     if target["server_info"]:
         comp_checks.append(
-            CheckResult(
-                id="server.info",
-                component="gRPC server",
-                status=Status.PASS,
-                title="Server info",
-                observed=f"version {target['server_info'].get('version')}",
+            seen_working(
+                "server.info",
+                "gRPC server",
+                "Server info",
+                f"version {target['server_info'].get('version')}",
             )
         )
     checklist = e2e_checklist(scenarios, before, after, scans, findings)
     comp_checks += observed_components(after, checklist)
     report = Report(
         kind="e2e",
-        generated_at=getattr(run, "finished_at", "") or now_iso(),
-        version=hodei_version(),
+        generated_at=getattr(run, "finished_at", "") or assembly.now_iso(),
+        version=assembly.hodei_version(),
         target=target,
-        verdict=verdict_of(findings, checks, scenarios),
-        components=components_from(comp_checks, findings),
+        verdict=assembly.verdict_of(findings, checks, scenarios),
+        components=assembly.components_from(comp_checks, findings),
         scenarios=scenarios,
         checks=checks,
         snapshot_before=before,
         snapshot_after=after,
-        log_scans=redacted_scans(scans),
+        log_scans=assembly.redacted_scans(scans),
         metrics=e2e_metrics(run, scenarios),
         checklist=checklist,
-        timeline=timeline_from(after.recent_events if after else []),
+        timeline=assembly.timeline_from(after.recent_events if after else []),
         debug_commands=debug_commands(db_url, server, log_paths),
         duration_s=float(getattr(run, "duration_s", 0.0)),
     )
-    return finish(report, findings)
+    return assembly.finish(report, findings)

@@ -318,6 +318,26 @@ def lifecycle(status: Status, error: str = "", **metrics: float) -> ScenarioReco
     )
 
 
+def failed_at_one_step(
+    name: str,
+    duration_s: float,
+    step: str,
+    step_s: float,
+    error: str,
+    metrics: dict[str, float] | None = None,
+) -> ScenarioRecord:
+    """Scenario `name` (in `name`.feature) that failed at its only step."""
+    return ScenarioRecord(
+        name=name,
+        feature=f"{name}.feature",
+        tags=[],
+        status=Status.FAIL,
+        duration_s=duration_s,
+        steps=[StepRecord(name=step, status=Status.FAIL, duration_s=step_s, error=error)],
+        metrics=metrics or {},
+    )
+
+
 def test_e2e_dispatcher_disabled_is_named_from_server_status() -> None:
     before = seed_like_snapshot(oldest_pending_age_s=None, jobs_by_state={})
     after = seed_like_snapshot(servers=[server_row(dispatcher_enabled=False)])
@@ -392,21 +412,13 @@ def test_e2e_failed_outbox_step_is_attributed_to_the_outbox() -> None:
         oldest_pending_age_s=None,
         servers=[server_row(outbox_relay_enabled=False, last_cycle_age_s=0.2)],
     )
-    failing = ScenarioRecord(
-        name="lifecycle",
-        feature="lifecycle.feature",
-        tags=[],
-        status=Status.FAIL,
-        duration_s=3.2,
-        steps=[
-            StepRecord(
-                name="And every outbox row of the job is published",
-                status=Status.FAIL,
-                duration_s=3.0,
-                error="timed out after 3.0s waiting for every outbox row of job x to have "
-                "published_at; last seen: '0/4 published'",
-            )
-        ],
+    failing = failed_at_one_step(
+        "lifecycle",
+        3.2,
+        "And every outbox row of the job is published",
+        3.0,
+        "timed out after 3.0s waiting for every outbox row of job x to have "
+        "published_at; last seen: '0/4 published'",
     )
     report = build_e2e_report(_run([failing], seed_like_snapshot(), after))
     assert [f.code for f in report.findings] == ["OUTBOX_BACKLOG"]
@@ -416,20 +428,12 @@ def test_e2e_failed_outbox_step_is_attributed_to_the_outbox() -> None:
 
 
 def test_e2e_failed_log_step_is_attributed_to_log_streaming() -> None:
-    failing = ScenarioRecord(
-        name="logs",
-        feature="logs.feature",
-        tags=[],
-        status=Status.FAIL,
-        duration_s=5.0,
-        steps=[
-            StepRecord(
-                name="Then the log stream received the lines",
-                status=Status.FAIL,
-                duration_s=5.0,
-                error="timed out after 5.0s waiting for log lines; last seen: 0 lines",
-            )
-        ],
+    failing = failed_at_one_step(
+        "logs",
+        5.0,
+        "Then the log stream received the lines",
+        5.0,
+        "timed out after 5.0s waiting for log lines; last seen: 0 lines",
         metrics={"log_lines_received": 0, "log_lines_expected": 2},
     )
     report = build_e2e_report(_run([failing], None, None))
