@@ -22,10 +22,7 @@ from typing import Any
 import pytest
 
 from harness.context import OWN_PLATFORM_MODES, E2EContext, RunInfo
-from harness.launchers.base import Launcher
-from harness.launchers.local import FAULTS
-from harness.launchers.select import LAUNCHERS, LauncherConfig, make_launcher
-from harness.run import (
+from harness.e2e_run import (
     E2ERun,
     append_record,
     read_job_ids,
@@ -33,6 +30,9 @@ from harness.run import (
     utc_now,
     write_report,
 )
+from harness.launchers.base import Launcher
+from harness.launchers.local import FAULTS
+from harness.launchers.select import LAUNCHERS, LauncherConfig, make_launcher
 from hodei.diagnose.evidence import scan_file
 from hodei.report.model import ScenarioRecord, Status, StepRecord
 

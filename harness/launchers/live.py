@@ -11,7 +11,7 @@ import psycopg
 
 from harness.launchers.base import Deployment, Launcher
 from harness.launchers.local import LaunchError, server_health
-from hodei.report.redact import redact
+from hodei.redaction import redact
 
 
 class LiveLauncher(Launcher):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TextIO
 
 from hodei.client.views import JobView, QueueView, ServerInfoView, WorkerView
+from hodei.durations import age_since
 
 
 def print_json(data: Any, out: TextIO | None = None) -> None:
@@ -36,17 +37,8 @@ def print_fields(pairs: Sequence[tuple[str, str]], out: TextIO | None = None) ->
 
 
 def age(when: datetime | None, now: datetime | None = None) -> str:
-    """'3s ago', '5m ago', '2h ago', '-' for never."""
-    if when is None:
-        return "-"
-    seconds = max(0.0, ((now or datetime.now(UTC)) - when).total_seconds())
-    if seconds < 60:
-        return f"{seconds:.0f}s ago"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m ago"
-    if seconds < 86400:
-        return f"{seconds / 3600:.0f}h ago"
-    return f"{seconds / 86400:.0f}d ago"
+    """'3.0 s ago', '5 min ago', '-' for never (the reports' formatter, hodei.durations)."""
+    return age_since(when, now)
 
 
 def stamp(when: datetime | None) -> str:

@@ -7,12 +7,12 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from hodei import __version__
 from hodei.cli import exit_codes, output
 from hodei.client import HodeiClient
 from hodei.errors import HodeiError, InvalidArgument, Unavailable
+from hodei.redaction import redact
 
 
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -83,15 +83,6 @@ def run_worker(args: argparse.Namespace) -> int:
     if server:
         argv = ["--server", server, *argv]
     return worker_main(argv)
-
-
-def redact(url: str) -> str:
-    """postgresql://user:secret@host/db -> postgresql://user:***@host/db."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 def db_migrate(args: argparse.Namespace) -> int:

@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from hodei.cli import exit_codes
-from hodei.cli.platform import redact
 from hodei.errors import HodeiError, InvalidArgument, Unavailable
+from hodei.redaction import redact
 from hodei.settings import Settings
 
 logger = logging.getLogger(__name__)

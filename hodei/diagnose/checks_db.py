@@ -6,9 +6,9 @@ from typing import Any
 
 from hodei.diagnose.probes import ProbeSession
 from hodei.diagnose.registry import Context, Outcome, check
+from hodei.durations import human_age
+from hodei.redaction import redact
 from hodei.report.model import Status
-from hodei.report.redact import redact
-from hodei.report.units import human_age
 
 
 def _s(ctx: Context) -> ProbeSession:

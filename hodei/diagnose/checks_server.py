@@ -5,8 +5,8 @@ from __future__ import annotations
 from hodei.diagnose.canary import CANARY_STDERR, CANARY_STDOUT, probe_server, run_canary
 from hodei.diagnose.evidence import scan_file
 from hodei.diagnose.registry import Context, Outcome, check, skip
+from hodei.durations import human_age
 from hodei.report.model import LogScan, Status
-from hodei.report.units import human_age
 
 
 @check(

@@ -13,11 +13,11 @@ from typing import NoReturn, TextIO
 
 from hodei.diagnose.registry import Thresholds
 from hodei.diagnose.runner import DiagnoseResult, all_checks, diagnose
+from hodei.durations import human_age
+from hodei.redaction import redact_text
 from hodei.report.catalogue import fill, finding_text
 from hodei.report.model import Report, Status
-from hodei.report.redact import redact_text
 from hodei.report.render import render_markdown
-from hodei.report.units import human_age
 
 EXIT_UNREACHABLE = 3
 MARK = {Status.PASS: "[✓]", Status.WARN: "[!]", Status.FAIL: "[✗]", Status.SKIP: "[-]"}
@@ -159,7 +159,7 @@ def running_embedded_url(data_dir: Path | None) -> str | None:
 
 def _render(result: DiagnoseResult, fmt: str, lang: str) -> str:
     if fmt == "json":
-        return result.report.to_json() + "\n"
+        return result.report.model_dump_json(indent=2) + "\n"
     if fmt == "md":
         return render_markdown(result.report, lang)
     return doctor_summary(result.report)

@@ -21,8 +21,8 @@ from psycopg.rows import dict_row
 
 from hodei.db.connector import parse_queries
 from hodei.errors import Unavailable
+from hodei.redaction import redact
 from hodei.report.model import DatabaseSnapshot
-from hodei.report.redact import redact
 
 Row = dict[str, Any]
 

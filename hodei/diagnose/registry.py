@@ -155,6 +155,6 @@ def run_check(chk: Check, ctx: Context, debug_commands: list[str]) -> CheckResul
     if result.finding:
         text = finding_text(result.finding, "en")
         result.causes = list(text.causes)
-        result.remediation = [fill(a, outcome.params) for _, a in text.actions]
+        result.remediation = [fill(a.text, outcome.params) for a in text.actions]
         result.debug_commands = debug_commands
     return result

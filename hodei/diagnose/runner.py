@@ -11,7 +11,8 @@ from hodei.diagnose import checks_db, checks_server  # noqa: F401  (register the
 from hodei.diagnose.probes import probe_session
 from hodei.diagnose.registry import REGISTRY, Check, Context, Thresholds, run_check
 from hodei.errors import Unavailable
-from hodei.report.build import build_diagnose_report, debug_commands
+from hodei.report.debug_commands import debug_commands
+from hodei.report.diagnose_report import build_diagnose_report
 from hodei.report.model import Report, Status
 
 #: Run order: reachability first, then what later checks reuse (ready workers, queue

@@ -1,18 +1,19 @@
 """The report model (JSON is the source of truth) and its Markdown rendering.
 
 Public API: `build_e2e_report(run)`, `build_diagnose_report(...)`,
-`render_markdown(report, lang)`, `report_from_json(text)`, `redact(url)`.
+`render_markdown(report, lang)`; `Report.model_validate_json(text)` reads a report
+back. Redaction lives in
+`hodei.redaction`, durations in `hodei.durations`: the platform uses them too.
 """
 
-from hodei.report.build import build_diagnose_report, build_e2e_report, report_from_json
-from hodei.report.redact import redact, redact_text
+from hodei.report.diagnose_report import build_diagnose_report
+from hodei.report.e2e_report import build_e2e_report
+from hodei.report.model import Report
 from hodei.report.render import render_markdown
 
 __all__ = [
+    "Report",
     "build_diagnose_report",
     "build_e2e_report",
-    "redact",
-    "redact_text",
     "render_markdown",
-    "report_from_json",
 ]

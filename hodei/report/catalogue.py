@@ -1,68 +1,70 @@
-"""The words of the reports, in English and Spanish, keyed by code.
+"""The words of the reports, one data file per language, keyed by code.
 
 Findings and checklist items in a Report carry only a `code` and `params`; the
-templates look their title, probable causes, module to look at and recommended
-actions up here, so one JSON report renders in either language.
+templates look their title, root-cause sentence, probable causes, modules to look at
+and recommended actions up here, so one JSON report renders in any language. The words
+live in `hodei/report/texts/<lang>.toml` (package data, shipped in the wheel), read
+with tomllib and validated once; docs/report-catalogue.md says how to add a finding or
+a language.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import tomllib
+from functools import cache
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+from typing import Any, Literal
 
-from hodei.report.finding_texts import FINDINGS, FindingText
+from pydantic import BaseModel, ConfigDict
 
-LANGS = ("en", "es")
+Priority = Literal["high", "medium", "low"]
 
 
-CHECKLIST: dict[str, dict[str, str]] = {
-    "DISPATCHER_CYCLES": {
-        "en": "The dispatcher processes the queue every {interval}",
-        "es": "JobDispatcher procesa la cola cada {interval}",
-    },
-    "JOBS_LEAVE_PENDING": {
-        "en": "Jobs go from PENDING to ASSIGNED/RUNNING",
-        "es": "Jobs pasan de PENDING a ASSIGNED/RUNNING",
-    },
-    "WORKERS_RECEIVE_JOBS": {
-        "en": "Workers receive jobs",
-        "es": "Workers reciben jobs correctamente",
-    },
-    "LOGS_REACH_CLI": {"en": "Logs reach the CLI", "es": "Logs se transmiten al CLI"},
-    "JOBS_COMPLETE": {
-        "en": "Jobs complete with SUCCEEDED/FAILED",
-        "es": "Jobs completan con SUCCEEDED/FAILED",
-    },
-    "NO_GRPC_ERRORS": {"en": "No gRPC errors in the logs", "es": "No hay errores gRPC en los logs"},
-    "THROUGHPUT_STABLE": {
-        "en": "Throughput metrics are stable",
-        "es": "Métricas de throughput son estables",
-    },
-    "OUTBOX_PUBLISHED": {
-        "en": "Outbox events are published",
-        "es": "Los eventos de la outbox se publican",
-    },
-}
+class _Texts(BaseModel):
+    # A misspelt key in a language file is an error, not a silently missing sentence.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-COMPONENTS: dict[str, str] = {
-    # English component name -> Spanish
-    "PostgreSQL": "Base de Datos PostgreSQL",
-    "gRPC server": "Servidor gRPC",
-    "Workers": "Workers",
-    "Job queue": "Job Queue",
-    "Dispatcher": "Job Dispatcher",
-    "Job execution": "Ejecución de Jobs",
-    "Consistency": "Consistencia",
-    "Domain events": "Sistema de Eventos (Domain Events)",
-    "Outbox": "Outbox",
-    "Log streaming": "Log Streaming",
-    "Throughput": "Throughput",
-    "Logs": "Logs de procesos",
-}
 
-SEVERITY = {
-    "en": {"critical": "CRITICAL", "major": "MAJOR", "minor": "MINOR"},
-    "es": {"critical": "CRÍTICO", "major": "MAYOR", "minor": "MENOR"},
-}
+class Action(_Texts):
+    priority: Priority
+    text: str
+
+
+class FindingText(_Texts):
+    title: str
+    root_cause: str  # one sentence, formatted with the finding's params
+    causes: list[str]
+    modules: list[str]
+    actions: list[Action]  # by priority: the report groups them high / medium / low
+
+
+class LanguageTexts(_Texts):
+    """Everything one `texts/<lang>.toml` holds."""
+
+    severity: dict[str, str]  # "critical" | "major" | "minor" -> the word shown
+    components: dict[str, str]  # English component name (as in the JSON) -> shown name
+    checklist: dict[str, str]  # checklist code -> sentence ({interval} ...)
+    findings: dict[str, FindingText]
+
+
+def _texts_dir() -> Traversable:
+    return files("hodei.report").joinpath("texts")
+
+
+#: The report languages: one per data file (each also needs a report.<lang>.md.j2).
+LANGS: tuple[str, ...] = tuple(
+    sorted(p.name.removesuffix(".toml") for p in _texts_dir().iterdir() if p.name.endswith(".toml"))
+)
+
+
+@cache
+def texts(lang: str) -> LanguageTexts:
+    """The words of `lang`, read and validated on first use."""
+    if lang not in LANGS:
+        raise ValueError(f"unsupported report language {lang!r}; use one of {', '.join(LANGS)}")
+    data = tomllib.loads(_texts_dir().joinpath(f"{lang}.toml").read_text(encoding="utf-8"))
+    return LanguageTexts.model_validate(data)
 
 
 class _Lenient(dict[str, Any]):
@@ -79,16 +81,20 @@ def fill(template: str, params: dict[str, Any]) -> str:
 
 
 def finding_text(code: str, lang: str) -> FindingText:
-    texts = FINDINGS.get(code)
-    if texts is None:
-        return FindingText(code, code, [], [], [])
-    return texts.get(lang) or texts["en"]
+    """The finding's words in `lang` (English if `lang` lacks them; the code itself if
+    no language knows it)."""
+    found = texts(lang).findings.get(code) or texts("en").findings.get(code)
+    return found or FindingText(title=code, root_cause=code, causes=[], modules=[], actions=[])
 
 
 def checklist_text(code: str, lang: str, params: dict[str, Any] | None = None) -> str:
-    texts = CHECKLIST.get(code, {})
-    return fill(texts.get(lang) or texts.get("en") or code, params or {"interval": "X s"})
+    sentence = texts(lang).checklist.get(code) or texts("en").checklist.get(code) or code
+    return fill(sentence, params or {"interval": "X s"})
 
 
 def component_name(name: str, lang: str) -> str:
-    return COMPONENTS.get(name, name) if lang == "es" else name
+    return texts(lang).components.get(name, name)
+
+
+def severity_word(severity: str, lang: str) -> str:
+    return texts(lang).severity.get(severity, severity)

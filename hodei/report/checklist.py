@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from hodei.durations import human_age
 from hodei.report.model import (
     ChecklistItem,
     CheckResult,
@@ -18,7 +19,6 @@ from hodei.report.model import (
     ScenarioRecord,
     Status,
 )
-from hodei.report.units import human_age
 
 ITEMS = [
     "DISPATCHER_CYCLES",
@@ -76,7 +76,7 @@ def e2e_checklist(
     passed = [s for s in scenarios if s.status == Status.PASS]
 
     def add(code: str, ok: bool, evidence: str, params: dict[str, Any] | None = None) -> None:
-        items.append(ChecklistItem(code, ok, evidence, params or {}))
+        items.append(ChecklistItem(code=code, checked=ok, evidence=evidence, params=params or {}))
 
     live = [s for s in (after.servers if after else []) if not s.get("stopped_at")]
     enabled = [s for s in live if s.get("dispatcher_enabled")]
@@ -150,7 +150,7 @@ def diagnose_checklist(
     canary_state = getattr(canary, "state", "")
     items: list[ChecklistItem] = []
     add: Callable[..., None] = lambda code, good, ev, params=None: items.append(  # noqa: E731
-        ChecklistItem(code, bool(good), ev, params or {})
+        ChecklistItem(code=code, checked=bool(good), evidence=ev, params=params or {})
     )
     live = [
         s

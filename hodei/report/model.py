@@ -1,17 +1,28 @@
 """The report model shared by `pytest features/` and `hodei-diagnose`.
 
-JSON (``Report.to_json``) is the source of truth; Markdown is rendered from it by
-Jinja2 templates, in English or Spanish. Texts meant for people that depend on
-the language are not stored here: findings and checklist items carry a `code`
-and `params`, and the templates look the words up in the catalogue.
+JSON is the source of truth: `report.model_dump_json(indent=2)` writes it
+(reports/latest.json, `hodei-diagnose --format json`) and
+`Report.model_validate_json(text)` reads it back, validated; keys a reader does not
+know are ignored, so older readers keep working. Markdown is rendered from the model
+by Jinja2 templates, in English or Spanish. Texts meant for people that depend on the
+language are not stored here: findings and checklist items carry a `code` and
+`params`, and the templates look the words up in the catalogue.
+
+Fields are keyword-only (pydantic), and assignment after construction is not
+validated: the builders fill a model in steps.
 """
 
 from __future__ import annotations
 
 import enum
-import json
-from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    # Unknown keys are dropped (a newer writer, an older reader).
+    model_config = ConfigDict(extra="ignore")
 
 
 class Status(enum.StrEnum):
@@ -21,8 +32,7 @@ class Status(enum.StrEnum):
     SKIP = "SKIP"
 
 
-@dataclass
-class StepRecord:
+class StepRecord(_Model):
     """One Gherkin step (or one canary phase) as it ran."""
 
     name: str
@@ -31,21 +41,19 @@ class StepRecord:
     error: str = ""
 
 
-@dataclass
-class ScenarioRecord:
+class ScenarioRecord(_Model):
     name: str
     feature: str
     tags: list[str]
     status: Status
     duration_s: float
-    steps: list[StepRecord] = field(default_factory=list)
+    steps: list[StepRecord] = Field(default_factory=list)
     error: str = ""
     # Measured figures a scenario wants in the report, e.g. {"jobs_per_min": 812.0}.
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
 
 
-@dataclass
-class CheckResult:
+class CheckResult(_Model):
     """One diagnostic check (hodei-diagnose), or one harness observation."""
 
     id: str
@@ -55,52 +63,49 @@ class CheckResult:
     observed: str = ""
     threshold: str = ""
     duration_s: float = 0.0
-    evidence: list[str] = field(default_factory=list)
-    causes: list[str] = field(default_factory=list)
-    remediation: list[str] = field(default_factory=list)
-    debug_commands: list[str] = field(default_factory=list)
+    evidence: list[str] = Field(default_factory=list)
+    causes: list[str] = Field(default_factory=list)
+    remediation: list[str] = Field(default_factory=list)
+    debug_commands: list[str] = Field(default_factory=list)
     # Additive (report engineer): the catalogue finding a non-PASS result stands for,
     # and the values that fill the finding's sentences.
     finding: str = ""
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
-@dataclass
-class LogScan:
+class LogScan(_Model):
     """ERROR lines and gRPC stream errors found in one process's log."""
 
     source: str  # "server", "worker-1", a container name...
     path: str
     total_lines: int
-    error_lines: list[str] = field(default_factory=list)
-    grpc_errors: list[str] = field(default_factory=list)
-    notable_lines: list[str] = field(default_factory=list)  # e.g. dispatcher cycles
+    error_lines: list[str] = Field(default_factory=list)
+    grpc_errors: list[str] = Field(default_factory=list)
+    notable_lines: list[str] = Field(default_factory=list)  # e.g. dispatcher cycles
 
 
-@dataclass
-class DatabaseSnapshot:
+class DatabaseSnapshot(_Model):
     taken_at: str  # ISO 8601 UTC
     jobs_total: int = 0
-    jobs_by_state: dict[str, int] = field(default_factory=dict)
+    jobs_by_state: dict[str, int] = Field(default_factory=dict)
     oldest_pending_age_s: float | None = None
     queue_depth: int = 0
     queue_oldest_age_s: float | None = None
-    queue_sample: list[dict[str, Any]] = field(default_factory=list)
-    workers_by_state: dict[str, int] = field(default_factory=dict)
-    workers_sample: list[dict[str, Any]] = field(default_factory=list)
+    queue_sample: list[dict[str, Any]] = Field(default_factory=list)
+    workers_by_state: dict[str, int] = Field(default_factory=dict)
+    workers_sample: list[dict[str, Any]] = Field(default_factory=list)
     events_total: int = 0
-    events_by_type: dict[str, int] = field(default_factory=dict)
-    recent_events: list[dict[str, Any]] = field(default_factory=list)
+    events_by_type: dict[str, int] = Field(default_factory=dict)
+    recent_events: list[dict[str, Any]] = Field(default_factory=list)
     outbox_total: int = 0
     outbox_unpublished: int = 0
     outbox_oldest_unpublished_age_s: float | None = None
     job_logs_total: int = 0
-    servers: list[dict[str, Any]] = field(default_factory=list)  # server_status rows
+    servers: list[dict[str, Any]] = Field(default_factory=list)  # server_status rows
     schema_version: int | None = None
 
 
-@dataclass
-class Finding:
+class Finding(_Model):
     """A problem the run or the checks established.
 
     `code` selects the words in the catalogue (title, probable causes, module to
@@ -110,29 +115,26 @@ class Finding:
     code: str
     component: str
     severity: str  # "critical" | "major" | "minor"
-    params: dict[str, Any] = field(default_factory=dict)
-    symptoms: list[str] = field(default_factory=list)
-    evidence: list[str] = field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
+    symptoms: list[str] = Field(default_factory=list)
+    evidence: list[str] = Field(default_factory=list)
 
 
-@dataclass
-class ChecklistItem:
+class ChecklistItem(_Model):
     code: str  # catalogue key of the item's sentence
     checked: bool
     evidence: str = ""
-    params: dict[str, Any] = field(default_factory=dict)  # additive: fills the sentence
+    params: dict[str, Any] = Field(default_factory=dict)  # additive: fills the sentence
 
 
-@dataclass
-class Metric:
+class Metric(_Model):
     component: str
     status: Status
     response_time: str
     observations: str
 
 
-@dataclass
-class TimelineEvent:
+class TimelineEvent(_Model):
     occurred_at: str
     event_type: str
     aggregate_type: str
@@ -140,33 +142,26 @@ class TimelineEvent:
     actor: str = ""
 
 
-@dataclass
-class Report:
+class Report(_Model):
     kind: str  # "e2e" | "diagnose"
     generated_at: str
     version: str
     target: dict[str, Any]  # launcher/mode, database (redacted), server address, pids...
     verdict: Status = Status.PASS
     root_cause: str = ""  # one sentence, e.g. "the dispatcher is stopped"
-    components: list[CheckResult] = field(default_factory=list)
-    scenarios: list[ScenarioRecord] = field(default_factory=list)
-    checks: list[CheckResult] = field(default_factory=list)
+    components: list[CheckResult] = Field(default_factory=list)
+    scenarios: list[ScenarioRecord] = Field(default_factory=list)
+    checks: list[CheckResult] = Field(default_factory=list)
     snapshot_before: DatabaseSnapshot | None = None
     snapshot_after: DatabaseSnapshot | None = None
-    log_scans: list[LogScan] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-    metrics: list[Metric] = field(default_factory=list)
-    checklist: list[ChecklistItem] = field(default_factory=list)
-    timeline: list[TimelineEvent] = field(default_factory=list)
-    debug_commands: list[str] = field(default_factory=list)
+    log_scans: list[LogScan] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    metrics: list[Metric] = Field(default_factory=list)
+    checklist: list[ChecklistItem] = Field(default_factory=list)
+    timeline: list[TimelineEvent] = Field(default_factory=list)
+    debug_commands: list[str] = Field(default_factory=list)
     duration_s: float = 0.0
     # Additive: the root cause as a catalogue finding code + params, so that it renders
     # in either language; `root_cause` keeps the English sentence.
     root_cause_code: str = ""
-    root_cause_params: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False, default=str)
+    root_cause_params: dict[str, Any] = Field(default_factory=dict)

@@ -7,17 +7,17 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from hodei.durations import human_age
+from hodei.redaction import redact_text
 from hodei.report.catalogue import (
     LANGS,
-    SEVERITY,
     checklist_text,
     component_name,
     fill,
     finding_text,
+    severity_word,
 )
 from hodei.report.model import Finding, Report, Status, TimelineEvent
-from hodei.report.redact import redact_text
-from hodei.report.units import human_age
 
 ICON = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.SKIP: "⏭️"}
 STATE_WORD = {
@@ -52,8 +52,9 @@ def actions_by_priority(findings: list[Finding], lang: str) -> dict[str, list[di
     seen: set[str] = set()
     for f in findings:
         text = finding_text(f.code, lang)
-        for priority, action in text.actions:
-            sentence = fill(action, f.params)
+        for action in text.actions:
+            priority = action.priority
+            sentence = fill(action.text, f.params)
             if sentence in seen:
                 continue
             seen.add(sentence)
@@ -122,7 +123,7 @@ def render_markdown(report: Report, lang: str = "en") -> str:
             "f": f,
             "t": finding_text(f.code, lang),
             "title": fill(finding_text(f.code, lang).title, f.params),
-            "severity": SEVERITY[lang].get(f.severity, f.severity),
+            "severity": severity_word(f.severity, lang),
         }
         for f in report.findings
     ]

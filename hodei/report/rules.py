@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hodei.durations import human_age
 from hodei.report.catalogue import fill, finding_text
 from hodei.report.model import (
     CheckResult,
@@ -19,7 +20,6 @@ from hodei.report.model import (
     ScenarioRecord,
     Status,
 )
-from hodei.report.units import human_age
 
 #: Which finding explains the others: the first present is the root cause.
 ROOT_CAUSE_ORDER = [
@@ -186,10 +186,10 @@ def snapshot_findings(
     if servers and not any(s.get("dispatcher_enabled") for s in servers):
         out.append(
             Finding(
-                "DISPATCHER_DISABLED",
-                "Dispatcher",
-                "critical",
-                dispatcher_params(snap, age),
+                code="DISPATCHER_DISABLED",
+                component="Dispatcher",
+                severity="critical",
+                params=dispatcher_params(snap, age),
                 symptoms=[f"{len(servers)} live server(s) with dispatcher_enabled = false"],
                 evidence=[
                     f"server_status {s.get('server_id')}: dispatcher_enabled="
@@ -201,10 +201,10 @@ def snapshot_findings(
     elif age is not None and age > E2E_PENDING_AGE_S and _ready(snap):
         out.append(
             Finding(
-                "DISPATCHER_STALLED",
-                "Dispatcher",
-                "critical",
-                dispatcher_params(snap, age),
+                code="DISPATCHER_STALLED",
+                component="Dispatcher",
+                severity="critical",
+                params=dispatcher_params(snap, age),
                 symptoms=[
                     f"oldest PENDING job {human_age(age)} old with {_ready(snap)} READY worker(s)"
                 ],
@@ -219,10 +219,10 @@ def snapshot_findings(
     if relay_off or (out_age is not None and out_age > E2E_OUTBOX_AGE_S):
         out.append(
             Finding(
-                "OUTBOX_BACKLOG",
-                "Outbox",
-                "major",
-                {"count": snap.outbox_unpublished, "age": human_age(out_age)},
+                code="OUTBOX_BACKLOG",
+                component="Outbox",
+                severity="major",
+                params={"count": snap.outbox_unpublished, "age": human_age(out_age)},
                 symptoms=[
                     f"{snap.outbox_unpublished} unpublished outbox row(s), "
                     f"oldest {human_age(out_age)}"
@@ -235,10 +235,10 @@ def snapshot_findings(
     if new_events > 0 and new_outbox == 0:
         out.append(
             Finding(
-                "OUTBOX_EMPTY",
-                "Outbox",
-                "major",
-                {"events": new_events, "outbox": new_outbox, "window": "run"},
+                code="OUTBOX_EMPTY",
+                component="Outbox",
+                severity="major",
+                params={"events": new_events, "outbox": new_outbox, "window": "run"},
                 symptoms=[f"{new_events} domain event(s), {new_outbox} outbox rows"],
             )
         )
@@ -252,10 +252,14 @@ def scan_findings(scans: list[LogScan]) -> list[Finding]:
     sources = sorted({src for src, _ in errors})
     return [
         Finding(
-            "GRPC_STREAM_ERRORS",
-            "Logs",
-            "major",
-            {"count": len(errors), "sources": ", ".join(sources), "sample": errors[0][1][-120:]},
+            code="GRPC_STREAM_ERRORS",
+            component="Logs",
+            severity="major",
+            params={
+                "count": len(errors),
+                "sources": ", ".join(sources),
+                "sample": errors[0][1][-120:],
+            },
             symptoms=[f"{len(errors)} gRPC stream error line(s)"],
             evidence=[f"{src}: {line}" for src, line in errors[:8]],
         )
@@ -313,10 +317,10 @@ def scenario_findings(
             continue
         out.append(
             Finding(
-                code,
-                FINDING_COMPONENT.get(code, "Job execution"),
-                _severity(code, Status.FAIL),
-                params,
+                code=code,
+                component=FINDING_COMPONENT.get(code, "Job execution"),
+                severity=_severity(code, Status.FAIL),
+                params=params,
                 symptoms=[symptom],
                 evidence=[f"feature {s.feature}, {s.duration_s:.2f} s"],
             )

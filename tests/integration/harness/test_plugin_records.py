@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.run import append_record, read_job_ids, read_records
+from harness.e2e_run import append_record, read_job_ids, read_records
 from hodei.report.model import ScenarioRecord, Status, StepRecord
 from tests.integration.harness.feature_runs import run_features
 
@@ -21,12 +21,12 @@ def _record(name: str, feature: str, status: Status) -> ScenarioRecord:
         status=status,
         duration_s=1.5,
         steps=[
-            StepRecord("Given the platform is running", Status.PASS, 0.01),
+            StepRecord(name="Given the platform is running", status=Status.PASS, duration_s=0.01),
             StepRecord(
-                "Then the job reaches state SUCCEEDED",
-                status,
-                1.2,
-                "" if status == Status.PASS else "timed out after 15.0s waiting",
+                name="Then the job reaches state SUCCEEDED",
+                status=status,
+                duration_s=1.2,
+                error="" if status == Status.PASS else "timed out after 15.0s waiting",
             ),
         ],
         error="" if status == Status.PASS else "WaitTimeout: timed out",

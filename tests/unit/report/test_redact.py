@@ -1,10 +1,10 @@
-"""Masking passwords in database URLs and in lines of text (hodei.report.redact)."""
+"""Masking passwords in database URLs and in lines of text (hodei.redaction)."""
 
 from __future__ import annotations
 
 import pytest
 
-from hodei.report import redact, redact_text
+from hodei.redaction import redact, redact_text
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 `redact(url)` masks the password of a connection URL (and `password=` in a key/value
 DSN or query string); `redact_text(text)` does the same for every URL inside a text,
-e.g. a log line or an exception message quoted as evidence.
+e.g. a log line or an exception message quoted as evidence. The one copy: the CLI
+(`hodei up`, `hodei db migrate`), the doctor, the reports and the harness all use it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,44 @@
+"""Commands pointed at the very deployment a report describes: the seed's SQL queries,
+`hodei` subcommands and log tails. The password never reaches them."""
+
+from __future__ import annotations
+
+import shlex
+
+from hodei.redaction import redact
+
+SEED_QUERIES = [
+    "SELECT id, state, attempts, created_at FROM jobs ORDER BY created_at DESC LIMIT 5;",
+    "SELECT jq.job_id, jq.enqueued_at, j.state FROM job_queue jq JOIN jobs j ON jq.job_id = j.id;",
+    "SELECT id, state, last_heartbeat, current_job_id FROM workers;",
+    "SELECT event_type, aggregate_id, actor, occurred_at FROM domain_events "
+    "ORDER BY occurred_at DESC LIMIT 10;",
+    "SELECT server_id, dispatcher_enabled, dispatcher_last_cycle_at, dispatcher_cycles, "
+    "outbox_last_publish_at, heartbeat_at FROM server_status;",
+    "SELECT count(*) FILTER (WHERE published_at IS NULL) AS unpublished, "
+    "min(created_at) FILTER (WHERE published_at IS NULL) AS oldest FROM outbox_events;",
+]
+
+
+def debug_commands(
+    database_url: str | None, server: str | None, log_paths: list[str] | None = None
+) -> list[str]:
+    """Commands pointed at this very deployment; the password is never printed."""
+    cmds: list[str] = []
+    if database_url:
+        url = redact(database_url)
+        note = "# password redacted: export PGPASSWORD first" if url != database_url else ""
+        if note:
+            cmds.append(note)
+        for q in SEED_QUERIES:
+            cmds.append(f"psql {shlex.quote(url)} -c {shlex.quote(q)}")
+    if server:
+        for sub in ("job list", "workers", "queue"):
+            cmds.append(f"hodei {sub} --server {server}")
+        diag = f"hodei-diagnose --server {server} --canary"
+        if database_url:
+            diag += f" --database-url {shlex.quote(redact(database_url))}"
+        cmds.append(diag)
+    for path in log_paths or []:
+        cmds.append(f"tail -f {shlex.quote(path)} | grep -E 'dispatcher|ERROR|UNAVAILABLE'")
+    return cmds
