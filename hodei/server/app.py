@@ -52,12 +52,12 @@ def grpc_server_options(settings: Settings) -> list[tuple[str, int]]:
     """HTTP/2 keepalive: ping idle connections, and accept the workers' pings even
     without active calls, so an idle stream is never torn down by either side."""
     return [
-        ("grpc.keepalive_time_ms", settings.keepalive_time_ms),
-        ("grpc.keepalive_timeout_ms", settings.keepalive_timeout_ms),
+        ("grpc.keepalive_time_ms", settings.server.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", settings.server.keepalive_timeout_ms),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", settings.server_min_ping_interval_ms),
-        ("grpc.http2.min_ping_interval_without_data_ms", settings.server_min_ping_interval_ms),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", settings.server.min_ping_interval_ms),
+        ("grpc.http2.min_ping_interval_without_data_ms", settings.server.min_ping_interval_ms),
         ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ]
 
@@ -65,7 +65,7 @@ def grpc_server_options(settings: Settings) -> list[tuple[str, int]]:
 class ServerApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.server_id = settings.server_id or (
+        self.server_id = settings.server.id or (
             f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         )
         self.database_url = ""
@@ -83,7 +83,7 @@ class ServerApp:
 
     @property
     def address(self) -> str:
-        return f"{self.settings.host}:{self.port}"
+        return f"{self.settings.server.host}:{self.port}"
 
     async def start(self) -> None:
         s = self.settings
@@ -91,11 +91,11 @@ class ServerApp:
         applied = await migrate(self.database_url)
         if applied:
             logger.info("database migrated to version %d", applied[-1].version)
-        self.db = Database(self.database_url, s.db_pool_min, s.db_pool_max)
+        self.db = Database(self.database_url, s.database.pool_min, s.database.pool_max)
         await self.db.open()
         services = Services.build(s, self.server_id, datetime.now(UTC), self.db)
         self.services = services
-        await services.status.started(s.dispatcher_enabled, s.outbox_relay_enabled)
+        await services.status.started(s.dispatcher.enabled, s.server.outbox_relay_enabled)
 
         server = grpc.aio.server(options=grpc_server_options(s))
         jobs_pb2_grpc.add_JobExecutionServiceServicer_to_server(
@@ -111,11 +111,11 @@ class ServerApp:
             [*_SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
         try:
-            self.port = server.add_insecure_port(s.listen_address)
+            self.port = server.add_insecure_port(s.server.listen_address)
         except RuntimeError as exc:
-            raise Unavailable(f"cannot listen on {s.listen_address}: {exc}") from None
+            raise Unavailable(f"cannot listen on {s.server.listen_address}: {exc}") from None
         if self.port == 0:
-            raise Unavailable(f"cannot listen on {s.listen_address}: address in use?")
+            raise Unavailable(f"cannot listen on {s.server.listen_address}: address in use?")
         self._server = server
         await server.start()
 
@@ -129,7 +129,7 @@ class ServerApp:
             services.status,
         )
         self.supervisor.start("recovery", self.recovery.run)
-        if s.dispatcher_enabled:
+        if s.dispatcher.enabled:
             self.dispatcher = Dispatcher(
                 s,
                 self.database_url,
@@ -141,7 +141,7 @@ class ServerApp:
             self.supervisor.start("dispatcher", self.dispatcher.run)
         else:
             logger.warning("dispatcher DISABLED by settings: queued jobs will not be dispatched")
-        if s.outbox_relay_enabled:
+        if s.server.outbox_relay_enabled:
             self.outbox = OutboxRelay(s, self.database_url, self.db, services.status)
             self.supervisor.start("outbox-relay", self.outbox.run)
         else:

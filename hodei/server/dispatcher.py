@@ -60,8 +60,8 @@ class Dispatcher:
         async with Listener(self.database_url, JOBS_CHANNEL, self.notified) as listener:
             logger.info(
                 "dispatcher started (poll every %.2f s, batch %d)",
-                self.settings.dispatch_poll_interval,
-                self.settings.dispatch_batch_size,
+                self.settings.dispatcher.poll_interval,
+                self.settings.dispatcher.batch_size,
                 extra={"server_id": self.jobs.server_id},
             )
             while not stop.is_set():
@@ -70,7 +70,7 @@ class Dispatcher:
                 self.jobs.queued.clear()
                 self.registry.capacity_changed.clear()
                 dispatched = await self.cycle()
-                if dispatched >= self.settings.dispatch_batch_size:
+                if dispatched >= self.settings.dispatcher.batch_size:
                     await self._record(force=False)
                     continue  # there may be more work right now
                 await self._record(force=dispatched == 0)
@@ -79,7 +79,7 @@ class Dispatcher:
                     self.notified,
                     self.jobs.queued,
                     self.registry.capacity_changed,
-                    seconds=self.settings.dispatch_poll_interval,
+                    seconds=self.settings.dispatcher.poll_interval,
                 )
                 new_job = self.notified.is_set() or self.jobs.queued.is_set()
                 if self.registry.capacity_changed.is_set() and not new_job:

@@ -52,7 +52,7 @@ class WorkerAgent:
         #: Kills the jobs' process groups if this worker dies (hodei.worker.guard).
         self.guard = guard
         self.worker_id = ""
-        self.heartbeat_interval = settings.heartbeat_interval
+        self.heartbeat_interval = settings.recovery.heartbeat_interval
         self.connected = False  # a stream is open and the server welcomed us
         self.draining = False
         #: The server reads WorkerMessage.batch (its Welcome said so).
@@ -70,10 +70,10 @@ class WorkerAgent:
 
     def register_request(self) -> workers_pb2.RegisterRequest:
         return workers_pb2.RegisterRequest(
-            name=self.settings.worker_name or f"{socket.gethostname()}-{os.getpid()}",
+            name=self.settings.worker.name or f"{socket.gethostname()}-{os.getpid()}",
             hostname=socket.gethostname(),
             pid=os.getpid(),
-            slots=self.settings.slots,
+            slots=self.settings.worker.slots,
             version=hodei_version,
         )
 
@@ -88,7 +88,7 @@ class WorkerAgent:
             hello=workers_pb2.Hello(
                 worker_id=self.worker_id,
                 running=[a.ref for a in self._attempts.values()],
-                slots=self.settings.slots,
+                slots=self.settings.worker.slots,
                 batches=True,  # this worker reads ServerMessage.batch
             )
         )
@@ -172,8 +172,8 @@ class WorkerAgent:
         is due (None: until something happens)."""
         if self._control:
             return self._control.popleft(), None
-        batch_lines = self.settings.log_batch_lines
-        interval = self.settings.log_batch_interval
+        batch_lines = self.settings.worker.log_batch_lines
+        interval = self.settings.worker.log_batch_interval
         now = time.monotonic()
         timeout: float | None = None
         attempts = list(self._attempts.values())
@@ -208,8 +208,8 @@ class WorkerAgent:
         reason = ""
         if self.draining:
             reason = "worker is shutting down"
-        elif self.running_count >= self.settings.slots:
-            reason = f"no free slot ({self.running_count} of {self.settings.slots} busy)"
+        elif self.running_count >= self.settings.worker.slots:
+            reason = f"no free slot ({self.running_count} of {self.settings.worker.slots} busy)"
         if reason:
             logger.info("job refused: %s", reason, extra=fields)
             self._send(_msg(ack=workers_pb2.JobAck(ref=run.ref, accepted=False, reason=reason)))
@@ -233,7 +233,7 @@ class WorkerAgent:
 
     def _make_process(self, att: Attempt, run: workers_pb2.RunJob) -> JobProcess:
         fields = att.log_fields(self.worker_id)
-        drop_logs = self.settings.fault_drop_logs
+        drop_logs = self.settings.faults.drop_logs
         logs = att.logs
 
         def on_lines(is_stderr: bool, lines: list[bytes], ts_ns: int) -> None:
@@ -242,7 +242,7 @@ class WorkerAgent:
             logs.append(is_stderr, lines, ts_ns, time.monotonic())
             self._wake.set()
 
-        buffer_cap = self.settings.worker_log_buffer_bytes
+        buffer_cap = self.settings.worker.log_buffer_bytes
 
         async def room() -> None:
             # Output the server has not confirmed is capped; the job waits on its
@@ -257,8 +257,8 @@ class WorkerAgent:
             working_dir=run.working_dir,
             timeout=run.timeout_seconds or None,
             on_lines=on_lines,
-            kill_grace=self.settings.worker_kill_grace,
-            max_line_bytes=self.settings.worker_max_line_bytes,
+            kill_grace=self.settings.worker.kill_grace,
+            max_line_bytes=self.settings.worker.max_line_bytes,
             log_extra=fields,
             is_full=lambda: logs.held_bytes > buffer_cap,
             room=room,
@@ -407,7 +407,7 @@ class WorkerAgent:
 
     def heartbeat(self) -> None:
         running = [a.ref for a in self._attempts.values()]
-        free = max(self.settings.slots - self.running_count, 0)
+        free = max(self.settings.worker.slots - self.running_count, 0)
         if self.draining:
             free = 0
         self._send(_msg(heartbeat=workers_pb2.Heartbeat(running=running, free_slots=free)))
@@ -459,7 +459,7 @@ class WorkerAgent:
         if not await self._wait_until(lambda: self.running_count == 0, grace):
             self.stop_jobs(force=False)
             await self._wait_until(
-                lambda: self.running_count == 0, self.settings.worker_kill_grace + 3.0
+                lambda: self.running_count == 0, self.settings.worker.kill_grace + 3.0
             )
         tasks = [a.task for a in self._attempts.values() if a.task is not None and a.running]
         for task in tasks:

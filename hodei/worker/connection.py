@@ -59,13 +59,16 @@ def channel_options(settings: Settings) -> list[tuple[str, int]]:
     """HTTP/2 keepalive: without it an idle stream is cut by the peer or a proxy
     (the original platform's `h2 protocol error` every 30 s)."""
     return [
-        ("grpc.keepalive_time_ms", settings.keepalive_time_ms),
-        ("grpc.keepalive_timeout_ms", settings.keepalive_timeout_ms),
+        ("grpc.keepalive_time_ms", settings.server.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", settings.server.keepalive_timeout_ms),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
         # Reconnect quickly once the server is back; our own backoff paces retries.
         ("grpc.initial_reconnect_backoff_ms", 100),
-        ("grpc.max_reconnect_backoff_ms", max(int(settings.reconnect_max_backoff * 1000), 100)),
+        (
+            "grpc.max_reconnect_backoff_ms",
+            max(int(settings.worker.reconnect_max_backoff * 1000), 100),
+        ),
         ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ]
 
@@ -96,7 +99,7 @@ class StreamClient:
     async def run(self, stop: asyncio.Event) -> None:
         """Connect and stay connected until `stop` is set."""
         self._channel = grpc.aio.insecure_channel(
-            self.settings.server_address, options=channel_options(self.settings)
+            self.settings.server.address, options=channel_options(self.settings)
         )
         stub = workers_pb2_grpc.WorkerAgentServiceStub(self._channel)
         stream = self._channel.stream_stream(
@@ -151,7 +154,7 @@ class StreamClient:
                 if stop.is_set() or self._closing:
                     break
                 failures = 1 if welcomed else failures + 1
-                delay = backoff_delay(failures, self.settings.reconnect_max_backoff)
+                delay = backoff_delay(failures, self.settings.worker.reconnect_max_backoff)
                 logger.info(
                     "reconnecting in %.2f s (failure %d)", delay, failures, extra=self._fields()
                 )

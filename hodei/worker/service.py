@@ -66,12 +66,14 @@ class WorkerService:
             self.agent.stop_jobs(force=True)
 
     async def run(self) -> None:
-        if self.settings.fault_drop_logs:
+        if self.settings.faults.drop_logs:
             logger.warning(
                 "FAULT INJECTION: fault_drop_logs is on; job output will not be streamed"
             )
         logger.info(
-            "worker starting: server=%s slots=%d", self.settings.server_address, self.settings.slots
+            "worker starting: server=%s slots=%d",
+            self.settings.server.address,
+            self.settings.worker.slots,
         )
         stream = asyncio.create_task(
             supervise("stream", lambda: self.client.run(self._stop_stream), self._stop_stream),
@@ -87,11 +89,11 @@ class WorkerService:
         )
         try:
             await self.shutdown.wait()
-            grace = 0.0 if self._signals > 1 else self.settings.worker_shutdown_grace
+            grace = 0.0 if self._signals > 1 else self.settings.worker.shutdown_grace
             await self.agent.drain(grace)
             if self.agent.connected:
-                await self.agent.flush(self.settings.worker_flush_timeout)
-                await self.client.close(self.settings.worker_flush_timeout)
+                await self.agent.flush(self.settings.worker.flush_timeout)
+                await self.client.close(self.settings.worker.flush_timeout)
             elif self.agent.held:
                 logger.warning(
                     "server unreachable at shutdown: %d attempt(s) not reported; the server "

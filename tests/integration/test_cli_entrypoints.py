@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from hodei.client import HodeiClient
+from hodei.worker.command import worker_command
 from tests.integration.cli_process import closed_port, finish, hodei, start_cli
 
 pytestmark = pytest.mark.integration
@@ -65,3 +67,18 @@ async def test_hodei_worker_with_a_bad_address_is_one_line() -> None:
     assert result.returncode == 2, str(result)
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, str(result)
+
+
+async def test_worker_refuses_a_fault_without_the_testing_switch() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
+    env["HODEI_FAULT_DROP_LOGS"] = "true"
+    argv = worker_command("127.0.0.1:1", name="faulty")
+    proc = await asyncio.create_subprocess_exec(
+        *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2, err.decode()
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("hodei worker: invalid setting 'faults': HODEI_FAULT_DROP_LOGS")
+    assert "unless HODEI_TESTING=true" in lines[0]

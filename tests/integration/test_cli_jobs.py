@@ -31,7 +31,7 @@ UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 @pytest.fixture
 async def platform(start_server: StartServer, spawn_worker: SpawnWorker) -> str:
     """A server with one real worker (2 slots); returns its address."""
-    app = await start_server(dispatch_poll_interval=0.2)
+    app = await start_server(dispatcher={"poll_interval": 0.2})
     await spawn_worker(app.address, slots=2)
     address: str = app.address
     return address

@@ -9,6 +9,7 @@ import pytest
 from hodei.cli import exit_codes
 from hodei.cli.jobs import job_run_exit_code, parse_states, spec_from_args
 from hodei.cli.main import build_parser
+from hodei.cli.options import settings_from_args
 from hodei.cli.platform import redact
 from hodei.client import JobView, check_address
 from hodei.client.rpc_errors import translate
@@ -192,7 +193,7 @@ def test_global_options_go_before_or_after_the_subcommand() -> None:
     before = parser.parse_args(["--server", "a:1", "-o", "json", "job", "list"])
     after = parser.parse_args(["job", "list", "--server", "a:1", "--output", "json"])
     for args in (before, after):
-        assert (args.server, args.output) == ("a:1", "json")
+        assert (settings_from_args(args).server.address, args.output) == ("a:1", "json")
 
 
 def test_passwords_are_redacted() -> None:
