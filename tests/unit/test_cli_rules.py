@@ -7,7 +7,7 @@ import grpc
 import pytest
 
 from hodei.cli import exit_codes
-from hodei.cli.jobs import job_run_exit_code, parse_states, spec_from_args
+from hodei.cli.jobs import cancel_outcome, job_run_exit_code, parse_states, spec_from_args
 from hodei.cli.main import build_parser
 from hodei.cli.options import settings_from_args
 from hodei.cli.platform import redact
@@ -165,6 +165,24 @@ def test_job_run_arguments_become_a_validated_spec() -> None:
 def test_bad_job_input_is_invalid_argument(argv: list[str], message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         _spec(*argv)
+
+
+@pytest.mark.parametrize("subcommand", ["run", "submit"])
+def test_an_empty_command_names_the_subcommand_given(subcommand: str) -> None:
+    args = build_parser().parse_args(["job", subcommand])
+    with pytest.raises(InvalidArgument, match=f"hodei job {subcommand} -- CMD ARGS"):
+        spec_from_args(args)
+
+
+def test_cancel_says_what_happened() -> None:
+    held = JobView(id="j1", state=JobState.RUNNING, command=("sleep", "9"))
+    assert cancel_outcome(held, force=True) == (
+        "job j1: cancel requested; it was RUNNING and its worker is stopping it "
+        "(SIGKILL at once); `hodei job get j1` shows when it is CANCELLED"
+    )
+    assert "SIGTERM, then SIGKILL" in cancel_outcome(held, force=False)
+    pending = JobView(id="j2", state=JobState.CANCELLED, command=("true",))
+    assert cancel_outcome(pending, force=False) == "job j2: CANCELLED"
 
 
 def test_states_parse_case_insensitively_and_comma_separated() -> None:
