@@ -164,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    from hodei.logging_setup import quiet_grpc_core
+
+    # Before build_parser(): the command modules import grpc, which reads it then.
+    quiet_grpc_core(debug)
     try:
         try:
             args = build_parser().parse_args(argv)
@@ -171,9 +175,6 @@ def _main(argv: list[str] | None) -> int:
             return int(exc.code or 0) if isinstance(exc.code, int) else exit_codes.USAGE
         args.output = getattr(args, "output", "table")
         debug = bool(getattr(args, "debug", False))
-        # gRPC's C core prints INFO lines to stderr (e.g. fork_posix notes when `up`
-        # starts workers); read once when grpc loads, which happens below.
-        os.environ.setdefault("GRPC_VERBOSITY", "DEBUG" if debug else "ERROR")
         from hodei.logging_setup import configure_logging
 
         # The CLI's own log is quiet (WARNING) unless --debug; `up`, `server` and

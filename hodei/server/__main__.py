@@ -57,6 +57,9 @@ def run_server(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hodei.logging_setup import quiet_grpc_core
+
+    quiet_grpc_core()  # before ServerApp's modules import grpc
     parser = argparse.ArgumentParser(prog="python -m hodei.server", description=__doc__)
     add_setting_flags(parser, *SERVER_OPTIONS)
     args = parser.parse_args(argv)
