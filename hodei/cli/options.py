@@ -41,14 +41,22 @@ def _argument(field: SettingField) -> dict[str, Any]:
     kind = _value_type(info.annotation)
     if kind is bool:
         # A switch flips the default (`--no-dispatcher` turns dispatcher.enabled off).
-        return {**spec, "action": "store_const", "const": not default, "help": help_text}
+        state = "false" if default else "true"
+        return {
+            **spec,
+            "action": "store_const",
+            "const": not default,
+            "help": f"as {field.env}={state}; {field.path}: {info.description}",
+        }
     if get_origin(kind) is Literal:
         choices = [str(c) for c in get_args(kind)]
         upper = all(c.isupper() for c in choices)
         convert = str.upper if upper else str
         return {**spec, "type": convert, "choices": choices, "help": help_text}
-    metavar = "HOST:PORT" if field.path == "server.address" else None
-    return {**spec, "type": kind, "metavar": metavar, "help": f"{help_text}, default {default}"}
+    metavar = "HOST:PORT" if field.path == "server.address" else field.name.upper()
+    if default not in (None, ""):
+        help_text += f", default {default}"
+    return {**spec, "type": kind, "metavar": metavar, "help": help_text}
 
 
 def _value_type(annotation: Any) -> Any:

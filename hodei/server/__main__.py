@@ -56,13 +56,17 @@ def run_server(settings: Settings) -> int:
     return 0
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m hodei.server", description=__doc__)
+    add_setting_flags(parser, *SERVER_OPTIONS)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     from hodei.logging_setup import quiet_grpc_core
 
     quiet_grpc_core()  # before ServerApp's modules import grpc
-    parser = argparse.ArgumentParser(prog="python -m hodei.server", description=__doc__)
-    add_setting_flags(parser, *SERVER_OPTIONS)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         settings = settings_from_args(args)
     except HodeiError as err:

@@ -21,12 +21,16 @@ def run_worker(settings: Settings) -> int:
     return run(settings)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m hodei.worker", description="Run a Hodei worker."
     )
     add_setting_flags(parser, *WORKER_OPTIONS)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         settings = settings_from_args(args)
     except HodeiError as err:

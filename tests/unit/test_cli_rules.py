@@ -3,6 +3,10 @@ RpcError translation, address checks, redaction."""
 
 from __future__ import annotations
 
+import argparse
+import os
+from collections.abc import Callable
+
 import grpc
 import pytest
 
@@ -21,6 +25,8 @@ from hodei.errors import (
     NotFound,
     Unavailable,
 )
+from hodei.server import __main__ as server_main
+from hodei.worker import __main__ as worker_main
 
 
 class StatusError(grpc.RpcError):
@@ -212,6 +218,49 @@ def test_global_options_go_before_or_after_the_subcommand() -> None:
     after = parser.parse_args(["job", "list", "--server", "a:1", "--output", "json"])
     for args in (before, after):
         assert (settings_from_args(args).server.address, args.output) == ("a:1", "json")
+
+
+@pytest.mark.parametrize(
+    ("command", "module_parser", "argv"),
+    [
+        (
+            "server",
+            server_main.build_parser,
+            ["--port", "7001", "--no-dispatcher", "--log-level", "debug", "--data-dir", "/d"],
+        ),
+        (
+            "worker",
+            worker_main.build_parser,
+            ["--server", "h:1", "--slots", "3", "--name", "w", "--log-file", "/l.log"],
+        ),
+    ],
+)
+def test_hodei_and_python_m_give_the_same_settings_from_the_same_flags(
+    command: str,
+    module_parser: Callable[[], argparse.ArgumentParser],
+    argv: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in [n for n in os.environ if n.startswith("HODEI_")]:
+        monkeypatch.delenv(name)
+    via_cli = settings_from_args(build_parser().parse_args([command, *argv]))
+    via_module = settings_from_args(module_parser().parse_args(argv))
+    assert via_cli == via_module
+    if command == "server":
+        assert (via_cli.server.port, via_cli.dispatcher.enabled) == (7001, False)
+        assert (via_cli.logging.level, str(via_cli.database.data_dir)) == ("DEBUG", "/d")
+    else:
+        assert (via_cli.server.address, via_cli.worker.slots) == ("h:1", 3)
+        assert (via_cli.worker.name, str(via_cli.logging.file)) == ("w", "/l.log")
+
+
+def test_a_flag_not_given_leaves_the_setting_to_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HODEI_SLOTS", "5")
+    assert settings_from_args(build_parser().parse_args(["worker"])).worker.slots == 5
+    given = build_parser().parse_args(["worker", "--slots", "2"])
+    assert settings_from_args(given).worker.slots == 2
 
 
 def test_passwords_are_redacted() -> None:
