@@ -44,6 +44,7 @@ from typing import IO, Any
 
 from hodei.client import HodeiClient, JobView
 from hodei.domain.jobs import JobState
+from hodei.worker.command import worker_command
 
 _REPO = Path(__file__).resolve().parents[1]
 
@@ -192,19 +193,12 @@ class Platform:
         for index in range(self.workers):
             self.worker_procs.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "hodei.worker",
-                        "--server",
+                    worker_command(
                         self.address,
-                        "--slots",
-                        str(self.slots),
-                        "--name",
-                        f"bench-{index + 1}",
-                        "--log-file",
-                        str(self.workdir / f"worker-{index + 1}.log"),
-                    ],
+                        slots=self.slots,
+                        name=f"bench-{index + 1}",
+                        log_file=self.workdir / f"worker-{index + 1}.log",
+                    ),
                     env=env,
                     stdout=subprocess.DEVNULL,
                     stderr=self._log(f"worker-{index + 1}.err"),

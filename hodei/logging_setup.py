@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -80,3 +81,17 @@ def configure_logging(level: str = "INFO", fmt: str = "text", file: Path | None 
     # grpc and psycopg are chatty at DEBUG; keep them at WARNING unless asked.
     for noisy in ("grpc", "psycopg", "psycopg.pool", "asyncio", "pgserver"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def quiet_grpc_core(debug: bool = False) -> None:
+    """Keep gRPC's C core from printing INFO lines on stderr; call it before grpc is
+    imported (the core reads GRPC_VERBOSITY once, at import: set later, it is ignored).
+
+    The line people saw is `fork_posix.cc:71] Other threads are currently calling into
+    gRPC, skipping fork() handlers`: the core's fork handlers note every fork() made
+    while its threads run, e.g. pgserver running pg_ctl as another user (a fork, not a
+    vfork) when `hodei up` stops. Hodei's children all exec, so the note is noise.
+    The caller's own GRPC_VERBOSITY wins; the environment reaches the workers `hodei
+    up` starts.
+    """
+    os.environ.setdefault("GRPC_VERBOSITY", "DEBUG" if debug else "ERROR")

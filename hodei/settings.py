@@ -1,15 +1,30 @@
 """The one settings object. Built once at an entry point (CLI, test fixture) and
-passed down; nothing else in Hodei reads the environment."""
+passed down; nothing else in Hodei reads the environment.
+
+Settings are nested by concern (``settings.database.url``, ``settings.worker.slots``)
+and each option is declared once, here: its type, default, bounds, meaning, its
+``HODEI_*`` environment variable and, when it has one, its command-line flag. The
+CLI builds its flags from these declarations (hodei.cli.options) and the README's
+configuration table lists them (a test keeps the two in step).
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hodei.errors import ConfigError
+
+ENV_PREFIX = "HODEI_"
+#: The switch that allows fault injection (faults.*): the harness sets it, production never.
+TESTING_ENV = "HODEI_TESTING"
 
 
 def default_data_dir() -> Path:
@@ -19,74 +34,41 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("hodei")) / "pgdata"
 
 
-class Settings(BaseSettings):
-    """Every knob of the platform, from `HODEI_*` environment variables or arguments."""
+def setting(
+    default: Any, env: str, help: str, *, flag: str | None = None, **constraints: Any
+) -> Any:
+    """Declare one option: default, HODEI_* variable, meaning, optional CLI flag, bounds.
 
-    model_config = SettingsConfigDict(env_prefix="HODEI_", extra="forbid", frozen=True)
+    A flag on a bool that defaults to True is a switch that turns it off
+    (``--no-dispatcher``); any other flag takes a value.
+    """
+    extra: dict[str, Any] = {"env": env}
+    if flag:
+        extra["flag"] = flag
+    return Field(default, description=help, json_schema_extra=extra, **constraints)
 
-    # --- database --------------------------------------------------------------
-    database_url: str | None = Field(
-        default=None, description="PostgreSQL URL; empty means the embedded pgserver"
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Group):
+    url: str | None = setting(
+        None,
+        "HODEI_DATABASE_URL",
+        "PostgreSQL URL; empty means the embedded PostgreSQL",
+        flag="--database-url",
     )
-    data_dir: Path | None = Field(
-        default=None, description="Data directory of the embedded PostgreSQL"
+    data_dir: Path | None = setting(
+        None,
+        "HODEI_DATA_DIR",
+        "data directory of the embedded PostgreSQL (default: the per-user data dir)",
+        flag="--data-dir",
     )
-    db_pool_min: int = Field(default=2, ge=1)
-    db_pool_max: int = Field(default=10, ge=1)
+    pool_min: int = setting(2, "HODEI_DB_POOL_MIN", "connections the server keeps open", ge=1)
+    pool_max: int = setting(10, "HODEI_DB_POOL_MAX", "most connections the server opens", ge=1)
 
-    # --- server ----------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = Field(default=50051, ge=0, le=65535)
-    server_id: str | None = Field(default=None, description="Defaults to host:pid:random")
-    dispatcher_enabled: bool = True
-    #: QueueJob assigns the job in its own statement when this server has a READY
-    #: worker with a free slot and nothing is waiting (only with the dispatcher on).
-    eager_dispatch: bool = True
-    outbox_relay_enabled: bool = True
-    dispatch_poll_interval: float = Field(default=1.0, gt=0)
-    dispatch_batch_size: int = Field(default=64, ge=1)
-    ack_timeout: float = Field(default=10.0, gt=0, description="RunJob -> JobAck deadline, s")
-    heartbeat_interval: float = Field(default=5.0, gt=0)
-    heartbeat_miss_limit: int = Field(default=3, ge=1)
-    reaper_interval: float = Field(default=1.0, gt=0)
-    outbox_channel: str = "hodei_outbox"
-    outbox_poll_interval: float = Field(default=0.5, gt=0)
-    default_max_attempts: int = Field(default=3, ge=1)
-    cancel_grace_seconds: float = Field(default=5.0, ge=0)
-
-    # --- HTTP/2 keepalive (both sides) ------------------------------------------
-    keepalive_time_ms: int = Field(default=10_000, ge=1)
-    keepalive_timeout_ms: int = Field(default=60_000, ge=1)
-    server_min_ping_interval_ms: int = Field(default=5_000, ge=1)
-
-    # --- worker ----------------------------------------------------------------
-    server_address: str = "127.0.0.1:50051"
-    worker_name: str = ""
-    slots: int = Field(default=1, ge=1, le=1024)
-    log_batch_lines: int = Field(default=2000, ge=1)
-    log_batch_interval: float = Field(default=0.05, gt=0)
-    reconnect_max_backoff: float = Field(default=10.0, gt=0)
-    # SIGTERM -> SIGKILL delay when the worker stops a job's process group.
-    worker_kill_grace: float = Field(default=5.0, ge=0)
-    # On SIGINT/SIGTERM: how long running jobs may finish before they are stopped,
-    # then how long to wait for the server to confirm the buffered results.
-    worker_shutdown_grace: float = Field(default=30.0, ge=0)
-    worker_flush_timeout: float = Field(default=5.0, ge=0)
-    # A longer output line is split into pieces of this many bytes.
-    worker_max_line_bytes: int = Field(default=1024 * 1024, ge=64)
-    # Output of one job held unconfirmed by the server; beyond it the job's pipe is
-    # not read (the job waits on its writes) until the server catches up.
-    worker_log_buffer_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
-    # Fault injection for the harness's own tests: a worker that runs jobs but
-    # never streams their output. Never set in production.
-    fault_drop_logs: bool = False
-
-    # --- logging ---------------------------------------------------------------
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["text", "json"] = "text"
-    log_file: Path | None = None
-
-    @field_validator("database_url")
+    @field_validator("url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value in (None, ""):
@@ -95,26 +77,308 @@ class Settings(BaseSettings):
             raise ValueError("must start with postgresql://")
         return value
 
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
+
+class ServerSettings(_Group):
+    host: str = setting("127.0.0.1", "HODEI_HOST", "address the server listens on", flag="--host")
+    port: int = setting(
+        50051,
+        "HODEI_PORT",
+        "gRPC port the server listens on (0: any)",
+        flag="--port",
+        ge=0,
+        le=65535,
+    )
+    address: str = setting(
+        "127.0.0.1:50051",
+        "HODEI_SERVER_ADDRESS",
+        "HOST:PORT where the CLI and the workers reach the server",
+        flag="--server",
+    )
+    id: str | None = setting(None, "HODEI_SERVER_ID", "server id (default: host:pid:random)")
+    outbox_relay_enabled: bool = setting(
+        True,
+        "HODEI_OUTBOX_RELAY_ENABLED",
+        "publish job events from the outbox (off only to simulate a fault)",
+        flag="--no-outbox-relay",
+    )
+    outbox_channel: str = setting(
+        "hodei_outbox", "HODEI_OUTBOX_CHANNEL", "PostgreSQL channel the outbox relay notifies"
+    )
+    outbox_poll_interval: float = setting(
+        0.5, "HODEI_OUTBOX_POLL_INTERVAL", "outbox relay poll period without a wake-up, s", gt=0
+    )
+    default_max_attempts: int = setting(
+        3, "HODEI_DEFAULT_MAX_ATTEMPTS", "attempts of a job that does not say", ge=1
+    )
+    # HTTP/2 keepalive; the worker and the CLI dial with the same values.
+    keepalive_time_ms: int = setting(
+        10_000, "HODEI_KEEPALIVE_TIME_MS", "HTTP/2 keepalive ping period (both sides), ms", ge=1
+    )
+    keepalive_timeout_ms: int = setting(
+        60_000,
+        "HODEI_KEEPALIVE_TIMEOUT_MS",
+        "HTTP/2 keepalive ping answer deadline (both sides), ms",
+        ge=1,
+    )
+    min_ping_interval_ms: int = setting(
+        5_000,
+        "HODEI_SERVER_MIN_PING_INTERVAL_MS",
+        "shortest ping period the server accepts from a client, ms",
+        ge=1,
+    )
 
     @property
     def listen_address(self) -> str:
         return f"{self.host}:{self.port}"
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Build Settings from the environment plus explicit overrides (None values are ignored).
+class DispatcherSettings(_Group):
+    enabled: bool = setting(
+        True,
+        "HODEI_DISPATCHER_ENABLED",
+        "assign queued jobs to workers (off only to simulate a fault)",
+        flag="--no-dispatcher",
+    )
+    #: QueueJob assigns the job in its own statement when this server has a READY
+    #: worker with a free slot and nothing is waiting (only with the dispatcher on).
+    eager: bool = setting(
+        True, "HODEI_EAGER_DISPATCH", "assign a job in QueueJob itself when a slot is free"
+    )
+    poll_interval: float = setting(
+        1.0, "HODEI_DISPATCH_POLL_INTERVAL", "dispatch pass period without a wake-up, s", gt=0
+    )
+    batch_size: int = setting(64, "HODEI_DISPATCH_BATCH_SIZE", "jobs assigned per pass", ge=1)
+    ack_timeout: float = setting(
+        10.0, "HODEI_ACK_TIMEOUT", "RunJob -> JobAck deadline before a job is requeued, s", gt=0
+    )
 
-    Raises ConfigError with a one-line message instead of pydantic's report.
+
+class RecoverySettings(_Group):
+    heartbeat_interval: float = setting(
+        5.0, "HODEI_HEARTBEAT_INTERVAL", "worker heartbeat period (told to workers), s", gt=0
+    )
+    heartbeat_miss_limit: int = setting(
+        3, "HODEI_HEARTBEAT_MISS_LIMIT", "missed heartbeats before a worker is LOST", ge=1
+    )
+    reaper_interval: float = setting(
+        1.0, "HODEI_REAPER_INTERVAL", "period of the lost-worker and deadline sweep, s", gt=0
+    )
+    cancel_grace_seconds: float = setting(
+        5.0, "HODEI_CANCEL_GRACE_SECONDS", "how long a cancel may take on a worker, s", ge=0
+    )
+
+
+class WorkerSettings(_Group):
+    name: str = setting("", "HODEI_WORKER_NAME", "name shown in `hodei workers`", flag="--name")
+    slots: int = setting(
+        1, "HODEI_SLOTS", "jobs a worker runs at once", flag="--slots", ge=1, le=1024
+    )
+    log_batch_lines: int = setting(
+        2000, "HODEI_LOG_BATCH_LINES", "most output lines per message to the server", ge=1
+    )
+    log_batch_interval: float = setting(
+        0.05, "HODEI_LOG_BATCH_INTERVAL", "longest wait before output is sent, s", gt=0
+    )
+    reconnect_max_backoff: float = setting(
+        10.0, "HODEI_RECONNECT_MAX_BACKOFF", "longest delay between reconnect attempts, s", gt=0
+    )
+    kill_grace: float = setting(
+        5.0, "HODEI_WORKER_KILL_GRACE", "SIGTERM -> SIGKILL delay when a job is stopped, s", ge=0
+    )
+    # On SIGINT/SIGTERM: how long running jobs may finish before they are stopped,
+    # then how long to wait for the server to confirm the buffered results.
+    shutdown_grace: float = setting(
+        30.0, "HODEI_WORKER_SHUTDOWN_GRACE", "on SIGTERM, how long running jobs may finish, s", ge=0
+    )
+    flush_timeout: float = setting(
+        5.0,
+        "HODEI_WORKER_FLUSH_TIMEOUT",
+        "on SIGTERM, how long to wait for the server to confirm results, s",
+        ge=0,
+    )
+    max_line_bytes: int = setting(
+        1024 * 1024, "HODEI_WORKER_MAX_LINE_BYTES", "a longer output line is split, bytes", ge=64
+    )
+    # Beyond it the job's pipe is not read (the job waits on its writes) until the
+    # server catches up.
+    log_buffer_bytes: int = setting(
+        256 * 1024 * 1024,
+        "HODEI_WORKER_LOG_BUFFER_BYTES",
+        "output of one job held unconfirmed by the server, bytes",
+        ge=1024,
+    )
+
+
+class LoggingSettings(_Group):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting(
+        "INFO", "HODEI_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", flag="--log-level"
+    )
+    format: Literal["text", "json"] = setting(
+        "text", "HODEI_LOG_FORMAT", "text or json (one object a line)", flag="--log-format"
+    )
+    file: Path | None = setting(
+        None, "HODEI_LOG_FILE", "write the log here instead of stderr", flag="--log-file"
+    )
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class FaultSettings(_Group):
+    """Fault injection for the harness's own tests: they break the platform on purpose,
+    so they are refused unless the testing switch is on."""
+
+    testing: bool = setting(False, TESTING_ENV, "allow the fault-injection settings below")
+    drop_logs: bool = setting(
+        False, "HODEI_FAULT_DROP_LOGS", "fault: the worker runs jobs but never sends their output"
+    )
+
+    @model_validator(mode="after")
+    def _only_when_testing(self) -> FaultSettings:
+        injected = [
+            name
+            for name, info in type(self).model_fields.items()
+            if name != "testing" and getattr(self, name) != info.default
+        ]
+        if injected and not self.testing:
+            names = ", ".join(env_of(type(self).model_fields[n]) for n in injected)
+            raise ValueError(
+                f"{names} injects a fault and is refused unless {TESTING_ENV}=true "
+                "(fault injection is for the e2e harness's own tests, never production)"
+            )
+        return self
+
+
+def env_of(info: FieldInfo) -> str:
+    extra = info.json_schema_extra
+    assert isinstance(extra, dict), "every setting is declared with setting()"
+    return str(extra["env"])
+
+
+class _EnvSource(PydanticBaseSettingsSource):
+    """Reads each nested field from its own HODEI_* variable (the names predate the
+    nesting and are kept: README, compose files and deployments use them)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every field itself
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {key.upper(): value for key, value in os.environ.items()}
+        values: dict[str, dict[str, str]] = {}
+        for field in setting_fields():
+            if field.env in environ:
+                values.setdefault(field.group, {})[field.name] = environ[field.env]
+        return values
+
+
+class Settings(BaseSettings):
+    """Every knob of the platform, from `HODEI_*` environment variables or arguments."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    database: DatabaseSettings = DatabaseSettings()
+    server: ServerSettings = ServerSettings()
+    dispatcher: DispatcherSettings = DispatcherSettings()
+    recovery: RecoverySettings = RecoverySettings()
+    worker: WorkerSettings = WorkerSettings()
+    logging: LoggingSettings = LoggingSettings()
+    faults: FaultSettings = FaultSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Arguments win over the environment; no .env or secret files.
+        return init_settings, _EnvSource(settings_cls)
+
+
+@dataclass(frozen=True)
+class SettingField:
+    group: str
+    name: str
+    info: FieldInfo
+
+    @property
+    def path(self) -> str:
+        return f"{self.group}.{self.name}"
+
+    @property
+    def env(self) -> str:
+        return env_of(self.info)
+
+    @property
+    def flag(self) -> str | None:
+        extra = self.info.json_schema_extra
+        return str(extra["flag"]) if isinstance(extra, dict) and "flag" in extra else None
+
+
+def setting_fields() -> Iterator[SettingField]:
+    """Every option, in declaration order."""
+    for group, info in Settings.model_fields.items():
+        model = info.annotation
+        assert isinstance(model, type) and issubclass(model, _Group)
+        for name, sub in model.model_fields.items():
+            yield SettingField(group, name, sub)
+
+
+def setting_field(path: str) -> SettingField:
+    """The option at `group.name` (KeyError if there is none)."""
+    for field in setting_fields():
+        if field.path == path:
+            return field
+    raise KeyError(path)
+
+
+#: Overrides by group: {"dispatcher": {"enabled": False}}.
+Overrides = Mapping[str, Mapping[str, object] | None]
+
+
+def load_settings(**overrides: Mapping[str, object] | None) -> Settings:
+    """Settings from the environment plus explicit overrides by group
+    (``load_settings(database={"url": url})``; None values are ignored).
+
+    Raises ConfigError with a one-line message naming the setting and its variable.
     """
-    clean = {k: v for k, v in overrides.items() if v is not None}
+    clean = {
+        group: {name: value for name, value in (values or {}).items() if value is not None}
+        for group, values in overrides.items()
+    }
     try:
-        return Settings(**clean)  # type: ignore[arg-type]
+        # Groups go in as dicts; pydantic-settings merges them over the environment.
+        return Settings(**{g: v for g, v in clean.items() if v})  # type: ignore[arg-type]
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-        message = first.get("msg", "invalid value")
-        raise ConfigError(f"invalid setting {where!r}: {message}") from None
+        raise ConfigError(_one_line(exc)) from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = [str(part) for part in first.get("loc", ())]
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    path = ".".join(loc[:2]) or "settings"
+    try:
+        field = setting_field(path)
+    except KeyError:
+        where = repr(path)
+    else:
+        names = ", ".join(filter(None, (field.env, field.flag)))
+        where = f"{path!r} ({names})"
+    return f"invalid setting {where}: {message}"
+
+
+def environment_for(overrides: Overrides) -> dict[str, str]:
+    """The HODEI_* variables that carry these overrides to another process."""
+    env: dict[str, str] = {}
+    for group, values in overrides.items():
+        for name, value in (values or {}).items():
+            if value is None:
+                continue
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            env[setting_field(f"{group}.{name}").env] = text
+    return env

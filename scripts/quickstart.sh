@@ -3,23 +3,27 @@
 # creates .venv, installs Hodei, starts `hodei up` (embedded database + server + 1 worker),
 # runs one job with its logs streamed live, prints the job, and stops everything.
 #   bash scripts/quickstart.sh [-- CMD ARGS...]
+# The embedded database lives where `hodei up` keeps it by default (the per-user data
+# dir, or HODEI_DATA_DIR), so a later `hodei up` or `hodei-diagnose` finds the same one.
+# The log of `hodei up` is kept in a file whose path is printed at the start and the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=${HODEI_QUICKSTART_PORT:-50051}
-data_dir=${HODEI_QUICKSTART_DATA_DIR:-$PWD/.hodei-data}
+venv=${HODEI_QUICKSTART_VENV:-.venv}
 if [ "${1:-}" = "--" ]; then shift; fi
 if [ $# -eq 0 ]; then set -- sh -c 'echo "hello from Hodei on $(hostname)"; echo "this line went to stderr" >&2'; fi
 
-[ -x .venv/bin/hodei ] || {
-    python3 -m venv .venv
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e .
+[ -x "$venv/bin/hodei" ] || {
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    "$venv/bin/python" -m pip install -q -e .
 }
-hodei=.venv/bin/hodei
-log=$(mktemp -t hodei-up.XXXXXX.log)
-"$hodei" up --port "$port" --workers 1 --data-dir "$data_dir" >"$log" 2>&1 &
+hodei=$venv/bin/hodei
+log=$(mktemp -t hodei-quickstart.XXXXXX.log)
+echo "--- starting hodei up on port $port; its log: $log" >&2
+"$hodei" up --port "$port" --workers 1 >"$log" 2>&1 &
 up_pid=$!
-trap 'kill -INT $up_pid 2>/dev/null; wait $up_pid 2>/dev/null || true' EXIT
+trap 'kill -INT $up_pid 2>/dev/null; wait $up_pid 2>/dev/null || true; echo "--- hodei up stopped; its log: $log" >&2' EXIT
 
 # Wait until the server answers and a worker is READY (at most 60 s).
 for _ in $(seq 1 120); do

@@ -15,11 +15,11 @@ Fixtures (names are a contract other engineers rely on):
 - ``start_server`` (function, async factory): ``app = await start_server(**overrides)``
   returns a started ``hodei.server.app.ServerApp`` on a free port on 127.0.0.1 using
   ``db_url`` (unless ``database_url=`` is overridden); ``app.port`` is the bound port,
-  ``app.address`` is ``"127.0.0.1:<port>"``. Overrides are Settings fields
-  (e.g. ``dispatcher_enabled=False``, ``dispatch_poll_interval=0.2``). Every server started
-  is stopped at teardown.
+  ``app.address`` is ``"127.0.0.1:<port>"``. Overrides are Settings groups, as
+  Settings itself takes them (e.g. ``dispatcher={"enabled": False, "poll_interval": 0.2}``);
+  each group is merged over the test defaults. Every server started is stopped at teardown.
 - ``test_settings`` (function): ``make(**overrides) -> Settings`` with test defaults
-  (db_url, port 0, short intervals are NOT applied unless asked).
+  (db_url, port 0, short intervals are NOT applied unless asked); overrides as above.
 """
 
 from __future__ import annotations
@@ -112,10 +112,14 @@ def db_url(make_db_url: Callable[[], str]) -> str:
 def test_settings(db_url: str) -> Callable[..., Settings]:
     from hodei.settings import Settings
 
-    def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"database_url": db_url, "host": "127.0.0.1", "port": 0}
-        values.update(overrides)
-        return Settings(**values)
+    def make(**overrides: dict[str, Any]) -> Settings:
+        values: dict[str, dict[str, Any]] = {
+            "database": {"url": db_url},
+            "server": {"host": "127.0.0.1", "port": 0},
+        }
+        for group, fields in overrides.items():
+            values[group] = {**values.get(group, {}), **fields}
+        return Settings.model_validate(values)
 
     return make
 

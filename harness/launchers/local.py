@@ -32,10 +32,14 @@ from harness.launchers.base import Deployment, Launcher, ProcessInfo
 from harness.waits import wait_for
 from hodei.db.embedded import start_pgserver
 from hodei.errors import Unavailable
+from hodei.settings import TESTING_ENV
+from hodei.worker.command import worker_command
 
 logger = logging.getLogger(__name__)
 
-#: Fault names accepted by `--hodei-fault`, and the setting each one flips.
+#: Fault names accepted by `--hodei-fault`, and the setting each one flips. A process
+#: with a fault also gets the testing switch (HODEI_TESTING), without which Hodei
+#: refuses the fault-injection settings.
 FAULTS: dict[str, tuple[str, str, str]] = {
     # fault: (role, env var, value)
     "dispatcher_off": ("server", "HODEI_DISPATCHER_ENABLED", "false"),
@@ -177,6 +181,7 @@ class LocalLauncher(Launcher):
             fault_role, var, value = FAULTS[fault]
             if fault_role == role:
                 env[var] = value
+                env[TESTING_ENV] = "true"
         env.update(self.options.extra_env)
         env["PYTHONUNBUFFERED"] = "1"
         return env
@@ -248,15 +253,7 @@ class LocalLauncher(Launcher):
         info = self._spawn(
             "worker",
             name,
-            [
-                sys.executable,
-                "-m",
-                "hodei.worker",
-                "--server",
-                self.deployment.server_address,
-                "--slots",
-                str(self.options.slots),
-            ],
+            worker_command(self.deployment.server_address, slots=self.options.slots),
             self._env("worker", None),
         )
         self.deployment.processes.append(info)

@@ -97,7 +97,10 @@ def command_from_args(args: argparse.Namespace) -> list[str]:
             raise InvalidArgument("--shell script must not be empty")
         return ["/bin/sh", "-c", args.shell]
     if not command:
-        raise InvalidArgument("command must not be empty: hodei job run -- CMD ARGS...")
+        # Name the subcommand given (`job submit` or `job run`), not always `run`.
+        raise InvalidArgument(
+            f"command must not be empty: hodei job {args.job_command} -- CMD ARGS..."
+        )
     return command
 
 
@@ -254,8 +257,21 @@ async def job_cancel(client: HodeiClient, args: argparse.Namespace) -> int:
     if args.output == "json":
         output.print_json(job.to_dict())
     else:
-        print(f"job {job.id}: {job.state.value}")
+        print(cancel_outcome(job, args.force))
     return exit_codes.OK
+
+
+def cancel_outcome(job: JobView, force: bool) -> str:
+    """What the cancel did. A job a worker holds is still ASSIGNED/RUNNING in the
+    answer (it becomes CANCELLED when the worker reports), so its state alone would
+    read as if nothing had happened."""
+    if job.is_final:
+        return f"job {job.id}: {job.state.value}"
+    how = "SIGKILL at once" if force else "SIGTERM, then SIGKILL after a grace period"
+    return (
+        f"job {job.id}: cancel requested; it was {job.state.value} and its worker is "
+        f"stopping it ({how}); `hodei job get {job.id}` shows when it is CANCELLED"
+    )
 
 
 async def job_logs(client: HodeiClient, args: argparse.Namespace) -> int:

@@ -43,16 +43,12 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from hodei.cli import jobs, platform, up
+    from hodei.cli.options import add_setting_flags
 
     # Options accepted before or after the subcommand; SUPPRESS keeps a later
     # parser from resetting a value given earlier on the line.
     common = _Parser(add_help=False)
-    common.add_argument(
-        "--server",
-        default=argparse.SUPPRESS,
-        metavar="HOST:PORT",
-        help="server address (HODEI_SERVER_ADDRESS, default 127.0.0.1:50051)",
-    )
+    add_setting_flags(common, "server.address")  # --server
     common.add_argument(
         "-o",
         "--output",
@@ -119,16 +115,11 @@ def _add_unavailable_command(sub: argparse._SubParsersAction, name: str, exc: Ex
     parser.set_defaults(sync_handler=unavailable)
 
 
-def _settings(args: argparse.Namespace) -> Any:
-    from hodei.settings import load_settings
-
-    return load_settings(server_address=getattr(args, "server", None))
-
-
 async def _run_client_command(handler: AsyncHandler, args: argparse.Namespace) -> int:
+    from hodei.cli.options import settings_from_args
     from hodei.client import HodeiClient
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     task = asyncio.current_task()
     interrupted = False
 
@@ -142,9 +133,9 @@ async def _run_client_command(handler: AsyncHandler, args: argparse.Namespace) -
     loop.add_signal_handler(signal.SIGINT, on_sigint)
     try:
         async with HodeiClient(
-            settings.server_address,
-            keepalive_time_ms=settings.keepalive_time_ms,
-            keepalive_timeout_ms=settings.keepalive_timeout_ms,
+            settings.server.address,
+            keepalive_time_ms=settings.server.keepalive_time_ms,
+            keepalive_timeout_ms=settings.server.keepalive_timeout_ms,
         ) as client:
             return await handler(client, args)
     except asyncio.CancelledError:
@@ -173,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    from hodei.logging_setup import quiet_grpc_core
+
+    # Before build_parser(): the command modules import grpc, which reads it then.
+    quiet_grpc_core(debug)
     try:
         try:
             args = build_parser().parse_args(argv)
@@ -180,9 +175,6 @@ def _main(argv: list[str] | None) -> int:
             return int(exc.code or 0) if isinstance(exc.code, int) else exit_codes.USAGE
         args.output = getattr(args, "output", "table")
         debug = bool(getattr(args, "debug", False))
-        # gRPC's C core prints INFO lines to stderr (e.g. fork_posix notes when `up`
-        # starts workers); read once when grpc loads, which happens below.
-        os.environ.setdefault("GRPC_VERBOSITY", "DEBUG" if debug else "ERROR")
         from hodei.logging_setup import configure_logging
 
         # The CLI's own log is quiet (WARNING) unless --debug; `up`, `server` and

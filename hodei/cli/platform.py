@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 
 from hodei import __version__
 from hodei.cli import exit_codes, output
+from hodei.cli.options import add_setting_flags, settings_from_args
 from hodei.client import HodeiClient
 from hodei.errors import HodeiError, InvalidArgument, Unavailable
 from hodei.redaction import redact
@@ -30,59 +30,31 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     db = sub.add_parser("db", help="database administration")
     dsub = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
     migrate = dsub.add_parser("migrate", parents=[common], help="apply pending migrations")
-    migrate.add_argument("--database-url", help="PostgreSQL URL (HODEI_DATABASE_URL)")
-    migrate.add_argument("--data-dir", type=Path, help="embedded PostgreSQL data directory")
+    add_setting_flags(migrate, "database.url", "database.data_dir")
     migrate.set_defaults(sync_handler=db_migrate)
 
+    from hodei.server.__main__ import SERVER_OPTIONS
+    from hodei.worker.command import WORKER_OPTIONS
+
     server = sub.add_parser("server", help="run a Hodei server in the foreground")
-    server.add_argument("--host")
-    server.add_argument("--port", type=int)
-    server.add_argument("--database-url")
-    server.add_argument("--data-dir")
-    server.add_argument("--log-level")
-    server.add_argument("--log-format", choices=["text", "json"])
-    server.add_argument("--log-file")
-    server.add_argument("--no-dispatcher", action="store_true", help=argparse.SUPPRESS)
-    server.add_argument("--no-outbox-relay", action="store_true", help=argparse.SUPPRESS)
+    add_setting_flags(server, *SERVER_OPTIONS)
     server.set_defaults(sync_handler=run_server)
 
     worker = sub.add_parser("worker", help="run a Hodei worker in the foreground")
-    worker.add_argument("--server", dest="worker_server", metavar="HOST:PORT")
-    worker.add_argument("--slots", type=int)
-    worker.add_argument("--name")
-    worker.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    worker.add_argument("--log-format", choices=["text", "json"])
-    worker.add_argument("--log-file")
+    add_setting_flags(worker, *WORKER_OPTIONS)
     worker.set_defaults(sync_handler=run_worker)
 
 
-def _passthrough(args: argparse.Namespace, names: list[str], flags: list[str]) -> list[str]:
-    argv: list[str] = []
-    for name in names:
-        value = getattr(args, name, None)
-        if value is not None:
-            argv += [f"--{name.replace('_', '-')}", str(value)]
-    for flag in flags:
-        if getattr(args, flag, False):
-            argv.append(f"--{flag.replace('_', '-')}")
-    return argv
-
-
 def run_server(args: argparse.Namespace) -> int:
-    from hodei.server.__main__ import main as server_main
+    from hodei.server.__main__ import run_server as serve
 
-    names = ["host", "port", "database_url", "data_dir", "log_level", "log_format", "log_file"]
-    return server_main(_passthrough(args, names, ["no_dispatcher", "no_outbox_relay"]))
+    return serve(settings_from_args(args))
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    from hodei.worker.__main__ import main as worker_main
+    from hodei.worker.__main__ import run_worker as work
 
-    argv = _passthrough(args, ["slots", "name", "log_level", "log_format", "log_file"], [])
-    server = args.worker_server or getattr(args, "server", None)
-    if server:
-        argv = ["--server", server, *argv]
-    return worker_main(argv)
+    return work(settings_from_args(args))
 
 
 def db_migrate(args: argparse.Namespace) -> int:
@@ -90,9 +62,8 @@ def db_migrate(args: argparse.Namespace) -> int:
 
     from hodei.db.embedded import resolve_database_url
     from hodei.db.migrate import latest_version, migrate
-    from hodei.settings import load_settings
 
-    settings = load_settings(database_url=args.database_url, data_dir=args.data_dir)
+    settings = settings_from_args(args)
     url = resolve_database_url(settings)
     try:
         applied = asyncio.run(migrate(url))

@@ -16,12 +16,13 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 
 from hodei.cli import exit_codes
+from hodei.cli.options import add_setting_flags, settings_from_args
 from hodei.errors import HodeiError, InvalidArgument, Unavailable
 from hodei.redaction import redact
 from hodei.settings import Settings
+from hodei.worker.command import worker_command
 
 logger = logging.getLogger(__name__)
 
@@ -29,44 +30,40 @@ _WORKER_READY_S = 30.0
 _RESTART_DELAY_S = 1.0
 
 
+#: Settings `hodei up` takes as flags (hodei.cli.options builds them).
+UP_OPTIONS = (
+    "server.host",
+    "server.port",
+    "worker.slots",
+    "database.url",
+    "database.data_dir",
+    "logging.level",
+    "logging.format",
+)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("up", help="database + server + local workers in the foreground")
-    p.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="gRPC port (default 50051; 0 = any)")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="local workers (0-64)")
-    p.add_argument("--slots", type=int, default=1, metavar="N", help="slots per worker")
-    p.add_argument("--database-url", help="PostgreSQL URL instead of the embedded one")
-    p.add_argument("--data-dir", type=Path, help="embedded PostgreSQL data directory")
-    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    p.add_argument("--log-format", choices=["text", "json"])
+    add_setting_flags(p, *UP_OPTIONS)
     p.set_defaults(sync_handler=run_up)
 
 
 def run_up(args: argparse.Namespace) -> int:
     from hodei.logging_setup import configure_logging
-    from hodei.settings import load_settings
 
     if not 0 <= args.workers <= 64:
         raise InvalidArgument(f"--workers must be between 0 and 64, not {args.workers}")
-    if not 1 <= args.slots <= 1024:
-        raise InvalidArgument(f"--slots must be between 1 and 1024, not {args.slots}")
-    settings = load_settings(
-        host=args.host,
-        port=args.port,
-        database_url=args.database_url,
-        data_dir=args.data_dir,
-        log_level=args.log_level,
-        log_format=args.log_format,
-    )
-    configure_logging(settings.log_level, settings.log_format, settings.log_file)
-    return asyncio.run(Platform(settings, args.workers, args.slots).run())
+    settings = settings_from_args(args)
+    configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
+    return asyncio.run(Platform(settings, args.workers).run())
 
 
 class Platform:
-    def __init__(self, settings: Settings, workers: int, slots: int) -> None:
+    def __init__(self, settings: Settings, workers: int) -> None:
         self.settings = settings
         self.workers = workers
-        self.slots = slots
+        self.slots = settings.worker.slots
         self.stop = asyncio.Event()
         self.procs: dict[int, asyncio.subprocess.Process] = {}
 
@@ -110,27 +107,19 @@ class Platform:
                 loop.remove_signal_handler(sig)
 
     def _worker_address(self, port: int) -> str:
-        host = self.settings.host
+        host = self.settings.server.host
         if host in ("0.0.0.0", "::", "[::]", ""):
             host = "127.0.0.1"
         return f"{host}:{port}"
 
     async def _spawn(self, index: int, address: str) -> None:
-        argv = [
-            sys.executable,
-            "-m",
-            "hodei.worker",
-            "--server",
+        argv = worker_command(
             address,
-            "--slots",
-            str(self.slots),
-            "--name",
-            f"up-{index + 1}",
-            "--log-level",
-            self.settings.log_level,
-            "--log-format",
-            self.settings.log_format,
-        ]
+            slots=self.slots,
+            name=f"up-{index + 1}",
+            log_level=self.settings.logging.level,
+            log_format=self.settings.logging.format,
+        )
         # Entry-point boundary: the workers (and their jobs) inherit this environment.
         env = dict(os.environ)
         self.procs[index] = await asyncio.create_subprocess_exec(
@@ -176,12 +165,12 @@ class Platform:
 
     def _banner(self, listen: str, address: str, database_url: str) -> None:
         s = self.settings
-        if s.database_url:
+        if s.database.url:
             database = f"PostgreSQL at {redact(database_url)}"
         else:
             from hodei.settings import default_data_dir
 
-            database = f"embedded PostgreSQL in {s.data_dir or default_data_dir()}"
+            database = f"embedded PostgreSQL in {s.database.data_dir or default_data_dir()}"
         lines = [
             f"Hodei is up on {listen}",
             f"  database: {database}",
@@ -198,7 +187,7 @@ class Platform:
         for proc in running:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
-        grace = self.settings.worker_shutdown_grace + self.settings.worker_flush_timeout + 5
+        grace = self.settings.worker.shutdown_grace + self.settings.worker.flush_timeout + 5
         for proc in running:
             try:
                 await asyncio.wait_for(proc.wait(), grace)

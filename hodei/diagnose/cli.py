@@ -175,12 +175,12 @@ def run(argv: list[str] | None = None) -> int:
 
     try:
         thresholds = Thresholds().with_overrides(args.threshold)
-        settings = load_settings(database_url=args.database_url)
+        settings = load_settings(database={"url": args.database_url})
     except (ValueError, HodeiError) as exc:
         sys.stderr.write(f"hodei-diagnose: error: {exc}\n")
         return EXIT_UNREACHABLE
-    server = args.server or settings.server_address
-    database_url = settings.database_url or running_embedded_url(settings.data_dir)
+    server = args.server or settings.server.address
+    database_url = settings.database.url or running_embedded_url(settings.database.data_dir)
     for path in args.server_log + args.worker_log:
         if not path.is_file():
             sys.stderr.write(f"hodei-diagnose: error: log file not found: {path}\n")

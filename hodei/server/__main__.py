@@ -1,5 +1,5 @@
 """`python -m hodei.server [--port N] [--database-url URL] ...`: run one server until
-SIGINT/SIGTERM, then shut down gracefully."""
+SIGINT/SIGTERM, then shut down gracefully. The same code as `hodei server`."""
 
 from __future__ import annotations
 
@@ -7,43 +7,30 @@ import argparse
 import asyncio
 import signal
 import sys
-from pathlib import Path
 
+from hodei.cli.options import add_setting_flags, settings_from_args
 from hodei.errors import HodeiError
-from hodei.logging_setup import configure_logging
-from hodei.settings import load_settings
+from hodei.settings import Settings
+
+#: Settings the server takes as flags (hodei.cli.options builds them).
+SERVER_OPTIONS = (
+    "server.host",
+    "server.port",
+    "database.url",
+    "database.data_dir",
+    "dispatcher.enabled",
+    "server.outbox_relay_enabled",
+    "logging.level",
+    "logging.format",
+    "logging.file",
+)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m hodei.server", description=__doc__)
-    parser.add_argument("--host")
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--database-url")
-    parser.add_argument("--data-dir", type=Path)
-    parser.add_argument("--no-dispatcher", action="store_true", help="fault simulation only")
-    parser.add_argument("--no-outbox-relay", action="store_true", help="fault simulation only")
-    parser.add_argument("--log-level")
-    parser.add_argument("--log-format", choices=["text", "json"])
-    parser.add_argument("--log-file", type=Path)
-    return parser.parse_args(argv)
-
-
-async def serve(argv: list[str] | None = None) -> None:
+async def serve(settings: Settings) -> None:
+    from hodei.logging_setup import configure_logging
     from hodei.server.app import ServerApp
 
-    args = parse_args(argv)
-    settings = load_settings(
-        host=args.host,
-        port=args.port,
-        database_url=args.database_url,
-        data_dir=args.data_dir,
-        dispatcher_enabled=False if args.no_dispatcher else None,
-        outbox_relay_enabled=False if args.no_outbox_relay else None,
-        log_level=args.log_level,
-        log_format=args.log_format,
-        log_file=args.log_file,
-    )
-    configure_logging(settings.log_level, settings.log_format, settings.log_file)
+    configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -51,11 +38,12 @@ async def serve(argv: list[str] | None = None) -> None:
     await ServerApp(settings).run_until(stop)
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_server(settings: Settings) -> int:
+    """Serve until SIGINT/SIGTERM; the exit code (2 with one line when it cannot start)."""
     import psycopg
 
     try:
-        asyncio.run(serve(argv))
+        asyncio.run(serve(settings))
     except HodeiError as err:
         print(f"hodei server: {err}", file=sys.stderr)
         return 2
@@ -66,6 +54,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m hodei.server", description=__doc__)
+    add_setting_flags(parser, *SERVER_OPTIONS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hodei.logging_setup import quiet_grpc_core
+
+    quiet_grpc_core()  # before ServerApp's modules import grpc
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except HodeiError as err:
+        print(f"hodei server: {err}", file=sys.stderr)
+        return 2
+    return run_server(settings)
 
 
 if __name__ == "__main__":

@@ -56,12 +56,12 @@ def grpc_server_options(settings: Settings) -> list[tuple[str, int]]:
     sets what it accepts from its peers (the minimum interval between their pings),
     and has no reconnect backoff or send limit of its own."""
     return [
-        ("grpc.keepalive_time_ms", settings.keepalive_time_ms),
-        ("grpc.keepalive_timeout_ms", settings.keepalive_timeout_ms),
+        ("grpc.keepalive_time_ms", settings.server.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", settings.server.keepalive_timeout_ms),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", settings.server_min_ping_interval_ms),
-        ("grpc.http2.min_ping_interval_without_data_ms", settings.server_min_ping_interval_ms),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", settings.server.min_ping_interval_ms),
+        ("grpc.http2.min_ping_interval_without_data_ms", settings.server.min_ping_interval_ms),
         ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ]
 
@@ -69,7 +69,7 @@ def grpc_server_options(settings: Settings) -> list[tuple[str, int]]:
 class ServerApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.server_id = settings.server_id or (
+        self.server_id = settings.server.id or (
             f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         )
         self.database_url = ""
@@ -87,7 +87,7 @@ class ServerApp:
 
     @property
     def address(self) -> str:
-        return f"{self.settings.host}:{self.port}"
+        return f"{self.settings.server.host}:{self.port}"
 
     async def start(self) -> None:
         settings = self.settings
@@ -95,11 +95,15 @@ class ServerApp:
         applied = await migrate(self.database_url)
         if applied:
             logger.info("database migrated to version %d", applied[-1].version)
-        self.db = Database(self.database_url, settings.db_pool_min, settings.db_pool_max)
+        self.db = Database(
+            self.database_url, settings.database.pool_min, settings.database.pool_max
+        )
         await self.db.open()
         services = Services.build(settings, self.server_id, datetime.now(UTC), self.db)
         self.services = services
-        await services.status.started(settings.dispatcher_enabled, settings.outbox_relay_enabled)
+        await services.status.started(
+            settings.dispatcher.enabled, settings.server.outbox_relay_enabled
+        )
 
         server = grpc.aio.server(options=grpc_server_options(settings))
         jobs_pb2_grpc.add_JobExecutionServiceServicer_to_server(
@@ -115,11 +119,11 @@ class ServerApp:
             [*_SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
         try:
-            self.port = server.add_insecure_port(settings.listen_address)
+            self.port = server.add_insecure_port(settings.server.listen_address)
         except RuntimeError as exc:
-            raise Unavailable(f"cannot listen on {settings.listen_address}: {exc}") from None
+            raise Unavailable(f"cannot listen on {settings.server.listen_address}: {exc}") from None
         if self.port == 0:
-            raise Unavailable(f"cannot listen on {settings.listen_address}: address in use?")
+            raise Unavailable(f"cannot listen on {settings.server.listen_address}: address in use?")
         self._server = server
         await server.start()
 
@@ -134,7 +138,7 @@ class ServerApp:
             services.status,
         )
         self.supervisor.start("recovery", self.recovery.run)
-        if settings.dispatcher_enabled:
+        if settings.dispatcher.enabled:
             self.dispatcher = Dispatcher(
                 settings,
                 self.database_url,
@@ -146,7 +150,7 @@ class ServerApp:
             self.supervisor.start("dispatcher", self.dispatcher.run)
         else:
             logger.warning("dispatcher DISABLED by settings: queued jobs will not be dispatched")
-        if settings.outbox_relay_enabled:
+        if settings.server.outbox_relay_enabled:
             self.outbox = OutboxRelay(settings, self.database_url, self.db, services.status)
             self.supervisor.start("outbox-relay", self.outbox.run)
         else:

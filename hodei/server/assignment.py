@@ -39,8 +39,8 @@ class Assigner:
                 {
                     "server_id": self.server_id,
                     "ids": worker_ids,
-                    "limit": self.settings.dispatch_batch_size,
-                    "ack_timeout": self.settings.ack_timeout,
+                    "limit": self.settings.dispatcher.batch_size,
+                    "ack_timeout": self.settings.dispatcher.ack_timeout,
                     "actor": f"dispatcher:{self.server_id}",
                     "assigned_event": str(EventType.JOB_ASSIGNED),
                     "busy_event": str(EventType.WORKER_BUSY),

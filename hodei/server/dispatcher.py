@@ -59,8 +59,8 @@ class Dispatcher:
         async with Listener(self.database_url, JOBS_CHANNEL, self.notified) as listener:
             logger.info(
                 "dispatcher started (poll every %.2f s, batch %d)",
-                self.settings.dispatch_poll_interval,
-                self.settings.dispatch_batch_size,
+                self.settings.dispatcher.poll_interval,
+                self.settings.dispatcher.batch_size,
                 extra={"server_id": self.assigner.server_id},
             )
             while not stop.is_set():
@@ -69,7 +69,7 @@ class Dispatcher:
                 self.assigner.queued.clear()
                 self.registry.capacity_changed.clear()
                 dispatched = await self.cycle()
-                if dispatched >= self.settings.dispatch_batch_size:
+                if dispatched >= self.settings.dispatcher.batch_size:
                     await self._record(force=False)
                     continue  # there may be more work right now
                 await self._record(force=dispatched == 0)
@@ -78,7 +78,7 @@ class Dispatcher:
                     self.notified,
                     self.assigner.queued,
                     self.registry.capacity_changed,
-                    seconds=self.settings.dispatch_poll_interval,
+                    seconds=self.settings.dispatcher.poll_interval,
                 )
                 new_job = self.notified.is_set() or self.assigner.queued.is_set()
                 if self.registry.capacity_changed.is_set() and not new_job:

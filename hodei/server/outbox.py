@@ -45,14 +45,17 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event) -> None:
         async with Listener(self.database_url, WAKE_CHANNEL, self.wake) as listener:
             logger.info(
-                "outbox relay started (publishing on channel %r)", self.settings.outbox_channel
+                "outbox relay started (publishing on channel %r)",
+                self.settings.server.outbox_channel,
             )
             while not stop.is_set():
                 listener.check()
                 self.wake.clear()
                 while await self.publish_batch() == BATCH:
                     pass
-                await wait_or_stop(stop, self.wake, seconds=self.settings.outbox_poll_interval)
+                await wait_or_stop(
+                    stop, self.wake, seconds=self.settings.server.outbox_poll_interval
+                )
                 if self.wake.is_set():
                     # Let a burst of transactions land: one publication round for all of
                     # them instead of one per commit (well within the 1 s target).
@@ -69,7 +72,7 @@ class OutboxRelay:
                 "publish_outbox",
                 {
                     "limit": BATCH,
-                    "channel": self.settings.outbox_channel,
+                    "channel": self.settings.server.outbox_channel,
                     "max_payload": _MAX_PAYLOAD,
                     "server_id": self.status.server_id,
                     "record_status": record_status,

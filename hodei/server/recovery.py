@@ -61,12 +61,14 @@ class Recovery:
         while not stop.is_set():
             await self.sweep()
             await self.status.heartbeat()
-            await wait_or_stop(stop, seconds=self.settings.reaper_interval)
+            await wait_or_stop(stop, seconds=self.settings.recovery.reaper_interval)
         logger.info("recovery loop stopped")
 
     @property
     def silence_limit(self) -> float:
-        return self.settings.heartbeat_interval * self.settings.heartbeat_miss_limit
+        return (
+            self.settings.recovery.heartbeat_interval * self.settings.recovery.heartbeat_miss_limit
+        )
 
     async def _ids(self, query: str, params: dict[str, object] | None = None) -> list[uuid.UUID]:
         async with self.db.connection() as tx:
@@ -94,7 +96,9 @@ class Recovery:
             if job is not None:
                 self.bus.job_changed(job.id)
                 self.registry.capacity_changed.set()
-        grace = self.settings.cancel_grace_seconds + self.settings.heartbeat_interval
+        grace = (
+            self.settings.recovery.cancel_grace_seconds + self.settings.recovery.heartbeat_interval
+        )
         for job_id in await self._ids("overdue_running", {"grace": grace}):
             await self._force(job_id, JobState.TIMED_OUT, "no result before the timeout")
         for job_id in await self._ids("overdue_cancels", {"grace": grace}):

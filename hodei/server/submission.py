@@ -47,7 +47,7 @@ class Submission:
         self.settings = settings
         self.db = db
         self.server_id = assigner.server_id
-        self.eager = settings.dispatcher_enabled and settings.eager_dispatch
+        self.eager = settings.dispatcher.enabled and settings.dispatcher.eager
         self.assigner = assigner
         self.registry = registry
         self.pusher = pusher
@@ -96,7 +96,7 @@ class Submission:
                     "payload": Jsonb(created.payload),
                     "worker_ids": list(assign_to),
                     "server_id": self.server_id,
-                    "ack_timeout": self.settings.ack_timeout,
+                    "ack_timeout": self.settings.dispatcher.ack_timeout,
                     "dispatch_actor": f"dispatcher:{self.server_id}",
                     "assigned_event": str(EventType.JOB_ASSIGNED),
                     "busy_event": str(EventType.WORKER_BUSY),
@@ -155,7 +155,7 @@ class Submission:
         working_dir, timeout_seconds, max_attempts, name, labels), the new job's id and
         its JobCreated event."""
         valid = validate_spec(
-            command, **spec, default_max_attempts=self.settings.default_max_attempts
+            command, **spec, default_max_attempts=self.settings.server.default_max_attempts
         )
         if len(correlation_id) > 200:
             raise InvalidArgument("correlation_id is longer than 200 characters")

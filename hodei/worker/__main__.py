@@ -1,41 +1,42 @@
-"""`python -m hodei.worker --server HOST:PORT [--slots N] [--name NAME]`."""
+"""`python -m hodei.worker --server HOST:PORT [--slots N] [--name NAME]`: the same
+code as `hodei worker` (flags from hodei.worker.command.WORKER_OPTIONS)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from hodei.cli.options import add_setting_flags, settings_from_args
 from hodei.errors import HodeiError
-from hodei.logging_setup import configure_logging
-from hodei.settings import load_settings
-from hodei.worker.service import run
+from hodei.settings import Settings
+from hodei.worker.command import WORKER_OPTIONS
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_worker(settings: Settings) -> int:
+    """Run a worker until SIGINT/SIGTERM; the exit code."""
+    from hodei.logging_setup import configure_logging
+    from hodei.worker.service import run
+
+    configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
+    return run(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m hodei.worker", description="Run a Hodei worker."
     )
-    parser.add_argument("--server", help="server address HOST:PORT (HODEI_SERVER_ADDRESS)")
-    parser.add_argument("--slots", type=int, help="jobs run at once (HODEI_SLOTS)")
-    parser.add_argument("--name", help="worker name shown in `hodei workers`")
-    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    parser.add_argument("--log-format", choices=["text", "json"])
-    parser.add_argument("--log-file", help="write the log here instead of stderr")
-    args = parser.parse_args(argv)
+    add_setting_flags(parser, *WORKER_OPTIONS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        settings = load_settings(
-            server_address=args.server,
-            slots=args.slots,
-            worker_name=args.name,
-            log_level=args.log_level,
-            log_format=args.log_format,
-            log_file=args.log_file,
-        )
+        settings = settings_from_args(args)
     except HodeiError as err:
         print(f"hodei worker: {err}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format, settings.log_file)
-    return run(settings)
+    return run_worker(settings)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ class WorkerAgent:
     ) -> None:
         self.settings = settings
         self.worker_id = ""
-        self.heartbeat_interval = settings.heartbeat_interval
+        self.heartbeat_interval = settings.recovery.heartbeat_interval
         self.connected = False  # a stream is open and the server welcomed us
         self.draining = False
         #: The server reads WorkerMessage.batch (its Welcome said so).
@@ -73,10 +73,10 @@ class WorkerAgent:
 
     def register_request(self) -> workers_pb2.RegisterRequest:
         return workers_pb2.RegisterRequest(
-            name=self.settings.worker_name or f"{socket.gethostname()}-{os.getpid()}",
+            name=self.settings.worker.name or f"{socket.gethostname()}-{os.getpid()}",
             hostname=socket.gethostname(),
             pid=os.getpid(),
-            slots=self.settings.slots,
+            slots=self.settings.worker.slots,
             version=hodei_version,
         )
 
@@ -91,7 +91,7 @@ class WorkerAgent:
             hello=workers_pb2.Hello(
                 worker_id=self.worker_id,
                 running=[a.ref for a in self._attempts.values()],
-                slots=self.settings.slots,
+                slots=self.settings.worker.slots,
                 batches=True,  # this worker reads ServerMessage.batch
             )
         )
@@ -176,8 +176,8 @@ class WorkerAgent:
         is due (None: until something happens)."""
         if self._control:
             return self._control.popleft(), None
-        batch_lines = self.settings.log_batch_lines
-        interval = self.settings.log_batch_interval
+        batch_lines = self.settings.worker.log_batch_lines
+        interval = self.settings.worker.log_batch_interval
         now = time.monotonic()
         timeout: float | None = None
         attempts = list(self._attempts.values())
@@ -212,8 +212,8 @@ class WorkerAgent:
         reason = ""
         if self.draining:
             reason = "worker is shutting down"
-        elif self.running_count >= self.settings.slots:
-            reason = f"no free slot ({self.running_count} of {self.settings.slots} busy)"
+        elif self.running_count >= self.settings.worker.slots:
+            reason = f"no free slot ({self.running_count} of {self.settings.worker.slots} busy)"
         if reason:
             logger.info("job refused: %s", reason, extra=fields)
             self.send(_msg(ack=workers_pb2.JobAck(ref=run.ref, accepted=False, reason=reason)))

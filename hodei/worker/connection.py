@@ -60,10 +60,10 @@ def stream_channel_options(settings: Settings) -> list[tuple[str, int]]:
     """The worker's channel (hodei.client.channel): keepalive from the settings, and
     grpc's own reconnect kept short, since StreamClient paces the retries itself."""
     return channel_options(
-        settings.keepalive_time_ms,
-        settings.keepalive_timeout_ms,
+        settings.server.keepalive_time_ms,
+        settings.server.keepalive_timeout_ms,
         max_receive_bytes=16 * MIB,
-        reconnect_max_backoff_ms=int(settings.reconnect_max_backoff * 1000),
+        reconnect_max_backoff_ms=int(settings.worker.reconnect_max_backoff * 1000),
     )
 
 
@@ -93,7 +93,7 @@ class StreamClient:
     async def run(self, stop: asyncio.Event) -> None:
         """Connect and stay connected until `stop` is set."""
         self._channel = grpc.aio.insecure_channel(
-            self.settings.server_address, options=stream_channel_options(self.settings)
+            self.settings.server.address, options=stream_channel_options(self.settings)
         )
         stub = workers_pb2_grpc.WorkerAgentServiceStub(self._channel)
         stream = self._channel.stream_stream(
@@ -148,7 +148,7 @@ class StreamClient:
                 if stop.is_set() or self._closing:
                     break
                 failures = 1 if welcomed else failures + 1
-                delay = backoff_delay(failures, self.settings.reconnect_max_backoff)
+                delay = backoff_delay(failures, self.settings.worker.reconnect_max_backoff)
                 logger.info(
                     "reconnecting in %.2f s (failure %d)", delay, failures, extra=self._fields()
                 )

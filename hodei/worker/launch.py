@@ -61,7 +61,7 @@ class Launcher:
         )
 
     def _make_process(self, att: Attempt, run: workers_pb2.RunJob, worker_id: str) -> JobProcess:
-        drop_logs = self.settings.fault_drop_logs
+        drop_logs = self.settings.faults.drop_logs
         logs = att.logs
         wakeups = self.wakeups
 
@@ -71,7 +71,7 @@ class Launcher:
             logs.append(is_stderr, lines, ts_ns, time.monotonic())
             wakeups.send.set()
 
-        buffer_cap = self.settings.worker_log_buffer_bytes
+        buffer_cap = self.settings.worker.log_buffer_bytes
 
         async def room() -> None:
             # Output the server has not confirmed is capped; the job waits on its
@@ -86,8 +86,8 @@ class Launcher:
             working_dir=run.working_dir,
             timeout=run.timeout_seconds or None,
             on_lines=on_lines,
-            kill_grace=self.settings.worker_kill_grace,
-            max_line_bytes=self.settings.worker_max_line_bytes,
+            kill_grace=self.settings.worker.kill_grace,
+            max_line_bytes=self.settings.worker.max_line_bytes,
             log_extra=att.log_fields(worker_id),
             is_full=lambda: logs.held_bytes > buffer_cap,
             room=room,

@@ -68,12 +68,14 @@ class WorkerService:
             stop_jobs(self.agent, force=True)
 
     async def run(self) -> None:
-        if self.settings.fault_drop_logs:
+        if self.settings.faults.drop_logs:
             logger.warning(
                 "FAULT INJECTION: fault_drop_logs is on; job output will not be streamed"
             )
         logger.info(
-            "worker starting: server=%s slots=%d", self.settings.server_address, self.settings.slots
+            "worker starting: server=%s slots=%d",
+            self.settings.server.address,
+            self.settings.worker.slots,
         )
         stream = asyncio.create_task(
             supervise("stream", lambda: self.client.run(self._stop_stream), self._stop_stream),
@@ -89,11 +91,11 @@ class WorkerService:
         )
         try:
             await self.shutdown.wait()
-            grace = 0.0 if self._signals > 1 else self.settings.worker_shutdown_grace
+            grace = 0.0 if self._signals > 1 else self.settings.worker.shutdown_grace
             await drain(self.agent, grace)
             if self.agent.connected:
-                await flush(self.agent, self.settings.worker_flush_timeout)
-                await self.client.close(self.settings.worker_flush_timeout)
+                await flush(self.agent, self.settings.worker.flush_timeout)
+                await self.client.close(self.settings.worker.flush_timeout)
             elif self.agent.held:
                 logger.warning(
                     "server unreachable at shutdown: %d attempt(s) not reported; the server "

@@ -49,7 +49,7 @@ async def drain(agent: WorkerAgent, grace: float) -> None:
         await wait_until(
             agent,
             lambda: agent.running_count == 0,
-            agent.settings.worker_kill_grace + _STOP_MARGIN,
+            agent.settings.worker.kill_grace + _STOP_MARGIN,
         )
     tasks = [a.task for a in agent.held if a.task is not None and a.running]
     for task in tasks:

@@ -3,7 +3,8 @@
 - ``stubs_for`` (function): ``stubs_for(address)`` gives gRPC stubs closed at teardown.
 - ``spawn_worker`` (function, async factory): ``w = await spawn_worker(address, slots=1,
   name=None, wait_ready=True, **settings)`` starts ``python -m hodei.worker --server address``
-  as a real subprocess; extra Settings fields go in as ``HODEI_*`` variables. Its log (DEBUG,
+  as a real subprocess; extra Settings go in by group (``worker={"kill_grace": 1.0}``) and
+  reach the worker as their ``HODEI_*`` variables. Its log (DEBUG,
   text) is written to ``tmp_path/worker-<n>.log`` (``w.log_path``, ``w.log_text()``). With
   ``wait_ready`` it returns once the worker's stream is open ("stream open" in its log).
   At teardown every worker still running gets SIGTERM, then SIGKILL; the process groups of
@@ -18,7 +19,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ import pytest
 
 from harness.waits import WaitTimeout, wait_for_async, wait_until_async
 from hodei.api.v1 import workers_pb2, workers_pb2_grpc
+from hodei.settings import environment_for
+from hodei.worker.command import worker_command
 
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -173,30 +175,15 @@ async def spawn_worker(tmp_path: Path) -> AsyncIterator[SpawnWorker]:
         slots: int = 1,
         name: str | None = None,
         wait_ready: bool = True,
-        **settings: Any,
+        **settings: dict[str, Any],
     ) -> WorkerProcess:
         index = len(started) + 1
         name = name or f"test-worker-{index}"
         log_path = tmp_path / f"worker-{index}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
         env["PYTHONPATH"] = str(_REPO)
-        for key, value in settings.items():
-            env[f"HODEI_{key.upper()}"] = str(value)
-        argv = [
-            sys.executable,
-            "-m",
-            "hodei.worker",
-            "--server",
-            address,
-            "--slots",
-            str(slots),
-            "--name",
-            name,
-            "--log-level",
-            "DEBUG",
-            "--log-file",
-            str(log_path),
-        ]
+        env.update(environment_for(settings))
+        argv = worker_command(address, slots=slots, name=name, log_level="DEBUG", log_file=log_path)
         proc = _popen(argv, env, tmp_path / f"worker-{index}.stderr")
         worker = WorkerProcess(proc, log_path, name, address)
         started.append(worker)

@@ -65,7 +65,7 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
         )
         return workers_pb2.RegisterResponse(
             worker_id=str(worker.id),
-            heartbeat_interval_ms=int(self.services.settings.heartbeat_interval * 1000),
+            heartbeat_interval_ms=int(self.services.settings.recovery.heartbeat_interval * 1000),
         )
 
     @unary

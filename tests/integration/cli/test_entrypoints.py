@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,6 +13,7 @@ import pytest
 
 from harness.waits import wait_for_async
 from hodei.client import HodeiClient
+from hodei.worker.command import worker_command
 from tests.integration.cli_process import closed_port, finish, hodei, start_cli
 
 pytestmark = pytest.mark.integration
@@ -67,3 +71,83 @@ async def test_hodei_worker_with_a_bad_address_is_one_line() -> None:
     assert result.returncode == 2, str(result)
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, str(result)
+
+
+async def test_worker_refuses_a_fault_without_the_testing_switch() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
+    env["HODEI_FAULT_DROP_LOGS"] = "true"
+    argv = worker_command("127.0.0.1:1", name="faulty")
+    proc = await asyncio.create_subprocess_exec(
+        *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2, err.decode()
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("hodei worker: invalid setting 'faults': HODEI_FAULT_DROP_LOGS")
+    assert "unless HODEI_TESTING=true" in lines[0]
+
+
+_FORK_WHILE_SERVING = """
+import asyncio, os, sys
+if sys.argv[1] == "quiet":
+    from hodei.logging_setup import quiet_grpc_core
+    quiet_grpc_core()
+import grpc
+
+async def main() -> None:
+    server = grpc.aio.server()
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    await asyncio.wait_for(channel.channel_ready(), 10)
+    for _ in range(5):  # as pgserver's pg_ctl run as another user: a real fork()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+    await channel.close()
+    await server.stop(None)
+
+asyncio.run(main())
+"""
+
+
+async def _fork_while_serving(mode: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HODEI_", "GRPC_"))}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _FORK_WHILE_SERVING, mode, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    _out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    return err.decode()
+
+
+async def test_grpc_fork_notes_are_kept_off_stderr() -> None:
+    # The control shows the note this guards against ...
+    assert "fork_posix.cc" in await _fork_while_serving("default")
+    # ... and the entry points' set-up keeps it away.
+    assert "fork_posix.cc" not in await _fork_while_serving("quiet")
+
+
+async def test_the_cli_quiets_grpc_before_it_imports_grpc() -> None:
+    # The bug was the order: GRPC_VERBOSITY was set after the command modules had
+    # imported grpc, and grpc reads it only at import.
+    spy = """
+import os, sys
+seen = []
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "grpc" and not seen:
+            seen.append(os.environ.get("GRPC_VERBOSITY"))
+sys.meta_path.insert(0, Spy())
+from hodei.cli.main import main
+main(["--server", "127.0.0.1:1", "version"])
+print("at grpc import:", seen)
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HODEI_", "GRPC_"))}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", spy, env=env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _err = await asyncio.wait_for(proc.communicate(), 60)
+    assert "at grpc import: ['ERROR']" in out.decode(), out.decode()

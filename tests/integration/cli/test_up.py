@@ -8,11 +8,13 @@ import contextlib
 import os
 import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.cli_process import hodei, start_cli
+from tests.integration.cli_process import closed_port, hodei, start_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -99,3 +101,34 @@ async def test_hodei_up_runs_a_job_and_stops_cleanly_on_sigint(tmp_path: Path) -
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         drainer.cancel()
+
+
+def test_quickstart_uses_the_default_data_dir_of_hodei_up_and_names_its_log(
+    tmp_path: Path,
+) -> None:
+    # XDG_DATA_HOME moves the per-user data dir (the default of `hodei up`) into tmp_path.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HODEI_", "XDG_"))}
+    env |= {
+        "XDG_DATA_HOME": str(tmp_path / "xdg"),
+        "HODEI_QUICKSTART_PORT": str(closed_port()),
+        "HODEI_QUICKSTART_VENV": sys.prefix,
+        "TMPDIR": str(tmp_path),
+    }
+    script = Path(__file__).resolve().parents[3] / "scripts" / "quickstart.sh"
+    ran = subprocess.run(
+        ["bash", str(script), "--", "echo", "quick"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert ran.returncode == 0, f"stdout: {ran.stdout}\nstderr: {ran.stderr}"
+    assert ran.stdout.startswith("quick\n"), ran.stdout
+    named = re.findall(r"its log: (\S+)", ran.stderr)
+    assert len(named) == 2 and named[0] == named[1], ran.stderr  # said at start and end
+    log = Path(named[0])
+    assert log.parent == tmp_path and log.is_file(), named
+    default_dir = tmp_path / "xdg" / "hodei" / "pgdata"
+    assert f"embedded PostgreSQL in {default_dir}\n" in log.read_text(), log.read_text()
+    assert not _processes_mentioning(str(default_dir)), "embedded PostgreSQL left running"

@@ -30,7 +30,7 @@ async def services(db_url: str) -> AsyncIterator[Services]:
     db = Database(db_url, 1, 1)
     await db.open()
     try:
-        yield Services.build(Settings(database_url=db_url), "plans", datetime.now(UTC), db)
+        yield Services.build(Settings(database={"url": db_url}), "plans", datetime.now(UTC), db)
     finally:
         await db.close()
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from hodei.worker.command import worker_command
+
 
 @dataclass
 class WorkerProc:
@@ -37,17 +39,7 @@ def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProc]]:
         log = tmp_path / f"{name}-{len(started)}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hodei.worker",
-                "--server",
-                address,
-                "--name",
-                name,
-                "--log-file",
-                str(log),
-            ],
+            worker_command(address, name=name, log_file=log),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -46,7 +46,7 @@ def test_list_checks_names_every_check_and_threshold() -> None:
         (["--threshold", "nope=1"], "unknown threshold 'nope=1'"),
         (["--threshold", "pending_age_s=soon"], "threshold pending_age_s needs a number"),
         (["--only", "dispatcher.nothing"], "unknown check id 'dispatcher.nothing'"),
-        (["--database-url", "mysql://x"], "invalid setting 'database_url'"),
+        (["--database-url", "mysql://x"], "invalid setting 'database.url'"),
         (["--server-log", "/nonexistent/server.log"], "log file not found"),
         (["--lang", "fr"], "invalid choice: 'fr'"),
     ],

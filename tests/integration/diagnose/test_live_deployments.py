@@ -89,7 +89,7 @@ async def test_healthy_deployment_all_pass_exit_0(
 async def test_worker_stopped_with_sigstop_is_named(
     db_url: str, start_server: Any, spawn_worker: Callable[..., Any], run_diagnose: Any
 ) -> None:
-    app = await start_server(heartbeat_interval=0.5, heartbeat_miss_limit=3)
+    app = await start_server(recovery={"heartbeat_interval": 0.5, "heartbeat_miss_limit": 3})
     worker = spawn_worker(app.address)
     await wait_ready_workers(db_url, 1)
     os.kill(worker.pid, signal.SIGSTOP)
@@ -152,7 +152,7 @@ async def test_ready_worker_row_with_stale_heartbeat_is_named(
 ) -> None:
     # A lax reaper (the server's own LOST marking far away) so that the row stays READY:
     # the diagnosis must catch what the server has not.
-    app = await start_server(heartbeat_miss_limit=100_000)
+    app = await start_server(recovery={"heartbeat_miss_limit": 100_000})
     spawn_worker(app.address)
     await wait_ready_workers(db_url, 1)
     ghost = str(uuid.uuid4())
@@ -200,7 +200,7 @@ async def test_old_unpublished_outbox_backlog_is_named(
 async def test_dispatcher_off_is_named(
     db_url: str, start_server: Any, spawn_worker: Callable[..., Any], run_diagnose: Any
 ) -> None:
-    app = await start_server(dispatcher_enabled=False)
+    app = await start_server(dispatcher={"enabled": False})
     spawn_worker(app.address)
     await wait_ready_workers(db_url, 1)
     await queue_job(app.address, ["true"])

@@ -35,7 +35,7 @@ def status_row(db_url: str) -> dict[str, Any]:
 async def test_job_inserted_without_notify_is_dispatched_by_polling(
     start_server: StartServer, stubs_for: Callable[[str], Stubs], db_url: str
 ) -> None:
-    app = await start_server(dispatch_poll_interval=0.3)
+    app = await start_server(dispatcher={"poll_interval": 0.3})
     stubs = stubs_for(app.address)
     worker, _ = await FakeWorkerStream.connect(stubs)
     await asyncio.sleep(0.5)  # let the connect-triggered cycle pass: only polling remains
@@ -68,7 +68,7 @@ async def test_job_inserted_without_notify_is_dispatched_by_polling(
 async def test_notify_wakes_the_dispatcher_before_the_poll(
     start_server: StartServer, stubs_for: Callable[[str], Stubs]
 ) -> None:
-    app = await start_server(dispatch_poll_interval=30)
+    app = await start_server(dispatcher={"poll_interval": 30})
     stubs = stubs_for(app.address)
     worker, _ = await FakeWorkerStream.connect(stubs)
     await asyncio.sleep(0.2)
@@ -82,7 +82,7 @@ async def test_dispatcher_disabled_leaves_jobs_pending_and_says_so(
     start_server: StartServer, stubs_for: Callable[[str], Stubs], db_url: str, caplog: Any
 ) -> None:
     caplog.set_level(logging.INFO, logger="hodei")
-    app = await start_server(dispatcher_enabled=False, dispatch_poll_interval=0.1)
+    app = await start_server(dispatcher={"enabled": False, "poll_interval": 0.1})
     stubs = stubs_for(app.address)
     worker, _ = await FakeWorkerStream.connect(stubs)
     job = await stubs.queue(["true"])
@@ -101,7 +101,7 @@ async def test_dispatcher_disabled_leaves_jobs_pending_and_says_so(
 async def test_outbox_rows_are_published_in_order_within_a_second(
     start_server: StartServer, stubs_for: Callable[[str], Stubs], db_url: str
 ) -> None:
-    app = await start_server(dispatcher_enabled=False)
+    app = await start_server(dispatcher={"enabled": False})
     stubs = stubs_for(app.address)
     listener = await psycopg.AsyncConnection.connect(db_url, autocommit=True)
     await listener.execute("LISTEN hodei_outbox")
@@ -127,7 +127,7 @@ async def test_outbox_rows_are_published_in_order_within_a_second(
 async def test_an_outbox_row_too_big_for_notify_is_published_truncated(
     start_server: StartServer, db_url: str
 ) -> None:
-    await start_server(dispatcher_enabled=False)
+    await start_server(dispatcher={"enabled": False})
     listener = await psycopg.AsyncConnection.connect(db_url, autocommit=True)
     await listener.execute("LISTEN hodei_outbox")
     with psycopg.connect(db_url, autocommit=True) as conn:
@@ -148,7 +148,7 @@ async def test_an_outbox_row_too_big_for_notify_is_published_truncated(
 async def test_outbox_relay_disabled_leaves_rows_unpublished(
     start_server: StartServer, stubs_for: Callable[[str], Stubs], db_url: str
 ) -> None:
-    app = await start_server(outbox_relay_enabled=False)
+    app = await start_server(server={"outbox_relay_enabled": False})
     stubs = stubs_for(app.address)
     await stubs.queue(["true"])
     await asyncio.sleep(1.0)

@@ -33,7 +33,9 @@ def job_events(db_url: str, job_id: str) -> list[str]:
 async def test_unacknowledged_job_goes_back_to_the_queue(
     start_server: StartServer, stubs_for: Callable[[str], Stubs], db_url: str
 ) -> None:
-    app = await start_server(ack_timeout=0.5, reaper_interval=0.1, dispatch_poll_interval=0.2)
+    app = await start_server(
+        dispatcher={"ack_timeout": 0.5, "poll_interval": 0.2}, recovery={"reaper_interval": 0.1}
+    )
     stubs = stubs_for(app.address)
     silent, _ = await FakeWorkerStream.connect(stubs)
     job = await stubs.queue(["true"])
@@ -58,10 +60,8 @@ async def test_silent_worker_is_lost_and_its_job_finished_elsewhere(
     start_server: StartServer, stubs_for: Callable[[str], Stubs], db_url: str
 ) -> None:
     app = await start_server(
-        heartbeat_interval=0.3,
-        heartbeat_miss_limit=2,
-        reaper_interval=0.1,
-        dispatch_poll_interval=0.2,
+        recovery={"heartbeat_interval": 0.3, "heartbeat_miss_limit": 2, "reaper_interval": 0.1},
+        dispatcher={"poll_interval": 0.2},
     )
     stubs = stubs_for(app.address)
     doomed, _ = await FakeWorkerStream.connect(stubs)
@@ -103,10 +103,12 @@ async def test_running_past_timeout_is_timed_out_and_cancelled(
     start_server: StartServer, stubs_for: Callable[[str], Stubs]
 ) -> None:
     app = await start_server(
-        reaper_interval=0.1,
-        cancel_grace_seconds=0.1,
-        heartbeat_interval=0.2,
-        heartbeat_miss_limit=50,
+        recovery={
+            "reaper_interval": 0.1,
+            "cancel_grace_seconds": 0.1,
+            "heartbeat_interval": 0.2,
+            "heartbeat_miss_limit": 50,
+        },
     )
     stubs = stubs_for(app.address)
     worker, _ = await FakeWorkerStream.connect(stubs)
@@ -145,7 +147,7 @@ async def test_cancel_running_job_reaches_the_worker(
 async def test_worker_reconnects_to_a_restarted_server_and_keeps_its_attempt(
     start_server: StartServer, stubs_for: Callable[[str], Stubs], db_url: str
 ) -> None:
-    first = await start_server(heartbeat_interval=60)
+    first = await start_server(recovery={"heartbeat_interval": 60})
     stubs = stubs_for(first.address)
     worker, _ = await FakeWorkerStream.connect(stubs)
     kept = await stubs.queue(["sleep", "60"])
@@ -155,7 +157,7 @@ async def test_worker_reconnects_to_a_restarted_server_and_keeps_its_attempt(
     await first.stop(grace=1)
     await worker.close()
 
-    second = await start_server(heartbeat_interval=60)
+    second = await start_server(recovery={"heartbeat_interval": 60})
     stubs2 = stubs_for(second.address)
     stale = common_pb2.JobRef(job_id=kept.id, attempt=7)
     again, welcome = await FakeWorkerStream.connect(
@@ -180,7 +182,7 @@ async def test_worker_reconnects_to_a_restarted_server_and_keeps_its_attempt(
 async def test_worker_that_lost_its_job_on_reconnect_gets_it_requeued(
     start_server: StartServer, stubs_for: Callable[[str], Stubs]
 ) -> None:
-    app = await start_server(heartbeat_interval=60, dispatcher_enabled=True)
+    app = await start_server(recovery={"heartbeat_interval": 60}, dispatcher={"enabled": True})
     stubs = stubs_for(app.address)
     worker, _ = await FakeWorkerStream.connect(stubs)
     job = await stubs.queue(["true"], max_attempts=2)

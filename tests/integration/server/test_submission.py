@@ -38,7 +38,7 @@ def _one(db_url: str, sql: str, *params: Any) -> Any:
 async def test_a_job_is_assigned_by_the_statement_that_creates_it(
     start_server: StartServer, stubs_for: Callable[[str], Stubs], db_url: str
 ) -> None:
-    app = await start_server(dispatch_poll_interval=30)  # only eager dispatch can be in time
+    app = await start_server(dispatcher={"poll_interval": 30})  # only eager dispatch can be in time
     stubs = stubs_for(app.address)
     worker, _ = await FakeWorkerStream.connect(stubs, slots=1)
 
@@ -80,7 +80,7 @@ async def test_a_job_is_assigned_by_the_statement_that_creates_it(
 async def test_a_waiting_job_goes_first(
     start_server: StartServer, stubs_for: Callable[[str], Stubs], db_url: str
 ) -> None:
-    app = await start_server(dispatch_poll_interval=30)
+    app = await start_server(dispatcher={"poll_interval": 30})
     stubs = stubs_for(app.address)
     waiting = await stubs.queue(["true"])  # no worker yet: queued
     assert waiting.state == common_pb2.JOB_STATE_PENDING
@@ -96,7 +96,7 @@ async def test_a_waiting_job_goes_first(
 async def test_off_without_the_setting(
     start_server: StartServer, stubs_for: Callable[[str], Stubs]
 ) -> None:
-    app = await start_server(eager_dispatch=False, dispatch_poll_interval=0.2)
+    app = await start_server(dispatcher={"eager": False, "poll_interval": 0.2})
     stubs = stubs_for(app.address)
     worker, _ = await FakeWorkerStream.connect(stubs, slots=2)
     job = await stubs.queue(["true"])

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 async def services(db_url: str) -> AsyncIterator[Services]:
     db = Database(db_url, 1, 4)
     await db.open()
-    settings = Settings(database_url=db_url, ack_timeout=30)
+    settings = Settings(database={"url": db_url}, dispatcher={"ack_timeout": 30})
     try:
         yield Services.build(settings, SERVER, datetime.now(UTC), db)
     finally:

@@ -42,7 +42,7 @@ def entries(*lines: str, stderr: bool = False) -> list[workers_pb2.LogEntry]:
 async def test_job_runs_to_succeeded_over_the_stream(
     start_server: StartServer, stubs_factory: Callable[[str], Stubs], db_url: str
 ) -> None:
-    app = await start_server(dispatch_poll_interval=0.2)
+    app = await start_server(dispatcher={"poll_interval": 0.2})
     stubs = stubs_factory(app.address)
     worker, welcome = await FakeWorkerStream.connect(stubs)
     assert welcome.worker_id == worker.worker_id and not welcome.superseded
@@ -180,7 +180,7 @@ async def test_batched_messages_both_ways(
     """A worker whose Hello says `batches` may get commands grouped in a ServerBatch and
     may send a WorkerBatch: its messages are applied in order (starts and results
     together), a nested batch is refused, and the stream stays open."""
-    app = await start_server(dispatch_poll_interval=0.2)
+    app = await start_server(dispatcher={"poll_interval": 0.2})
     stubs = stubs_factory(app.address)
     # Jobs queued before the worker connects: one dispatcher cycle assigns all three,
     # and their RunJobs, queued together, are written as one ServerBatch.
@@ -248,7 +248,7 @@ async def test_idle_stream_with_short_keepalive_stays_up_without_errors(
 
     caplog.set_level(logging.INFO)
     app = await start_server(
-        keepalive_time_ms=300, keepalive_timeout_ms=2000, server_min_ping_interval_ms=200
+        server={"keepalive_time_ms": 300, "keepalive_timeout_ms": 2000, "min_ping_interval_ms": 200}
     )
     # The client pings every 300 ms even with no call data, as a worker would.
     stubs = Stubs(

@@ -111,7 +111,7 @@ async def test_timeout_is_timed_out_and_kills_the_process_group(
     start_server: StartServer, spawn_worker: SpawnWorker, stubs_for: Any, tmp_path: Path
 ) -> None:
     app = await start_server()
-    await spawn_worker(app.address, worker_kill_grace=1.0)
+    await spawn_worker(app.address, worker={"kill_grace": 1.0})
     stubs = stubs_for(app.address)
     pidfile = tmp_path / "grandchild.pid"
     job = await stubs.queue(
@@ -145,7 +145,7 @@ async def test_fault_drop_logs_runs_the_job_but_streams_nothing(
     start_server: StartServer, spawn_worker: SpawnWorker, stubs_for: Any, db_url: str
 ) -> None:
     app = await start_server()
-    worker = await spawn_worker(app.address, fault_drop_logs=True)
+    worker = await spawn_worker(app.address, faults={"testing": True, "drop_logs": True})
     stubs = stubs_for(app.address)
     job = await stubs.queue(["/bin/sh", "-c", "echo you will not see me"])
     await stubs.wait_state(job.id, S.JOB_STATE_SUCCEEDED, seconds=15)
@@ -206,7 +206,7 @@ async def test_shutdown_grace_over_hands_the_job_back_for_a_retry(
     tmp_path: Path,
 ) -> None:
     app = await start_server()
-    worker = await spawn_worker(app.address, worker_shutdown_grace=0.5, worker_kill_grace=0.5)
+    worker = await spawn_worker(app.address, worker={"shutdown_grace": 0.5, "kill_grace": 0.5})
     stubs = stubs_for(app.address)
     pidfile = tmp_path / "pid"
     job = await stubs.queue(["/bin/sh", "-c", f"echo $$ > {pidfile}; exec sleep 100"])

@@ -39,7 +39,9 @@ def server_errors(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
 async def test_worker_killed_mid_job_and_the_job_is_finished_by_another(
     start_server: StartServer, spawn_worker: SpawnWorker, stubs_for: Any, db_url: str
 ) -> None:
-    app = await start_server(heartbeat_interval=0.3, heartbeat_miss_limit=3, reaper_interval=0.2)
+    app = await start_server(
+        recovery={"heartbeat_interval": 0.3, "heartbeat_miss_limit": 3, "reaper_interval": 0.2}
+    )
     first = await spawn_worker(app.address)
     stubs: Stubs = stubs_for(app.address)
     job = await stubs.queue(
@@ -99,7 +101,7 @@ async def test_server_restart_worker_reconnects_and_delivers_buffered_output(
 ) -> None:
     app = await start_server()
     port = app.port
-    worker = await spawn_worker(app.address, reconnect_max_backoff=0.5)
+    worker = await spawn_worker(app.address, worker={"reconnect_max_backoff": 0.5})
     worker_id = await worker.worker_id()
     stubs: Stubs = stubs_for(app.address)
     script = "for i in $(seq 1 20); do echo line $i; echo err $i >&2; sleep 0.05; done"
@@ -109,7 +111,7 @@ async def test_server_restart_worker_reconnects_and_delivers_buffered_output(
     # The job finishes while the server is down: its lines and result wait in the worker.
     await worker.wait_log(r"job finished: SUCCEEDED", seconds=15)
     await worker.wait_log(r"reconnecting in", seconds=10)
-    restarted = await start_server(port=port)
+    restarted = await start_server(server={"port": port})
     await worker.wait_log(r"stream open", count=2, seconds=20)
     stubs2: Stubs = stubs_for(restarted.address)
     done = await stubs2.wait_state(job.id, S.JOB_STATE_SUCCEEDED, seconds=20)
@@ -133,8 +135,8 @@ async def test_idle_stream_with_short_keepalive_has_no_errors(
     server_errors: Callable[[], list[str]],
 ) -> None:
     keepalive = {"keepalive_time_ms": 200, "keepalive_timeout_ms": 2000}
-    app = await start_server(server_min_ping_interval_ms=100, **keepalive)
-    worker = await spawn_worker(app.address, **keepalive)
+    app = await start_server(server={"min_ping_interval_ms": 100, **keepalive})
+    worker = await spawn_worker(app.address, server=keepalive)
     await asyncio.sleep(6)  # 30 keepalive periods with nothing on the stream
     log = worker.log_text()
     assert log.count("stream open") == 1, log
@@ -155,11 +157,11 @@ async def test_server_that_does_not_know_the_worker_gets_a_new_registration(
 ) -> None:
     app = await start_server()
     port = app.port
-    worker = await spawn_worker(app.address, reconnect_max_backoff=0.5)
+    worker = await spawn_worker(app.address, worker={"reconnect_max_backoff": 0.5})
     old_id = await worker.worker_id()
     await app.stop(grace=1.0)
     # Same address, another database: the worker's id is unknown there (NOT_FOUND).
-    fresh = await start_server(port=port, database_url=make_db_url())
+    fresh = await start_server(server={"port": port}, database={"url": make_db_url()})
     await worker.wait_log(r"stream open", count=2, seconds=20)
     assert "registering again" in worker.log_text()
     new_id = await worker.worker_id()

@@ -3,12 +3,17 @@ RpcError translation, address checks, redaction."""
 
 from __future__ import annotations
 
+import argparse
+import os
+from collections.abc import Callable
+
 import grpc
 import pytest
 
 from hodei.cli import exit_codes
-from hodei.cli.jobs import job_run_exit_code, parse_states, spec_from_args
+from hodei.cli.jobs import cancel_outcome, job_run_exit_code, parse_states, spec_from_args
 from hodei.cli.main import build_parser
+from hodei.cli.options import settings_from_args
 from hodei.cli.platform import redact
 from hodei.client import JobView, check_address
 from hodei.client.rpc_errors import translate
@@ -20,6 +25,8 @@ from hodei.errors import (
     NotFound,
     Unavailable,
 )
+from hodei.server import __main__ as server_main
+from hodei.worker import __main__ as worker_main
 
 
 class StatusError(grpc.RpcError):
@@ -166,6 +173,24 @@ def test_bad_job_input_is_invalid_argument(argv: list[str], message: str) -> Non
         _spec(*argv)
 
 
+@pytest.mark.parametrize("subcommand", ["run", "submit"])
+def test_an_empty_command_names_the_subcommand_given(subcommand: str) -> None:
+    args = build_parser().parse_args(["job", subcommand])
+    with pytest.raises(InvalidArgument, match=f"hodei job {subcommand} -- CMD ARGS"):
+        spec_from_args(args)
+
+
+def test_cancel_says_what_happened() -> None:
+    held = JobView(id="j1", state=JobState.RUNNING, command=("sleep", "9"))
+    assert cancel_outcome(held, force=True) == (
+        "job j1: cancel requested; it was RUNNING and its worker is stopping it "
+        "(SIGKILL at once); `hodei job get j1` shows when it is CANCELLED"
+    )
+    assert "SIGTERM, then SIGKILL" in cancel_outcome(held, force=False)
+    pending = JobView(id="j2", state=JobState.CANCELLED, command=("true",))
+    assert cancel_outcome(pending, force=False) == "job j2: CANCELLED"
+
+
 def test_states_parse_case_insensitively_and_comma_separated() -> None:
     assert parse_states(["running,Pending", "SUCCEEDED"]) == [
         JobState.RUNNING,
@@ -192,7 +217,50 @@ def test_global_options_go_before_or_after_the_subcommand() -> None:
     before = parser.parse_args(["--server", "a:1", "-o", "json", "job", "list"])
     after = parser.parse_args(["job", "list", "--server", "a:1", "--output", "json"])
     for args in (before, after):
-        assert (args.server, args.output) == ("a:1", "json")
+        assert (settings_from_args(args).server.address, args.output) == ("a:1", "json")
+
+
+@pytest.mark.parametrize(
+    ("command", "module_parser", "argv"),
+    [
+        (
+            "server",
+            server_main.build_parser,
+            ["--port", "7001", "--no-dispatcher", "--log-level", "debug", "--data-dir", "/d"],
+        ),
+        (
+            "worker",
+            worker_main.build_parser,
+            ["--server", "h:1", "--slots", "3", "--name", "w", "--log-file", "/l.log"],
+        ),
+    ],
+)
+def test_hodei_and_python_m_give_the_same_settings_from_the_same_flags(
+    command: str,
+    module_parser: Callable[[], argparse.ArgumentParser],
+    argv: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in [n for n in os.environ if n.startswith("HODEI_")]:
+        monkeypatch.delenv(name)
+    via_cli = settings_from_args(build_parser().parse_args([command, *argv]))
+    via_module = settings_from_args(module_parser().parse_args(argv))
+    assert via_cli == via_module
+    if command == "server":
+        assert (via_cli.server.port, via_cli.dispatcher.enabled) == (7001, False)
+        assert (via_cli.logging.level, str(via_cli.database.data_dir)) == ("DEBUG", "/d")
+    else:
+        assert (via_cli.server.address, via_cli.worker.slots) == ("h:1", 3)
+        assert (via_cli.worker.name, str(via_cli.logging.file)) == ("w", "/l.log")
+
+
+def test_a_flag_not_given_leaves_the_setting_to_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HODEI_SLOTS", "5")
+    assert settings_from_args(build_parser().parse_args(["worker"])).worker.slots == 5
+    given = build_parser().parse_args(["worker", "--slots", "2"])
+    assert settings_from_args(given).worker.slots == 2
 
 
 def test_passwords_are_redacted() -> None:

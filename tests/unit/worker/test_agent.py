@@ -26,7 +26,8 @@ _AGENTS: list[WorkerAgent] = []
 
 
 def make_agent(**overrides: Any) -> WorkerAgent:
-    overrides.setdefault("worker_kill_grace", 0.5)
+    """An agent on Settings with these overrides by group (`worker={"slots": 2}`)."""
+    overrides["worker"] = {"kill_grace": 0.5, **overrides.get("worker", {})}
     agent = WorkerAgent(Settings(**overrides), dict(os.environ))
     agent.worker_id = "w-test"
     agent.on_welcome(workers_pb2.Welcome(worker_id="w-test", server_id="s"))
@@ -110,7 +111,7 @@ def lines(messages: list[workers_pb2.WorkerMessage]) -> list[tuple[int, bool, st
 
 
 async def test_messages_come_in_protocol_order_with_every_line() -> None:
-    agent = make_agent(log_batch_lines=7)
+    agent = make_agent(worker={"log_batch_lines": 7})
     run(agent, ["/bin/sh", "-c", "seq 1 20; echo oops >&2; exit 4"])
     seen = await until_result(agent)
     # The process starts before the first write, so JobStarted alone acks the attempt
@@ -134,7 +135,7 @@ async def test_messages_come_in_protocol_order_with_every_line() -> None:
 
 
 async def test_small_output_is_flushed_by_time_not_held_for_a_full_batch() -> None:
-    agent = make_agent(log_batch_lines=1000, log_batch_interval=0.05)
+    agent = make_agent(worker={"log_batch_lines": 1000, "log_batch_interval": 0.05})
     run(agent, ["/bin/sh", "-c", "echo early; sleep 1.5; echo late"])
     assert (await next_message(agent)).WhichOneof("payload") == "started"  # also the ack
     t0 = time.monotonic()
@@ -144,7 +145,7 @@ async def test_small_output_is_flushed_by_time_not_held_for_a_full_batch() -> No
 
 
 async def test_log_window_stops_sending_until_the_server_confirms() -> None:
-    agent = make_agent(log_batch_lines=10)
+    agent = make_agent(worker={"log_batch_lines": 10})
     run(agent, ["/bin/sh", "-c", f"seq 1 {10 * (LOG_WINDOW_BATCHES + 5)}"])  # beyond the window
     sent = []
     for _ in range(1 + LOG_WINDOW_BATCHES):
@@ -160,7 +161,7 @@ async def test_log_window_stops_sending_until_the_server_confirms() -> None:
 
 
 async def test_reconnect_resends_everything_unconfirmed_from_persisted_next_line() -> None:
-    agent = make_agent(log_batch_lines=5)
+    agent = make_agent(worker={"log_batch_lines": 5})
     run(agent, ["/bin/sh", "-c", "seq 1 12"])
     first = await until_result(agent, persist=False)
     assert lines(first)[-1][0] == 11
@@ -178,7 +179,7 @@ async def test_reconnect_resends_everything_unconfirmed_from_persisted_next_line
 
 
 async def test_refused_when_no_slot_is_free_and_when_draining() -> None:
-    agent = make_agent(slots=1)
+    agent = make_agent(worker={"slots": 1})
     run(agent, ["/bin/sh", "-c", "sleep 30"])
     run(agent, ["/bin/true"], job="00000000-0000-4000-8000-0000000000bb")
     msgs = [await next_message(agent) for _ in range(2)]  # the refusal, the first's start
@@ -239,7 +240,7 @@ async def test_unknown_worker_rejection_asks_for_a_new_registration() -> None:
 
 
 async def test_fault_drop_logs_sends_no_lines_and_zero_total() -> None:
-    agent = make_agent(fault_drop_logs=True)
+    agent = make_agent(faults={"testing": True, "drop_logs": True})
     run(agent, ["/bin/sh", "-c", "seq 1 50"])
     seen = await until_result(agent)
     assert kinds(seen) == ["started", "result"]
@@ -248,7 +249,7 @@ async def test_fault_drop_logs_sends_no_lines_and_zero_total() -> None:
 
 
 async def test_unconfirmed_output_is_capped_and_the_job_waits_on_its_writes() -> None:
-    agent = make_agent(worker_log_buffer_bytes=1024, log_batch_lines=2000)
+    agent = make_agent(worker={"log_buffer_bytes": 1024, "log_batch_lines": 2000})
     run(agent, ["/bin/sh", "-c", "seq 1 300000"])  # about 2 MB of output
     sent = 0
     with pytest.raises(TimeoutError):  # nothing confirmed: sending stops by itself

@@ -28,7 +28,7 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
 
 
 def test_channel_has_http2_keepalive() -> None:
-    options = dict(stream_channel_options(Settings(keepalive_time_ms=10_000)))
+    options = dict(stream_channel_options(Settings(server={"keepalive_time_ms": 10_000})))
     assert options["grpc.keepalive_time_ms"] == 10_000
     assert options["grpc.keepalive_timeout_ms"] == 60_000
     assert options["grpc.keepalive_permit_without_calls"] == 1
@@ -77,7 +77,7 @@ async def scripted() -> AsyncIterator[tuple[ScriptedServer, str]]:
 
 
 async def run_client(address: str, servicer: ScriptedServer) -> WorkerAgent:
-    settings = Settings(server_address=address, reconnect_max_backoff=0.2)
+    settings = Settings(server={"address": address}, worker={"reconnect_max_backoff": 0.2})
     agent = WorkerAgent(settings, dict(os.environ))
     stop = asyncio.Event()
     client = StreamClient(settings, agent)

@@ -34,7 +34,7 @@ def _request(*specs: jobs_pb2.JobSpec) -> jobs_pb2.QueueJobsRequest:
 async def test_jobs_are_queued_in_order_with_their_events_and_run(
     start_server: StartServer, spawn_worker: Callable[..., Any], db_url: str
 ) -> None:
-    app = await start_server(dispatch_poll_interval=0.2)
+    app = await start_server(dispatcher={"poll_interval": 0.2})
     async with HodeiClient(app.address) as client:
         jobs = await client.queue_jobs(
             [

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def stubs(start_server: StartServer) -> AsyncIterator[Stubs]:
-    app = await start_server(dispatcher_enabled=False)
+    app = await start_server(dispatcher={"enabled": False})
     stubs = Stubs(app.address)
     yield stubs
     await stubs.close()
@@ -153,7 +153,7 @@ async def test_health_and_reflection(stubs: Stubs) -> None:
 async def test_unexpected_error_is_internal_without_leaking_and_logged(
     start_server: StartServer, caplog: Any
 ) -> None:
-    app = await start_server(dispatcher_enabled=False)
+    app = await start_server(dispatcher={"enabled": False})
 
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret detail from deep inside")

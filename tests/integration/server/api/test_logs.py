@@ -65,7 +65,9 @@ class Running:
 
 @pytest.fixture
 async def running(start_server: StartServer) -> AsyncIterator[Running]:
-    app = await start_server(dispatch_poll_interval=0.2, heartbeat_interval=60, ack_timeout=60)
+    app = await start_server(
+        dispatcher={"poll_interval": 0.2, "ack_timeout": 60}, recovery={"heartbeat_interval": 60}
+    )
     stubs = Stubs(app.address)
     worker, _ = await FakeWorkerStream.connect(stubs)
     await stubs.queue(["/bin/sh", "-c", "seq 1000"])
