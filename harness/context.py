@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from harness.driver import Driver
-from harness.launchers.base import Deployment, Launcher, ProcessInfo
-from harness.launchers.local import (
+from harness.launchers.base import (
     HEARTBEAT_PERIOD_S,
     KEEPALIVE_PERIOD_S,
-    LocalLauncher,
-    LocalOptions,
+    Deployment,
+    Launcher,
+    ProcessInfo,
 )
+from harness.launchers.local import LocalLauncher, LocalOptions
 from harness.observe import Tables
 
 #: Launchers that start the platform themselves, with the local launcher's short

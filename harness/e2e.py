@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-LAUNCHERS = ("local", "live", "containers")
+from harness.launchers.base import LAUNCHERS
 
 
 def project_root() -> Path | None:

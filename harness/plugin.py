@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from harness.context import OWN_PLATFORM_MODES, E2EContext, RunInfo
-from harness.launchers.base import Launcher
+from harness.launchers.base import LAUNCHERS, Launcher, LauncherConfig
 from harness.launchers.local import FAULTS
-from harness.launchers.select import LAUNCHERS, LauncherConfig, make_launcher
+from harness.launchers.select import make_launcher
 from harness.run import (
     E2ERun,
     append_record,

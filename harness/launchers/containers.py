@@ -34,10 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.launchers.base import Deployment, Launcher, ProcessInfo
-from harness.launchers.local import (
+from harness.launchers.base import (
     RUN_SETTINGS,
+    Deployment,
+    Launcher,
+    LauncherConfig,
     LaunchError,
+    ProcessInfo,
     free_port,
     ready_workers,
     server_health,
@@ -46,8 +49,6 @@ from harness.waits import wait_for
 
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
-
-    from harness.launchers.select import LauncherConfig
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import psycopg
 
-from harness.launchers.base import Deployment, Launcher
-from harness.launchers.local import LaunchError, server_health
+from harness.launchers.base import Deployment, Launcher, LaunchError, server_health
 from hodei.report.redact import redact
 
 

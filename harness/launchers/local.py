@@ -14,7 +14,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,16 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from harness.launchers.base import Deployment, Launcher, ProcessInfo
+from harness.launchers.base import (
+    RUN_SETTINGS,
+    Deployment,
+    Launcher,
+    LaunchError,
+    ProcessInfo,
+    free_port,
+    ready_workers,
+    server_health,
+)
 from harness.waits import wait_for
 from hodei.db.embedded import start_pgserver
 from hodei.errors import Unavailable
@@ -43,38 +51,6 @@ FAULTS: dict[str, tuple[str, str, str]] = {
     "worker_drop_logs": ("worker", "HODEI_FAULT_DROP_LOGS", "true"),
 }
 
-#: Short intervals so that the whole feature suite runs in well under 90 s:
-#: dead workers are noticed in 1.5 s, keepalive pings every second (the idle-stream
-#: scenario watches several periods), the dispatcher backstop polls 5x a second.
-RUN_SETTINGS: dict[str, str] = {
-    "HODEI_HEARTBEAT_INTERVAL": "0.5",
-    "HODEI_HEARTBEAT_MISS_LIMIT": "3",
-    "HODEI_REAPER_INTERVAL": "0.2",
-    "HODEI_DISPATCH_POLL_INTERVAL": "0.2",
-    "HODEI_ACK_TIMEOUT": "3",
-    "HODEI_OUTBOX_POLL_INTERVAL": "0.2",
-    "HODEI_KEEPALIVE_TIME_MS": "1000",
-    "HODEI_KEEPALIVE_TIMEOUT_MS": "5000",
-    "HODEI_SERVER_MIN_PING_INTERVAL_MS": "500",
-    "HODEI_RECONNECT_MAX_BACKOFF": "1",
-    "HODEI_CANCEL_GRACE_SECONDS": "1",
-    "HODEI_LOG_LEVEL": "INFO",
-    "HODEI_LOG_FORMAT": "text",
-}
-
-KEEPALIVE_PERIOD_S = int(RUN_SETTINGS["HODEI_KEEPALIVE_TIME_MS"]) / 1000.0
-HEARTBEAT_PERIOD_S = float(RUN_SETTINGS["HODEI_HEARTBEAT_INTERVAL"])
-
-
-class LaunchError(RuntimeError):
-    """The platform could not be started; the message says which part and why."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def with_database(url: str, database: str) -> str:
     """The same server URL with another database name (pgserver URLs put the socket
@@ -88,28 +64,6 @@ def log_tail(path: Path | None, lines: int = 15) -> str:
         return "<no log>"
     text = path.read_text(encoding="utf-8", errors="replace").splitlines()
     return " | ".join(text[-lines:]) or "<empty log>"
-
-
-def server_health(address: str, timeout_s: float = 1.0) -> str:
-    """grpc.health.v1 status of the whole server ("SERVING", "NOT_SERVING", ...)."""
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
-        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
-
-
-def ready_workers(database_url: str, pids: list[int]) -> list[tuple[int, str]]:
-    """(pid, state) of the workers with those pids that hold an open stream."""
-    with psycopg.connect(database_url, autocommit=True, connect_timeout=3) as conn:
-        rows = conn.execute(
-            "SELECT pid, state FROM workers WHERE pid = ANY(%s) AND server_id IS NOT NULL"
-            " AND state IN ('READY', 'BUSY')",
-            (pids,),
-        ).fetchall()
-    return [(int(r[0]), str(r[1])) for r in rows]
 
 
 @dataclass

@@ -11,13 +11,13 @@ import psycopg
 import pytest
 
 from harness.driver import Driver
+from harness.launchers.base import server_health
 from harness.launchers.containers import (
     RUN_LABEL,
     ContainersLauncher,
     ContainersOptions,
     DockerUnavailable,
 )
-from harness.launchers.local import server_health
 from harness.waits import wait_for
 
 
