@@ -37,6 +37,7 @@ from harness.launchers.base import (
     ready_workers,
     server_health,
 )
+from harness.processes import alive, reap
 from harness.waits import wait_for
 from hodei.db.embedded import start_pgserver
 from hodei.errors import Unavailable
@@ -333,24 +334,15 @@ def stop_recorded_processes(run_dir: Path, grace_s: float = 5.0) -> None:
             except (ProcessLookupError, PermissionError):
                 continue
         deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and any(_alive(pid) for pid in signalled):
+        while time.monotonic() < deadline and any(_running(pid) for pid in signalled):
             time.sleep(0.05)
         for pid in signalled:
-            if _alive(pid):
+            if _running(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        # Reap our own children so that they do not linger as zombies.
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def _running(pid: int) -> bool:
+    # The launcher's own children are reaped first, so that they do not linger as zombies.
+    reap(pid)
+    return alive(pid)

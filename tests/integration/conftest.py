@@ -27,32 +27,9 @@ from typing import Any
 
 import pytest
 
+from harness.processes import children
+
 _REPO = Path(__file__).resolve().parents[2]
-
-
-def _children(pid: int) -> list[int]:
-    """Direct children of `pid`, read from /proc (no psutil here)."""
-    out: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:  # fields: state, ppid, ...
-            out.append(int(entry.name))
-    return out
-
-
-def pid_alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 class WorkerProcess:
@@ -82,7 +59,7 @@ class WorkerProcess:
         return found[-1]
 
     def note_children(self) -> list[int]:
-        kids = _children(self.pid) if self.proc.poll() is None else []
+        kids = children(self.pid) if self.proc.poll() is None else []
         self.job_pids.update(kids)
         return kids
 

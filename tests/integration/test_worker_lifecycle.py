@@ -13,8 +13,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from harness.processes import alive
 from hodei.api.v1 import common_pb2, jobs_pb2
-from tests.integration.conftest import SpawnWorker, pid_alive
+from tests.integration.conftest import SpawnWorker
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +60,7 @@ async def wait_file(path: Path, seconds: float = 10.0) -> str:
 
 async def wait_gone(pid: int, seconds: float = 5.0) -> bool:
     deadline = time.monotonic() + seconds
-    while pid_alive(pid):
+    while alive(pid):
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(0.05)
