@@ -24,7 +24,7 @@ from harness.launchers.base import (
     ProcessInfo,
 )
 from harness.launchers.local import LocalLauncher, LocalOptions
-from harness.observe import Tables
+from harness.tables import Tables
 
 #: Launchers that start the platform themselves, with the local launcher's short
 #: intervals (RUN_SETTINGS) and one log file per process under <run dir>/logs.

@@ -256,7 +256,7 @@ def e2e_context(request: pytest.FixtureRequest) -> E2EContext:
 
 @pytest.fixture
 def world(e2e_context: E2EContext, request: pytest.FixtureRequest) -> Any:
-    from harness.scenarios import World
+    from harness.world import World
 
     rec = request.node.stash.setdefault(RECORD, {})
     return World(
