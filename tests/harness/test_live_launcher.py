@@ -14,7 +14,7 @@ import pytest
 from harness.launchers.base import Deployment
 from harness.launchers.local import LocalLauncher, LocalOptions
 from harness.waits import wait_for
-from tests.harness.test_report_diagnoses import run_features
+from tests.harness.features_run import run_features
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.run import append_record, read_job_ids, read_records
 from hodei.report.model import ScenarioRecord, Status, StepRecord
-from tests.harness.test_report_diagnoses import run_features
+from tests.harness.features_run import run_dirs, run_features
 
 
 def _record(name: str, feature: str, status: Status) -> ScenarioRecord:
@@ -47,7 +47,9 @@ def test_records_from_several_processes_merge_in_a_stable_order(tmp_path: Path) 
     assert read_job_ids(tmp_path) == {"b": ["j2"], "a": ["j1"], "z": []}
 
 
-def test_a_platform_that_cannot_start_still_gives_a_report_naming_it(tmp_path: Path) -> None:
+def test_a_platform_that_cannot_start_still_gives_a_report_naming_it(
+    tmp_path: Path, run_temp: Path
+) -> None:
     # Port 1 on loopback: nothing listens, the local launcher cannot create its database.
     report = run_features(
         tmp_path,
@@ -56,6 +58,7 @@ def test_a_platform_that_cannot_start_still_gives_a_report_naming_it(tmp_path: P
         "--database-url",
         "postgresql://postgres@127.0.0.1:1/postgres",
         timeout_s=120,
+        temp_dir=run_temp,
     )
     assert report["_returncode"] != 0
     assert report["verdict"] == "FAIL"
@@ -63,3 +66,6 @@ def test_a_platform_that_cannot_start_still_gives_a_report_naming_it(tmp_path: P
     assert scenario["status"] == "FAIL"
     assert "platform did not start" in scenario["error"]
     assert "cannot create the run database" in report["root_cause"] + scenario["error"]
+    # The run directory of a run that failed is kept and named.
+    (kept,) = run_dirs(run_temp)
+    assert f"hodei e2e run directory (kept: the run failed): {kept}" in report["_stdout"]

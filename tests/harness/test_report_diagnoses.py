@@ -8,16 +8,13 @@ what is expected per fault is agreed in docs/harness-handoff.md.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.harness.features_run import run_dirs, run_features
+
 SEED_ITEMS = [
     "DISPATCHER_CYCLES",
     "JOBS_LEAVE_PENDING",
@@ -29,41 +26,6 @@ SEED_ITEMS = [
 ]
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def run_features(report_dir: Path, *args: str, timeout_s: float = 240) -> dict[str, Any]:
-    """`pytest features/ <args>` as a user would run it; returns latest.json."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HODEI_", "PYTEST_", "COV_"))}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "features",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-W",
-            "ignore",
-            "--report-dir",
-            str(report_dir),
-            *args,
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
-    latest = report_dir / "latest.json"
-    assert latest.exists(), f"no report written; pytest said: {proc.stdout[-2000:]}"
-    assert f"hodei e2e report: {report_dir}" in proc.stdout, proc.stdout[-1000:]
-    assert (report_dir / "latest.md").exists()
-    report: dict[str, Any] = json.loads(latest.read_text())
-    report["_stdout"] = proc.stdout
-    report["_returncode"] = proc.returncode
-    return report
 
 
 def codes(report: dict[str, Any]) -> set[str]:
@@ -96,9 +58,15 @@ def test_healthy_run_ticks_every_seed_item(tmp_path: Path) -> None:
     assert "Resumen Ejecutivo" in markdown
 
 
-def test_dispatcher_off_is_named_as_the_root_cause(tmp_path: Path) -> None:
-    report = run_features(tmp_path, "-k", "PENDING", "--hodei-fault", "dispatcher_off")
+def test_dispatcher_off_is_named_as_the_root_cause(tmp_path: Path, run_temp: Path) -> None:
+    report = run_features(
+        tmp_path, "-k", "PENDING", "--hodei-fault", "dispatcher_off", temp_dir=run_temp
+    )
     assert report["_returncode"] != 0
+    # A red run keeps its run directory (the logs) and says where it is.
+    (kept,) = run_dirs(run_temp)
+    assert (kept / "logs" / "server.log").exists()
+    assert f"hodei e2e run directory (kept: the run failed): {kept}" in report["_stdout"]
     assert "DISPATCHER_DISABLED" in codes(report)
     assert report["root_cause_code"] == "DISPATCHER_DISABLED"
     ticks = checklist(report)
@@ -139,9 +107,19 @@ def test_worker_dropping_logs_is_named(tmp_path: Path) -> None:
     assert failed == ["SubscribeLogs streams the exact lines and ends with the job"], failed
 
 
-def test_xdist_run_gives_one_merged_report(tmp_path: Path) -> None:
-    report = run_features(tmp_path, "-n", "2", "-k", "layer or PENDING or SubscribeLogs or burst")
+def test_xdist_run_gives_one_merged_report(tmp_path: Path, run_temp: Path) -> None:
+    report = run_features(
+        tmp_path,
+        "-n",
+        "2",
+        "-k",
+        "layer or PENDING or SubscribeLogs or burst",
+        temp_dir=run_temp,
+    )
     assert report["_returncode"] == 0, report["_stdout"][-1500:]
+    # A green run leaves no run directory (nor records) behind.
+    assert run_dirs(run_temp) == []
+    assert "run directory" not in report["_stdout"]
     names = sorted(s["name"] for s in report["scenarios"])
     assert names == sorted(
         [
