@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import abc
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
+from harness.tables import read_only_connection
+from harness.waits import wait_for
 
 #: The ways to get a platform, declared once (`--launcher`, `hodei e2e --launcher`).
 LAUNCHERS = ("local", "live", "containers")
@@ -119,10 +121,66 @@ def server_health(address: str, timeout_s: float = 1.0) -> str:
 
 def ready_workers(database_url: str, pids: list[int]) -> list[tuple[int, str]]:
     """(pid, state) of the workers with those pids that hold an open stream."""
-    with psycopg.connect(database_url, autocommit=True, connect_timeout=3) as conn:
+    with read_only_connection(database_url, connect_timeout_s=3) as conn:
         rows = conn.execute(
             "SELECT pid, state FROM workers WHERE pid = ANY(%s) AND server_id IS NOT NULL"
             " AND state IN ('READY', 'BUSY')",
             (pids,),
         ).fetchall()
     return [(int(r[0]), str(r[1])) for r in rows]
+
+
+def wait_serving(
+    address: str,
+    what: str,
+    check_running: Callable[[], None],
+    log_tail: Callable[[], str],
+    timeout_s: float,
+    poll_s: float,
+) -> None:
+    """Wait until the server at `address` answers SERVING; `check_running` raises
+    LaunchError as soon as it has died, and a timeout says what its log ends with."""
+
+    def probe() -> str:
+        check_running()
+        return server_health(address)
+
+    try:
+        wait_for(
+            f"{what} {address} to answer SERVING on grpc.health.v1",
+            probe,
+            lambda status: status == "SERVING",
+            timeout_s,
+            poll_s=poll_s,
+            abort_on=(LaunchError,),
+        )
+    except AssertionError as exc:
+        raise LaunchError(f"{exc}; server log: {log_tail()}") from None
+
+
+def wait_workers_ready(
+    database_url: str,
+    pids: list[int],
+    what: str,
+    check_running: Callable[[], None],
+    log_tails: Callable[[], str],
+    timeout_s: float,
+    poll_s: float,
+) -> None:
+    """Wait until the workers with those pids are registered READY with an open stream."""
+
+    def probe() -> list[tuple[int, str]]:
+        check_running()
+        return ready_workers(database_url, pids)
+
+    try:
+        wait_for(
+            f"{len(pids)} {what} {pids} registered READY with an open stream",
+            probe,
+            lambda rows: len(rows) >= len(pids),
+            timeout_s,
+            poll_s=poll_s,
+            abort_on=(LaunchError,),
+        )
+    except AssertionError as exc:
+        raise LaunchError(f"{exc}; {log_tails()}") from None

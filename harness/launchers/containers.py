@@ -42,10 +42,9 @@ from harness.launchers.base import (
     LaunchError,
     ProcessInfo,
     free_port,
-    ready_workers,
-    server_health,
+    wait_serving,
+    wait_workers_ready,
 )
-from harness.waits import wait_for
 
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
@@ -351,23 +350,14 @@ class ContainersLauncher(Launcher):
             },
         )
 
-        def probe() -> str:
-            self._check_running(started)
-            return server_health(address)
-
-        try:
-            wait_for(
-                f"server container {address} to answer SERVING on grpc.health.v1",
-                probe,
-                lambda s: s == "SERVING",
-                self.options.start_timeout_s,
-                poll_s=0.2,
-                abort_on=(LaunchError,),
-            )
-        except AssertionError as exc:
-            raise LaunchError(
-                f"{exc}; server log: {_log_tail(started.container.get_wrapped_container())}"
-            ) from None
+        wait_serving(
+            address,
+            "server container",
+            lambda: self._check_running(started),
+            lambda: _log_tail(started.container.get_wrapped_container()),
+            self.options.start_timeout_s,
+            poll_s=0.2,
+        )
         return started.info, address
 
     def start_worker(self, wait: bool = True) -> ProcessInfo:
@@ -398,29 +388,23 @@ class ContainersLauncher(Launcher):
 
     def wait_workers_ready(self, infos: list[ProcessInfo]) -> None:
         assert self.deployment is not None
-        url = self.deployment.database_url
-        pids = [i.pid for i in infos if i.pid is not None]
         mine = [s for s in self._started if s.info in infos]
 
-        def probe() -> list[tuple[int, str]]:
+        def check_running() -> None:
             for started in mine:
                 self._check_running(started)
-            return ready_workers(url, pids)
 
-        try:
-            wait_for(
-                f"{len(pids)} worker container(s) {pids} registered READY with an open stream",
-                probe,
-                lambda rows: len(rows) >= len(pids),
-                self.options.start_timeout_s,
-                poll_s=0.2,
-                abort_on=(LaunchError,),
-            )
-        except AssertionError as exc:
-            tails = "; ".join(
+        wait_workers_ready(
+            self.deployment.database_url,
+            [i.pid for i in infos if i.pid is not None],
+            "worker container(s)",
+            check_running,
+            lambda: "; ".join(
                 f"{s.info.name}: {_log_tail(s.container.get_wrapped_container())}" for s in mine
-            )
-            raise LaunchError(f"{exc}; {tails}") from None
+            ),
+            self.options.start_timeout_s,
+            poll_s=0.2,
+        )
 
     def kill_process(self, pid: int) -> None:
         """SIGKILL the container whose main process has this host pid (a worker)."""

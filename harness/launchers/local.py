@@ -34,11 +34,10 @@ from harness.launchers.base import (
     LaunchError,
     ProcessInfo,
     free_port,
-    ready_workers,
-    server_health,
+    wait_serving,
+    wait_workers_ready,
 )
 from harness.processes import alive, reap
-from harness.waits import wait_for
 from hodei.db.embedded import start_pgserver
 from hodei.errors import Unavailable
 
@@ -175,23 +174,14 @@ class LocalLauncher(Launcher):
             self._env("server", database_url),
         )
 
-        def probe() -> str:
-            self._check_alive(info)
-            return server_health(address)
-
-        try:
-            wait_for(
-                f"server {address} to answer SERVING on grpc.health.v1",
-                probe,
-                lambda s: s == "SERVING",
-                self.options.start_timeout_s,
-                poll_s=0.1,
-                abort_on=(LaunchError,),
-            )
-        except LaunchError:
-            raise
-        except AssertionError as exc:
-            raise LaunchError(f"{exc}; server log: {log_tail(info.log_path)}") from None
+        wait_serving(
+            address,
+            "server",
+            lambda: self._check_alive(info),
+            lambda: log_tail(info.log_path),
+            self.options.start_timeout_s,
+            poll_s=0.1,
+        )
         return info, address
 
     def start_worker(self, wait: bool = True) -> ProcessInfo:
@@ -221,26 +211,20 @@ class LocalLauncher(Launcher):
 
     def wait_workers_ready(self, infos: list[ProcessInfo]) -> None:
         assert self.deployment is not None
-        url = self.deployment.database_url
-        pids = [i.pid for i in infos if i.pid is not None]
 
-        def probe() -> list[tuple[int, str]]:
+        def check_running() -> None:
             for info in infos:
                 self._check_alive(info)
-            return ready_workers(url, pids)
 
-        try:
-            wait_for(
-                f"{len(pids)} worker(s) {pids} registered READY with an open stream",
-                probe,
-                lambda rows: len(rows) >= len(pids),
-                self.options.start_timeout_s,
-                poll_s=0.1,
-                abort_on=(LaunchError,),
-            )
-        except AssertionError as exc:
-            tails = "; ".join(f"{i.name}: {log_tail(i.log_path, 5)}" for i in infos)
-            raise LaunchError(f"{exc}; {tails}") from None
+        wait_workers_ready(
+            self.deployment.database_url,
+            [i.pid for i in infos if i.pid is not None],
+            "worker(s)",
+            check_running,
+            lambda: "; ".join(f"{i.name}: {log_tail(i.log_path, 5)}" for i in infos),
+            self.options.start_timeout_s,
+            poll_s=0.1,
+        )
 
     def kill_process(self, pid: int) -> None:
         """SIGKILL a process of this run (the worker-killed-mid-job scenario)."""
