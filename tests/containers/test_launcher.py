@@ -16,8 +16,8 @@ from harness.launchers.containers import (
     RUN_LABEL,
     ContainersLauncher,
     ContainersOptions,
-    DockerUnavailable,
 )
+from harness.launchers.docker_images import DockerUnavailable
 from harness.waits import wait_for
 
 
