@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from harness.processes import children, cpu_seconds, memory_kib
 from hodei.client import HodeiClient, JobView
 from hodei.domain.jobs import JobState
 from hodei.worker.command import worker_command
@@ -59,28 +60,6 @@ def free_port() -> int:
     return port
 
 
-def rss_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (peak) of a process, in KiB, from /proc (no psutil)."""
-    out: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0])
-    return out
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (0 if it is gone), from /proc/<pid>/stat."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
-
-
 def postgres_pids(pgdata: Path) -> list[int]:
     """The embedded postmaster (first line of its postmaster.pid) and its children.
 
@@ -90,14 +69,7 @@ def postgres_pids(pgdata: Path) -> list[int]:
         master = int((pgdata / "postmaster.pid").read_text().split()[0])
     except (OSError, IndexError, ValueError):
         return []
-    pids = [master]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                if ppid == master:
-                    pids.append(int(entry.name))
-    return pids
+    return [master, *children(master)]
 
 
 @dataclass
@@ -410,10 +382,10 @@ async def bench_logs(client: HodeiClient, platform: Platform, lines: int) -> dic
     assert platform.server is not None
     server_pid = platform.server.pid
     meter = CpuMeter.begin(platform)
-    rss0 = rss_kib(server_pid)
+    rss0 = memory_kib(server_pid)
     job = await client.queue_job(["seq", str(lines)], labels={"bench": "logs"})
     persisted_at = await last_line_persisted(client, job.id, lines)
-    rss1 = rss_kib(server_pid)
+    rss1 = memory_kib(server_pid)
     persist_meter_end = meter.sample()
     done = await client.get_job(job.id)
     while not done.is_final:
@@ -441,7 +413,7 @@ async def bench_logs(client: HodeiClient, platform: Platform, lines: int) -> dic
     t_end = time.time()
     assert received == lines and last == lines, (received, last)
     sub_rate = lines / (t_end - t0)
-    rss2 = rss_kib(server_pid)
+    rss2 = memory_kib(server_pid)
     print(
         f"    subscribed: {t_end - t0:6.2f} s from QueueJob to the last line received -> "
         f"{sub_rate:9,.0f} lines/s (ratio {sub_rate / 200_000:.2f})"

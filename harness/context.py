@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from harness.driver import Driver
-from harness.launchers.base import Deployment, Launcher, ProcessInfo
-from harness.launchers.local import (
+from harness.launchers.base import (
     HEARTBEAT_PERIOD_S,
     KEEPALIVE_PERIOD_S,
-    LocalLauncher,
-    LocalOptions,
+    Deployment,
+    Launcher,
+    ProcessInfo,
 )
-from harness.observe import Tables
+from harness.launchers.local import LocalLauncher, LocalOptions
+from harness.tables import Tables
 
 #: Launchers that start the platform themselves, with the local launcher's short
 #: intervals (RUN_SETTINGS) and one log file per process under <run dir>/logs.

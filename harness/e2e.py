@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-LAUNCHERS = ("local", "live", "containers")
+from harness.launchers.base import LAUNCHERS
 
 
 def project_root() -> Path | None:
@@ -72,15 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def pytest_argv(args: argparse.Namespace, root: Path) -> list[str]:
-    argv = [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(root / "features"),
-        "-q",
-        "--report-lang",
-        args.lang,
-    ]
+    argv = [sys.executable, "-m", "pytest", str(root / "features"), "--report-lang", args.lang]
+    if args.parallel:
+        # Not with -q: under -q xdist prints "bringing up nodes..." in place of its
+        # status line, once when the nodes start and again when they have collected.
+        argv += ["-n", str(args.parallel)]
+    else:
+        argv.append("-q")
     if args.launcher:
         argv += ["--launcher", args.launcher]
     if args.database_url:
@@ -89,8 +87,6 @@ def pytest_argv(args: argparse.Namespace, root: Path) -> list[str]:
         argv += ["--server", args.server]
     if args.report_dir:
         argv += ["--report-dir", str(Path(args.report_dir).resolve())]
-    if args.parallel:
-        argv += ["-n", str(args.parallel)]
     if args.keyword:
         argv += ["-k", args.keyword]
     return argv + list(args.pytest_args)

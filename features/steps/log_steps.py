@@ -2,7 +2,7 @@
 
 from pytest_bdd import parsers, then, when
 
-from harness.scenarios import World
+from harness.world import World
 
 
 @when(parsers.parse('I run "{script}" with the hodei CLI'))

@@ -2,7 +2,7 @@
 
 from pytest_bdd import given, parsers, then
 
-from harness.scenarios import World
+from harness.world import World
 
 
 @given("the platform is running")

@@ -1,10 +1,70 @@
-"""The one interface every launcher implements."""
+"""What every launcher shares: the interface, the deployment it returns, the run
+settings, and the probes and helpers more than one launcher uses.
+
+Every launcher module imports from here and from nothing beside it, so that the
+launchers never import each other (harness.launchers.select imports them all).
+"""
 
 from __future__ import annotations
 
 import abc
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from harness.tables import read_only_connection
+from harness.waits import wait_for
+
+#: The ways to get a platform, declared once (`--launcher`, `hodei e2e --launcher`).
+LAUNCHERS = ("local", "live", "containers")
+
+#: Short intervals so that the whole feature suite runs in well under 90 s:
+#: dead workers are noticed in 1.5 s, keepalive pings every second (the idle-stream
+#: scenario watches several periods), the dispatcher backstop polls 5x a second.
+#: Every launcher that starts the platform itself (local, containers) uses them.
+RUN_SETTINGS: dict[str, str] = {
+    "HODEI_HEARTBEAT_INTERVAL": "0.5",
+    "HODEI_HEARTBEAT_MISS_LIMIT": "3",
+    "HODEI_REAPER_INTERVAL": "0.2",
+    "HODEI_DISPATCH_POLL_INTERVAL": "0.2",
+    "HODEI_ACK_TIMEOUT": "3",
+    "HODEI_OUTBOX_POLL_INTERVAL": "0.2",
+    "HODEI_KEEPALIVE_TIME_MS": "1000",
+    "HODEI_KEEPALIVE_TIMEOUT_MS": "5000",
+    "HODEI_SERVER_MIN_PING_INTERVAL_MS": "500",
+    "HODEI_RECONNECT_MAX_BACKOFF": "1",
+    "HODEI_CANCEL_GRACE_SECONDS": "1",
+    "HODEI_LOG_LEVEL": "INFO",
+    "HODEI_LOG_FORMAT": "text",
+}
+
+KEEPALIVE_PERIOD_S = int(RUN_SETTINGS["HODEI_KEEPALIVE_TIME_MS"]) / 1000.0
+HEARTBEAT_PERIOD_S = float(RUN_SETTINGS["HODEI_HEARTBEAT_INTERVAL"])
+
+
+class LaunchError(RuntimeError):
+    """The platform could not be started; the message says which part and why.
+
+    A subclass with `skip = True` means the launcher cannot run here at all (no
+    Docker engine, say): the scenarios are then skipped with the message, never passed.
+    """
+
+    skip = False
+
+
+@dataclass
+class LauncherConfig:
+    """What `--launcher` and its options ask for, whichever launcher reads it."""
+
+    name: str = "local"
+    database_url: str | None = None  # live: the deployment; local: a server to create a DB on
+    server: str | None = None  # live only
+    workers: int = 2
+    slots: int = 4
+    faults: frozenset[str] = frozenset()
+    run_dir: Path | None = None
+    extra: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -40,3 +100,87 @@ class Launcher(abc.ABC):
 
     @abc.abstractmethod
     def stop(self) -> None: ...
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_health(address: str, timeout_s: float = 1.0) -> str:
+    """grpc.health.v1 status of the whole server ("SERVING", "NOT_SERVING", ...)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+def ready_workers(database_url: str, pids: list[int]) -> list[tuple[int, str]]:
+    """(pid, state) of the workers with those pids that hold an open stream."""
+    with read_only_connection(database_url, connect_timeout_s=3) as conn:
+        rows = conn.execute(
+            "SELECT pid, state FROM workers WHERE pid = ANY(%s) AND server_id IS NOT NULL"
+            " AND state IN ('READY', 'BUSY')",
+            (pids,),
+        ).fetchall()
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+def wait_serving(
+    address: str,
+    what: str,
+    check_running: Callable[[], None],
+    log_tail: Callable[[], str],
+    timeout_s: float,
+    poll_s: float,
+) -> None:
+    """Wait until the server at `address` answers SERVING; `check_running` raises
+    LaunchError as soon as it has died, and a timeout says what its log ends with."""
+
+    def probe() -> str:
+        check_running()
+        return server_health(address)
+
+    try:
+        wait_for(
+            f"{what} {address} to answer SERVING on grpc.health.v1",
+            probe,
+            lambda status: status == "SERVING",
+            timeout_s,
+            poll_s=poll_s,
+            abort_on=(LaunchError,),
+        )
+    except AssertionError as exc:
+        raise LaunchError(f"{exc}; server log: {log_tail()}") from None
+
+
+def wait_workers_ready(
+    database_url: str,
+    pids: list[int],
+    what: str,
+    check_running: Callable[[], None],
+    log_tails: Callable[[], str],
+    timeout_s: float,
+    poll_s: float,
+) -> None:
+    """Wait until the workers with those pids are registered READY with an open stream."""
+
+    def probe() -> list[tuple[int, str]]:
+        check_running()
+        return ready_workers(database_url, pids)
+
+    try:
+        wait_for(
+            f"{len(pids)} {what} {pids} registered READY with an open stream",
+            probe,
+            lambda rows: len(rows) >= len(pids),
+            timeout_s,
+            poll_s=poll_s,
+            abort_on=(LaunchError,),
+        )
+    except AssertionError as exc:
+        raise LaunchError(f"{exc}; {log_tails()}") from None

@@ -23,7 +23,6 @@ with `auto_remove=False` so that the logs of a killed worker survive until then.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import logging
 import secrets
@@ -34,45 +33,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.launchers.base import Deployment, Launcher, ProcessInfo
-from harness.launchers.local import (
+from harness.launchers.base import (
     RUN_SETTINGS,
+    Deployment,
+    Launcher,
+    LauncherConfig,
     LaunchError,
+    ProcessInfo,
     free_port,
-    ready_workers,
-    server_health,
+    wait_serving,
+    wait_workers_ready,
 )
-from harness.waits import wait_for
+from harness.launchers.docker_images import (
+    DEFAULT_IMAGE,
+    docker_client,
+    ensure_project_image,
+    first_line,
+    postgres_image,
+)
 
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
 
-    from harness.launchers.select import LauncherConfig
-
 logger = logging.getLogger(__name__)
-
-#: The project image (./Dockerfile); .ci/containers-prepare.sh builds it.
-DEFAULT_IMAGE = "hodei/hodei:dev"
-#: PostgreSQL built from Debian's packages by .ci/containers-prepare.sh (no registry).
-LOCAL_POSTGRES_IMAGE = "hodei/postgres:15"
-#: The official image, pulled when the local one does not exist.
-OFFICIAL_POSTGRES_IMAGE = "postgres:16"
-#: Base image for building the project image where no registry is reachable.
-LOCAL_PYTHON_BASE = "hodei/python-base:3.11-bookworm"
 
 RUN_LABEL = "org.hodei.e2e.run"
 ROLE_LABEL = "org.hodei.e2e.role"
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-class DockerUnavailable(LaunchError):
-    """No Docker engine answers: the container scenarios cannot run here.
-
-    `skip = True` tells the harness to skip (never pass) the scenarios with this reason.
-    """
-
-    skip = True
 
 
 @dataclass
@@ -90,45 +76,6 @@ class ContainersOptions:
     run_dir: Path | None = None
     start_timeout_s: float = 60.0
     extra_env: dict[str, str] = field(default_factory=dict)
-
-
-def docker_client() -> Any:
-    """A client to a Docker engine that answers, or DockerUnavailable saying why not."""
-    try:
-        docker = _docker_sdk()
-    except ImportError as exc:  # pragma: no cover - testcontainers depends on docker
-        raise DockerUnavailable(f"the docker Python package is missing: {exc}") from None
-    try:
-        client = docker.from_env(timeout=15)
-        client.ping()
-    except docker.errors.DockerException as exc:
-        raise DockerUnavailable(
-            f"no Docker engine reachable ({_first_line(exc)}); the containers launcher "
-            "needs one (as root: .ci/containers-prepare.sh starts dockerd)"
-        ) from None
-    return client
-
-
-def _docker_sdk() -> Any:
-    # The Docker SDK (a testcontainers dependency), imported by name at run time: the
-    # repository's own docker/ folder (Dockerfiles) would otherwise shadow the `docker`
-    # package for ruff's and mypy's module resolution.
-    docker = importlib.import_module("docker")
-    importlib.import_module("docker.errors")
-    return docker
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
-
-
-def _image_exists(client: Any, name: str) -> bool:
-    try:
-        client.images.get(name)
-    except _docker_sdk().errors.ImageNotFound:
-        return False
-    return True
 
 
 class _LogFollower(threading.Thread):
@@ -180,42 +127,6 @@ class ContainersLauncher(Launcher):
         self._worker_seq = 0
         self.worker_prefix = "worker-"
         self._attached = False
-
-    # -- images -------------------------------------------------------------------
-    def _ensure_image(self, client: Any) -> None:
-        image = self.options.image
-        if _image_exists(client, image):
-            return
-        wheelhouse = REPO_ROOT / ".ci" / "wheelhouse"
-        if not self.options.build_missing or not (REPO_ROOT / "Dockerfile").exists():
-            raise LaunchError(
-                f"image {image} not found; build it with .ci/containers-prepare.sh "
-                "or `docker build -t hodei/hodei:dev .` (docs/containers.md)"
-            )
-        if not any(wheelhouse.glob("hodei-*.whl")):
-            raise LaunchError(
-                f"image {image} not found and {wheelhouse} holds no hodei wheel; "
-                "run `pip wheel --wheel-dir .ci/wheelhouse .` first"
-            )
-        base = self.options.base_image
-        if base is None and _image_exists(client, LOCAL_PYTHON_BASE):
-            base = LOCAL_PYTHON_BASE
-        buildargs = {"BASE_IMAGE": base} if base else {}
-        logger.info("building %s from %s (%s)", image, REPO_ROOT, buildargs or "default base")
-        try:
-            client.images.build(
-                path=str(REPO_ROOT), tag=image, buildargs=buildargs, network_mode="host", rm=True
-            )
-        except _docker_sdk().errors.BuildError as exc:
-            tail = " | ".join(str(c.get("stream", "")).strip() for c in list(exc.build_log)[-5:])
-            raise LaunchError(f"docker build of {image} failed: {exc.msg}; {tail}") from None
-
-    def _postgres_image(self, client: Any) -> str:
-        if self.options.postgres_image:
-            return self.options.postgres_image
-        if _image_exists(client, LOCAL_POSTGRES_IMAGE):
-            return LOCAL_POSTGRES_IMAGE
-        return OFFICIAL_POSTGRES_IMAGE
 
     # -- containers -----------------------------------------------------------------
     def _labels(self, role: str) -> dict[str, str]:
@@ -278,7 +189,7 @@ class ContainersLauncher(Launcher):
         from testcontainers.community.postgres import PostgresContainer
 
         _disable_ryuk()
-        image = self._postgres_image(client)
+        image = postgres_image(client, self.options.postgres_image)
         port = free_port()
         password = secrets.token_hex(12)
         pg = (
@@ -299,7 +210,7 @@ class ContainersLauncher(Launcher):
             pg.start()
         except Exception as exc:
             raise LaunchError(
-                f"PostgreSQL container ({image}) did not start: {_first_line(exc)}"
+                f"PostgreSQL container ({image}) did not start: {first_line(exc)}"
             ) from None
         self._follow("database", "postgres", pg)
         return f"postgresql://hodei:{password}@127.0.0.1:{port}/hodei"
@@ -322,7 +233,7 @@ class ContainersLauncher(Launcher):
             container.start()
         except Exception as exc:
             raise LaunchError(
-                f"container {name} ({self.options.image}) did not start: {_first_line(exc)}"
+                f"container {name} ({self.options.image}) did not start: {first_line(exc)}"
             ) from None
         return self._follow(role, name, container)
 
@@ -350,23 +261,14 @@ class ContainersLauncher(Launcher):
             },
         )
 
-        def probe() -> str:
-            self._check_running(started)
-            return server_health(address)
-
-        try:
-            wait_for(
-                f"server container {address} to answer SERVING on grpc.health.v1",
-                probe,
-                lambda s: s == "SERVING",
-                self.options.start_timeout_s,
-                poll_s=0.2,
-                abort_on=(LaunchError,),
-            )
-        except AssertionError as exc:
-            raise LaunchError(
-                f"{exc}; server log: {_log_tail(started.container.get_wrapped_container())}"
-            ) from None
+        wait_serving(
+            address,
+            "server container",
+            lambda: self._check_running(started),
+            lambda: _log_tail(started.container.get_wrapped_container()),
+            self.options.start_timeout_s,
+            poll_s=0.2,
+        )
         return started.info, address
 
     def start_worker(self, wait: bool = True) -> ProcessInfo:
@@ -397,29 +299,23 @@ class ContainersLauncher(Launcher):
 
     def wait_workers_ready(self, infos: list[ProcessInfo]) -> None:
         assert self.deployment is not None
-        url = self.deployment.database_url
-        pids = [i.pid for i in infos if i.pid is not None]
         mine = [s for s in self._started if s.info in infos]
 
-        def probe() -> list[tuple[int, str]]:
+        def check_running() -> None:
             for started in mine:
                 self._check_running(started)
-            return ready_workers(url, pids)
 
-        try:
-            wait_for(
-                f"{len(pids)} worker container(s) {pids} registered READY with an open stream",
-                probe,
-                lambda rows: len(rows) >= len(pids),
-                self.options.start_timeout_s,
-                poll_s=0.2,
-                abort_on=(LaunchError,),
-            )
-        except AssertionError as exc:
-            tails = "; ".join(
+        wait_workers_ready(
+            self.deployment.database_url,
+            [i.pid for i in infos if i.pid is not None],
+            "worker container(s)",
+            check_running,
+            lambda: "; ".join(
                 f"{s.info.name}: {_log_tail(s.container.get_wrapped_container())}" for s in mine
-            )
-            raise LaunchError(f"{exc}; {tails}") from None
+            ),
+            self.options.start_timeout_s,
+            poll_s=0.2,
+        )
 
     def kill_process(self, pid: int) -> None:
         """SIGKILL the container whose main process has this host pid (a worker)."""
@@ -465,7 +361,9 @@ class ContainersLauncher(Launcher):
         client = docker_client()
         self._client = client
         try:
-            self._ensure_image(client)
+            ensure_project_image(
+                client, self.options.image, self.options.base_image, self.options.build_missing
+            )
             database_url = self._start_database(client)
             server, address = self.start_server(database_url)
             self.deployment = Deployment(
@@ -533,7 +431,7 @@ def _log_tail(container: Any, lines: int = 10) -> str:
     try:
         text = container.logs(tail=lines).decode("utf-8", errors="replace")
     except Exception as exc:
-        return f"<no log: {_first_line(exc)}>"
+        return f"<no log: {first_line(exc)}>"
     return " | ".join(text.splitlines()) or "<empty log>"
 
 

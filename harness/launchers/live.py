@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import psycopg
 
-from harness.launchers.base import Deployment, Launcher
-from harness.launchers.local import LaunchError, server_health
+from harness.launchers.base import Deployment, Launcher, LaunchError, server_health
+from harness.tables import read_only_connection
 from hodei.redaction import redact
 
 
@@ -32,12 +32,7 @@ class LiveLauncher(Launcher):
     def start(self) -> Deployment:
         try:
             # Read-only session: the harness must never change a live deployment's rows.
-            with psycopg.connect(
-                self.database_url,
-                autocommit=True,
-                connect_timeout=5,
-                options="-c default_transaction_read_only=on",
-            ) as conn:
+            with read_only_connection(self.database_url) as conn:
                 conn.execute("SELECT 1")
         except psycopg.Error as exc:
             raise LaunchError(

@@ -14,7 +14,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,8 +27,17 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from harness.launchers.base import Deployment, Launcher, ProcessInfo
-from harness.waits import wait_for
+from harness.launchers.base import (
+    RUN_SETTINGS,
+    Deployment,
+    Launcher,
+    LaunchError,
+    ProcessInfo,
+    free_port,
+    wait_serving,
+    wait_workers_ready,
+)
+from harness.processes import alive, reap
 from hodei.db.embedded import start_pgserver
 from hodei.errors import Unavailable
 from hodei.settings import TESTING_ENV
@@ -47,38 +55,6 @@ FAULTS: dict[str, tuple[str, str, str]] = {
     "worker_drop_logs": ("worker", "HODEI_FAULT_DROP_LOGS", "true"),
 }
 
-#: Short intervals so that the whole feature suite runs in well under 90 s:
-#: dead workers are noticed in 1.5 s, keepalive pings every second (the idle-stream
-#: scenario watches several periods), the dispatcher backstop polls 5x a second.
-RUN_SETTINGS: dict[str, str] = {
-    "HODEI_HEARTBEAT_INTERVAL": "0.5",
-    "HODEI_HEARTBEAT_MISS_LIMIT": "3",
-    "HODEI_REAPER_INTERVAL": "0.2",
-    "HODEI_DISPATCH_POLL_INTERVAL": "0.2",
-    "HODEI_ACK_TIMEOUT": "3",
-    "HODEI_OUTBOX_POLL_INTERVAL": "0.2",
-    "HODEI_KEEPALIVE_TIME_MS": "1000",
-    "HODEI_KEEPALIVE_TIMEOUT_MS": "5000",
-    "HODEI_SERVER_MIN_PING_INTERVAL_MS": "500",
-    "HODEI_RECONNECT_MAX_BACKOFF": "1",
-    "HODEI_CANCEL_GRACE_SECONDS": "1",
-    "HODEI_LOG_LEVEL": "INFO",
-    "HODEI_LOG_FORMAT": "text",
-}
-
-KEEPALIVE_PERIOD_S = int(RUN_SETTINGS["HODEI_KEEPALIVE_TIME_MS"]) / 1000.0
-HEARTBEAT_PERIOD_S = float(RUN_SETTINGS["HODEI_HEARTBEAT_INTERVAL"])
-
-
-class LaunchError(RuntimeError):
-    """The platform could not be started; the message says which part and why."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def with_database(url: str, database: str) -> str:
     """The same server URL with another database name (pgserver URLs put the socket
@@ -92,28 +68,6 @@ def log_tail(path: Path | None, lines: int = 15) -> str:
         return "<no log>"
     text = path.read_text(encoding="utf-8", errors="replace").splitlines()
     return " | ".join(text[-lines:]) or "<empty log>"
-
-
-def server_health(address: str, timeout_s: float = 1.0) -> str:
-    """grpc.health.v1 status of the whole server ("SERVING", "NOT_SERVING", ...)."""
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
-        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
-
-
-def ready_workers(database_url: str, pids: list[int]) -> list[tuple[int, str]]:
-    """(pid, state) of the workers with those pids that hold an open stream."""
-    with psycopg.connect(database_url, autocommit=True, connect_timeout=3) as conn:
-        rows = conn.execute(
-            "SELECT pid, state FROM workers WHERE pid = ANY(%s) AND server_id IS NOT NULL"
-            " AND state IN ('READY', 'BUSY')",
-            (pids,),
-        ).fetchall()
-    return [(int(r[0]), str(r[1])) for r in rows]
 
 
 @dataclass
@@ -225,23 +179,14 @@ class LocalLauncher(Launcher):
             self._env("server", database_url),
         )
 
-        def probe() -> str:
-            self._check_alive(info)
-            return server_health(address)
-
-        try:
-            wait_for(
-                f"server {address} to answer SERVING on grpc.health.v1",
-                probe,
-                lambda s: s == "SERVING",
-                self.options.start_timeout_s,
-                poll_s=0.1,
-                abort_on=(LaunchError,),
-            )
-        except LaunchError:
-            raise
-        except AssertionError as exc:
-            raise LaunchError(f"{exc}; server log: {log_tail(info.log_path)}") from None
+        wait_serving(
+            address,
+            "server",
+            lambda: self._check_alive(info),
+            lambda: log_tail(info.log_path),
+            self.options.start_timeout_s,
+            poll_s=0.1,
+        )
         return info, address
 
     def start_worker(self, wait: bool = True) -> ProcessInfo:
@@ -263,26 +208,20 @@ class LocalLauncher(Launcher):
 
     def wait_workers_ready(self, infos: list[ProcessInfo]) -> None:
         assert self.deployment is not None
-        url = self.deployment.database_url
-        pids = [i.pid for i in infos if i.pid is not None]
 
-        def probe() -> list[tuple[int, str]]:
+        def check_running() -> None:
             for info in infos:
                 self._check_alive(info)
-            return ready_workers(url, pids)
 
-        try:
-            wait_for(
-                f"{len(pids)} worker(s) {pids} registered READY with an open stream",
-                probe,
-                lambda rows: len(rows) >= len(pids),
-                self.options.start_timeout_s,
-                poll_s=0.1,
-                abort_on=(LaunchError,),
-            )
-        except AssertionError as exc:
-            tails = "; ".join(f"{i.name}: {log_tail(i.log_path, 5)}" for i in infos)
-            raise LaunchError(f"{exc}; {tails}") from None
+        wait_workers_ready(
+            self.deployment.database_url,
+            [i.pid for i in infos if i.pid is not None],
+            "worker(s)",
+            check_running,
+            lambda: "; ".join(f"{i.name}: {log_tail(i.log_path, 5)}" for i in infos),
+            self.options.start_timeout_s,
+            poll_s=0.1,
+        )
 
     def kill_process(self, pid: int) -> None:
         """SIGKILL a process of this run (the worker-killed-mid-job scenario)."""
@@ -376,24 +315,15 @@ def stop_recorded_processes(run_dir: Path, grace_s: float = 5.0) -> None:
             except (ProcessLookupError, PermissionError):
                 continue
         deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and any(_alive(pid) for pid in signalled):
+        while time.monotonic() < deadline and any(_running(pid) for pid in signalled):
             time.sleep(0.05)
         for pid in signalled:
-            if _alive(pid):
+            if _running(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        # Reap our own children so that they do not linger as zombies.
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def _running(pid: int) -> bool:
+    # The launcher's own children are reaped first, so that they do not linger as zombies.
+    reap(pid)
+    return alive(pid)

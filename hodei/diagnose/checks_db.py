@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from hodei.diagnose.probes import ProbeSession
-from hodei.diagnose.registry import Context, Outcome, check
+from hodei.diagnose.registry import CheckContext, Outcome, check
 from hodei.durations import human_age
 from hodei.redaction import redact
 from hodei.report.model import Status
 
 
-def _s(ctx: Context) -> ProbeSession:
+def _probes(ctx: CheckContext) -> ProbeSession:
     assert ctx.session is not None  # the runner skips database checks without a session
     return ctx.session
 
@@ -29,7 +29,7 @@ def _ids(rows: list[dict[str, Any]], key: str = "id", n: int = 3) -> str:
     "connects read-only and times a query round trip; WARN > db_latency_warn_s, FAIL > "
     "db_latency_fail_s; unreachable -> exit 3",
 )
-def database_connect(ctx: Context) -> Outcome:
+def database_connect(ctx: CheckContext) -> Outcome:
     if not ctx.database_url:
         return Outcome(Status.SKIP, observed="no --database-url")
     if ctx.session is None:
@@ -68,11 +68,11 @@ def database_connect(ctx: Context) -> Outcome:
     "database",
     "schema_migrations max(version) equals the latest migration shipped (expected_schema)",
 )
-def database_schema(ctx: Context) -> Outcome:
+def database_schema(ctx: CheckContext) -> Outcome:
     from hodei.db.migrate import latest_version
 
     expected = ctx.thresholds.expected_schema or latest_version()
-    observed = _s(ctx).one("schema_version").get("version")
+    observed = _probes(ctx).one("schema_version").get("version")
     status = Status.PASS if observed == expected else Status.FAIL
     return Outcome(
         status,
@@ -91,9 +91,9 @@ def database_schema(ctx: Context) -> Outcome:
     "READY workers with an open stream and a heartbeat fresher than heartbeat_stale_s; "
     "FAIL when none",
 )
-def workers_ready(ctx: Context) -> Outcome:
+def workers_ready(ctx: CheckContext) -> Outcome:
     t = ctx.thresholds
-    ready = int(_s(ctx).one("ready_workers", {"age_s": t.heartbeat_stale_s}).get("n") or 0)
+    ready = int(_probes(ctx).one("ready_workers", {"age_s": t.heartbeat_stale_s}).get("n") or 0)
     ctx.facts["ready_workers"] = ready
     by_state = ctx.snapshot.workers_by_state if ctx.snapshot else {}
     observed = f"{ready} READY ({', '.join(f'{k} {v}' for k, v in by_state.items()) or 'none'})"
@@ -115,10 +115,10 @@ def workers_ready(ctx: Context) -> Outcome:
     "READY/BUSY workers silent longer than heartbeat_stale_s -> FAIL; workers LOST within "
     "lost_window_s -> WARN (FAIL when no READY worker is left)",
 )
-def workers_heartbeat(ctx: Context) -> Outcome:
+def workers_heartbeat(ctx: CheckContext) -> Outcome:
     t = ctx.thresholds
-    stale = _s(ctx).all("stale_live_workers", {"age_s": t.heartbeat_stale_s, "limit": 20})
-    lost = _s(ctx).all("recently_lost_workers", {"window_s": t.lost_window_s, "limit": 20})
+    stale = _probes(ctx).all("stale_live_workers", {"age_s": t.heartbeat_stale_s, "limit": 20})
+    lost = _probes(ctx).all("recently_lost_workers", {"window_s": t.lost_window_s, "limit": 20})
     threshold = f"heartbeat <= {human_age(t.heartbeat_stale_s)}"
     evidence = [
         f"{r['state']} worker {r['id']} pid {r['pid']}: last heartbeat "
@@ -148,8 +148,10 @@ def workers_heartbeat(ctx: Context) -> Outcome:
     "database",
     "BUSY for longer than heartbeat_stale_s with no ASSIGNED/RUNNING job -> WARN",
 )
-def workers_busy_without_job(ctx: Context) -> Outcome:
-    rows = _s(ctx).all("busy_without_job", {"age_s": ctx.thresholds.heartbeat_stale_s, "limit": 20})
+def workers_busy_without_job(ctx: CheckContext) -> Outcome:
+    rows = _probes(ctx).all(
+        "busy_without_job", {"age_s": ctx.thresholds.heartbeat_stale_s, "limit": 20}
+    )
     if not rows:
         return Outcome(Status.PASS, "0", "0 BUSY workers without a job")
     evidence = [
@@ -168,15 +170,15 @@ def workers_busy_without_job(ctx: Context) -> Outcome:
     "database",
     "WARN when depth > queue_depth_warn or the oldest entry is older than queue_age_warn_s",
 )
-def queue_backlog(ctx: Context) -> Outcome:
+def queue_backlog(ctx: CheckContext) -> Outcome:
     t = ctx.thresholds
-    q = _s(ctx).one("queue_summary")
+    q = _probes(ctx).one("queue_summary")
     depth, age = int(q.get("depth") or 0), q.get("oldest_age_s")
     ctx.facts["queue_depth"] = depth
     observed = f"depth {depth}, oldest {human_age(age)}"
     threshold = f"depth <= {t.queue_depth_warn}, oldest <= {human_age(t.queue_age_warn_s)}"
     if depth > t.queue_depth_warn or (age or 0.0) > t.queue_age_warn_s:
-        sample = _s(ctx).all("queue_sample", {"limit": 5})
+        sample = _probes(ctx).all("queue_sample", {"limit": 5})
         evidence = [
             f"job {r['job_id']} {r['state']} queued {human_age(r['age_s'])} ago" for r in sample
         ]
@@ -191,8 +193,8 @@ def queue_backlog(ctx: Context) -> Outcome:
     return Outcome(Status.PASS, observed, threshold)
 
 
-def _live_servers(ctx: Context) -> list[dict[str, Any]]:
-    rows = _s(ctx).all("server_status", {"limit": 50})
+def _live_servers(ctx: CheckContext) -> list[dict[str, Any]]:
+    rows = _probes(ctx).all("server_status", {"limit": 50})
     return [
         r
         for r in rows
@@ -201,8 +203,10 @@ def _live_servers(ctx: Context) -> list[dict[str, Any]]:
     ]
 
 
-def _long_transactions(ctx: Context) -> list[str]:
-    rows = _s(ctx).all("long_transactions", {"age_s": ctx.thresholds.pending_age_s, "limit": 5})
+def _long_transactions(ctx: CheckContext) -> list[str]:
+    rows = _probes(ctx).all(
+        "long_transactions", {"age_s": ctx.thresholds.pending_age_s, "limit": 5}
+    )
     return [
         f"transaction open {human_age(r['xact_age_s'])} in pid {r['pid']} "
         f"({r['application_name'] or r['usename']}, {r['state']}): {r['query']}"
@@ -219,11 +223,11 @@ def _long_transactions(ctx: Context) -> list[str]:
     "('dispatcher not processing the queue'), or when every live server has its "
     "dispatcher disabled; reports server_status.dispatcher_last_cycle_at",
 )
-def dispatcher_progress(ctx: Context) -> Outcome:
+def dispatcher_progress(ctx: CheckContext) -> Outcome:
     t = ctx.thresholds
     servers = _live_servers(ctx)
     ctx.facts["live_servers"] = servers
-    stale = _s(ctx).all("pending_older_than", {"age_s": t.pending_age_s, "limit": 20})
+    stale = _probes(ctx).all("pending_older_than", {"age_s": t.pending_age_s, "limit": 20})
     stale = [r for r in stale if r["queued"]]  # unqueued ones are consistency's finding
     ready = ctx.facts.get("ready_workers", 0)
     enabled = [s for s in servers if s["dispatcher_enabled"]]
@@ -305,9 +309,9 @@ def dispatcher_progress(ctx: Context) -> Outcome:
     "database",
     "ASSIGNED past ack_deadline (or assigned_at + ack_timeout_s) + ack_grace_s -> FAIL",
 )
-def jobs_assigned_unacked(ctx: Context) -> Outcome:
+def jobs_assigned_unacked(ctx: CheckContext) -> Outcome:
     t = ctx.thresholds
-    rows = _s(ctx).all(
+    rows = _probes(ctx).all(
         "assigned_past_deadline", {"ack_s": t.ack_timeout_s, "grace_s": t.ack_grace_s, "limit": 20}
     )
     if not rows:
@@ -328,9 +332,9 @@ def jobs_assigned_unacked(ctx: Context) -> Outcome:
     "database",
     "RUNNING past timeout + running_grace_s, or on a LOST/TERMINATED/missing/silent worker -> FAIL",
 )
-def jobs_running_stuck(ctx: Context) -> Outcome:
+def jobs_running_stuck(ctx: CheckContext) -> Outcome:
     t = ctx.thresholds
-    rows = _s(ctx).all(
+    rows = _probes(ctx).all(
         "running_stuck", {"grace_s": t.running_grace_s, "stale_s": t.heartbeat_stale_s, "limit": 20}
     )
     if not rows:
@@ -352,8 +356,8 @@ def jobs_running_stuck(ctx: Context) -> Outcome:
     "database",
     "a PENDING job without its job_queue row (older than consistency_grace_s) -> FAIL",
 )
-def consistency_pending_unqueued(ctx: Context) -> Outcome:
-    rows = _s(ctx).all(
+def consistency_pending_unqueued(ctx: CheckContext) -> Outcome:
+    rows = _probes(ctx).all(
         "pending_not_queued", {"grace_s": ctx.thresholds.consistency_grace_s, "limit": 20}
     )
     if not rows:
@@ -378,8 +382,8 @@ def consistency_pending_unqueued(ctx: Context) -> Outcome:
     "database",
     "a job_queue row whose job is no longer PENDING -> FAIL",
 )
-def consistency_queue_not_pending(ctx: Context) -> Outcome:
-    rows = _s(ctx).all(
+def consistency_queue_not_pending(ctx: CheckContext) -> Outcome:
+    rows = _probes(ctx).all(
         "queued_not_pending", {"grace_s": ctx.thresholds.consistency_grace_s, "limit": 20}
     )
     if not rows:
@@ -395,10 +399,10 @@ def consistency_queue_not_pending(ctx: Context) -> Outcome:
     )
 
 
-def _activity(ctx: Context) -> dict[str, Any]:
+def _activity(ctx: CheckContext) -> dict[str, Any]:
     if "activity" not in ctx.facts:
         t = ctx.thresholds
-        ctx.facts["activity"] = _s(ctx).one(
+        ctx.facts["activity"] = _probes(ctx).one(
             "activity_window", {"window_s": t.activity_window_s, "grace_s": 1.0}
         )
     return dict(ctx.facts["activity"])
@@ -411,7 +415,7 @@ def _activity(ctx: Context) -> dict[str, Any]:
     "database",
     "jobs changed within activity_window_s but no job domain event -> FAIL",
 )
-def events_flow(ctx: Context) -> Outcome:
+def events_flow(ctx: CheckContext) -> Outcome:
     a = _activity(ctx)
     window = human_age(ctx.thresholds.activity_window_s)
     observed = (
@@ -434,7 +438,7 @@ def events_flow(ctx: Context) -> Outcome:
     "domain events within activity_window_s without an outbox row (the transactional "
     "outbox bypassed, the seed's finding) -> FAIL",
 )
-def outbox_flow(ctx: Context) -> Outcome:
+def outbox_flow(ctx: CheckContext) -> Outcome:
     a = _activity(ctx)
     window = human_age(ctx.thresholds.activity_window_s)
     missing = int(a["events_without_outbox"] or 0)
@@ -463,9 +467,9 @@ def outbox_flow(ctx: Context) -> Outcome:
     "older than outbox_age_fail_s -> FAIL; relay disabled on every live server -> FAIL "
     "with a backlog, WARN without",
 )
-def outbox_backlog(ctx: Context) -> Outcome:
+def outbox_backlog(ctx: CheckContext) -> Outcome:
     t = ctx.thresholds
-    o = _s(ctx).one("outbox_summary")
+    o = _probes(ctx).one("outbox_summary")
     age = o.get("oldest_unpublished_age_s")
     count = int(o.get("unpublished") or 0)
     observed = (
@@ -511,9 +515,9 @@ def outbox_backlog(ctx: Context) -> Outcome:
     "jobs finished per minute over the last throughput_minutes; WARN when below "
     "throughput_min_per_min while jobs wait in the queue",
 )
-def throughput_recent(ctx: Context) -> Outcome:
+def throughput_recent(ctx: CheckContext) -> Outcome:
     t = ctx.thresholds
-    rows = _s(ctx).all("finished_per_minute", {"minutes": max(1, int(t.throughput_minutes))})
+    rows = _probes(ctx).all("finished_per_minute", {"minutes": max(1, int(t.throughput_minutes))})
     per_min = [int(r["finished"]) for r in rows]
     rate = sum(per_min) / max(1, len(per_min))
     ctx.facts["throughput_per_min"] = per_min

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hodei.diagnose.canary import CANARY_STDERR, CANARY_STDOUT, probe_server, run_canary
 from hodei.diagnose.evidence import scan_file
-from hodei.diagnose.registry import Context, Outcome, check, skip
+from hodei.diagnose.registry import CheckContext, Outcome, check, skip
 from hodei.durations import human_age
 from hodei.report.model import LogScan, Status
 
@@ -17,7 +17,7 @@ from hodei.report.model import LogScan, Status
     "grpc.health.v1 Check answers SERVING within rpc_timeout_s; reports the version from "
     "PlatformService.GetServerInfo; unreachable -> FAIL and exit 3",
 )
-def server_health(ctx: Context) -> Outcome:
+def server_health(ctx: CheckContext) -> Outcome:
     if not ctx.server_address:
         return skip("no --server")
     probe = probe_server(ctx.server_address, ctx.thresholds.rpc_timeout_s)
@@ -49,7 +49,7 @@ def server_health(ctx: Context) -> Outcome:
     return Outcome(Status.PASS, observed, "SERVING", evidence)
 
 
-def _canary(ctx: Context) -> Outcome | None:
+def _canary(ctx: CheckContext) -> Outcome | None:
     """Run the canary once (shared by the two canary checks); None when it ran."""
     if not ctx.canary:
         return skip("not requested (use --canary)")
@@ -66,7 +66,7 @@ def _canary(ctx: Context) -> Outcome | None:
     "--canary: one job tagged hodei.io/test=true must reach SUCCEEDED within "
     "canary_timeout_s; reports dispatch, start and execution times",
 )
-def canary_lifecycle(ctx: Context) -> Outcome:
+def canary_lifecycle(ctx: CheckContext) -> Outcome:
     skipped = _canary(ctx)
     if skipped:
         return skipped
@@ -117,7 +117,7 @@ def canary_lifecycle(ctx: Context) -> Outcome:
     "--canary: the canary's stdout and stderr lines arrive on SubscribeLogs, "
     "as stdout and stderr respectively",
 )
-def canary_logs(ctx: Context) -> Outcome:
+def canary_logs(ctx: CheckContext) -> Outcome:
     skipped = _canary(ctx)
     if skipped:
         return skipped
@@ -150,7 +150,7 @@ def canary_logs(ctx: Context) -> Outcome:
     "--server-log/--worker-log files: any gRPC stream error (h2 protocol error, GOAWAY, "
     "UNAVAILABLE...) -> FAIL; other ERROR lines -> WARN",
 )
-def logs_grpc_errors(ctx: Context) -> Outcome:
+def logs_grpc_errors(ctx: CheckContext) -> Outcome:
     files = [("server", p) for p in ctx.server_logs] + [("worker", p) for p in ctx.worker_logs]
     if not files:
         return skip("no --server-log/--worker-log given")

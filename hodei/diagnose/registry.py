@@ -65,7 +65,7 @@ class Thresholds:
 
 
 @dataclass
-class Context:
+class CheckContext:
     """Everything the checks share: targets, thresholds and what was observed so far."""
 
     database_url: str | None
@@ -101,7 +101,7 @@ def skip(reason: str) -> Outcome:
     return Outcome(Status.SKIP, observed=reason)
 
 
-CheckFn = Callable[[Context], Outcome]
+CheckFn = Callable[[CheckContext], Outcome]
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def check(
     return register
 
 
-def run_check(chk: Check, ctx: Context, debug_commands: list[str]) -> CheckResult:
+def run_check(chk: Check, ctx: CheckContext, debug_commands: list[str]) -> CheckResult:
     """Run one check; an unexpected error becomes a FAIL of that check, never a traceback."""
     start = time.perf_counter()
     if chk.needs == "database" and ctx.session is None:

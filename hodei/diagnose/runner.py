@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hodei.diagnose import checks_db, checks_server  # noqa: F401  (register the checks)
 from hodei.diagnose.probes import probe_session
-from hodei.diagnose.registry import REGISTRY, Check, Context, Thresholds, run_check
+from hodei.diagnose.registry import REGISTRY, Check, CheckContext, Thresholds, run_check
 from hodei.errors import Unavailable
 from hodei.report.debug_commands import debug_commands
 from hodei.report.diagnose_report import build_diagnose_report
@@ -91,7 +91,7 @@ def diagnose(
     skip: list[str] | None = None,
 ) -> DiagnoseResult:
     start = time.perf_counter()
-    ctx = Context(
+    ctx = CheckContext(
         database_url=database_url,
         server_address=server_address,
         thresholds=thresholds or Thresholds(),

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from harness.launchers.containers import (
+from harness.launchers.docker_images import (
     DEFAULT_IMAGE,
     LOCAL_POSTGRES_IMAGE,
     OFFICIAL_POSTGRES_IMAGE,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from harness.launchers.local import free_port
+from harness.launchers.base import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

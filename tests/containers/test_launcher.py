@@ -10,13 +10,13 @@ import psycopg
 import pytest
 
 from harness.driver import Driver
+from harness.launchers.base import server_health
 from harness.launchers.containers import (
     RUN_LABEL,
     ContainersLauncher,
     ContainersOptions,
-    DockerUnavailable,
 )
-from harness.launchers.local import server_health
+from harness.launchers.docker_images import DockerUnavailable
 from harness.waits import wait_for, wait_until
 
 pytestmark = pytest.mark.integration

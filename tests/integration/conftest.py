@@ -26,37 +26,13 @@ from typing import Any
 import grpc
 import pytest
 
+from harness.processes import children
 from harness.waits import WaitTimeout, wait_for_async, wait_until_async
 from hodei.api.v1 import workers_pb2, workers_pb2_grpc
 from hodei.settings import environment_for
 from hodei.worker.command import worker_command
 
 _REPO = Path(__file__).resolve().parents[2]
-
-
-def _children(pid: int) -> list[int]:
-    """Direct children of `pid`, read from /proc (no psutil here)."""
-    out: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:  # fields: state, ppid, ...
-            out.append(int(entry.name))
-    return out
-
-
-def pid_alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 class WorkerExited(AssertionError):
@@ -102,7 +78,7 @@ class WorkerProcess:
         return str(latest.id)
 
     def note_children(self) -> list[int]:
-        kids = _children(self.pid) if self.proc.poll() is None else []
+        kids = children(self.pid) if self.proc.poll() is None else []
         self.job_pids.update(kids)
         return kids
 

@@ -14,38 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.processes import alive, children, processes_mentioning
 from tests.integration.cli_process import closed_port, hodei, start_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _pids_of_children(pid: int) -> list[int]:
-    kids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == pid:
-                    kids.append(int(entry.name))
-    return kids
-
-
-def _running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if text.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-    return found
 
 
 async def test_hodei_up_runs_a_job_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
@@ -60,7 +32,7 @@ async def test_hodei_up_runs_a_job_and_stops_cleanly_on_sigint(tmp_path: Path) -
             stderr_chunks.append(chunk)
 
     drainer = asyncio.create_task(drain_stderr())
-    children: list[int] = []
+    up_children: list[int] = []
     try:
         banner = b""
         while b"Press Ctrl-C to stop." not in banner:
@@ -72,7 +44,7 @@ async def test_hodei_up_runs_a_job_and_stops_cleanly_on_sigint(tmp_path: Path) -
         address = match.group(1).decode()
         assert f"hodei --server {address} job run -- echo hello".encode() in banner
         assert b"embedded PostgreSQL in " + str(tmp_path / "pg").encode() in banner
-        children = _pids_of_children(proc.pid)
+        up_children = children(proc.pid)
 
         result = await hodei("job", "run", "--", "echo", "hi", server=address)
         assert (result.returncode, result.stdout, result.stderr) == (0, "hi\n", ""), str(result)
@@ -88,16 +60,16 @@ async def test_hodei_up_runs_a_job_and_stops_cleanly_on_sigint(tmp_path: Path) -
         assert " ERROR " not in stderr, stderr[-3000:]
         # Its worker and the embedded PostgreSQL are gone with it.
         await asyncio.sleep(0.5)
-        running = [pid for pid in children if _running(pid)]
+        running = [pid for pid in up_children if alive(pid)]
         assert not running, f"children {running} of hodei up still running"
-        assert not _processes_mentioning(str(tmp_path / "pg")), "embedded PostgreSQL left running"
+        assert not processes_mentioning(str(tmp_path / "pg")), "embedded PostgreSQL left running"
         unreachable = await hodei("queue", server=address)
         assert unreachable.returncode == 3, str(unreachable)
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-        for pid in children:
+        for pid in up_children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         drainer.cancel()
@@ -131,4 +103,4 @@ def test_quickstart_uses_the_default_data_dir_of_hodei_up_and_names_its_log(
     assert log.parent == tmp_path and log.is_file(), named
     default_dir = tmp_path / "xdg" / "hodei" / "pgdata"
     assert f"embedded PostgreSQL in {default_dir}\n" in log.read_text(), log.read_text()
-    assert not _processes_mentioning(str(default_dir)), "embedded PostgreSQL left running"
+    assert not processes_mentioning(str(default_dir)), "embedded PostgreSQL left running"

@@ -13,9 +13,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def run_features(report_dir: Path, *args: str, timeout_s: float = 240) -> dict[str, Any]:
-    """`pytest features/ <args>` as a user would run it; returns latest.json."""
+def run_features(
+    report_dir: Path, *args: str, timeout_s: float = 240, temp_dir: Path | None = None
+) -> dict[str, Any]:
+    """`pytest features/ <args>` as a user would run it; returns latest.json.
+
+    With `temp_dir`, the run makes its temporary directories there (TMPDIR)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HODEI_", "PYTEST_", "COV_"))}
+    if temp_dir is not None:
+        env["TMPDIR"] = str(temp_dir)
     proc = subprocess.run(
         [
             sys.executable,
@@ -46,3 +52,7 @@ def run_features(report_dir: Path, *args: str, timeout_s: float = 240) -> dict[s
     report["_stdout"] = proc.stdout
     report["_returncode"] = proc.returncode
     return report
+
+
+def run_dirs(temp_dir: Path) -> list[Path]:
+    return sorted(temp_dir.glob("hodei-e2e-*"))

@@ -8,7 +8,7 @@ import pytest
 
 from harness.e2e_run import append_record, read_job_ids, read_records
 from hodei.report.model import ScenarioRecord, Status, StepRecord
-from tests.integration.harness.feature_runs import run_features
+from tests.integration.harness.feature_runs import run_dirs, run_features
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,9 @@ def test_records_from_several_processes_merge_in_a_stable_order(tmp_path: Path) 
     assert read_job_ids(tmp_path) == {"b": ["j2"], "a": ["j1"], "z": []}
 
 
-def test_a_platform_that_cannot_start_still_gives_a_report_naming_it(tmp_path: Path) -> None:
+def test_a_platform_that_cannot_start_still_gives_a_report_naming_it(
+    tmp_path: Path, run_temp: Path
+) -> None:
     # Port 1 on loopback: nothing listens, the local launcher cannot create its database.
     report = run_features(
         tmp_path,
@@ -60,6 +62,7 @@ def test_a_platform_that_cannot_start_still_gives_a_report_naming_it(tmp_path: P
         "--database-url",
         "postgresql://postgres@127.0.0.1:1/postgres",
         timeout_s=120,
+        temp_dir=run_temp,
     )
     assert report["_returncode"] != 0
     assert report["verdict"] == "FAIL"
@@ -67,3 +70,6 @@ def test_a_platform_that_cannot_start_still_gives_a_report_naming_it(tmp_path: P
     assert scenario["status"] == "FAIL"
     assert "platform did not start" in scenario["error"]
     assert "cannot create the run database" in report["root_cause"] + scenario["error"]
+    # The run directory of a run that failed is kept and named.
+    (kept,) = run_dirs(run_temp)
+    assert f"hodei e2e run directory (kept: the run failed): {kept}" in report["_stdout"]

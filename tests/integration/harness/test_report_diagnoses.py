@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness.feature_runs import run_features
+from tests.integration.harness.feature_runs import run_dirs, run_features
 
 SEED_ITEMS = [
     "DISPATCHER_CYCLES",
@@ -58,9 +58,15 @@ def test_healthy_run_ticks_every_seed_item(tmp_path: Path) -> None:
     assert "Resumen Ejecutivo" in markdown
 
 
-def test_dispatcher_off_is_named_as_the_root_cause(tmp_path: Path) -> None:
-    report = run_features(tmp_path, "-k", "PENDING", "--hodei-fault", "dispatcher_off")
+def test_dispatcher_off_is_named_as_the_root_cause(tmp_path: Path, run_temp: Path) -> None:
+    report = run_features(
+        tmp_path, "-k", "PENDING", "--hodei-fault", "dispatcher_off", temp_dir=run_temp
+    )
     assert report["_returncode"] != 0
+    # A red run keeps its run directory (the logs) and says where it is.
+    (kept,) = run_dirs(run_temp)
+    assert (kept / "logs" / "server.log").exists()
+    assert f"hodei e2e run directory (kept: the run failed): {kept}" in report["_stdout"]
     assert "DISPATCHER_DISABLED" in codes(report)
     assert report["root_cause_code"] == "DISPATCHER_DISABLED"
     ticks = checklist(report)
@@ -101,9 +107,19 @@ def test_worker_dropping_logs_is_named(tmp_path: Path) -> None:
     assert failed == ["SubscribeLogs streams the exact lines and ends with the job"], failed
 
 
-def test_xdist_run_gives_one_merged_report(tmp_path: Path) -> None:
-    report = run_features(tmp_path, "-n", "2", "-k", "layer or PENDING or SubscribeLogs or burst")
+def test_xdist_run_gives_one_merged_report(tmp_path: Path, run_temp: Path) -> None:
+    report = run_features(
+        tmp_path,
+        "-n",
+        "2",
+        "-k",
+        "layer or PENDING or SubscribeLogs or burst",
+        temp_dir=run_temp,
+    )
     assert report["_returncode"] == 0, report["_stdout"][-1500:]
+    # A green run leaves no run directory (nor records) behind.
+    assert run_dirs(run_temp) == []
+    assert "run directory" not in report["_stdout"]
     names = sorted(s["name"] for s in report["scenarios"])
     assert names == sorted(
         [

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from harness.processes import alive
 from harness.waits import wait_until_async
 from hodei.api.v1 import common_pb2, jobs_pb2
-from tests.integration.conftest import SpawnWorker, pid_alive
+from tests.integration.conftest import SpawnWorker
 from tests.integration.worker.db_rows import job_logs, worker_row
 
 pytestmark = pytest.mark.integration
@@ -37,7 +38,7 @@ async def wait_file(path: Path, seconds: float = 10.0) -> str:
 
 async def wait_gone(pid: int, seconds: float = 5.0) -> bool:
     deadline = time.monotonic() + seconds
-    while pid_alive(pid):
+    while alive(pid):
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(0.05)

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from harness.processes import alive
 from harness.waits import wait_for_async, wait_until_async
 from hodei.api.v1 import common_pb2
-from tests.integration.conftest import SpawnWorker, pid_alive
+from tests.integration.conftest import SpawnWorker
 from tests.integration.wire import Stubs
 from tests.integration.worker.db_rows import job_logs, worker_row
 
@@ -83,11 +84,11 @@ async def test_the_jobs_of_a_killed_worker_are_killed_with_their_grandchildren(
         10,
     )
     shell, grandchild = (int(p) for p in pids.read_text().split())
-    assert pid_alive(shell) and pid_alive(grandchild)
+    assert alive(shell) and alive(grandchild)
     worker.kill()  # SIGKILL: the worker can do nothing; its guard sees the pipe end
     await worker.wait_exit()
     deadline = time.monotonic() + 5
-    while pid_alive(shell) or pid_alive(grandchild):
+    while alive(shell) or alive(grandchild):
         assert time.monotonic() < deadline, "the killed worker's job is still running"
         await asyncio.sleep(0.05)
 

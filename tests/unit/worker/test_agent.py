@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from harness.processes import alive
 from harness.waits import wait_until_async
 from hodei.api.v1 import common_pb2, workers_pb2
 from hodei.settings import Settings
@@ -210,7 +211,7 @@ async def test_rejected_attempt_kills_the_process_and_drops_its_buffers(tmp_path
     )
     assert agent.held == []
     pid = int(_read(pidfile))
-    await wait_until_async("the rejected job's process to end", lambda: _state(pid) == "Z", 5)
+    await wait_until_async("the rejected job's process to end", lambda: not alive(pid), 5)
 
 
 def _read(path: Path) -> str:
@@ -218,13 +219,6 @@ def _read(path: Path) -> str:
         return path.read_text().strip()
     except FileNotFoundError:
         return ""
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "Z"
 
 
 async def test_unknown_worker_rejection_asks_for_a_new_registration() -> None:

@@ -10,15 +10,15 @@ import signal
 import time
 from pathlib import Path
 
+from harness.processes import alive
 from harness.waits import wait_until
 from hodei.worker.guard import JobGuard
 from hodei.worker.spawn import Child, spawn
-from tests.unit.worker.test_runner import _alive
 
 
 def _wait_dead(pid: int, seconds: float = 5.0) -> bool:
     deadline = time.monotonic() + seconds
-    while _alive(pid):
+    while alive(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
@@ -49,7 +49,7 @@ def test_the_end_of_the_pipe_kills_the_registered_groups_only(tmp_path: Path) ->
         guard.release(kept.pid)  # finished with: not the guard's any more
         guard.close()  # the pipe ends, as it does when the worker is killed
         assert _wait_dead(killed.pid) and _wait_dead(killed_grandchild)
-        assert _alive(kept.pid) and _alive(kept_grandchild)
+        assert alive(kept.pid) and alive(kept_grandchild)
     finally:
         for pid in (kept.pid, killed.pid):
             with contextlib.suppress(ProcessLookupError):

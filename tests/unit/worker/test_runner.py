@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.processes import alive
 from harness.waits import wait_until_async
 from hodei.worker.runner import JobProcess, Outcome, RunResult
 
@@ -42,19 +43,6 @@ async def _run(command: list[str], **kw: object) -> tuple[RunResult, Collected]:
     return result, sink
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes (its parent reaps it).
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
-
-
 async def _until(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
     await wait_until_async("the condition", predicate, seconds, poll_s=0.02)
 
@@ -62,10 +50,10 @@ async def _until(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
 async def _wait_gone(pid: int, seconds: float = 3.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             return True
         await asyncio.sleep(0.05)
-    return not _alive(pid)
+    return not alive(pid)
 
 
 async def test_success_with_stdout_stderr_env_and_working_dir(tmp_path: Path) -> None:

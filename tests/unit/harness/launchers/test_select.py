@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
+import ast
 from pathlib import Path
 
 import pytest
 
+from harness.launchers.base import LauncherConfig, LaunchError
 from harness.launchers.live import LiveLauncher
-from harness.launchers.local import LaunchError, LocalLauncher
-from harness.launchers.select import LauncherConfig, make_launcher
+from harness.launchers.local import LocalLauncher
+from harness.launchers.select import make_launcher
 
 
 def test_local_is_the_default(tmp_path: Path) -> None:
@@ -41,16 +42,21 @@ def test_unknown_fault_and_launcher() -> None:
         make_launcher(LauncherConfig(name="k8s"))
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("harness.launchers.containers") is not None,
-    reason="harness/launchers/containers.py exists now",
-)
-def test_containers_says_it_is_missing() -> None:
-    with pytest.raises(LaunchError, match="containers launcher is not implemented yet"):
-        make_launcher(LauncherConfig(name="containers"))
-
-
 def test_live_attach_to_nothing_fails_clearly() -> None:
     launcher = LiveLauncher("postgresql://postgres@127.0.0.1:1/nope", "127.0.0.1:1")
     with pytest.raises(LaunchError, match=r"live database .* unreachable"):
         launcher.start()
+
+
+def test_no_launcher_imports_another() -> None:
+    # select imports every launcher; a launcher importing another (or select) is a cycle.
+    package = Path(__file__).resolve().parents[4] / "harness" / "launchers"
+    launchers = {f"harness.launchers.{m}" for m in ("local", "live", "containers", "select")}
+    for module in ("local", "live", "containers", "base", "docker_images"):
+        tree = ast.parse((package / f"{module}.py").read_text(encoding="utf-8"))
+        imported = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module
+        }
+        assert not imported & launchers, f"{module}.py imports {imported & launchers}"

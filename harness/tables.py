@@ -9,6 +9,8 @@ same code is safe against a live deployment.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,17 +64,24 @@ class WorkerRow:
     connected: bool
 
 
+@contextmanager
+def read_only_connection(url: str, connect_timeout_s: int = 5) -> Iterator[psycopg.Connection]:
+    """A connection whose every transaction is read-only: safe against a live deployment."""
+    with psycopg.connect(
+        url,
+        autocommit=True,
+        connect_timeout=connect_timeout_s,
+        options="-c default_transaction_read_only=on",
+    ) as conn:
+        yield conn
+
+
 class Tables:
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
 
     def _rows(self, name: str, *params: Any) -> list[tuple[Any, ...]]:
-        with psycopg.connect(
-            self.database_url,
-            autocommit=True,
-            connect_timeout=5,
-            options="-c default_transaction_read_only=on",
-        ) as conn:
+        with read_only_connection(self.database_url) as conn:
             return list(conn.execute(_QUERIES[name], params or None).fetchall())
 
     def ping(self) -> float:

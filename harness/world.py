@@ -95,7 +95,7 @@ class World:
         assert elapsed < 1.0, f"SELECT 1 took {elapsed:.3f}s"
 
     def migrations_applied(self) -> None:
-        from harness.observe import PLATFORM_TABLES
+        from harness.tables import PLATFORM_TABLES
         from hodei.db.migrate import latest_version
 
         version = self.ctx.tables.schema_version()
