@@ -22,10 +22,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg import sql
 
 from harness.launchers.base import (
     RUN_SETTINGS,
@@ -38,6 +36,7 @@ from harness.launchers.base import (
     wait_workers_ready,
 )
 from harness.processes import alive, reap
+from hodei.db.databases import create_database, drop_database
 from hodei.db.embedded import start_pgserver
 from hodei.errors import Unavailable
 from hodei.settings import TESTING_ENV
@@ -54,13 +53,6 @@ FAULTS: dict[str, tuple[str, str, str]] = {
     "outbox_relay_off": ("server", "HODEI_OUTBOX_RELAY_ENABLED", "false"),
     "worker_drop_logs": ("worker", "HODEI_FAULT_DROP_LOGS", "true"),
 }
-
-
-def with_database(url: str, database: str) -> str:
-    """The same server URL with another database name (pgserver URLs put the socket
-    directory in the query string, so only the path changes)."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 def log_tail(path: Path | None, lines: int = 15) -> str:
@@ -118,12 +110,11 @@ class LocalLauncher(Launcher):
                 raise LaunchError(str(exc)) from exc
             admin = str(self._pg.get_uri())
         try:
-            with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            url = create_database(admin, name, connect_timeout=5)
         except psycopg.Error as exc:
             raise LaunchError(f"cannot create the run database on PostgreSQL: {exc}") from exc
         self._created_db = (admin, name)
-        return with_database(admin, name)
+        return url
 
     # -- processes ------------------------------------------------------------
     def _env(self, role: str, database_url: str | None) -> dict[str, str]:
@@ -260,12 +251,7 @@ class LocalLauncher(Launcher):
         if self._created_db is not None and self._pg is None:
             admin, name = self._created_db
             try:
-                with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(
-                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                            sql.Identifier(name)
-                        )
-                    )
+                drop_database(admin, name, connect_timeout=5)
             except psycopg.Error as exc:
                 logger.warning("could not drop run database %s: %s", name, exc)
         self._created_db = None

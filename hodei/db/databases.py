@@ -42,9 +42,9 @@ def ensure_database(admin_url: str, name: str) -> str:
     return with_database(admin_url, name)
 
 
-def drop_database(admin_url: str, name: str) -> None:
+def drop_database(admin_url: str, name: str, *, connect_timeout: int = 10) -> None:
     """DROP DATABASE IF EXISTS, disconnecting whoever is still connected."""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=connect_timeout) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
