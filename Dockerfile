@@ -31,7 +31,9 @@ RUN set -eux; \
     rm -rf /wheels; \
     /opt/hodei/bin/python -c "import hodei.cli.main, hodei.diagnose.cli, grpc_health.v1.health_pb2"; \
     # The runtime image is the platform only: no test framework (the [e2e] extra).
-    ! /opt/hodei/bin/python -c "import pytest" 2>/dev/null
+    if /opt/hodei/bin/python -c "import pytest" 2>/dev/null; then \
+        echo "pytest is installed in the runtime image" >&2; exit 1; \
+    fi
 
 COPY docker/hodei/healthcheck.py /opt/hodei/healthcheck.py
 RUN set -eux; \
