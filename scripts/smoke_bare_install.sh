@@ -54,4 +54,13 @@ assert report["checks"], "no checks ran"
 reached = {c["id"]: c["status"] for c in report["checks"]}
 assert reached.get("database.connect") == "PASS", reached
 EOF
-echo "bare install: hodei up, job run and hodei-diagnose work; pytest, pytest-bdd and testcontainers are absent"
+
+# The [e2e] extra on top, installed as a user would (not editable): the harness must be
+# in the wheel, load as a pytest plugin and give `hodei e2e`.
+"$bin/python" -m pip install -q --disable-pip-version-check "$root[e2e]" 2>&1 \
+    | grep -v 'is ignored: it is neither' || true
+"$bin/python" -c "import harness.plugin" || fail "[e2e]: the harness is not in the wheel"
+"$bin/hodei" e2e --help >/dev/null || fail "[e2e]: hodei e2e --help failed"
+plugins=$("$bin/python" -m pytest --version --version 2>&1) || fail "[e2e]: pytest does not start: $plugins"
+grep -q "harness/plugin.py" <<<"$plugins" || fail "[e2e]: pytest did not load the harness plugin: $plugins"
+echo "bare install: hodei up, job run and hodei-diagnose work without pytest, pytest-bdd or testcontainers; with [e2e] the harness loads into pytest"
