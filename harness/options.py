@@ -58,6 +58,12 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption("--report-lang", choices=("en", "es"), default="en")
     group.addoption("--report-dir", default=None, help="default: <rootdir>/reports")
+    group.addoption(
+        "--keep-run-dir",
+        action="store_true",
+        help="keep the run directory (process logs, the embedded database) after a green "
+        "run too; a red run always keeps it",
+    )
 
 
 def register_markers(config: pytest.Config) -> None:
@@ -100,6 +106,10 @@ def launcher_config(config: pytest.Config) -> LauncherConfig:
 
 def report_dir(config: pytest.Config) -> Path:
     return Path(config.getoption("--report-dir") or config.rootpath / "reports")
+
+
+def keep_run_dir(config: pytest.Config) -> bool:
+    return bool(config.getoption("--keep-run-dir"))
 
 
 def report_lang(config: pytest.Config) -> str:

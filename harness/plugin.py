@@ -100,6 +100,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     passed = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
     state.green = passed and not state.launch_error
     config = session.config
+    state.keep_run_dir = options.keep_run_dir(config)
     try:
         write_run_report(
             state,
@@ -121,10 +122,15 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(f"hodei e2e: {note}", yellow=True)
     if state.launch_error:
         terminalreporter.write_line(f"hodei e2e: {state.launch_error}", red=True)
-    if not state.green and state.run_dir is not None:
-        terminalreporter.write_line(
-            f"hodei e2e run directory (kept: the run failed): {state.run_dir}", bold=True
-        )
+    if state.run_dir is not None:
+        # The report names log files and a database in it: say whether they are still there.
+        if state.removes_run_dir:
+            fate = "removed after the green run; --keep-run-dir keeps it"
+        elif state.green:
+            fate = "kept: --keep-run-dir"
+        else:
+            fate = "kept: the run failed"
+        terminalreporter.write_line(f"hodei e2e run directory ({fate}): {state.run_dir}")
     if state.report_path is not None:
         terminalreporter.write_line(f"hodei e2e report: {state.report_path}", bold=True)
 

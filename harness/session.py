@@ -57,6 +57,12 @@ class RunState:
     run_dir: Path | None = None
     #: Set at the session's end: every scenario passed (the run directory then goes).
     green: bool = False
+    #: --keep-run-dir: keep the run directory after a green run too.
+    keep_run_dir: bool = False
+
+    @property
+    def removes_run_dir(self) -> bool:
+        return self.green and not self.keep_run_dir and self.run_dir is not None
 
     def context_for_scenarios(self) -> E2EContext:
         """The session's E2EContext; skips or fails the scenario when there is no platform."""
@@ -154,7 +160,7 @@ def end(state: RunState) -> None:
         return
     if state.records_dir is not None:
         shutil.rmtree(state.records_dir, ignore_errors=True)
-    if state.green and state.run_dir is not None:
+    if state.removes_run_dir and state.run_dir is not None:
         shutil.rmtree(state.run_dir, ignore_errors=True)
 
 

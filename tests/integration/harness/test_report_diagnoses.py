@@ -119,7 +119,10 @@ def test_xdist_run_gives_one_merged_report(tmp_path: Path, run_temp: Path) -> No
     assert report["_returncode"] == 0, report["_stdout"][-1500:]
     # A green run leaves no run directory (nor records) behind.
     assert run_dirs(run_temp) == []
-    assert "run directory" not in report["_stdout"]
+    assert (
+        "run directory (removed after the green run; --keep-run-dir keeps it)"
+        in (report["_stdout"])
+    )
     names = sorted(s["name"] for s in report["scenarios"])
     assert names == sorted(
         [
@@ -133,3 +136,11 @@ def test_xdist_run_gives_one_merged_report(tmp_path: Path, run_temp: Path) -> No
     assert all(
         s["steps"] and all(st["status"] == "PASS" for st in s["steps"]) for s in report["scenarios"]
     )
+
+
+def test_keep_run_dir_keeps_a_green_runs_directory(tmp_path: Path, run_temp: Path) -> None:
+    report = run_features(tmp_path, "-k", "layer", "--keep-run-dir", temp_dir=run_temp)
+    assert report["_returncode"] == 0, report["_stdout"][-1500:]
+    (kept,) = run_dirs(run_temp)
+    assert (kept / "logs" / "server.log").exists()
+    assert f"hodei e2e run directory (kept: --keep-run-dir): {kept}" in report["_stdout"]
