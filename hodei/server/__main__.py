@@ -39,18 +39,21 @@ async def serve(settings: Settings) -> None:
 
 
 def run_server(settings: Settings) -> int:
-    """Serve until SIGINT/SIGTERM; the exit code (2 with one line when it cannot start)."""
+    """Serve until SIGINT/SIGTERM; the exit code (with one line when it cannot start:
+    3 when the database cannot be reached, 2 for a bad setting, as `hodei` exits)."""
     import psycopg
+
+    from hodei.cli import exit_codes
 
     try:
         asyncio.run(serve(settings))
     except HodeiError as err:
-        print(f"hodei server: {err}", file=sys.stderr)
-        return 2
-    except psycopg.OperationalError as err:
+        print(f"hodei server: error: {err}", file=sys.stderr)
+        return exit_codes.for_error(err)
+    except psycopg.OperationalError as err:  # lost after start-up
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"hodei server: cannot use the database: {first}", file=sys.stderr)
-        return 2
+        print(f"hodei server: error: the database went away: {first}", file=sys.stderr)
+        return exit_codes.UNREACHABLE
     except KeyboardInterrupt:
         return 130
     return 0

@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime
 
 import grpc
+import psycopg
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -28,6 +29,7 @@ from hodei.db.connector import Database
 from hodei.db.embedded import resolve_database_url
 from hodei.db.migrate import migrate
 from hodei.errors import Unavailable
+from hodei.redaction import redact
 from hodei.server.api.jobs_api import JobExecutionServicer, LogStreamServicer
 from hodei.server.api.platform_api import PlatformServicer
 from hodei.server.api.workers_api import WorkerAgentServicer
@@ -92,7 +94,15 @@ class ServerApp:
     async def start(self) -> None:
         settings = self.settings
         self.database_url = await asyncio.to_thread(resolve_database_url, settings)
-        applied = await migrate(self.database_url)
+        try:
+            applied = await migrate(self.database_url)
+        except psycopg.OperationalError as exc:
+            # The first contact with the database: one line that names it (password
+            # redacted), translated once here for `hodei server`, `hodei up` and tests.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise Unavailable(
+                f"cannot use the database at {redact(self.database_url)}: {first}"
+            ) from None
         if applied:
             logger.info("database migrated to version %d", applied[-1].version)
         self.db = Database(

@@ -151,3 +151,19 @@ print("at grpc import:", seen)
     )
     out, _err = await asyncio.wait_for(proc.communicate(), 60)
     assert "at grpc import: ['ERROR']" in out.decode(), out.decode()
+
+
+@pytest.mark.parametrize("command", ["server", "up"])
+async def test_an_unreachable_database_is_one_line_and_exit_3(command: str) -> None:
+    # Nothing listens on the closed port: the server cannot start. The user reads one
+    # line naming the database (password redacted), as `hodei db migrate` says it.
+    url = f"postgresql://nobody:s3cret@127.0.0.1:{closed_port()}/x"
+    argv = [command, "--database-url", url, "--port", "0", "--log-level", "WARNING"]
+    if command == "up":
+        argv += ["--workers", "0"]
+    result = await hodei(*argv, seconds=60)
+    assert result.returncode == 3, str(result)
+    errors = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert len(errors) == 1, result.stderr
+    assert "cannot use the database at postgresql://nobody:***@127.0.0.1:" in errors[0]
+    assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
