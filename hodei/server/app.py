@@ -130,8 +130,12 @@ class ServerApp:
         )
         try:
             self.port = server.add_insecure_port(settings.server.listen_address)
-        except RuntimeError as exc:
-            raise Unavailable(f"cannot listen on {settings.server.listen_address}: {exc}") from None
+        except RuntimeError:
+            # grpc's text only says to set GRPC_VERBOSITY; the usual cause is a port taken.
+            raise Unavailable(
+                f"cannot listen on {settings.server.listen_address}: "
+                "the port is in use or the address is not this host's"
+            ) from None
         if self.port == 0:
             raise Unavailable(f"cannot listen on {settings.server.listen_address}: address in use?")
         self._server = server

@@ -167,3 +167,19 @@ async def test_an_unreachable_database_is_one_line_and_exit_3(command: str) -> N
     assert len(errors) == 1, result.stderr
     assert "cannot use the database at postgresql://nobody:***@127.0.0.1:" in errors[0]
     assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_a_port_in_use_is_named_in_one_line(db_url: str) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = await hodei("server", "--database-url", db_url, "--port", str(port), seconds=60)
+    assert result.returncode == 3, str(result)
+    errors = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert errors == [
+        f"hodei server: error: cannot listen on 127.0.0.1:{port}: "
+        "the port is in use or the address is not this host's"
+    ], result.stderr
