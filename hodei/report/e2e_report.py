@@ -196,7 +196,12 @@ def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Re
         log_scans=assembly.redacted_scans(scans),
         metrics=e2e_metrics(run, scenarios),
         checklist=checklist,
-        timeline=assembly.timeline_from(after.recent_events if after else []),
+        # The @lifecycle scenario's own job when the harness read its events; the
+        # database's latest events (the run's last burst job, most likely) otherwise.
+        timeline=assembly.timeline_from(
+            list(getattr(run, "lifecycle_events", None) or [])
+            or (after.recent_events if after else [])
+        ),
         debug_commands=debug_commands(db_url, server, log_paths),
         duration_s=float(getattr(run, "duration_s", 0.0)),
     )

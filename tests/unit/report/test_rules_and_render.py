@@ -472,3 +472,30 @@ def test_passwords_quoted_in_logs_and_errors_never_reach_the_json() -> None:
     for r in (report, diag):
         assert "s3cr3t-pw" not in r.model_dump_json()
         assert "s3cr3t-pw" not in render_markdown(r, "en")
+
+
+def test_e2e_timeline_is_the_lifecycle_scenarios_job() -> None:
+    def events(job: str, *types: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "event_type": t,
+                "aggregate_type": "job",
+                "aggregate_id": job,
+                "actor": "test",
+                "occurred_at": f"2025-12-23 20:45:1{i}+00",
+            }
+            for i, t in enumerate(types)
+        ]
+
+    lifecycle_job, burst_job = "11111111-0000-0000-0000-000000000001", "22222222-0000-0000-0000-2"
+    after = seed_like_snapshot(
+        recent_events=events(burst_job, "JobCreated", "JobAssigned", "JobStarted", "JobSucceeded")
+    )
+    run = _run([lifecycle(Status.PASS)], None, after)
+    full = ("JobCreated", "JobAssigned", "JobStarted", "JobSucceeded")
+    run.lifecycle_events = events(lifecycle_job, *full)
+    timeline = build_e2e_report(run).timeline
+    assert [(e.aggregate_id, e.event_type) for e in timeline] == [(lifecycle_job, t) for t in full]
+    # Without the lifecycle scenario's events, the database's latest ones still give one.
+    run.lifecycle_events = []
+    assert {e.aggregate_id for e in build_e2e_report(run).timeline} == {burst_job}
