@@ -108,6 +108,10 @@ def _env() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["age"] = human_age
+    # "3.0 s ago" / "hace 3.0 s", and a bare "n/a" when nothing was measured: never
+    # "n/a ago".
+    env.filters["ago"] = lambda v: "n/a" if v is None else f"{human_age(v)} ago"
+    env.filters["hace"] = lambda v: "n/a" if v is None else f"hace {human_age(v)}"
     env.filters["redact"] = redact_text
     env.filters["icon"] = lambda s: ICON[_status(s)]
     return env

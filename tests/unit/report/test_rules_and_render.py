@@ -499,3 +499,11 @@ def test_e2e_timeline_is_the_lifecycle_scenarios_job() -> None:
     # Without the lifecycle scenario's events, the database's latest ones still give one.
     run.lifecycle_events = []
     assert {e.aggregate_id for e in build_e2e_report(run).timeline} == {burst_job}
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_an_age_never_measured_reads_n_a_not_n_a_ago(lang: str) -> None:
+    after = seed_like_snapshot(queue_oldest_age_s=None)
+    markdown = render_markdown(build_e2e_report(_run([lifecycle(Status.PASS)], None, after)), lang)
+    assert "n/a ago" not in markdown and "hace n/a" not in markdown
+    assert ("Oldest entry: n/a" if lang == "en" else "Entrada más antigua: n/a") in markdown
