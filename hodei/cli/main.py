@@ -110,7 +110,11 @@ def _add_unavailable_command(sub: argparse._SubParsersAction, name: str, exc: Ex
 
         raise ConfigError(reason)
 
-    parser = sub.add_parser(name, help="(not installed: pip install 'hodei[e2e]')")
+    # No option prefix: whatever options the real command takes (`-n 2 --lang es`) land
+    # in `rest`, so the user reads the install hint, not "unrecognized arguments".
+    parser = sub.add_parser(
+        name, help="(not installed: pip install 'hodei[e2e]')", prefix_chars="\x00"
+    )
     parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     parser.set_defaults(sync_handler=unavailable)
 

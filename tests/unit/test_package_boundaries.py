@@ -15,6 +15,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 #: What the runtime install does not have.
@@ -76,8 +78,11 @@ def test_no_platform_source_names_the_harness() -> None:
     assert offenders == []
 
 
-def test_hodei_e2e_without_the_extra_says_what_to_install() -> None:
-    result = _run_blocked("import sys\nfrom hodei.cli.main import main\nsys.exit(main(['e2e']))\n")
+@pytest.mark.parametrize("argv", [["e2e"], ["e2e", "-n", "2", "--lang", "es", "-k", "x"]])
+def test_hodei_e2e_without_the_extra_says_what_to_install(argv: list[str]) -> None:
+    result = _run_blocked(
+        f"import sys\nfrom hodei.cli.main import main\nsys.exit(main({argv!r}))\n"
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         "hodei: error: 'hodei e2e' needs the e2e extra (harness is not installed): "
