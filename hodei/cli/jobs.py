@@ -99,7 +99,8 @@ def command_from_args(args: argparse.Namespace) -> list[str]:
     if not command:
         # Name the subcommand given (`job submit` or `job run`), not always `run`.
         raise InvalidArgument(
-            f"command must not be empty: hodei job {args.job_command} -- CMD ARGS..."
+            f"command must not be empty: hodei job {args.job_command} -- CMD ARGS..., "
+            f"or hodei job {args.job_command} --shell 'SCRIPT'"
         )
     return command
 

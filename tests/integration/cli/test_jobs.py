@@ -250,7 +250,11 @@ async def test_unreachable_server_is_one_line_and_exit_3() -> None:
     ("argv", "contains"),
     [
         (["job", "run"], "command must not be empty: hodei job run -- CMD"),
-        (["job", "submit"], "command must not be empty: hodei job submit -- CMD"),
+        (
+            ["job", "submit"],
+            "command must not be empty: hodei job submit -- CMD ARGS..., "
+            "or hodei job submit --shell 'SCRIPT'",
+        ),
         (["job", "run", "--"], "command must not be empty"),
         (["job", "submit", "--", ""], "command must not be empty"),
         (["job", "run", "--timeout", "-5", "--", "true"], "--timeout"),
