@@ -19,10 +19,17 @@ from typing import Any
 
 import pytest
 
-from harness import options, recording, session
-from harness.context import E2EContext
-from harness.run_report import write_run_report
-from harness.world import World
+from hodei.logging_setup import quiet_grpc_core
+
+# This process drives the platform over gRPC and forks (subprocesses, the CLI): before
+# grpc is imported below, keep its C core from printing INFO notes (fork_posix, GOAWAY)
+# into the run's output. GRPC_VERBOSITY set by the user wins.
+quiet_grpc_core()
+
+from harness import options, recording, session  # noqa: E402  (after quiet_grpc_core)
+from harness.context import E2EContext  # noqa: E402
+from harness.run_report import write_run_report  # noqa: E402
+from harness.world import World  # noqa: E402
 
 STATE = pytest.StashKey[session.RunState]()
 
