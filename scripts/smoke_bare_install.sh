@@ -63,4 +63,10 @@ EOF
 "$bin/hodei" e2e --help >/dev/null || fail "[e2e]: hodei e2e --help failed"
 plugins=$("$bin/python" -m pytest --version --version 2>&1) || fail "[e2e]: pytest does not start: $plugins"
 grep -q "harness/plugin.py" <<<"$plugins" || fail "[e2e]: pytest did not load the harness plugin: $plugins"
+# And the features from this checkout, on that install (one scenario: the harness starts
+# its own embedded PostgreSQL, server and workers).
+(cd "$root" && "$bin/pytest" features -q -p no:cacheprovider -k "layer" \
+    --report-dir "$work/reports" >"$work/features.log" 2>&1) \
+    || { tail -20 "$work/features.log" >&2; fail "[e2e]: pytest features/ failed"; }
+grep -q "1 passed" "$work/features.log" || fail "[e2e]: pytest features/ ran no scenario"
 echo "bare install: hodei up, job run and hodei-diagnose work without pytest, pytest-bdd or testcontainers; with [e2e] the harness loads into pytest"
