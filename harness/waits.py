@@ -10,8 +10,9 @@ declared, not hand-rolled.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -46,6 +47,51 @@ class _Unready(Exception):
     """Internal: the probe raised; keep polling but remember why."""
 
 
+class _Watch(Generic[T]):
+    """One wait's policy and what it has seen so far. :func:`wait_for` and
+    :func:`wait_for_async` share it; they differ only in how the probe is called."""
+
+    def __init__(
+        self,
+        what: str,
+        ready: Callable[[T], bool],
+        timeout_s: float,
+        poll_s: float,
+        describe: Callable[[T], object] | None,
+        abort_on: tuple[type[Exception], ...],
+    ) -> None:
+        self.what = what
+        self.describe = describe
+        self.abort_on = abort_on
+        self.last: object = "<no value observed>"
+        self.start = time.monotonic()
+        #: Keyword arguments of tenacity's Retrying / AsyncRetrying.
+        self.policy: dict[str, Any] = {
+            "stop": stop_after_delay(timeout_s),
+            "wait": wait_fixed(poll_s),
+            "retry": retry_if_exception_type(_Unready) | retry_if_result(lambda v: not ready(v)),
+            "reraise": False,
+        }
+
+    @contextmanager
+    def probing(self) -> Iterator[None]:
+        """Around one probe call: an error (but those of `abort_on`) is "not yet"."""
+        try:
+            yield
+        except self.abort_on:
+            raise
+        except Exception as exc:  # a probe error is an observation, not a crash
+            self.last = f"{type(exc).__name__}: {exc}"
+            raise _Unready(str(exc)) from exc
+
+    def saw(self, value: T) -> T:
+        self.last = self.describe(value) if self.describe is not None else value
+        return value
+
+    def timed_out(self) -> WaitTimeout:
+        return WaitTimeout(self.what, time.monotonic() - self.start, self.last)
+
+
 def wait_for(
     what: str,
     probe: Callable[[], T],
@@ -60,30 +106,17 @@ def wait_for(
     A probe that raises counts as "not yet" (the error text becomes the last
     value seen), so waiting for a server that is still starting just works.
     """
-    last: list[object] = ["<no value observed>"]
-    start = time.monotonic()
+    watch = _Watch(what, ready, timeout_s, poll_s, describe, abort_on)
 
-    def attempt() -> Any:
-        try:
+    def attempt() -> T:
+        with watch.probing():
             value = probe()
-        except abort_on:
-            raise
-        except Exception as exc:  # a probe error is an observation, not a crash
-            last[0] = f"{type(exc).__name__}: {exc}"
-            raise _Unready(str(exc)) from exc
-        last[0] = describe(value) if describe is not None else value
-        return value
+        return watch.saw(value)
 
-    retrying = Retrying(
-        stop=stop_after_delay(timeout_s),
-        wait=wait_fixed(poll_s),
-        retry=retry_if_exception_type(_Unready) | retry_if_result(lambda v: not ready(v)),
-        reraise=False,
-    )
     try:
-        result: T = retrying(attempt)
+        result: T = Retrying(**watch.policy)(attempt)
     except RetryError:
-        raise WaitTimeout(what, time.monotonic() - start, last[0]) from None
+        raise watch.timed_out() from None
     return result
 
 
@@ -105,30 +138,17 @@ async def wait_for_async(
 ) -> T:
     """:func:`wait_for` for a coroutine probe: the loop keeps running between polls, so
     a server or stream served by the same loop goes on answering while we wait."""
-    last: list[object] = ["<no value observed>"]
-    start = time.monotonic()
+    watch = _Watch(what, ready, timeout_s, poll_s, describe, abort_on)
 
-    async def attempt() -> Any:
-        try:
+    async def attempt() -> T:
+        with watch.probing():
             value = await probe()
-        except abort_on:
-            raise
-        except Exception as exc:  # a probe error is an observation, not a crash
-            last[0] = f"{type(exc).__name__}: {exc}"
-            raise _Unready(str(exc)) from exc
-        last[0] = describe(value) if describe is not None else value
-        return value
+        return watch.saw(value)
 
-    retrying = AsyncRetrying(
-        stop=stop_after_delay(timeout_s),
-        wait=wait_fixed(poll_s),
-        retry=retry_if_exception_type(_Unready) | retry_if_result(lambda v: not ready(v)),
-        reraise=False,
-    )
     try:
-        result: T = await retrying(attempt)
+        result: T = await AsyncRetrying(**watch.policy)(attempt)
     except RetryError:
-        raise WaitTimeout(what, time.monotonic() - start, last[0]) from None
+        raise watch.timed_out() from None
     return result
 
 

@@ -12,6 +12,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from harness.tables import read_only_connection
 from harness.waits import wait_for
@@ -41,6 +42,8 @@ RUN_SETTINGS: dict[str, str] = {
 
 KEEPALIVE_PERIOD_S = int(RUN_SETTINGS["HODEI_KEEPALIVE_TIME_MS"]) / 1000.0
 HEARTBEAT_PERIOD_S = float(RUN_SETTINGS["HODEI_HEARTBEAT_INTERVAL"])
+
+T = TypeVar("T")
 
 
 class LaunchError(RuntimeError):
@@ -130,6 +133,28 @@ def ready_workers(database_url: str, pids: list[int]) -> list[tuple[int, str]]:
     return [(int(r[0]), str(r[1])) for r in rows]
 
 
+def _wait_while_running(
+    what: str,
+    probe: Callable[[], T],
+    ready: Callable[[T], bool],
+    check_running: Callable[[], None],
+    log_tail: Callable[[], str],
+    timeout_s: float,
+    poll_s: float,
+) -> None:
+    """:func:`wait_for` on processes just launched: `check_running` raises LaunchError
+    as soon as one has died, and a timeout is a LaunchError ending with `log_tail()`."""
+
+    def probe_running() -> T:
+        check_running()
+        return probe()
+
+    try:
+        wait_for(what, probe_running, ready, timeout_s, poll_s=poll_s, abort_on=(LaunchError,))
+    except AssertionError as exc:
+        raise LaunchError(f"{exc}; {log_tail()}") from None
+
+
 def wait_serving(
     address: str,
     what: str,
@@ -140,22 +165,15 @@ def wait_serving(
 ) -> None:
     """Wait until the server at `address` answers SERVING; `check_running` raises
     LaunchError as soon as it has died, and a timeout says what its log ends with."""
-
-    def probe() -> str:
-        check_running()
-        return server_health(address)
-
-    try:
-        wait_for(
-            f"{what} {address} to answer SERVING on grpc.health.v1",
-            probe,
-            lambda status: status == "SERVING",
-            timeout_s,
-            poll_s=poll_s,
-            abort_on=(LaunchError,),
-        )
-    except AssertionError as exc:
-        raise LaunchError(f"{exc}; server log: {log_tail()}") from None
+    _wait_while_running(
+        f"{what} {address} to answer SERVING on grpc.health.v1",
+        lambda: server_health(address),
+        lambda status: status == "SERVING",
+        check_running,
+        lambda: f"server log: {log_tail()}",
+        timeout_s,
+        poll_s,
+    )
 
 
 def wait_workers_ready(
@@ -168,19 +186,12 @@ def wait_workers_ready(
     poll_s: float,
 ) -> None:
     """Wait until the workers with those pids are registered READY with an open stream."""
-
-    def probe() -> list[tuple[int, str]]:
-        check_running()
-        return ready_workers(database_url, pids)
-
-    try:
-        wait_for(
-            f"{len(pids)} {what} {pids} registered READY with an open stream",
-            probe,
-            lambda rows: len(rows) >= len(pids),
-            timeout_s,
-            poll_s=poll_s,
-            abort_on=(LaunchError,),
-        )
-    except AssertionError as exc:
-        raise LaunchError(f"{exc}; {log_tails()}") from None
+    _wait_while_running(
+        f"{len(pids)} {what} {pids} registered READY with an open stream",
+        lambda: ready_workers(database_url, pids),
+        lambda rows: len(rows) >= len(pids),
+        check_running,
+        log_tails,
+        timeout_s,
+        poll_s,
+    )

@@ -15,6 +15,19 @@ ob AS (
     RETURNING pg_notify('hodei_outbox_wake', '') AS woke
 )
 
+-- fragment: assignment_events
+-- The domain events of an assignment, as rows for `INSERT INTO domain_events`:
+-- JobAssigned for each job of the `a` CTE (the jobs just assigned) and WorkerBusy for
+-- each worker of the `wu` CTE that it filled, both by the dispatch_actor. Eager
+-- dispatch (queue_job) and the dispatcher (dispatch_jobs) write the same events.
+SELECT %(assigned_event)s, 'job', a.id, %(dispatch_actor)s, a.correlation_id,
+           jsonb_build_object('state', a.state, 'attempt', a.attempts, 'worker_id', a.worker_id)
+    FROM a
+    UNION ALL
+    SELECT %(busy_event)s, 'worker', wu.id, %(dispatch_actor)s, '',
+           jsonb_build_object('running_jobs', wu.running_jobs, 'previous', 'READY')
+    FROM wu WHERE wu.state = 'BUSY'
+
 -- name: insert_events
 -- One statement writes the domain events and their outbox rows (hodei.server.events).
 WITH ev AS (
@@ -64,17 +77,13 @@ WITH w AS (
            current_job_id = coalesce(x.current_job_id, j.id), updated_at = now()
     FROM j WHERE x.id = j.worker_id
     RETURNING x.id, x.state, x.running_jobs
+), a AS (
+    SELECT * FROM j WHERE j.state = 'ASSIGNED'
 ), ev AS (
     INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
     SELECT %(event_type)s, 'job', j.id, %(actor)s, j.correlation_id, %(payload)s FROM j
     UNION ALL
-    SELECT %(assigned_event)s, 'job', j.id, %(dispatch_actor)s, j.correlation_id,
-           jsonb_build_object('state', j.state, 'attempt', j.attempts, 'worker_id', j.worker_id)
-    FROM j WHERE j.state = 'ASSIGNED'
-    UNION ALL
-    SELECT %(busy_event)s, 'worker', wu.id, %(dispatch_actor)s, '',
-           jsonb_build_object('running_jobs', wu.running_jobs, 'previous', 'READY')
-    FROM wu WHERE wu.state = 'BUSY'
+    {{assignment_events}}
     RETURNING *
 ), {{outbox_rows}}
 SELECT j.*, (SELECT count(*) FROM ob) AS events,
@@ -188,13 +197,7 @@ WITH w AS (
     RETURNING x.id, x.state, x.running_jobs
 ), ev AS (
     INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
-    SELECT %(assigned_event)s, 'job', a.id, %(actor)s, a.correlation_id,
-           jsonb_build_object('state', a.state, 'attempt', a.attempts, 'worker_id', a.worker_id)
-    FROM a
-    UNION ALL
-    SELECT %(busy_event)s, 'worker', wu.id, %(actor)s, '',
-           jsonb_build_object('running_jobs', wu.running_jobs, 'previous', 'READY')
-    FROM wu WHERE wu.state = 'BUSY'
+    {{assignment_events}}
     RETURNING *
 ), {{outbox_rows}}
 SELECT a.*, (SELECT count(*) FROM ob) AS events FROM a ORDER BY a.rank;

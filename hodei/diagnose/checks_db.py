@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hodei.diagnose.probes import ProbeSession
@@ -19,6 +20,34 @@ def _probes(ctx: CheckContext) -> ProbeSession:
 def _ids(rows: list[dict[str, Any]], key: str = "id", n: int = 3) -> str:
     shown = [str(r.get(key, ""))[:8] for r in rows[:n]]
     return ", ".join(shown) + ("…" if len(rows) > n else "")
+
+
+def _offending_rows(
+    rows: list[dict[str, Any]],
+    *,
+    clear: str,
+    status: Status,
+    finding: str,
+    line: Callable[[dict[str, Any]], str],
+    counted: str = "",
+    params: dict[str, Any] | None = None,
+) -> Outcome:
+    """The verdict of a check whose probe lists only what is wrong: PASS (threshold
+    `clear`) when it lists nothing, else `status` with one evidence line per row.
+
+    `counted` follows the row count in `observed`; the finding's params always carry
+    the count, plus `params`.
+    """
+    if not rows:
+        return Outcome(Status.PASS, "0", clear)
+    return Outcome(
+        status,
+        f"{len(rows)}{counted}",
+        "0",
+        [line(r) for r in rows],
+        finding,
+        {"count": len(rows), **(params or {})},
+    )
 
 
 @check(
@@ -152,14 +181,15 @@ def workers_busy_without_job(ctx: CheckContext) -> Outcome:
     rows = _probes(ctx).all(
         "busy_without_job", {"age_s": ctx.thresholds.heartbeat_stale_s, "limit": 20}
     )
-    if not rows:
-        return Outcome(Status.PASS, "0", "0 BUSY workers without a job")
-    evidence = [
-        f"worker {r['id']} BUSY for {human_age(r['busy_for_s'])}, running_jobs={r['running_jobs']}"
-        for r in rows
-    ]
-    return Outcome(
-        Status.WARN, f"{len(rows)}", "0", evidence, "WORKER_BUSY_WITHOUT_JOB", {"count": len(rows)}
+    return _offending_rows(
+        rows,
+        clear="0 BUSY workers without a job",
+        status=Status.WARN,
+        finding="WORKER_BUSY_WITHOUT_JOB",
+        line=lambda r: (
+            f"worker {r['id']} BUSY for {human_age(r['busy_for_s'])}, "
+            f"running_jobs={r['running_jobs']}"
+        ),
     )
 
 
@@ -314,14 +344,15 @@ def jobs_assigned_unacked(ctx: CheckContext) -> Outcome:
     rows = _probes(ctx).all(
         "assigned_past_deadline", {"ack_s": t.ack_timeout_s, "grace_s": t.ack_grace_s, "limit": 20}
     )
-    if not rows:
-        return Outcome(Status.PASS, "0", f"0 ASSIGNED past deadline + {human_age(t.ack_grace_s)}")
-    evidence = [
-        f"job {r['job_id']} on worker {r['worker_id']} overdue {human_age(r['overdue_s'])}"
-        for r in rows
-    ]
-    return Outcome(
-        Status.FAIL, f"{len(rows)} overdue", "0", evidence, "JOB_ACK_OVERDUE", {"count": len(rows)}
+    return _offending_rows(
+        rows,
+        clear=f"0 ASSIGNED past deadline + {human_age(t.ack_grace_s)}",
+        status=Status.FAIL,
+        finding="JOB_ACK_OVERDUE",
+        line=lambda r: (
+            f"job {r['job_id']} on worker {r['worker_id']} overdue {human_age(r['overdue_s'])}"
+        ),
+        counted=" overdue",
     )
 
 
@@ -337,15 +368,16 @@ def jobs_running_stuck(ctx: CheckContext) -> Outcome:
     rows = _probes(ctx).all(
         "running_stuck", {"grace_s": t.running_grace_s, "stale_s": t.heartbeat_stale_s, "limit": 20}
     )
-    if not rows:
-        return Outcome(Status.PASS, "0", "0 stuck RUNNING jobs")
-    evidence = [
-        f"job {r['job_id']} RUNNING {human_age(r['running_for_s'])} on worker "
-        f"{r['worker_id']} ({r['worker_state'] or 'missing'}): {r['reason']}"
-        for r in rows
-    ]
-    return Outcome(
-        Status.FAIL, f"{len(rows)} stuck", "0", evidence, "JOB_RUNNING_STUCK", {"count": len(rows)}
+    return _offending_rows(
+        rows,
+        clear="0 stuck RUNNING jobs",
+        status=Status.FAIL,
+        finding="JOB_RUNNING_STUCK",
+        line=lambda r: (
+            f"job {r['job_id']} RUNNING {human_age(r['running_for_s'])} on worker "
+            f"{r['worker_id']} ({r['worker_state'] or 'missing'}): {r['reason']}"
+        ),
+        counted=" stuck",
     )
 
 
@@ -360,18 +392,14 @@ def consistency_pending_unqueued(ctx: CheckContext) -> Outcome:
     rows = _probes(ctx).all(
         "pending_not_queued", {"grace_s": ctx.thresholds.consistency_grace_s, "limit": 20}
     )
-    if not rows:
-        return Outcome(Status.PASS, "0", "0 PENDING jobs outside job_queue")
-    evidence = [
-        f"job {r['job_id']} PENDING for {human_age(r['age_s'])}, no job_queue row" for r in rows
-    ]
-    return Outcome(
-        Status.FAIL,
-        f"{len(rows)} PENDING job(s) not in job_queue",
-        "0",
-        evidence,
-        "PENDING_NOT_QUEUED",
-        {"count": len(rows), "ids": _ids(rows, "job_id")},
+    return _offending_rows(
+        rows,
+        clear="0 PENDING jobs outside job_queue",
+        status=Status.FAIL,
+        finding="PENDING_NOT_QUEUED",
+        line=lambda r: f"job {r['job_id']} PENDING for {human_age(r['age_s'])}, no job_queue row",
+        counted=" PENDING job(s) not in job_queue",
+        params={"ids": _ids(rows, "job_id")},
     )
 
 
@@ -386,16 +414,12 @@ def consistency_queue_not_pending(ctx: CheckContext) -> Outcome:
     rows = _probes(ctx).all(
         "queued_not_pending", {"grace_s": ctx.thresholds.consistency_grace_s, "limit": 20}
     )
-    if not rows:
-        return Outcome(Status.PASS, "0", "0 queue rows for non-PENDING jobs")
-    evidence = [f"job {r['job_id']} is {r['state']} but queued" for r in rows]
-    return Outcome(
-        Status.FAIL,
-        f"{len(rows)}",
-        "0",
-        evidence,
-        "QUEUE_ROW_FOR_FINISHED_JOB",
-        {"count": len(rows)},
+    return _offending_rows(
+        rows,
+        clear="0 queue rows for non-PENDING jobs",
+        status=Status.FAIL,
+        finding="QUEUE_ROW_FOR_FINISHED_JOB",
+        line=lambda r: f"job {r['job_id']} is {r['state']} but queued",
     )
 
 

@@ -41,7 +41,7 @@ class Assigner:
                     "ids": worker_ids,
                     "limit": self.settings.dispatcher.batch_size,
                     "ack_timeout": self.settings.dispatcher.ack_timeout,
-                    "actor": f"dispatcher:{self.server_id}",
+                    "dispatch_actor": f"dispatcher:{self.server_id}",
                     "assigned_event": str(EventType.JOB_ASSIGNED),
                     "busy_event": str(EventType.WORKER_BUSY),
                 },
