@@ -4,7 +4,7 @@ passed down; nothing else in Hodei reads the environment.
 Settings are nested by concern (``settings.database.url``, ``settings.worker.slots``)
 and each option is declared once, here: its type, default, bounds, meaning, its
 ``HODEI_*`` environment variable and, when it has one, its command-line flag. The
-CLI builds its flags from these declarations (hodei.cli.options) and the README's
+CLI builds its flags from these declarations (hodei.flags) and the README's
 configuration table lists them (a test keeps the two in step).
 """
 

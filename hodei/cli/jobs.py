@@ -9,7 +9,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from hodei.cli import exit_codes, output
+from hodei import exit_codes
+from hodei.cli import output
 from hodei.client import HodeiClient, JobView, LogLineView
 from hodei.domain.jobs import JobSpec, JobState, validate_spec
 from hodei.errors import HodeiError, InvalidArgument

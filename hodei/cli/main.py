@@ -2,7 +2,7 @@
 
 The boundary of the CLI: arguments are parsed and validated here, every
 HodeiError becomes one line on stderr (`hodei: error: ...`) and an exit code
-(see hodei.cli.exit_codes), an unexpected exception becomes one line that
+(see hodei.exit_codes), an unexpected exception becomes one line that
 suggests --debug, and Ctrl-C exits 130. No traceback reaches the user unless
 --debug is given.
 """
@@ -18,8 +18,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
-from hodei import __version__
-from hodei.cli import exit_codes
+from hodei import __version__, exit_codes
 from hodei.errors import HodeiError
 
 # The command modules (and grpc, protobuf, psycopg behind them) are imported inside
@@ -43,7 +42,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from hodei.cli import jobs, platform, up
-    from hodei.cli.options import add_setting_flags
+    from hodei.flags import add_setting_flags
 
     # Options accepted before or after the subcommand; SUPPRESS keeps a later
     # parser from resetting a value given earlier on the line.
@@ -120,8 +119,8 @@ def _add_unavailable_command(sub: argparse._SubParsersAction, name: str, exc: Ex
 
 
 async def _run_client_command(handler: AsyncHandler, args: argparse.Namespace) -> int:
-    from hodei.cli.options import settings_from_args
     from hodei.client import HodeiClient
+    from hodei.flags import settings_from_args
 
     settings = settings_from_args(args)
     task = asyncio.current_task()

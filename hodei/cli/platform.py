@@ -7,11 +7,11 @@ import argparse
 import asyncio
 import sys
 
-from hodei import __version__
-from hodei.cli import exit_codes, output
-from hodei.cli.options import add_setting_flags, settings_from_args
+from hodei import __version__, exit_codes
+from hodei.cli import output
 from hodei.client import HodeiClient
 from hodei.errors import HodeiError, InvalidArgument, Unavailable
+from hodei.flags import add_setting_flags, settings_from_args
 from hodei.redaction import redact
 
 

@@ -17,9 +17,9 @@ import os
 import signal
 import sys
 
-from hodei.cli import exit_codes
-from hodei.cli.options import add_setting_flags, settings_from_args
+from hodei import exit_codes
 from hodei.errors import HodeiError, InvalidArgument, Unavailable
+from hodei.flags import add_setting_flags, settings_from_args
 from hodei.redaction import redact
 from hodei.settings import Settings
 from hodei.worker.command import worker_command
@@ -30,7 +30,7 @@ _WORKER_READY_S = 30.0
 _RESTART_DELAY_S = 1.0
 
 
-#: Settings `hodei up` takes as flags (hodei.cli.options builds them).
+#: Settings `hodei up` takes as flags (hodei.flags builds them).
 UP_OPTIONS = (
     "server.host",
     "server.port",

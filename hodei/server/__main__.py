@@ -8,11 +8,11 @@ import asyncio
 import signal
 import sys
 
-from hodei.cli.options import add_setting_flags, settings_from_args
 from hodei.errors import HodeiError
+from hodei.flags import add_setting_flags, settings_from_args
 from hodei.settings import Settings
 
-#: Settings the server takes as flags (hodei.cli.options builds them).
+#: Settings the server takes as flags (hodei.flags builds them).
 SERVER_OPTIONS = (
     "server.host",
     "server.port",
@@ -43,7 +43,7 @@ def run_server(settings: Settings) -> int:
     3 when the database cannot be reached, 2 for a bad setting, as `hodei` exits)."""
     import psycopg
 
-    from hodei.cli import exit_codes
+    from hodei import exit_codes
 
     try:
         asyncio.run(serve(settings))

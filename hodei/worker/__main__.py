@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hodei.cli.options import add_setting_flags, settings_from_args
 from hodei.errors import HodeiError
+from hodei.flags import add_setting_flags, settings_from_args
 from hodei.settings import Settings
 from hodei.worker.command import WORKER_OPTIONS
 

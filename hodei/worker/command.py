@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hodei.settings import setting_field
 
-#: Settings a worker takes as flags (hodei.cli.options builds them).
+#: Settings a worker takes as flags (hodei.flags builds them).
 WORKER_OPTIONS = (
     "server.address",
     "worker.slots",

@@ -10,10 +10,9 @@ from collections.abc import Callable
 import grpc
 import pytest
 
-from hodei.cli import exit_codes
+from hodei import exit_codes
 from hodei.cli.jobs import cancel_outcome, job_run_exit_code, parse_states, spec_from_args
 from hodei.cli.main import build_parser
-from hodei.cli.options import settings_from_args
 from hodei.cli.platform import redact
 from hodei.client import JobView, check_address
 from hodei.client.rpc_errors import translate
@@ -25,6 +24,7 @@ from hodei.errors import (
     NotFound,
     Unavailable,
 )
+from hodei.flags import settings_from_args
 from hodei.server import __main__ as server_main
 from hodei.worker import __main__ as worker_main
 

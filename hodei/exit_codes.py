@@ -1,4 +1,5 @@
-"""Exit codes of the `hodei` command (also printed by `hodei --help`).
+"""Exit codes of Hodei's programs: `hodei` (printed by `hodei --help`), `python -m
+hodei.server` and `python -m hodei.worker`.
 
 `hodei job run` exits with the job's own exit code when the job has one, so a
 script can use it like the command itself; the codes below tell the other
