@@ -12,6 +12,8 @@ import contextlib
 import os
 from pathlib import Path
 
+from harness.waits import wait_until, wait_until_async
+
 _PROC = Path("/proc")
 #: Clock ticks per second, the unit of utime and stime in /proc/<pid>/stat.
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -84,3 +86,13 @@ def memory_kib(pid: int) -> dict[str, int]:
         if key in ("VmRSS", "VmHWM"):
             out[key] = int(value.split()[0])
     return out
+
+
+def wait_gone(pid: int, timeout_s: float = 5.0) -> None:
+    """Block until `pid` has ended; WaitTimeout (naming it) when it still runs."""
+    wait_until(f"process {pid} to end", lambda: not alive(pid), timeout_s, poll_s=0.02)
+
+
+async def wait_gone_async(pid: int, timeout_s: float = 5.0) -> None:
+    """`wait_gone` without blocking the event loop."""
+    await wait_until_async(f"process {pid} to end", lambda: not alive(pid), timeout_s, 0.02)

@@ -3,7 +3,6 @@ jobs from QueueJob to a final state, with their output in job_logs."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -12,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from harness.processes import alive
+from harness.processes import wait_gone_async
 from harness.waits import wait_until_async
 from hodei.api.v1 import common_pb2, jobs_pb2
 from tests.integration.conftest import SpawnWorker
@@ -34,15 +33,6 @@ def read_text(path: Path) -> str:
 async def wait_file(path: Path, seconds: float = 10.0) -> str:
     """Wait until a job wrote `path` (small files written by the test's own jobs)."""
     return str(await wait_until_async(f"{path} to be written", lambda: read_text(path), seconds))
-
-
-async def wait_gone(pid: int, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
 
 
 async def test_job_succeeds_with_exact_stdout_and_stderr_lines(
@@ -122,7 +112,7 @@ async def test_timeout_is_timed_out_and_kills_the_process_group(
     grandchild = int(await wait_file(pidfile))
     done = await stubs.wait_state(job.id, S.JOB_STATE_TIMED_OUT, seconds=15)
     assert "timed out" in done.error
-    assert await wait_gone(grandchild), "the grandchild survived the timeout"
+    await wait_gone_async(grandchild)  # the grandchild goes with the timeout
 
 
 async def test_cancel_running_job_is_cancelled_and_the_processes_are_gone(
@@ -138,7 +128,8 @@ async def test_cancel_running_job_is_cancelled_and_the_processes_are_gone(
     await stubs.jobs.CancelJob(jobs_pb2.CancelJobRequest(job_id=job.id, reason="test cancel"))
     done = await stubs.wait_state(job.id, S.JOB_STATE_CANCELLED, seconds=15)
     assert done.state == S.JOB_STATE_CANCELLED
-    assert await wait_gone(shell) and await wait_gone(grandchild)
+    await wait_gone_async(shell)
+    await wait_gone_async(grandchild)
     assert worker.error_lines() == []
 
 
@@ -219,7 +210,7 @@ async def test_shutdown_grace_over_hands_the_job_back_for_a_retry(
     back = await stubs.wait_state(job.id, S.JOB_STATE_PENDING, seconds=5)
     assert time.monotonic() - t0 < 8
     assert back.attempts == 1
-    assert await wait_gone(pid)
+    await wait_gone_async(pid)
     assert "handed back to the server" in worker.log_text()
     # A new worker finishes it.
     await spawn_worker(app.address)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -87,10 +86,11 @@ async def test_the_jobs_of_a_killed_worker_are_killed_with_their_grandchildren(
     assert alive(shell) and alive(grandchild)
     worker.kill()  # SIGKILL: the worker can do nothing; its guard sees the pipe end
     await worker.wait_exit()
-    deadline = time.monotonic() + 5
-    while alive(shell) or alive(grandchild):
-        assert time.monotonic() < deadline, "the killed worker's job is still running"
-        await asyncio.sleep(0.05)
+    await wait_until_async(
+        "the killed worker's job and its grandchild to end",
+        lambda: not (alive(shell) or alive(grandchild)),
+        5,
+    )
 
 
 async def test_server_restart_worker_reconnects_and_delivers_buffered_output(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 from harness.processes import alive, children, cpu_seconds, memory_kib, process_state, reap
+from harness.waits import wait_until
 
 
 def test_a_running_child_is_alive_and_listed_then_its_zombie_is_not() -> None:
@@ -18,10 +18,8 @@ def test_a_running_child_is_alive_and_listed_then_its_zombie_is_not() -> None:
     finally:
         assert child.stdin is not None
         child.stdin.close()
-    deadline = time.monotonic() + 5
-    while process_state(child.pid) != "Z":  # finished, not reaped yet
-        assert time.monotonic() < deadline, f"state {process_state(child.pid)}"
-        time.sleep(0.01)
+    # Finished, not reaped yet.
+    wait_until("the child to be a zombie", lambda: process_state(child.pid) == "Z", 5, 0.01)
     assert not alive(child.pid)
     reap(child.pid)
     assert process_state(child.pid) is None and not alive(child.pid)

@@ -7,22 +7,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 from pathlib import Path
 
-from harness.processes import alive
+from harness.processes import alive, wait_gone
 from harness.waits import wait_until
 from hodei.worker.guard import JobGuard
 from hodei.worker.spawn import Child, spawn
-
-
-def _wait_dead(pid: int, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def _group_with_grandchild(tmp_path: Path, name: str) -> tuple[Child, int]:
@@ -48,7 +38,8 @@ def test_the_end_of_the_pipe_kills_the_registered_groups_only(tmp_path: Path) ->
         guard.track(killed.pid)
         guard.release(kept.pid)  # finished with: not the guard's any more
         guard.close()  # the pipe ends, as it does when the worker is killed
-        assert _wait_dead(killed.pid) and _wait_dead(killed_grandchild)
+        wait_gone(killed.pid)
+        wait_gone(killed_grandchild)
         assert alive(kept.pid) and alive(kept_grandchild)
     finally:
         for pid in (kept.pid, killed.pid):

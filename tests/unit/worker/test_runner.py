@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.processes import alive
+from harness.processes import wait_gone_async
 from harness.waits import wait_until_async
 from hodei.worker.runner import JobProcess, Outcome, RunResult
 
@@ -45,15 +45,6 @@ async def _run(command: list[str], **kw: object) -> tuple[RunResult, Collected]:
 
 async def _until(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
     await wait_until_async("the condition", predicate, seconds, poll_s=0.02)
-
-
-async def _wait_gone(pid: int, seconds: float = 3.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return True
-        await asyncio.sleep(0.05)
-    return not alive(pid)
 
 
 async def test_success_with_stdout_stderr_env_and_working_dir(tmp_path: Path) -> None:
@@ -96,8 +87,9 @@ async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert sink.out == ["started"]
     assert elapsed < 5
     grandchild = int(pidfile.read_text())
-    assert await _wait_gone(grandchild), "the grandchild `sleep 100` survived the timeout"
-    assert sink.pid is not None and await _wait_gone(sink.pid)
+    await wait_gone_async(grandchild)  # the grandchild `sleep 100` goes with the timeout
+    assert sink.pid is not None
+    await wait_gone_async(sink.pid)
 
 
 async def test_sigterm_ignored_means_sigkill_after_the_grace(tmp_path: Path) -> None:
@@ -108,7 +100,8 @@ async def test_sigterm_ignored_means_sigkill_after_the_grace(tmp_path: Path) -> 
     result = await proc.run(sink.started)
     assert result.outcome == Outcome.TIMED_OUT
     assert 0.7 <= time.monotonic() - t0 < 5
-    assert sink.pid is not None and await _wait_gone(sink.pid)
+    assert sink.pid is not None
+    await wait_gone_async(sink.pid)
 
 
 @pytest.mark.parametrize("force", [False, True])
@@ -127,13 +120,13 @@ async def test_cancel_kills_the_process_group(tmp_path: Path, force: bool) -> No
     result = await asyncio.wait_for(task, 5)
     assert time.monotonic() - t0 < 3
     assert result.outcome == Outcome.CANCELLED and result.error == "user asked"
-    assert await _wait_gone(int(pidfile.read_text()))
+    await wait_gone_async(int(pidfile.read_text()))
 
 
 async def test_a_background_process_that_closed_its_output_ends_with_the_job() -> None:
     result, sink = await _run(["/bin/sh", "-c", "sleep 100 > /dev/null 2>&1 & echo $!"])
     assert result.outcome == Outcome.SUCCEEDED
-    assert await _wait_gone(int(sink.out[0]))
+    await wait_gone_async(int(sink.out[0]))
 
 
 async def test_background_process_holding_the_pipe_does_not_hang_the_job() -> None:
