@@ -7,7 +7,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hodei.diagnose import checks_db, checks_server  # noqa: F401  (register the checks)
+from hodei.diagnose import (  # noqa: F401  (importing a module registers its checks)
+    checks_database,
+    checks_events,
+    checks_jobs,
+    checks_server,
+    checks_workers,
+)
 from hodei.diagnose.probes import probe_session
 from hodei.diagnose.registry import REGISTRY, Check, CheckContext, Thresholds, run_check
 from hodei.errors import Unavailable
