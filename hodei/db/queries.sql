@@ -386,6 +386,9 @@ UPDATE workers SET state = %(state)s, running_jobs = %(running_jobs)s,
        current_job_id = %(current_job_id)s, updated_at = now()
 WHERE id = %(id)s RETURNING *;
 
+-- name: set_worker_state
+UPDATE workers SET state = %(state)s, updated_at = now() WHERE id = %(id)s RETURNING *;
+
 -- name: connect_worker
 UPDATE workers SET state = %(state)s, running_jobs = %(running_jobs)s,
        current_job_id = %(current_job_id)s, slots = %(slots)s, server_id = %(server_id)s,

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import uuid
 
+from hodei.domain.workers import WorkerState
 from hodei.errors import HodeiError
 from hodei.server.logs import LogService
 from hodei.server.models import (
@@ -138,6 +139,16 @@ class WorkerProtocol:
 
     async def heartbeat(self) -> None:
         await self.workers.heartbeat(self.worker_id)
+
+    async def draining(self) -> None:
+        await self.workers.drain(self.worker_id)
+        self.registry.capacity_changed.set()  # one assignable worker fewer
+
+    async def goodbye(self, reason: str) -> None:
+        """The worker ends on purpose, after the server confirmed its results: it is
+        TERMINATED, not left to turn LOST when its heartbeats stop."""
+        text = " ".join(reason.split())[:200] or "the worker stopped"
+        await self.workers.mark_gone(self.worker_id, WorkerState.TERMINATED, text)
 
     async def ack(self, ref: AttemptRef, accepted: bool, reason: str) -> None:
         try:

@@ -1,5 +1,5 @@
-"""Worker lifecycle services: register, connect (Hello), heartbeat, disconnect,
-LOST and TERMINATED. Each transition is one transaction with its events."""
+"""Worker lifecycle services: register, connect (Hello), heartbeat, draining,
+disconnect, LOST and TERMINATED. Each transition is one transaction with its events."""
 
 from __future__ import annotations
 
@@ -164,6 +164,33 @@ class WorkerService:
         async with self.db.connection() as tx:
             await tx.execute("disconnect_server_workers", {"server_id": self.server_id})
 
+    async def drain(self, worker_id: uuid.UUID) -> bool:
+        """The worker is stopping (it said Draining): READY/BUSY -> DRAINING, so no job is
+        assigned to it any more; the jobs it runs stay with it until they end."""
+        async with self.db.transaction() as tx:
+            row = await tx.one("lock_worker", {"id": worker_id})
+            if row is None:
+                raise NotFound(f"worker {worker_id} is not registered")
+            state = WorkerState(row["state"])
+            if state not in (WorkerState.READY, WorkerState.BUSY):
+                return False  # already DRAINING, or gone: nothing to record
+            check_transition(state, WorkerState.DRAINING)
+            await tx.one("set_worker_state", {"id": worker_id, "state": str(WorkerState.DRAINING)})
+            await record(
+                tx,
+                [
+                    worker_event(
+                        EventType.WORKER_DRAINING,
+                        worker_id,
+                        f"worker:{worker_id}",
+                        previous=str(state),
+                        running_jobs=row["running_jobs"],
+                    )
+                ],
+            )
+        logger.info("worker draining", extra={"worker_id": str(worker_id)})
+        return True
+
     async def mark_gone(self, worker_id: uuid.UUID, target: WorkerState, reason: str) -> bool:
         """LOST (silent) or TERMINATED: its jobs go back to the queue or fail."""
         actor = "recovery" if target == WorkerState.LOST else f"worker:{worker_id}"
@@ -191,9 +218,9 @@ class WorkerService:
             await record(
                 tx, [worker_event(event_type, worker_id, actor, previous=str(state), reason=reason)]
             )
-        logger.warning(
-            "worker %s: %s", str(target).lower(), reason, extra={"worker_id": str(worker_id)}
-        )
+        # A worker that said goodbye is news, not trouble; a lost one is trouble.
+        log = logger.warning if target == WorkerState.LOST else logger.info
+        log("worker %s: %s", str(target).lower(), reason, extra={"worker_id": str(worker_id)})
         return True
 
     async def get(self, worker_id: uuid.UUID) -> WorkerRecord:

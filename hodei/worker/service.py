@@ -12,6 +12,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 
+from hodei.api.v1 import workers_pb2
 from hodei.settings import Settings
 from hodei.worker.agent import WorkerAgent
 from hodei.worker.connection import StreamClient
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 #: Delay before restarting a supervised loop that died.
 RESTART_DELAY = 1.0
+#: What the worker tells the server when it stops on purpose (SIGTERM, SIGINT).
+_BYE = "the worker stopped on a signal"
 
 
 async def supervise(name: str, loop: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
@@ -92,10 +95,19 @@ class WorkerService:
         try:
             await self.shutdown.wait()
             grace = 0.0 if self._signals > 1 else self.settings.worker.shutdown_grace
+            # The server stops assigning to us (DRAINING) while running jobs finish.
+            self.agent.send(workers_pb2.WorkerMessage(draining=workers_pb2.Draining()))
             await drain(self.agent, grace)
             if self.agent.connected:
-                await flush(self.agent, self.settings.worker.flush_timeout)
-                await self.client.close(self.settings.worker.flush_timeout)
+                timeout = self.settings.worker.flush_timeout
+                if await flush(self.agent, timeout):
+                    # Everything confirmed: say goodbye, so the server records TERMINATED
+                    # instead of waiting for our heartbeats to stop and calling us LOST.
+                    self.agent.send(
+                        workers_pb2.WorkerMessage(goodbye=workers_pb2.Goodbye(reason=_BYE))
+                    )
+                    await flush(self.agent, timeout)
+                await self.client.close(timeout)
             elif self.agent.held:
                 logger.warning(
                     "server unreachable at shutdown: %d attempt(s) not reported; the server "

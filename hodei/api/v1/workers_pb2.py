@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from hodei.api.v1 import common_pb2 as hodei_dot_api_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahodei/api/v1/workers.proto\x12\x0chodei.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19hodei/api/v1/common.proto\"\xc8\x01\n\x0fRegisterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\r\x12\r\n\x05slots\x18\x04 \x01(\r\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\x39\n\x06labels\x18\x06 \x03(\x0b\x32).hodei.api.v1.RegisterRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"D\n\x10RegisterResponse\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\"a\n\x05Hello\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12%\n\x07running\x18\x02 \x03(\x0b\x32\x14.hodei.api.v1.JobRef\x12\r\n\x05slots\x18\x03 \x01(\r\x12\x0f\n\x07\x62\x61tches\x18\x04 \x01(\x08\"F\n\tHeartbeat\x12%\n\x07running\x18\x01 \x03(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x12\n\nfree_slots\x18\x02 \x01(\r\"M\n\x06JobAck\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"<\n\nJobStarted\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x0b\n\x03pid\x18\x02 \x01(\r\"Z\n\x08LogEntry\x12\x11\n\tis_stderr\x18\x01 \x01(\x08\x12\x0c\n\x04line\x18\x02 \x01(\t\x12-\n\ttimestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"]\n\nLogSegment\x12\x11\n\tis_stderr\x18\x01 \x01(\x08\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05lines\x18\x03 \x03(\t\"\x96\x01\n\x08LogBatch\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x12\n\nfirst_line\x18\x02 \x01(\x04\x12\'\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x16.hodei.api.v1.LogEntry\x12*\n\x08segments\x18\x04 \x03(\x0b\x32\x18.hodei.api.v1.LogSegment\"\xa7\x01\n\tJobResult\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12)\n\x07outcome\x18\x02 \x01(\x0e\x32\x18.hodei.api.v1.JobOutcome\x12\x15\n\rhas_exit_code\x18\x03 \x01(\x08\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x13\n\x0btotal_lines\x18\x06 \x01(\x04\"\xbf\x02\n\rWorkerMessage\x12$\n\x05hello\x18\x01 \x01(\x0b\x32\x13.hodei.api.v1.HelloH\x00\x12,\n\theartbeat\x18\x02 \x01(\x0b\x32\x17.hodei.api.v1.HeartbeatH\x00\x12#\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x14.hodei.api.v1.JobAckH\x00\x12+\n\x07started\x18\x04 \x01(\x0b\x32\x18.hodei.api.v1.JobStartedH\x00\x12&\n\x04logs\x18\x05 \x01(\x0b\x32\x16.hodei.api.v1.LogBatchH\x00\x12)\n\x06result\x18\x06 \x01(\x0b\x32\x17.hodei.api.v1.JobResultH\x00\x12*\n\x05\x62\x61tch\x18\x07 \x01(\x0b\x32\x19.hodei.api.v1.WorkerBatchH\x00\x42\t\n\x07payload\"<\n\x0bWorkerBatch\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.hodei.api.v1.WorkerMessage\"\xda\x01\n\x06RunJob\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x0f\n\x07\x63ommand\x18\x02 \x03(\t\x12*\n\x03\x65nv\x18\x03 \x03(\x0b\x32\x1d.hodei.api.v1.RunJob.EnvEntry\x12\x13\n\x0bworking_dir\x18\x04 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x01\x12\x16\n\x0e\x63orrelation_id\x18\x06 \x01(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"M\n\tCancelJob\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"[\n\tPersisted\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x11\n\tnext_line\x18\x02 \x01(\x04\x12\x18\n\x10result_persisted\x18\x03 \x01(\x08\"j\n\x07Welcome\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x11\n\tserver_id\x18\x02 \x01(\t\x12(\n\nsuperseded\x18\x03 \x03(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x0f\n\x07\x62\x61tches\x18\x04 \x01(\x08\"L\n\x08Rejected\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x9a\x02\n\rServerMessage\x12(\n\x07welcome\x18\x01 \x01(\x0b\x32\x15.hodei.api.v1.WelcomeH\x00\x12#\n\x03run\x18\x02 \x01(\x0b\x32\x14.hodei.api.v1.RunJobH\x00\x12)\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x17.hodei.api.v1.CancelJobH\x00\x12,\n\tpersisted\x18\x04 \x01(\x0b\x32\x17.hodei.api.v1.PersistedH\x00\x12*\n\x08rejected\x18\x05 \x01(\x0b\x32\x16.hodei.api.v1.RejectedH\x00\x12*\n\x05\x62\x61tch\x18\x06 \x01(\x0b\x32\x19.hodei.api.v1.ServerBatchH\x00\x42\t\n\x07payload\"<\n\x0bServerBatch\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.hodei.api.v1.ServerMessage\"\x9e\x02\n\x06Worker\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\r\x12(\n\x05state\x18\x05 \x01(\x0e\x32\x19.hodei.api.v1.WorkerState\x12\r\n\x05slots\x18\x06 \x01(\r\x12\x17\n\x0frunning_job_ids\x18\x07 \x03(\t\x12\x32\n\x0elast_heartbeat\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rregistered_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tconnected\x18\n \x01(\x08\x12\x0f\n\x07version\x18\x0b \x01(\t\"*\n\x12ListWorkersRequest\x12\x14\n\x0cinclude_gone\x18\x01 \x01(\x08\"<\n\x13ListWorkersResponse\x12%\n\x07workers\x18\x01 \x03(\x0b\x32\x14.hodei.api.v1.Worker*\x92\x01\n\nJobOutcome\x12\x1b\n\x17JOB_OUTCOME_UNSPECIFIED\x10\x00\x12\x19\n\x15JOB_OUTCOME_SUCCEEDED\x10\x01\x12\x16\n\x12JOB_OUTCOME_FAILED\x10\x02\x12\x19\n\x15JOB_OUTCOME_TIMED_OUT\x10\x03\x12\x19\n\x15JOB_OUTCOME_CANCELLED\x10\x04\x32\x81\x02\n\x12WorkerAgentService\x12I\n\x08Register\x12\x1d.hodei.api.v1.RegisterRequest\x1a\x1e.hodei.api.v1.RegisterResponse\x12L\n\x0cWorkerStream\x12\x1b.hodei.api.v1.WorkerMessage\x1a\x1b.hodei.api.v1.ServerMessage(\x01\x30\x01\x12R\n\x0bListWorkers\x12 .hodei.api.v1.ListWorkersRequest\x1a!.hodei.api.v1.ListWorkersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahodei/api/v1/workers.proto\x12\x0chodei.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19hodei/api/v1/common.proto\"\xc8\x01\n\x0fRegisterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\r\x12\r\n\x05slots\x18\x04 \x01(\r\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\x39\n\x06labels\x18\x06 \x03(\x0b\x32).hodei.api.v1.RegisterRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"D\n\x10RegisterResponse\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\"a\n\x05Hello\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12%\n\x07running\x18\x02 \x03(\x0b\x32\x14.hodei.api.v1.JobRef\x12\r\n\x05slots\x18\x03 \x01(\r\x12\x0f\n\x07\x62\x61tches\x18\x04 \x01(\x08\"F\n\tHeartbeat\x12%\n\x07running\x18\x01 \x03(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x12\n\nfree_slots\x18\x02 \x01(\r\"M\n\x06JobAck\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"<\n\nJobStarted\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x0b\n\x03pid\x18\x02 \x01(\r\"Z\n\x08LogEntry\x12\x11\n\tis_stderr\x18\x01 \x01(\x08\x12\x0c\n\x04line\x18\x02 \x01(\t\x12-\n\ttimestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"]\n\nLogSegment\x12\x11\n\tis_stderr\x18\x01 \x01(\x08\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05lines\x18\x03 \x03(\t\"\x96\x01\n\x08LogBatch\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x12\n\nfirst_line\x18\x02 \x01(\x04\x12\'\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x16.hodei.api.v1.LogEntry\x12*\n\x08segments\x18\x04 \x03(\x0b\x32\x18.hodei.api.v1.LogSegment\"\xa7\x01\n\tJobResult\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12)\n\x07outcome\x18\x02 \x01(\x0e\x32\x18.hodei.api.v1.JobOutcome\x12\x15\n\rhas_exit_code\x18\x03 \x01(\x08\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x13\n\x0btotal_lines\x18\x06 \x01(\x04\"\n\n\x08\x44raining\"\x19\n\x07Goodbye\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x95\x03\n\rWorkerMessage\x12$\n\x05hello\x18\x01 \x01(\x0b\x32\x13.hodei.api.v1.HelloH\x00\x12,\n\theartbeat\x18\x02 \x01(\x0b\x32\x17.hodei.api.v1.HeartbeatH\x00\x12#\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x14.hodei.api.v1.JobAckH\x00\x12+\n\x07started\x18\x04 \x01(\x0b\x32\x18.hodei.api.v1.JobStartedH\x00\x12&\n\x04logs\x18\x05 \x01(\x0b\x32\x16.hodei.api.v1.LogBatchH\x00\x12)\n\x06result\x18\x06 \x01(\x0b\x32\x17.hodei.api.v1.JobResultH\x00\x12*\n\x05\x62\x61tch\x18\x07 \x01(\x0b\x32\x19.hodei.api.v1.WorkerBatchH\x00\x12*\n\x08\x64raining\x18\x08 \x01(\x0b\x32\x16.hodei.api.v1.DrainingH\x00\x12(\n\x07goodbye\x18\t \x01(\x0b\x32\x15.hodei.api.v1.GoodbyeH\x00\x42\t\n\x07payload\"<\n\x0bWorkerBatch\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.hodei.api.v1.WorkerMessage\"\xda\x01\n\x06RunJob\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x0f\n\x07\x63ommand\x18\x02 \x03(\t\x12*\n\x03\x65nv\x18\x03 \x03(\x0b\x32\x1d.hodei.api.v1.RunJob.EnvEntry\x12\x13\n\x0bworking_dir\x18\x04 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x01\x12\x16\n\x0e\x63orrelation_id\x18\x06 \x01(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"M\n\tCancelJob\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"[\n\tPersisted\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x11\n\tnext_line\x18\x02 \x01(\x04\x12\x18\n\x10result_persisted\x18\x03 \x01(\x08\"j\n\x07Welcome\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x11\n\tserver_id\x18\x02 \x01(\t\x12(\n\nsuperseded\x18\x03 \x03(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x0f\n\x07\x62\x61tches\x18\x04 \x01(\x08\"L\n\x08Rejected\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x9a\x02\n\rServerMessage\x12(\n\x07welcome\x18\x01 \x01(\x0b\x32\x15.hodei.api.v1.WelcomeH\x00\x12#\n\x03run\x18\x02 \x01(\x0b\x32\x14.hodei.api.v1.RunJobH\x00\x12)\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x17.hodei.api.v1.CancelJobH\x00\x12,\n\tpersisted\x18\x04 \x01(\x0b\x32\x17.hodei.api.v1.PersistedH\x00\x12*\n\x08rejected\x18\x05 \x01(\x0b\x32\x16.hodei.api.v1.RejectedH\x00\x12*\n\x05\x62\x61tch\x18\x06 \x01(\x0b\x32\x19.hodei.api.v1.ServerBatchH\x00\x42\t\n\x07payload\"<\n\x0bServerBatch\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.hodei.api.v1.ServerMessage\"\x9e\x02\n\x06Worker\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\r\x12(\n\x05state\x18\x05 \x01(\x0e\x32\x19.hodei.api.v1.WorkerState\x12\r\n\x05slots\x18\x06 \x01(\r\x12\x17\n\x0frunning_job_ids\x18\x07 \x03(\t\x12\x32\n\x0elast_heartbeat\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rregistered_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tconnected\x18\n \x01(\x08\x12\x0f\n\x07version\x18\x0b \x01(\t\"*\n\x12ListWorkersRequest\x12\x14\n\x0cinclude_gone\x18\x01 \x01(\x08\"<\n\x13ListWorkersResponse\x12%\n\x07workers\x18\x01 \x03(\x0b\x32\x14.hodei.api.v1.Worker*\x92\x01\n\nJobOutcome\x12\x1b\n\x17JOB_OUTCOME_UNSPECIFIED\x10\x00\x12\x19\n\x15JOB_OUTCOME_SUCCEEDED\x10\x01\x12\x16\n\x12JOB_OUTCOME_FAILED\x10\x02\x12\x19\n\x15JOB_OUTCOME_TIMED_OUT\x10\x03\x12\x19\n\x15JOB_OUTCOME_CANCELLED\x10\x04\x32\x81\x02\n\x12WorkerAgentService\x12I\n\x08Register\x12\x1d.hodei.api.v1.RegisterRequest\x1a\x1e.hodei.api.v1.RegisterResponse\x12L\n\x0cWorkerStream\x12\x1b.hodei.api.v1.WorkerMessage\x1a\x1b.hodei.api.v1.ServerMessage(\x01\x30\x01\x12R\n\x0bListWorkers\x12 .hodei.api.v1.ListWorkersRequest\x1a!.hodei.api.v1.ListWorkersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,8 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTERREQUEST_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_RUNJOB_ENVENTRY']._loaded_options = None
   _globals['_RUNJOB_ENVENTRY']._serialized_options = b'8\001'
-  _globals['_JOBOUTCOME']._serialized_start=2905
-  _globals['_JOBOUTCOME']._serialized_end=3051
+  _globals['_JOBOUTCOME']._serialized_start=3030
+  _globals['_JOBOUTCOME']._serialized_end=3176
   _globals['_REGISTERREQUEST']._serialized_start=105
   _globals['_REGISTERREQUEST']._serialized_end=305
   _globals['_REGISTERREQUEST_LABELSENTRY']._serialized_start=260
@@ -61,32 +61,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOGBATCH']._serialized_end=1027
   _globals['_JOBRESULT']._serialized_start=1030
   _globals['_JOBRESULT']._serialized_end=1197
-  _globals['_WORKERMESSAGE']._serialized_start=1200
-  _globals['_WORKERMESSAGE']._serialized_end=1519
-  _globals['_WORKERBATCH']._serialized_start=1521
-  _globals['_WORKERBATCH']._serialized_end=1581
-  _globals['_RUNJOB']._serialized_start=1584
-  _globals['_RUNJOB']._serialized_end=1802
-  _globals['_RUNJOB_ENVENTRY']._serialized_start=1760
-  _globals['_RUNJOB_ENVENTRY']._serialized_end=1802
-  _globals['_CANCELJOB']._serialized_start=1804
-  _globals['_CANCELJOB']._serialized_end=1881
-  _globals['_PERSISTED']._serialized_start=1883
-  _globals['_PERSISTED']._serialized_end=1974
-  _globals['_WELCOME']._serialized_start=1976
-  _globals['_WELCOME']._serialized_end=2082
-  _globals['_REJECTED']._serialized_start=2084
-  _globals['_REJECTED']._serialized_end=2160
-  _globals['_SERVERMESSAGE']._serialized_start=2163
-  _globals['_SERVERMESSAGE']._serialized_end=2445
-  _globals['_SERVERBATCH']._serialized_start=2447
-  _globals['_SERVERBATCH']._serialized_end=2507
-  _globals['_WORKER']._serialized_start=2510
-  _globals['_WORKER']._serialized_end=2796
-  _globals['_LISTWORKERSREQUEST']._serialized_start=2798
-  _globals['_LISTWORKERSREQUEST']._serialized_end=2840
-  _globals['_LISTWORKERSRESPONSE']._serialized_start=2842
-  _globals['_LISTWORKERSRESPONSE']._serialized_end=2902
-  _globals['_WORKERAGENTSERVICE']._serialized_start=3054
-  _globals['_WORKERAGENTSERVICE']._serialized_end=3311
+  _globals['_DRAINING']._serialized_start=1199
+  _globals['_DRAINING']._serialized_end=1209
+  _globals['_GOODBYE']._serialized_start=1211
+  _globals['_GOODBYE']._serialized_end=1236
+  _globals['_WORKERMESSAGE']._serialized_start=1239
+  _globals['_WORKERMESSAGE']._serialized_end=1644
+  _globals['_WORKERBATCH']._serialized_start=1646
+  _globals['_WORKERBATCH']._serialized_end=1706
+  _globals['_RUNJOB']._serialized_start=1709
+  _globals['_RUNJOB']._serialized_end=1927
+  _globals['_RUNJOB_ENVENTRY']._serialized_start=1885
+  _globals['_RUNJOB_ENVENTRY']._serialized_end=1927
+  _globals['_CANCELJOB']._serialized_start=1929
+  _globals['_CANCELJOB']._serialized_end=2006
+  _globals['_PERSISTED']._serialized_start=2008
+  _globals['_PERSISTED']._serialized_end=2099
+  _globals['_WELCOME']._serialized_start=2101
+  _globals['_WELCOME']._serialized_end=2207
+  _globals['_REJECTED']._serialized_start=2209
+  _globals['_REJECTED']._serialized_end=2285
+  _globals['_SERVERMESSAGE']._serialized_start=2288
+  _globals['_SERVERMESSAGE']._serialized_end=2570
+  _globals['_SERVERBATCH']._serialized_start=2572
+  _globals['_SERVERBATCH']._serialized_end=2632
+  _globals['_WORKER']._serialized_start=2635
+  _globals['_WORKER']._serialized_end=2921
+  _globals['_LISTWORKERSREQUEST']._serialized_start=2923
+  _globals['_LISTWORKERSREQUEST']._serialized_end=2965
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=2967
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=3027
+  _globals['_WORKERAGENTSERVICE']._serialized_start=3179
+  _globals['_WORKERAGENTSERVICE']._serialized_end=3436
 # @@protoc_insertion_point(module_scope)

@@ -141,8 +141,18 @@ class JobResult(_message.Message):
     total_lines: int
     def __init__(self, ref: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., outcome: _Optional[_Union[JobOutcome, str]] = ..., has_exit_code: _Optional[bool] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., total_lines: _Optional[int] = ...) -> None: ...
 
+class Draining(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Goodbye(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
 class WorkerMessage(_message.Message):
-    __slots__ = ("hello", "heartbeat", "ack", "started", "logs", "result", "batch")
+    __slots__ = ("hello", "heartbeat", "ack", "started", "logs", "result", "batch", "draining", "goodbye")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
@@ -150,6 +160,8 @@ class WorkerMessage(_message.Message):
     LOGS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    GOODBYE_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     heartbeat: Heartbeat
     ack: JobAck
@@ -157,7 +169,9 @@ class WorkerMessage(_message.Message):
     logs: LogBatch
     result: JobResult
     batch: WorkerBatch
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., ack: _Optional[_Union[JobAck, _Mapping]] = ..., started: _Optional[_Union[JobStarted, _Mapping]] = ..., logs: _Optional[_Union[LogBatch, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., batch: _Optional[_Union[WorkerBatch, _Mapping]] = ...) -> None: ...
+    draining: Draining
+    goodbye: Goodbye
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., ack: _Optional[_Union[JobAck, _Mapping]] = ..., started: _Optional[_Union[JobStarted, _Mapping]] = ..., logs: _Optional[_Union[LogBatch, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., batch: _Optional[_Union[WorkerBatch, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ...) -> None: ...
 
 class WorkerBatch(_message.Message):
     __slots__ = ("messages",)

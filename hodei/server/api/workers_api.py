@@ -276,6 +276,10 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             case "ack":
                 ack = message.ack
                 await protocol.ack(ref_from_proto(ack.ref), ack.accepted, ack.reason)
+            case "draining":
+                await protocol.draining()
+            case "goodbye":
+                await protocol.goodbye(message.goodbye.reason)
             case "hello":
                 raise InvalidArgument("Hello was already received on this stream")
             case "batch":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -10,7 +11,8 @@ import psycopg
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from hodei.api.v1 import common_pb2, workers_pb2
+from harness.waits import wait_until_async
+from hodei.api.v1 import common_pb2, jobs_pb2, workers_pb2
 from tests.integration.wire import FakeWorkerStream, Stubs
 
 StartServer = Callable[..., Awaitable[Any]]
@@ -270,3 +272,35 @@ async def test_idle_stream_with_short_keepalive_stays_up_without_errors(
     noisy = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not noisy, [r.getMessage() for r in noisy]
     assert not any("worker stream ended" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_draining_worker_gets_no_job_and_goodbye_terminates_it(
+    start_server: StartServer, stubs_factory: Callable[[str], Stubs], db_url: str
+) -> None:
+    app = await start_server(dispatcher={"poll_interval": 0.1})
+    stubs = stubs_factory(app.address)
+    worker, _ = await FakeWorkerStream.connect(stubs)
+    await worker.send(draining=workers_pb2.Draining())
+
+    def state() -> str:
+        with psycopg.connect(db_url) as conn:
+            row = conn.execute("SELECT state FROM workers WHERE id = %s", (worker.worker_id,))
+            return str(row.fetchone()[0])  # type: ignore[index]
+
+    await wait_until_async("the worker to be DRAINING", lambda: state() == "DRAINING", 5)
+    # The only worker is draining: a new job waits, several dispatcher cycles long.
+    job = await stubs.queue(["/bin/echo", "hi"])
+    await asyncio.sleep(0.5)
+    got = await stubs.jobs.GetJob(jobs_pb2.GetJobRequest(job_id=job.id))
+    assert got.state == common_pb2.JOB_STATE_PENDING
+
+    await worker.send(goodbye=workers_pb2.Goodbye(reason="stopping for a deploy"))
+    await wait_until_async("the worker to be TERMINATED", lambda: state() == "TERMINATED", 5)
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT event_type, payload->>'reason' FROM domain_events "
+            "WHERE aggregate_id = %s ORDER BY id",
+            (worker.worker_id,),
+        ).fetchall()
+    assert [r[0] for r in rows][-2:] == ["WorkerDraining", "WorkerTerminated"], rows
+    assert rows[-1][1] == "stopping for a deploy"

@@ -1,4 +1,5 @@
-"""What the worker tests read back from the database: a job's log lines and a worker's row."""
+"""What the worker tests read back from the database: a job's log lines, a worker's row
+and its domain events."""
 
 from __future__ import annotations
 
@@ -22,3 +23,12 @@ async def worker_row(db_url: str, worker_id: str) -> tuple[str, int]:
         row = await cur.fetchone()
     assert row is not None
     return str(row[0]), int(row[1])
+
+
+async def worker_events(db_url: str, worker_id: str) -> list[str]:
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        cur = await conn.execute(
+            "SELECT event_type FROM domain_events WHERE aggregate_id = %s ORDER BY id",
+            (worker_id,),
+        )
+        return [str(t) for (t,) in await cur.fetchall()]

@@ -3,6 +3,7 @@ jobs from QueueJob to a final state, with their output in job_logs."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -12,10 +13,11 @@ from typing import Any
 import pytest
 
 from harness.processes import wait_gone_async
-from harness.waits import wait_until_async
+from harness.waits import wait_for_async, wait_until_async
 from hodei.api.v1 import common_pb2, jobs_pb2
+from hodei.client import HodeiClient
 from tests.integration.conftest import SpawnWorker
-from tests.integration.worker.db_rows import job_logs, worker_row
+from tests.integration.worker.db_rows import job_logs, worker_events, worker_row
 
 pytestmark = pytest.mark.integration
 
@@ -216,3 +218,40 @@ async def test_shutdown_grace_over_hands_the_job_back_for_a_retry(
     await spawn_worker(app.address)
     done = await stubs.wait_state(job.id, S.JOB_STATE_RUNNING, seconds=15)
     assert done.attempts == 2
+
+
+async def test_a_worker_stopped_by_sigterm_drains_then_is_terminated_never_lost(
+    start_server: StartServer, spawn_worker: SpawnWorker, stubs_for: Any, db_url: str
+) -> None:
+    # Short liveness (LOST after ~0.6 s of silence), so that a stopped worker left to the
+    # recovery loop would turn LOST within the test.
+    app = await start_server(
+        recovery={"heartbeat_interval": 0.2, "heartbeat_miss_limit": 3, "reaper_interval": 0.1}
+    )
+    worker = await spawn_worker(app.address, worker={"shutdown_grace": 10})
+    worker_id = await worker.worker_id()
+    stubs = stubs_for(app.address)
+    job = await stubs.queue(["/bin/sh", "-c", "sleep 1; echo done"])
+    await stubs.wait_state(job.id, S.JOB_STATE_RUNNING, seconds=15)
+    worker.kill(signal.SIGTERM)  # one signal: the graceful stop
+    # While its job runs, the server knows it is stopping and gives it no new job.
+    draining = await wait_for_async(
+        "the worker row to be DRAINING",
+        lambda: worker_row(db_url, worker_id),
+        lambda row: row[0] == "DRAINING",
+        timeout_s=10,
+    )
+    assert draining == ("DRAINING", 1)
+    done = await stubs.wait_state(job.id, S.JOB_STATE_SUCCEEDED, seconds=15)
+    assert done.attempts == 1
+    assert await worker.wait_exit(15) == 0
+    assert await worker_row(db_url, worker_id) == ("TERMINATED", 0)
+    # Well past the miss window: still TERMINATED, and never LOST.
+    await asyncio.sleep(1.5)
+    assert (await worker_row(db_url, worker_id))[0] == "TERMINATED"
+    events = await worker_events(db_url, worker_id)
+    assert events[-2:] == ["WorkerDraining", "WorkerTerminated"], events
+    assert "WorkerLost" not in events
+    async with HodeiClient(app.address) as client:
+        listed = await client.list_workers(include_gone=True)
+    assert [str(w.state) for w in listed if w.id == worker_id] == ["TERMINATED"]
