@@ -10,10 +10,13 @@ run function with the Settings.
 from __future__ import annotations
 
 import argparse
+import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
+from hodei.errors import HodeiError
 from hodei.settings import SettingField, Settings, load_settings, setting_field
 
 #: argparse dest prefix of a setting flag: `setting:server.port`.
@@ -84,3 +87,23 @@ def setting_overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from the environment plus the flags given; ConfigError names a bad one."""
     return load_settings(**setting_overrides(args))
+
+
+def run_with_flags(
+    name: str,
+    parser: argparse.ArgumentParser,
+    run: Callable[[Settings], int],
+    argv: list[str] | None = None,
+) -> int:
+    """The `main` of an entry point (`python -m hodei.server`, `-m hodei.worker`): the
+    Settings that its flags and the HODEI_* variables make, then `run(settings)`. A bad
+    setting is one line (`NAME: error: ...`) and the exit code `hodei` would give."""
+    from hodei import exit_codes
+
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except HodeiError as err:
+        print(f"{name}: error: {err}", file=sys.stderr)
+        return exit_codes.for_error(err)
+    return run(settings)

@@ -9,7 +9,7 @@ import signal
 import sys
 
 from hodei.errors import HodeiError
-from hodei.flags import add_setting_flags, settings_from_args
+from hodei.flags import add_setting_flags, run_with_flags
 from hodei.settings import Settings
 
 #: Settings the server takes as flags (hodei.flags builds them).
@@ -69,13 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from hodei.logging_setup import quiet_grpc_core
 
     quiet_grpc_core()  # before ServerApp's modules import grpc
-    args = build_parser().parse_args(argv)
-    try:
-        settings = settings_from_args(args)
-    except HodeiError as err:
-        print(f"hodei server: {err}", file=sys.stderr)
-        return 2
-    return run_server(settings)
+    return run_with_flags("hodei server", build_parser(), run_server, argv)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hodei.errors import HodeiError
-from hodei.flags import add_setting_flags, settings_from_args
+from hodei.flags import add_setting_flags, run_with_flags
 from hodei.settings import Settings
 from hodei.worker.command import WORKER_OPTIONS
 
@@ -30,13 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        settings = settings_from_args(args)
-    except HodeiError as err:
-        print(f"hodei worker: {err}", file=sys.stderr)
-        return 2
-    return run_worker(settings)
+    return run_with_flags("hodei worker", build_parser(), run_worker, argv)
 
 
 if __name__ == "__main__":
