@@ -1,7 +1,10 @@
 """The recovery loop: nothing stays stuck when a worker or a message goes missing.
 
 - workers silent for heartbeat_interval * heartbeat_miss_limit become LOST and
-  their jobs go back to the queue (or FAIL once attempts are exhausted);
+  their jobs go back to the queue (or FAIL once attempts are exhausted), but only once
+  this loop has watched the database for that long itself: after the server starts,
+  and after the database comes back, old heartbeats say nothing (no server was there
+  to store newer ones), so nobody is LOST before a full miss window has passed;
 - ASSIGNED jobs not acknowledged by their ack deadline go back to the queue;
 - RUNNING jobs past their timeout plus a grace period become TIMED_OUT and their
   worker is told to kill them;
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable
 from typing import TypeVar
@@ -55,9 +59,14 @@ class Recovery:
         self.registry = registry
         self.bus = bus
         self.status = status
+        #: monotonic time since which this loop has reached the database without a
+        #: break; None until its first sweep. The supervisor restarts the loop when a
+        #: sweep fails (the database went away), which resets it.
+        self.watching_since: float | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         logger.info("recovery loop started (worker silence limit %.1f s)", self.silence_limit)
+        self.watching_since = None
         while not stop.is_set():
             await self.sweep()
             await self.status.heartbeat()
@@ -74,8 +83,20 @@ class Recovery:
         async with self.db.connection() as tx:
             return [row["id"] for row in await tx.all(query, params)]
 
+    def can_judge_silence(self) -> bool:
+        """Whether a full miss window has passed since this loop began to reach the
+        database: before that, a stale last_heartbeat may only mean that no server
+        could store the heartbeats (this one was down, or the database was)."""
+        now = time.monotonic()
+        if self.watching_since is None:
+            self.watching_since = now
+        return now - self.watching_since >= self.silence_limit
+
     async def sweep(self) -> None:
-        for worker_id in await self._ids("silent_workers", {"silence": self.silence_limit}):
+        silent = await self._ids("silent_workers", {"silence": self.silence_limit})
+        if not self.can_judge_silence():
+            silent = []  # not yet: the workers are reconnecting to us
+        for worker_id in silent:
             await self._guard(
                 self.workers.mark_gone(
                     worker_id,

@@ -11,6 +11,7 @@ import pytest
 
 from harness.waits import wait_for_async
 from hodei.api.v1 import common_pb2, workers_pb2
+from tests.integration.conftest import SpawnWorker
 from tests.integration.wire import FakeWorkerStream, Stubs
 
 StartServer = Callable[..., Awaitable[Any]]
@@ -194,3 +195,37 @@ async def test_worker_that_lost_its_job_on_reconnect_gets_it_requeued(
     rerun = await again.receive_kind("run")
     assert rerun.ref.job_id == job.id and rerun.ref.attempt == 2
     await again.close()
+
+
+async def test_a_restarted_server_calls_no_worker_lost_before_a_full_miss_window(
+    start_server: StartServer,
+    spawn_worker: SpawnWorker,
+    stubs_for: Callable[[str], Stubs],
+    db_url: str,
+) -> None:
+    # Silence limit 0.9 s. The server is down for 1.5 s, so every last_heartbeat in the
+    # table is stale when it comes back: only because nobody was there to store them.
+    liveness = {"heartbeat_interval": 0.3, "heartbeat_miss_limit": 3, "reaper_interval": 0.1}
+    app = await start_server(recovery=liveness)
+    port = app.port
+    worker = await spawn_worker(app.address, worker={"reconnect_max_backoff": 0.3})
+    worker_id = await worker.worker_id()
+    stubs = stubs_for(app.address)
+    job = await stubs.queue(["/bin/sh", "-c", "sleep 3; echo once"])
+    await stubs.wait_state(job.id, common_pb2.JOB_STATE_RUNNING, seconds=15)
+    await app.stop(grace=0.5)
+    await asyncio.sleep(1.5)
+    restarted = await start_server(recovery=liveness, server={"port": port})
+    stubs2 = stubs_for(restarted.address)
+    done = await stubs2.wait_state(job.id, common_pb2.JOB_STATE_SUCCEEDED, seconds=20)
+    # The job ran once, on the worker that had it, which was never declared LOST.
+    assert done.attempts == 1 and done.worker_id == worker_id
+    with psycopg.connect(db_url) as conn:
+        events = [
+            r[0]
+            for r in conn.execute(
+                "SELECT event_type FROM domain_events WHERE aggregate_id = %s ORDER BY id",
+                (worker_id,),
+            )
+        ]
+    assert "WorkerLost" not in events, events
