@@ -48,3 +48,29 @@ def check_transition(current: WorkerState, target: WorkerState) -> None:
 def occupancy_state(running: int, slots: int) -> WorkerState:
     """READY while a slot is free, BUSY when all are taken."""
     return WorkerState.BUSY if running >= slots else WorkerState.READY
+
+
+class SilenceWatch:
+    """When a server may call a silent worker LOST: only once it has watched the
+    database itself, without a break, for a whole miss window.
+
+    A stale last_heartbeat proves silence only if some server could have stored the
+    heartbeats. After this server starts, and after a break in its own contact with
+    the database (an outage, or a stall long enough that heartbeats may have gone
+    unrecorded), that is not known until a full window has passed. `reached(now)` is
+    called at each successful contact, with a monotonic clock; it says whether silence
+    may be judged now.
+    """
+
+    def __init__(self, window_s: float, break_after_s: float) -> None:
+        self.window_s = window_s
+        #: A gap between two contacts longer than this counts as a break.
+        self.break_after_s = break_after_s
+        self._since: float | None = None
+        self._last: float | None = None
+
+    def reached(self, now: float) -> bool:
+        if self._since is None or self._last is None or now - self._last > self.break_after_s:
+            self._since = now
+        self._last = now
+        return now - self._since >= self.window_s

@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from hodei.db.connector import Database
 from hodei.domain.jobs import JobState
-from hodei.domain.workers import WorkerState
+from hodei.domain.workers import SilenceWatch, WorkerState
 from hodei.errors import HodeiError
 from hodei.server.job_reads import JobReads
 from hodei.server.logs import LogBus
@@ -59,14 +59,14 @@ class Recovery:
         self.registry = registry
         self.bus = bus
         self.status = status
-        #: monotonic time since which this loop has reached the database without a
-        #: break; None until its first sweep. The supervisor restarts the loop when a
-        #: sweep fails (the database went away), which resets it.
-        self.watching_since: float | None = None
+        #: Whether silence may be judged yet (hodei.domain.workers.SilenceWatch); made
+        #: anew each time the loop (re)starts: the supervisor restarts it when a sweep
+        #: fails, e.g. while the database is away.
+        self.watch = self._new_watch()
 
     async def run(self, stop: asyncio.Event) -> None:
         logger.info("recovery loop started (worker silence limit %.1f s)", self.silence_limit)
-        self.watching_since = None
+        self.watch = self._new_watch()
         while not stop.is_set():
             await self.sweep()
             await self.status.heartbeat()
@@ -83,19 +83,15 @@ class Recovery:
         async with self.db.connection() as tx:
             return [row["id"] for row in await tx.all(query, params)]
 
-    def can_judge_silence(self) -> bool:
-        """Whether a full miss window has passed since this loop began to reach the
-        database: before that, a stale last_heartbeat may only mean that no server
-        could store the heartbeats (this one was down, or the database was)."""
-        now = time.monotonic()
-        if self.watching_since is None:
-            self.watching_since = now
-        return now - self.watching_since >= self.silence_limit
+    def _new_watch(self) -> SilenceWatch:
+        # A contact normally comes every reaper_interval (plus the sweep's own time): a
+        # gap of two more seconds means the database, or this server, was not there.
+        return SilenceWatch(self.silence_limit, self.settings.recovery.reaper_interval + 2.0)
 
     async def sweep(self) -> None:
         silent = await self._ids("silent_workers", {"silence": self.silence_limit})
-        if not self.can_judge_silence():
-            silent = []  # not yet: the workers are reconnecting to us
+        if not self.watch.reached(time.monotonic()):
+            silent = []  # not yet: the workers may be reconnecting, or their heartbeats unsaved
         for worker_id in silent:
             await self._guard(
                 self.workers.mark_gone(

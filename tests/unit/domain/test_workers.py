@@ -6,7 +6,13 @@ import itertools
 
 import pytest
 
-from hodei.domain.workers import WorkerState, can_transition, check_transition, occupancy_state
+from hodei.domain.workers import (
+    SilenceWatch,
+    WorkerState,
+    can_transition,
+    check_transition,
+    occupancy_state,
+)
 from hodei.errors import InvalidTransition
 
 
@@ -46,3 +52,20 @@ def test_occupancy(running: int, slots: int, expected: WorkerState) -> None:
 def test_gone_states() -> None:
     assert WorkerState.LOST.is_gone and WorkerState.TERMINATED.is_gone
     assert not WorkerState.READY.is_gone
+
+
+def test_silence_is_judged_only_after_a_whole_window_without_a_break() -> None:
+    watch = SilenceWatch(window_s=15.0, break_after_s=3.0)
+
+    def sweeps(start: float, end: float) -> list[bool]:
+        """Contacts every second from `start` to `end` (both included)."""
+        return [watch.reached(start + i) for i in range(int(end - start) + 1)]
+
+    # A server that just started: old heartbeats prove nothing for 15 s.
+    first = sweeps(100.0, 116.0)
+    assert first[:15] == [False] * 15 and first[15:] == [True, True]
+    # The database went away for 10 s (no contact): a new window starts when it is back.
+    back = sweeps(126.0, 142.0)
+    assert back[:15] == [False] * 15 and back[15:] == [True, True]
+    # A gap within the break limit is an ordinary slow sweep.
+    assert watch.reached(145.0)
