@@ -257,6 +257,16 @@ class StreamClient:
         return parts[0] if len(parts) == 1 else encode_batch(parts)
 
     async def _write(self, call: grpc.aio.StreamStreamCall, welcome: asyncio.Event) -> None:
+        try:
+            await self._write_all(call, welcome)
+        except asyncio.InvalidStateError:
+            # grpc's "RPC already finished": the server ended the stream (it was killed,
+            # or restarted) while we wrote. A lost stream like any other: reconnect with
+            # the same identity. Uncaught, it ended the stream task, and the restarted
+            # task registered a new worker.
+            raise _StreamLost("the stream ended while the worker wrote to it") from None
+
+    async def _write_all(self, call: grpc.aio.StreamStreamCall, welcome: asyncio.Event) -> None:
         await call.write(self.agent.hello())
         try:
             await asyncio.wait_for(welcome.wait(), WELCOME_TIMEOUT)

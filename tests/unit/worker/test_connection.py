@@ -16,7 +16,12 @@ import pytest
 from hodei.api.v1 import workers_pb2, workers_pb2_grpc
 from hodei.settings import Settings
 from hodei.worker.agent import WorkerAgent
-from hodei.worker.connection import StreamClient, backoff_delay, stream_channel_options
+from hodei.worker.connection import (
+    StreamClient,
+    _StreamLost,
+    backoff_delay,
+    stream_channel_options,
+)
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
@@ -114,3 +119,18 @@ async def test_each_status_code_is_handled(
     assert "worker stream ended: UNAVAILABLE" in messages
     assert "registering again" in messages
     assert "server closed the worker stream; reconnecting" in messages
+
+
+async def test_a_write_to_a_finished_rpc_is_a_lost_stream_not_a_crash() -> None:
+    """grpc raises asyncio.InvalidStateError ('RPC already finished') from write() once
+    the server has ended the call; the client must treat it as a lost stream (and
+    reconnect under the same identity), not let it end the stream task."""
+
+    class FinishedCall:
+        async def write(self, message: Any) -> None:
+            raise asyncio.InvalidStateError("RPC already finished.")
+
+    settings = Settings(server={"address": "127.0.0.1:9"})
+    client = StreamClient(settings, WorkerAgent(settings, dict(os.environ)))
+    with pytest.raises(_StreamLost, match="ended while the worker wrote"):
+        await client._write(FinishedCall(), asyncio.Event())
