@@ -1,7 +1,8 @@
-"""Root conftest: loads the e2e harness plugin and the step definitions.
+"""Root conftest: loads the step definitions of features/.
 
 pytest-bdd step modules must be imported into a conftest to be found (also under
-xdist). The plugin does nothing unless `features/` is collected, so
+xdist). The harness plugin itself comes through its pytest11 entry point and acts only
+when the run collects `features/` (the `hodei_e2e_features` ini option), so
 `pytest tests/` is unaffected.
 """
 

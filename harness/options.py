@@ -28,7 +28,19 @@ TAGS = {
 }
 
 
+#: ini key naming the features directory (relative to the rootdir). The plugin loads in
+#: every pytest run of an environment where hodei is installed, so it acts only in a
+#: project that opts in: Hodei's pyproject.toml sets `hodei_e2e_features = "features"`.
+FEATURES_INI = "hodei_e2e_features"
+
+
 def add_options(parser: pytest.Parser) -> None:
+    parser.addini(
+        FEATURES_INI,
+        "the features directory the Hodei e2e harness runs (relative to the rootdir); "
+        "unset: the harness does nothing",
+        default="",
+    )
     group = parser.getgroup("hodei-e2e", "Hodei end-to-end harness")
     group.addoption(
         "--launcher",
@@ -72,9 +84,14 @@ def register_markers(config: pytest.Config) -> None:
 
 
 def targets_features(config: pytest.Config) -> bool:
-    """Whether this run collects features/ (else the harness stays out of the way, so
-    that `pytest tests/` starts no platform)."""
-    features = (config.rootpath / "features").resolve()
+    """Whether this run collects the opted-in features directory (else the harness
+    stays out of the way: `pytest tests/`, or another project's tests, start nothing)."""
+    configured = str(config.getini(FEATURES_INI) or "").strip()
+    if not configured:
+        return False
+    features = (config.rootpath / configured).resolve()
+    if not features.is_dir():
+        return False
     for arg in config.args:
         path = Path(arg.split("::")[0])
         path = path if path.is_absolute() else Path(config.invocation_params.dir) / path

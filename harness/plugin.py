@@ -9,7 +9,9 @@ Each hook hands over to the module that holds its job:
   pytest-bdd hooks, appended per pytest process to a JSONL file;
 - harness.run_report: the controller's end-of-run evidence and the report
   (reports/e2e-report-<UTC>.md, latest.md, latest.json).
-Nothing happens unless `features/` is collected, so `pytest tests/` is unaffected.
+Nothing happens unless the run collects the features directory that the project names
+in its `hodei_e2e_features` ini option (Hodei's pyproject.toml: `features`): `pytest
+tests/`, and any other project's pytest run in the same environment, are unaffected.
 """
 
 from __future__ import annotations
@@ -68,18 +70,24 @@ def world(e2e_context: E2EContext, request: pytest.FixtureRequest) -> World:
     )
 
 
+# optionalhook: pytest-bdd may be absent (hodei installed without [e2e]) and then
+# pytest would refuse an unknown hook and fail every run in that environment.
+@pytest.hookimpl(optionalhook=True)
 def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
     recording.scenario_started(request.node, feature, scenario)
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_bdd_before_step(request: pytest.FixtureRequest, step: Any, **_: Any) -> None:
     recording.step_started(request.node)
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_bdd_after_step(request: pytest.FixtureRequest, step: Any, **_: Any) -> None:
     recording.step_ended(request.node, step)
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_bdd_step_error(
     request: pytest.FixtureRequest, step: Any, exception: Exception, **_: Any
 ) -> None:

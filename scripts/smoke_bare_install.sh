@@ -55,6 +55,22 @@ reached = {c["id"]: c["status"] for c in report["checks"]}
 assert reached.get("database.connect") == "PASS", reached
 EOF
 
+# The harness's pytest11 entry point is in every install: another project's pytest run
+# in this environment must neither break (pytest-bdd's hooks are unknown without the
+# extra) nor start a platform. A trivial test in an empty directory, with pytest alone,
+# then again with [e2e] below.
+other_project() {
+    rm -rf "$work/other" && mkdir -p "$work/other"
+    printf 'def test_nothing():\n    assert True\n' >"$work/other/test_other.py"
+    (cd "$work/other" && "$bin/python" -m pytest -q -p no:cacheprovider >"$work/other.log" 2>&1) \
+        || { tail -20 "$work/other.log" >&2; fail "$1: pytest in another project failed"; }
+    grep -q "1 passed" "$work/other.log" || fail "$1: pytest in another project: $(tail -3 "$work/other.log")"
+    [ ! -e "$work/other/reports" ] || fail "$1: the harness acted in another project (wrote reports/)"
+}
+"$bin/python" -m pip install -q --disable-pip-version-check pytest 2>&1 \
+    | grep -v 'is ignored: it is neither' || true
+other_project "hodei + pytest"
+
 # The [e2e] extra on top, installed as a user would (not editable): the harness must be
 # in the wheel, load as a pytest plugin and give `hodei e2e`.
 "$bin/python" -m pip install -q --disable-pip-version-check "$root[e2e]" 2>&1 \
@@ -63,6 +79,7 @@ EOF
 "$bin/hodei" e2e --help >/dev/null || fail "[e2e]: hodei e2e --help failed"
 plugins=$("$bin/python" -m pytest --version --version 2>&1) || fail "[e2e]: pytest does not start: $plugins"
 grep -q "harness/plugin.py" <<<"$plugins" || fail "[e2e]: pytest did not load the harness plugin: $plugins"
+other_project "[e2e]"
 # And the features from this checkout, on that install (one scenario: the harness starts
 # its own embedded PostgreSQL, server and workers).
 (cd "$root" && "$bin/pytest" features -q -p no:cacheprovider -k "layer" \
