@@ -120,6 +120,9 @@ class Recovery:
             await self._force(job_id, JobState.TIMED_OUT, "no result before the timeout")
         for job_id in await self._ids("overdue_cancels", {"grace": grace}):
             await self._force(job_id, JobState.CANCELLED, "cancel not confirmed by the worker")
+        # The sweep's end is a contact too: a long sweep (many LOST workers) is not a
+        # break in this loop's view of the database.
+        self.watch.reached(time.monotonic())
 
     async def _force(self, job_id: uuid.UUID, state: JobState, reason: str) -> None:
         before = await self.job_reads.get_job(job_id)

@@ -101,6 +101,10 @@ class WorkerAgent:
             self._drop((ref.job_id, ref.attempt), "the server gave the attempt to someone else")
         self.connected = True
         self.batches = welcome.batches
+        if self.draining:
+            # Stopping: say so on every new stream (a Hello makes the worker READY
+            # again on the server, and a Draining queued on a lost stream was dropped).
+            self._control.append(_msg(draining=workers_pb2.Draining()))
         self.wakeups.send.set()
         self.wakeups.stream_opened.set()
         logger.info(

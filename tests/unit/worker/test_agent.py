@@ -273,3 +273,20 @@ async def test_a_command_that_cannot_start_is_acked_then_failed_without_started(
     assert seen[0].ack.accepted
     assert seen[-1].result.outcome == workers_pb2.JOB_OUTCOME_FAILED
     assert "cannot start '/no/such/program'" in seen[-1].result.error
+
+
+def test_a_draining_worker_says_so_again_on_every_new_stream() -> None:
+    # The Draining sent when the stop began is dropped with a lost stream, and the Hello
+    # of the next one makes the worker READY again on the server: repeat it.
+    agent = make_agent()
+    agent.draining = True
+    agent.on_disconnected()
+    agent.on_welcome(workers_pb2.Welcome(worker_id="w-test", server_id="s2"))
+    message = agent.poll_outgoing()
+    assert isinstance(message, workers_pb2.WorkerMessage)
+    assert message.WhichOneof("payload") == "draining"
+    # A worker that is not stopping sends nothing of the kind.
+    fresh = make_agent()
+    fresh.on_disconnected()
+    fresh.on_welcome(workers_pb2.Welcome(worker_id="w-test", server_id="s2"))
+    assert fresh.poll_outgoing() is None
