@@ -79,10 +79,8 @@ class RunState:
 
 def snapshot(url: str) -> tuple[Any, str]:
     """hodei-diagnose's database snapshot, or None and why not."""
-    try:
-        from hodei.diagnose.probes import take_snapshot
-    except ImportError:
-        return None, "hodei.diagnose.probes.take_snapshot is not available: no database snapshot"
+    from hodei.diagnose.probes import take_snapshot
+
     try:
         return take_snapshot(url), ""
     except Exception as exc:

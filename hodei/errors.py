@@ -56,3 +56,10 @@ class ConfigError(HodeiError):
     """Invalid settings or command-line options."""
 
     code = "INVALID_ARGUMENT"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (psycopg and grpc write several), or its
+    type's name when it has none: what a one-line error shows of a foreign exception."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

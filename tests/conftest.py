@@ -14,7 +14,7 @@ Fixtures (names are a contract other engineers rely on):
   more than one fresh database.
 - ``start_server`` (function, async factory): ``app = await start_server(**overrides)``
   returns a started ``hodei.server.app.ServerApp`` on a free port on 127.0.0.1 using
-  ``db_url`` (unless ``database_url=`` is overridden); ``app.port`` is the bound port,
+  ``db_url`` (unless ``database={"url": ...}`` is overridden); ``app.port`` is the bound port,
   ``app.address`` is ``"127.0.0.1:<port>"``. Overrides are Settings groups, as
   Settings itself takes them (e.g. ``dispatcher={"enabled": False, "poll_interval": 0.2}``);
   each group is merged over the test defaults. Every server started is stopped at teardown.

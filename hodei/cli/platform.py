@@ -10,7 +10,7 @@ import sys
 from hodei import __version__, exit_codes
 from hodei.cli import output
 from hodei.client import HodeiClient
-from hodei.errors import HodeiError, InvalidArgument, Unavailable
+from hodei.errors import HodeiError, InvalidArgument, Unavailable, first_line
 from hodei.flags import add_setting_flags, settings_from_args
 from hodei.redaction import redact
 
@@ -68,7 +68,7 @@ def db_migrate(args: argparse.Namespace) -> int:
     try:
         applied = asyncio.run(migrate(url))
     except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise Unavailable(f"cannot migrate the database at {redact(url)}: {first}") from None
     version = latest_version()
     if args.output == "json":

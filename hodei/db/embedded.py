@@ -52,7 +52,7 @@ def embedded_url(data_dir: Path, database: str = DATABASE_NAME) -> str:
 
 
 def resolve_database_url(settings: Settings) -> str:
-    """settings.database_url if set, else the embedded server's URL."""
+    """settings.database.url if set, else the embedded server's URL."""
     if settings.database.url:
         return settings.database.url
     return embedded_url(settings.database.data_dir or default_data_dir())

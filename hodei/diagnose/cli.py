@@ -14,6 +14,7 @@ from typing import NoReturn, TextIO
 from hodei.diagnose.registry import Thresholds
 from hodei.diagnose.runner import DiagnoseResult, all_checks, diagnose
 from hodei.durations import human_age
+from hodei.errors import first_line
 from hodei.redaction import redact_text
 from hodei.report.catalogue import fill, finding_text
 from hodei.report.model import Report, Status
@@ -225,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write("hodei-diagnose: interrupted\n")
         code = 130
     except Exception as exc:  # never a traceback for a user
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         sys.stderr.write(
             f"hodei-diagnose: internal error: {type(exc).__name__}: {redact_text(first)}\n"
         )

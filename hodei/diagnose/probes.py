@@ -20,7 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from hodei.db.connector import parse_queries
-from hodei.errors import Unavailable
+from hodei.errors import Unavailable, first_line
 from hodei.redaction import redact
 from hodei.report.model import DatabaseSnapshot
 
@@ -90,7 +90,7 @@ def probe_session(
             ),
         )
     except psycopg.Error as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise Unavailable(f"cannot connect to {redact(database_url)}: {reason}") from None
     conn.read_only = True
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hodei.diagnose.probes import ProbeSession
+from hodei.errors import first_line
 from hodei.report.catalogue import fill, finding_text
 from hodei.report.model import CheckResult, DatabaseSnapshot, Status
 
@@ -138,7 +139,7 @@ def run_check(chk: Check, ctx: CheckContext, debug_commands: list[str]) -> Check
         try:
             outcome = chk.fn(ctx)
         except Exception as exc:  # a broken probe must not hide the others
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             outcome = Outcome(Status.FAIL, observed=f"check could not run: {first}")
     result = CheckResult(
         id=chk.id,

@@ -87,7 +87,6 @@ BLOCKING = {
 #: In an e2e run, PENDING this long with a READY worker means a stalled dispatcher.
 E2E_PENDING_AGE_S = 10.0
 E2E_OUTBOX_AGE_S = 10.0
-E2E_CYCLE_AGE_S = 15.0
 
 
 def _severity(code: str, status: Status) -> str:

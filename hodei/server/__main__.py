@@ -8,7 +8,7 @@ import asyncio
 import signal
 import sys
 
-from hodei.errors import HodeiError
+from hodei.errors import HodeiError, first_line
 from hodei.flags import add_setting_flags, run_with_flags
 from hodei.settings import Settings
 
@@ -51,7 +51,7 @@ def run_server(settings: Settings) -> int:
         print(f"hodei server: error: {err}", file=sys.stderr)
         return exit_codes.for_error(err)
     except psycopg.OperationalError as err:  # lost after start-up
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         print(f"hodei server: error: the database went away: {first}", file=sys.stderr)
         return exit_codes.UNREACHABLE
     except KeyboardInterrupt:

@@ -28,7 +28,7 @@ from hodei.api.v1 import (
 from hodei.db.connector import Database
 from hodei.db.embedded import resolve_database_url
 from hodei.db.migrate import migrate
-from hodei.errors import Unavailable
+from hodei.errors import Unavailable, first_line
 from hodei.redaction import redact
 from hodei.server.api.jobs_api import JobExecutionServicer, LogStreamServicer
 from hodei.server.api.platform_api import PlatformServicer
@@ -99,7 +99,7 @@ class ServerApp:
         except psycopg.OperationalError as exc:
             # The first contact with the database: one line that names it (password
             # redacted), translated once here for `hodei server`, `hodei up` and tests.
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise Unavailable(
                 f"cannot use the database at {redact(self.database_url)}: {first}"
             ) from None

@@ -6,7 +6,7 @@ RunJob is sent before the QueueJob answer: no NOTIFY round trip, no separate dis
 transaction (Temporal's "eager workflow start" makes the same trade). The
 submit -> RUNNING p50 went from 12.7-14.4 ms to 10.2-11.4 ms (benchmarks/RESULTS.md).
 Off with the dispatcher (a job then waits in the queue, as the diagnostics expect) or
-with settings.eager_dispatch = false.
+with settings.dispatcher.eager = false (HODEI_EAGER_DISPATCH).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -44,12 +44,6 @@ def ts(value: datetime | None) -> Timestamp | None:
     out = Timestamp()
     out.FromDatetime(value)
     return out
-
-
-def from_ts(value: Timestamp, default: datetime) -> datetime:
-    if value.seconds == 0 and value.nanos == 0:
-        return default
-    return value.ToDatetime(tzinfo=UTC)
 
 
 # ---- job states -----------------------------------------------------------------
