@@ -386,6 +386,10 @@ UPDATE workers SET state = %(state)s, running_jobs = %(running_jobs)s,
        current_job_id = %(current_job_id)s, updated_at = now()
 WHERE id = %(id)s RETURNING *;
 
+-- name: ping
+-- The database watch (hodei.server.db_watch): is the database there at all.
+SELECT 1;
+
 -- name: set_worker_state
 UPDATE workers SET state = %(state)s, updated_at = now() WHERE id = %(id)s RETURNING *;
 

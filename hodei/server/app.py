@@ -33,6 +33,7 @@ from hodei.redaction import redact
 from hodei.server.api.jobs_api import JobExecutionServicer, LogStreamServicer
 from hodei.server.api.platform_api import PlatformServicer
 from hodei.server.api.workers_api import WorkerAgentServicer
+from hodei.server.db_watch import DatabaseWatch
 from hodei.server.dispatcher import Dispatcher
 from hodei.server.outbox import OutboxRelay
 from hodei.server.recovery import Recovery
@@ -81,6 +82,7 @@ class ServerApp:
         self.dispatcher: Dispatcher | None = None
         self.outbox: OutboxRelay | None = None
         self.recovery: Recovery | None = None
+        self.db_watch: DatabaseWatch | None = None
         self.stop_event = asyncio.Event()
         self.supervisor = Supervisor(self.stop_event)
         self.health = health.aio.HealthServicer()
@@ -170,14 +172,28 @@ class ServerApp:
         else:
             logger.warning("outbox relay DISABLED by settings: outbox rows stay unpublished")
 
-        for name in ["", *_SERVICE_NAMES]:
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self._set_health(True)
+        self.db_watch = DatabaseWatch(self.db, self._set_health, settings.recovery.reaper_interval)
+        self.supervisor.start("database-watch", self.db_watch.run)
         logger.info(
             "hodei server %s listening on %s",
             self.server_id,
             self.address,
             extra={"server_id": self.server_id},
         )
+
+    async def _set_health(self, serving: bool) -> None:
+        """grpc.health.v1 for the server and each of its services: SERVING only while
+        the database answers (the database watch flips it)."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        if self._stopped:
+            return  # graceful shutdown owns the health status from now on
+        for name in ["", *_SERVICE_NAMES]:
+            await self.health.set(name, status)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Graceful: NOT_SERVING, close worker streams, stop the loops, mark the workers

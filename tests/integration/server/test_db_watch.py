@@ -1,0 +1,76 @@
+"""The database watch against a real PostgreSQL stopped and started from outside: the
+server's grpc.health.v1 answer follows the database, with one log line each way."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from harness.processes import wait_gone_async
+from harness.waits import wait_for_async
+from hodei.db.databases import create_database
+
+pytestmark = pytest.mark.integration
+
+StartServer = Callable[..., Awaitable[Any]]
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@pytest.fixture
+async def private_postgres() -> AsyncIterator[Any]:
+    """A PostgreSQL of this test's own (never the shared server: the test stops it).
+    A short path: its unix socket lives in the data directory."""
+    import pgserver
+
+    directory = Path(tempfile.mkdtemp(prefix="hw-", dir="/tmp"))
+    server = await asyncio.to_thread(pgserver.get_server, directory / "pg", "stop")
+    try:
+        yield server
+    finally:
+        await asyncio.to_thread(server.cleanup)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+async def test_health_is_not_serving_while_the_database_is_stopped(
+    start_server: StartServer, private_postgres: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="hodei.server.db_watch")
+    url = await asyncio.to_thread(create_database, private_postgres.get_uri(), "hodei")
+    app = await start_server(database={"url": url}, recovery={"reaper_interval": 0.2})
+    channel = grpc.aio.insecure_channel(app.address)
+    health = health_pb2_grpc.HealthStub(channel)
+
+    async def status() -> int:
+        answer = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        return int(answer.status)
+
+    try:
+        assert await status() == SERVING
+        # A fast shutdown of the postmaster, as an operator's `pg_ctl stop` does.
+        pid = private_postgres.get_pid()
+        os.kill(pid, signal.SIGINT)
+        await wait_gone_async(pid, 30)
+        await wait_for_async("health NOT_SERVING", status, lambda s: s == NOT_SERVING, 15)
+        await asyncio.to_thread(private_postgres.ensure_postgres_running)
+        await wait_for_async("health SERVING again", status, lambda s: s == SERVING, 20)
+    finally:
+        await channel.close()
+        await app.stop(grace=1.0)
+    lines = [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.name == "hodei.server.db_watch"
+    ]
+    assert [level for level, _ in lines] == ["WARNING", "INFO"], lines
+    assert lines[0][1].startswith("database unreachable (") and "NOT_SERVING" in lines[0][1]
+    assert lines[1][1].startswith("database reachable again after ")
