@@ -194,6 +194,8 @@ class ServerApp:
             return  # graceful shutdown owns the health status from now on
         for name in ["", *_SERVICE_NAMES]:
             await self.health.set(name, status)
+        if serving:
+            self.supervisor.database_back()
 
     async def stop(self, grace: float = 5.0) -> None:
         """Graceful: NOT_SERVING, close worker streams, stop the loops, mark the workers

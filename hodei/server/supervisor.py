@@ -4,6 +4,10 @@ The seed's fault was a dispatcher loop that was started, dropped and never ran,
 with nothing in the logs. Here every loop is a named task; a crash is logged at
 ERROR with its traceback and the loop restarted with capped exponential backoff;
 a loop that returns while the server runs is treated as a crash too.
+
+A crash because the database is unreachable is not a bug: each loop says so once, at
+WARNING and without a traceback, keeps retrying quietly, and says once, at INFO, that
+it runs again when the database watch reports the database back (`database_back`).
 """
 
 from __future__ import annotations
@@ -14,12 +18,20 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+import psycopg
+import psycopg_pool
+
+from hodei.errors import first_line
+
 logger = logging.getLogger(__name__)
 
 LoopFactory = Callable[[asyncio.Event], Awaitable[None]]
 
 #: A loop that ran this long before crashing restarts with the initial backoff.
 _HEALTHY_AFTER = 30.0
+
+#: What a loop raises when the database cannot be reached (or went away mid-statement).
+_DATABASE_AWAY = (psycopg.OperationalError, psycopg_pool.PoolTimeout)
 
 
 class Supervisor:
@@ -31,6 +43,8 @@ class Supervisor:
         self.max_backoff = max_backoff
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.restarts: dict[str, int] = {}
+        #: Loops that said "database unreachable" and have not yet said they run again.
+        self.waiting_for_database: set[str] = set()
 
     def start(self, name: str, loop: LoopFactory) -> None:
         """Run `loop(stop)` under supervision as task `name`."""
@@ -52,6 +66,12 @@ class Supervisor:
                 )
             except asyncio.CancelledError:
                 raise
+            except _DATABASE_AWAY as exc:
+                if time.monotonic() - began > _HEALTHY_AFTER:
+                    # It ran well since: a new outage, even if no "back" was seen (a
+                    # blip the database watch's pings missed).
+                    self.waiting_for_database.discard(name)
+                self._database_away(name, exc)
             except Exception:
                 logger.exception(
                     "%s crashed; restarting in %.1f s", name, backoff, extra={"task": name}
@@ -62,6 +82,26 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), backoff)
             backoff = min(backoff * 2, self.max_backoff)
+
+    def _database_away(self, name: str, exc: BaseException) -> None:
+        if name in self.waiting_for_database:
+            logger.debug("%s: database still unreachable: %s", name, first_line(exc))
+            return
+        self.waiting_for_database.add(name)
+        logger.warning(
+            "%s: database unreachable (%s); retrying, at most every %.0f s",
+            name,
+            first_line(exc),
+            self.max_backoff,
+            extra={"task": name},
+        )
+
+    def database_back(self) -> None:
+        """The database answers again (the database watch saw it): one INFO per loop
+        that had said it was waiting for it."""
+        for name in sorted(self.waiting_for_database):
+            logger.info("%s: database reachable again; running", name, extra={"task": name})
+        self.waiting_for_database.clear()
 
     def alive(self, name: str) -> bool:
         task = self.tasks.get(name)

@@ -47,6 +47,7 @@ async def test_health_is_not_serving_while_the_database_is_stopped(
     start_server: StartServer, private_postgres: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="hodei.server.db_watch")
+    caplog.set_level(logging.INFO, logger="hodei.server.supervisor")
     url = await asyncio.to_thread(create_database, private_postgres.get_uri(), "hodei")
     app = await start_server(database={"url": url}, recovery={"reaper_interval": 0.2})
     channel = grpc.aio.insecure_channel(app.address)
@@ -74,3 +75,12 @@ async def test_health_is_not_serving_while_the_database_is_stopped(
     assert [level for level, _ in lines] == ["WARNING", "INFO"], lines
     assert lines[0][1].startswith("database unreachable (") and "NOT_SERVING" in lines[0][1]
     assert lines[1][1].startswith("database reachable again after ")
+
+    # The loops that hit the outage each said so once, without a traceback, and once
+    # that they run again; none of them logged an ERROR.
+    loops = [r for r in caplog.records if r.name == "hodei.server.supervisor"]
+    assert not [r.getMessage() for r in loops if r.levelno >= logging.ERROR]
+    away = [r.getMessage().split(":")[0] for r in loops if r.levelno == logging.WARNING]
+    back = [r.getMessage().split(":")[0] for r in loops if "reachable again" in r.getMessage()]
+    assert len(away) == len(set(away)) and sorted(away) == sorted(back), (away, back)
+    assert "recovery" in away, away  # its sweep every 0.2 s cannot miss a 1 s outage
