@@ -30,6 +30,7 @@ from hodei.db.embedded import resolve_database_url
 from hodei.db.migrate import migrate
 from hodei.errors import Unavailable, first_line
 from hodei.redaction import redact
+from hodei.server.api.database_gate import DatabaseGate
 from hodei.server.api.jobs_api import JobExecutionServicer, LogStreamServicer
 from hodei.server.api.platform_api import PlatformServicer
 from hodei.server.api.workers_api import WorkerAgentServicer
@@ -117,7 +118,8 @@ class ServerApp:
             settings.dispatcher.enabled, settings.server.outbox_relay_enabled
         )
 
-        server = grpc.aio.server(options=grpc_server_options(settings))
+        gate = DatabaseGate(lambda: self.db_watch is None or self.db_watch.reachable)
+        server = grpc.aio.server(options=grpc_server_options(settings), interceptors=[gate])
         jobs_pb2_grpc.add_JobExecutionServiceServicer_to_server(
             JobExecutionServicer(services), server
         )

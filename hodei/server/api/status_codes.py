@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 import psycopg
+import psycopg_pool
 
 from hodei.errors import HodeiError
 
@@ -33,7 +34,7 @@ def one_line(text: str) -> str:
 async def abort_for(exc: BaseException, context: grpc.aio.ServicerContext, where: str) -> NoReturn:
     if isinstance(exc, HodeiError):
         await context.abort(status_for(exc), one_line(str(exc)))
-    if isinstance(exc, psycopg.OperationalError):
+    if isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout):
         logger.error("%s: database unavailable: %s", where, one_line(str(exc)))
         await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable")
     logger.error("%s failed", where, exc_info=exc)
