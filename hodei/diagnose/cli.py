@@ -139,6 +139,9 @@ def doctor_summary(report: Report, verbose: bool = True) -> str:
             lines.append(
                 f"  - {fill(finding_text(f.code, 'en').title, f.params)} [{f.code}, {f.severity}]"
             )
+    elif all(c.status == Status.SKIP for c in report.checks):
+        # Skipped is not healthy: say that nothing was looked at, and why (above).
+        lines.append("• Nothing was checked: every check was skipped (see the reasons above).")
     elif not failing:
         lines.append("• No issues found!")
     else:

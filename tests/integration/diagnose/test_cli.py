@@ -113,6 +113,9 @@ def test_finds_the_running_embedded_database_without_starting_one(tmp_path: Path
     # Not running: nothing is started, the database checks are skipped.
     off = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
     assert off.returncode == 0 and "no --database-url" in off.stdout
+    # Every check skipped is not "no issues found".
+    assert "Nothing was checked: every check was skipped" in off.stdout, off.stdout
+    assert "No issues found" not in off.stdout
     assert not (data_dir / "postmaster.pid").exists()
 
     server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
