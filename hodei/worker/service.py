@@ -95,9 +95,8 @@ class WorkerService:
         try:
             await self.shutdown.wait()
             grace = 0.0 if self._signals > 1 else self.settings.worker.shutdown_grace
-            # The server stops assigning to us (DRAINING) while running jobs finish; the
-            # agent repeats it on any stream opened from now on.
-            self.agent.draining = True
+            # The server stops assigning to us (DRAINING) while running jobs finish; once
+            # drain() has marked the agent draining, it repeats this on every new stream.
             self.agent.send(workers_pb2.WorkerMessage(draining=workers_pb2.Draining()))
             await drain(self.agent, grace)
             if self.agent.connected:

@@ -20,13 +20,14 @@ StartServer = Callable[..., Awaitable[Any]]
 pytestmark = pytest.mark.integration
 
 
-def job_events(db_url: str, job_id: str) -> list[str]:
+def events_of(db_url: str, aggregate_id: str) -> list[str]:
+    """The domain events of a job or a worker, in order."""
     with psycopg.connect(db_url) as conn:
         return [
             r[0]
             for r in conn.execute(
                 "SELECT event_type FROM domain_events WHERE aggregate_id = %s ORDER BY id",
-                (job_id,),
+                (aggregate_id,),
             )
         ]
 
@@ -48,7 +49,7 @@ async def test_unacknowledged_job_goes_back_to_the_queue(
     assert second.ref.job_id == job.id and second.ref.attempt == 2
     await silent.send(started=workers_pb2.JobStarted(ref=first.ref))
     assert (await silent.receive_kind("rejected")).code == "FAILED_PRECONDITION"
-    assert job_events(db_url, job.id)[:4] == [
+    assert events_of(db_url, job.id)[:4] == [
         "JobCreated",
         "JobAssigned",
         "JobRequeued",
@@ -95,7 +96,7 @@ async def test_silent_worker_is_lost_and_its_job_finished_elsewhere(
         )
     )
     await stubs.wait_state(job.id, common_pb2.JOB_STATE_SUCCEEDED)
-    assert "JobRequeued" in job_events(db_url, job.id)
+    assert "JobRequeued" in events_of(db_url, job.id)
     await doomed.close()
     await healthy.close()
 
@@ -220,12 +221,5 @@ async def test_a_restarted_server_calls_no_worker_lost_before_a_full_miss_window
     done = await stubs2.wait_state(job.id, common_pb2.JOB_STATE_SUCCEEDED, seconds=20)
     # The job ran once, on the worker that had it, which was never declared LOST.
     assert done.attempts == 1 and done.worker_id == worker_id
-    with psycopg.connect(db_url) as conn:
-        events = [
-            r[0]
-            for r in conn.execute(
-                "SELECT event_type FROM domain_events WHERE aggregate_id = %s ORDER BY id",
-                (worker_id,),
-            )
-        ]
+    events = events_of(db_url, worker_id)
     assert "WorkerLost" not in events, events
