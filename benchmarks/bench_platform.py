@@ -33,7 +33,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from harness.launchers.base import free_port
 from harness.processes import children, cpu_seconds, memory_kib
 from hodei.client import HodeiClient, JobView
 from hodei.domain.jobs import JobState
@@ -51,13 +51,6 @@ _REPO = Path(__file__).resolve().parents[1]
 
 
 # ---- processes ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def postgres_pids(pgdata: Path) -> list[int]:

@@ -7,10 +7,11 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.launchers.base import free_port
 
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -76,10 +77,7 @@ async def interrupt(proc: asyncio.subprocess.Process) -> None:
 
 def closed_port() -> int:
     """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    return free_port()
 
 
 def assert_one_line_error(result: CliResult, code: int, contains: str) -> None:
