@@ -26,6 +26,15 @@ MAX_BATCH_BYTES = 2 * 1024 * 1024
 LOG_WINDOW_BATCHES = 32
 
 
+def attempt_env(att: Attempt) -> dict[str, str]:
+    """What a job's process is told about itself (documented in docs/worker.md)."""
+    return {
+        "HODEI_JOB_ID": att.job_id,
+        "HODEI_JOB_ATTEMPT": str(att.attempt),
+        "HODEI_CORRELATION_ID": att.correlation_id,
+    }
+
+
 @dataclass(eq=False)
 class Attempt:
     """One attempt this worker holds, from RunJob until the server persisted its result."""

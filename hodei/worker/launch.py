@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 
 from hodei.api.v1 import workers_pb2
 from hodei.settings import Settings
-from hodei.worker.attempt import Attempt, Key
+from hodei.worker.attempt import Attempt, Key, attempt_env
 from hodei.worker.guard import JobGuard
 from hodei.worker.runner import JobProcess, Outcome, RunResult
 from hodei.worker.wakeups import Wakeups
@@ -82,7 +82,9 @@ class Launcher:
 
         return JobProcess(
             list(run.command),
-            env={**self.base_env, **run.env},
+            # The attempt's identity last: a job can tag what it does with it (a
+            # command that must not act twice records HODEI_JOB_ID/HODEI_JOB_ATTEMPT).
+            env={**self.base_env, **run.env, **attempt_env(att)},
             working_dir=run.working_dir,
             timeout=run.timeout_seconds or None,
             on_lines=on_lines,

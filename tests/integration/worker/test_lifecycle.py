@@ -66,6 +66,23 @@ async def test_job_succeeds_with_exact_stdout_and_stderr_lines(
     assert worker.error_lines() == []
 
 
+async def test_a_job_is_told_its_id_attempt_and_correlation_id(
+    start_server: StartServer, spawn_worker: SpawnWorker, stubs_for: Any, db_url: str
+) -> None:
+    # A job that must not act twice (the chaos suite's ledger) tags its work with these;
+    # the spec's own env cannot fake them.
+    app = await start_server()
+    await spawn_worker(app.address)
+    stubs = stubs_for(app.address)
+    script = 'echo "$HODEI_JOB_ID $HODEI_JOB_ATTEMPT $HODEI_CORRELATION_ID"'
+    job = await stubs.queue(
+        ["/bin/sh", "-c", script], env={"HODEI_JOB_ID": "forged", "HODEI_JOB_ATTEMPT": "9"}
+    )
+    await stubs.wait_state(job.id, S.JOB_STATE_SUCCEEDED, seconds=15)
+    logs = await job_logs(db_url, job.id)
+    assert [line for _, _, line in logs] == [f"{job.id} 1 {job.correlation_id}"]
+
+
 async def test_a_job_inherits_no_descriptor_and_no_ignored_sigpipe_from_the_worker(
     start_server: StartServer, spawn_worker: SpawnWorker, stubs_for: Any, db_url: str
 ) -> None:
