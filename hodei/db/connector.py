@@ -19,9 +19,13 @@ from typing import Any, Protocol
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from hodei.errors import Unavailable
+
+#: What a lost or unreachable database raises: a refused connection, a connection cut
+#: mid-statement (AdminShutdown on a restart), no pooled connection in time.
+DATABASE_DOWN = (psycopg.OperationalError, PoolTimeout)
 
 Row = dict[str, Any]
 Params = dict[str, Any] | Sequence[Any] | None

@@ -18,9 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-import psycopg
-import psycopg_pool
-
+from hodei.db.connector import DATABASE_DOWN
 from hodei.errors import first_line
 
 logger = logging.getLogger(__name__)
@@ -29,9 +27,6 @@ LoopFactory = Callable[[asyncio.Event], Awaitable[None]]
 
 #: A loop that ran this long before crashing restarts with the initial backoff.
 _HEALTHY_AFTER = 30.0
-
-#: What a loop raises when the database cannot be reached (or went away mid-statement).
-_DATABASE_AWAY = (psycopg.OperationalError, psycopg_pool.PoolTimeout)
 
 
 class Supervisor:
@@ -66,7 +61,7 @@ class Supervisor:
                 )
             except asyncio.CancelledError:
                 raise
-            except _DATABASE_AWAY as exc:
+            except DATABASE_DOWN as exc:
                 if time.monotonic() - began > _HEALTHY_AFTER:
                     # It ran well since: a new outage, even if no "back" was seen (a
                     # blip the database watch's pings missed).

@@ -13,9 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
 import grpc
-import psycopg
-import psycopg_pool
 
+from hodei.db.connector import DATABASE_DOWN
 from hodei.errors import HodeiError
 
 logger = logging.getLogger(__name__)
@@ -34,8 +33,10 @@ def one_line(text: str) -> str:
 async def abort_for(exc: BaseException, context: grpc.aio.ServicerContext, where: str) -> NoReturn:
     if isinstance(exc, HodeiError):
         await context.abort(status_for(exc), one_line(str(exc)))
-    if isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout):
-        logger.error("%s: database unavailable: %s", where, one_line(str(exc)))
+    if isinstance(exc, DATABASE_DOWN):
+        # A warning: the database watch says the outage once, loudly; each call failed
+        # during it is one line, never a traceback.
+        logger.warning("%s: database unavailable: %s", where, one_line(str(exc)))
         await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable")
     logger.error("%s failed", where, exc_info=exc)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {where}; see the server log")

@@ -27,7 +27,7 @@ from hodei.server.api.convert import (
     ref_from_proto,
     worker_to_proto,
 )
-from hodei.server.api.status_codes import abort_for, one_line, unary
+from hodei.server.api.status_codes import DATABASE_DOWN, abort_for, one_line, unary
 from hodei.server.models import AttemptRef, RejectedNotice, WelcomeNotice
 from hodei.server.results import AttemptResult
 from hodei.server.services import Services
@@ -240,6 +240,18 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             await work
         except HodeiError as err:
             protocol.session.send(RejectedNotice(None, err.code, one_line(str(err))))
+        except DATABASE_DOWN as err:
+            # The database went away (a restart, an outage): not a bug, no traceback.
+            # The worker resends what was not confirmed once it reads UNAVAILABLE.
+            logger.warning(
+                "worker message %s not applied, database unavailable: %s",
+                kind,
+                one_line(str(err)),
+                extra={"worker_id": str(protocol.worker_id)},
+            )
+            protocol.session.send(
+                RejectedNotice(None, "UNAVAILABLE", f"database unavailable; resend {kind}")
+            )
         except Exception:
             # A bug or the database: answer this message, keep the stream.
             logger.exception(
