@@ -125,8 +125,13 @@ class JobProcess:
             return RunResult(Outcome.FAILED, None, "empty command")
         if self._stop.is_set():
             return RunResult(Outcome.CANCELLED, None, self._stop_error or "cancelled before start")
+        env, spawn_number = self._env, None
+        if self._guard is not None:
+            # Registered before the spawn: a worker killed inside it leaves no job behind.
+            spawn_number, marker = self._guard.begin_spawn()
+            env = {**env, **marker}
         try:
-            child = spawn(self._command, self._env, self._working_dir)
+            child = spawn(self._command, env, self._working_dir)
         except OSError as exc:
             what = exc.strerror or type(exc).__name__
             where = f" in {self._working_dir!r}" if self._working_dir else ""
@@ -135,7 +140,7 @@ class JobProcess:
         self._pid = child.pid
         loop = asyncio.get_running_loop()
         if self._guard is not None:
-            self._guard.track(child.pid)
+            self._guard.track(child.pid, spawn_number)
         self._exited = _watch_exit(child, loop)
         # Read from now on, in event-loop callbacks: no transport, no task per pipe.
         self._pipes = (

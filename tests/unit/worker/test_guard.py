@@ -49,3 +49,29 @@ def test_the_end_of_the_pipe_kills_the_registered_groups_only(tmp_path: Path) ->
             child.wait()
             os.close(child.stdout)
             os.close(child.stderr)
+
+
+def test_a_job_spawned_but_never_registered_is_killed_too(tmp_path: Path) -> None:
+    # A worker SIGKILLed inside posix_spawn: the job exists, its "+PGID" was never
+    # written. The marker it carries in its environment gives it away.
+    guard = JobGuard.start()
+    assert guard is not None
+    spawn_number, marker = guard.begin_spawn()
+    pid_file = tmp_path / "orphan"
+    child = spawn(["sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait"], {**os.environ, **marker})
+    other = spawn(["sleep", "60"], dict(os.environ))  # no marker: not the guard's
+    try:
+        wait_until("the grandchild", lambda: pid_file.exists() and pid_file.read_text(), 5)
+        assert spawn_number == 1
+        guard.close()
+        wait_gone(child.pid)
+        wait_gone(int(pid_file.read_text()))
+        assert alive(other.pid)
+    finally:
+        for pid in (child.pid, other.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        for each in (child, other):
+            each.wait()
+            os.close(each.stdout)
+            os.close(each.stderr)
