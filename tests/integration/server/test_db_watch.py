@@ -19,9 +19,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from harness.processes import wait_gone_async
-from harness.waits import wait_for_async
-from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
+from harness.waits import wait_for_async, wait_until_async
+from hodei.api.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc, workers_pb2
 from hodei.db.databases import create_database
+from tests.integration.wire import FakeWorkerStream
 
 pytestmark = pytest.mark.integration
 
@@ -95,3 +96,48 @@ async def test_health_is_not_serving_while_the_database_is_stopped(
     assert len(away) == len(set(away)) and sorted(away) == sorted(back), (away, back)
     assert away, "no loop noticed the outage"
     assert "Traceback" not in caplog.text  # the dispatcher's LISTEN connection breaks
+
+
+async def test_an_ack_sent_during_an_outage_does_not_expire_the_job(
+    start_server: StartServer,
+    private_postgres: Any,
+    stubs_for: Callable[[str], Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The chaos suite's double run: a worker started its job while the database was
+    # down, its JobStarted could not be stored, and the recovery loop requeued the job
+    # ("not acknowledged in time") as soon as the database was back, before the
+    # worker's resend arrived. An ack deadline is judged only once the loop has watched
+    # the database for a whole ack timeout again.
+    caplog.set_level(logging.INFO, logger="hodei.server.supervisor")
+    url = await asyncio.to_thread(create_database, private_postgres.get_uri(), "hodei")
+    app = await start_server(
+        database={"url": url},
+        dispatcher={"ack_timeout": 2.0, "poll_interval": 0.2},
+        recovery={"reaper_interval": 0.1},
+    )
+    stubs = stubs_for(app.address)
+    worker, _ = await FakeWorkerStream.connect(stubs)
+    job = await stubs.queue(["true"])
+    run = await worker.receive_kind("run")
+
+    pid = private_postgres.get_pid()
+    os.kill(pid, signal.SIGINT)
+    await wait_gone_async(pid, 30)
+    await worker.send(started=workers_pb2.JobStarted(ref=run.ref, pid=4242))
+    refused = await worker.receive_kind("rejected")
+    assert refused.code == "UNAVAILABLE"
+    await asyncio.sleep(2.5)  # the ack deadline passes while the database is away
+    await asyncio.to_thread(private_postgres.ensure_postgres_running)
+
+    def recovery_back() -> bool:
+        return any(
+            r.getMessage().startswith("recovery: database reachable again") for r in caplog.records
+        )
+
+    await wait_until_async("the recovery loop running again", recovery_back, 30)
+    await asyncio.sleep(0.5)  # five sweeps: time enough to requeue, were it allowed to
+    await worker.send(started=workers_pb2.JobStarted(ref=run.ref, pid=4242))
+    running = await stubs.wait_state(job.id, common_pb2.JOB_STATE_RUNNING)
+    assert running.attempts == 1
+    await worker.close()
