@@ -10,4 +10,5 @@ pytest_plugins = [
     "features.steps.platform_steps",
     "features.steps.job_steps",
     "features.steps.log_steps",
+    "features.steps.chaos_steps",
 ]

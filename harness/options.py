@@ -25,6 +25,7 @@ TAGS = {
     "kills_processes": "needs to kill platform processes (local launcher only)",
     "keepalive": "idle stream, no gRPC errors",
     "throughput": "burst of jobs, throughput measured",
+    "chaos": "a private platform broken from outside under a burst (local launcher only)",
 }
 
 

@@ -17,6 +17,7 @@ tests/`, and any other project's pytest run in the same environment, are unaffec
 from __future__ import annotations
 
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -61,13 +62,15 @@ def e2e_context(request: pytest.FixtureRequest) -> E2EContext:
 
 
 @pytest.fixture
-def world(e2e_context: E2EContext, request: pytest.FixtureRequest) -> World:
+def world(e2e_context: E2EContext, request: pytest.FixtureRequest) -> Iterator[World]:
     rec = recording.record_of(request.node)
-    return World(
+    world = World(
         ctx=e2e_context,
         metrics=rec.setdefault("metrics", {}),
         job_ids=rec.setdefault("job_ids", []),
     )
+    yield world
+    world.close()
 
 
 # optionalhook: pytest-bdd may be absent (hodei installed without [e2e]) and then

@@ -26,6 +26,7 @@ from hodei.diagnose.evidence import file_size, grpc_errors_in
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    from harness.chaos.scene import ChaosScene
     from harness.context import E2EContext
     from harness.driver import JobView, LogCapture
 
@@ -74,6 +75,7 @@ class World:
     cli: subprocess.CompletedProcess[str] | None = None
     capture_future: Future[LogCapture] | None = None
     log_offsets: dict[str, int] = field(default_factory=dict)
+    chaos: ChaosScene | None = None
 
     # -- given ----------------------------------------------------------------
     def platform_is_running(self) -> None:
@@ -346,3 +348,44 @@ class World:
         span = self.ctx.tables.span_of(self.burst)
         assert span > 0, "the burst took no measurable time"
         self.metrics["jobs_per_min"] = round(len(self.burst) / span * 60.0, 1)
+
+    # -- chaos (a private platform: the shared one is never broken) ---------------
+    def start_chaos_platform(self) -> None:
+        if self.ctx.mode != "local":
+            pytest.skip(f"chaos scenarios run on the local launcher only, not {self.ctx.mode}")
+        from harness.chaos.scene import ChaosScene
+
+        self.chaos = ChaosScene()
+        self.chaos.start()
+
+    def _chaos(self) -> ChaosScene:
+        assert self.chaos is not None, "no chaos platform was started in this scenario"
+        return self.chaos
+
+    def kill_server_during_burst(self, jobs: int) -> None:
+        from harness.chaos.scene import trial_metrics
+
+        self.metrics.update(trial_metrics(self._chaos().server_kill(jobs)))
+
+    def restart_database_during_burst(self, jobs: int) -> None:
+        from harness.chaos.scene import trial_metrics
+
+        self.metrics.update(trial_metrics(self._chaos().database_restart(jobs)))
+
+    def chaos_jobs_ran_once(self) -> None:
+        trial = self._chaos().last_trial()
+        counts = (trial.lost, trial.ran_twice, trial.duplicates)
+        assert counts == (0, 0, 0), f"{trial.summary()}; {'; '.join(trial.notes)}"
+
+    def chaos_no_tracebacks(self) -> None:
+        trial = self._chaos().last_trial()
+        assert trial.tracebacks == 0, (
+            f"{trial.tracebacks} traceback(s) in the process logs under "
+            f"{self._chaos().platform_logs()}"
+        )
+
+    def close(self) -> None:
+        """Scenario teardown: stop what the scenario started for itself."""
+        if self.chaos is not None:
+            self.chaos.close()
+            self.chaos = None

@@ -35,7 +35,7 @@ from harness.launchers.base import (
     wait_serving,
     wait_workers_ready,
 )
-from harness.processes import alive, reap
+from harness.processes import alive, reap, wait_gone
 from hodei.db.databases import create_database, drop_database
 from hodei.db.embedded import start_pgserver
 from hodei.errors import Unavailable
@@ -73,6 +73,9 @@ class LocalOptions:
     keep_run_dir: bool = False
     start_timeout_s: float = 30.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: The settings every process gets: the harness's short heartbeats and timeouts by
+    #: default; the chaos suite also runs with `{}` (the platform's own defaults).
+    run_settings: dict[str, str] = field(default_factory=lambda: dict(RUN_SETTINGS))
 
 
 class LocalLauncher(Launcher):
@@ -119,7 +122,7 @@ class LocalLauncher(Launcher):
     # -- processes ------------------------------------------------------------
     def _env(self, role: str, database_url: str | None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
-        env.update(RUN_SETTINGS)
+        env.update(self.options.run_settings)
         if database_url:
             env["HODEI_DATABASE_URL"] = database_url
         for fault in self.options.faults:
@@ -160,12 +163,16 @@ class LocalLauncher(Launcher):
                 f"log {info.log_path}: {log_tail(info.log_path)}"
             )
 
-    def start_server(self, database_url: str) -> tuple[ProcessInfo, str]:
-        port = free_port()
+    def start_server(
+        self, database_url: str, port: int | None = None, name: str = "server"
+    ) -> tuple[ProcessInfo, str]:
+        """A server on `port` (a free one by default; the same one to restart a killed
+        server where its workers and clients look for it)."""
+        port = port or free_port()
         address = f"127.0.0.1:{port}"
         info = self._spawn(
             "server",
-            "server",
+            name,
             [sys.executable, "-m", "hodei.server", "--port", str(port)],
             self._env("server", database_url),
         )
@@ -180,8 +187,9 @@ class LocalLauncher(Launcher):
         )
         return info, address
 
-    def start_worker(self, wait: bool = True) -> ProcessInfo:
-        """Start one more worker (also used to replace a killed one)."""
+    def start_worker(self, wait: bool = True, address: str | None = None) -> ProcessInfo:
+        """Start one more worker (also used to replace a killed one), connected to the
+        deployment's server or to `address` (another replica)."""
         if self.deployment is None:
             raise LaunchError("start the platform before adding workers")
         self._worker_seq += 1
@@ -189,7 +197,7 @@ class LocalLauncher(Launcher):
         info = self._spawn(
             "worker",
             name,
-            worker_command(self.deployment.server_address, slots=self.options.slots),
+            worker_command(address or self.deployment.server_address, slots=self.options.slots),
             self._env("worker", None),
         )
         self.deployment.processes.append(info)
@@ -223,6 +231,36 @@ class LocalLauncher(Launcher):
         proc = self._procs.get(pid)
         if proc is not None:
             proc.wait(timeout=5)
+
+    def stop_database(self) -> None:
+        """Stop the run's embedded PostgreSQL as an operator's `pg_ctl stop -m fast`
+        does (SIGINT to the postmaster): the chaos suite's outage. Only the run's own
+        PostgreSQL: a shared server is never stopped."""
+        if self._pg is None:
+            raise LaunchError("only the run's embedded PostgreSQL can be stopped")
+        pid = self._pg.get_pid()
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
+        wait_gone(pid, 30)
+
+    def start_database(self) -> None:
+        """Start the embedded PostgreSQL stopped by stop_database, on the same socket."""
+        if self._pg is None:
+            raise LaunchError("only the run's embedded PostgreSQL can be started")
+        # pgserver runs pg_ctl with a preexec_fn (to switch user), which is not safe in a
+        # process with gRPC's threads (pg_ctl died of SIGSEGV): a fresh interpreter starts
+        # it, then this process's handle finds it running and adopts it.
+        script = "import sys, pgserver; pgserver.get_server(sys.argv[1], cleanup_mode=None)"
+        subprocess.run(
+            [sys.executable, "-c", script, str(self._pg.pgdata)],
+            check=True,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+        )
+        self._pg.ensure_postgres_running()
 
     # -- Launcher interface -----------------------------------------------------
     def start(self) -> Deployment:

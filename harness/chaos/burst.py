@@ -1,0 +1,157 @@
+"""A burst of chaos jobs submitted the way a user's program would (concurrent
+QueueJob calls that retry on UNAVAILABLE), and the accounting once it has settled."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from harness.chaos.ledger import Ledger, ledger_command
+from harness.waits import wait_for_async
+from hodei.client import HodeiClient
+from hodei.errors import Unavailable
+
+logger = logging.getLogger(__name__)
+
+FINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT")
+TRIAL_LABEL = "chaos.trial"
+SUBMISSION_LABEL = "chaos.submission"
+
+
+@dataclass
+class Burst:
+    """One trial's jobs: `count` submissions of a ledger job, spread over `addresses`
+    (one server, or two replicas) by `concurrency` submitters."""
+
+    addresses: Sequence[str]
+    ledger_path: Path
+    count: int
+    job_seconds: float = 0.05
+    concurrency: int = 16
+    #: How long one submission keeps retrying (a user's program would give up some
+    #: time; long enough to ride out a 10 s database outage).
+    give_up_s: float = 90.0
+    trial_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    tokens: list[str] = field(default_factory=list)
+    #: Submissions the client gave up on (counted as lost).
+    refused: list[str] = field(default_factory=list)
+    submitted: int = 0
+    retries: int = 0
+
+    async def run(self) -> None:
+        """Submit every job; returns when each submission was answered or given up."""
+        self.tokens = [uuid.uuid4().hex for _ in range(self.count)]
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for token in self.tokens:
+            queue.put_nowait(token)
+        clients = [HodeiClient(address, deadline=10.0) for address in self.addresses]
+        try:
+            await asyncio.gather(
+                *(
+                    self._submitter(clients[index % len(clients)], queue)
+                    for index in range(self.concurrency)
+                )
+            )
+        finally:
+            for client in clients:
+                await client.close()
+
+    async def _submitter(self, client: HodeiClient, queue: asyncio.Queue[str]) -> None:
+        command = ledger_command(self.ledger_path, self.job_seconds)
+        labels = {TRIAL_LABEL: self.trial_id}
+        while not queue.empty():
+            token = queue.get_nowait()
+            give_up = time.monotonic() + self.give_up_s
+            delay = 0.05
+            while True:
+                try:
+                    await client.queue_job(
+                        command, labels={**labels, SUBMISSION_LABEL: token}, max_attempts=5
+                    )
+                    self.submitted += 1
+                    break
+                except Unavailable:
+                    if time.monotonic() > give_up:
+                        self.refused.append(token)
+                        break
+                    self.retries += 1
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+
+
+@dataclass
+class Settled:
+    """What the burst left behind, read from the tables and the ledger."""
+
+    jobs: int
+    lost: int
+    duplicates: int
+    ran_twice: list[str]
+    #: finished_at (epoch seconds) of every SUCCEEDED job of the trial.
+    finished: list[float]
+    not_succeeded: list[str]
+
+
+async def settle(burst: Burst, database_url: str, within_s: float) -> None:
+    """Wait until every job of the trial is in a final state."""
+
+    async def unfinished() -> int:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT count(*) FROM jobs WHERE labels->>%s = %s AND state <> ALL(%s)",
+                    (TRIAL_LABEL, burst.trial_id, list(FINAL)),
+                )
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    await wait_for_async(
+        f"every job of trial {burst.trial_id} to reach a final state",
+        unfinished,
+        lambda count: count == 0,
+        within_s,
+        poll_s=0.25,
+        describe=lambda count: f"{count} not final",
+    )
+
+
+async def account(burst: Burst, database_url: str, killed_workers: set[int]) -> Settled:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        rows = await (
+            await conn.execute(
+                "SELECT id::text, labels->>%s, state, extract(epoch FROM finished_at)"
+                " FROM jobs WHERE labels->>%s = %s",
+                (SUBMISSION_LABEL, TRIAL_LABEL, burst.trial_id),
+            )
+        ).fetchall()
+    ledger = Ledger.read(burst.ledger_path)
+    by_token: dict[str, list[tuple[str, str]]] = {}
+    finished: list[float] = []
+    for job_id, token, state, finished_at in rows:
+        by_token.setdefault(token, []).append((job_id, state))
+        if state == "SUCCEEDED" and finished_at is not None:
+            finished.append(float(finished_at))
+    lost = 0
+    not_succeeded: list[str] = []
+    for token in burst.tokens:
+        jobs = by_token.get(token, [])
+        ok = [job_id for job_id, state in jobs if state == "SUCCEEDED" and ledger.ended(job_id)]
+        if not ok:
+            lost += 1
+            not_succeeded.extend(f"{job_id}={state}" for job_id, state in jobs)
+    duplicates = sum(len(jobs) - 1 for jobs in by_token.values() if len(jobs) > 1)
+    return Settled(
+        jobs=len(burst.tokens),
+        lost=lost,
+        duplicates=duplicates,
+        ran_twice=ledger.ran_twice(killed_workers),
+        finished=sorted(finished),
+        not_succeeded=not_succeeded[:10],
+    )
