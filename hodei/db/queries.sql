@@ -500,15 +500,9 @@ WITH batch AS (
 SELECT (SELECT count(*) FROM marked) AS published, (SELECT n FROM sent) AS notified,
        set_config('synchronous_commit', 'off', true) AS synchronous_commit;
 
--- Retention (hodei.db.retention). Each kind has a `prune_<kind>` statement that deletes
--- one batch (at most %(limit)s rows older than %(age)s seconds, SKIP LOCKED so that it
--- never waits for the hot path nor for another pruner) and answers `deleted` and
--- `considered` (a batch that considered fewer than the limit was the last), and a
--- `count_<kind>` statement that counts what it would delete (`hodei db prune --dry-run`).
--- Deleting an event deletes its outbox rows (ON DELETE CASCADE), so a job or a worker
--- with an unpublished outbox row is kept until the relay has published it.
-
 -- fragment: unpublished_events_of_x
+-- Retention (hodei.db.retention): deleting an event deletes its outbox rows (ON DELETE
+-- CASCADE), so a job or worker with an unpublished outbox row is kept until it is published.
 EXISTS (SELECT 1 FROM domain_events e JOIN outbox_events o ON o.event_id = e.id
         WHERE e.aggregate_id = x.id AND o.published_at IS NULL)
 
@@ -521,8 +515,9 @@ WHERE x.finished_at < now() - make_interval(secs => %(age)s)
 
 -- name: prune_jobs
 -- Whole jobs, oldest first, with their log lines and events; the batch stops before
--- the job whose lines would take it past %(lines)s (a job with more goes alone), and
--- the caller runs another.
+-- the job whose lines would take it past the `lines` budget (a job with more goes
+-- alone), and the caller runs another. SKIP LOCKED: never waits for the hot path or for
+-- another pruner (it deletes those rows itself).
 WITH candidate AS (
     {{prunable_jobs}}
     ORDER BY x.finished_at

@@ -60,3 +60,11 @@ def test_the_retention_statements_are_complete() -> None:
         for name in (f"prune_{kind}", f"count_{kind}"):
             assert "{{" not in shipped[name], name
         assert "SKIP LOCKED" in shipped[f"prune_{kind}"], kind
+
+
+def test_no_comment_names_a_parameter() -> None:
+    """psycopg reads %(name)s in a comment as a parameter: a comment trailing one query
+    (the text before the next marker belongs to it) once made the outbox relay fail."""
+    for name, sql in queries().items():
+        comments = [line for line in sql.splitlines() if line.lstrip().startswith("--")]
+        assert not [c for c in comments if "%(" in c], name
