@@ -209,6 +209,65 @@ class WorkerSettings(_Group):
     )
 
 
+class RetentionSettings(_Group):
+    """How long finished work is kept (hodei.db.retention); an age of 0 keeps it forever.
+    The server prunes in the background; `hodei db prune` does the same on demand."""
+
+    enabled: bool = setting(
+        True,
+        "HODEI_RETENTION_ENABLED",
+        "prune old rows in the background (`hodei db prune` works regardless)",
+    )
+    interval: float = setting(
+        60.0, "HODEI_RETENTION_INTERVAL", "period of the background pruning round, s", gt=0
+    )
+    jobs_age: float = setting(
+        7 * 86400.0,
+        "HODEI_RETENTION_JOBS_AGE",
+        "finished jobs, their log lines and events are deleted this long after they end, s",
+        flag="--jobs-age",
+        ge=0,
+    )
+    outbox_age: float = setting(
+        86400.0,
+        "HODEI_RETENTION_OUTBOX_AGE",
+        "published outbox rows are deleted this long after publication, s",
+        flag="--outbox-age",
+        ge=0,
+    )
+    workers_age: float = setting(
+        86400.0,
+        "HODEI_RETENTION_WORKERS_AGE",
+        "TERMINATED and LOST workers (and their events) are deleted this long after, s",
+        flag="--workers-age",
+        ge=0,
+    )
+    registrations_age: float = setting(
+        600.0,
+        "HODEI_RETENTION_REGISTRATIONS_AGE",
+        "registrations that never opened a stream are deleted this long after, s",
+        flag="--registrations-age",
+        ge=0,
+    )
+    batch_size: int = setting(
+        500,
+        "HODEI_RETENTION_BATCH_SIZE",
+        "most rows (jobs, workers, outbox rows) one delete statement takes",
+        flag="--batch-size",
+        ge=1,
+        le=100_000,
+    )
+    batch_log_lines: int = setting(
+        50_000,
+        "HODEI_RETENTION_BATCH_LOG_LINES",
+        "a batch of jobs stops at this many log lines (a bigger job goes alone)",
+        ge=1,
+    )
+    batch_pause: float = setting(
+        0.05, "HODEI_RETENTION_BATCH_PAUSE", "pause between two delete batches, s", ge=0, le=60
+    )
+
+
 class LoggingSettings(_Group):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting(
         "INFO", "HODEI_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", flag="--log-level"
@@ -283,6 +342,7 @@ class Settings(BaseSettings):
     dispatcher: DispatcherSettings = DispatcherSettings()
     recovery: RecoverySettings = RecoverySettings()
     worker: WorkerSettings = WorkerSettings()
+    retention: RetentionSettings = RetentionSettings()
     logging: LoggingSettings = LoggingSettings()
     faults: FaultSettings = FaultSettings()
 

@@ -1,4 +1,4 @@
-"""`hodei workers`, `queue`, `version`, `db migrate`, and the `server` / `worker`
+"""`hodei workers`, `queue`, `version`, `db migrate`, `db prune`, and the `server` / `worker`
 entry points (which delegate to their own packages)."""
 
 from __future__ import annotations
@@ -13,6 +13,15 @@ from hodei.client import HodeiClient
 from hodei.errors import HodeiError, InvalidArgument, Unavailable, first_line
 from hodei.flags import add_setting_flags, settings_from_args
 from hodei.redaction import redact
+
+#: The retention settings `hodei db prune` takes as flags (an age of 0 keeps a kind).
+PRUNE_OPTIONS = (
+    "retention.jobs_age",
+    "retention.outbox_age",
+    "retention.workers_age",
+    "retention.registrations_age",
+    "retention.batch_size",
+)
 
 
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -32,6 +41,16 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     migrate = dsub.add_parser("migrate", parents=[common], help="apply pending migrations")
     add_setting_flags(migrate, "database.url", "database.data_dir")
     migrate.set_defaults(sync_handler=db_migrate)
+    prune = dsub.add_parser(
+        "prune",
+        parents=[common],
+        help="delete finished jobs, old events and gone workers now (see README: What is kept)",
+    )
+    prune.add_argument(
+        "--dry-run", action="store_true", help="count what would be deleted; delete nothing"
+    )
+    add_setting_flags(prune, "database.url", "database.data_dir", *PRUNE_OPTIONS)
+    prune.set_defaults(sync_handler=db_prune)
 
     from hodei.server.__main__ import SERVER_OPTIONS
     from hodei.worker.command import WORKER_OPTIONS
@@ -84,6 +103,46 @@ def db_migrate(args: argparse.Namespace) -> int:
         print(f"database at schema version {version}")
     else:
         print(f"database already at schema version {version}")
+    return exit_codes.OK
+
+
+def db_prune(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from hodei.db import retention
+    from hodei.db.embedded import resolve_database_url
+    from hodei.durations import human_age
+
+    settings = settings_from_args(args)
+    url = resolve_database_url(settings)
+
+    async def run() -> retention.PruneReport:
+        async with await retention.connect(url) as conn:
+            return await retention.prune(conn, settings.retention, dry_run=args.dry_run)
+
+    try:
+        report = asyncio.run(run())
+    except psycopg.Error as exc:
+        first = first_line(exc)
+        raise Unavailable(f"cannot prune the database at {redact(url)}: {first}") from None
+    if args.output == "json":
+        output.print_json({"dry_run": report.dry_run, "kinds": [k.to_dict() for k in report.kinds]})
+        return exit_codes.OK
+    rows = []
+    for result in report.kinds:
+        kept = result.older_than <= 0
+        related = ", ".join(f"{n} {c.replace('_', ' ')}" for c, n in result.related.items())
+        rows.append(
+            [
+                result.kind.title,
+                "kept" if kept else human_age(result.older_than),
+                "-" if kept else f"{result.deleted}" + (f" ({related})" if related else ""),
+            ]
+        )
+    verb = "WOULD DELETE" if report.dry_run else "DELETED"
+    output.print_table(["KIND", "OLDER THAN", verb], rows)
+    if report.dry_run:
+        print("dry run: nothing was deleted")
     return exit_codes.OK
 
 

@@ -36,7 +36,7 @@ _INCLUDE_RE = re.compile(r"\{\{\s*([a-z0-9_]+)\s*\}\}")
 
 def parse_queries(text: str) -> dict[str, str]:
     """Split a `.sql` file into {name: sql} on `-- name: x` markers, with each
-    `{{f}}` replaced by the `-- fragment: f` block of that name."""
+    `{{f}}` replaced by the `-- fragment: f` block of that name (itself expanded)."""
     parts = _NAME_RE.split(text)
     blocks: dict[str, dict[str, str]] = {"name": {}, "fragment": {}}
     for kind, name, body in zip(parts[1::3], parts[2::3], parts[3::3], strict=True):
@@ -45,11 +45,15 @@ def parse_queries(text: str) -> dict[str, str]:
         blocks[kind][name] = body.strip().rstrip(";")
     fragments = blocks["fragment"]
 
-    def include(match: re.Match[str]) -> str:
+    def include(match: re.Match[str], depth: int = 0) -> str:
         try:
-            return fragments[match.group(1)]
+            fragment = fragments[match.group(1)]
         except KeyError:
             raise ValueError(f"no fragment named {match.group(1)!r}") from None
+        if depth > 8:
+            raise ValueError(f"fragment {match.group(1)!r} includes itself")
+        # A fragment may include others (the retention statements share their guards).
+        return _INCLUDE_RE.sub(lambda inner: include(inner, depth + 1), fragment)
 
     return {name: _INCLUDE_RE.sub(include, body) for name, body in blocks["name"].items()}
 

@@ -499,3 +499,123 @@ WITH batch AS (
 )
 SELECT (SELECT count(*) FROM marked) AS published, (SELECT n FROM sent) AS notified,
        set_config('synchronous_commit', 'off', true) AS synchronous_commit;
+
+-- fragment: unpublished_events_of_x
+-- Retention (hodei.db.retention): deleting an event deletes its outbox rows (ON DELETE
+-- CASCADE), so a job or worker with an unpublished outbox row is kept until it is published.
+EXISTS (SELECT 1 FROM domain_events e JOIN outbox_events o ON o.event_id = e.id
+        WHERE e.aggregate_id = x.id AND o.published_at IS NULL)
+
+-- fragment: prunable_jobs
+-- Finished jobs that ended more than `age` seconds ago (jobs_finished_at_idx).
+SELECT x.id, x.finished_at, x.log_seq FROM jobs x
+WHERE x.finished_at < now() - make_interval(secs => %(age)s)
+  AND x.state IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT')
+  AND NOT {{unpublished_events_of_x}}
+
+-- name: prune_jobs
+-- Whole jobs, oldest first, with their log lines and events; the batch stops before
+-- the job whose lines would take it past the `lines` budget (a job with more goes
+-- alone), and the caller runs another. SKIP LOCKED: never waits for the hot path or for
+-- another pruner (it deletes those rows itself).
+WITH candidate AS (
+    {{prunable_jobs}}
+    ORDER BY x.finished_at
+    LIMIT %(limit)s
+    FOR UPDATE OF x SKIP LOCKED
+), j AS (
+    SELECT id FROM (
+        SELECT id, sum(log_seq) OVER (ORDER BY finished_at, id) AS lines,
+               row_number() OVER (ORDER BY finished_at, id) AS n
+        FROM candidate
+    ) c
+    WHERE c.lines <= %(lines)s OR c.n = 1
+), logs AS (
+    DELETE FROM job_logs WHERE job_id = ANY(ARRAY(SELECT id FROM j)) RETURNING 1
+), events AS (
+    DELETE FROM domain_events WHERE aggregate_id = ANY(ARRAY(SELECT id FROM j)) RETURNING 1
+), gone AS (
+    DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT id FROM j)) RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM candidate) AS considered,
+       (SELECT count(*) FROM logs) AS log_lines, (SELECT count(*) FROM events) AS events;
+
+-- name: count_jobs
+WITH j AS ({{prunable_jobs}})
+SELECT (SELECT count(*) FROM j) AS deleted,
+       (SELECT count(*) FROM job_logs WHERE job_id = ANY(ARRAY(SELECT id FROM j))) AS log_lines,
+       (SELECT count(*) FROM domain_events
+         WHERE aggregate_id = ANY(ARRAY(SELECT id FROM j))) AS events;
+
+-- fragment: prunable_outbox
+-- Outbox rows published more than `age` seconds ago (outbox_events_published_idx);
+-- an unpublished row is never deleted here.
+SELECT id FROM outbox_events
+WHERE published_at < now() - make_interval(secs => %(age)s)
+
+-- name: prune_outbox
+WITH o AS (
+    {{prunable_outbox}}
+    ORDER BY published_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM outbox_events WHERE id = ANY(ARRAY(SELECT id FROM o)) RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM o) AS considered;
+
+-- name: count_outbox
+SELECT count(*) AS deleted FROM ({{prunable_outbox}}) o;
+
+-- fragment: prunable_workers
+-- TERMINATED and LOST workers gone for more than `age` seconds that hold no job.
+SELECT x.id FROM workers x
+WHERE x.state IN ('TERMINATED', 'LOST')
+  AND x.updated_at < now() - make_interval(secs => %(age)s)
+  AND NOT EXISTS (SELECT 1 FROM jobs j
+                  WHERE j.worker_id = x.id AND j.state IN ('ASSIGNED', 'RUNNING'))
+  AND NOT {{unpublished_events_of_x}}
+
+-- fragment: prunable_registrations
+-- Registrations that never opened a stream (CREATING, or LOST by the recovery loop
+-- since), more than `age` seconds old.
+SELECT x.id FROM workers x
+WHERE x.state IN ('CREATING', 'LOST') AND x.connected_at IS NULL
+  AND x.registered_at < now() - make_interval(secs => %(age)s)
+  AND NOT {{unpublished_events_of_x}}
+
+-- fragment: delete_workers_w
+-- The workers of the `w` CTE (locked) and their events.
+events AS (
+    DELETE FROM domain_events WHERE aggregate_id = ANY(ARRAY(SELECT id FROM w)) RETURNING 1
+), gone AS (
+    DELETE FROM workers WHERE id = ANY(ARRAY(SELECT id FROM w)) RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM w) AS considered,
+       (SELECT count(*) FROM events) AS events
+
+-- name: prune_workers
+WITH w AS (
+    {{prunable_workers}}
+    LIMIT %(limit)s
+    FOR UPDATE OF x SKIP LOCKED
+), {{delete_workers_w}};
+
+-- name: count_workers
+WITH w AS ({{prunable_workers}})
+SELECT (SELECT count(*) FROM w) AS deleted,
+       (SELECT count(*) FROM domain_events
+         WHERE aggregate_id = ANY(ARRAY(SELECT id FROM w))) AS events;
+
+-- name: prune_registrations
+WITH w AS (
+    {{prunable_registrations}}
+    LIMIT %(limit)s
+    FOR UPDATE OF x SKIP LOCKED
+), {{delete_workers_w}};
+
+-- name: count_registrations
+WITH w AS ({{prunable_registrations}})
+SELECT (SELECT count(*) FROM w) AS deleted,
+       (SELECT count(*) FROM domain_events
+         WHERE aggregate_id = ANY(ARRAY(SELECT id FROM w))) AS events;

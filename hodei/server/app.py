@@ -38,6 +38,7 @@ from hodei.server.db_watch import DatabaseWatch
 from hodei.server.dispatcher import Dispatcher
 from hodei.server.outbox import OutboxRelay
 from hodei.server.recovery import Recovery
+from hodei.server.retention import RetentionLoop
 from hodei.server.services import Services
 from hodei.server.supervisor import Supervisor
 from hodei.settings import Settings
@@ -83,6 +84,7 @@ class ServerApp:
         self.dispatcher: Dispatcher | None = None
         self.outbox: OutboxRelay | None = None
         self.recovery: Recovery | None = None
+        self.retention: RetentionLoop | None = None
         self.db_watch: DatabaseWatch | None = None
         self.stop_event = asyncio.Event()
         self.supervisor = Supervisor(self.stop_event)
@@ -173,6 +175,12 @@ class ServerApp:
             self.supervisor.start("outbox-relay", self.outbox.run)
         else:
             logger.warning("outbox relay DISABLED by settings: outbox rows stay unpublished")
+
+        if settings.retention.enabled:
+            self.retention = RetentionLoop(settings, self.database_url)
+            self.supervisor.start("retention", self.retention.run)
+        else:
+            logger.info("retention loop disabled by settings: prune with `hodei db prune`")
 
         await self._set_health(True)
         self.db_watch = DatabaseWatch(self.db, self._set_health, settings.recovery.reaper_interval)

@@ -107,7 +107,9 @@ class WorkerService:
                     job = await lock_job(tx, row["id"])
                     await requeue_locked(tx, job, "worker reconnected without the job", actor)
             worker = await tx.one("lock_worker", {"id": worker_id})
-            assert worker is not None
+            if worker is None:
+                # Deleted meanwhile by retention (a registration that waited too long).
+                raise NotFound(f"worker {worker_id} is not registered")
             state = WorkerState(worker["state"])
             active = await tx.all("worker_jobs", {"worker_id": worker_id})
             slots = max(slots or worker["slots"], 1)

@@ -52,7 +52,9 @@ async def test_health_is_not_serving_while_the_database_is_stopped(
     caplog.set_level(logging.INFO, logger="hodei.server.db_watch")
     caplog.set_level(logging.INFO, logger="hodei.server.supervisor")
     url = await asyncio.to_thread(create_database, private_postgres.get_uri(), "hodei")
-    app = await start_server(database={"url": url}, recovery={"reaper_interval": 0.2})
+    app = await start_server(
+        database={"url": url}, recovery={"reaper_interval": 0.2}, retention={"interval": 0.2}
+    )
     channel = grpc.aio.insecure_channel(app.address)
     health = health_pb2_grpc.HealthStub(channel)
 
@@ -95,6 +97,7 @@ async def test_health_is_not_serving_while_the_database_is_stopped(
     back = [r.getMessage().split(":")[0] for r in loops if "reachable again" in r.getMessage()]
     assert len(away) == len(set(away)) and sorted(away) == sorted(back), (away, back)
     assert away, "no loop noticed the outage"
+    assert "retention" in away, away  # it opens a connection of its own every round
     assert "Traceback" not in caplog.text  # the dispatcher's LISTEN connection breaks
 
 

@@ -45,3 +45,26 @@ def test_every_shipped_query_is_used_by_the_package() -> None:
     source = "\n".join(p.read_text("utf-8") for p in package.rglob("*.py"))
     unused = [name for name in queries() if f'"{name}"' not in source]
     assert unused == []
+
+
+def test_a_fragment_may_include_another_but_not_itself() -> None:
+    text = "-- fragment: a\nx = 1\n-- fragment: b\nWHERE {{a}}\n-- name: q\nSELECT 1 {{b}};\n"
+    assert parse_queries(text) == {"q": "SELECT 1 WHERE x = 1"}
+    with pytest.raises(ValueError, match="includes itself"):
+        parse_queries("-- fragment: a\n{{a}}\n-- name: q\nSELECT {{a}};\n")
+
+
+def test_the_retention_statements_are_complete() -> None:
+    shipped = queries()
+    for kind in ("jobs", "outbox", "workers", "registrations"):
+        for name in (f"prune_{kind}", f"count_{kind}"):
+            assert "{{" not in shipped[name], name
+        assert "SKIP LOCKED" in shipped[f"prune_{kind}"], kind
+
+
+def test_no_comment_names_a_parameter() -> None:
+    """psycopg reads %(name)s in a comment as a parameter: a comment trailing one query
+    (the text before the next marker belongs to it) once made the outbox relay fail."""
+    for name, sql in queries().items():
+        comments = [line for line in sql.splitlines() if line.lstrip().startswith("--")]
+        assert not [c for c in comments if "%(" in c], name
