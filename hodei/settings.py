@@ -153,6 +153,18 @@ class DispatcherSettings(_Group):
     )
 
 
+class SubmissionSettings(_Group):
+    #: A key older than this is unknown again: a new submission with it queues a new
+    #: job. prune_submission_keys deletes such keys.
+    idempotency_window: float = setting(
+        24 * 3600.0,
+        "HODEI_IDEMPOTENCY_WINDOW",
+        "how long a submission's idempotency key is remembered, s",
+        gt=0,
+        le=30 * 24 * 3600.0,
+    )
+
+
 class RecoverySettings(_Group):
     heartbeat_interval: float = setting(
         5.0, "HODEI_HEARTBEAT_INTERVAL", "worker heartbeat period (told to workers), s", gt=0
@@ -281,6 +293,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     server: ServerSettings = ServerSettings()
     dispatcher: DispatcherSettings = DispatcherSettings()
+    submission: SubmissionSettings = SubmissionSettings()
     recovery: RecoverySettings = RecoverySettings()
     worker: WorkerSettings = WorkerSettings()
     logging: LoggingSettings = LoggingSettings()
