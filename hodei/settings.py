@@ -238,6 +238,18 @@ class LoggingSettings(_Group):
         return value.upper() if isinstance(value, str) else value
 
 
+class ClientSettings(_Group):
+    #: The CLI's submissions (`job submit`, `job run`) carry an idempotency key, so a
+    #: call the server did not answer can be sent again without queueing twice.
+    submit_retry: float = setting(
+        30.0,
+        "HODEI_SUBMIT_RETRY",
+        "how long the CLI retries a submission the server did not answer, s (0: never)",
+        ge=0,
+        le=3600,
+    )
+
+
 class FaultSettings(_Group):
     """Fault injection for the harness's own tests: they break the platform on purpose,
     so they are refused unless the testing switch is on."""
@@ -297,6 +309,7 @@ class Settings(BaseSettings):
     recovery: RecoverySettings = RecoverySettings()
     worker: WorkerSettings = WorkerSettings()
     logging: LoggingSettings = LoggingSettings()
+    client: ClientSettings = ClientSettings()
     faults: FaultSettings = FaultSettings()
 
     @classmethod
