@@ -41,11 +41,16 @@ def parse_queries(text: str) -> dict[str, str]:
         blocks[kind][name] = body.strip().rstrip(";")
     fragments = blocks["fragment"]
 
-    def include(match: re.Match[str]) -> str:
+    def include(match: re.Match[str], seen: tuple[str, ...] = ()) -> str:
+        name = match.group(1)
+        if name in seen:
+            raise ValueError(f"fragment {name!r} includes itself")
         try:
-            return fragments[match.group(1)]
+            fragment = fragments[name]
         except KeyError:
-            raise ValueError(f"no fragment named {match.group(1)!r}") from None
+            raise ValueError(f"no fragment named {name!r}") from None
+        # A fragment may include others (the body of queue_job includes the outbox rows).
+        return _INCLUDE_RE.sub(lambda inner: include(inner, (*seen, name)), fragment)
 
     return {name: _INCLUDE_RE.sub(include, body) for name, body in blocks["name"].items()}
 

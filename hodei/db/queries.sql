@@ -58,17 +58,9 @@ WITH ev AS (
 ), {{outbox_rows}}
 SELECT count(*) AS n FROM ob;
 
--- name: queue_job
--- The whole QueueJob in one statement (its own transaction): the job, its queue row,
--- the JobCreated event with its outbox row, and the NOTIFY that wakes the dispatchers.
--- Eager dispatch: when one of `worker_ids` (READY, connected to this server) has a
--- free slot and no job is waiting in the queue (a waiting job goes first), the job is
--- assigned to it here instead (PENDING -> ASSIGNED in the same transaction, with the
--- JobAssigned and WorkerBusy events the dispatcher would write) and never queued.
--- SKIP LOCKED: a worker row another transaction holds means "queue it as usual".
--- With an idempotency key already taken (see submission_key) it creates nothing and
--- returns no row.
-WITH {{submission_key}}, w AS (
+-- fragment: queue_job_body
+-- QueueJob's statement after its `go` CTE (one row: create the job; none: do nothing).
+w AS (
     SELECT id FROM workers
     WHERE cardinality(%(worker_ids)b::uuid[]) > 0
       AND state = 'READY' AND server_id = %(server_id)s AND id = ANY(%(worker_ids)b::uuid[])
@@ -110,13 +102,26 @@ WITH {{submission_key}}, w AS (
 ), {{outbox_rows}}
 SELECT j.*, (SELECT count(*) FROM ob) AS events,
        (SELECT count(pg_notify('hodei_jobs', job_id::text)) FROM q) AS notified
-FROM j;
+FROM j
 
--- name: queue_job_batch
--- QueueJobs: many jobs, their queue rows (enqueued in request order), their JobCreated
--- events and outbox rows, and one NOTIFY for the dispatchers, in one statement. With
--- an idempotency key already taken (see submission_key) it creates nothing.
-WITH {{submission_key}}, spec AS (
+-- name: queue_job
+-- The whole QueueJob in one statement (its own transaction): the job, its queue row,
+-- the JobCreated event with its outbox row, and the NOTIFY that wakes the dispatchers.
+-- Eager dispatch: when one of `worker_ids` (READY, connected to this server) has a
+-- free slot and no job is waiting in the queue (a waiting job goes first), the job is
+-- assigned to it here instead (PENDING -> ASSIGNED in the same transaction, with the
+-- JobAssigned and WorkerBusy events the dispatcher would write) and never queued.
+-- SKIP LOCKED: a worker row another transaction holds means "queue it as usual".
+WITH go AS (SELECT 1 AS one), {{queue_job_body}};
+
+-- name: queue_job_keyed
+-- queue_job with an idempotency key: creates nothing and returns no row when the key
+-- is taken (see submission_key).
+WITH {{submission_key}}, {{queue_job_body}};
+
+-- fragment: queue_job_batch_body
+-- QueueJobs' statement after its `go` CTE (one row: create the jobs; none: do nothing).
+spec AS (
     SELECT * FROM unnest(%(ids)b::uuid[], %(names)b::text[], %(commands)b::jsonb[],
                          %(envs)b::jsonb[], %(working_dirs)b::text[], %(timeouts)b::float8[],
                          %(labels)b::jsonb[], %(max_attempts)b::int[],
@@ -141,7 +146,17 @@ WITH {{submission_key}}, spec AS (
 SELECT j.*, (SELECT count(*) FROM ob) AS events, (SELECT count(*) FROM q) AS queued,
        (SELECT pg_notify('hodei_jobs', '')) AS notified
 FROM j JOIN spec s ON s.id = j.id
-ORDER BY s.ord;
+ORDER BY s.ord
+
+-- name: queue_job_batch
+-- QueueJobs: many jobs, their queue rows (enqueued in request order), their JobCreated
+-- events and outbox rows, and one NOTIFY for the dispatchers, in one statement.
+WITH go AS (SELECT 1 AS one), {{queue_job_batch_body}};
+
+-- name: queue_job_batch_keyed
+-- queue_job_batch with an idempotency key: creates nothing and returns no row when the
+-- key is taken (see submission_key).
+WITH {{submission_key}}, {{queue_job_batch_body}};
 
 -- name: get_job
 SELECT * FROM jobs WHERE id = %(id)s;

@@ -140,7 +140,7 @@ class Submission:
         # the dispatchers' NOTIFY.
         async with self.db.connection() as tx:
             return await tx.one(
-                "queue_job",
+                "queue_job_keyed" if key else "queue_job",
                 {
                     "id": job_id,
                     "name": valid.name,
@@ -160,7 +160,7 @@ class Submission:
                     "dispatch_actor": f"dispatcher:{self.server_id}",
                     "assigned_event": str(EventType.JOB_ASSIGNED),
                     "busy_event": str(EventType.WORKER_BUSY),
-                    **self._key_params(key, digest, [job_id]),
+                    **(self._key_params(key, digest, [job_id]) if key else {}),
                 },
             )
 
@@ -204,7 +204,7 @@ class Submission:
         """The queue_job_batch statement: the jobs' rows, or none when `key` is taken."""
         async with self.db.connection() as tx:
             return await tx.all(
-                "queue_job_batch",
+                "queue_job_batch_keyed" if key else "queue_job_batch",
                 {
                     "ids": [job_id for job_id, _, _ in prepared],
                     "names": [spec.name for _, spec, _ in prepared],
@@ -218,7 +218,11 @@ class Submission:
                     "payloads": [Jsonb(ev.payload) for _, _, ev in prepared],
                     "event_type": str(EventType.JOB_CREATED),
                     "actor": "client",
-                    **self._key_params(key, digest, [job_id for job_id, _, _ in prepared]),
+                    **(
+                        self._key_params(key, digest, [job_id for job_id, _, _ in prepared])
+                        if key
+                        else {}
+                    ),
                 },
             )
 

@@ -115,7 +115,7 @@ async def test_an_answer_lost_with_its_server_is_replayed_not_queued_again(
                     db_url,
                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                     "AND datname = current_database() "
-                    "AND query LIKE '-- The whole QueueJob in one statement%'",
+                    "AND query LIKE '-- queue_job with an idempotency key%'",
                 )
 
             await wait_until_async(
