@@ -224,6 +224,11 @@ async def wait_final(client: HodeiClient, job_id: str) -> JobView:
     return job
 
 
+#: queue_job's idempotency key argument: {} lets the client make one per call (its
+#: default), {"idempotency_key": ""} sends none (--no-keys, the cost without keys).
+KEYS: dict[str, Any] = {}
+
+
 async def bench_latency(
     client: HodeiClient, platform: Platform, jobs: int, gap: float
 ) -> dict[str, float]:
@@ -235,7 +240,7 @@ async def bench_latency(
     meter = CpuMeter.begin(platform)
     for _ in range(jobs):
         t0 = time.time()
-        job = await client.queue_job(["true"], labels={"bench": "latency"})
+        job = await client.queue_job(["true"], labels={"bench": "latency"}, **KEYS)
         done = await wait_final(client, job.id)
         t_end = time.time()
         assert done.state == JobState.SUCCEEDED, done
@@ -288,7 +293,7 @@ async def bench_throughput(
                 queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            await client.queue_job(["true"], labels={"bench": "throughput"})
+            await client.queue_job(["true"], labels={"bench": "throughput"}, **KEYS)
 
     async def submit_bulk() -> None:
         while True:
@@ -299,7 +304,7 @@ async def bench_throughput(
             if not taken:
                 return
             await client.queue_jobs(
-                [{"command": ["true"], "labels": {"bench": "throughput"}}] * taken
+                [{"command": ["true"], "labels": {"bench": "throughput"}}] * taken, **KEYS
             )
 
     t0 = time.time()
@@ -488,6 +493,11 @@ def main() -> int:
         default=["latency", "throughput", "logs"],
         choices=["latency", "throughput", "logs"],
     )
+    parser.add_argument(
+        "--no-keys",
+        action="store_true",
+        help="submit without idempotency keys (default: one per call, as the client does)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
     parser.add_argument(
         "--server-env",
@@ -500,6 +510,8 @@ def main() -> int:
     args.latency_jobs = args.latency_jobs or (50 if args.quick else 200)
     args.throughput_jobs = args.throughput_jobs or (300 if args.quick else 2000)
     args.log_lines = args.log_lines or (100_000 if args.quick else 1_000_000)
+    if args.no_keys:
+        KEYS["idempotency_key"] = ""
 
     workdir = Path(tempfile.mkdtemp(prefix="hodei-bench-"))
     server_env = dict(item.split("=", 1) for item in args.server_env)

@@ -43,6 +43,9 @@ class StaleAttempt(FailedPrecondition):
 
 
 class AlreadyExists(HodeiError):
+    """Something with that identity exists and differs from the request (a worker id
+    registered twice, an idempotency key used for another job spec)."""
+
     code = "ALREADY_EXISTS"
 
 

@@ -10,6 +10,7 @@ message on stderr (`hodei: error: ...`) says which it was.
 from __future__ import annotations
 
 from hodei.errors import (
+    AlreadyExists,
     ConfigError,
     FailedPrecondition,
     HodeiError,
@@ -23,7 +24,9 @@ ERROR = 1  # any other error reported by the server or the platform
 USAGE = 2  # invalid command line or input (argparse uses 2 as well)
 UNREACHABLE = 3  # the server (or database) cannot be reached
 NOT_FOUND = 4  # unknown job id
-FAILED_PRECONDITION = 5  # the request is refused in the current state (e.g. cancel a finished job)
+# The request is refused in the current state: cancel a finished job, reuse an
+# idempotency key for another job spec.
+FAILED_PRECONDITION = 5
 UNEXPECTED = 70  # a bug in hodei itself (EX_SOFTWARE); --debug shows the traceback
 JOB_FAILED = 126  # `job run`: FAILED without an exit code (could not start, attempts exhausted)
 JOB_TIMED_OUT = 124  # `job run`: TIMED_OUT (as timeout(1))
@@ -37,7 +40,8 @@ EPILOG = """exit codes:
   2    invalid command line or input
   3    server or database unreachable
   4    not found (unknown job id)
-  5    refused in the current state (e.g. cancelling a finished job)
+  5    refused in the current state (e.g. cancelling a finished job, or an
+       idempotency key already used for another job spec)
   70   unexpected internal error (run with --debug)
   124  job run: the job TIMED_OUT
   125  job run: the job was CANCELLED
@@ -53,6 +57,6 @@ def for_error(err: HodeiError) -> int:
         return UNREACHABLE
     if isinstance(err, NotFound):
         return NOT_FOUND
-    if isinstance(err, FailedPrecondition):
+    if isinstance(err, FailedPrecondition | AlreadyExists):
         return FAILED_PRECONDITION
     return ERROR

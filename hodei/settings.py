@@ -153,6 +153,18 @@ class DispatcherSettings(_Group):
     )
 
 
+class SubmissionSettings(_Group):
+    #: A key older than this is unknown again: a new submission with it queues a new
+    #: job. prune_submission_keys deletes such keys.
+    idempotency_window: float = setting(
+        24 * 3600.0,
+        "HODEI_IDEMPOTENCY_WINDOW",
+        "how long a submission's idempotency key is remembered, s",
+        gt=0,
+        le=30 * 24 * 3600.0,
+    )
+
+
 class RecoverySettings(_Group):
     heartbeat_interval: float = setting(
         5.0, "HODEI_HEARTBEAT_INTERVAL", "worker heartbeat period (told to workers), s", gt=0
@@ -285,6 +297,18 @@ class LoggingSettings(_Group):
         return value.upper() if isinstance(value, str) else value
 
 
+class ClientSettings(_Group):
+    #: The CLI's submissions (`job submit`, `job run`) carry an idempotency key, so a
+    #: call the server did not answer can be sent again without queueing twice.
+    submit_retry: float = setting(
+        30.0,
+        "HODEI_SUBMIT_RETRY",
+        "how long the CLI retries a submission the server did not answer, s (0: never)",
+        ge=0,
+        le=3600,
+    )
+
+
 class FaultSettings(_Group):
     """Fault injection for the harness's own tests: they break the platform on purpose,
     so they are refused unless the testing switch is on."""
@@ -340,10 +364,12 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     server: ServerSettings = ServerSettings()
     dispatcher: DispatcherSettings = DispatcherSettings()
+    submission: SubmissionSettings = SubmissionSettings()
     recovery: RecoverySettings = RecoverySettings()
     worker: WorkerSettings = WorkerSettings()
     retention: RetentionSettings = RetentionSettings()
     logging: LoggingSettings = LoggingSettings()
+    client: ClientSettings = ClientSettings()
     faults: FaultSettings = FaultSettings()
 
     @classmethod

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from hodei import exit_codes
 from hodei.cli import output
 from hodei.client import HodeiClient, JobView, LogLineView
+from hodei.domain.idempotency import validate_key
 from hodei.domain.jobs import JobSpec, JobState, validate_spec
 from hodei.errors import HodeiError, InvalidArgument
 
@@ -30,6 +31,12 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
         p.add_argument("--name", default="", help="a name shown in listings")
         p.add_argument("--label", action="append", default=[], metavar="K=V", help="repeatable")
         p.add_argument("--max-attempts", type=int, default=0, metavar="N")
+        p.add_argument(
+            "--idempotency-key",
+            metavar="KEY",
+            help="names this submission: run again with the same KEY and spec, it answers "
+            "the job already queued (default: a new key, reused by this run's retries)",
+        )
 
     run = jsub.add_parser(
         "run", parents=[common], help="queue a job, follow its logs, exit with its exit code"
@@ -123,8 +130,20 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     )
 
 
+def key_from_args(args: argparse.Namespace) -> str | None:
+    """--idempotency-key checked here, so a bad key fails without a server; None lets
+    the client make one for this invocation."""
+    key: str | None = args.idempotency_key
+    if key is None:
+        return None
+    if key == "":
+        raise InvalidArgument("--idempotency-key must not be empty")
+    return validate_key(key)
+
+
 async def _queue(client: HodeiClient, args: argparse.Namespace) -> JobView:
     spec = spec_from_args(args)
+    key = key_from_args(args)
     return await client.queue_job(
         spec.command,
         env=spec.env,
@@ -134,6 +153,7 @@ async def _queue(client: HodeiClient, args: argparse.Namespace) -> JobView:
         max_attempts=args.max_attempts,
         name=spec.name,
         labels=spec.labels,
+        idempotency_key=key,
     )
 
 

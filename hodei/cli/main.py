@@ -119,7 +119,7 @@ def _add_unavailable_command(sub: argparse._SubParsersAction, name: str, exc: Ex
 
 
 async def _run_client_command(handler: AsyncHandler, args: argparse.Namespace) -> int:
-    from hodei.client import HodeiClient
+    from hodei.client import NO_RETRY, HodeiClient, RetryPolicy
     from hodei.flags import settings_from_args
 
     settings = settings_from_args(args)
@@ -139,6 +139,9 @@ async def _run_client_command(handler: AsyncHandler, args: argparse.Namespace) -
             settings.server.address,
             keepalive_time_ms=settings.server.keepalive_time_ms,
             keepalive_timeout_ms=settings.server.keepalive_timeout_ms,
+            submit_retry=RetryPolicy(settings.client.submit_retry)
+            if settings.client.submit_retry
+            else NO_RETRY,
         ) as client:
             return await handler(client, args)
     except asyncio.CancelledError:

@@ -118,7 +118,12 @@ def db_prune(args: argparse.Namespace) -> int:
 
     async def run() -> retention.PruneReport:
         async with await retention.connect(url) as conn:
-            return await retention.prune(conn, settings.retention, dry_run=args.dry_run)
+            return await retention.prune(
+                conn,
+                settings.retention,
+                dry_run=args.dry_run,
+                ages=retention.other_ages(settings),
+            )
 
     try:
         report = asyncio.run(run())

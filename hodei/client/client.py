@@ -5,13 +5,16 @@ Proto types stay inside this package: calls take plain Python values and return
 the views of `hodei.client.views`; every grpc.RpcError is translated once into
 hodei.errors (see rpc_errors). Unary calls have a deadline; the log stream has
 none (a job may run for hours) but resumes by sequence number after a dropped
-connection, so a follower never sees a gap or a duplicate.
+connection, so a follower never sees a gap or a duplicate. Submissions carry an
+idempotency key and are retried with it when the server did not answer
+(hodei.client.retries): a retry never queues a job twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any
@@ -31,6 +34,14 @@ from hodei.api.v1 import (
 )
 from hodei.client import convert
 from hodei.client.channel import MIB, channel_options
+from hodei.client.retries import (
+    DEFAULT_RETRY,
+    NO_RETRY,
+    QUEUE_JOB_RETRY_CODES,
+    QUEUE_JOBS_RETRY_CODES,
+    RetryPolicy,
+    call_with_retries,
+)
 from hodei.client.rpc_errors import translate, unreachable
 from hodei.client.views import (
     JobView,
@@ -61,8 +72,18 @@ def check_address(address: str) -> str:
     return address.strip()
 
 
+def new_idempotency_key() -> str:
+    """A key for one logical submission: random, so two submissions never share one."""
+    return uuid.uuid4().hex
+
+
 class HodeiClient:
-    """`async with HodeiClient("127.0.0.1:50051") as client: await client.get_job(id)`."""
+    """`async with HodeiClient("127.0.0.1:50051") as client: await client.get_job(id)`.
+
+    `submit_retry`: how `queue_job` and `queue_jobs` retry a call the server did not
+    answer (UNAVAILABLE; for QueueJob also DEADLINE_EXCEEDED), with the same
+    idempotency key: by default for up to 30 s, backing off from 0.1 s to 2 s.
+    `NO_RETRY` sends each once. The other calls are sent once."""
 
     def __init__(
         self,
@@ -71,9 +92,11 @@ class HodeiClient:
         deadline: float = DEFAULT_DEADLINE,
         keepalive_time_ms: int = 10_000,
         keepalive_timeout_ms: int = 60_000,
+        submit_retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         self.address = check_address(address)
         self.deadline = deadline
+        self.submit_retry = submit_retry
         self._channel = grpc.aio.insecure_channel(
             self.address,
             options=channel_options(
@@ -82,6 +105,9 @@ class HodeiClient:
                 # GetLogs may return up to 10,000 lines of up to 1 MiB each.
                 max_receive_bytes=64 * MIB,
                 max_send_bytes=16 * MIB,
+                # grpc's own reconnect backoff grows to 120 s: a retried submission
+                # would keep failing at once long after the server is back.
+                reconnect_max_backoff_ms=int(submit_retry.max_backoff * 1000),
             ),
         )
         self._jobs = jobs_pb2_grpc.JobExecutionServiceStub(self._channel)
@@ -125,7 +151,11 @@ class HodeiClient:
         name: str = "",
         labels: Mapping[str, str] | None = None,
         correlation_id: str = "",
+        idempotency_key: str | None = None,
     ) -> JobView:
+        """Queue one job. `idempotency_key`: names this submission (1-128 visible ASCII
+        characters); None makes a new one for this call, kept across its retries; ""
+        sends none, and then the call is not retried (a retry could queue it twice)."""
         spec = jobs_pb2.JobSpec(
             command=list(command),
             env=dict(env or {}),
@@ -135,14 +165,22 @@ class HodeiClient:
             name=name,
             labels=dict(labels or {}),
         )
-        request = jobs_pb2.QueueJobRequest(spec=spec, correlation_id=correlation_id)
-        response = await self._call(self._jobs.QueueJob, request)
+        key = new_idempotency_key() if idempotency_key is None else idempotency_key
+        request = jobs_pb2.QueueJobRequest(
+            spec=spec, correlation_id=correlation_id, idempotency_key=key
+        )
+        response = await self._submit(self._jobs.QueueJob, request, key, QUEUE_JOB_RETRY_CODES)
         return convert.job_view(response.job)
 
-    async def queue_jobs(self, jobs: Iterable[Mapping[str, Any]]) -> list[JobView]:
+    async def queue_jobs(
+        self, jobs: Iterable[Mapping[str, Any]], *, idempotency_key: str | None = None
+    ) -> list[JobView]:
         """Queue many jobs in one call, all or none (at most 1000): each item holds
-        queue_job's keyword arguments (`command` required)."""
+        queue_job's keyword arguments (`command` required; not `idempotency_key`: one
+        key names the whole batch, as in queue_job)."""
+        key = new_idempotency_key() if idempotency_key is None else idempotency_key
         request = jobs_pb2.QueueJobsRequest(
+            idempotency_key=key,
             jobs=[
                 jobs_pb2.QueueJobRequest(
                     spec=jobs_pb2.JobSpec(
@@ -157,10 +195,25 @@ class HodeiClient:
                     correlation_id=job.get("correlation_id", ""),
                 )
                 for job in jobs
-            ]
+            ],
         )
-        response = await self._call(self._jobs.QueueJobs, request)
+        response = await self._submit(self._jobs.QueueJobs, request, key, QUEUE_JOBS_RETRY_CODES)
         return [convert.job_view(job) for job in response.jobs]
+
+    async def _submit(
+        self, method: Any, request: Any, key: str, codes: frozenset[grpc.StatusCode]
+    ) -> Any:
+        policy = self.submit_retry if key else NO_RETRY
+        if not policy.enabled:
+            return await self._call(method, request)
+        return await call_with_retries(
+            lambda: method(request, timeout=self.deadline),
+            policy=policy,
+            retry_codes=codes,
+            address=self.address,
+            deadline=self.deadline,
+            what=f"{type(request).__name__.removesuffix('Request')} (key {key})",
+        )
 
     async def get_job(self, job_id: str) -> JobView:
         job = await self._call(self._jobs.GetJob, jobs_pb2.GetJobRequest(job_id=job_id))

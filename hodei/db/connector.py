@@ -45,15 +45,16 @@ def parse_queries(text: str) -> dict[str, str]:
         blocks[kind][name] = body.strip().rstrip(";")
     fragments = blocks["fragment"]
 
-    def include(match: re.Match[str], depth: int = 0) -> str:
+    def include(match: re.Match[str], seen: tuple[str, ...] = ()) -> str:
+        name = match.group(1)
+        if name in seen:
+            raise ValueError(f"fragment {name!r} includes itself")
         try:
-            fragment = fragments[match.group(1)]
+            fragment = fragments[name]
         except KeyError:
-            raise ValueError(f"no fragment named {match.group(1)!r}") from None
-        if depth > 8:
-            raise ValueError(f"fragment {match.group(1)!r} includes itself")
-        # A fragment may include others (the retention statements share their guards).
-        return _INCLUDE_RE.sub(lambda inner: include(inner, depth + 1), fragment)
+            raise ValueError(f"no fragment named {name!r}") from None
+        # A fragment may include others (queue_job's body, the retention statements' guards).
+        return _INCLUDE_RE.sub(lambda inner: include(inner, (*seen, name)), fragment)
 
     return {name: _INCLUDE_RE.sub(include, body) for name, body in blocks["name"].items()}
 

@@ -28,6 +28,26 @@ SELECT %(assigned_event)s, 'job', a.id, %(dispatch_actor)s, a.correlation_id,
            jsonb_build_object('running_jobs', wu.running_jobs, 'previous', 'READY')
     FROM wu WHERE wu.state = 'BUSY'
 
+-- fragment: submission_key
+-- The idempotency key of a submission (none when `key` is ''), written by the statement
+-- that creates its jobs. `go` has one row when the jobs are to be created: no key, a
+-- new key, or a key older than the window (replaced). A key another transaction is
+-- writing makes ON CONFLICT wait for it; once it commits, the key is taken (unless it
+-- was expired) and `go` is empty: the statement creates nothing and the caller reads
+-- the winner (get_submission_key). No subquery on jobs here: this statement's
+-- snapshot does not see the winner's jobs (a job since pruned is checked afterwards).
+k AS (
+    INSERT INTO submission_keys AS sk (key, request_hash, job_ids)
+    SELECT %(key)s::text, %(request_hash)s::text, %(key_job_ids)b::uuid[]
+    WHERE %(key)s::text <> ''
+    ON CONFLICT (key) DO UPDATE
+        SET request_hash = excluded.request_hash, job_ids = excluded.job_ids, created_at = now()
+        WHERE sk.created_at < now() - make_interval(secs => %(key_window)s)
+    RETURNING sk.key
+), go AS (
+    SELECT 1 AS one WHERE %(key)s::text = '' OR EXISTS (SELECT 1 FROM k)
+)
+
 -- name: insert_events
 -- One statement writes the domain events and their outbox rows (hodei.server.events).
 WITH ev AS (
@@ -38,20 +58,14 @@ WITH ev AS (
 ), {{outbox_rows}}
 SELECT count(*) AS n FROM ob;
 
--- name: queue_job
--- The whole QueueJob in one statement (its own transaction): the job, its queue row,
--- the JobCreated event with its outbox row, and the NOTIFY that wakes the dispatchers.
--- Eager dispatch: when one of `worker_ids` (READY, connected to this server) has a
--- free slot and no job is waiting in the queue (a waiting job goes first), the job is
--- assigned to it here instead (PENDING -> ASSIGNED in the same transaction, with the
--- JobAssigned and WorkerBusy events the dispatcher would write) and never queued.
--- SKIP LOCKED: a worker row another transaction holds means "queue it as usual".
-WITH w AS (
+-- fragment: queue_job_body
+-- QueueJob's statement after its `go` CTE (one row: create the job; none: do nothing).
+w AS (
     SELECT id FROM workers
     WHERE cardinality(%(worker_ids)b::uuid[]) > 0
       AND state = 'READY' AND server_id = %(server_id)s AND id = ANY(%(worker_ids)b::uuid[])
       AND running_jobs < slots
-      AND NOT EXISTS (SELECT 1 FROM job_queue)
+      AND NOT EXISTS (SELECT 1 FROM job_queue) AND EXISTS (SELECT 1 FROM go)
     ORDER BY running_jobs, id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
@@ -67,7 +81,7 @@ WITH w AS (
            CASE WHEN w.id IS NULL THEN NULL ELSE now() END,
            CASE WHEN w.id IS NULL THEN NULL
                 ELSE now() + make_interval(secs => %(ack_timeout)s) END
-    FROM (SELECT 1) AS one LEFT JOIN w ON true
+    FROM go LEFT JOIN w ON true
     RETURNING *
 ), q AS (
     INSERT INTO job_queue (job_id) SELECT id FROM j WHERE j.state = 'PENDING' RETURNING job_id
@@ -88,18 +102,33 @@ WITH w AS (
 ), {{outbox_rows}}
 SELECT j.*, (SELECT count(*) FROM ob) AS events,
        (SELECT count(pg_notify('hodei_jobs', job_id::text)) FROM q) AS notified
-FROM j;
+FROM j
 
--- name: queue_job_batch
--- QueueJobs: many jobs, their queue rows (enqueued in request order), their JobCreated
--- events and outbox rows, and one NOTIFY for the dispatchers, in one statement.
-WITH spec AS (
+-- name: queue_job
+-- The whole QueueJob in one statement (its own transaction): the job, its queue row,
+-- the JobCreated event with its outbox row, and the NOTIFY that wakes the dispatchers.
+-- Eager dispatch: when one of `worker_ids` (READY, connected to this server) has a
+-- free slot and no job is waiting in the queue (a waiting job goes first), the job is
+-- assigned to it here instead (PENDING -> ASSIGNED in the same transaction, with the
+-- JobAssigned and WorkerBusy events the dispatcher would write) and never queued.
+-- SKIP LOCKED: a worker row another transaction holds means "queue it as usual".
+WITH go AS (SELECT 1 AS one), {{queue_job_body}};
+
+-- name: queue_job_keyed
+-- queue_job with an idempotency key: creates nothing and returns no row when the key
+-- is taken (see submission_key).
+WITH {{submission_key}}, {{queue_job_body}};
+
+-- fragment: queue_job_batch_body
+-- QueueJobs' statement after its `go` CTE (one row: create the jobs; none: do nothing).
+spec AS (
     SELECT * FROM unnest(%(ids)b::uuid[], %(names)b::text[], %(commands)b::jsonb[],
                          %(envs)b::jsonb[], %(working_dirs)b::text[], %(timeouts)b::float8[],
                          %(labels)b::jsonb[], %(max_attempts)b::int[],
                          %(correlation_ids)b::text[], %(payloads)b::jsonb[])
         WITH ORDINALITY AS s(id, name, command, env, working_dir, timeout_seconds, labels,
                              max_attempts, correlation_id, payload, ord)
+    WHERE EXISTS (SELECT 1 FROM go)
 ), j AS (
     INSERT INTO jobs (id, name, command, env, working_dir, timeout_seconds, labels,
                       max_attempts, correlation_id)
@@ -117,10 +146,51 @@ WITH spec AS (
 SELECT j.*, (SELECT count(*) FROM ob) AS events, (SELECT count(*) FROM q) AS queued,
        (SELECT pg_notify('hodei_jobs', '')) AS notified
 FROM j JOIN spec s ON s.id = j.id
-ORDER BY s.ord;
+ORDER BY s.ord
+
+-- name: queue_job_batch
+-- QueueJobs: many jobs, their queue rows (enqueued in request order), their JobCreated
+-- events and outbox rows, and one NOTIFY for the dispatchers, in one statement.
+WITH go AS (SELECT 1 AS one), {{queue_job_batch_body}};
+
+-- name: queue_job_batch_keyed
+-- queue_job_batch with an idempotency key: creates nothing and returns no row when the
+-- key is taken (see submission_key).
+WITH {{submission_key}}, {{queue_job_batch_body}};
 
 -- name: get_job
 SELECT * FROM jobs WHERE id = %(id)s;
+
+-- name: get_jobs
+SELECT * FROM jobs WHERE id = ANY(%(ids)b::uuid[]);
+
+-- name: get_submission_key
+SELECT request_hash, job_ids, created_at FROM submission_keys WHERE key = %(key)s;
+
+-- name: forget_submission_key
+-- A key whose jobs were pruned: forgotten, unless a new submission took it meanwhile.
+DELETE FROM submission_keys WHERE key = %(key)s AND job_ids = %(job_ids)b::uuid[];
+
+-- fragment: prunable_submission_keys
+-- Keys older than the idempotency window (the `age`): a submission would replace them.
+SELECT k.key, k.created_at FROM submission_keys k
+WHERE k.created_at < now() - make_interval(secs => %(age)s)
+
+-- name: prune_submission_keys
+-- One retention batch, oldest first; SKIP LOCKED: a key being replaced by a
+-- submission right now is left to it.
+WITH k AS (
+    {{prunable_submission_keys}}
+    ORDER BY k.created_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM submission_keys WHERE key = ANY(ARRAY(SELECT key FROM k)) RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM k) AS considered;
+
+-- name: count_submission_keys
+SELECT count(*) AS deleted FROM ({{prunable_submission_keys}}) k;
 
 -- name: lock_job
 SELECT * FROM jobs WHERE id = %(id)s FOR UPDATE;

@@ -6,7 +6,8 @@ a batch statement deletes one batch and answers `deleted` and `considered` (plus
 counts of the related rows it deleted along), a count statement counts what would go
 (`--dry-run`). Both take `age` (seconds), the batch statement also `limit` and `lines`
 (it may ignore what it does not need). A new kind is one more `Kind(...)` in KINDS
-and one more age in RetentionSettings.
+and one more age in RetentionSettings (or, for an age another group sets, such as the
+idempotency window, one more entry in `other_ages`).
 
 Batches lock their rows with SKIP LOCKED: a pruner never waits for the hot path,
 and two pruners at once (two servers, or a server and `hodei db prune`) take
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +27,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from hodei.db.connector import query
-from hodei.settings import RetentionSettings
+from hodei.settings import RetentionSettings, Settings
 
 #: Session advisory lock the server's retention loop holds for a round, so that of
 #: several servers sharing a database only one prunes at a time (migrate uses ..._0001).
@@ -39,15 +41,18 @@ class Kind:
     name: str
     #: What it deletes, for people (the CLI's table).
     title: str
-    #: The RetentionSettings field that holds its age (0: kept forever).
-    age_setting: str
+    #: The RetentionSettings field that holds its age (0: kept forever); None when the
+    #: age is set elsewhere and passed to prune() in `other_ages` under the kind's name.
+    age_setting: str | None
     #: Its statements in queries.sql: one batch, and the dry run's count.
     prune_query: str
     count_query: str
     #: Columns of its statements that count related rows deleted along.
     related: tuple[str, ...] = ()
 
-    def age(self, settings: RetentionSettings) -> float:
+    def age(self, settings: RetentionSettings, other_ages: Mapping[str, float]) -> float:
+        if self.age_setting is None:
+            return float(other_ages.get(self.name, 0.0))
         return float(getattr(settings, self.age_setting))
 
 
@@ -77,7 +82,20 @@ KINDS: tuple[Kind, ...] = (
         "count_registrations",
         ("events",),
     ),
+    # Idempotency keys past their window: a submission would replace them anyway.
+    Kind(
+        "submission_keys",
+        "idempotency keys past their window",
+        None,
+        "prune_submission_keys",
+        "count_submission_keys",
+    ),
 )
+
+
+def other_ages(settings: Settings) -> dict[str, float]:
+    """The ages of kinds set outside the retention group."""
+    return {"submission_keys": settings.submission.idempotency_window}
 
 
 @dataclass
@@ -139,6 +157,7 @@ async def prune(
     *,
     dry_run: bool = False,
     stop: asyncio.Event | None = None,
+    ages: Mapping[str, float] | None = None,
 ) -> PruneReport:
     """Delete (or with dry_run, count) every kind's rows older than its age.
 
@@ -149,7 +168,7 @@ async def prune(
     began = time.monotonic()
     results = []
     for kind in KINDS:
-        result = KindResult(kind, kind.age(settings))
+        result = KindResult(kind, kind.age(settings, ages or {}))
         results.append(result)
         if result.older_than <= 0 or (stop is not None and stop.is_set()):
             continue

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hodei.client import HodeiClient
+from hodei.client import NO_RETRY, HodeiClient
 from hodei.errors import HodeiError, Unavailable
 
 CANARY_STDOUT = "hodei-canary stdout line"
@@ -91,7 +91,8 @@ def _delta(a: datetime | None, b: datetime | None) -> float | None:
 async def _run_canary(address: str, timeout_s: float) -> CanaryResult:
     result = CanaryResult()
     script = f"echo '{CANARY_STDOUT}'; echo '{CANARY_STDERR}' >&2"
-    async with HodeiClient(address, deadline=5.0) as client:
+    # Sent once: a doctor reports a server that does not answer, it does not wait for it.
+    async with HodeiClient(address, deadline=5.0, submit_retry=NO_RETRY) as client:
         start = time.perf_counter()
         try:
             job = await client.queue_job(

@@ -28,12 +28,13 @@ class RetentionLoop:
 
     async def run(self, stop: asyncio.Event) -> None:
         kept = self.settings.retention
+        ages = retention.other_ages(self.settings)
         logger.info(
             "retention loop started (every %.0f s; %s)",
             kept.interval,
             ", ".join(
-                f"{kind.name} after {kind.age(kept):.0f} s"
-                if kind.age(kept)
+                f"{kind.name} after {kind.age(kept, ages):.0f} s"
+                if kind.age(kept, ages)
                 else f"{kind.name} kept"
                 for kind in retention.KINDS
             ),
@@ -52,7 +53,12 @@ class RetentionLoop:
                 logger.debug("retention round skipped: another server is pruning")
                 return None
             # Closing the connection (end of the block) releases the lock.
-            report = await retention.prune(conn, self.settings.retention, stop=stop)
+            report = await retention.prune(
+                conn,
+                self.settings.retention,
+                stop=stop,
+                ages=retention.other_ages(self.settings),
+            )
         self.rounds += 1
         self.deleted_total += report.total
         if report.total:

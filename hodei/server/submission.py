@@ -7,6 +7,11 @@ transaction (Temporal's "eager workflow start" makes the same trade). The
 submit -> RUNNING p50 went from 12.7-14.4 ms to 10.2-11.4 ms (benchmarks/RESULTS.md).
 Off with the dispatcher (a job then waits in the queue, as the diagnostics expect) or
 with settings.dispatcher.eager = false (HODEI_EAGER_DISPATCH).
+
+Idempotent submission: a call with an idempotency key writes the key (with the hash
+of its specs) in the statement that creates its jobs. A call whose key is taken
+creates nothing, writes no event, and answers the jobs the key names when its specs
+hash the same, or AlreadyExists when they do not (hodei.domain.idempotency).
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from psycopg.types.json import Jsonb
 
 from hodei.db.connector import Database
 from hodei.domain.events import EventType
+from hodei.domain.idempotency import SubmissionKind, request_hash, validate_key
 from hodei.domain.jobs import JobSpec, JobState, validate_spec
-from hodei.errors import InvalidArgument
+from hodei.errors import AlreadyExists, InvalidArgument, Unavailable
 from hodei.server.assignment import Assigner, RunPusher
 from hodei.server.events import Event, job_event
 from hodei.server.models import JobRecord
@@ -33,6 +39,10 @@ logger = logging.getLogger(__name__)
 
 #: Jobs one QueueJobs call may queue.
 MAX_BULK_JOBS = 1000
+# A keyed call whose key is taken reads the winner; if that key was forgotten
+# meanwhile (its jobs pruned) it tries its own insert again. Twice more is plenty:
+# each round either creates the jobs or finds a key another call just wrote.
+_KEY_ROUNDS = 3
 
 
 class Submission:
@@ -55,8 +65,8 @@ class Submission:
     async def submit(self, command: list[str], **spec: Any) -> JobRecord:
         """QueueJob. `spec`: queue()'s keyword arguments."""
         workers = self.registry.worker_ids() if self.eager else []
-        job = await self.queue(command, assign_to=workers, **spec)
-        if job.state == JobState.ASSIGNED:
+        job, created = await self._queue(command, assign_to=workers, **spec)
+        if created and job.state == JobState.ASSIGNED:
             self.pusher.eager_unrecorded += await self.pusher.push([job])
             # One turn of the loop: the worker stream's writer (woken by the push) hands
             # the RunJob to gRPC before this answer is built and sent (~0.5 ms sooner).
@@ -69,18 +79,68 @@ class Submission:
         *,
         assign_to: Sequence[uuid.UUID] = (),
         correlation_id: str = "",
+        idempotency_key: str = "",
         **spec: Any,
     ) -> JobRecord:
         """Queue a job; or, when one of `assign_to` (workers whose stream is open on this
         server) has a free slot and no job is waiting, assign it to that worker in the
-        same statement (eager dispatch): the caller then sends the RunJob."""
+        same statement (eager dispatch): the caller then sends the RunJob. With an
+        idempotency key already used for the same spec: the job that call created."""
+        job, _ = await self._queue(
+            command,
+            assign_to=assign_to,
+            correlation_id=correlation_id,
+            idempotency_key=idempotency_key,
+            **spec,
+        )
+        return job
+
+    async def _queue(
+        self,
+        command: list[str],
+        *,
+        assign_to: Sequence[uuid.UUID] = (),
+        correlation_id: str = "",
+        idempotency_key: str = "",
+        **spec: Any,
+    ) -> tuple[JobRecord, bool]:
+        """queue(), and whether this call created the job (False: a replay)."""
+        key = validate_key(idempotency_key)
         job_id, valid, created = self._new_job(command, correlation_id, **spec)
         correlation_id = created.correlation_id
-        # One statement: job, queue row (or assignment), events, outbox rows and the
-        # dispatchers' NOTIFY.
+        digest = request_hash("job", [valid]) if key else ""
+        for _ in range(_KEY_ROUNDS):
+            row = await self._insert_job(job_id, valid, created, assign_to, key, digest)
+            if row is not None:
+                break
+            replayed = await self._replay(key, digest, "job")
+            if replayed is not None:
+                return replayed[0], False
+        else:
+            raise self._unsettled(key)
+        job = JobRecord.from_row(row)
+        if job.state == JobState.PENDING:
+            self.assigner.queued.set()
+            logger.info("job queued", extra=job.log_fields)
+        else:
+            logger.info("job queued and assigned at once (eager dispatch)", extra=job.log_fields)
+        return job, True
+
+    async def _insert_job(
+        self,
+        job_id: uuid.UUID,
+        valid: JobSpec,
+        created: Event,
+        assign_to: Sequence[uuid.UUID],
+        key: str,
+        digest: str,
+    ) -> dict[str, Any] | None:
+        """The queue_job statement: the job's row, or None when `key` is taken."""
+        # One statement: key, job, queue row (or assignment), events, outbox rows and
+        # the dispatchers' NOTIFY.
         async with self.db.connection() as tx:
-            row = await tx.one(
-                "queue_job",
+            return await tx.one(
+                "queue_job_keyed" if key else "queue_job",
                 {
                     "id": job_id,
                     "name": valid.name,
@@ -90,7 +150,7 @@ class Submission:
                     "timeout_seconds": valid.timeout_seconds,
                     "labels": Jsonb(valid.labels),
                     "max_attempts": valid.max_attempts,
-                    "correlation_id": correlation_id,
+                    "correlation_id": created.correlation_id,
                     "event_type": str(created.type),
                     "actor": created.actor,
                     "payload": Jsonb(created.payload),
@@ -100,21 +160,19 @@ class Submission:
                     "dispatch_actor": f"dispatcher:{self.server_id}",
                     "assigned_event": str(EventType.JOB_ASSIGNED),
                     "busy_event": str(EventType.WORKER_BUSY),
+                    **(self._key_params(key, digest, [job_id]) if key else {}),
                 },
             )
-        assert row is not None
-        job = JobRecord.from_row(row)
-        if job.state == JobState.PENDING:
-            self.assigner.queued.set()
-            logger.info("job queued", extra=job.log_fields)
-        else:
-            logger.info("job queued and assigned at once (eager dispatch)", extra=job.log_fields)
-        return job
 
-    async def submit_many(self, specs: Sequence[dict[str, Any]]) -> list[JobRecord]:
+    async def submit_many(
+        self, specs: Sequence[dict[str, Any]], idempotency_key: str = ""
+    ) -> list[JobRecord]:
         """Queue many jobs in one statement (its own transaction), in order: all or
         none. Each of `specs` holds queue()'s keyword arguments (`command` included,
-        `assign_to` not); an invalid one is named by its index."""
+        `assign_to` and `idempotency_key` not); an invalid one is named by its index.
+        With an idempotency key already used for the same specs in the same order: the
+        jobs that call created, in order."""
+        key = validate_key(idempotency_key)
         if not specs:
             raise InvalidArgument("no jobs to queue")
         if len(specs) > MAX_BULK_JOBS:
@@ -125,9 +183,28 @@ class Submission:
                 prepared.append(self._new_job(**args))
             except InvalidArgument as err:
                 raise InvalidArgument(f"jobs[{index}]: {err}") from None
+        digest = request_hash("jobs", [spec for _, spec, _ in prepared]) if key else ""
+        for _ in range(_KEY_ROUNDS):
+            rows = await self._insert_jobs(prepared, key, digest)
+            if rows:
+                break
+            replayed = await self._replay(key, digest, "jobs")
+            if replayed is not None:
+                return replayed
+        else:
+            raise self._unsettled(key)
+        self.assigner.queued.set()
+        jobs = [JobRecord.from_row(r) for r in rows]
+        logger.info("%d jobs queued in one call", len(jobs), extra={"count": len(jobs)})
+        return jobs
+
+    async def _insert_jobs(
+        self, prepared: list[tuple[uuid.UUID, JobSpec, Event]], key: str, digest: str
+    ) -> list[dict[str, Any]]:
+        """The queue_job_batch statement: the jobs' rows, or none when `key` is taken."""
         async with self.db.connection() as tx:
-            rows = await tx.all(
-                "queue_job_batch",
+            return await tx.all(
+                "queue_job_batch_keyed" if key else "queue_job_batch",
                 {
                     "ids": [job_id for job_id, _, _ in prepared],
                     "names": [spec.name for _, spec, _ in prepared],
@@ -141,12 +218,59 @@ class Submission:
                     "payloads": [Jsonb(ev.payload) for _, _, ev in prepared],
                     "event_type": str(EventType.JOB_CREATED),
                     "actor": "client",
+                    **(
+                        self._key_params(key, digest, [job_id for job_id, _, _ in prepared])
+                        if key
+                        else {}
+                    ),
                 },
             )
-        self.assigner.queued.set()
-        jobs = [JobRecord.from_row(r) for r in rows]
-        logger.info("%d jobs queued in one call", len(jobs), extra={"count": len(jobs)})
+
+    def _key_params(self, key: str, digest: str, job_ids: list[uuid.UUID]) -> dict[str, Any]:
+        return {
+            "key": key,
+            "request_hash": digest,
+            "key_job_ids": job_ids,
+            "key_window": self.settings.submission.idempotency_window,
+        }
+
+    async def _replay(self, key: str, digest: str, kind: SubmissionKind) -> list[JobRecord] | None:
+        """The jobs a taken key names, in request order; None when the key is unknown
+        after all (forgotten meanwhile, or its jobs were pruned: then it is forgotten
+        here), so that the caller submits anew. Writes no job, event or outbox row."""
+        async with self.db.connection() as tx:
+            stored = await tx.one("get_submission_key", {"key": key})
+            if stored is None:
+                return None
+            if stored["request_hash"] != digest:
+                raise AlreadyExists(
+                    f"idempotency key {key!r} was used for a different "
+                    f"{'job spec' if kind == 'job' else 'list of job specs'} within the "
+                    f"last {window_text(self.settings.submission.idempotency_window)}"
+                )
+            job_ids: list[uuid.UUID] = stored["job_ids"]
+            rows = await tx.all("get_jobs", {"ids": job_ids})
+            if len(rows) < len(job_ids):
+                await tx.execute("forget_submission_key", {"key": key, "job_ids": job_ids})
+                logger.info(
+                    "idempotency key %r forgotten: its jobs were pruned",
+                    key,
+                    extra={"idempotency_key": key},
+                )
+                return None
+        by_id = {row["id"]: JobRecord.from_row(row) for row in rows}
+        jobs = [by_id[job_id] for job_id in job_ids]
+        logger.info(
+            "submission replayed: idempotency key %r already queued %d job(s)",
+            key,
+            len(jobs),
+            extra={"idempotency_key": key, "job_id": str(jobs[0].id), "count": len(jobs)},
+        )
         return jobs
+
+    @staticmethod
+    def _unsettled(key: str) -> Unavailable:
+        return Unavailable(f"idempotency key {key!r} changed hands repeatedly; retry the call")
 
     def _new_job(
         self, command: list[str], correlation_id: str = "", **spec: Any
@@ -170,3 +294,12 @@ class Submission:
             max_attempts=valid.max_attempts,
         )
         return job_id, valid, created
+
+
+def window_text(seconds: float) -> str:
+    """The idempotency window as people write it: "24h", "90min", "45s"."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}min"
+    return f"{seconds:g}s"

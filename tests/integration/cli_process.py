@@ -37,8 +37,11 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-async def start_cli(*argv: str, server: str | None = None) -> asyncio.subprocess.Process:
-    env = cli_env(**({"HODEI_SERVER_ADDRESS": server} if server else {}))
+async def start_cli(
+    *argv: str, server: str | None = None, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """`env`: HODEI_* variables for this run (the test's own are not passed on)."""
+    env = cli_env(**({"HODEI_SERVER_ADDRESS": server} if server else {}), **(env or {}))
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -65,8 +68,10 @@ async def finish(proc: asyncio.subprocess.Process, argv: list[str], seconds: flo
     return CliResult(argv, proc.returncode, out.decode(), err.decode())
 
 
-async def hodei(*argv: str, server: str | None = None, seconds: float = 30.0) -> CliResult:
-    proc = await start_cli(*argv, server=server)
+async def hodei(
+    *argv: str, server: str | None = None, seconds: float = 30.0, env: dict[str, str] | None = None
+) -> CliResult:
+    proc = await start_cli(*argv, server=server, env=env)
     return await finish(proc, list(argv), seconds)
 
 

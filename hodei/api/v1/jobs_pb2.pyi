@@ -77,12 +77,14 @@ class Job(_message.Message):
     def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., attempts: _Optional[int] = ..., max_attempts: _Optional[int] = ..., worker_id: _Optional[str] = ..., has_exit_code: _Optional[bool] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., correlation_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assigned_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class QueueJobRequest(_message.Message):
-    __slots__ = ("spec", "correlation_id")
+    __slots__ = ("spec", "correlation_id", "idempotency_key")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     spec: JobSpec
     correlation_id: str
-    def __init__(self, spec: _Optional[_Union[JobSpec, _Mapping]] = ..., correlation_id: _Optional[str] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, spec: _Optional[_Union[JobSpec, _Mapping]] = ..., correlation_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class QueueJobResponse(_message.Message):
     __slots__ = ("job",)
@@ -91,10 +93,12 @@ class QueueJobResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
 
 class QueueJobsRequest(_message.Message):
-    __slots__ = ("jobs",)
+    __slots__ = ("jobs", "idempotency_key")
     JOBS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     jobs: _containers.RepeatedCompositeFieldContainer[QueueJobRequest]
-    def __init__(self, jobs: _Optional[_Iterable[_Union[QueueJobRequest, _Mapping]]] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, jobs: _Optional[_Iterable[_Union[QueueJobRequest, _Mapping]]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class QueueJobsResponse(_message.Message):
     __slots__ = ("jobs",)

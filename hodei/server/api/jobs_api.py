@@ -34,6 +34,7 @@ class JobExecutionServicer(jobs_pb2_grpc.JobExecutionServiceServicer):
         job = await self.services.submission.submit(
             **spec_args(request.spec),
             correlation_id=request.correlation_id,
+            idempotency_key=request.idempotency_key,
         )
         return jobs_pb2.QueueJobResponse(job=job_to_proto(job))
 
@@ -46,7 +47,9 @@ class JobExecutionServicer(jobs_pb2_grpc.JobExecutionServiceServicer):
             if not item.HasField("spec"):
                 raise InvalidArgument(f"jobs[{index}]: spec is required")
             specs.append({**spec_args(item.spec), "correlation_id": item.correlation_id})
-        jobs = await self.services.submission.submit_many(specs)
+        jobs = await self.services.submission.submit_many(
+            specs, idempotency_key=request.idempotency_key
+        )
         return jobs_pb2.QueueJobsResponse(jobs=[job_to_proto(job) for job in jobs])
 
     @unary

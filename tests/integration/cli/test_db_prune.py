@@ -50,6 +50,7 @@ async def test_dry_run_counts_then_prune_deletes(db_url: str) -> None:
         "published outbox rows                   24.0 h      0",
         "TERMINATED and LOST workers             24.0 h      0 (0 events)",
         "never-connected registrations           10 min      1 (0 events)",
+        "idempotency keys past their window      24.0 h      0",
         "dry run: nothing was deleted",
     ]
     assert (count(db_url, "jobs"), count(db_url, "job_logs"), count(db_url, "workers")) == (

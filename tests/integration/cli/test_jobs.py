@@ -241,9 +241,40 @@ async def test_workers_queue_and_version(platform: str) -> None:
 
 async def test_unreachable_server_is_one_line_and_exit_3() -> None:
     address = f"127.0.0.1:{closed_port()}"
-    for argv in (["job", "list"], ["job", "run", "--", "true"], ["workers"], ["queue"]):
+    for argv in (["job", "list"], ["workers"], ["queue"]):
         result = await hodei(*argv, server=address, seconds=20)
         assert_one_line_error(result, 3, f"cannot reach the Hodei server at {address}")
+    # A submission is retried first (HODEI_SUBMIT_RETRY, 30 s by default), then says so.
+    for argv in (["job", "run", "--", "true"], ["job", "submit", "--", "true"]):
+        result = await hodei(*argv, server=address, seconds=20, env={"HODEI_SUBMIT_RETRY": "1"})
+        assert_one_line_error(result, 3, f"cannot reach the Hodei server at {address}")
+        assert "; gave up after " in result.stderr and " tries in " in result.stderr
+
+
+async def test_submit_with_an_idempotency_key_queues_once(platform: str) -> None:
+    argv = ["job", "submit", "--idempotency-key", "nightly-2026-12-01", "--name", "n", "--"]
+    first = await hodei(*argv, "sleep", "30", server=platform)
+    again = await hodei(*argv, "sleep", "30", server=platform)
+    assert first.returncode == 0 and again.returncode == 0, f"{first}\n{again}"
+    assert again.stdout == first.stdout and len(first.stdout.strip()) == 36
+    other = await hodei(*argv, "sleep", "31", server=platform)
+    assert_one_line_error(
+        other, 5, "idempotency key 'nightly-2026-12-01' was used for a different job spec"
+    )
+    async with HodeiClient(platform) as client:
+        jobs = await client.list_jobs()
+        assert [j.id for j in jobs] == [first.stdout.strip()]
+        await client.cancel_job(jobs[0].id, force=True)
+
+
+async def test_run_with_an_idempotency_key_follows_the_job_already_queued(platform: str) -> None:
+    argv = ["job", "run", "--idempotency-key", "run-once", "--", "sh", "-c", "echo once; exit 3"]
+    first = await hodei(*argv, server=platform)
+    again = await hodei(*argv, server=platform)
+    for result in (first, again):
+        assert result.returncode == 3 and result.stdout == "once\n", str(result)
+    async with HodeiClient(platform) as client:
+        assert len(await client.list_jobs()) == 1
 
 
 @pytest.mark.parametrize(
@@ -266,6 +297,15 @@ async def test_unreachable_server_is_one_line_and_exit_3() -> None:
         (["job", "list", "--limit", "0"], "--limit"),
         (["job", "frobnicate"], "invalid choice"),
         (["--output", "xml", "queue"], "invalid choice"),
+        (
+            ["job", "submit", "--idempotency-key", "two words", "--", "true"],
+            "idempotency key has the character ' '",
+        ),
+        (
+            ["job", "run", "--idempotency-key", "k" * 129, "--", "true"],
+            "idempotency key is 129 characters long; at most 128",
+        ),
+        (["job", "submit", "--idempotency-key", "", "--", "true"], "must not be empty"),
     ],
 )
 async def test_invalid_input_is_one_line_and_exit_2(argv: list[str], contains: str) -> None:

@@ -56,6 +56,7 @@ EXPECTED_COLUMNS = {
         "stopped_at",
     },
     "schema_migrations": {"version", "name", "applied_at"},
+    "submission_keys": {"key", "request_hash", "job_ids", "created_at"},
 }
 
 

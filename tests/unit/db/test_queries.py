@@ -18,6 +18,19 @@ def test_fragments_are_included_where_named_and_are_not_queries() -> None:
     assert parse_queries(text) == {"one": "WITH r AS (SELECT 1) SELECT * FROM r", "two": "SELECT 2"}
 
 
+def test_a_fragment_may_include_another_but_not_itself() -> None:
+    text = (
+        "-- fragment: inner\ni AS (SELECT 1)\n\n"
+        "-- fragment: outer\n{{inner}}, o AS (SELECT * FROM i)\n\n"
+        "-- name: one\nWITH {{outer}} SELECT * FROM o;\n"
+    )
+    assert parse_queries(text) == {
+        "one": "WITH i AS (SELECT 1), o AS (SELECT * FROM i) SELECT * FROM o"
+    }
+    with pytest.raises(ValueError, match="fragment 'loop' includes itself"):
+        parse_queries("-- fragment: loop\n{{loop}}\n-- name: one\nSELECT {{loop}};\n")
+
+
 def test_unknown_fragment_and_duplicate_names_are_refused() -> None:
     with pytest.raises(ValueError, match="no fragment named 'nope'"):
         parse_queries("-- name: one\nSELECT {{nope}};\n")
@@ -30,6 +43,9 @@ def test_the_shipped_queries_include_their_outbox_rows() -> None:
     for name in (
         "insert_events",
         "queue_job",
+        "queue_job_keyed",
+        "queue_job_batch",
+        "queue_job_batch_keyed",
         "dispatch_jobs",
         "start_jobs_fenced",
         "finish_jobs_fenced",
@@ -47,16 +63,9 @@ def test_every_shipped_query_is_used_by_the_package() -> None:
     assert unused == []
 
 
-def test_a_fragment_may_include_another_but_not_itself() -> None:
-    text = "-- fragment: a\nx = 1\n-- fragment: b\nWHERE {{a}}\n-- name: q\nSELECT 1 {{b}};\n"
-    assert parse_queries(text) == {"q": "SELECT 1 WHERE x = 1"}
-    with pytest.raises(ValueError, match="includes itself"):
-        parse_queries("-- fragment: a\n{{a}}\n-- name: q\nSELECT {{a}};\n")
-
-
 def test_the_retention_statements_are_complete() -> None:
     shipped = queries()
-    for kind in ("jobs", "outbox", "workers", "registrations"):
+    for kind in ("jobs", "outbox", "workers", "registrations", "submission_keys"):
         for name in (f"prune_{kind}", f"count_{kind}"):
             assert "{{" not in shipped[name], name
         assert "SKIP LOCKED" in shipped[f"prune_{kind}"], kind
