@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ import psycopg
 
 from harness.chaos.ledger import Ledger, ledger_command
 from harness.waits import wait_for_async
-from hodei.client import HodeiClient
+from hodei.client import HodeiClient, RetryPolicy
 from hodei.errors import Unavailable
 
 logger = logging.getLogger(__name__)
@@ -43,7 +42,6 @@ class Burst:
     #: Submissions the client gave up on (counted as lost).
     refused: list[str] = field(default_factory=list)
     submitted: int = 0
-    retries: int = 0
 
     async def run(self) -> None:
         """Submit every job; returns when each submission was answered or given up."""
@@ -51,7 +49,10 @@ class Burst:
         queue: asyncio.Queue[str] = asyncio.Queue()
         for token in self.tokens:
             queue.put_nowait(token)
-        clients = [HodeiClient(address, deadline=10.0) for address in self.addresses]
+        policy = RetryPolicy(total_seconds=self.give_up_s, initial_backoff=0.05, max_backoff=1.0)
+        clients = [
+            HodeiClient(address, deadline=10.0, submit_retry=policy) for address in self.addresses
+        ]
         try:
             await asyncio.gather(
                 *(
@@ -68,22 +69,19 @@ class Burst:
         labels = {TRIAL_LABEL: self.trial_id}
         while not queue.empty():
             token = queue.get_nowait()
-            give_up = time.monotonic() + self.give_up_s
-            delay = 0.05
-            while True:
-                try:
-                    await client.queue_job(
-                        command, labels={**labels, SUBMISSION_LABEL: token}, max_attempts=5
-                    )
-                    self.submitted += 1
-                    break
-                except Unavailable:
-                    if time.monotonic() > give_up:
-                        self.refused.append(token)
-                        break
-                    self.retries += 1
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 1.0)
+            try:
+                # The client retries UNAVAILABLE itself, with this key every time: a try
+                # whose answer was lost (the server died after its commit) is not a
+                # second job.
+                await client.queue_job(
+                    command,
+                    labels={**labels, SUBMISSION_LABEL: token},
+                    max_attempts=5,
+                    idempotency_key=token,
+                )
+                self.submitted += 1
+            except Unavailable:
+                self.refused.append(token)
 
 
 @dataclass

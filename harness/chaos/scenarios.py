@@ -117,7 +117,8 @@ async def _burst_with_fault(
     settled = await account(burst, platform.database_url, killed_workers=set())
     recovery = _first_finish_after(settled, back_at)
     trial.recovery_s = [] if recovery is None else [recovery]
-    trial.notes.append(f"{burst.retries} client retries")
+    if burst.refused:
+        trial.notes.append(f"{len(burst.refused)} submissions given up by the client")
     return _fill(trial, settled, platform)
 
 
