@@ -74,7 +74,7 @@ def test_dispatcher_off_is_named_as_the_root_cause(tmp_path: Path, run_temp: Pat
 
 def test_outbox_relay_off_is_named(tmp_path: Path) -> None:
     report = run_features(
-        tmp_path, "-k", "PENDING or SubscribeLogs or burst", "--hodei-fault", "outbox_relay_off"
+        tmp_path, "-k", "PENDING or SubscribeLogs or throughput", "--hodei-fault", "outbox_relay_off"
     )
     assert "OUTBOX_BACKLOG" in codes(report), report["findings"]
     assert not codes(report) & {"DISPATCHER_DISABLED", "DISPATCHER_STALLED", "LOGS_NOT_STREAMED"}
@@ -86,7 +86,7 @@ def test_outbox_relay_off_is_named(tmp_path: Path) -> None:
 
 def test_worker_dropping_logs_is_named(tmp_path: Path) -> None:
     report = run_features(
-        tmp_path, "-k", "PENDING or SubscribeLogs or burst", "--hodei-fault", "worker_drop_logs"
+        tmp_path, "-k", "PENDING or SubscribeLogs or throughput", "--hodei-fault", "worker_drop_logs"
     )
     assert "LOGS_NOT_STREAMED" in codes(report), report["findings"]
     assert report["root_cause_code"] == "LOGS_NOT_STREAMED"
@@ -105,7 +105,7 @@ def test_xdist_run_gives_one_merged_report(tmp_path: Path, run_temp: Path) -> No
         "-n",
         "2",
         "-k",
-        "layer or PENDING or SubscribeLogs or burst",
+        "layer or PENDING or SubscribeLogs or throughput",
         temp_dir=run_temp,
     )
     assert report["_returncode"] == 0, report["_stdout"][-1500:]
