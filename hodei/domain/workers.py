@@ -69,6 +69,11 @@ class SilenceWatch:
         self._since: float | None = None
         self._last: float | None = None
 
+    def interrupt(self) -> None:
+        """A break seen another way (a heartbeat that could not be stored): the window
+        starts again at the next contact."""
+        self._since = None
+
     def reached(self, now: float) -> bool:
         if self._since is None or self._last is None or now - self._last > self.break_after_s:
             self._since = now

@@ -28,6 +28,14 @@ class WorkerService:
         self.db = db
         self.settings = settings
         self.server_id = server_id
+        #: How many worker messages (heartbeats, acks, starts...) this server could not
+        #: store because the database was away: the recovery loop treats a rise as a
+        #: break in what it could have seen (a restart of PostgreSQL can be shorter than
+        #: any of its own sweeps notices).
+        self.unstored_messages = 0
+
+    def note_unstored(self) -> None:
+        self.unstored_messages += 1
 
     async def register(
         self,

@@ -242,7 +242,9 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             protocol.session.send(RejectedNotice(None, err.code, one_line(str(err))))
         except DATABASE_DOWN as err:
             # The database went away (a restart, an outage): not a bug, no traceback.
-            # The worker resends what was not confirmed once it reads UNAVAILABLE.
+            # The worker resends what was not confirmed once it reads UNAVAILABLE; its
+            # silence meanwhile proves nothing (hodei.server.recovery).
+            self.services.workers.note_unstored()
             logger.warning(
                 "worker message %s not applied, database unavailable: %s",
                 kind,

@@ -69,3 +69,7 @@ def test_silence_is_judged_only_after_a_whole_window_without_a_break() -> None:
     assert back[:15] == [False] * 15 and back[15:] == [True, True]
     # A gap within the break limit is an ordinary slow sweep.
     assert watch.reached(145.0)
+    # A break seen another way (a heartbeat that could not be stored), however short.
+    watch.interrupt()
+    after = sweeps(146.0, 162.0)
+    assert after[:15] == [False] * 15 and after[15:] == [True, True]
