@@ -37,7 +37,7 @@ from harness.launchers.base import (
 )
 from harness.processes import alive, reap, wait_gone
 from hodei.db.databases import create_database, drop_database
-from hodei.db.embedded import start_pgserver
+from hodei.db.embedded import start_again, start_pgserver
 from hodei.errors import Unavailable
 from hodei.settings import TESTING_ENV
 from hodei.worker.command import worker_command
@@ -249,18 +249,7 @@ class LocalLauncher(Launcher):
         """Start the embedded PostgreSQL stopped by stop_database, on the same socket."""
         if self._pg is None:
             raise LaunchError("only the run's embedded PostgreSQL can be started")
-        # pgserver runs pg_ctl with a preexec_fn (to switch user), which is not safe in a
-        # process with gRPC's threads (pg_ctl died of SIGSEGV): a fresh interpreter starts
-        # it, then this process's handle finds it running and adopts it.
-        script = "import sys, pgserver; pgserver.get_server(sys.argv[1], cleanup_mode=None)"
-        subprocess.run(
-            [sys.executable, "-c", script, str(self._pg.pgdata)],
-            check=True,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=60,
-        )
-        self._pg.ensure_postgres_running()
+        start_again(self._pg)
 
     # -- Launcher interface -----------------------------------------------------
     def start(self) -> Deployment:

@@ -7,6 +7,8 @@ a unix socket, with no system server and no Docker.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,29 @@ def start_pgserver(data_dir: Path, cleanup_mode: str | None = None) -> Any:
             return pgserver.get_server(data_dir, cleanup_mode=cleanup_mode)
     except Exception as exc:  # pgserver raises assorted subprocess/OS errors
         raise Unavailable(f"cannot start the embedded PostgreSQL in {data_dir}: {exc}") from exc
+
+
+def start_again(server: Any) -> None:
+    """Start a stopped embedded PostgreSQL again, on the same data dir and socket.
+
+    pgserver runs pg_ctl with a preexec_fn (to switch user when run as root), which is
+    not safe in a process where gRPC's threads run: pg_ctl died of SIGSEGV in the chaos
+    suite and a test. So a fresh interpreter starts it, and then `server` finds it
+    running and adopts it."""
+    script = "import sys, pgserver; pgserver.get_server(sys.argv[1], cleanup_mode=None)"
+    try:
+        subprocess.run(
+            [sys.executable, "-c", script, str(server.pgdata)],
+            check=True,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise Unavailable(
+            f"cannot start the embedded PostgreSQL in {server.pgdata}: {exc}"
+        ) from exc
+    server.ensure_postgres_running()
 
 
 def embedded_url(data_dir: Path, database: str = DATABASE_NAME) -> str:

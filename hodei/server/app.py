@@ -25,7 +25,7 @@ from hodei.api.v1 import (
     workers_pb2,
     workers_pb2_grpc,
 )
-from hodei.db.connector import Database
+from hodei.db.connector import DATABASE_DOWN, Database
 from hodei.db.embedded import resolve_database_url
 from hodei.db.migrate import migrate
 from hodei.errors import Unavailable, first_line
@@ -120,14 +120,17 @@ class ServerApp:
             settings.dispatcher.enabled, settings.server.outbox_relay_enabled
         )
 
-        gate = DatabaseGate(lambda: self.db_watch is None or self.db_watch.reachable)
+        def database_up() -> bool:
+            return self.db_watch is None or self.db_watch.reachable
+
+        gate = DatabaseGate(database_up)
         server = grpc.aio.server(options=grpc_server_options(settings), interceptors=[gate])
         jobs_pb2_grpc.add_JobExecutionServiceServicer_to_server(
             JobExecutionServicer(services), server
         )
         logs_pb2_grpc.add_LogStreamServiceServicer_to_server(LogStreamServicer(services), server)
         workers_pb2_grpc.add_WorkerAgentServiceServicer_to_server(
-            WorkerAgentServicer(services), server
+            WorkerAgentServicer(services, database_up), server
         )
         platform_pb2_grpc.add_PlatformServiceServicer_to_server(PlatformServicer(services), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -224,6 +227,10 @@ class ServerApp:
             try:
                 await self.services.workers.disconnect_all()
                 await self.services.status.stopped()
+            except DATABASE_DOWN as exc:
+                # Stopping during an outage: the rows say so once the database is back
+                # (workers' server_id is cleared by the next server that sees them).
+                logger.warning("could not record the shutdown in the database: %s", first_line(exc))
             except Exception:
                 logger.exception("could not record the shutdown in the database")
         if self.db is not None:

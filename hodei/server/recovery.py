@@ -103,16 +103,10 @@ class Recovery:
 
     async def sweep(self) -> None:
         silent = await self._ids("silent_workers", {"silence": self.silence_limit})
-        now = time.monotonic()
-        if self.workers.unstored_messages != self._unstored_seen:
-            # Worker messages went unstored since the last sweep: the database was away,
-            # if only for less than a sweep (a fast restart). Start both windows again.
-            self._unstored_seen = self.workers.unstored_messages
-            self.watch.interrupt()
-            self.ack_watch.interrupt()
-        if not self.watch.reached(now):
+        # Judged after the query: one that waited out an outage is a break itself.
+        self._note_unstored()
+        if not self.watch.reached(time.monotonic()):
             silent = []  # not yet: the workers may be reconnecting, or their heartbeats unsaved
-        acks_due = self.ack_watch.reached(now)
         for worker_id in silent:
             await self._guard(
                 self.workers.mark_gone(
@@ -125,7 +119,14 @@ class Recovery:
             if session is not None:
                 session.close()  # a stream that delivers no heartbeats is not trusted
             self.registry.capacity_changed.set()
-        for job_id in await self._ids("expired_acks") if acks_due else []:
+        expired = await self._ids("expired_acks")
+        # Again after its own query: the chaos suite had a sweep decide that acks were due,
+        # then wait 11 s on this query through a database outage and requeue jobs whose
+        # workers' acks had found no database to store them (3 jobs ran twice).
+        self._note_unstored()
+        if not self.ack_watch.reached(time.monotonic()):
+            expired = []
+        for job_id in expired:
             job = await self._guard(
                 self.transitions.requeue(
                     job_id, "worker did not acknowledge the job in time", "recovery"
@@ -145,6 +146,14 @@ class Recovery:
         # break in this loop's view of the database.
         self.watch.reached(time.monotonic())
         self.ack_watch.reached(time.monotonic())
+
+    def _note_unstored(self) -> None:
+        """Worker messages went unstored since the last look: the database was away, if
+        only for less than a sweep (a fast restart). Both windows start again."""
+        if self.workers.unstored_messages != self._unstored_seen:
+            self._unstored_seen = self.workers.unstored_messages
+            self.watch.interrupt()
+            self.ack_watch.interrupt()
 
     async def _force(self, job_id: uuid.UUID, state: JobState, reason: str) -> None:
         before = await self.job_reads.get_job(job_id)

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+import psycopg
 
 from hodei.api.v1 import workers_pb2, workers_pb2_grpc
 from hodei.errors import HodeiError, InvalidArgument
@@ -48,8 +49,12 @@ _MERGE_LINES = 50_000
 
 
 class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, database_up: Callable[[], bool] = lambda: True) -> None:
         self.services = services
+        #: The database watch's view: while it finds the database away, a worker message
+        #: on an open stream is refused at once (as a unary call is by the gate) rather
+        #: than waiting on the pool for a connection.
+        self.database_up = database_up
 
     @unary
     async def Register(
@@ -237,6 +242,11 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
 
     async def _guarded(self, protocol: WorkerProtocol, kind: str, work: Awaitable[None]) -> None:
         try:
+            if not self.database_up():
+                close = getattr(work, "close", None)
+                if close is not None:
+                    close()  # never awaited: no "coroutine was never awaited" warning
+                raise psycopg.OperationalError("the server cannot reach its database")
             await work
         except HodeiError as err:
             protocol.session.send(RejectedNotice(None, err.code, one_line(str(err))))
