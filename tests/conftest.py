@@ -116,6 +116,10 @@ def test_settings(db_url: str) -> Callable[..., Settings]:
         values: dict[str, dict[str, Any]] = {
             "database": {"url": db_url},
             "server": {"host": "127.0.0.1", "port": 0},
+            # The server's silence window after a start is the miss window plus this:
+            # tests with short heartbeats expect a LOST soon after the start (a test
+            # that restarts a server gives its workers a backoff this short too).
+            "worker": {"reconnect_max_backoff": 1.0},
         }
         for group, fields in overrides.items():
             values[group] = {**values.get(group, {}), **fields}

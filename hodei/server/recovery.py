@@ -96,10 +96,15 @@ class Recovery:
     def _new_watch(self, window_s: float | None = None) -> SilenceWatch:
         # A contact normally comes every reaper_interval (plus the sweep's own time): a
         # gap of two more seconds means the database, or this server, was not there.
-        return SilenceWatch(
-            self.silence_limit if window_s is None else window_s,
-            self.settings.recovery.reaper_interval + 2.0,
-        )
+        # Silence is judged over a miss window plus the workers' longest reconnect
+        # backoff: a worker that lost its server may wait that long before it tries
+        # again, heartbeat-less (the chaos suite saw a live worker reconnect 2 s after a
+        # restarted server, 0.03 s after being called LOST with a 1.5 s window; 8 of its
+        # finished but unconfirmed jobs ran again). Deployments set the backoff alike for
+        # servers and workers (HODEI_RECONNECT_MAX_BACKOFF, 10 s by default).
+        if window_s is None:
+            window_s = self.silence_limit + self.settings.worker.reconnect_max_backoff
+        return SilenceWatch(window_s, self.settings.recovery.reaper_interval + 2.0)
 
     async def sweep(self) -> None:
         silent = await self._ids("silent_workers", {"silence": self.silence_limit})
