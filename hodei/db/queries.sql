@@ -196,9 +196,14 @@ SELECT count(*) AS deleted FROM ({{prunable_submission_keys}}) k;
 SELECT * FROM jobs WHERE id = %(id)s FOR UPDATE;
 
 -- name: list_jobs
+-- A page, newest first; `after_created`/`after_id` (both null for the first page)
+-- are the last job of the previous page (hodei.server.job_reads.page_token).
 SELECT * FROM jobs
 WHERE (cardinality(%(states)b::text[]) = 0 OR state = ANY(%(states)b::text[]))
   AND labels @> %(labels)s::jsonb
+  AND (%(after_created)s::timestamptz IS NULL
+       OR created_at < %(after_created)s::timestamptz
+       OR (created_at = %(after_created)s::timestamptz AND id > %(after_id)s::uuid))
 ORDER BY created_at DESC, id
 LIMIT %(limit)s;
 
