@@ -51,7 +51,7 @@ async def test_spec_limits_are_invalid_argument_naming_field_and_limit(
     app = await start_server()
     stubs = _big_stubs(app.address)
     try:
-        cases = [
+        cases: list[tuple[dict[str, Any], str]] = [
             (
                 {"labels": {"k": "v" * 10_485_760}},
                 "labels['k']: value is 10485760 bytes; at most 4096",
