@@ -62,6 +62,8 @@ DEFAULT_DEADLINE = 10.0
 # the follower gives up with Unavailable.
 _STREAM_RESUMES = 8
 _RESUME_BACKOFF_MAX = 2.0
+#: What ListJobs returns when no limit is asked (the server's default page size).
+_DEFAULT_LIST = 50
 
 
 def check_address(address: str) -> str:
@@ -225,13 +227,34 @@ class HodeiClient:
         limit: int = 0,
         labels: Mapping[str, str] | None = None,
     ) -> list[JobView]:
+        """Up to `limit` jobs (0: the server's default of 50), newest first, following
+        the server's pages: a page also ends at a byte budget, so it may hold fewer."""
+        wanted = limit or _DEFAULT_LIST
+        jobs: list[JobView] = []
+        token = ""
+        while len(jobs) < wanted:
+            page, token = await self.list_jobs_page(states, wanted - len(jobs), labels, token)
+            jobs += page
+            if not token:
+                break
+        return jobs
+
+    async def list_jobs_page(
+        self,
+        states: Iterable[JobState] = (),
+        limit: int = 0,
+        labels: Mapping[str, str] | None = None,
+        page_token: str = "",
+    ) -> tuple[list[JobView], str]:
+        """One page of ListJobs and the token of the next one ("" after the last)."""
         request = jobs_pb2.ListJobsRequest(
             states=[convert.JOB_STATE_TO_PROTO[s] for s in states],
             limit=limit,
             labels=dict(labels or {}),
+            page_token=page_token,
         )
         response = await self._call(self._jobs.ListJobs, request)
-        return [convert.job_view(j) for j in response.jobs]
+        return [convert.job_view(j) for j in response.jobs], response.next_page_token
 
     async def cancel_job(self, job_id: str, *, force: bool = False, reason: str = "") -> JobView:
         request = jobs_pb2.CancelJobRequest(job_id=job_id, force=force, reason=reason)

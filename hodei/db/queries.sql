@@ -196,9 +196,14 @@ SELECT count(*) AS deleted FROM ({{prunable_submission_keys}}) k;
 SELECT * FROM jobs WHERE id = %(id)s FOR UPDATE;
 
 -- name: list_jobs
+-- A page, newest first; `after_created`/`after_id` (both null for the first page)
+-- are the last job of the previous page (hodei.server.job_reads.page_token).
 SELECT * FROM jobs
 WHERE (cardinality(%(states)b::text[]) = 0 OR state = ANY(%(states)b::text[]))
   AND labels @> %(labels)s::jsonb
+  AND (%(after_created)s::timestamptz IS NULL
+       OR created_at < %(after_created)s::timestamptz
+       OR (created_at = %(after_created)s::timestamptz AND id > %(after_id)s::uuid))
 ORDER BY created_at DESC, id
 LIMIT %(limit)s;
 
@@ -381,7 +386,9 @@ UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, now()), upda
 WHERE id = %(id)s RETURNING *;
 
 -- name: advance_log_cursor
-UPDATE jobs SET log_seq = log_seq + %(count)s, attempt_lines = attempt_lines + %(count)s
+-- `rows` stored, for `lines` of the worker's: more rows than lines when the server
+-- split a long line (hodei.server.logs).
+UPDATE jobs SET log_seq = log_seq + %(rows)s, attempt_lines = attempt_lines + %(lines)s
 WHERE id = %(id)s
 RETURNING log_seq, attempt_lines;
 
@@ -391,12 +398,23 @@ RETURNING log_seq, attempt_lines;
 COPY job_logs (job_id, sequence, attempt, is_stderr, ts, line) FROM STDIN (FORMAT BINARY);
 
 -- name: get_logs
-SELECT job_id, sequence, attempt, is_stderr, line,
-       (extract(epoch FROM ts) * 1000000)::int8 AS ts_us
-FROM job_logs
-WHERE job_id = %(id)s AND sequence > %(after)s
-ORDER BY sequence
-LIMIT %(limit)s;
+-- A page: at most `limit` lines and `max_bytes` bytes (each line costing its bytes
+-- plus `overhead`), at least one line. octet_length reads a TOASTed line's size
+-- without decompressing it; the lines past the budget are never sent.
+SELECT job_id, sequence, attempt, is_stderr, line, ts_us
+FROM (
+    SELECT job_id, sequence, attempt, is_stderr, line,
+           (extract(epoch FROM ts) * 1000000)::int8 AS ts_us,
+           row_number() OVER w AS n,
+           sum(octet_length(line) + %(overhead)s) OVER w AS upto
+    FROM job_logs
+    WHERE job_id = %(id)s AND sequence > %(after)s
+    WINDOW w AS (ORDER BY sequence)
+    ORDER BY sequence
+    LIMIT %(limit)s
+) page
+WHERE n = 1 OR upto <= %(max_bytes)s
+ORDER BY sequence;
 
 -- name: job_log_state
 SELECT state, log_seq FROM jobs WHERE id = %(id)s;

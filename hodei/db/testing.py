@@ -158,8 +158,8 @@ class InMemoryDatabase:
 
     def _advance_log_cursor(self, p: dict[str, Any]) -> list[Row]:
         row = self.jobs[p["id"]]
-        row["log_seq"] += p["count"]
-        row["attempt_lines"] += p["count"]
+        row["log_seq"] += p["rows"]
+        row["attempt_lines"] += p["lines"]
         return [{"log_seq": row["log_seq"], "attempt_lines": row["attempt_lines"]}]
 
     def _get_logs(self, p: dict[str, Any]) -> list[Row]:
@@ -167,4 +167,11 @@ class InMemoryDatabase:
             (r for r in self.job_logs if r["job_id"] == p["id"] and r["sequence"] > p["after"]),
             key=lambda r: r["sequence"],
         )
-        return [dict(r) for r in rows[: p["limit"]]]
+        page: list[Row] = []
+        size = 0
+        for r in rows[: p["limit"]]:
+            size += len(r["line"].encode()) + p.get("overhead", 0)
+            if page and size > p.get("max_bytes", size):
+                break
+            page.append(dict(r))
+        return page

@@ -84,6 +84,13 @@ MAX_COMMAND_BYTES = 128 * 1024
 MAX_ENV_ENTRIES = 256
 MAX_ENV_BYTES = 64 * 1024
 MAX_LABELS = 64
+MAX_LABEL_KEY_BYTES = 256
+MAX_LABEL_VALUE_BYTES = 4096
+MAX_WORKING_DIR_BYTES = 4096
+#: The whole spec (command, env, labels, name, working_dir) in bytes. Under the sum
+#: of the parts' bounds (~470 KiB): 32 RunJobs in one ServerMessage stay under the
+#: worker's 16 MiB receive limit, and a 4 MiB ListJobs page holds at least 15 jobs.
+MAX_SPEC_BYTES = 256 * 1024
 MAX_NAME_LENGTH = 200
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 MAX_ATTEMPTS_LIMIT = 100
@@ -98,6 +105,11 @@ class JobSpec:
     max_attempts: int = 3
     name: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+
+
+def _shown(key: str) -> str:
+    """A label key as an error message names it: quoted, and cut if it is long."""
+    return repr(key if len(key) <= 40 else key[:40] + "...")
 
 
 def _check_text(what: str, value: str) -> None:
@@ -139,6 +151,11 @@ def validate_spec(
             raise InvalidArgument(f"invalid env name {key!r}")
         _check_text("env", key)
         _check_text("env", value)
+    working_dir_size = len(working_dir.encode())
+    if working_dir_size > MAX_WORKING_DIR_BYTES:
+        raise InvalidArgument(
+            f"working_dir is {working_dir_size} bytes; at most {MAX_WORKING_DIR_BYTES}"
+        )
     _check_text("working_dir", working_dir)
     if timeout_seconds is not None:
         if timeout_seconds != timeout_seconds or timeout_seconds < 0:  # NaN or negative
@@ -156,11 +173,28 @@ def validate_spec(
     _check_text("name", name)
     if len(labels) > MAX_LABELS:
         raise InvalidArgument(f"too many labels ({len(labels)}); the limit is {MAX_LABELS}")
+    labels_size = 0
     for key, value in labels.items():
         if not key:
             raise InvalidArgument("label names must not be empty")
+        key_size, value_size = len(key.encode()), len(value.encode())
+        if key_size > MAX_LABEL_KEY_BYTES:
+            raise InvalidArgument(
+                f"labels[{_shown(key)}]: key is {key_size} bytes; at most {MAX_LABEL_KEY_BYTES}"
+            )
+        if value_size > MAX_LABEL_VALUE_BYTES:
+            raise InvalidArgument(
+                f"labels[{_shown(key)}]: value is {value_size} bytes; "
+                f"at most {MAX_LABEL_VALUE_BYTES}"
+            )
         _check_text("labels", key)
         _check_text("labels", value)
+        labels_size += key_size + value_size
+    # Each part is bounded above; their sum is bounded too, so that no spec is near
+    # the message limits however its bytes are spread.
+    total = size + env_size + labels_size + working_dir_size + len(name.encode())
+    if total > MAX_SPEC_BYTES:
+        raise InvalidArgument(f"the job spec is {total} bytes; at most {MAX_SPEC_BYTES}")
     return JobSpec(
         command=tuple(command),
         env=env,
@@ -175,3 +209,30 @@ def validate_spec(
 def sanitize_output_line(line: str) -> str:
     """Make a line of process output storable: PostgreSQL text refuses NUL."""
     return line.replace("\x00", "\ufffd")
+
+
+#: Longest output line the server stores as one row; the worker splits at its own
+#: bound (HODEI_WORKER_MAX_LINE_BYTES, 1 MiB by default), the server splits again
+#: whatever a client sent, so that every row fits in a page of GetLogs.
+MAX_STORED_LINE_BYTES = 1024 * 1024
+
+
+def split_output_line(line: str, max_bytes: int = MAX_STORED_LINE_BYTES) -> list[str]:
+    """`line` as pieces of at most `max_bytes` UTF-8 bytes, never cut inside a character,
+    in order: joined they give `line` back (nothing is lost, no marker is added)."""
+    if len(line) * 4 <= max_bytes:  # cheap: a character is at most 4 bytes
+        return [line]
+    data = line.encode()
+    if len(data) <= max_bytes:
+        return [line]
+    pieces: list[str] = []
+    start = 0
+    while len(data) - start > max_bytes:
+        cut = start + max_bytes
+        # Back off over UTF-8 continuation bytes (10xxxxxx): at most 3 of them.
+        while (data[cut] & 0xC0) == 0x80:
+            cut -= 1
+        pieces.append(data[start:cut].decode())
+        start = cut
+    pieces.append(data[start:].decode())
+    return pieces

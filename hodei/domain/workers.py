@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 
-from hodei.errors import InvalidTransition
+from hodei.errors import InvalidArgument, InvalidTransition
+
+#: Concurrent jobs one worker may declare (Register and Hello).
+MAX_SLOTS = 1024
 
 
 class WorkerState(enum.StrEnum):
@@ -43,6 +46,18 @@ def can_transition(current: WorkerState, target: WorkerState) -> bool:
 def check_transition(current: WorkerState, target: WorkerState) -> None:
     if not can_transition(current, target):
         raise InvalidTransition(f"worker cannot go from {current} to {target}")
+
+
+def check_slots(slots: int, *, zero_means: int | None = 1) -> int:
+    """The slots a worker declared, checked before anything reaches the database (a
+    uint32 over PostgreSQL's integer was a NumericValueOutOfRange traceback).
+    0 means `zero_means` (Register: 1; Hello: None, keep the registered number)."""
+    if slots == 0 and zero_means is None:
+        return 0
+    slots = slots or zero_means or 1
+    if not 1 <= slots <= MAX_SLOTS:
+        raise InvalidArgument(f"slots is {slots}; it must be between 1 and {MAX_SLOTS}")
+    return slots
 
 
 def occupancy_state(running: int, slots: int) -> WorkerState:

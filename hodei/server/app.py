@@ -31,6 +31,7 @@ from hodei.db.migrate import migrate
 from hodei.errors import Unavailable, first_line
 from hodei.redaction import redact
 from hodei.server.api.database_gate import DatabaseGate
+from hodei.server.api.decoding import DecodingGuard
 from hodei.server.api.jobs_api import JobExecutionServicer, LogStreamServicer
 from hodei.server.api.platform_api import PlatformServicer
 from hodei.server.api.workers_api import WorkerAgentServicer
@@ -124,7 +125,9 @@ class ServerApp:
             return self.db_watch is None or self.db_watch.reachable
 
         gate = DatabaseGate(database_up)
-        server = grpc.aio.server(options=grpc_server_options(settings), interceptors=[gate])
+        server = grpc.aio.server(
+            options=grpc_server_options(settings), interceptors=[gate, DecodingGuard()]
+        )
         jobs_pb2_grpc.add_JobExecutionServiceServicer_to_server(
             JobExecutionServicer(services), server
         )

@@ -12,12 +12,17 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from hodei.db.connector import Database
 from hodei.db.copy_format import iter_log_rows
-from hodei.domain.jobs import JobState, sanitize_output_line
+from hodei.domain.jobs import (
+    MAX_STORED_LINE_BYTES,
+    JobState,
+    sanitize_output_line,
+    split_output_line,
+)
 from hodei.errors import NotFound
 from hodei.server.models import AttemptRef, LogChunk, LogLineRecord
 from hodei.server.transitions import fence, lock_job
@@ -27,6 +32,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_GET_LIMIT = 1000
 MAX_GET_LIMIT = 10_000
 _PAGE = 5000
+#: Bytes of lines in one GetLogs response or one streamed message: well under the
+#: clients' 64 MiB receive limit (and grpc's 4 MiB default), and at least one whole
+#: stored line (MAX_STORED_LINE_BYTES), so a 100 MB line reads back in pages.
+PAGE_BYTES = 4 * 1024 * 1024
+#: Bytes a LogLine costs besides its text (sequence, attempt, flags, timestamp, tags).
+LINE_OVERHEAD = 32
 #: Lines a subscriber may have waiting in memory before it reads from the table instead.
 #: It must exceed the largest batch ingestion publishes at once (the stream reader
 #: merges up to 50,000 lines, hodei.server.api.workers_api): at 10,000 every merged
@@ -117,6 +128,8 @@ class LogService:
             if first_line > expected or first_line + len(chunk) <= expected:
                 return expected
             fresh = chunk.tail(expected - first_line)
+            received = len(fresh)
+            fresh = split_long_lines(fresh)
             lines = fresh.lines
             if "\x00" in "".join(lines):
                 lines = [sanitize_output_line(line) for line in lines]
@@ -126,7 +139,11 @@ class LogService:
                 "copy_logs",
                 iter_log_rows(job.id, base + 1, ref.attempt, fresh.stderr, lines, micros),
             )
-            cursor = await tx.one("advance_log_cursor", {"id": job.id, "count": len(lines)})
+            # Rows and the worker's lines differ when a line was split: the sequence
+            # counts rows, the attempt's cursor counts the lines the worker numbered.
+            cursor = await tx.one(
+                "advance_log_cursor", {"id": job.id, "rows": len(lines), "lines": received}
+            )
             assert cursor is not None
             next_line = int(cursor["attempt_lines"])
         if self.bus.has_subscribers(job.id):
@@ -150,7 +167,7 @@ class LogService:
             state = await tx.one("job_log_state", {"id": job_id})
             if state is None:
                 raise NotFound(f"job {job_id} not found")
-            rows = await tx.all("get_logs", {"id": job_id, "after": after, "limit": limit})
+            rows = await tx.all("get_logs", self._page_args(job_id, after, limit))
         lines = [_line(r) for r in rows]
         last = lines[-1].sequence if lines else after
         complete = JobState(state["state"]).is_final and last >= state["log_seq"]
@@ -183,15 +200,13 @@ class LogService:
                     # A gap in what the bus holds, or lines persisted before we
                     # subscribed (or by another server): read them from the table.
                     async with self.db.connection() as tx:
-                        rows = await tx.all(
-                            "get_logs", {"id": job_id, "after": last, "limit": _PAGE}
-                        )
+                        rows = await tx.all("get_logs", self._page_args(job_id, last, _PAGE))
                     lines = [_line(r) for r in rows]
                 if lines:
                     last = lines[-1].sequence
                     # At most a page per message, however large the live batch.
-                    for start in range(0, len(lines), _PAGE):
-                        yield lines[start : start + _PAGE]
+                    for page in page_by_bytes(lines, _PAGE, PAGE_BYTES):
+                        yield page
                     continue
                 if last >= state["log_seq"]:
                     if JobState(state["state"]).is_final:
@@ -205,12 +220,61 @@ class LogService:
         finally:
             self.bus.unsubscribe(sub)
 
+    @staticmethod
+    def _page_args(job_id: uuid.UUID, after: int, limit: int) -> dict[str, Any]:
+        return {
+            "id": job_id,
+            "after": after,
+            "limit": limit,
+            "max_bytes": PAGE_BYTES,
+            "overhead": LINE_OVERHEAD,
+        }
+
     async def _log_state(self, job_id: uuid.UUID) -> dict[str, Any]:
         async with self.db.connection() as tx:
             state = await tx.one("job_log_state", {"id": job_id})
         if state is None:
             raise NotFound(f"job {job_id} not found")
         return state
+
+
+def split_long_lines(chunk: LogChunk, max_bytes: int = MAX_STORED_LINE_BYTES) -> LogChunk:
+    """`chunk` with every line over `max_bytes` split into consecutive pieces (same
+    stream and time): any client's LogBatch is stored as rows GetLogs can page."""
+    # max() runs in C; the per-line work below is only for a batch with a long line.
+    if not chunk.lines or max(map(len, chunk.lines)) * 4 <= max_bytes:
+        return chunk
+    out = LogChunk()
+    for err, line, us in zip(chunk.stderr, chunk.lines, chunk.micros, strict=True):
+        pieces = split_output_line(line, max_bytes)
+        out.stderr += [err] * len(pieces)
+        out.lines += pieces
+        out.micros += [us] * len(pieces)
+    return out
+
+
+def page_by_bytes(
+    lines: list[LogLineRecord], max_lines: int, max_bytes: int
+) -> Iterator[list[LogLineRecord]]:
+    """`lines` as consecutive pages of at most `max_lines` lines and `max_bytes` bytes
+    (a page holds at least one line)."""
+    page: list[LogLineRecord] = []
+    size = 0
+    for line in lines:
+        cost = line_cost(line.line)
+        if page and (len(page) >= max_lines or size + cost > max_bytes):
+            yield page
+            page, size = [], 0
+        page.append(line)
+        size += cost
+    if page:
+        yield page
+
+
+def line_cost(line: str) -> int:
+    """What a line weighs in a response: its bytes and the LogLine fields around them.
+    The same sum as the `get_logs` query's (octet_length + LINE_OVERHEAD)."""
+    return len(line) + LINE_OVERHEAD if line.isascii() else len(line.encode()) + LINE_OVERHEAD
 
 
 def _line(row: dict[str, Any]) -> LogLineRecord:

@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 from hodei.db.connector import Database
 from hodei.domain.events import EventType
 from hodei.domain.jobs import JobState
-from hodei.domain.workers import WorkerState, check_transition, occupancy_state
+from hodei.domain.workers import WorkerState, check_slots, check_transition, occupancy_state
 from hodei.errors import InvalidArgument, NotFound
 from hodei.server.events import Event, record, worker_event
 from hodei.server.models import AttemptRef, WorkerRecord
@@ -19,8 +19,6 @@ from hodei.server.transitions import lock_job, requeue_locked, requeue_lost_jobs
 from hodei.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-MAX_SLOTS = 1024
 
 
 class WorkerService:
@@ -47,9 +45,7 @@ class WorkerService:
         labels: dict[str, str],
     ) -> WorkerRecord:
         """A new identity (CREATING): not assignable until its stream says Hello."""
-        slots = slots or 1
-        if slots > MAX_SLOTS:
-            raise InvalidArgument(f"slots must be between 1 and {MAX_SLOTS}")
+        slots = check_slots(slots)
         if len(name) > 200 or len(hostname) > 255:
             raise InvalidArgument("worker name or hostname too long")
         worker_id = uuid.uuid4()
@@ -94,6 +90,7 @@ class WorkerService:
         thinks the worker holds but the worker no longer reports are requeued.
         """
         actor = f"worker:{worker_id}"
+        slots = check_slots(slots, zero_means=None)  # 0: keep the registered number
         async with self.db.transaction() as tx:
             existing = await tx.one("get_worker", {"id": worker_id})
             if existing is None or existing["state"] == WorkerState.TERMINATED:

@@ -17,6 +17,7 @@ from hodei.server.api.convert import (
     spec_args,
 )
 from hodei.server.api.status_codes import server_stream, unary
+from hodei.server.job_reads import LIST_PAGE_BYTES, page_token
 from hodei.server.models import LogLineRecord
 from hodei.server.services import Services
 
@@ -63,8 +64,23 @@ class JobExecutionServicer(jobs_pb2_grpc.JobExecutionServiceServicer):
         self, request: jobs_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.ListJobsResponse:
         states = [job_state_from_proto(s) for s in request.states]
-        jobs = await self.services.job_reads.list_jobs(states, request.limit, dict(request.labels))
-        return jobs_pb2.ListJobsResponse(jobs=[job_to_proto(j) for j in jobs])
+        jobs, more = await self.services.job_reads.list_jobs(
+            states, request.limit, dict(request.labels), request.page_token
+        )
+        response = jobs_pb2.ListJobsResponse()
+        size = 0
+        for job in jobs:
+            message = job_to_proto(job)
+            # Stop before the page passes its byte budget (it holds at least one job):
+            # a response must never exceed a client's receive limit.
+            size += message.ByteSize() + 8  # the field's tag and length
+            if response.jobs and size > LIST_PAGE_BYTES:
+                more = True
+                break
+            response.jobs.append(message)
+        if more:
+            response.next_page_token = page_token(jobs[len(response.jobs) - 1])
+        return response
 
     @unary
     async def CancelJob(

@@ -4,7 +4,8 @@ Stream protocol (see docs/worker-protocol.md): the first message must be Hello
 (else INVALID_ARGUMENT); an unknown worker id ends the stream with NOT_FOUND (the
 worker registers again). After the Welcome, each worker message is applied in
 order; a message that cannot be applied is answered with Rejected and the stream
-stays open.
+stays open. A malformed message (undecodable bytes, no payload) ends the stream with
+INVALID_ARGUMENT and the reason, after the messages before it were applied.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from hodei.server.api.convert import (
     ref_from_proto,
     worker_to_proto,
 )
+from hodei.server.api.decoding import Undecodable
 from hodei.server.api.status_codes import DATABASE_DOWN, abort_for, one_line, unary
 from hodei.server.models import AttemptRef, RejectedNotice, WelcomeNotice
 from hodei.server.results import AttemptResult
@@ -46,6 +48,15 @@ _MAX_APPLIED_GROUP = 256
 _MAX_GROUP = 32
 #: Upper bound of lines merged into one insert.
 _MERGE_LINES = 50_000
+
+
+class _Ending:
+    """Why the worker's side of a stream ended early; empty when it just ended."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self) -> None:
+        self.reason = ""
 
 
 class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
@@ -89,7 +100,10 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             await abort_for(exc, context, "WorkerStream")
         if protocol is None:
             return
-        reader = asyncio.create_task(self._read(protocol, context), name="worker-stream-reader")
+        ending = _Ending()
+        reader = asyncio.create_task(
+            self._read(protocol, context, ending), name="worker-stream-reader"
+        )
         outbox = protocol.session.outbox
         try:
             while True:
@@ -116,11 +130,15 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
             await protocol.close()
+        if ending.reason:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, ending.reason)
 
     async def _hello(self, context: grpc.aio.ServicerContext) -> WorkerProtocol | None:
         first = await context.read()
         if first is grpc.aio.EOF:
             return None
+        if isinstance(first, Undecodable):
+            raise InvalidArgument(first.reason)
         assert isinstance(first, workers_pb2.WorkerMessage)
         if first.WhichOneof("payload") != "hello":
             raise InvalidArgument("the first message on a worker stream must be Hello")
@@ -138,14 +156,18 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             batches=hello.batches,
         )
 
-    async def _read(self, protocol: WorkerProtocol, context: grpc.aio.ServicerContext) -> None:
+    async def _read(
+        self, protocol: WorkerProtocol, context: grpc.aio.ServicerContext, ending: _Ending
+    ) -> None:
         """Apply the worker's messages in order until the stream ends.
 
         Log batches of one attempt that are already waiting are merged into one
         transaction: under load the database sees fewer, larger inserts.
         """
         inbox: asyncio.Queue[workers_pb2.WorkerMessage | None] = asyncio.Queue(_INBOX)
-        pump = asyncio.create_task(self._pump(protocol, context, inbox), name="worker-stream-pump")
+        pump = asyncio.create_task(
+            self._pump(protocol, context, inbox, ending), name="worker-stream-pump"
+        )
         held: workers_pb2.WorkerMessage | None = None
         try:
             while True:
@@ -204,18 +226,33 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
         protocol: WorkerProtocol,
         context: grpc.aio.ServicerContext,
         inbox: asyncio.Queue[workers_pb2.WorkerMessage | None],
+        ending: _Ending,
     ) -> None:
         try:
-            while True:
+            while not ending.reason:
                 message = await context.read()
                 if message is grpc.aio.EOF:
                     break
+                ending.reason = malformed(message)
+                if ending.reason:
+                    break
                 assert isinstance(message, workers_pb2.WorkerMessage)
                 if message.WhichOneof("payload") == "batch":
-                    for inner in message.batch.messages:
+                    for index, inner in enumerate(message.batch.messages):
+                        ending.reason = malformed(inner, f"batch.messages[{index}]")
+                        if ending.reason:
+                            break
                         await self._take(protocol, inner, inbox)
                 else:
                     await self._take(protocol, message, inbox)
+            if ending.reason:
+                # The worker's bug, not the server's: one line, and the worker reads
+                # the same reason in the stream's status.
+                logger.warning(
+                    "worker stream closed: %s",
+                    ending.reason,
+                    extra={"worker_id": str(protocol.worker_id)},
+                )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -310,3 +347,12 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                 raise InvalidArgument("a WorkerBatch cannot hold another batch")
             case _:
                 raise InvalidArgument("empty worker message")
+
+
+def malformed(message: object, where: str = "a message") -> str:
+    """Why a message read after Hello cannot be taken, or "" when it can."""
+    if isinstance(message, Undecodable):
+        return f"{where} after Hello: {message.reason}"
+    if isinstance(message, workers_pb2.WorkerMessage) and message.WhichOneof("payload") is None:
+        return f"{where} after Hello has no payload (an empty hodei.api.v1.WorkerMessage)"
+    return ""

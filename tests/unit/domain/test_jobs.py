@@ -12,11 +12,17 @@ from hodei.domain.jobs import (
     MAX_COMMAND_ARGS,
     MAX_ENV_BYTES,
     MAX_ENV_ENTRIES,
+    MAX_LABEL_KEY_BYTES,
+    MAX_LABEL_VALUE_BYTES,
+    MAX_SPEC_BYTES,
+    MAX_STORED_LINE_BYTES,
+    MAX_WORKING_DIR_BYTES,
     JobState,
     can_transition,
     check_transition,
     retry_or_fail,
     sanitize_output_line,
+    split_output_line,
     validate_spec,
 )
 from hodei.errors import FailedPrecondition, InvalidArgument, InvalidTransition
@@ -117,3 +123,59 @@ def test_sanitize_output_line_replaces_nul() -> None:
 def test_active_states_are_the_ones_a_worker_holds() -> None:
     assert {s for s in JobState if s.is_active} == {JobState.ASSIGNED, JobState.RUNNING}
     assert not any(s.is_active and s.is_final for s in JobState)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"labels": {"k": "v" * 10_485_760}},
+            "labels['k']: value is 10485760 bytes; at most 4096",
+        ),
+        (
+            {"labels": {"k" * 300: "v"}},
+            f"labels[{'k' * 40 + '...'!r}]: key is 300 bytes; at most 256",
+        ),
+        ({"working_dir": "/" * 5000}, "working_dir is 5000 bytes; at most 4096"),
+        (
+            # Every part within its own bound, the whole over MAX_SPEC_BYTES.
+            {
+                "command": ["x" * 100_000, "y" * 28_000],
+                "labels": {f"k{i}": "v" * 4000 for i in range(40)},
+            },
+            f"the job spec is 288110 bytes; at most {MAX_SPEC_BYTES}",
+        ),
+    ],
+)
+def test_spec_limits_name_the_field_and_the_limit(kwargs: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {"command": ["x"], **kwargs}
+    with pytest.raises(InvalidArgument) as info:
+        validate_spec(**args)  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+def test_a_spec_at_every_bound_is_accepted() -> None:
+    spec = validate_spec(
+        ["x"],
+        working_dir="d" * MAX_WORKING_DIR_BYTES,
+        labels={"k" * MAX_LABEL_KEY_BYTES: "v" * MAX_LABEL_VALUE_BYTES},
+    )
+    assert len(spec.working_dir) == MAX_WORKING_DIR_BYTES
+
+
+@pytest.mark.parametrize("line", ["", "short", "a" * 10, "é" * 7, "a€" * 9, "🙂x" * 11])
+@pytest.mark.parametrize("max_bytes", [4, 5, 7, 16])
+def test_split_output_line_keeps_every_byte_in_pieces_within_the_bound(
+    line: str, max_bytes: int
+) -> None:
+    pieces = split_output_line(line, max_bytes)
+    assert "".join(pieces) == line
+    assert all(len(p.encode()) <= max_bytes for p in pieces)
+    assert all(pieces) or pieces == [""]
+
+
+def test_a_100_mb_line_splits_into_pieces_of_the_stored_bound() -> None:
+    pieces = split_output_line("a" * 100_000_000)
+    assert len(pieces) == 96  # ceil(100e6 / 1 MiB)
+    assert {len(p) for p in pieces[:-1]} == {MAX_STORED_LINE_BYTES}
+    assert sum(map(len, pieces)) == 100_000_000

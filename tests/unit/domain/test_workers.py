@@ -7,13 +7,15 @@ import itertools
 import pytest
 
 from hodei.domain.workers import (
+    MAX_SLOTS,
     SilenceWatch,
     WorkerState,
     can_transition,
+    check_slots,
     check_transition,
     occupancy_state,
 )
-from hodei.errors import InvalidTransition
+from hodei.errors import InvalidArgument, InvalidTransition
 
 
 def test_worker_lifecycle() -> None:
@@ -73,3 +75,13 @@ def test_silence_is_judged_only_after_a_whole_window_without_a_break() -> None:
     watch.interrupt()
     after = sweeps(146.0, 162.0)
     assert after[:15] == [False] * 15 and after[15:] == [True, True]
+
+
+def test_slots_are_bounded_the_same_for_register_and_hello() -> None:
+    assert check_slots(0) == 1  # Register: 0 means one slot
+    assert check_slots(0, zero_means=None) == 0  # Hello: 0 keeps the registered number
+    assert check_slots(MAX_SLOTS) == MAX_SLOTS
+    for zero_means in (1, None):
+        with pytest.raises(InvalidArgument) as info:
+            check_slots(2**32 - 1, zero_means=zero_means)
+        assert str(info.value) == f"slots is 4294967295; it must be between 1 and {MAX_SLOTS}"

@@ -109,3 +109,36 @@ async def test_other_worker_is_fenced_and_nothing_is_written() -> None:
     with pytest.raises(StaleAttempt):
         await service.ingest(WORKER, AttemptRef(job["id"], 2), 0, chunk(0, 5))
     assert db.job_logs == [] and db.jobs[job["id"]]["log_seq"] == 0
+
+
+async def test_a_line_over_the_stored_bound_is_stored_in_pieces(monkeypatch: Any) -> None:
+    monkeypatch.setattr(logs_module, "MAX_STORED_LINE_BYTES", 10)
+    monkeypatch.setattr(logs_module.split_long_lines, "__defaults__", (10,))
+    db, service, job = make()
+    ref = AttemptRef(job["id"], 1)
+    now = datetime.now(UTC)
+    long = "x" * 25
+    batch = LogChunk.of([LogEntryIn(False, "a", now), LogEntryIn(True, long, now)])
+    # The worker's cursor counts its 2 lines; the sequence counts the 4 rows.
+    assert await service.ingest(WORKER, ref, 0, batch) == 2
+    assert [r["line"] for r in db.job_logs] == ["a", "x" * 10, "x" * 10, "x" * 5]
+    assert [r["is_stderr"] for r in db.job_logs] == [False, True, True, True]
+    assert db.jobs[job["id"]]["log_seq"] == 4
+    # The resent batch (after a reconnect) is recognised by the worker's numbering.
+    assert await service.ingest(WORKER, ref, 0, batch) == 2
+    assert len(db.job_logs) == 4
+
+
+async def test_pages_are_bounded_by_bytes(monkeypatch: Any) -> None:
+    monkeypatch.setattr(logs_module, "PAGE_BYTES", 100)
+    db, service, job = make()
+    ref = AttemptRef(job["id"], 1)
+    now = datetime.now(UTC)
+    lines = ["y" * 30] * 10
+    await service.ingest(WORKER, ref, 0, LogChunk.of([LogEntryIn(False, x, now) for x in lines]))
+    db.jobs[job["id"]]["state"] = "SUCCEEDED"
+    page, complete = await service.read(job["id"], 0, 1000)
+    # 30 bytes + 32 of overhead a line: one line more would pass 100 bytes.
+    assert [line.sequence for line in page] == [1] and not complete
+    pages = [[line.sequence for line in p] async for p in service.follow(job["id"])]
+    assert pages == [[i] for i in range(1, 11)]
