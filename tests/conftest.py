@@ -20,7 +20,7 @@ Fixtures (names are a contract other engineers rely on):
   each group is merged over the test defaults. Every server started is stopped at teardown.
 - ``test_settings`` (function): ``make(**overrides) -> Settings`` with test defaults
   (db_url, port 0, short intervals are NOT applied unless asked); overrides as above.
-- ``tls_certs`` (session, sync): PEM files made at run time by trustme (tests/tls_certs.py):
+- ``tls_certs`` (session, sync): PEM files made at run time by trustme (harness/certs.py):
   a CA, the server's certificate, a client certificate, and a client certificate from
   another CA; ``tls_certs.server(mtls=True)`` and ``tls_certs.client("good")`` give the
   tls settings groups.
@@ -40,9 +40,9 @@ import pytest
 from hodei.db.databases import create_database, drop_database
 
 if TYPE_CHECKING:
+    from harness.certs import TlsCerts
     from hodei.server.app import ServerApp
     from hodei.settings import Settings
-    from tests.tls_certs import TlsCerts
 
 _TEMPLATE_PREFIX = "hodei_tpl_"
 
@@ -151,7 +151,7 @@ async def start_server(
 @pytest.fixture(scope="session")
 def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> TlsCerts:
     """A CA, the server's and a client's certificates, and a client certificate from
-    another CA, as PEM files made at run time (tests/tls_certs.py)."""
-    from tests.tls_certs import make_certs
+    another CA, as PEM files made at run time (harness/certs.py)."""
+    from harness.certs import make_certs
 
     return make_certs(tmp_path_factory.mktemp("tls"))

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.certs import TlsCerts
 from hodei.errors import ConfigError
 from hodei.settings import load_settings
 from hodei.tls import ClientTLS, client_tls, server_credentials, speaks_tls
-from tests.tls_certs import TlsCerts
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from harness.certs import TlsCerts
 from hodei.server.app import ServerApp
 from hodei.settings import environment_for
 from tests.integration.diagnose.conftest import WorkerProc
 from tests.integration.diagnose.deployments import wait_ready_workers
-from tests.tls_certs import TlsCerts
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
 """TLS and mTLS end to end: a real server on a TLS port, the Python client, real worker
-and CLI processes, with certificates made at run time (tests/tls_certs.py). A mismatch
+and CLI processes, with certificates made at run time (harness/certs.py). A mismatch
 (plaintext against TLS, the wrong CA, no or a foreign client certificate) is refused
 with one line that says what to set."""
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from harness.certs import TlsCerts
 from harness.waits import wait_for_async
 from hodei.client import NO_RETRY, ClientTLS, HodeiClient, JobView
 from hodei.domain.jobs import JobState
@@ -17,7 +18,6 @@ from hodei.errors import Unavailable
 from hodei.server.app import ServerApp
 from tests.integration.cli_process import hodei as run_cli
 from tests.integration.conftest import SpawnWorker
-from tests.tls_certs import TlsCerts
 
 pytestmark = pytest.mark.integration
 

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from harness.certs import TlsCerts
 from harness.driver import Driver
 from harness.launchers.base import Deployment, LaunchError
 from harness.launchers.live import LiveLauncher
@@ -19,7 +20,6 @@ from harness.launchers.local import LocalLauncher, LocalOptions
 from harness.waits import wait_for
 from hodei.server.app import ServerApp
 from tests.integration.harness.feature_runs import run_features
-from tests.tls_certs import TlsCerts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

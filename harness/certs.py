@@ -1,7 +1,11 @@
-"""Certificates made at run time for the TLS tests (trustme): a CA that signs the
-server's and a client's certificate, and a second, unrelated CA with its own client
-certificate (the "wrong CA" of the mTLS tests). Only files: each test hands the paths
-to the platform through its tls settings, as a deployment would."""
+"""Certificates made at run time for TLS tests and trial deployments (trustme): a CA
+that signs the server's and a client's certificate, and a second, unrelated CA with its
+own client certificate (the "wrong CA" of the mTLS tests). Only files: the paths go to
+the platform through its tls settings, as a real deployment's would.
+
+    python -m harness.certs DIR [NAME ...]   # e.g. DIR=.tls NAME=server for compose
+
+Never for production: the CA's key is thrown away and nothing is kept secret."""
 
 from __future__ import annotations
 
@@ -41,10 +45,12 @@ class TlsCerts:
         return values
 
 
-def make_certs(folder: Path) -> TlsCerts:
+def make_certs(folder: Path, names: tuple[str, ...] = ()) -> TlsCerts:
+    """The files in `folder`; the server's certificate holds localhost, 127.0.0.1 and
+    `names` (a compose service name, say)."""
     folder.mkdir(parents=True, exist_ok=True)
     ca, other = trustme.CA(), trustme.CA()
-    server = ca.issue_cert("localhost", "127.0.0.1")
+    server = ca.issue_cert("localhost", "127.0.0.1", *names)
     client = ca.issue_cert("hodei-client")
     stranger = other.issue_cert("hodei-client")
 
@@ -63,3 +69,12 @@ def make_certs(folder: Path) -> TlsCerts:
         other_client_cert=write("other-client.pem", list(stranger.cert_chain_pems)),
         other_client_key=write("other-client.key", [stranger.private_key_pem]),
     )
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) < 2:
+        sys.exit("usage: python -m harness.certs DIR [SERVER_NAME ...]")
+    made = make_certs(Path(sys.argv[1]), tuple(sys.argv[2:]))
+    print(f"CA {made.ca}; server {made.server_cert}; client {made.client_cert}")
