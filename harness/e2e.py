@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.launchers.base import LAUNCHERS
+from harness.launchers.base import LAUNCHERS, TLS_OPTIONS
 
 
 def project_root() -> Path | None:
@@ -58,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--database-url", default=None, help="live: the deployment's database")
     parser.add_argument("--server", default=None, help="live: the deployment's HOST:PORT")
+    for name, what in TLS_OPTIONS.items():
+        parser.add_argument("--tls-" + name.replace("_", "-"), default=None, help=f"live: {what}")
     parser.add_argument("--lang", choices=("en", "es"), default="en", help="report language")
     parser.add_argument("--report-dir", default=None, help="default: <checkout>/reports")
     parser.add_argument(
@@ -85,6 +87,10 @@ def pytest_argv(args: argparse.Namespace, root: Path) -> list[str]:
         argv += ["--database-url", args.database_url]
     if args.server:
         argv += ["--server", args.server]
+    for name in TLS_OPTIONS:
+        value = getattr(args, "tls_" + name)
+        if value:
+            argv += ["--tls-" + name.replace("_", "-"), value]
     if args.report_dir:
         argv += ["--report-dir", str(Path(args.report_dir).resolve())]
     if args.keyword:

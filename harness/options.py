@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.launchers.base import LAUNCHERS, LauncherConfig
+from harness.launchers.base import LAUNCHERS, TLS_OPTIONS, LauncherConfig
 from harness.launchers.local import FAULTS
 
 #: Gherkin tags used in features/ (pytest-bdd turns them into markers; --strict-markers).
@@ -60,6 +60,9 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         help="live: the deployment's server HOST:PORT [env HODEI_E2E_SERVER]",
     )
+    for name, what in TLS_OPTIONS.items():
+        flag = "--tls-" + name.replace("_", "-")
+        group.addoption(flag, default=None, help=f"live: {what} [env {_tls_env(name)}]")
     group.addoption("--e2e-workers", type=int, default=2, help="local: workers to start")
     group.addoption("--e2e-slots", type=int, default=4, help="local: slots per worker")
     group.addoption(
@@ -119,7 +122,21 @@ def launcher_config(config: pytest.Config) -> LauncherConfig:
         workers=config.getoption("--e2e-workers"),
         slots=config.getoption("--e2e-slots"),
         faults=frozenset(config.getoption("--hodei-fault")),
+        tls=_tls(config),
     )
+
+
+def _tls_env(name: str) -> str:
+    return f"HODEI_E2E_TLS_{name.upper()}"
+
+
+def _tls(config: pytest.Config) -> dict[str, str]:
+    """The live deployment's TLS, by client setting name; empty: plaintext."""
+    values = {
+        name: _env_or(config.getoption("--tls-" + name.replace("_", "-")), _tls_env(name))
+        for name in TLS_OPTIONS
+    }
+    return {name: value for name, value in values.items() if value}
 
 
 def report_dir(config: pytest.Config) -> Path:

@@ -168,6 +168,7 @@ def _deployment_dict(dep: Deployment) -> dict[str, Any]:
         "database_url": dep.database_url,
         "server_address": dep.server_address,
         "owned": dep.owned,
+        "tls": dep.tls,
         "processes": [
             {
                 "role": p.role,

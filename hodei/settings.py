@@ -309,6 +309,89 @@ class ClientSettings(_Group):
     )
 
 
+class TlsSettings(_Group):
+    """TLS on the gRPC port. The server side (cert, key, client_ca) is read by the
+    server; the client side (ca, client_cert, client_key, server_name) by the CLI, the
+    worker, hodei-diagnose and the harness. Files are read once at start: a renewed
+    certificate takes effect at the next restart."""
+
+    cert: Path | None = setting(
+        None,
+        "HODEI_TLS_CERT",
+        "server: PEM certificate chain; set: the port speaks TLS",
+        flag="--tls-cert",
+    )
+    key: Path | None = setting(
+        None, "HODEI_TLS_KEY", "server: PEM private key of HODEI_TLS_CERT", flag="--tls-key"
+    )
+    client_ca: Path | None = setting(
+        None,
+        "HODEI_TLS_CLIENT_CA",
+        "server: PEM CA; set: clients must show a certificate it signed (mTLS)",
+        flag="--tls-client-ca",
+    )
+    ca: Path | None = setting(
+        None,
+        "HODEI_TLS_CA",
+        "clients: PEM CA that signed the server's certificate; set: connect with TLS",
+        flag="--tls-ca",
+    )
+    client_cert: Path | None = setting(
+        None,
+        "HODEI_TLS_CLIENT_CERT",
+        "clients: PEM certificate shown to the server (mTLS)",
+        flag="--tls-client-cert",
+    )
+    client_key: Path | None = setting(
+        None,
+        "HODEI_TLS_CLIENT_KEY",
+        "clients: PEM private key of HODEI_TLS_CLIENT_CERT",
+        flag="--tls-client-key",
+    )
+    server_name: str | None = setting(
+        None,
+        "HODEI_TLS_SERVER_NAME",
+        "clients: name to verify in the server's certificate (default: the address's host)",
+        flag="--tls-server-name",
+        max_length=253,
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # HODEI_TLS_CA= in a compose file means "no TLS", not "the current directory".
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _pairs(self) -> TlsSettings:
+        pairs = (
+            ("cert", "key", "is set without"),
+            ("key", "cert", "is set without"),
+            ("client_ca", "cert", "(mTLS) needs TLS on the server:"),
+            ("client_cert", "client_key", "is set without"),
+            ("client_key", "client_cert", "is set without"),
+            ("client_cert", "ca", "(mTLS) needs TLS on the client:"),
+            ("server_name", "ca", "is used only with TLS:"),
+        )
+        fields = type(self).model_fields
+        for given, needed, words in pairs:
+            if getattr(self, given) is not None and getattr(self, needed) is None:
+                raise ValueError(
+                    f"{env_of(fields[given])} {words} set {env_of(fields[needed])} too"
+                    if words.endswith(":")
+                    else f"{env_of(fields[given])} {words} {env_of(fields[needed])}"
+                )
+        return self
+
+    @property
+    def server_enabled(self) -> bool:
+        return self.cert is not None
+
+    @property
+    def client_enabled(self) -> bool:
+        return self.ca is not None
+
+
 class FaultSettings(_Group):
     """Fault injection for the harness's own tests: they break the platform on purpose,
     so they are refused unless the testing switch is on."""
@@ -370,6 +453,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     logging: LoggingSettings = LoggingSettings()
     client: ClientSettings = ClientSettings()
+    tls: TlsSettings = TlsSettings()
     faults: FaultSettings = FaultSettings()
 
     @classmethod

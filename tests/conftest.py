@@ -20,6 +20,10 @@ Fixtures (names are a contract other engineers rely on):
   each group is merged over the test defaults. Every server started is stopped at teardown.
 - ``test_settings`` (function): ``make(**overrides) -> Settings`` with test defaults
   (db_url, port 0, short intervals are NOT applied unless asked); overrides as above.
+- ``tls_certs`` (session, sync): PEM files made at run time by trustme (harness/certs.py):
+  a CA, the server's certificate, a client certificate, and a client certificate from
+  another CA; ``tls_certs.server(mtls=True)`` and ``tls_certs.client("good")`` give the
+  tls settings groups.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import pytest
 from hodei.db.databases import create_database, drop_database
 
 if TYPE_CHECKING:
+    from harness.certs import TlsCerts
     from hodei.server.app import ServerApp
     from hodei.settings import Settings
 
@@ -145,3 +150,12 @@ async def start_server(
     yield start
     for app in reversed(started):
         await app.stop(grace=1.0)
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> TlsCerts:
+    """A CA, the server's and a client's certificates, and a client certificate from
+    another CA, as PEM files made at run time (harness/certs.py)."""
+    from harness.certs import make_certs
+
+    return make_certs(tmp_path_factory.mktemp("tls"))

@@ -16,6 +16,8 @@ from typing import TypeVar
 
 from harness.tables import read_only_connection
 from harness.waits import wait_for
+from hodei.settings import TlsSettings, environment_for
+from hodei.tls import ClientTLS, client_tls, sync_channel
 
 #: The ways to get a platform, declared once (`--launcher`, `hodei e2e --launcher`).
 LAUNCHERS = ("local", "live", "containers")
@@ -43,6 +45,16 @@ RUN_SETTINGS: dict[str, str] = {
 KEEPALIVE_PERIOD_S = int(RUN_SETTINGS["HODEI_KEEPALIVE_TIME_MS"]) / 1000.0
 HEARTBEAT_PERIOD_S = float(RUN_SETTINGS["HODEI_HEARTBEAT_INTERVAL"])
 
+#: The live launcher's TLS options (the client side of hodei.settings.TlsSettings):
+#: `--tls-ca FILE` or HODEI_E2E_TLS_CA, and so on.
+TLS_OPTIONS = {
+    "ca": "PEM CA that signed the server's certificate; set: dial with TLS",
+    "client_cert": "PEM client certificate, when the server asks for one (mTLS)",
+    "client_key": "PEM private key of the client certificate",
+    "server_name": "name to verify in the server's certificate (default: the host)",
+}
+
+
 T = TypeVar("T")
 
 
@@ -68,6 +80,8 @@ class LauncherConfig:
     faults: frozenset[str] = frozenset()
     run_dir: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: live: how to dial the server, as the client tls settings ({"ca": path, ...}).
+    tls: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,6 +105,17 @@ class Deployment:
     processes: list[ProcessInfo] = field(default_factory=list)
     # Live deployments must never be altered beyond test-tagged jobs.
     owned: bool = True
+    #: How a client dials the server: the client side of the tls settings by name
+    #: ({"ca": "/certs/ca.pem", "client_cert": ...}); empty: plaintext.
+    tls: dict[str, str] = field(default_factory=dict)
+
+    def client_tls(self) -> ClientTLS | None:
+        """The TLS a client of this deployment uses (None: plaintext)."""
+        return client_tls(TlsSettings.model_validate(self.tls)) if self.tls else None
+
+    def tls_environment(self) -> dict[str, str]:
+        """The HODEI_TLS_* variables that point a `hodei` process at this deployment."""
+        return environment_for({"tls": self.tls})
 
 
 class Launcher(abc.ABC):
@@ -111,12 +136,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def server_health(address: str, timeout_s: float = 1.0) -> str:
+def server_health(address: str, timeout_s: float = 1.0, tls: ClientTLS | None = None) -> str:
     """grpc.health.v1 status of the whole server ("SERVING", "NOT_SERVING", ...)."""
-    import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(address) as channel:
+    with sync_channel(address, tls) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
@@ -162,12 +186,13 @@ def wait_serving(
     log_tail: Callable[[], str],
     timeout_s: float,
     poll_s: float,
+    tls: ClientTLS | None = None,
 ) -> None:
     """Wait until the server at `address` answers SERVING; `check_running` raises
     LaunchError as soon as it has died, and a timeout says what its log ends with."""
     _wait_while_running(
         f"{what} {address} to answer SERVING on grpc.health.v1",
-        lambda: server_health(address),
+        lambda: server_health(address, tls=tls),
         lambda status: status == "SERVING",
         check_running,
         lambda: f"server log: {log_tail()}",

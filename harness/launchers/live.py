@@ -7,10 +7,13 @@ with that reason, because the live launcher does not own any process.
 
 from __future__ import annotations
 
+import grpc
 import psycopg
 
 from harness.launchers.base import Deployment, Launcher, LaunchError, server_health
 from harness.tables import read_only_connection
+from hodei.client.rpc_errors import translate
+from hodei.errors import HodeiError
 from hodei.redaction import redact
 
 
@@ -19,7 +22,12 @@ class LiveLauncher(Launcher):
     can_kill_processes = False
     skip_reason = "the live launcher attaches to a deployment it does not own: it kills nothing"
 
-    def __init__(self, database_url: str | None, server_address: str | None) -> None:
+    def __init__(
+        self,
+        database_url: str | None,
+        server_address: str | None,
+        tls: dict[str, str] | None = None,
+    ) -> None:
         if not database_url or not server_address:
             raise LaunchError(
                 "the live launcher needs --database-url and --server "
@@ -27,6 +35,7 @@ class LiveLauncher(Launcher):
             )
         self.database_url = database_url
         self.server_address = server_address
+        self.tls = dict(tls or {})
         self.deployment: Deployment | None = None
 
     def start(self) -> Deployment:
@@ -38,8 +47,15 @@ class LiveLauncher(Launcher):
             raise LaunchError(
                 f"live database {redact(self.database_url)} unreachable: {exc}"
             ) from None
+        probe = Deployment("live", self.database_url, self.server_address, tls=self.tls)
         try:
-            status = server_health(self.server_address, timeout_s=5.0)
+            # A wrong TLS file is a ConfigError naming it, raised before any call.
+            status = server_health(self.server_address, timeout_s=5.0, tls=probe.client_tls())
+        except HodeiError as exc:
+            raise LaunchError(f"live server {self.server_address}: {exc}") from None
+        except grpc.RpcError as exc:
+            error = translate(exc, self.server_address, 5.0, tls=probe.client_tls())
+            raise LaunchError(f"live server {self.server_address} unreachable: {error}") from None
         except Exception as exc:
             raise LaunchError(f"live server {self.server_address} unreachable: {exc}") from None
         if status != "SERVING":
@@ -49,6 +65,7 @@ class LiveLauncher(Launcher):
             database_url=self.database_url,
             server_address=self.server_address,
             owned=False,
+            tls=self.tls,
         )
         return self.deployment
 

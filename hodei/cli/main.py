@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     # parser from resetting a value given earlier on the line.
     common = _Parser(add_help=False)
     add_setting_flags(common, "server.address")  # --server
+    add_setting_flags(common, "tls.ca", "tls.client_cert", "tls.client_key", "tls.server_name")
     common.add_argument(
         "-o",
         "--output",
@@ -119,10 +120,11 @@ def _add_unavailable_command(sub: argparse._SubParsersAction, name: str, exc: Ex
 
 
 async def _run_client_command(handler: AsyncHandler, args: argparse.Namespace) -> int:
-    from hodei.client import NO_RETRY, HodeiClient, RetryPolicy
+    from hodei.client import NO_RETRY, HodeiClient, RetryPolicy, client_tls
     from hodei.flags import settings_from_args
 
     settings = settings_from_args(args)
+    tls = client_tls(settings.tls)
     task = asyncio.current_task()
     interrupted = False
 
@@ -142,6 +144,7 @@ async def _run_client_command(handler: AsyncHandler, args: argparse.Namespace) -
             submit_retry=RetryPolicy(settings.client.submit_retry)
             if settings.client.submit_retry
             else NO_RETRY,
+            tls=tls,
         ) as client:
             return await handler(client, args)
     except asyncio.CancelledError:

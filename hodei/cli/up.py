@@ -21,7 +21,7 @@ from hodei import exit_codes
 from hodei.errors import HodeiError, InvalidArgument, Unavailable
 from hodei.flags import add_setting_flags, settings_from_args
 from hodei.redaction import redact
-from hodei.settings import Settings
+from hodei.settings import Settings, TlsSettings
 from hodei.worker.command import worker_command
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,9 @@ def run_up(args: argparse.Namespace) -> int:
 
     if not 0 <= args.workers <= 64:
         raise InvalidArgument(f"--workers must be between 0 and 64, not {args.workers}")
-    settings = settings_from_args(args)
+    # A local platform on loopback: plaintext whatever HODEI_TLS_* says, so that the
+    # variables meant for a remote deployment do not half-configure this one.
+    settings = settings_from_args(args).model_copy(update={"tls": TlsSettings()})
     configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
     return asyncio.run(Platform(settings, args.workers).run())
 
@@ -120,8 +122,9 @@ class Platform:
             log_level=self.settings.logging.level,
             log_format=self.settings.logging.format,
         )
-        # Entry-point boundary: the workers (and their jobs) inherit this environment.
-        env = dict(os.environ)
+        # Entry-point boundary: the workers (and their jobs) inherit this environment,
+        # less TLS: the local server is plaintext (see run_up).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_TLS_")}
         self.procs[index] = await asyncio.create_subprocess_exec(
             *argv, env=env, stdin=asyncio.subprocess.DEVNULL
         )

@@ -12,10 +12,12 @@ from hodei.client.views import (
     ServerInfoView,
     WorkerView,
 )
+from hodei.tls import ClientTLS, client_tls
 
 __all__ = [
     "DEFAULT_DEADLINE",
     "NO_RETRY",
+    "ClientTLS",
     "HodeiClient",
     "JobView",
     "LogLineView",
@@ -27,5 +29,6 @@ __all__ = [
     "WorkerView",
     "channel_options",
     "check_address",
+    "client_tls",
     "new_idempotency_key",
 ]

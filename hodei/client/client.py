@@ -53,6 +53,7 @@ from hodei.client.views import (
 )
 from hodei.domain.jobs import JobState
 from hodei.errors import HodeiError, InvalidArgument, Unavailable
+from hodei.tls import ClientTLS, aio_channel
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,10 @@ class HodeiClient:
     `submit_retry`: how `queue_job` and `queue_jobs` retry a call the server did not
     answer (UNAVAILABLE; for QueueJob also DEADLINE_EXCEEDED), with the same
     idempotency key: by default for up to 30 s, backing off from 0.1 s to 2 s.
-    `NO_RETRY` sends each once. The other calls are sent once."""
+    `NO_RETRY` sends each once. The other calls are sent once.
+
+    `tls`: dial with TLS (`ClientTLS.from_files(ca)`, or `client_tls(settings.tls)`);
+    None: plaintext."""
 
     def __init__(
         self,
@@ -95,13 +99,15 @@ class HodeiClient:
         keepalive_time_ms: int = 10_000,
         keepalive_timeout_ms: int = 60_000,
         submit_retry: RetryPolicy = DEFAULT_RETRY,
+        tls: ClientTLS | None = None,
     ) -> None:
         self.address = check_address(address)
         self.deadline = deadline
         self.submit_retry = submit_retry
-        self._channel = grpc.aio.insecure_channel(
+        self.tls = tls
+        self._channel = aio_channel(
             self.address,
-            options=channel_options(
+            channel_options(
                 keepalive_time_ms,
                 keepalive_timeout_ms,
                 # GetLogs may return up to 10,000 lines of up to 1 MiB each.
@@ -111,6 +117,7 @@ class HodeiClient:
                 # would keep failing at once long after the server is back.
                 reconnect_max_backoff_ms=int(submit_retry.max_backoff * 1000),
             ),
+            tls,
         )
         self._jobs = jobs_pb2_grpc.JobExecutionServiceStub(self._channel)
         self._logs = logs_pb2_grpc.LogStreamServiceStub(self._channel)
@@ -138,7 +145,7 @@ class HodeiClient:
         try:
             return await method(request, timeout=timeout)
         except grpc.RpcError as err:
-            raise translate(err, self.address, timeout) from None
+            raise translate(err, self.address, timeout, tls=self.tls) from None
 
     # ---- jobs -------------------------------------------------------------------
 
@@ -215,6 +222,7 @@ class HodeiClient:
             address=self.address,
             deadline=self.deadline,
             what=f"{type(request).__name__.removesuffix('Request')} (key {key})",
+            tls=self.tls,
         )
 
     async def get_job(self, job_id: str) -> JobView:
@@ -335,7 +343,7 @@ class HodeiClient:
                 if err.code() == grpc.StatusCode.UNIMPLEMENTED and self._batched_logs:
                     self._batched_logs = False  # an older server: one line per message
                     continue
-                error = translate(err, self.address)
+                error = translate(err, self.address, tls=self.tls)
                 if not isinstance(error, Unavailable) or failures >= _STREAM_RESUMES:
                     raise error from None
                 failures += 1

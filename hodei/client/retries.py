@@ -19,8 +19,9 @@ from typing import Any
 import grpc
 import tenacity
 
-from hodei.client.rpc_errors import translate
+from hodei.client.rpc_errors import is_tls_handshake_failure, translate
 from hodei.errors import HodeiError
+from hodei.tls import ClientTLS
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +67,18 @@ async def call_with_retries(
     address: str,
     deadline: float,
     what: str,
+    tls: ClientTLS | None = None,
 ) -> Any:
     """`call()` (a unary RPC sending the same request every time) until it answers,
     fails with a status not in `retry_codes`, or the policy's time is up; a failure
     becomes its HodeiError (saying how long it was retried)."""
 
     def retryable(exc: BaseException) -> bool:
-        return isinstance(exc, grpc.RpcError) and exc.code() in retry_codes
+        return (
+            isinstance(exc, grpc.RpcError)
+            and exc.code() in retry_codes
+            and not is_tls_handshake_failure(exc)
+        )
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -105,7 +111,7 @@ async def call_with_retries(
                 tries += 1
                 return await call()
     except grpc.RpcError as err:
-        error = translate(err, address, deadline)
+        error = translate(err, address, deadline, tls=tls)
         if tries > 1:
             elapsed = time.monotonic() - started
             error = _with_note(error, f"gave up after {tries} tries in {elapsed:.1f} s")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hodei.client import NO_RETRY, HodeiClient
+from hodei.client import NO_RETRY, ClientTLS, HodeiClient
 from hodei.errors import HodeiError, Unavailable
 
 CANARY_STDOUT = "hodei-canary stdout line"
@@ -31,8 +31,8 @@ class ServerProbe:
     info_error: str = ""
 
 
-async def _probe_server(address: str, timeout_s: float) -> ServerProbe:
-    async with HodeiClient(address, deadline=timeout_s) as client:
+async def _probe_server(address: str, timeout_s: float, tls: ClientTLS | None) -> ServerProbe:
+    async with HodeiClient(address, deadline=timeout_s, tls=tls) as client:
         try:
             status = await client.health(deadline=timeout_s)
         except Unavailable as exc:
@@ -55,9 +55,9 @@ async def _probe_server(address: str, timeout_s: float) -> ServerProbe:
         return probe
 
 
-def probe_server(address: str, timeout_s: float) -> ServerProbe:
+def probe_server(address: str, timeout_s: float, tls: ClientTLS | None = None) -> ServerProbe:
     """grpc.health.v1 Check, then PlatformService.GetServerInfo."""
-    return asyncio.run(_probe_server(address, timeout_s))
+    return asyncio.run(_probe_server(address, timeout_s, tls))
 
 
 @dataclass
@@ -88,11 +88,11 @@ def _delta(a: datetime | None, b: datetime | None) -> float | None:
     return None if a is None or b is None else round((b - a).total_seconds(), 4)
 
 
-async def _run_canary(address: str, timeout_s: float) -> CanaryResult:
+async def _run_canary(address: str, timeout_s: float, tls: ClientTLS | None) -> CanaryResult:
     result = CanaryResult()
     script = f"echo '{CANARY_STDOUT}'; echo '{CANARY_STDERR}' >&2"
     # Sent once: a doctor reports a server that does not answer, it does not wait for it.
-    async with HodeiClient(address, deadline=5.0, submit_retry=NO_RETRY) as client:
+    async with HodeiClient(address, deadline=5.0, submit_retry=NO_RETRY, tls=tls) as client:
         start = time.perf_counter()
         try:
             job = await client.queue_job(
@@ -136,6 +136,6 @@ async def _run_canary(address: str, timeout_s: float) -> CanaryResult:
     return result
 
 
-def run_canary(address: str, timeout_s: float) -> CanaryResult:
+def run_canary(address: str, timeout_s: float, tls: ClientTLS | None = None) -> CanaryResult:
     """Queue the canary, follow its logs until the stream ends or `timeout_s` passes."""
-    return asyncio.run(_run_canary(address, timeout_s))
+    return asyncio.run(_run_canary(address, timeout_s, tls))

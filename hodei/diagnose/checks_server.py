@@ -20,7 +20,7 @@ from hodei.report.model import LogScan, Status
 def server_health(ctx: CheckContext) -> Outcome:
     if not ctx.server_address:
         return skip("no --server")
-    probe = probe_server(ctx.server_address, ctx.thresholds.rpc_timeout_s)
+    probe = probe_server(ctx.server_address, ctx.thresholds.rpc_timeout_s, ctx.tls)
     if not probe.reachable:
         ctx.server_unreachable = True
         ctx.server_error = probe.error
@@ -54,7 +54,9 @@ def _canary(ctx: CheckContext) -> Outcome | None:
     if not ctx.canary:
         return skip("not requested (use --canary)")
     if ctx.canary_result is None:
-        ctx.canary_result = run_canary(str(ctx.server_address), ctx.thresholds.canary_timeout_s)
+        ctx.canary_result = run_canary(
+            str(ctx.server_address), ctx.thresholds.canary_timeout_s, ctx.tls
+        )
     return None
 
 

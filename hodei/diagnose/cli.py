@@ -15,6 +15,7 @@ from hodei.diagnose.registry import Thresholds
 from hodei.diagnose.runner import DiagnoseResult, all_checks, diagnose
 from hodei.durations import human_age
 from hodei.errors import first_line
+from hodei.flags import add_setting_flags
 from hodei.redaction import redact_text
 from hodei.report.catalogue import fill, finding_text
 from hodei.report.model import Report, Status
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="gRPC server address (default: $HODEI_SERVER_ADDRESS or 127.0.0.1:50051)",
     )
+    # TLS to the server: the same flags and HODEI_TLS_* variables as `hodei`.
+    add_setting_flags(p, "tls.ca", "tls.client_cert", "tls.client_key", "tls.server_name")
     p.add_argument(
         "--canary",
         action="store_true",
@@ -175,11 +178,16 @@ def run(argv: list[str] | None = None) -> int:
         list_checks(sys.stdout)
         return 0
     from hodei.errors import HodeiError
+    from hodei.flags import setting_overrides
     from hodei.settings import load_settings
+    from hodei.tls import client_tls
 
     try:
         thresholds = Thresholds().with_overrides(args.threshold)
-        settings = load_settings(database={"url": args.database_url})
+        overrides = setting_overrides(args)
+        overrides.setdefault("database", {})["url"] = args.database_url
+        settings = load_settings(**overrides)
+        tls = client_tls(settings.tls)
     except (ValueError, HodeiError) as exc:
         sys.stderr.write(f"hodei-diagnose: error: {exc}\n")
         return EXIT_UNREACHABLE
@@ -195,6 +203,7 @@ def run(argv: list[str] | None = None) -> int:
             server,
             thresholds=thresholds,
             canary=args.canary,
+            tls=tls,
             server_logs=args.server_log,
             worker_logs=args.worker_log,
             only=_csv(args.only),

@@ -12,6 +12,7 @@ from hodei.diagnose.probes import ProbeSession
 from hodei.errors import first_line
 from hodei.report.catalogue import fill, finding_text
 from hodei.report.model import CheckResult, DatabaseSnapshot, Status
+from hodei.tls import ClientTLS
 
 
 @dataclass
@@ -73,6 +74,7 @@ class CheckContext:
     server_address: str | None
     thresholds: Thresholds
     canary: bool = False
+    tls: ClientTLS | None = None  # how to dial the server; None: plaintext
     server_logs: list[Path] = field(default_factory=list)
     worker_logs: list[Path] = field(default_factory=list)
     session: ProbeSession | None = None

@@ -20,6 +20,7 @@ from hodei.errors import Unavailable
 from hodei.report.debug_commands import debug_commands
 from hodei.report.diagnose_report import build_diagnose_report
 from hodei.report.model import Report, Status
+from hodei.tls import ClientTLS
 
 #: Run order: reachability first, then what later checks reuse (ready workers, queue
 #: depth, live servers), the canary after the dispatcher's verdict, log files last.
@@ -91,6 +92,7 @@ def diagnose(
     *,
     thresholds: Thresholds | None = None,
     canary: bool = False,
+    tls: ClientTLS | None = None,
     server_logs: list[Path] | None = None,
     worker_logs: list[Path] | None = None,
     only: list[str] | None = None,
@@ -102,6 +104,7 @@ def diagnose(
         server_address=server_address,
         thresholds=thresholds or Thresholds(),
         canary=canary,
+        tls=tls,
         server_logs=server_logs or [],
         worker_logs=worker_logs or [],
     )

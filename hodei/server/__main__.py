@@ -23,6 +23,9 @@ SERVER_OPTIONS = (
     "logging.level",
     "logging.format",
     "logging.file",
+    "tls.cert",
+    "tls.key",
+    "tls.client_ca",
 )
 
 

@@ -43,6 +43,7 @@ from hodei.server.retention import RetentionLoop
 from hodei.server.services import Services
 from hodei.server.supervisor import Supervisor
 from hodei.settings import Settings
+from hodei.tls import server_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ class ServerApp:
 
     async def start(self) -> None:
         settings = self.settings
+        # Read and checked first: a wrong TLS file is one line before anything starts.
+        credentials = server_credentials(settings.tls)
         self.database_url = await asyncio.to_thread(resolve_database_url, settings)
         try:
             applied = await migrate(self.database_url)
@@ -141,7 +144,10 @@ class ServerApp:
             [*_SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
         try:
-            self.port = server.add_insecure_port(settings.server.listen_address)
+            if credentials is None:
+                self.port = server.add_insecure_port(settings.server.listen_address)
+            else:
+                self.port = server.add_secure_port(settings.server.listen_address, credentials)
         except RuntimeError:
             # grpc's text only says to set GRPC_VERBOSITY; the usual cause is a port taken.
             raise Unavailable(
@@ -191,11 +197,19 @@ class ServerApp:
         await self._set_health(True)
         self.db_watch = DatabaseWatch(self.db, self._set_health, settings.recovery.reaper_interval)
         self.supervisor.start("database-watch", self.db_watch.run)
+        transport = (
+            "plaintext"
+            if credentials is None
+            else "mTLS"
+            if settings.tls.client_ca is not None
+            else "TLS"
+        )
         logger.info(
-            "hodei server %s listening on %s",
+            "hodei server %s listening on %s (%s)",
             self.server_id,
             self.address,
-            extra={"server_id": self.server_id},
+            transport,
+            extra={"server_id": self.server_id, "transport": transport},
         )
 
     async def _set_health(self, serving: bool) -> None:

@@ -12,10 +12,19 @@ from hodei.worker.command import WORKER_OPTIONS
 
 
 def run_worker(settings: Settings) -> int:
-    """Run a worker until SIGINT/SIGTERM; the exit code."""
+    """Run a worker until SIGINT/SIGTERM; the exit code (2 and one line when its TLS
+    files are wrong, before it starts)."""
+    from hodei import exit_codes
+    from hodei.errors import HodeiError
     from hodei.logging_setup import configure_logging
+    from hodei.tls import client_tls
     from hodei.worker.service import run
 
+    try:
+        client_tls(settings.tls)
+    except HodeiError as err:
+        print(f"hodei worker: error: {err}", file=sys.stderr)
+        return exit_codes.for_error(err)
     configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
     return run(settings)
 

@@ -17,6 +17,10 @@ WORKER_OPTIONS = (
     "logging.level",
     "logging.format",
     "logging.file",
+    "tls.ca",
+    "tls.client_cert",
+    "tls.client_key",
+    "tls.server_name",
 )
 
 

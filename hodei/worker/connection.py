@@ -26,7 +26,9 @@ import grpc
 
 from hodei.api.v1 import workers_pb2, workers_pb2_grpc
 from hodei.client.channel import MIB, channel_options
+from hodei.client.rpc_errors import tls_problem
 from hodei.settings import Settings
+from hodei.tls import aio_channel, client_tls
 from hodei.worker.agent import WorkerAgent, WorkerUnknown
 from hodei.worker.wire import encode_batch, serialize
 
@@ -89,11 +91,12 @@ class StreamClient:
         self._session_done = asyncio.Event()
         self._session_done.set()
         self.connects = 0  # streams welcomed so far (for logs and tests)
+        self.tls = client_tls(settings.tls)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect and stay connected until `stop` is set."""
-        self._channel = grpc.aio.insecure_channel(
-            self.settings.server.address, options=stream_channel_options(self.settings)
+        self._channel = aio_channel(
+            self.settings.server.address, stream_channel_options(self.settings), self.tls
         )
         stub = workers_pb2_grpc.WorkerAgentServiceStub(self._channel)
         stream = self._channel.stream_stream(
@@ -178,6 +181,12 @@ class StreamClient:
                 detail,
                 extra=self._fields(),
             )
+        elif (
+            problem := tls_problem(code, detail, self.settings.server.address, self.tls)
+        ) is not None:
+            # A TLS mismatch will not pass by itself; keep trying in case the server
+            # is being reconfigured, but say what is wrong.
+            logger.error("%s failed: %s", what, problem, extra=self._fields())
         elif code in _TRANSIENT:
             logger.warning("%s ended: %s %s", what, code.name, detail, extra=self._fields())
         else:

@@ -32,12 +32,15 @@ class WorkerProc:
 
 @pytest.fixture
 def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProc]]:
-    """Start `python -m hodei.worker --server ADDR`; stopped (SIGCONT first) at teardown."""
+    """Start `python -m hodei.worker --server ADDR`; stopped (SIGCONT first) at teardown.
+    `env`: HODEI_* variables for it (the test's own are not passed on)."""
     started: list[WorkerProc] = []
 
-    def spawn(address: str, name: str = "diag-worker") -> WorkerProc:
+    def spawn(
+        address: str, name: str = "diag-worker", env: dict[str, str] | None = None
+    ) -> WorkerProc:
         log = tmp_path / f"{name}-{len(started)}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")} | (env or {})
         proc = subprocess.Popen(
             worker_command(address, name=name, log_file=log),
             env=env,

@@ -4,16 +4,21 @@ scenarios that would kill processes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from harness.launchers.base import Deployment
+from harness.certs import TlsCerts
+from harness.driver import Driver
+from harness.launchers.base import Deployment, LaunchError
+from harness.launchers.live import LiveLauncher
 from harness.launchers.local import LocalLauncher, LocalOptions
 from harness.waits import wait_for
+from hodei.server.app import ServerApp
 from tests.integration.harness.feature_runs import run_features
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -78,3 +83,22 @@ def test_live_run_creates_only_test_jobs_and_skips_kills(
     assert killed["status"] == "SKIP" and "kills nothing" in killed["error"], killed
     assert by_name["A job runs from PENDING to SUCCEEDED"]["status"] == "PASS"
     assert report["target"]["mode"] == "live"
+
+
+async def test_live_launcher_attaches_to_a_tls_deployment(
+    start_server: Callable[..., Awaitable[ServerApp]], tls_certs: TlsCerts, db_url: str
+) -> None:
+    app = await start_server(tls=tls_certs.server(mtls=True))
+    # start() probes with blocking calls: off the loop that serves the server.
+    plain = LiveLauncher(db_url, app.address)
+    with pytest.raises(LaunchError, match="speaks TLS; set HODEI_TLS_CA"):
+        await asyncio.to_thread(plain.start)
+
+    launcher = LiveLauncher(db_url, app.address, tls_certs.client("good"))
+    deployment = await asyncio.to_thread(launcher.start)
+    assert deployment.tls_environment()["HODEI_TLS_CA"] == str(tls_certs.ca)
+    driver = Driver(deployment.server_address, deployment.client_tls())
+    try:
+        assert await asyncio.to_thread(driver.health) == "SERVING"
+    finally:
+        driver.close()

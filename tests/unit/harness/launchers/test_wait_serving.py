@@ -22,7 +22,7 @@ def test_a_dead_server_ends_the_wait_at_once() -> None:
 
 
 def test_a_timeout_quotes_the_server_log(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(base, "server_health", lambda address: "NOT_SERVING")
+    monkeypatch.setattr(base, "server_health", lambda address, tls=None: "NOT_SERVING")
     with pytest.raises(LaunchError) as caught:
         wait_serving(
             "127.0.0.1:1", "server", lambda: None, lambda: "boom", timeout_s=0.1, poll_s=0.01
