@@ -86,7 +86,12 @@ class SecretMask:
         return bool(self._values)
 
     def lines(self, lines: list[bytes]) -> list[bytes]:
-        values = self._values
+        if not self._values:
+            return lines
+        # One search per value over the whole chunk first (no value holds a newline,
+        # so a hit is inside one line): output without a secret is not copied.
+        joined = b"\n".join(lines)
+        values = [value for value in self._values if value in joined]
         if not values:
             return lines
         out = []
