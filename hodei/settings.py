@@ -127,6 +127,30 @@ class ServerSettings(_Group):
         ge=1,
     )
 
+    secret_key: str | None = setting(
+        None,
+        "HODEI_SECRET_KEY",
+        "Fernet key encrypting secret env values at rest (none: secret env is refused)",
+    )
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        from cryptography.fernet import Fernet  # imported here: only servers need it
+
+        try:
+            Fernet(value.strip())
+        except (ValueError, TypeError):
+            # The value itself is never quoted: it is a secret.
+            raise ValueError(
+                "not a Fernet key (32 url-safe base64-encoded bytes; make one with "
+                '`python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())"`)'
+            ) from None
+        return value.strip()
+
     @property
     def listen_address(self) -> str:
         return f"{self.host}:{self.port}"

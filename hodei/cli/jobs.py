@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -27,6 +28,14 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     def spec_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--timeout", type=float, metavar="S", help="seconds before TIMED_OUT")
         p.add_argument("--env", action="append", default=[], metavar="K=V", help="repeatable")
+        p.add_argument(
+            "--secret-env",
+            action="append",
+            default=[],
+            metavar="K[=V]",
+            help="a secret env variable: never shown, logged or stored in clear; K alone "
+            "takes the value of K in this shell's environment, out of argv (repeatable)",
+        )
         p.add_argument("--workdir", default="", metavar="DIR", help="working directory")
         p.add_argument("--name", default="", help="a name shown in listings")
         p.add_argument("--label", action="append", default=[], metavar="K=V", help="repeatable")
@@ -94,6 +103,27 @@ def parse_pairs(values: Sequence[str], option: str) -> dict[str, str]:
     return pairs
 
 
+def parse_secret_env(values: Sequence[str]) -> dict[str, str]:
+    """--secret-env NAME=VALUE, or NAME: the value of NAME in the CLI's own environment,
+    so that it appears neither in argv (ps) nor in the shell's history. Messages name
+    the variable, never its value."""
+    secrets: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not name:
+            raise InvalidArgument("invalid --secret-env: expected NAME=VALUE or NAME")
+        if not sep:
+            # Entry-point boundary: the user names a variable of this shell on purpose.
+            found = os.environ.get(name)
+            if found is None:
+                raise InvalidArgument(
+                    f"--secret-env {name}: {name} is not set in this shell's environment"
+                )
+            value = found
+        secrets[name] = value
+    return secrets
+
+
 def command_from_args(args: argparse.Namespace) -> list[str]:
     command = list(args.command)
     if command and command[0] == "--":
@@ -127,6 +157,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         max_attempts=args.max_attempts or None,
         name=args.name,
         labels=parse_pairs(args.label, "--label"),
+        secret_env=parse_secret_env(args.secret_env),
     )
 
 
@@ -154,6 +185,7 @@ async def _queue(client: HodeiClient, args: argparse.Namespace) -> JobView:
         name=spec.name,
         labels=spec.labels,
         idempotency_key=key,
+        secret_env=spec.secret_env,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from hodei.client.views import JobView, QueueView, ServerInfoView, WorkerView
 from hodei.durations import age_since
+from hodei.redaction import masked_env
 
 
 def print_json(data: Any, out: TextIO | None = None) -> None:
@@ -88,6 +89,10 @@ def job_fields(job: JobView) -> None:
         ("timeout", f"{job.timeout_seconds:g} s" if job.timeout_seconds else "none"),
         ("working dir", job.working_dir or "-"),
         ("env", " ".join(f"{k}={v}" for k, v in sorted(job.env.items())) or "-"),
+        (
+            "secret env",
+            " ".join(f"{k}={v}" for k, v in sorted(masked_env(job.secret_env).items())) or "-",
+        ),
         ("labels", " ".join(f"{k}={v}" for k, v in sorted(job.labels.items())) or "-"),
         ("correlation id", job.correlation_id or "-"),
         ("created", stamp(job.created_at)),

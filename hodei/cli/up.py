@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 from hodei import exit_codes
 from hodei.errors import HodeiError, InvalidArgument, Unavailable
@@ -56,14 +57,57 @@ def run_up(args: argparse.Namespace) -> int:
         raise InvalidArgument(f"--workers must be between 0 and 64, not {args.workers}")
     # A local platform on loopback: plaintext whatever HODEI_TLS_* says, so that the
     # variables meant for a remote deployment do not half-configure this one.
-    settings = settings_from_args(args).model_copy(update={"tls": TlsSettings()})
+    given = settings_from_args(args).model_copy(update={"tls": TlsSettings()})
+    settings = with_secret_key(given)
     configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
-    return asyncio.run(Platform(settings, args.workers).run())
+    key_file = None if given.server.secret_key else secret_key_file(settings)
+    return asyncio.run(Platform(settings, args.workers, key_file).run())
+
+
+def secret_key_file(settings: Settings) -> Path:
+    """Where `hodei up` keeps the key it made: beside the embedded database's data
+    dir (the per-user data dir by default), so that it lives as long as the jobs."""
+    from hodei.settings import default_data_dir
+
+    data_dir = settings.database.data_dir or default_data_dir()
+    return data_dir.parent / f"{data_dir.name}.secret-key"
+
+
+def with_secret_key(settings: Settings) -> Settings:
+    """The settings with a HODEI_SECRET_KEY: the one given, else the one `hodei up`
+    keeps in its data dir, made on first use (mode 0600), so that the quickstart takes
+    secret env without a step more. The key is never printed."""
+    if settings.server.secret_key:
+        return settings
+    from cryptography.fernet import Fernet
+
+    path = secret_key_file(settings)
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # O_EXCL: two `hodei up` starting together keep the first key.
+            with contextlib.suppress(FileExistsError):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(Fernet.generate_key() + b"\n")
+        key = path.read_text().strip()
+    except OSError as err:
+        raise InvalidArgument(f"cannot keep the secret key in {path}: {err.strerror}") from None
+    try:
+        Fernet(key)
+    except ValueError:
+        raise InvalidArgument(
+            f"{path} does not hold a Fernet key; remove it to make a new one "
+            "(jobs queued with secret env under the old key would then fail)"
+        ) from None
+    server = settings.server.model_copy(update={"secret_key": key})
+    return settings.model_copy(update={"server": server})
 
 
 class Platform:
-    def __init__(self, settings: Settings, workers: int) -> None:
+    def __init__(self, settings: Settings, workers: int, key_file: Path | None = None) -> None:
         self.settings = settings
+        self.key_file = key_file  # None: the key came from HODEI_SECRET_KEY
         self.workers = workers
         self.slots = settings.worker.slots
         self.stop = asyncio.Event()
@@ -178,6 +222,7 @@ class Platform:
             f"Hodei is up on {listen}",
             f"  database: {database}",
             f"  workers:  {self.workers} local x {self.slots} slot(s)",
+            f"  secret env key: {self.key_file or 'HODEI_SECRET_KEY'}",
             f"Submit a job:  hodei --server {address} job run -- echo hello",
             f"Watch:         hodei --server {address} workers | job list | queue",
             "Press Ctrl-C to stop.",

@@ -161,10 +161,13 @@ class HodeiClient:
         labels: Mapping[str, str] | None = None,
         correlation_id: str = "",
         idempotency_key: str | None = None,
+        secret_env: Mapping[str, str] | None = None,
     ) -> JobView:
         """Queue one job. `idempotency_key`: names this submission (1-128 visible ASCII
         characters); None makes a new one for this call, kept across its retries; ""
-        sends none, and then the call is not retried (a retry could queue it twice)."""
+        sends none, and then the call is not retried (a retry could queue it twice).
+        `secret_env`: environment variables whose values are secret (encrypted at rest,
+        masked in the job's output, answered as "***"); the server needs HODEI_SECRET_KEY."""
         spec = jobs_pb2.JobSpec(
             command=list(command),
             env=dict(env or {}),
@@ -173,6 +176,7 @@ class HodeiClient:
             max_attempts=max_attempts,
             name=name,
             labels=dict(labels or {}),
+            secret_env=dict(secret_env or {}),
         )
         key = new_idempotency_key() if idempotency_key is None else idempotency_key
         request = jobs_pb2.QueueJobRequest(
@@ -200,6 +204,7 @@ class HodeiClient:
                         max_attempts=job.get("max_attempts", 0),
                         name=job.get("name", ""),
                         labels=dict(job.get("labels") or {}),
+                        secret_env=dict(job.get("secret_env") or {}),
                     ),
                     correlation_id=job.get("correlation_id", ""),
                 )

@@ -17,6 +17,7 @@ from hodei.client.views import (
 )
 from hodei.domain.jobs import JobState
 from hodei.domain.workers import WorkerState
+from hodei.redaction import masked_env
 
 _JOB_STATES = {getattr(common_pb2, f"JOB_STATE_{s.value}"): s for s in JobState}
 _WORKER_STATES = {getattr(common_pb2, f"WORKER_STATE_{s.value}"): s for s in WorkerState}
@@ -45,6 +46,8 @@ def job_view(job: jobs_pb2.Job) -> JobView:
         command=tuple(spec.command),
         name=spec.name,
         env=dict(spec.env),
+        # Masked again here: a view never holds a secret value, whatever the server sent.
+        secret_env=masked_env(spec.secret_env),
         working_dir=spec.working_dir,
         timeout_seconds=spec.timeout_seconds or None,
         labels=dict(spec.labels),

@@ -12,6 +12,7 @@ from typing import Any
 
 from hodei.domain.jobs import JobState
 from hodei.domain.workers import WorkerState
+from hodei.redaction import masked_env
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -39,6 +40,8 @@ class JobView:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime | None = None
+    #: Secret env as the server answers it: the names, each with "***".
+    secret_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_final(self) -> bool:
@@ -51,6 +54,7 @@ class JobView:
             "state": self.state.value,
             "command": list(self.command),
             "env": dict(self.env),
+            "secret_env": masked_env(self.secret_env),
             "working_dir": self.working_dir,
             "timeout_seconds": self.timeout_seconds,
             "labels": dict(self.labels),

@@ -71,10 +71,11 @@ w AS (
     FOR UPDATE SKIP LOCKED
 ), j AS (
     INSERT INTO jobs (id, name, command, env, working_dir, timeout_seconds, labels,
-                      max_attempts, correlation_id, state, attempts, worker_id, assigned_at,
-                      ack_deadline)
+                      max_attempts, correlation_id, secret_names, secret_env, state, attempts,
+                      worker_id, assigned_at, ack_deadline)
     SELECT %(id)s, %(name)s, %(command)s, %(env)s, %(working_dir)s, %(timeout_seconds)s,
-           %(labels)s, %(max_attempts)s, %(correlation_id)s,
+           %(labels)s, %(max_attempts)s, %(correlation_id)s, %(secret_names)s::text[],
+           %(secret_env)s::bytea,
            CASE WHEN w.id IS NULL THEN 'PENDING' ELSE 'ASSIGNED' END,
            CASE WHEN w.id IS NULL THEN 0 ELSE 1 END,
            w.id,
@@ -125,15 +126,18 @@ spec AS (
     SELECT * FROM unnest(%(ids)b::uuid[], %(names)b::text[], %(commands)b::jsonb[],
                          %(envs)b::jsonb[], %(working_dirs)b::text[], %(timeouts)b::float8[],
                          %(labels)b::jsonb[], %(max_attempts)b::int[],
-                         %(correlation_ids)b::text[], %(payloads)b::jsonb[])
+                         %(correlation_ids)b::text[], %(payloads)b::jsonb[],
+                         %(secret_names)b::jsonb[], %(secret_envs)b::bytea[])
         WITH ORDINALITY AS s(id, name, command, env, working_dir, timeout_seconds, labels,
-                             max_attempts, correlation_id, payload, ord)
+                             max_attempts, correlation_id, payload, secret_names, secret_env,
+                             ord)
     WHERE EXISTS (SELECT 1 FROM go)
 ), j AS (
     INSERT INTO jobs (id, name, command, env, working_dir, timeout_seconds, labels,
-                      max_attempts, correlation_id)
+                      max_attempts, correlation_id, secret_names, secret_env)
     SELECT id, name, ARRAY(SELECT jsonb_array_elements_text(command)), env, working_dir,
-           timeout_seconds, labels, max_attempts, correlation_id
+           timeout_seconds, labels, max_attempts, correlation_id,
+           ARRAY(SELECT jsonb_array_elements_text(secret_names)), secret_env
     FROM spec ORDER BY ord
     RETURNING *
 ), q AS (

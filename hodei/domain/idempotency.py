@@ -48,8 +48,9 @@ def validate_key(key: str) -> str:
 
 def canonical_spec(spec: JobSpec) -> dict[str, object]:
     """The parts of a spec that make it the same job, in a form whose JSON is stable:
-    maps are sorted by key when dumped; the command keeps its order."""
-    return {
+    maps are sorted by key when dumped; the command keeps its order. Secret env: the
+    names only, so that nothing derived from a secret value is stored with the key."""
+    canonical: dict[str, object] = {
         "command": list(spec.command),
         "env": spec.env,
         "working_dir": spec.working_dir,
@@ -58,6 +59,9 @@ def canonical_spec(spec: JobSpec) -> dict[str, object]:
         "name": spec.name,
         "labels": spec.labels,
     }
+    if spec.secret_env:  # absent otherwise: the hashes of keys stored before stay valid
+        canonical["secret_env"] = sorted(spec.secret_env)
+    return canonical
 
 
 def request_hash(kind: SubmissionKind, specs: Sequence[JobSpec]) -> str:

@@ -105,6 +105,8 @@ class JobSpec:
     max_attempts: int = 3
     name: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    #: Values never shown, logged or stored in clear (hodei.redaction masks them).
+    secret_env: dict[str, str] = field(default_factory=dict)
 
 
 def _shown(key: str) -> str:
@@ -126,10 +128,12 @@ def validate_spec(
     name: str = "",
     labels: dict[str, str] | None = None,
     default_max_attempts: int = 3,
+    secret_env: dict[str, str] | None = None,
 ) -> JobSpec:
     """Check a submitted job and return it normalised, or raise InvalidArgument."""
     env = dict(env or {})
     labels = dict(labels or {})
+    secret_env = dict(secret_env or {})
     if not command or not command[0].strip():
         raise InvalidArgument("command must not be empty")
     if len(command) > MAX_COMMAND_ARGS:
@@ -141,16 +145,7 @@ def validate_spec(
         raise InvalidArgument(f"command is {size} bytes; the limit is {MAX_COMMAND_BYTES}")
     for arg in command:
         _check_text("command", arg)
-    if len(env) > MAX_ENV_ENTRIES:
-        raise InvalidArgument(f"env has {len(env)} entries; the limit is {MAX_ENV_ENTRIES}")
-    env_size = sum(len(k.encode()) + len(v.encode()) for k, v in env.items())
-    if env_size > MAX_ENV_BYTES:
-        raise InvalidArgument(f"env is {env_size} bytes; the limit is {MAX_ENV_BYTES}")
-    for key, value in env.items():
-        if not key or "=" in key:
-            raise InvalidArgument(f"invalid env name {key!r}")
-        _check_text("env", key)
-        _check_text("env", value)
+    env_size = _check_env(env, secret_env)
     working_dir_size = len(working_dir.encode())
     if working_dir_size > MAX_WORKING_DIR_BYTES:
         raise InvalidArgument(
@@ -203,7 +198,37 @@ def validate_spec(
         max_attempts=attempts,
         name=name,
         labels=labels,
+        secret_env=secret_env,
     )
+
+
+def _check_env(env: dict[str, str], secret_env: dict[str, str]) -> int:
+    """env and secret_env share the limits (both end up in the job's environment).
+    Messages name secret variables, never their values."""
+    both = len(env) + len(secret_env)
+    if both > MAX_ENV_ENTRIES:
+        what = "env and secret_env have" if secret_env else "env has"
+        raise InvalidArgument(f"{what} {both} entries; the limit is {MAX_ENV_ENTRIES}")
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in (*env.items(), *secret_env.items()))
+    if size > MAX_ENV_BYTES:
+        what = "env and secret_env are" if secret_env else "env is"
+        raise InvalidArgument(f"{what} {size} bytes; the limit is {MAX_ENV_BYTES}")
+    for what, names in (("env", env), ("secret_env", secret_env)):
+        for key, value in names.items():
+            if not key or "=" in key:
+                raise InvalidArgument(f"invalid {what} name {key!r}")
+            _check_text(f"{what} name", key)
+            if "\x00" in value:
+                raise InvalidArgument(f"{what} {key!r} must not contain NUL bytes")
+    both_names = sorted(env.keys() & secret_env.keys())
+    if both_names:
+        raise InvalidArgument(
+            f"{', '.join(both_names)} given both in env and in secret_env; give each name once"
+        )
+    for key, value in secret_env.items():
+        if not value:
+            raise InvalidArgument(f"secret_env {key!r} is empty")
+    return size
 
 
 def sanitize_output_line(line: str) -> str:

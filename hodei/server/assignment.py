@@ -10,7 +10,10 @@ import uuid
 
 from hodei.db.connector import Database
 from hodei.domain.events import EventType
+from hodei.domain.jobs import JobState
+from hodei.errors import FailedPrecondition
 from hodei.server.models import AttemptRef, JobRecord, RunCommand
+from hodei.server.secret_box import SecretBox
 from hodei.server.sessions import SessionRegistry
 from hodei.server.transitions import JobTransitions
 from hodei.settings import Settings
@@ -53,9 +56,12 @@ class RunPusher:
     """Pushes RunJob down each assigned job's worker stream; a job whose stream
     closed since its assignment goes back to the queue."""
 
-    def __init__(self, transitions: JobTransitions, registry: SessionRegistry) -> None:
+    def __init__(
+        self, transitions: JobTransitions, registry: SessionRegistry, box: SecretBox
+    ) -> None:
         self.transitions = transitions
         self.registry = registry
+        self.box = box
         #: Jobs sent by eager dispatch and not yet counted in server_status (the
         #: dispatcher loop adds them to its own counts when it records a cycle).
         self.eager_unrecorded = 0
@@ -64,6 +70,14 @@ class RunPusher:
         """Returns how many RunJob commands were queued on open streams."""
         pushed = 0
         for job in assigned:
+            try:
+                # Decrypted here only, for the RunJob; never logged.
+                secret_env = self.box.open(job.sealed_secret_env)
+            except FailedPrecondition as err:
+                # No retry can do better: another attempt meets the same key.
+                logger.error("job cannot run: %s", err, extra=job.log_fields)
+                await self.transitions.force_final(job.id, JobState.FAILED, str(err), "dispatcher")
+                continue
             command = RunCommand(
                 ref=AttemptRef(job.id, job.attempts),
                 command=job.command,
@@ -71,6 +85,7 @@ class RunPusher:
                 working_dir=job.working_dir,
                 timeout_seconds=job.timeout_seconds or 0.0,
                 correlation_id=job.correlation_id,
+                secret_env=secret_env,
             )
             if self.registry.send(job.worker_id, command):
                 pushed += 1

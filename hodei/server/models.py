@@ -37,6 +37,10 @@ class JobRecord:
     started_at: datetime | None
     finished_at: datetime | None
     ack_deadline: datetime | None
+    #: The names of the job's secret env (values: never in this record in clear).
+    secret_names: tuple[str, ...] = ()
+    #: The secret env's Fernet token (hodei.server.secret_box); opened only for RunJob.
+    sealed_secret_env: bytes | None = field(default=None, repr=False)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> JobRecord:
@@ -64,6 +68,8 @@ class JobRecord:
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             ack_deadline=row["ack_deadline"],
+            secret_names=tuple(row.get("secret_names") or ()),
+            sealed_secret_env=row.get("secret_env"),
         )
 
     @property
@@ -189,6 +195,8 @@ class RunCommand:
     working_dir: str
     timeout_seconds: float
     correlation_id: str
+    #: In clear: only in memory, on its way to the worker; never in a repr or a log.
+    secret_env: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

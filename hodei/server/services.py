@@ -10,6 +10,7 @@ from hodei.server.assignment import Assigner, RunPusher
 from hodei.server.job_reads import JobReads
 from hodei.server.logs import LogBus, LogService
 from hodei.server.results import WorkerResults
+from hodei.server.secret_box import SecretBox
 from hodei.server.sessions import SessionRegistry
 from hodei.server.status import ServerStatus
 from hodei.server.submission import Submission
@@ -44,7 +45,8 @@ class Services:
         assigner = Assigner(db, settings, server_id)
         bus = LogBus()
         registry = SessionRegistry()
-        pusher = RunPusher(transitions, registry)
+        box = SecretBox(settings.server.secret_key)
+        pusher = RunPusher(transitions, registry, box)
         return cls(
             settings=settings,
             server_id=server_id,
@@ -60,5 +62,5 @@ class Services:
             registry=registry,
             status=ServerStatus(db, server_id),
             pusher=pusher,
-            submission=Submission(settings, db, assigner, registry, pusher),
+            submission=Submission(settings, db, assigner, registry, pusher, box),
         )

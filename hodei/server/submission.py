@@ -28,10 +28,11 @@ from hodei.db.connector import Database
 from hodei.domain.events import EventType
 from hodei.domain.idempotency import SubmissionKind, request_hash, validate_key
 from hodei.domain.jobs import JobSpec, JobState, validate_spec
-from hodei.errors import AlreadyExists, InvalidArgument, Unavailable
+from hodei.errors import AlreadyExists, FailedPrecondition, InvalidArgument, Unavailable
 from hodei.server.assignment import Assigner, RunPusher
 from hodei.server.events import Event, job_event
 from hodei.server.models import JobRecord
+from hodei.server.secret_box import NO_KEY, SecretBox
 from hodei.server.sessions import SessionRegistry
 from hodei.settings import Settings
 
@@ -53,8 +54,10 @@ class Submission:
         assigner: Assigner,
         registry: SessionRegistry,
         pusher: RunPusher,
+        box: SecretBox,
     ) -> None:
         self.settings = settings
+        self.box = box
         self.db = db
         self.server_id = assigner.server_id
         self.eager = settings.dispatcher.enabled and settings.dispatcher.eager
@@ -151,6 +154,8 @@ class Submission:
                     "labels": Jsonb(valid.labels),
                     "max_attempts": valid.max_attempts,
                     "correlation_id": created.correlation_id,
+                    "secret_names": sorted(valid.secret_env),
+                    "secret_env": self.box.seal(valid.secret_env),
                     "event_type": str(created.type),
                     "actor": created.actor,
                     "payload": Jsonb(created.payload),
@@ -216,6 +221,8 @@ class Submission:
                     "max_attempts": [spec.max_attempts for _, spec, _ in prepared],
                     "correlation_ids": [ev.correlation_id for _, _, ev in prepared],
                     "payloads": [Jsonb(ev.payload) for _, _, ev in prepared],
+                    "secret_names": [Jsonb(sorted(spec.secret_env)) for _, spec, _ in prepared],
+                    "secret_envs": [self.box.seal(spec.secret_env) for _, spec, _ in prepared],
                     "event_type": str(EventType.JOB_CREATED),
                     "actor": "client",
                     **(
@@ -277,10 +284,12 @@ class Submission:
     ) -> tuple[uuid.UUID, JobSpec, Event]:
         """A validated spec (hodei.domain.jobs.validate_spec's keyword arguments: env,
         working_dir, timeout_seconds, max_attempts, name, labels), the new job's id and
-        its JobCreated event."""
+        its JobCreated event (whose payload holds no env, secret or not)."""
         valid = validate_spec(
             command, **spec, default_max_attempts=self.settings.server.default_max_attempts
         )
+        if valid.secret_env and not self.box.enabled:
+            raise FailedPrecondition(NO_KEY)
         if len(correlation_id) > 200:
             raise InvalidArgument("correlation_id is longer than 200 characters")
         job_id = uuid.uuid4()

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from hodei import __version__ as hodei_version
 from hodei.api.v1 import workers_pb2
 from hodei.errors import HodeiError
+from hodei.redaction import SecretMask
 from hodei.settings import Settings
 from hodei.worker.attempt import Attempt, Key
 from hodei.worker.guard import JobGuard
@@ -222,9 +223,11 @@ class WorkerAgent:
             logger.info("job refused: %s", reason, extra=fields)
             self.send(_msg(ack=workers_pb2.JobAck(ref=run.ref, accepted=False, reason=reason)))
             return
-        att = Attempt(
-            run.ref.job_id, run.ref.attempt, run.correlation_id, " ".join(run.command)[:200]
-        )
+        mask = SecretMask(run.secret_env.values())
+        command = " ".join(run.command)
+        if mask:  # a secret passed in argv too: not even the DEBUG line shows it
+            command = mask.lines([command.encode()])[0].decode()
+        att = Attempt(run.ref.job_id, run.ref.attempt, run.correlation_id, command[:200], mask)
         self._attempts[key] = att
         self._launcher.start(att, run, self.worker_id)
         self.wakeups.send.set()
@@ -253,14 +256,15 @@ class WorkerAgent:
             error=result.error,
             total_lines=logs.total,
         )
+        # The command is not on this INFO line (it may carry secrets passed in argv);
+        # it is on the DEBUG "job started" line.
         logger.info(
-            "job finished: %s exit_code=%s pid=%s lines=%d %s: %s",
+            "job finished: %s exit_code=%s pid=%s lines=%d %s",
             result.outcome,
             result.exit_code,
             att.pid,
             logs.total,
             result.error,
-            att.command,
             extra=fields,
         )
         self.wakeups.send.set()

@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from hodei.api.v1 import common_pb2, workers_pb2
+from hodei.redaction import SecretMask
 from hodei.worker.lines import LogBuffer
 from hodei.worker.runner import JobProcess
 from hodei.worker.wire import encode_log_batch
@@ -42,8 +43,10 @@ class Attempt:
     job_id: str
     attempt: int
     correlation_id: str
-    #: The command line, shortened, for the log.
+    #: The command line, shortened, for the DEBUG log (secret values masked).
     command: str = ""
+    #: Masks the job's secret env values in its output lines before they are buffered.
+    mask: SecretMask = field(default_factory=lambda: SecretMask(()), repr=False)
     logs: LogBuffer = field(default_factory=LogBuffer)
     process: JobProcess | None = None
     task: asyncio.Task[None] | None = None

@@ -65,9 +65,13 @@ class Launcher:
         logs = att.logs
         wakeups = self.wakeups
 
+        mask = att.mask.lines if att.mask else None
+
         def on_lines(is_stderr: bool, lines: list[bytes], ts_ns: int) -> None:
             if drop_logs:
                 return
+            if mask is not None:  # before buffering: a secret is never sent, so never stored
+                lines = mask(lines)
             logs.append(is_stderr, lines, ts_ns, time.monotonic())
             wakeups.send.set()
 
@@ -84,7 +88,7 @@ class Launcher:
             list(run.command),
             # The attempt's identity last: a job can tag what it does with it (a
             # command that must not act twice records HODEI_JOB_ID/HODEI_JOB_ATTEMPT).
-            env={**self.base_env, **run.env, **attempt_env(att)},
+            env={**self.base_env, **run.env, **run.secret_env, **attempt_env(att)},
             working_dir=run.working_dir,
             timeout=run.timeout_seconds or None,
             on_lines=on_lines,

@@ -98,3 +98,22 @@ def test_a_fault_is_accepted_with_the_testing_switch(monkeypatch: pytest.MonkeyP
 def test_overrides_travel_as_their_variables() -> None:
     env = environment_for({"worker": {"kill_grace": 1.5}, "faults": {"drop_logs": True}})
     assert env == {"HODEI_WORKER_KILL_GRACE": "1.5", "HODEI_FAULT_DROP_LOGS": "true"}
+
+
+def test_an_invalid_secret_key_is_one_line_that_does_not_quote_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HODEI_SECRET_KEY", "not-a-fernet-key-hunter2")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("invalid setting 'server.secret_key' (HODEI_SECRET_KEY): not a")
+    assert "hunter2" not in message and "\n" not in message
+
+
+def test_a_valid_secret_key_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv("HODEI_SECRET_KEY", key)
+    assert load_settings().server.secret_key == key

@@ -13,6 +13,7 @@ from hodei.api.v1 import common_pb2, jobs_pb2, logs_pb2, platform_pb2, workers_p
 from hodei.domain.jobs import JobState
 from hodei.domain.workers import WorkerState
 from hodei.errors import InvalidArgument
+from hodei.redaction import masked_env
 from hodei.server.models import (
     AttemptRef,
     CancelCommand,
@@ -97,6 +98,7 @@ def spec_args(spec: jobs_pb2.JobSpec) -> dict[str, Any]:
         "max_attempts": spec.max_attempts or None,
         "name": spec.name,
         "labels": dict(spec.labels),
+        "secret_env": dict(spec.secret_env),
     }
 
 
@@ -111,6 +113,8 @@ def job_to_proto(job: JobRecord) -> jobs_pb2.Job:
             max_attempts=job.max_attempts,
             name=job.name,
             labels=job.labels,
+            # The names only: the values never leave the server but in a RunJob.
+            secret_env=masked_env(job.secret_names),
         ),
         state=_JOB_STATE_TO_PROTO[job.state],
         attempts=job.attempts,
@@ -253,6 +257,7 @@ def command_to_proto(command: ServerCommand) -> workers_pb2.ServerMessage:
                     working_dir=command.working_dir,
                     timeout_seconds=command.timeout_seconds,
                     correlation_id=command.correlation_id,
+                    secret_env=command.secret_env,
                 )
             )
         case CancelCommand():

@@ -31,6 +31,8 @@ EXPECTED_COLUMNS = {
         "attempt_lines",
         "exit_code",
         "correlation_id",
+        "secret_names",
+        "secret_env",
     },
     "job_queue": {"job_id", "enqueued_at", "priority"},
     "workers": {"id", "state", "last_heartbeat", "current_job_id", "server_id", "slots"},

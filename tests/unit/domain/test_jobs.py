@@ -104,6 +104,13 @@ def test_valid_spec_is_normalised() -> None:
         ({"command": ["x"], "env": {"A=B": "v"}}, "invalid env name"),
         ({"command": ["x"], "max_attempts": 1000}, "max_attempts"),
         ({"command": ["x"], "labels": {"": "v"}}, "label"),
+        ({"command": ["x"], "env": {"T": "1"}, "secret_env": {"T": "2"}}, "T given both"),
+        ({"command": ["x"], "secret_env": {"": "value"}}, "invalid secret_env name"),
+        ({"command": ["x"], "secret_env": {"T": ""}}, "secret_env 'T' is empty"),
+        (
+            {"command": ["x"], "env": {"A": "v" * 40_000}, "secret_env": {"T": "v" * 40_000}},
+            "env and secret_env are",
+        ),
     ],
 )
 def test_invalid_specs_are_refused_with_a_clear_message(
@@ -179,3 +186,14 @@ def test_a_100_mb_line_splits_into_pieces_of_the_stored_bound() -> None:
     assert len(pieces) == 96  # ceil(100e6 / 1 MiB)
     assert {len(p) for p in pieces[:-1]} == {MAX_STORED_LINE_BYTES}
     assert sum(map(len, pieces)) == 100_000_000
+
+
+def test_secret_env_is_kept_apart_from_env() -> None:
+    spec = validate_spec(["x"], {"A": "1"}, secret_env={"TOKEN": "value"})
+    assert spec.env == {"A": "1"} and spec.secret_env == {"TOKEN": "value"}
+
+
+def test_a_refused_secret_env_is_not_quoted() -> None:
+    with pytest.raises(InvalidArgument) as info:
+        validate_spec(["x"], secret_env={"T": "hunter2-\x00"})
+    assert "hunter2" not in str(info.value)
