@@ -15,7 +15,8 @@ Fixtures (names are a contract other engineers rely on):
 - ``start_server`` (function, async factory): ``app = await start_server(**overrides)``
   returns a started ``hodei.server.app.ServerApp`` on a free port on 127.0.0.1 using
   ``db_url`` (unless ``database={"url": ...}`` is overridden); ``app.port`` is the bound port,
-  ``app.address`` is ``"127.0.0.1:<port>"``. Overrides are Settings groups, as
+  ``app.address`` is ``"127.0.0.1:<port>"``. Authentication is off unless
+  ``auth={"mode": "required"}`` is given. Overrides are Settings groups, as
   Settings itself takes them (e.g. ``dispatcher={"enabled": False, "poll_interval": 0.2}``);
   each group is merged over the test defaults. Every server started is stopped at teardown.
 - ``test_settings`` (function): ``make(**overrides) -> Settings`` with test defaults
@@ -116,6 +117,11 @@ def test_settings(db_url: str) -> Callable[..., Settings]:
         values: dict[str, dict[str, Any]] = {
             "database": {"url": db_url},
             "server": {"host": "127.0.0.1", "port": 0},
+            # Authentication is tested on its own (tests/integration/server/api/test_auth.py
+            # and the e2e features run with tokens); the other in-process servers serve
+            # on loopback with it off, and say so in their log. auth={"mode": "required"}
+            # turns it on.
+            "auth": {"mode": "off"},
         }
         for group, fields in overrides.items():
             values[group] = {**values.get(group, {}), **fields}

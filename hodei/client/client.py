@@ -33,7 +33,7 @@ from hodei.api.v1 import (
     workers_pb2_grpc,
 )
 from hodei.client import convert
-from hodei.client.channel import MIB, channel_options
+from hodei.client.channel import MIB, channel_options, token_interceptors
 from hodei.client.retries import (
     DEFAULT_RETRY,
     NO_RETRY,
@@ -83,7 +83,9 @@ class HodeiClient:
     `submit_retry`: how `queue_job` and `queue_jobs` retry a call the server did not
     answer (UNAVAILABLE; for QueueJob also DEADLINE_EXCEEDED), with the same
     idempotency key: by default for up to 30 s, backing off from 0.1 s to 2 s.
-    `NO_RETRY` sends each once. The other calls are sent once."""
+    `NO_RETRY` sends each once. The other calls are sent once.
+
+    `token`: sent as `authorization: Bearer <token>` on every call."""
 
     def __init__(
         self,
@@ -93,6 +95,7 @@ class HodeiClient:
         keepalive_time_ms: int = 10_000,
         keepalive_timeout_ms: int = 60_000,
         submit_retry: RetryPolicy = DEFAULT_RETRY,
+        token: str = "",
     ) -> None:
         self.address = check_address(address)
         self.deadline = deadline
@@ -109,6 +112,7 @@ class HodeiClient:
                 # would keep failing at once long after the server is back.
                 reconnect_max_backoff_ms=int(submit_retry.max_backoff * 1000),
             ),
+            interceptors=token_interceptors(token),
         )
         self._jobs = jobs_pb2_grpc.JobExecutionServiceStub(self._channel)
         self._logs = logs_pb2_grpc.LogStreamServiceStub(self._channel)

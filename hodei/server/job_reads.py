@@ -29,14 +29,33 @@ class JobReads:
             raise NotFound(f"job {job_id} not found")
         return JobRecord.from_row(row)
 
+    async def job_owner(self, job_id: uuid.UUID) -> uuid.UUID | None:
+        """The token that submitted the job (None: submitted without authentication)."""
+        async with self.db.connection() as tx:
+            row = await tx.one("job_owner", {"id": job_id})
+        if row is None:
+            raise NotFound(f"job {job_id} not found")
+        owner: uuid.UUID | None = row["owner_token_id"]
+        return owner
+
     async def list_jobs(
-        self, states: Iterable[JobState] = (), limit: int = 0, labels: dict[str, str] | None = None
+        self,
+        states: Iterable[JobState] = (),
+        limit: int = 0,
+        labels: dict[str, str] | None = None,
+        owner: uuid.UUID | None = None,
     ) -> list[JobRecord]:
+        """`owner`: only the jobs that token submitted; None: every job."""
         limit = DEFAULT_LIST_LIMIT if limit <= 0 else min(limit, MAX_LIST_LIMIT)
         async with self.db.connection() as tx:
             rows = await tx.all(
                 "list_jobs",
-                {"states": [str(s) for s in states], "labels": Jsonb(labels or {}), "limit": limit},
+                {
+                    "states": [str(s) for s in states],
+                    "labels": Jsonb(labels or {}),
+                    "limit": limit,
+                    "owner": owner,
+                },
             )
         return [JobRecord.from_row(r) for r in rows]
 

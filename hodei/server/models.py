@@ -37,6 +37,8 @@ class JobRecord:
     started_at: datetime | None
     finished_at: datetime | None
     ack_deadline: datetime | None
+    #: The token that submitted it (None: submitted without authentication).
+    owner_token_id: uuid.UUID | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> JobRecord:
@@ -64,6 +66,7 @@ class JobRecord:
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             ack_deadline=row["ack_deadline"],
+            owner_token_id=row.get("owner_token_id"),
         )
 
     @property

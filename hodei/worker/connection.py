@@ -25,7 +25,7 @@ import random
 import grpc
 
 from hodei.api.v1 import workers_pb2, workers_pb2_grpc
-from hodei.client.channel import MIB, channel_options
+from hodei.client.channel import MIB, channel_options, token_interceptors
 from hodei.settings import Settings
 from hodei.worker.agent import WorkerAgent, WorkerUnknown
 from hodei.worker.wire import encode_batch, serialize
@@ -93,7 +93,9 @@ class StreamClient:
     async def run(self, stop: asyncio.Event) -> None:
         """Connect and stay connected until `stop` is set."""
         self._channel = grpc.aio.insecure_channel(
-            self.settings.server.address, options=stream_channel_options(self.settings)
+            self.settings.server.address,
+            options=stream_channel_options(self.settings),
+            interceptors=token_interceptors(self.settings.client.token),
         )
         stub = workers_pb2_grpc.WorkerAgentServiceStub(self._channel)
         stream = self._channel.stream_stream(

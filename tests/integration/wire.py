@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 
 from harness.waits import wait_for_async
+from hodei.client.channel import token_interceptors
 from hodei.api.v1 import (
     common_pb2,
     jobs_pb2,
@@ -22,8 +23,12 @@ from hodei.api.v1 import (
 
 
 class Stubs:
-    def __init__(self, address: str, options: list[tuple[str, int]] | None = None) -> None:
-        self.channel = grpc.aio.insecure_channel(address, options=options)
+    def __init__(
+        self, address: str, options: list[tuple[str, int]] | None = None, token: str = ""
+    ) -> None:
+        self.channel = grpc.aio.insecure_channel(
+            address, options=options, interceptors=token_interceptors(token)
+        )
         self.jobs = jobs_pb2_grpc.JobExecutionServiceStub(self.channel)
         self.logs = logs_pb2_grpc.LogStreamServiceStub(self.channel)
         self.workers = workers_pb2_grpc.WorkerAgentServiceStub(self.channel)
@@ -52,8 +57,10 @@ class Stubs:
 class FakeWorkerStream:
     """A worker speaking WorkerStream by hand: the protocol under test, not the agent."""
 
-    def __init__(self, stubs: Stubs, worker_id: str) -> None:
+    def __init__(self, stubs: Stubs, worker_id: str, secret: str = "") -> None:
         self.worker_id = worker_id
+        #: RegisterResponse.session_secret: a Hello for worker_id must carry it.
+        self.secret = secret
         self.outgoing: asyncio.Queue[workers_pb2.WorkerMessage | None] = asyncio.Queue()
         self.call = stubs.workers.WorkerStream(self._requests())
         # One reader for the call's life: cancelling a pending read would cancel the RPC.
@@ -91,16 +98,22 @@ class FakeWorkerStream:
         running: list[common_pb2.JobRef] | None = None,
         worker_id: str | None = None,
         batches: bool = False,
+        secret: str = "",
     ) -> tuple[FakeWorkerStream, workers_pb2.Welcome]:
+        """A new registration; or, with `worker_id` and its `secret`, a reconnection."""
         if worker_id is None:
             reg = await stubs.workers.Register(
                 workers_pb2.RegisterRequest(name="fake", hostname="localhost", pid=1, slots=slots)
             )
-            worker_id = reg.worker_id
-        stream = cls(stubs, worker_id)
+            worker_id, secret = reg.worker_id, reg.session_secret
+        stream = cls(stubs, worker_id, secret)
         await stream.send(
             hello=workers_pb2.Hello(
-                worker_id=worker_id, slots=slots, running=running or [], batches=batches
+                worker_id=worker_id,
+                slots=slots,
+                running=running or [],
+                batches=batches,
+                session_secret=secret,
             )
         )
         first = await stream.receive()

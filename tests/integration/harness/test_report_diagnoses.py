@@ -74,7 +74,11 @@ def test_dispatcher_off_is_named_as_the_root_cause(tmp_path: Path, run_temp: Pat
 
 def test_outbox_relay_off_is_named(tmp_path: Path) -> None:
     report = run_features(
-        tmp_path, "-k", "PENDING or SubscribeLogs or throughput", "--hodei-fault", "outbox_relay_off"
+        tmp_path,
+        "-k",
+        "PENDING or SubscribeLogs or throughput",
+        "--hodei-fault",
+        "outbox_relay_off",
     )
     assert "OUTBOX_BACKLOG" in codes(report), report["findings"]
     assert not codes(report) & {"DISPATCHER_DISABLED", "DISPATCHER_STALLED", "LOGS_NOT_STREAMED"}
@@ -86,7 +90,11 @@ def test_outbox_relay_off_is_named(tmp_path: Path) -> None:
 
 def test_worker_dropping_logs_is_named(tmp_path: Path) -> None:
     report = run_features(
-        tmp_path, "-k", "PENDING or SubscribeLogs or throughput", "--hodei-fault", "worker_drop_logs"
+        tmp_path,
+        "-k",
+        "PENDING or SubscribeLogs or throughput",
+        "--hodei-fault",
+        "worker_drop_logs",
     )
     assert "LOGS_NOT_STREAMED" in codes(report), report["findings"]
     assert report["root_cause_code"] == "LOGS_NOT_STREAMED"

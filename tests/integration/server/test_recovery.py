@@ -163,7 +163,7 @@ async def test_worker_reconnects_to_a_restarted_server_and_keeps_its_attempt(
     stubs2 = stubs_for(second.address)
     stale = common_pb2.JobRef(job_id=kept.id, attempt=7)
     again, welcome = await FakeWorkerStream.connect(
-        stubs2, worker_id=worker.worker_id, running=[run.ref, stale]
+        stubs2, worker_id=worker.worker_id, secret=worker.secret, running=[run.ref, stale]
     )
     assert list(welcome.superseded) == [stale]
     with psycopg.connect(db_url) as conn:
@@ -192,7 +192,9 @@ async def test_worker_that_lost_its_job_on_reconnect_gets_it_requeued(
     await worker.close()
     await asyncio.sleep(0.2)
     # Same identity, but the process no longer holds the job (it restarted).
-    again, _ = await FakeWorkerStream.connect(stubs, worker_id=worker.worker_id, running=[])
+    again, _ = await FakeWorkerStream.connect(
+        stubs, worker_id=worker.worker_id, secret=worker.secret, running=[]
+    )
     rerun = await again.receive_kind("run")
     assert rerun.ref.job_id == job.id and rerun.ref.attempt == 2
     await again.close()
