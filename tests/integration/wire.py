@@ -10,7 +10,6 @@ from typing import Any
 import grpc
 
 from harness.waits import wait_for_async
-from hodei.client.channel import token_interceptors
 from hodei.api.v1 import (
     common_pb2,
     jobs_pb2,
@@ -20,6 +19,7 @@ from hodei.api.v1 import (
     workers_pb2,
     workers_pb2_grpc,
 )
+from hodei.client.channel import token_interceptors
 
 
 class Stubs:
