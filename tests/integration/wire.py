@@ -37,6 +37,12 @@ class Stubs:
     async def close(self) -> None:
         await self.channel.close()
 
+    async def __aenter__(self) -> Stubs:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
     async def queue(self, command: list[str], **spec: Any) -> jobs_pb2.Job:
         response = await self.jobs.QueueJob(
             jobs_pb2.QueueJobRequest(spec=jobs_pb2.JobSpec(command=command, **spec))
