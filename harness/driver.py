@@ -51,8 +51,9 @@ class LogCapture:
 class Driver:
     """One per session. Thread-safe: calls from any thread run on the driver's loop."""
 
-    def __init__(self, server_address: str) -> None:
+    def __init__(self, server_address: str, token: str = "") -> None:
         self.server_address = server_address
+        self._token = token
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="hodei-e2e-driver", daemon=True
@@ -62,7 +63,7 @@ class Driver:
         self._client: HodeiClient = self._run(self._make_client(), RPC_TIMEOUT_S)
 
     async def _make_client(self) -> HodeiClient:
-        return HodeiClient(self.server_address, deadline=RPC_TIMEOUT_S)
+        return HodeiClient(self.server_address, deadline=RPC_TIMEOUT_S, token=self._token)
 
     def _submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)

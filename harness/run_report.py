@@ -49,7 +49,7 @@ def write_run_report(
             run.log_dir = str(logs)
             run.log_scans = [scan_file(p.stem, p) for p in sorted(logs.glob("*.log"))]
             _add_unlisted_processes(dep, run_dir)
-        _final_platform_view(run, dep.server_address)
+        _final_platform_view(run, dep.server_address, dep.token)
     state.report_path, notes = write_report(run, report_dir, lang)
     state.notes.extend(notes)
 
@@ -90,9 +90,9 @@ def _add_unlisted_processes(dep: Deployment, run_dir: Path) -> None:
             )
 
 
-def _final_platform_view(run: E2ERun, address: str) -> None:
+def _final_platform_view(run: E2ERun, address: str, token: str = "") -> None:
     try:
-        driver = Driver(address)
+        driver = Driver(address, token)
     except Exception as exc:
         run.errors.append(f"server {address} unreachable at the end of the run: {exc}")
         return

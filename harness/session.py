@@ -168,6 +168,8 @@ def _deployment_dict(dep: Deployment) -> dict[str, Any]:
         "database_url": dep.database_url,
         "server_address": dep.server_address,
         "owned": dep.owned,
+        "token": dep.token,
+        "worker_token": dep.worker_token,
         "processes": [
             {
                 "role": p.role,

@@ -19,7 +19,9 @@ class LiveLauncher(Launcher):
     can_kill_processes = False
     skip_reason = "the live launcher attaches to a deployment it does not own: it kills nothing"
 
-    def __init__(self, database_url: str | None, server_address: str | None) -> None:
+    def __init__(
+        self, database_url: str | None, server_address: str | None, token: str = ""
+    ) -> None:
         if not database_url or not server_address:
             raise LaunchError(
                 "the live launcher needs --database-url and --server "
@@ -27,6 +29,9 @@ class LiveLauncher(Launcher):
             )
         self.database_url = database_url
         self.server_address = server_address
+        #: A client token is enough: the harness submits, reads and cancels only its own
+        #: test jobs, lists workers and the queue, and reads the database directly.
+        self.token = token
         self.deployment: Deployment | None = None
 
     def start(self) -> Deployment:
@@ -49,6 +54,7 @@ class LiveLauncher(Launcher):
             database_url=self.database_url,
             server_address=self.server_address,
             owned=False,
+            token=self.token,
         )
         return self.deployment
 

@@ -31,8 +31,8 @@ class ServerProbe:
     info_error: str = ""
 
 
-async def _probe_server(address: str, timeout_s: float) -> ServerProbe:
-    async with HodeiClient(address, deadline=timeout_s) as client:
+async def _probe_server(address: str, timeout_s: float, token: str) -> ServerProbe:
+    async with HodeiClient(address, deadline=timeout_s, token=token) as client:
         try:
             status = await client.health(deadline=timeout_s)
         except Unavailable as exc:
@@ -49,15 +49,16 @@ async def _probe_server(address: str, timeout_s: float) -> ServerProbe:
                 "outbox_relay_enabled": info.outbox_relay_enabled,
                 "connected_workers": info.connected_workers,
                 "schema_version": info.schema_version,
+                "insecure": info.insecure,
             }
         except HodeiError as exc:
             probe.info_error = str(exc)
         return probe
 
 
-def probe_server(address: str, timeout_s: float) -> ServerProbe:
-    """grpc.health.v1 Check, then PlatformService.GetServerInfo."""
-    return asyncio.run(_probe_server(address, timeout_s))
+def probe_server(address: str, timeout_s: float, token: str = "") -> ServerProbe:
+    """grpc.health.v1 Check (open), then PlatformService.GetServerInfo (with `token`)."""
+    return asyncio.run(_probe_server(address, timeout_s, token))
 
 
 @dataclass
@@ -88,11 +89,11 @@ def _delta(a: datetime | None, b: datetime | None) -> float | None:
     return None if a is None or b is None else round((b - a).total_seconds(), 4)
 
 
-async def _run_canary(address: str, timeout_s: float) -> CanaryResult:
+async def _run_canary(address: str, timeout_s: float, token: str) -> CanaryResult:
     result = CanaryResult()
     script = f"echo '{CANARY_STDOUT}'; echo '{CANARY_STDERR}' >&2"
     # Sent once: a doctor reports a server that does not answer, it does not wait for it.
-    async with HodeiClient(address, deadline=5.0, submit_retry=NO_RETRY) as client:
+    async with HodeiClient(address, deadline=5.0, submit_retry=NO_RETRY, token=token) as client:
         start = time.perf_counter()
         try:
             job = await client.queue_job(
@@ -136,6 +137,6 @@ async def _run_canary(address: str, timeout_s: float) -> CanaryResult:
     return result
 
 
-def run_canary(address: str, timeout_s: float) -> CanaryResult:
+def run_canary(address: str, timeout_s: float, token: str = "") -> CanaryResult:
     """Queue the canary, follow its logs until the stream ends or `timeout_s` passes."""
-    return asyncio.run(_run_canary(address, timeout_s))
+    return asyncio.run(_run_canary(address, timeout_s, token))

@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="gRPC server address (default: $HODEI_SERVER_ADDRESS or 127.0.0.1:50051)",
     )
     p.add_argument(
+        "--token",
+        help="token for the server (default: $HODEI_TOKEN, else the admin token of "
+        "`hodei up`); least role: client",
+    )
+    p.add_argument(
         "--canary",
         action="store_true",
         help="queue one job labelled hodei.io/test=true and follow it (writes!)",
@@ -174,6 +179,7 @@ def run(argv: list[str] | None = None) -> int:
     if args.list_checks:
         list_checks(sys.stdout)
         return 0
+    from hodei.cli.credentials import cli_token
     from hodei.errors import HodeiError
     from hodei.settings import load_settings
 
@@ -198,6 +204,7 @@ def run(argv: list[str] | None = None) -> int:
             server_logs=args.server_log,
             worker_logs=args.worker_log,
             only=_csv(args.only),
+            token=args.token or cli_token(settings),
             skip=_csv(args.skip),
         )
     except ValueError as exc:

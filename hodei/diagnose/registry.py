@@ -73,6 +73,8 @@ class CheckContext:
     server_address: str | None
     thresholds: Thresholds
     canary: bool = False
+    #: Sent to the server (least role: client; the canary submits and follows its job).
+    token: str = ""
     server_logs: list[Path] = field(default_factory=list)
     worker_logs: list[Path] = field(default_factory=list)
     session: ProbeSession | None = None

@@ -26,6 +26,7 @@ from hodei.report.model import Report, Status
 ORDER = [
     "database.connect",
     "server.health",
+    "server.auth",
     "database.schema",
     "workers.ready",
     "workers.heartbeat",
@@ -95,6 +96,7 @@ def diagnose(
     worker_logs: list[Path] | None = None,
     only: list[str] | None = None,
     skip: list[str] | None = None,
+    token: str = "",
 ) -> DiagnoseResult:
     start = time.perf_counter()
     ctx = CheckContext(
@@ -102,6 +104,7 @@ def diagnose(
         server_address=server_address,
         thresholds=thresholds or Thresholds(),
         canary=canary,
+        token=token,
         server_logs=server_logs or [],
         worker_logs=worker_logs or [],
     )
