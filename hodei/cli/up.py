@@ -209,12 +209,16 @@ class Platform:
             from hodei.settings import default_data_dir
 
             database = f"embedded PostgreSQL in {s.database.data_dir or default_data_dir()}"
+        # The CLI finds the admin token in the data dir; a chosen one it must be told.
+        cli = "hodei"
+        if self.tokens and s.database.data_dir:
+            cli = f"HODEI_DATA_DIR={s.database.data_dir} hodei"
         lines = [
             f"Hodei is up on {listen}",
             f"  database: {database}",
             f"  workers:  {self.workers} local x {self.slots} slot(s)",
-            f"Submit a job:  hodei --server {address} job run -- echo hello",
-            f"Watch:         hodei --server {address} workers | job list | queue",
+            f"Submit a job:  {cli} --server {address} job run -- echo hello",
+            f"Watch:         {cli} --server {address} workers | job list | queue",
             "Press Ctrl-C to stop.",
         ]
         if self.tokens:
