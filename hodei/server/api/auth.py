@@ -68,6 +68,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return refusing(handler, status_for(err), one_line(str(err)))
         except DATABASE_DOWN:
             return refusing(handler, grpc.StatusCode.UNAVAILABLE, DATABASE_MESSAGE)
+        except Exception:
+            # A bug: the caller gets one line, the log the traceback; never let it in.
+            logger.exception("token check failed", extra={"method": method})
+            return refusing(handler, grpc.StatusCode.INTERNAL, "internal error checking the token")
         return _as(handler, caller)
 
 
