@@ -33,7 +33,7 @@ from hodei.api.v1 import (
     workers_pb2_grpc,
 )
 from hodei.client import convert
-from hodei.client.channel import MIB, channel_options, token_interceptors
+from hodei.client.channel import MIB, channel_options, token_metadata
 from hodei.client.retries import (
     DEFAULT_RETRY,
     NO_RETRY,
@@ -112,8 +112,8 @@ class HodeiClient:
                 # would keep failing at once long after the server is back.
                 reconnect_max_backoff_ms=int(submit_retry.max_backoff * 1000),
             ),
-            interceptors=token_interceptors(token),
         )
+        self._metadata = token_metadata(token)
         self._jobs = jobs_pb2_grpc.JobExecutionServiceStub(self._channel)
         self._logs = logs_pb2_grpc.LogStreamServiceStub(self._channel)
         self._workers = workers_pb2_grpc.WorkerAgentServiceStub(self._channel)
@@ -138,7 +138,7 @@ class HodeiClient:
     async def _call(self, method: Any, request: Any, deadline: float | None = None) -> Any:
         timeout = deadline or self.deadline
         try:
-            return await method(request, timeout=timeout)
+            return await method(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as err:
             raise translate(err, self.address, timeout) from None
 
@@ -211,7 +211,7 @@ class HodeiClient:
         if not policy.enabled:
             return await self._call(method, request)
         return await call_with_retries(
-            lambda: method(request, timeout=self.deadline),
+            lambda: method(request, timeout=self.deadline, metadata=self._metadata),
             policy=policy,
             retry_codes=codes,
             address=self.address,
@@ -296,9 +296,9 @@ class HodeiClient:
         )
         while True:
             call = (
-                self._logs.SubscribeLogBatches(request)
+                self._logs.SubscribeLogBatches(request, metadata=self._metadata)
                 if self._batched_logs
-                else self._logs.SubscribeLogs(request)
+                else self._logs.SubscribeLogs(request, metadata=self._metadata)
             )
             try:
                 async for message in call:

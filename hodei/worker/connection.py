@@ -25,7 +25,7 @@ import random
 import grpc
 
 from hodei.api.v1 import workers_pb2, workers_pb2_grpc
-from hodei.client.channel import MIB, channel_options, token_interceptors
+from hodei.client.channel import MIB, channel_options, token_metadata
 from hodei.settings import Settings
 from hodei.worker.agent import WorkerAgent, WorkerUnknown
 from hodei.worker.wire import encode_batch, serialize
@@ -82,6 +82,8 @@ class StreamClient:
     def __init__(self, settings: Settings, agent: WorkerAgent) -> None:
         self.settings = settings
         self.agent = agent
+        #: The token on every call (HODEI_TOKEN); never logged.
+        self._metadata = token_metadata(settings.client.token)
         self._channel: grpc.aio.Channel | None = None
         self._call: grpc.aio.StreamStreamCall | None = None
         self._closing = False  # close() was called: half-close, do not reconnect
@@ -95,7 +97,6 @@ class StreamClient:
         self._channel = grpc.aio.insecure_channel(
             self.settings.server.address,
             options=stream_channel_options(self.settings),
-            interceptors=token_interceptors(self.settings.client.token),
         )
         stub = workers_pb2_grpc.WorkerAgentServiceStub(self._channel)
         stream = self._channel.stream_stream(
@@ -112,7 +113,9 @@ class StreamClient:
                 try:
                     if need_register:
                         response = await stub.Register(
-                            self.agent.register_request(), timeout=REGISTER_TIMEOUT
+                            self.agent.register_request(),
+                            timeout=REGISTER_TIMEOUT,
+                            metadata=self._metadata,
                         )
                         self.agent.on_registered(response)
                         need_register = False
@@ -208,7 +211,7 @@ class StreamClient:
             self._session_done.set()
 
     async def _session_inner(self, stream: grpc.aio.StreamStreamMultiCallable) -> bool:
-        call = stream()
+        call = stream(metadata=self._metadata)
         self._call = call
         welcome = asyncio.Event()
         writer = asyncio.create_task(self._write(call, welcome), name="stream-writer")

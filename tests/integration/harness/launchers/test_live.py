@@ -4,6 +4,7 @@ scenarios that would kill processes."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from harness.launchers.base import Deployment
+from harness.launchers.base import Deployment, create_run_token
 from harness.launchers.local import LocalLauncher, LocalOptions
 from harness.waits import wait_for
 from tests.integration.harness.feature_runs import run_features
@@ -40,14 +41,24 @@ def test_live_run_creates_only_test_jobs_and_skips_kills(
     import grpc
 
     from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
+    from hodei.client.channel import token_interceptors
 
-    # A job that is not the harness's: it must come out of the run untouched.
-    with grpc.insecure_channel(deployment.server_address) as channel:
-        stub = jobs_pb2_grpc.JobExecutionServiceStub(channel)
-        own = stub.QueueJob(
-            jobs_pb2.QueueJobRequest(spec=jobs_pb2.JobSpec(command=["true"], name="operator-job")),
-            timeout=5,
-        ).job.id
+    # A job that is not the harness's (an operator's, with the run's admin token): it must
+    # come out of the run untouched.
+    async def queue_operator_job() -> str:
+        async with grpc.aio.insecure_channel(
+            deployment.server_address, interceptors=token_interceptors(deployment.token)
+        ) as channel:
+            stub = jobs_pb2_grpc.JobExecutionServiceStub(channel)
+            reply = await stub.QueueJob(
+                jobs_pb2.QueueJobRequest(
+                    spec=jobs_pb2.JobSpec(command=["true"], name="operator-job")
+                ),
+                timeout=5,
+            )
+            return str(reply.job.id)
+
+    own = asyncio.run(queue_operator_job())
     wait_for(
         "the operator's job to finish",
         lambda: _rows(deployment.database_url)[own][0],
@@ -56,6 +67,7 @@ def test_live_run_creates_only_test_jobs_and_skips_kills(
     )
     before = _rows(deployment.database_url)
 
+    # The least role the live harness needs: a client token (by its variable, not argv).
     report = run_features(
         tmp_path / "reports",
         "-k",
@@ -66,6 +78,7 @@ def test_live_run_creates_only_test_jobs_and_skips_kills(
         deployment.database_url,
         "--server",
         deployment.server_address,
+        env={"HODEI_E2E_TOKEN": create_run_token(deployment.database_url, "client")},
     )
 
     after = _rows(deployment.database_url)
