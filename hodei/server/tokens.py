@@ -29,7 +29,7 @@ from hodei.domain.auth import (
     parse_token,
     secret_matches,
 )
-from hodei.errors import AlreadyExists, NotFound, Unauthenticated
+from hodei.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,10 @@ async def list_tokens(tx: Tx) -> list[TokenInfo]:
 
 async def revoke_token(tx: Tx, ref: str) -> TokenInfo:
     """Revoke by name or id."""
-    row = await tx.one("revoke_token", {"ref": ref.strip()})
+    ref = ref.strip()
+    if not 0 < len(ref) <= 100:
+        raise InvalidArgument("a token is named by its name or id (1-100 characters)")
+    row = await tx.one("revoke_token", {"ref": ref})
     if row is None:
         raise NotFound(f"no token named {ref!r}")
     logger.info("token revoked", extra={"token_name": row["name"]})
