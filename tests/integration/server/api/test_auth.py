@@ -254,3 +254,39 @@ async def test_no_authentication_on_a_public_address_is_refused(
         assert insecure.port > 0
     finally:
         await insecure.stop(grace=1.0)
+
+
+async def test_a_job_does_not_see_its_workers_token(
+    start_server: StartServer, spawn_worker: Callable[..., Any], db_url: str
+) -> None:
+    app = await start_server(auth=_AUTH, dispatcher={"poll_interval": 0.2})
+    worker_token = await make_token(db_url, "w", "worker")
+    await spawn_worker(app.address, client={"token": worker_token})
+    async with Stubs(app.address, token=await make_token(db_url, "c", "client")) as client:
+        job = await client.queue(["sh", "-c", "env"])
+        await client.wait_state(job.id, common_pb2.JOB_STATE_SUCCEEDED, seconds=15)
+        reply = await client.logs.GetLogs(logs_pb2.GetLogsRequest(job_id=job.id))
+    lines = [line.line for line in reply.lines]
+    hodei = [line.split("=")[0] for line in lines if line.startswith("HODEI_")]
+    assert lines and "HODEI_TOKEN" not in hodei, hodei
+    assert not any(worker_token in line for line in lines)
+
+
+async def test_another_callers_idempotency_key_does_not_answer_its_jobs(
+    start_server: StartServer, db_url: str
+) -> None:
+    app = await start_server(auth=_AUTH, dispatcher={"enabled": False})
+    request = jobs_pb2.QueueJobRequest(
+        spec=jobs_pb2.JobSpec(command=["true"]), idempotency_key="shared-key"
+    )
+    async with (
+        Stubs(app.address, token=await make_token(db_url, "alice", "client")) as alice,
+        Stubs(app.address, token=await make_token(db_url, "bob", "client")) as bob,
+    ):
+        first = await alice.jobs.QueueJob(request)
+        again = await alice.jobs.QueueJob(request)
+        assert again.job.id == first.job.id  # the owner's retry is replayed
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await bob.jobs.QueueJob(request)
+    assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "used by another caller" in (info.value.details() or "")
