@@ -15,10 +15,13 @@ Fixtures (names are a contract other engineers rely on):
 - ``start_server`` (function, async factory): ``app = await start_server(**overrides)``
   returns a started ``hodei.server.app.ServerApp`` on a free port on 127.0.0.1 using
   ``db_url`` (unless ``database={"url": ...}`` is overridden); ``app.port`` is the bound port,
-  ``app.address`` is ``"127.0.0.1:<port>"``. Authentication is off unless
-  ``auth={"mode": "required"}`` is given. Overrides are Settings groups, as
-  Settings itself takes them (e.g. ``dispatcher={"enabled": False, "poll_interval": 0.2}``);
-  each group is merged over the test defaults. Every server started is stopped at teardown.
+  ``app.address`` is ``"127.0.0.1:<port>"``. Authentication is on, as in production: an
+  admin and a worker token are made for each server and kept by its address
+  (``tests.integration.tokens.server_token(address, role)``), where the helpers that
+  take an address find them; ``auth={"mode": "off"}`` turns it off (loudly logged).
+  Overrides are Settings groups, as Settings itself takes them (e.g.
+  ``dispatcher={"enabled": False, "poll_interval": 0.2}``); each group is merged over the
+  test defaults. Every server started is stopped at teardown.
 - ``test_settings`` (function): ``make(**overrides) -> Settings`` with test defaults
   (db_url, port 0, short intervals are NOT applied unless asked); overrides as above.
 """
@@ -117,11 +120,6 @@ def test_settings(db_url: str) -> Callable[..., Settings]:
         values: dict[str, dict[str, Any]] = {
             "database": {"url": db_url},
             "server": {"host": "127.0.0.1", "port": 0},
-            # Authentication is tested on its own (tests/integration/server/api/test_auth.py
-            # and the e2e features run with tokens); the other in-process servers serve
-            # on loopback with it off, and say so in their log. auth={"mode": "required"}
-            # turns it on.
-            "auth": {"mode": "off"},
         }
         for group, fields in overrides.items():
             values[group] = {**values.get(group, {}), **fields}
@@ -142,6 +140,14 @@ async def start_server(
         app = ServerApp(test_settings(**overrides))
         started.append(app)
         await app.start()
+        if app.settings.auth.enabled:
+            from tests.integration.tokens import SERVER_TOKENS, make_token
+
+            suffix = uuid.uuid4().hex[:8]
+            SERVER_TOKENS[app.address] = {
+                role: await make_token(app.database_url, f"test-{role}-{suffix}", role)
+                for role in ("admin", "worker")
+            }
         return app
 
     yield start

@@ -20,12 +20,16 @@ from hodei.api.v1 import (
     workers_pb2_grpc,
 )
 from hodei.client.channel import token_interceptors
+from tests.integration.tokens import server_token
 
 
 class Stubs:
     def __init__(
-        self, address: str, options: list[tuple[str, int]] | None = None, token: str = ""
+        self, address: str, options: list[tuple[str, int]] | None = None, token: str | None = None
     ) -> None:
+        """`token`: None for the admin token of the in-process server at `address` (if
+        any); "" for none."""
+        token = server_token(address) if token is None else token
         self.channel = grpc.aio.insecure_channel(
             address, options=options, interceptors=token_interceptors(token)
         )

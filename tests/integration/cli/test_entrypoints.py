@@ -15,7 +15,7 @@ from harness.waits import wait_for_async
 from hodei.client import HodeiClient
 from hodei.worker.command import worker_command
 from tests.integration.cli_process import closed_port, finish, hodei, start_cli
-from tests.integration.tokens import make_token
+from tests.integration.tokens import make_token, server_token
 
 pytestmark = pytest.mark.integration
 
@@ -46,9 +46,9 @@ async def test_hodei_worker_registers_runs_a_job_and_stops(
 ) -> None:
     app = await start_server()
     argv = ["worker", "--server", app.address, "--slots", "3", "--name", "cli-worker"]
-    proc = await start_cli(*argv)
+    proc = await start_cli(*argv, env={"HODEI_TOKEN": server_token(app.address, "worker")})
     try:
-        async with HodeiClient(app.address) as client:
+        async with HodeiClient(app.address, token=server_token(app.address)) as client:
 
             async def connected_workers() -> list[Any]:
                 return [w for w in await client.list_workers() if w.connected]

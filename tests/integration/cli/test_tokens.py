@@ -53,13 +53,14 @@ async def test_create_list_revoke_with_only_the_database_url(
     assert (ran.returncode, ran.stdout) == (0, "with a token\n"), str(ran)
     by_env = await hodei("workers", server=app.address, env={"HODEI_TOKEN": token})
     assert by_env.returncode == 0 and "READY" in by_env.stdout, str(by_env)
-    anonymous = await hodei("queue", server=app.address)
+    anonymous = await hodei("queue", server=app.address, env={"HODEI_TOKEN": ""})
     assert_one_line_error(anonymous, 6, "not authenticated: no token")
     as_worker = await hodei("queue", server=app.address, env={"HODEI_TOKEN": worker_token})
     assert_one_line_error(as_worker, 6, "permission denied: token 'w' has role worker")
 
     listed = await hodei("-o", "json", "token", "list", env=db)
-    rows = {t["name"]: t for t in json.loads(listed.stdout)}
+    # The fixture's own tokens for the server (test-admin-..., test-worker-...) aside.
+    rows = {t["name"]: t for t in json.loads(listed.stdout) if not t["name"].startswith("test-")}
     assert set(rows) == {"ops", "w"} and rows["ops"]["last_used_at"] is not None
     assert all("token" not in row and "secret_hash" not in row for row in rows.values())
     table = await hodei("token", "list", env=db)

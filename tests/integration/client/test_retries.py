@@ -19,7 +19,7 @@ import pytest
 from harness.launchers.base import free_port
 from harness.waits import wait_until_async
 from hodei.client import HodeiClient, RetryPolicy
-from tests.integration.tokens import make_token
+from tests.integration.tokens import make_token, server_token
 
 pytestmark = pytest.mark.integration
 
@@ -148,7 +148,9 @@ async def test_a_call_past_its_deadline_is_retried_with_its_key(
     with psycopg.connect(db_url) as blocker:
         blocker.execute("LOCK TABLE submission_keys IN SHARE MODE")
         policy = RetryPolicy(total_seconds=20, initial_backoff=0.05, max_backoff=0.2)
-        async with HodeiClient(app.address, deadline=0.5, submit_retry=policy) as client:
+        async with HodeiClient(
+            app.address, deadline=0.5, submit_retry=policy, token=server_token(app.address)
+        ) as client:
             call = asyncio.create_task(client.queue_job(["true"]))
             await asyncio.sleep(1.5)  # a few tries run out their 0.5 s deadline meanwhile
             assert not call.done(), call
