@@ -40,12 +40,16 @@ RUN set -eux; \
     printf '#!/bin/sh\nexec /opt/hodei/bin/python /opt/hodei/healthcheck.py "$@"\n' \
         > /usr/local/bin/hodei-healthcheck; \
     chmod 0755 /usr/local/bin/hodei-healthcheck; \
-    useradd --create-home --home-dir /home/hodei --shell /bin/sh --uid 10001 hodei
+    useradd --create-home --home-dir /home/hodei --shell /bin/sh --uid 10001 hodei; \
+    # Where the compose file's `tokens` volume is mounted: a new named volume takes
+    # this directory's owner and mode, so only the hodei user can read the tokens.
+    install -d -o hodei -g hodei -m 0700 /tokens
 
 USER hodei
 WORKDIR /home/hodei
 # The server listens on every interface inside a container (the settings default
-# is 127.0.0.1, right for a laptop and for host networking).
+# is 127.0.0.1, right for a laptop and for host networking). Authentication stays on
+# (HODEI_AUTH=required, the default): make tokens with `hodei token create`.
 ENV HODEI_HOST=0.0.0.0 \
     HODEI_PORT=50051
 EXPOSE 50051

@@ -105,6 +105,27 @@ class CpuMeter:
         print(f"    CPU per {unit}: " + ", ".join(parts))
 
 
+async def _make_tokens(url: str) -> tuple[str, str]:
+    """An admin and a worker token in the (migrated) benchmark database."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from hodei.db.connector import PsycopgTx
+    from hodei.db.migrate import migrate
+    from hodei.domain.auth import Role
+    from hodei.server.tokens import create_token
+
+    await migrate(url)
+    async with await psycopg.AsyncConnection.connect(
+        url, autocommit=True, row_factory=dict_row
+    ) as conn:
+        tx = PsycopgTx(conn)
+        suffix = os.urandom(4).hex()
+        _, admin = await create_token(tx, f"bench-admin-{suffix}", Role.ADMIN)
+        _, worker = await create_token(tx, f"bench-worker-{suffix}", Role.WORKER)
+    return admin, worker
+
+
 @dataclass
 class Platform:
     workdir: Path
@@ -114,6 +135,9 @@ class Platform:
     #: HODEI_* settings for the server process only (to compare settings A/B).
     server_env: dict[str, str] = field(default_factory=dict)
     address: str = ""
+    #: The client's token (admin); the workers get a worker token. Made in the database
+    #: before the server starts, as `hodei token create` does.
+    token: str = ""
     server: subprocess.Popen[bytes] | None = None
     worker_procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     pg: Any = None
@@ -136,6 +160,7 @@ class Platform:
         admin = self.pg.get_uri()
         ensure_database(admin, "hodei")
         url = self.pg.get_uri("hodei")
+        self.token, worker_token = asyncio.run(_make_tokens(url))
         port = free_port()
         self.address = f"127.0.0.1:{port}"
         self.server = subprocess.Popen(
@@ -164,7 +189,7 @@ class Platform:
                         name=f"bench-{index + 1}",
                         log_file=self.workdir / f"worker-{index + 1}.log",
                     ),
-                    env=env,
+                    env={**env, "HODEI_TOKEN": worker_token},
                     stdout=subprocess.DEVNULL,
                     stderr=self._log(f"worker-{index + 1}.err"),
                 )
@@ -433,7 +458,7 @@ async def bench_logs(client: HodeiClient, platform: Platform, lines: int) -> dic
 
 async def main_async(args: argparse.Namespace, platform: Platform) -> None:
     assert platform.server is not None
-    async with HodeiClient(platform.address, deadline=30) as client:
+    async with HodeiClient(platform.address, deadline=30, token=platform.token) as client:
         await platform.wait_ready(client)
         info = await client.server_info()
         print(

@@ -97,7 +97,9 @@ class E2EContext:
                 self._launcher = ContainersLauncher.attach(
                     self.deployment, self.run_dir, info.slots, f"worker-x{os.getpid()}-"
                 )
-        self.driver = Driver(self.server_address, self.deployment.client_tls())
+        self.driver = Driver(
+            self.server_address, self.deployment.client_tls(), self.deployment.token
+        )
         self.tables = Tables(self.deployment.database_url)
         owned = self.mode in OWN_PLATFORM_MODES
         self.keepalive_period_s = KEEPALIVE_PERIOD_S if owned else 10.0
@@ -139,6 +141,8 @@ class E2EContext:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
         env["HODEI_SERVER_ADDRESS"] = self.server_address
         env.update(self.deployment.tls_environment())
+        if self.deployment.token:
+            env["HODEI_TOKEN"] = self.deployment.token
         return env
 
     def close(self) -> None:

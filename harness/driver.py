@@ -51,9 +51,10 @@ class LogCapture:
 class Driver:
     """One per session. Thread-safe: calls from any thread run on the driver's loop."""
 
-    def __init__(self, server_address: str, tls: ClientTLS | None = None) -> None:
+    def __init__(self, server_address: str, tls: ClientTLS | None = None, token: str = "") -> None:
         self.server_address = server_address
         self.tls = tls
+        self._token = token
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="hodei-e2e-driver", daemon=True
@@ -63,7 +64,9 @@ class Driver:
         self._client: HodeiClient = self._run(self._make_client(), RPC_TIMEOUT_S)
 
     async def _make_client(self) -> HodeiClient:
-        return HodeiClient(self.server_address, deadline=RPC_TIMEOUT_S, tls=self.tls)
+        return HodeiClient(
+            self.server_address, deadline=RPC_TIMEOUT_S, tls=self.tls, token=self._token
+        )
 
     def _submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)

@@ -63,6 +63,12 @@ def add_options(parser: pytest.Parser) -> None:
     for name, what in TLS_OPTIONS.items():
         flag = "--tls-" + name.replace("_", "-")
         group.addoption(flag, default=None, help=f"live: {what} [env {_tls_env(name)}]")
+    group.addoption(
+        "--token",
+        default=None,
+        help="live: the token the harness calls the server with (least role: client; it "
+        "submits, reads and cancels its own test jobs) [env HODEI_E2E_TOKEN]",
+    )
     group.addoption("--e2e-workers", type=int, default=2, help="local: workers to start")
     group.addoption("--e2e-slots", type=int, default=4, help="local: slots per worker")
     group.addoption(
@@ -119,6 +125,7 @@ def launcher_config(config: pytest.Config) -> LauncherConfig:
         name=name,
         database_url=db,
         server=_env_or(config.getoption("--server"), "HODEI_E2E_SERVER"),
+        token=_env_or(config.getoption("--token"), "HODEI_E2E_TOKEN"),
         workers=config.getoption("--e2e-workers"),
         slots=config.getoption("--e2e-slots"),
         faults=frozenset(config.getoption("--hodei-fault")),

@@ -93,7 +93,7 @@ def _add_unlisted_processes(dep: Deployment, run_dir: Path) -> None:
 def _final_platform_view(run: E2ERun, dep: Deployment) -> None:
     address = dep.server_address
     try:
-        driver = Driver(address, dep.client_tls())
+        driver = Driver(address, dep.client_tls(), dep.token)
     except Exception as exc:
         run.errors.append(f"server {address} unreachable at the end of the run: {exc}")
         return

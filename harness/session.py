@@ -169,6 +169,8 @@ def _deployment_dict(dep: Deployment) -> dict[str, Any]:
         "server_address": dep.server_address,
         "owned": dep.owned,
         "tls": dep.tls,
+        "token": dep.token,
+        "worker_token": dep.worker_token,
         "processes": [
             {
                 "role": p.role,

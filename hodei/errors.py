@@ -66,3 +66,15 @@ def first_line(exc: BaseException) -> str:
     type's name when it has none: what a one-line error shows of a foreign exception."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+class Unauthenticated(HodeiError):
+    """No credential, or one the server does not accept (unknown, revoked, expired)."""
+
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(HodeiError):
+    """A valid credential whose role may not do this (or a worker speaking for another)."""
+
+    code = "PERMISSION_DENIED"

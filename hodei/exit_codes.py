@@ -3,7 +3,7 @@ hodei.server` and `python -m hodei.worker`.
 
 `hodei job run` exits with the job's own exit code when the job has one, so a
 script can use it like the command itself; the codes below tell the other
-endings apart. The codes 2-5 can collide with a job's own code: the one-line
+endings apart. The codes 2-6 can collide with a job's own code: the one-line
 message on stderr (`hodei: error: ...`) says which it was.
 """
 
@@ -16,6 +16,8 @@ from hodei.errors import (
     HodeiError,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
+    Unauthenticated,
     Unavailable,
 )
 
@@ -27,6 +29,9 @@ NOT_FOUND = 4  # unknown job id
 # The request is refused in the current state: cancel a finished job, reuse an
 # idempotency key for another job spec.
 FAILED_PRECONDITION = 5
+# No token, or one the server refuses (unknown, revoked, expired), or a role that may
+# not do this (UNAUTHENTICATED or PERMISSION_DENIED).
+AUTH = 6
 UNEXPECTED = 70  # a bug in hodei itself (EX_SOFTWARE); --debug shows the traceback
 JOB_FAILED = 126  # `job run`: FAILED without an exit code (could not start, attempts exhausted)
 JOB_TIMED_OUT = 124  # `job run`: TIMED_OUT (as timeout(1))
@@ -42,6 +47,8 @@ EPILOG = """exit codes:
   4    not found (unknown job id)
   5    refused in the current state (e.g. cancelling a finished job, or an
        idempotency key already used for another job spec)
+  6    not authenticated or not allowed: no token, a revoked or expired
+       token, or a role that may not do this (see --token, HODEI_TOKEN)
   70   unexpected internal error (run with --debug)
   124  job run: the job TIMED_OUT
   125  job run: the job was CANCELLED
@@ -57,6 +64,8 @@ def for_error(err: HodeiError) -> int:
         return UNREACHABLE
     if isinstance(err, NotFound):
         return NOT_FOUND
+    if isinstance(err, Unauthenticated | PermissionDenied):
+        return AUTH
     if isinstance(err, FailedPrecondition | AlreadyExists):
         return FAILED_PRECONDITION
     return ERROR

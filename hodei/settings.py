@@ -304,6 +304,33 @@ class RetentionSettings(_Group):
     )
 
 
+class AuthSettings(_Group):
+    """Authentication of the server's callers (hodei.server.api.auth)."""
+
+    mode: Literal["required", "off"] = setting(
+        "required",
+        "HODEI_AUTH",
+        "required: every call but health needs a token; off: loopback only, or HODEI_INSECURE",
+        flag="--auth",
+    )
+    insecure: bool = setting(
+        False,
+        "HODEI_INSECURE",
+        "serve without authentication on any address (said at start, in server info)",
+    )
+    cache_seconds: float = setting(
+        5.0,
+        "HODEI_AUTH_CACHE_SECONDS",
+        "a checked token is trusted this long (a revocation takes effect within it), s",
+        ge=0,
+        le=300,
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode == "required" and not self.insecure
+
+
 class LoggingSettings(_Group):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting(
         "INFO", "HODEI_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", flag="--log-level"
@@ -322,6 +349,13 @@ class LoggingSettings(_Group):
 
 
 class ClientSettings(_Group):
+    #: Never printed or logged. Unset: the CLI looks in the data directory (`hodei up`).
+    token: str = setting(
+        "",
+        "HODEI_TOKEN",
+        "bearer token of the CLI, a worker, hodei-diagnose (default: the `hodei up` one)",
+        flag="--token",
+    )
     #: The CLI's submissions (`job submit`, `job run`) carry an idempotency key, so a
     #: call the server did not answer can be sent again without queueing twice.
     submit_retry: float = setting(
@@ -475,6 +509,7 @@ class Settings(BaseSettings):
     recovery: RecoverySettings = RecoverySettings()
     worker: WorkerSettings = WorkerSettings()
     retention: RetentionSettings = RetentionSettings()
+    auth: AuthSettings = AuthSettings()
     logging: LoggingSettings = LoggingSettings()
     client: ClientSettings = ClientSettings()
     tls: TlsSettings = TlsSettings()

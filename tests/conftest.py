@@ -15,9 +15,13 @@ Fixtures (names are a contract other engineers rely on):
 - ``start_server`` (function, async factory): ``app = await start_server(**overrides)``
   returns a started ``hodei.server.app.ServerApp`` on a free port on 127.0.0.1 using
   ``db_url`` (unless ``database={"url": ...}`` is overridden); ``app.port`` is the bound port,
-  ``app.address`` is ``"127.0.0.1:<port>"``. Overrides are Settings groups, as
-  Settings itself takes them (e.g. ``dispatcher={"enabled": False, "poll_interval": 0.2}``);
-  each group is merged over the test defaults. Every server started is stopped at teardown.
+  ``app.address`` is ``"127.0.0.1:<port>"``. Authentication is on, as in production: an
+  admin and a worker token are made for each server and kept by its address
+  (``tests.integration.tokens.server_token(address, role)``), where the helpers that
+  take an address find them; ``auth={"mode": "off"}`` turns it off (loudly logged).
+  Overrides are Settings groups, as Settings itself takes them (e.g.
+  ``dispatcher={"enabled": False, "poll_interval": 0.2}``); each group is merged over the
+  test defaults. Every server started is stopped at teardown.
 - ``test_settings`` (function): ``make(**overrides) -> Settings`` with test defaults
   (db_url, port 0, short intervals are NOT applied unless asked); overrides as above.
 - ``tls_certs`` (session, sync): PEM files made at run time by trustme (harness/certs.py):
@@ -145,6 +149,14 @@ async def start_server(
         app = ServerApp(test_settings(**overrides))
         started.append(app)
         await app.start()
+        if app.settings.auth.enabled:
+            from tests.integration.tokens import SERVER_TOKENS, make_token
+
+            suffix = uuid.uuid4().hex[:8]
+            SERVER_TOKENS[app.address] = {
+                role: await make_token(app.database_url, f"test-{role}-{suffix}", role)
+                for role in ("admin", "worker")
+            }
         return app
 
     yield start

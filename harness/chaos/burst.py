@@ -39,6 +39,8 @@ class Burst:
     give_up_s: float = 90.0
     trial_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     tokens: list[str] = field(default_factory=list)
+    #: The API token the submitters call the server with (the run's admin token).
+    api_token: str = ""
     #: Submissions the client gave up on (counted as lost).
     refused: list[str] = field(default_factory=list)
     submitted: int = 0
@@ -51,7 +53,8 @@ class Burst:
             queue.put_nowait(token)
         policy = RetryPolicy(total_seconds=self.give_up_s, initial_backoff=0.05, max_backoff=1.0)
         clients = [
-            HodeiClient(address, deadline=10.0, submit_retry=policy) for address in self.addresses
+            HodeiClient(address, deadline=10.0, submit_retry=policy, token=self.api_token)
+            for address in self.addresses
         ]
         try:
             await asyncio.gather(

@@ -60,6 +60,11 @@ class ChaosPlatform:
         return self.launcher.deployment.server_address
 
     @property
+    def token(self) -> str:
+        assert self.launcher.deployment is not None
+        return self.launcher.deployment.token
+
+    @property
     def run_dir(self) -> Path:
         return self.launcher.run_dir
 

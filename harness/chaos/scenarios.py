@@ -27,7 +27,7 @@ def _settle_within(platform: ChaosPlatform) -> float:
 
 def _ledger(platform: ChaosPlatform, name: str) -> Burst:
     path = platform.run_dir / f"ledger-{name}-{time.monotonic_ns()}.txt"
-    return Burst(addresses=[platform.address], ledger_path=path, count=0)
+    return Burst(addresses=[platform.address], ledger_path=path, count=0, api_token=platform.token)
 
 
 def _fill(trial: Trial, settled: Settled, platform: ChaosPlatform) -> Trial:

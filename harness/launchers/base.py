@@ -82,6 +82,7 @@ class LauncherConfig:
     extra: dict[str, str] = field(default_factory=dict)
     #: live: how to dial the server, as the client tls settings ({"ca": path, ...}).
     tls: dict[str, str] = field(default_factory=dict)
+    token: str | None = None  # live only: the token the harness calls the server with
 
 
 @dataclass
@@ -117,6 +118,12 @@ class Deployment:
         """The HODEI_TLS_* variables that point a `hodei` process at this deployment."""
         return environment_for({"tls": self.tls})
 
+    #: The token the driver and the CLI use (admin when the launcher made it; a live
+    #: deployment's is the operator's: a client token is enough). Empty: none.
+    token: str = ""
+    #: The token of the workers the launcher starts (empty for live).
+    worker_token: str = ""
+
 
 class Launcher(abc.ABC):
     """Starts (or attaches to) a platform and tears it down."""
@@ -128,6 +135,31 @@ class Launcher(abc.ABC):
 
     @abc.abstractmethod
     def stop(self) -> None: ...
+
+
+def create_run_token(database_url: str, role: str) -> str:
+    """A token made straight in a run's (migrated) database, as `hodei token create`
+    does: the launchers that own the platform run it with authentication on."""
+    import uuid
+
+    import psycopg
+
+    from hodei.db.connector import query
+    from hodei.domain.auth import format_token, hash_secret, new_secret
+
+    token_id, secret = uuid.uuid4(), new_secret()
+    with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(
+            query("insert_token"),
+            {
+                "id": token_id,
+                "name": f"e2e-{role}-{token_id.hex[:8]}",
+                "role": role,
+                "secret_hash": hash_secret(secret),
+                "expires_in": None,
+            },
+        )
+    return format_token(token_id, secret)
 
 
 def free_port() -> int:

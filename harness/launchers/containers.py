@@ -40,6 +40,7 @@ from harness.launchers.base import (
     LauncherConfig,
     LaunchError,
     ProcessInfo,
+    create_run_token,
     free_port,
     wait_serving,
     wait_workers_ready,
@@ -282,7 +283,9 @@ class ContainersLauncher(Launcher):
             "worker",
             name,
             ["worker", "--server", address, "--slots", str(self.options.slots), "--name", name],
-            self._env({"HODEI_SERVER_ADDRESS": address}),
+            self._env(
+                {"HODEI_SERVER_ADDRESS": address, "HODEI_TOKEN": self.deployment.worker_token}
+            ),
             # the host's PID namespace: the pid the worker registers is the host pid
             pid_mode="host",
             healthcheck={
@@ -366,11 +369,15 @@ class ContainersLauncher(Launcher):
             )
             database_url = self._start_database(client)
             server, address = self.start_server(database_url)
+            # Tokens on, as locally: made in the run's database once the server has
+            # migrated it (host networking: the database is on this host's loopback).
             self.deployment = Deployment(
                 mode="containers",
                 database_url=database_url,
                 server_address=address,
                 processes=[self._started[0].info, server],
+                token=create_run_token(database_url, "admin"),
+                worker_token=create_run_token(database_url, "worker"),
             )
             workers = [self.start_worker(wait=False) for _ in range(self.options.workers)]
             self.wait_workers_ready(workers)

@@ -27,6 +27,7 @@ class LiveLauncher(Launcher):
         database_url: str | None,
         server_address: str | None,
         tls: dict[str, str] | None = None,
+        token: str = "",
     ) -> None:
         if not database_url or not server_address:
             raise LaunchError(
@@ -36,6 +37,9 @@ class LiveLauncher(Launcher):
         self.database_url = database_url
         self.server_address = server_address
         self.tls = dict(tls or {})
+        #: A client token is enough: the harness submits, reads and cancels only its own
+        #: test jobs, lists workers and the queue, and reads the database directly.
+        self.token = token
         self.deployment: Deployment | None = None
 
     def start(self) -> Deployment:
@@ -66,6 +70,7 @@ class LiveLauncher(Launcher):
             server_address=self.server_address,
             owned=False,
             tls=self.tls,
+            token=self.token,
         )
         return self.deployment
 

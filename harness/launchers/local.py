@@ -31,6 +31,7 @@ from harness.launchers.base import (
     Launcher,
     LaunchError,
     ProcessInfo,
+    create_run_token,
     free_port,
     wait_serving,
     wait_workers_ready,
@@ -125,6 +126,8 @@ class LocalLauncher(Launcher):
         env.update(self.options.run_settings)
         if database_url:
             env["HODEI_DATABASE_URL"] = database_url
+        if role == "worker" and self.deployment is not None and self.deployment.worker_token:
+            env["HODEI_TOKEN"] = self.deployment.worker_token
         for fault in self.options.faults:
             fault_role, var, value = FAULTS[fault]
             if fault_role == role:
@@ -257,8 +260,15 @@ class LocalLauncher(Launcher):
         try:
             database_url = self._start_database()
             server, address = self.start_server(database_url)
+            # Authentication on, as in production: the server migrated the database, so
+            # the tokens can be made now; the driver and the CLI use the admin one.
             self.deployment = Deployment(
-                mode="local", database_url=database_url, server_address=address, processes=[server]
+                mode="local",
+                database_url=database_url,
+                server_address=address,
+                processes=[server],
+                token=create_run_token(database_url, "admin"),
+                worker_token=create_run_token(database_url, "worker"),
             )
             workers = [self.start_worker(wait=False) for _ in range(self.options.workers)]
             self.wait_workers_ready(workers)

@@ -27,7 +27,7 @@ def make_launcher(config: LauncherConfig) -> Launcher:
     if config.name == "live":
         from harness.launchers.live import LiveLauncher
 
-        return LiveLauncher(config.database_url, config.server, config.tls)
+        return LiveLauncher(config.database_url, config.server, config.tls, config.token or "")
     from harness.launchers.containers import make_launcher as make_containers_launcher
 
     return make_containers_launcher(config)

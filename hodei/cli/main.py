@@ -41,13 +41,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hodei.cli import jobs, platform, up
+    from hodei.cli import jobs, platform, tokens, up
     from hodei.flags import add_setting_flags
 
     # Options accepted before or after the subcommand; SUPPRESS keeps a later
     # parser from resetting a value given earlier on the line.
     common = _Parser(add_help=False)
-    add_setting_flags(common, "server.address")  # --server
+    add_setting_flags(common, "server.address", "client.token")  # --server, --token
     add_setting_flags(common, "tls.ca", "tls.client_cert", "tls.client_key", "tls.server_name")
     common.add_argument(
         "-o",
@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_parser(sub)
     platform.add_parsers(sub, common)
     jobs.add_parsers(sub, common)
+    tokens.add_parsers(sub, common)
     _add_plugin_commands(sub)
     return parser
 
@@ -120,6 +121,7 @@ def _add_unavailable_command(sub: argparse._SubParsersAction, name: str, exc: Ex
 
 
 async def _run_client_command(handler: AsyncHandler, args: argparse.Namespace) -> int:
+    from hodei.cli.credentials import cli_token
     from hodei.client import NO_RETRY, HodeiClient, RetryPolicy, client_tls
     from hodei.flags import settings_from_args
 
@@ -145,6 +147,7 @@ async def _run_client_command(handler: AsyncHandler, args: argparse.Namespace) -
             if settings.client.submit_retry
             else NO_RETRY,
             tls=tls,
+            token=cli_token(settings),
         ) as client:
             return await handler(client, args)
     except asyncio.CancelledError:

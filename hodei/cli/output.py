@@ -148,4 +148,10 @@ def server_fields(info: ServerInfoView) -> list[tuple[str, str]]:
         ("last dispatch cycle", age(info.dispatcher_last_cycle_at)),
         ("outbox relay", "enabled" if info.outbox_relay_enabled else "DISABLED"),
         ("connected workers", str(info.connected_workers)),
+        (
+            "authentication",
+            "OFF (insecure: anyone who reaches the server may do anything)"
+            if info.insecure
+            else "required",
+        ),
     ]

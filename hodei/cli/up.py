@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hodei import exit_codes
 from hodei.errors import HodeiError, InvalidArgument, Unavailable
@@ -24,6 +25,9 @@ from hodei.flags import add_setting_flags, settings_from_args
 from hodei.redaction import redact
 from hodei.settings import Settings, TlsSettings
 from hodei.worker.command import worker_command
+
+if TYPE_CHECKING:
+    from hodei.server.app import ServerApp
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +116,8 @@ class Platform:
         self.slots = settings.worker.slots
         self.stop = asyncio.Event()
         self.procs: dict[int, asyncio.subprocess.Process] = {}
+        #: Tokens by role ("admin", "worker"); empty while authentication is off.
+        self.tokens: dict[str, str] = {}
 
     async def run(self) -> int:
         from hodei.server.app import ServerApp
@@ -132,6 +138,8 @@ class Platform:
                 return exit_codes.OK
             stopped.cancel()
             start.result()
+            if self.settings.auth.enabled:
+                self.tokens = await self._credentials(app)
             address = self._worker_address(app.port)
             for index in range(self.workers):
                 await self._spawn(index, address)
@@ -169,6 +177,8 @@ class Platform:
         # Entry-point boundary: the workers (and their jobs) inherit this environment,
         # less TLS: the local server is plaintext (see run_up).
         env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_TLS_")}
+        if self.tokens:
+            env["HODEI_TOKEN"] = self.tokens["worker"]
         self.procs[index] = await asyncio.create_subprocess_exec(
             *argv, env=env, stdin=asyncio.subprocess.DEVNULL
         )
@@ -197,7 +207,7 @@ class Platform:
 
         loop = asyncio.get_running_loop()
         end = loop.time() + _WORKER_READY_S
-        async with HodeiClient(address, deadline=2.0) as client:
+        async with HodeiClient(address, deadline=2.0, token=self.tokens.get("admin", "")) as client:
             while not self.stop.is_set():
                 connected = [w for w in await client.list_workers() if w.connected]
                 if len(connected) >= self.workers:
@@ -210,6 +220,34 @@ class Platform:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), 0.1)
 
+    async def _credentials(self, app: ServerApp) -> dict[str, str]:
+        """The admin and worker tokens in the data dir's credentials file: reused while
+        this database accepts them, else created (first start, or another database)."""
+        from hodei.cli.credentials import credentials_path, read_credentials, write_credentials
+        from hodei.domain.auth import Role
+        from hodei.errors import Unauthenticated
+        from hodei.server.tokens import TokenVerifier, create_token
+
+        assert app.db is not None
+        path = credentials_path(self.settings)
+        tokens = read_credentials(path)
+        verifier = TokenVerifier(app.db, 0)
+        roles = {"admin": Role.ADMIN, "worker": Role.WORKER}
+        fresh = dict(tokens)
+        for name, role in roles.items():
+            try:
+                caller = await verifier.caller(tokens.get(name, ""))
+                if caller.role == role:
+                    continue
+            except Unauthenticated:
+                pass
+            async with app.db.connection() as tx:
+                _, fresh[name] = await create_token(tx, f"up-{name}-{os.urandom(4).hex()}", role)
+        if fresh != tokens or not path.exists():
+            write_credentials(path, fresh)
+            logger.info("tokens for the CLI and the local workers written to %s", path)
+        return fresh
+
     def _banner(self, listen: str, address: str, database_url: str) -> None:
         s = self.settings
         if s.database.url:
@@ -218,15 +256,28 @@ class Platform:
             from hodei.settings import default_data_dir
 
             database = f"embedded PostgreSQL in {s.database.data_dir or default_data_dir()}"
+        # The CLI finds the admin token in the data dir; a chosen one it must be told.
+        cli = "hodei"
+        if self.tokens and s.database.data_dir:
+            cli = f"HODEI_DATA_DIR={s.database.data_dir} hodei"
         lines = [
             f"Hodei is up on {listen}",
             f"  database: {database}",
             f"  workers:  {self.workers} local x {self.slots} slot(s)",
             f"  secret env key: {self.key_file or 'HODEI_SECRET_KEY'}",
-            f"Submit a job:  hodei --server {address} job run -- echo hello",
-            f"Watch:         hodei --server {address} workers | job list | queue",
+            f"Submit a job:  {cli} --server {address} job run -- echo hello",
+            f"Watch:         {cli} --server {address} workers | job list | queue",
             "Press Ctrl-C to stop.",
         ]
+        if self.tokens:
+            from hodei.cli.credentials import credentials_path
+
+            lines.insert(
+                3,
+                f"  tokens:   {credentials_path(s)} (the CLI reads its admin token there)",
+            )
+        else:
+            lines.insert(3, "  WARNING:  authentication is OFF")
         print("\n".join(lines), flush=True)
 
     async def _stop_workers(self) -> None:

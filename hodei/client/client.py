@@ -33,7 +33,7 @@ from hodei.api.v1 import (
     workers_pb2_grpc,
 )
 from hodei.client import convert
-from hodei.client.channel import MIB, channel_options
+from hodei.client.channel import MIB, channel_options, token_metadata
 from hodei.client.retries import (
     DEFAULT_RETRY,
     NO_RETRY,
@@ -89,7 +89,7 @@ class HodeiClient:
     `NO_RETRY` sends each once. The other calls are sent once.
 
     `tls`: dial with TLS (`ClientTLS.from_files(ca)`, or `client_tls(settings.tls)`);
-    None: plaintext."""
+    None: plaintext. `token`: sent as `authorization: Bearer <token>` on every call."""
 
     def __init__(
         self,
@@ -100,6 +100,7 @@ class HodeiClient:
         keepalive_timeout_ms: int = 60_000,
         submit_retry: RetryPolicy = DEFAULT_RETRY,
         tls: ClientTLS | None = None,
+        token: str = "",
     ) -> None:
         self.address = check_address(address)
         self.deadline = deadline
@@ -119,6 +120,7 @@ class HodeiClient:
             ),
             tls,
         )
+        self._metadata = token_metadata(token)
         self._jobs = jobs_pb2_grpc.JobExecutionServiceStub(self._channel)
         self._logs = logs_pb2_grpc.LogStreamServiceStub(self._channel)
         self._workers = workers_pb2_grpc.WorkerAgentServiceStub(self._channel)
@@ -143,7 +145,7 @@ class HodeiClient:
     async def _call(self, method: Any, request: Any, deadline: float | None = None) -> Any:
         timeout = deadline or self.deadline
         try:
-            return await method(request, timeout=timeout)
+            return await method(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as err:
             raise translate(err, self.address, timeout, tls=self.tls) from None
 
@@ -221,7 +223,7 @@ class HodeiClient:
         if not policy.enabled:
             return await self._call(method, request)
         return await call_with_retries(
-            lambda: method(request, timeout=self.deadline),
+            lambda: method(request, timeout=self.deadline, metadata=self._metadata),
             policy=policy,
             retry_codes=codes,
             address=self.address,
@@ -328,9 +330,9 @@ class HodeiClient:
         )
         while True:
             call = (
-                self._logs.SubscribeLogBatches(request)
+                self._logs.SubscribeLogBatches(request, metadata=self._metadata)
                 if self._batched_logs
-                else self._logs.SubscribeLogs(request)
+                else self._logs.SubscribeLogs(request, metadata=self._metadata)
             )
             try:
                 async for message in call:

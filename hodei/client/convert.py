@@ -132,4 +132,5 @@ def server_info_view(resp: platform_pb2.GetServerInfoResponse) -> ServerInfoView
         dispatcher_last_cycle_at=when(resp.dispatcher_last_cycle_at),
         connected_workers=resp.connected_workers,
         schema_version=resp.schema_version,
+        insecure=resp.insecure,
     )

@@ -10,6 +10,8 @@ from hodei.errors import (
     HodeiError,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
+    Unauthenticated,
     Unavailable,
 )
 from hodei.tls import ClientTLS, speaks_tls
@@ -63,6 +65,10 @@ def translate(
         return FailedPrecondition(message)
     if code == grpc.StatusCode.ALREADY_EXISTS:
         return AlreadyExists(message)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthenticated(f"not authenticated: {message}")
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return PermissionDenied(f"permission denied: {message}")
     if code == grpc.StatusCode.UNAVAILABLE:
         lowered = details.lower()
         if not details or any(hint in lowered for hint in _TRANSPORT_HINTS):

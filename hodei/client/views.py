@@ -172,6 +172,8 @@ class ServerInfoView:
     dispatcher_last_cycle_at: datetime | None
     connected_workers: int
     schema_version: int
+    #: The server runs without authentication.
+    insecure: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -183,4 +185,5 @@ class ServerInfoView:
             "dispatcher_last_cycle_at": _iso(self.dispatcher_last_cycle_at),
             "connected_workers": self.connected_workers,
             "schema_version": self.schema_version,
+            "insecure": self.insecure,
         }

@@ -72,7 +72,7 @@ w AS (
 ), j AS (
     INSERT INTO jobs (id, name, command, env, working_dir, timeout_seconds, labels,
                       max_attempts, correlation_id, secret_names, secret_env, state, attempts,
-                      worker_id, assigned_at, ack_deadline)
+                      worker_id, assigned_at, ack_deadline, owner_token_id)
     SELECT %(id)s, %(name)s, %(command)s, %(env)s, %(working_dir)s, %(timeout_seconds)s,
            %(labels)s, %(max_attempts)s, %(correlation_id)s, %(secret_names)s::text[],
            %(secret_env)s::bytea,
@@ -81,7 +81,8 @@ w AS (
            w.id,
            CASE WHEN w.id IS NULL THEN NULL ELSE now() END,
            CASE WHEN w.id IS NULL THEN NULL
-                ELSE now() + make_interval(secs => %(ack_timeout)s) END
+                ELSE now() + make_interval(secs => %(ack_timeout)s) END,
+           %(owner)s::uuid
     FROM go LEFT JOIN w ON true
     RETURNING *
 ), q AS (
@@ -134,10 +135,10 @@ spec AS (
     WHERE EXISTS (SELECT 1 FROM go)
 ), j AS (
     INSERT INTO jobs (id, name, command, env, working_dir, timeout_seconds, labels,
-                      max_attempts, correlation_id, secret_names, secret_env)
+                      max_attempts, correlation_id, secret_names, secret_env, owner_token_id)
     SELECT id, name, ARRAY(SELECT jsonb_array_elements_text(command)), env, working_dir,
            timeout_seconds, labels, max_attempts, correlation_id,
-           ARRAY(SELECT jsonb_array_elements_text(secret_names)), secret_env
+           ARRAY(SELECT jsonb_array_elements_text(secret_names)), secret_env, %(owner)s::uuid
     FROM spec ORDER BY ord
     RETURNING *
 ), q AS (
@@ -164,6 +165,9 @@ WITH {{submission_key}}, {{queue_job_batch_body}};
 
 -- name: get_job
 SELECT * FROM jobs WHERE id = %(id)s;
+
+-- name: job_owner
+SELECT owner_token_id FROM jobs WHERE id = %(id)s;
 
 -- name: get_jobs
 SELECT * FROM jobs WHERE id = ANY(%(ids)b::uuid[]);
@@ -202,9 +206,11 @@ SELECT * FROM jobs WHERE id = %(id)s FOR UPDATE;
 -- name: list_jobs
 -- A page, newest first; `after_created`/`after_id` (both null for the first page)
 -- are the last job of the previous page (hodei.server.job_reads.page_token).
+-- `owner`: only the jobs that token submitted (a client's view); NULL: every job.
 SELECT * FROM jobs
 WHERE (cardinality(%(states)b::text[]) = 0 OR state = ANY(%(states)b::text[]))
   AND labels @> %(labels)s::jsonb
+  AND (%(owner)s::uuid IS NULL OR owner_token_id = %(owner)s::uuid)
   AND (%(after_created)s::timestamptz IS NULL
        OR created_at < %(after_created)s::timestamptz
        OR (created_at = %(after_created)s::timestamptz AND id > %(after_id)s::uuid))
@@ -444,9 +450,14 @@ WHERE state IN ('ASSIGNED', 'RUNNING') AND cancel_requested_at IS NOT NULL
 LIMIT 100;
 
 -- name: insert_worker
-INSERT INTO workers (id, name, hostname, pid, version, labels, slots)
-VALUES (%(id)s, %(name)s, %(hostname)s, %(pid)s, %(version)s, %(labels)s, %(slots)s)
+INSERT INTO workers (id, name, hostname, pid, version, labels, slots, token_id, secret_hash)
+VALUES (%(id)s, %(name)s, %(hostname)s, %(pid)s, %(version)s, %(labels)s, %(slots)s,
+        %(token_id)s, %(secret_hash)s)
 RETURNING *;
+
+-- name: worker_binding
+-- What a Hello is checked against (hodei.server.api.workers_api).
+SELECT id, state, token_id, secret_hash FROM workers WHERE id = %(id)s;
 
 -- name: lock_worker
 SELECT * FROM workers WHERE id = %(id)s FOR UPDATE;
@@ -711,3 +722,28 @@ WITH w AS ({{prunable_registrations}})
 SELECT (SELECT count(*) FROM w) AS deleted,
        (SELECT count(*) FROM domain_events
          WHERE aggregate_id = ANY(ARRAY(SELECT id FROM w))) AS events;
+
+-- ---- api tokens (hodei.server.tokens) -----------------------------------------
+
+-- name: insert_token
+INSERT INTO api_tokens (id, name, role, secret_hash, expires_at)
+VALUES (%(id)s, %(name)s, %(role)s, %(secret_hash)s,
+        CASE WHEN %(expires_in)s::float8 IS NULL THEN NULL
+             ELSE now() + make_interval(secs => %(expires_in)s::float8) END)
+RETURNING *;
+
+-- name: get_token
+-- A token as the server checks it; `now` is the database's clock, which expiry uses.
+SELECT *, now() AS now FROM api_tokens WHERE id = %(id)s;
+
+-- name: list_tokens
+SELECT *, now() AS now FROM api_tokens ORDER BY created_at, name;
+
+-- name: revoke_token
+-- By name or by id (text); an already revoked token keeps its first revocation time.
+UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())
+WHERE name = %(ref)s OR id::text = %(ref)s
+RETURNING *;
+
+-- name: touch_token
+UPDATE api_tokens SET last_used_at = now() WHERE id = %(id)s;

@@ -31,8 +31,10 @@ class ServerProbe:
     info_error: str = ""
 
 
-async def _probe_server(address: str, timeout_s: float, tls: ClientTLS | None) -> ServerProbe:
-    async with HodeiClient(address, deadline=timeout_s, tls=tls) as client:
+async def _probe_server(
+    address: str, timeout_s: float, tls: ClientTLS | None, token: str
+) -> ServerProbe:
+    async with HodeiClient(address, deadline=timeout_s, tls=tls, token=token) as client:
         try:
             status = await client.health(deadline=timeout_s)
         except Unavailable as exc:
@@ -49,15 +51,18 @@ async def _probe_server(address: str, timeout_s: float, tls: ClientTLS | None) -
                 "outbox_relay_enabled": info.outbox_relay_enabled,
                 "connected_workers": info.connected_workers,
                 "schema_version": info.schema_version,
+                "insecure": info.insecure,
             }
         except HodeiError as exc:
             probe.info_error = str(exc)
         return probe
 
 
-def probe_server(address: str, timeout_s: float, tls: ClientTLS | None = None) -> ServerProbe:
-    """grpc.health.v1 Check, then PlatformService.GetServerInfo."""
-    return asyncio.run(_probe_server(address, timeout_s, tls))
+def probe_server(
+    address: str, timeout_s: float, tls: ClientTLS | None = None, token: str = ""
+) -> ServerProbe:
+    """grpc.health.v1 Check (open), then PlatformService.GetServerInfo (with `token`)."""
+    return asyncio.run(_probe_server(address, timeout_s, tls, token))
 
 
 @dataclass
@@ -88,11 +93,15 @@ def _delta(a: datetime | None, b: datetime | None) -> float | None:
     return None if a is None or b is None else round((b - a).total_seconds(), 4)
 
 
-async def _run_canary(address: str, timeout_s: float, tls: ClientTLS | None) -> CanaryResult:
+async def _run_canary(
+    address: str, timeout_s: float, tls: ClientTLS | None, token: str
+) -> CanaryResult:
     result = CanaryResult()
     script = f"echo '{CANARY_STDOUT}'; echo '{CANARY_STDERR}' >&2"
     # Sent once: a doctor reports a server that does not answer, it does not wait for it.
-    async with HodeiClient(address, deadline=5.0, submit_retry=NO_RETRY, tls=tls) as client:
+    async with HodeiClient(
+        address, deadline=5.0, submit_retry=NO_RETRY, tls=tls, token=token
+    ) as client:
         start = time.perf_counter()
         try:
             job = await client.queue_job(
@@ -136,6 +145,8 @@ async def _run_canary(address: str, timeout_s: float, tls: ClientTLS | None) -> 
     return result
 
 
-def run_canary(address: str, timeout_s: float, tls: ClientTLS | None = None) -> CanaryResult:
+def run_canary(
+    address: str, timeout_s: float, tls: ClientTLS | None = None, token: str = ""
+) -> CanaryResult:
     """Queue the canary, follow its logs until the stream ends or `timeout_s` passes."""
-    return asyncio.run(_run_canary(address, timeout_s, tls))
+    return asyncio.run(_run_canary(address, timeout_s, tls, token))

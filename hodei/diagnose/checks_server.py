@@ -20,7 +20,7 @@ from hodei.report.model import LogScan, Status
 def server_health(ctx: CheckContext) -> Outcome:
     if not ctx.server_address:
         return skip("no --server")
-    probe = probe_server(ctx.server_address, ctx.thresholds.rpc_timeout_s, ctx.tls)
+    probe = probe_server(ctx.server_address, ctx.thresholds.rpc_timeout_s, ctx.tls, ctx.token)
     if not probe.reachable:
         ctx.server_unreachable = True
         ctx.server_error = probe.error
@@ -36,6 +36,7 @@ def server_health(ctx: CheckContext) -> Outcome:
     evidence = [", ".join(f"{k}={v}" for k, v in probe.info.items())] if probe.info else []
     if probe.info_error:
         evidence.append(f"GetServerInfo failed: {probe.info_error}")
+        ctx.facts["server_info_error"] = probe.info_error
     observed = f"{probe.status}, version {probe.info.get('version', '?')}"
     if probe.status != "SERVING":
         return Outcome(
@@ -49,13 +50,48 @@ def server_health(ctx: CheckContext) -> Outcome:
     return Outcome(Status.PASS, observed, "SERVING", evidence)
 
 
+@check(
+    "server.auth",
+    "gRPC server",
+    "Authentication on, and this token accepted",
+    "server",
+    "GetServerInfo.insecure: a server without authentication -> WARN; the token "
+    "(--token, HODEI_TOKEN) refused -> FAIL",
+)
+def server_auth(ctx: CheckContext) -> Outcome:
+    if ctx.server_unreachable:
+        return skip("the server is unreachable")
+    error = ctx.facts.get("server_info_error", "")
+    if error.startswith(("not authenticated", "permission denied")):
+        return Outcome(
+            Status.FAIL,
+            f"GetServerInfo refused: {error}",
+            "a client or admin token",
+            [error],
+            "DIAGNOSE_TOKEN_REFUSED",
+            {"error": error},
+        )
+    if ctx.server_info.get("insecure"):
+        return Outcome(
+            Status.WARN,
+            "authentication is OFF (HODEI_INSECURE or HODEI_AUTH=off)",
+            "authentication required",
+            [f"server {ctx.server_address}: GetServerInfo.insecure = true"],
+            "SERVER_INSECURE",
+            {"server": ctx.server_address},
+        )
+    if not ctx.server_info:
+        return skip("GetServerInfo did not answer")
+    return Outcome(Status.PASS, "authentication required", "authentication required")
+
+
 def _canary(ctx: CheckContext) -> Outcome | None:
     """Run the canary once (shared by the two canary checks); None when it ran."""
     if not ctx.canary:
         return skip("not requested (use --canary)")
     if ctx.canary_result is None:
         ctx.canary_result = run_canary(
-            str(ctx.server_address), ctx.thresholds.canary_timeout_s, ctx.tls
+            str(ctx.server_address), ctx.thresholds.canary_timeout_s, ctx.tls, ctx.token
         )
     return None
 

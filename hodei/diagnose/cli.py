@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     # TLS to the server: the same flags and HODEI_TLS_* variables as `hodei`.
     add_setting_flags(p, "tls.ca", "tls.client_cert", "tls.client_key", "tls.server_name")
     p.add_argument(
+        "--token",
+        help="token for the server (default: $HODEI_TOKEN, else the admin token of "
+        "`hodei up`); least role: client",
+    )
+    p.add_argument(
         "--canary",
         action="store_true",
         help="queue one job labelled hodei.io/test=true and follow it (writes!)",
@@ -177,6 +182,7 @@ def run(argv: list[str] | None = None) -> int:
     if args.list_checks:
         list_checks(sys.stdout)
         return 0
+    from hodei.cli.credentials import cli_token
     from hodei.errors import HodeiError
     from hodei.flags import setting_overrides
     from hodei.settings import load_settings
@@ -207,6 +213,7 @@ def run(argv: list[str] | None = None) -> int:
             server_logs=args.server_log,
             worker_logs=args.worker_log,
             only=_csv(args.only),
+            token=args.token or cli_token(settings),
             skip=_csv(args.skip),
         )
     except ValueError as exc:

@@ -75,6 +75,8 @@ class CheckContext:
     thresholds: Thresholds
     canary: bool = False
     tls: ClientTLS | None = None  # how to dial the server; None: plaintext
+    #: Sent to the server (least role: client; the canary submits and follows its job).
+    token: str = ""
     server_logs: list[Path] = field(default_factory=list)
     worker_logs: list[Path] = field(default_factory=list)
     session: ProbeSession | None = None

@@ -27,6 +27,7 @@ from hodei.tls import ClientTLS
 ORDER = [
     "database.connect",
     "server.health",
+    "server.auth",
     "database.schema",
     "workers.ready",
     "workers.heartbeat",
@@ -97,6 +98,7 @@ def diagnose(
     worker_logs: list[Path] | None = None,
     only: list[str] | None = None,
     skip: list[str] | None = None,
+    token: str = "",
 ) -> DiagnoseResult:
     start = time.perf_counter()
     ctx = CheckContext(
@@ -105,6 +107,7 @@ def diagnose(
         thresholds=thresholds or Thresholds(),
         canary=canary,
         tls=tls,
+        token=token,
         server_logs=server_logs or [],
         worker_logs=worker_logs or [],
     )

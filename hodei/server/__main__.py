@@ -20,6 +20,7 @@ SERVER_OPTIONS = (
     "database.data_dir",
     "dispatcher.enabled",
     "server.outbox_relay_enabled",
+    "auth.mode",
     "logging.level",
     "logging.format",
     "logging.file",

@@ -4,6 +4,7 @@ of one Hodei server process."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import socket
@@ -28,8 +29,9 @@ from hodei.api.v1 import (
 from hodei.db.connector import DATABASE_DOWN, Database
 from hodei.db.embedded import resolve_database_url
 from hodei.db.migrate import migrate
-from hodei.errors import Unavailable, first_line
+from hodei.errors import ConfigError, Unavailable, first_line
 from hodei.redaction import redact
+from hodei.server.api.auth import AuthInterceptor
 from hodei.server.api.database_gate import DatabaseGate
 from hodei.server.api.decoding import DecodingGuard
 from hodei.server.api.jobs_api import JobExecutionServicer, LogStreamServicer
@@ -42,6 +44,7 @@ from hodei.server.recovery import Recovery
 from hodei.server.retention import RetentionLoop
 from hodei.server.services import Services
 from hodei.server.supervisor import Supervisor
+from hodei.server.tokens import TokenVerifier
 from hodei.settings import Settings
 from hodei.tls import server_credentials
 
@@ -73,6 +76,26 @@ def grpc_server_options(settings: Settings) -> list[tuple[str, int]]:
     ]
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_listen_policy(settings: Settings) -> None:
+    """No authentication is allowed on a loopback address only, unless HODEI_INSECURE."""
+    auth = settings.auth
+    if auth.mode == "off" and not auth.insecure and not is_loopback(settings.server.host):
+        raise ConfigError(
+            f"refusing to listen on {settings.server.listen_address} without authentication "
+            "(HODEI_AUTH=off is for loopback addresses): use HODEI_AUTH=required with tokens "
+            "(`hodei token create`), or set HODEI_INSECURE=true to accept the risk"
+        )
+
+
 class ServerApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -102,6 +125,7 @@ class ServerApp:
         settings = self.settings
         # Read and checked first: a wrong TLS file is one line before anything starts.
         credentials = server_credentials(settings.tls)
+        check_listen_policy(settings)
         self.database_url = await asyncio.to_thread(resolve_database_url, settings)
         try:
             applied = await migrate(self.database_url)
@@ -128,8 +152,14 @@ class ServerApp:
             return self.db_watch is None or self.db_watch.reachable
 
         gate = DatabaseGate(database_up)
+        verifier = (
+            TokenVerifier(self.db, settings.auth.cache_seconds) if settings.auth.enabled else None
+        )
+        # The gate first: while the database is away, calls fail at once with UNAVAILABLE
+        # instead of waiting on a token check.
         server = grpc.aio.server(
-            options=grpc_server_options(settings), interceptors=[gate, DecodingGuard()]
+            options=grpc_server_options(settings),
+            interceptors=[gate, AuthInterceptor(verifier), DecodingGuard()],
         )
         jobs_pb2_grpc.add_JobExecutionServiceServicer_to_server(
             JobExecutionServicer(services), server
@@ -211,6 +241,14 @@ class ServerApp:
             transport,
             extra={"server_id": self.server_id, "transport": transport},
         )
+        if not settings.auth.enabled:
+            logger.warning(
+                "AUTHENTICATION IS OFF (%s): anyone who reaches %s can run commands, "
+                "read every job and act as any worker",
+                "HODEI_INSECURE=true" if settings.auth.insecure else "HODEI_AUTH=off",
+                self.address,
+                extra={"server_id": self.server_id},
+            )
 
     async def _set_health(self, serving: bool) -> None:
         """grpc.health.v1 for the server and each of its services: SERVING only while

@@ -65,15 +65,26 @@ class JobReads:
             raise NotFound(f"job {job_id} not found")
         return JobRecord.from_row(row)
 
+    async def job_owner(self, job_id: uuid.UUID) -> uuid.UUID | None:
+        """The token that submitted the job (None: submitted without authentication)."""
+        async with self.db.connection() as tx:
+            row = await tx.one("job_owner", {"id": job_id})
+        if row is None:
+            raise NotFound(f"job {job_id} not found")
+        owner: uuid.UUID | None = row["owner_token_id"]
+        return owner
+
     async def list_jobs(
         self,
         states: Iterable[JobState] = (),
         limit: int = 0,
         labels: dict[str, str] | None = None,
         page_token: str = "",
+        owner: uuid.UUID | None = None,
     ) -> tuple[list[JobRecord], bool]:
         """Up to `limit` jobs, newest first, after the position `page_token` names,
-        and whether more jobs follow them."""
+        and whether more jobs follow them. `owner`: only the jobs that token submitted;
+        None: every job."""
         limit = DEFAULT_LIST_LIMIT if limit <= 0 else min(limit, MAX_LIST_LIMIT)
         after = parse_page_token(page_token)
         async with self.db.connection() as tx:
@@ -86,6 +97,7 @@ class JobReads:
                     "after_id": after[1] if after else None,
                     # One more than asked: whether another page exists.
                     "limit": limit + 1,
+                    "owner": owner,
                 },
             )
         jobs = [JobRecord.from_row(r) for r in rows]

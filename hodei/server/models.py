@@ -41,6 +41,8 @@ class JobRecord:
     secret_names: tuple[str, ...] = ()
     #: The secret env's Fernet token (hodei.server.secret_box); opened only for RunJob.
     sealed_secret_env: bytes | None = field(default=None, repr=False)
+    #: The token that submitted it (None: submitted without authentication).
+    owner_token_id: uuid.UUID | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> JobRecord:
@@ -70,6 +72,7 @@ class JobRecord:
             ack_deadline=row["ack_deadline"],
             secret_names=tuple(row.get("secret_names") or ()),
             sealed_secret_env=row.get("secret_env"),
+            owner_token_id=row.get("owner_token_id"),
         )
 
     @property

@@ -83,6 +83,7 @@ class Submission:
         assign_to: Sequence[uuid.UUID] = (),
         correlation_id: str = "",
         idempotency_key: str = "",
+        owner: uuid.UUID | None = None,
         **spec: Any,
     ) -> JobRecord:
         """Queue a job; or, when one of `assign_to` (workers whose stream is open on this
@@ -94,6 +95,7 @@ class Submission:
             assign_to=assign_to,
             correlation_id=correlation_id,
             idempotency_key=idempotency_key,
+            owner=owner,
             **spec,
         )
         return job
@@ -105,6 +107,7 @@ class Submission:
         assign_to: Sequence[uuid.UUID] = (),
         correlation_id: str = "",
         idempotency_key: str = "",
+        owner: uuid.UUID | None = None,
         **spec: Any,
     ) -> tuple[JobRecord, bool]:
         """queue(), and whether this call created the job (False: a replay)."""
@@ -113,10 +116,10 @@ class Submission:
         correlation_id = created.correlation_id
         digest = request_hash("job", [valid]) if key else ""
         for _ in range(_KEY_ROUNDS):
-            row = await self._insert_job(job_id, valid, created, assign_to, key, digest)
+            row = await self._insert_job(job_id, valid, created, assign_to, key, digest, owner)
             if row is not None:
                 break
-            replayed = await self._replay(key, digest, "job")
+            replayed = await self._replay(key, digest, "job", owner)
             if replayed is not None:
                 return replayed[0], False
         else:
@@ -137,6 +140,7 @@ class Submission:
         assign_to: Sequence[uuid.UUID],
         key: str,
         digest: str,
+        owner: uuid.UUID | None,
     ) -> dict[str, Any] | None:
         """The queue_job statement: the job's row, or None when `key` is taken."""
         # One statement: key, job, queue row (or assignment), events, outbox rows and
@@ -165,12 +169,16 @@ class Submission:
                     "dispatch_actor": f"dispatcher:{self.server_id}",
                     "assigned_event": str(EventType.JOB_ASSIGNED),
                     "busy_event": str(EventType.WORKER_BUSY),
+                    "owner": owner,
                     **(self._key_params(key, digest, [job_id]) if key else {}),
                 },
             )
 
     async def submit_many(
-        self, specs: Sequence[dict[str, Any]], idempotency_key: str = ""
+        self,
+        specs: Sequence[dict[str, Any]],
+        idempotency_key: str = "",
+        owner: uuid.UUID | None = None,
     ) -> list[JobRecord]:
         """Queue many jobs in one statement (its own transaction), in order: all or
         none. Each of `specs` holds queue()'s keyword arguments (`command` included,
@@ -190,10 +198,10 @@ class Submission:
                 raise InvalidArgument(f"jobs[{index}]: {err}") from None
         digest = request_hash("jobs", [spec for _, spec, _ in prepared]) if key else ""
         for _ in range(_KEY_ROUNDS):
-            rows = await self._insert_jobs(prepared, key, digest)
+            rows = await self._insert_jobs(prepared, key, digest, owner)
             if rows:
                 break
-            replayed = await self._replay(key, digest, "jobs")
+            replayed = await self._replay(key, digest, "jobs", owner)
             if replayed is not None:
                 return replayed
         else:
@@ -204,7 +212,11 @@ class Submission:
         return jobs
 
     async def _insert_jobs(
-        self, prepared: list[tuple[uuid.UUID, JobSpec, Event]], key: str, digest: str
+        self,
+        prepared: list[tuple[uuid.UUID, JobSpec, Event]],
+        key: str,
+        digest: str,
+        owner: uuid.UUID | None,
     ) -> list[dict[str, Any]]:
         """The queue_job_batch statement: the jobs' rows, or none when `key` is taken."""
         async with self.db.connection() as tx:
@@ -225,6 +237,7 @@ class Submission:
                     "secret_envs": [self.box.seal(spec.secret_env) for _, spec, _ in prepared],
                     "event_type": str(EventType.JOB_CREATED),
                     "actor": "client",
+                    "owner": owner,
                     **(
                         self._key_params(key, digest, [job_id for job_id, _, _ in prepared])
                         if key
@@ -241,7 +254,9 @@ class Submission:
             "key_window": self.settings.submission.idempotency_window,
         }
 
-    async def _replay(self, key: str, digest: str, kind: SubmissionKind) -> list[JobRecord] | None:
+    async def _replay(
+        self, key: str, digest: str, kind: SubmissionKind, owner: uuid.UUID | None
+    ) -> list[JobRecord] | None:
         """The jobs a taken key names, in request order; None when the key is unknown
         after all (forgotten meanwhile, or its jobs were pruned: then it is forgotten
         here), so that the caller submits anew. Writes no job, event or outbox row."""
@@ -267,6 +282,9 @@ class Submission:
                 return None
         by_id = {row["id"]: JobRecord.from_row(row) for row in rows}
         jobs = [by_id[job_id] for job_id in job_ids]
+        if any(job.owner_token_id != owner for job in jobs):
+            # Keys are one namespace: another caller's key must not answer its jobs.
+            raise AlreadyExists(f"idempotency key {key!r} was used by another caller")
         logger.info(
             "submission replayed: idempotency key %r already queued %d job(s)",
             key,

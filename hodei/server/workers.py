@@ -9,10 +9,11 @@ import uuid
 from psycopg.types.json import Jsonb
 
 from hodei.db.connector import Database
+from hodei.domain.auth import secret_matches
 from hodei.domain.events import EventType
 from hodei.domain.jobs import JobState
 from hodei.domain.workers import WorkerState, check_slots, check_transition, occupancy_state
-from hodei.errors import InvalidArgument, NotFound
+from hodei.errors import InvalidArgument, NotFound, PermissionDenied
 from hodei.server.events import Event, record, worker_event
 from hodei.server.models import AttemptRef, WorkerRecord
 from hodei.server.transitions import lock_job, requeue_locked, requeue_lost_jobs
@@ -43,8 +44,11 @@ class WorkerService:
         slots: int,
         version: str,
         labels: dict[str, str],
+        token_id: uuid.UUID | None = None,
+        secret_hash: bytes | None = None,
     ) -> WorkerRecord:
-        """A new identity (CREATING): not assignable until its stream says Hello."""
+        """A new identity (CREATING): not assignable until its stream says Hello, which
+        must come with the same token (`token_id`) and the registration's secret."""
         slots = check_slots(slots)
         if len(name) > 200 or len(hostname) > 255:
             raise InvalidArgument("worker name or hostname too long")
@@ -60,6 +64,8 @@ class WorkerService:
                     "version": version,
                     "labels": Jsonb(labels),
                     "slots": slots,
+                    "token_id": token_id,
+                    "secret_hash": secret_hash,
                 },
             )
             assert row is not None
@@ -229,6 +235,25 @@ class WorkerService:
         log = logger.warning if target == WorkerState.LOST else logger.info
         log("worker %s: %s", str(target).lower(), reason, extra={"worker_id": str(worker_id)})
         return True
+
+    async def check_binding(
+        self, worker_id: uuid.UUID, token_id: uuid.UUID | None, secret: str
+    ) -> None:
+        """A Hello speaks for `worker_id` only with the token that registered it and the
+        secret Register returned; else PermissionDenied, before anything is changed."""
+        async with self.db.connection() as tx:
+            row = await tx.one("worker_binding", {"id": worker_id})
+        if row is None or row["state"] == WorkerState.TERMINATED:
+            raise NotFound(f"worker {worker_id} is not registered")
+        if row["secret_hash"] is None:
+            # Registered before workers had secrets: it registers again.
+            raise NotFound(f"worker {worker_id} is not registered with a session secret")
+        if row["token_id"] is not None and row["token_id"] != token_id:
+            raise PermissionDenied(
+                f"worker {worker_id} was registered with another token; register your own"
+            )
+        if not secret_matches(secret, row["secret_hash"]):
+            raise PermissionDenied(f"wrong session secret for worker {worker_id}")
 
     async def get(self, worker_id: uuid.UUID) -> WorkerRecord:
         async with self.db.connection() as tx:

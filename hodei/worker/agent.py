@@ -55,6 +55,8 @@ class WorkerAgent:
     ) -> None:
         self.settings = settings
         self.worker_id = ""
+        #: Register's per-registration secret; every Hello carries it. Never logged.
+        self._session_secret = ""
         self.heartbeat_interval = settings.recovery.heartbeat_interval
         self.connected = False  # a stream is open and the server welcomed us
         self.draining = False
@@ -83,6 +85,7 @@ class WorkerAgent:
 
     def on_registered(self, response: workers_pb2.RegisterResponse) -> None:
         self.worker_id = response.worker_id
+        self._session_secret = response.session_secret
         if response.heartbeat_interval_ms:
             self.heartbeat_interval = response.heartbeat_interval_ms / 1000.0
         logger.info("worker registered", extra={"worker_id": self.worker_id})
@@ -94,6 +97,7 @@ class WorkerAgent:
                 running=[a.ref for a in self._attempts.values()],
                 slots=self.settings.worker.slots,
                 batches=True,  # this worker reads ServerMessage.batch
+                session_secret=self._session_secret,
             )
         )
 

@@ -14,6 +14,7 @@ WORKER_OPTIONS = (
     "server.address",
     "worker.slots",
     "worker.name",
+    "client.token",
     "logging.level",
     "logging.format",
     "logging.file",
@@ -35,7 +36,8 @@ def worker_command(
     python: str = sys.executable,
 ) -> list[str]:
     """`python -m hodei.worker --server ADDRESS ...`; None leaves a setting to the
-    environment. Any other setting goes in the environment (hodei.settings.environment_for).
+    environment. Any other setting goes in the environment (hodei.settings.environment_for),
+    the token too (HODEI_TOKEN): an argument would show it to anyone who runs `ps`.
     """
     values: dict[str, object | None] = {
         "server.address": server_address,

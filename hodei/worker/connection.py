@@ -25,7 +25,7 @@ import random
 import grpc
 
 from hodei.api.v1 import workers_pb2, workers_pb2_grpc
-from hodei.client.channel import MIB, channel_options
+from hodei.client.channel import MIB, channel_options, token_metadata
 from hodei.client.rpc_errors import tls_problem
 from hodei.settings import Settings
 from hodei.tls import aio_channel, client_tls
@@ -84,6 +84,8 @@ class StreamClient:
     def __init__(self, settings: Settings, agent: WorkerAgent) -> None:
         self.settings = settings
         self.agent = agent
+        #: The token on every call (HODEI_TOKEN); never logged.
+        self._metadata = token_metadata(settings.client.token)
         self._channel: grpc.aio.Channel | None = None
         self._call: grpc.aio.StreamStreamCall | None = None
         self._closing = False  # close() was called: half-close, do not reconnect
@@ -113,7 +115,9 @@ class StreamClient:
                 try:
                     if need_register:
                         response = await stub.Register(
-                            self.agent.register_request(), timeout=REGISTER_TIMEOUT
+                            self.agent.register_request(),
+                            timeout=REGISTER_TIMEOUT,
+                            metadata=self._metadata,
                         )
                         self.agent.on_registered(response)
                         need_register = False
@@ -215,7 +219,7 @@ class StreamClient:
             self._session_done.set()
 
     async def _session_inner(self, stream: grpc.aio.StreamStreamMultiCallable) -> bool:
-        call = stream()
+        call = stream(metadata=self._metadata)
         self._call = call
         welcome = asyncio.Event()
         writer = asyncio.create_task(self._write(call, welcome), name="stream-writer")

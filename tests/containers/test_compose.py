@@ -106,9 +106,23 @@ def test_compose_platform_serves_the_host_cli(compose_platform: dict[str, Any]) 
     assert "server running healthy" in states, states
     assert states.count("worker running healthy") == 2, states
     assert "migrate exited" in states, states  # the one-shot migrations service ran and ended
+    assert "tokens exited" in states, states  # and the one that made the tokens
 
     cli_env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
     cli_env["HODEI_SERVER_ADDRESS"] = compose_platform["server"]
+    refused = subprocess.run(
+        [_script("hodei"), "queue"], env=cli_env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 6, refused.stderr  # tokens on: none given, refused
+    admin = subprocess.run(
+        [*base, "run", "--rm", "--no-deps", "--entrypoint", "cat", "tokens", "/tokens/admin"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert admin.returncode == 0 and admin.stdout.startswith("hodei_"), admin.stderr
+    cli_env["HODEI_TOKEN"] = admin.stdout.strip()
     run = subprocess.run(
         [_script("hodei"), "job", "run", "--", "sh", "-c", "echo hi"],
         env=cli_env,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.launchers.base import free_port
+from tests.integration.tokens import server_token
 
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -40,8 +41,13 @@ def cli_env(**extra: str) -> dict[str, str]:
 async def start_cli(
     *argv: str, server: str | None = None, env: dict[str, str] | None = None
 ) -> asyncio.subprocess.Process:
-    """`env`: HODEI_* variables for this run (the test's own are not passed on)."""
-    env = cli_env(**({"HODEI_SERVER_ADDRESS": server} if server else {}), **(env or {}))
+    """`env`: HODEI_* variables for this run (the test's own are not passed on). With
+    `server`, the admin token of that in-process server unless `env` names one."""
+    token = server_token(server) if server else ""
+    base = {"HODEI_SERVER_ADDRESS": server} if server else {}
+    if token:
+        base["HODEI_TOKEN"] = token
+    env = cli_env(**{**base, **(env or {})})
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

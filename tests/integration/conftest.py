@@ -29,8 +29,10 @@ import pytest
 from harness.processes import children
 from harness.waits import WaitTimeout, wait_for_async, wait_until_async
 from hodei.api.v1 import workers_pb2, workers_pb2_grpc
+from hodei.client.channel import token_interceptors
 from hodei.settings import environment_for
 from hodei.worker.command import worker_command
+from tests.integration.tokens import server_token
 
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -68,7 +70,9 @@ class WorkerProcess:
         """The id the server gave this worker, from the API (ListWorkers) by the worker's
         pid, not from its log text. The latest registration wins: a worker registers
         again when the server it reaches does not know it."""
-        async with grpc.aio.insecure_channel(self.address) as channel:
+        async with grpc.aio.insecure_channel(
+            self.address, interceptors=token_interceptors(server_token(self.address))
+        ) as channel:
             reply = await workers_pb2_grpc.WorkerAgentServiceStub(channel).ListWorkers(
                 workers_pb2.ListWorkersRequest(include_gone=True), timeout=5
             )
@@ -158,6 +162,9 @@ async def spawn_worker(tmp_path: Path) -> AsyncIterator[SpawnWorker]:
         log_path = tmp_path / f"worker-{index}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
         env["PYTHONPATH"] = str(_REPO)
+        worker_token = server_token(address, "worker")
+        if worker_token:  # a test's own client={"token": ...} wins
+            env["HODEI_TOKEN"] = worker_token
         env.update(environment_for(settings))
         argv = worker_command(address, slots=slots, name=name, log_level="DEBUG", log_file=log_path)
         proc = _popen(argv, env, tmp_path / f"worker-{index}.stderr")

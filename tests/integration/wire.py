@@ -19,11 +19,20 @@ from hodei.api.v1 import (
     workers_pb2,
     workers_pb2_grpc,
 )
+from hodei.client.channel import token_interceptors
+from tests.integration.tokens import server_token
 
 
 class Stubs:
-    def __init__(self, address: str, options: list[tuple[str, int]] | None = None) -> None:
-        self.channel = grpc.aio.insecure_channel(address, options=options)
+    def __init__(
+        self, address: str, options: list[tuple[str, int]] | None = None, token: str | None = None
+    ) -> None:
+        """`token`: None for the admin token of the in-process server at `address` (if
+        any); "" for none."""
+        token = server_token(address) if token is None else token
+        self.channel = grpc.aio.insecure_channel(
+            address, options=options, interceptors=token_interceptors(token)
+        )
         self.jobs = jobs_pb2_grpc.JobExecutionServiceStub(self.channel)
         self.logs = logs_pb2_grpc.LogStreamServiceStub(self.channel)
         self.workers = workers_pb2_grpc.WorkerAgentServiceStub(self.channel)
@@ -31,6 +40,12 @@ class Stubs:
 
     async def close(self) -> None:
         await self.channel.close()
+
+    async def __aenter__(self) -> Stubs:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def queue(self, command: list[str], **spec: Any) -> jobs_pb2.Job:
         response = await self.jobs.QueueJob(
@@ -52,8 +67,10 @@ class Stubs:
 class FakeWorkerStream:
     """A worker speaking WorkerStream by hand: the protocol under test, not the agent."""
 
-    def __init__(self, stubs: Stubs, worker_id: str) -> None:
+    def __init__(self, stubs: Stubs, worker_id: str, secret: str = "") -> None:
         self.worker_id = worker_id
+        #: RegisterResponse.session_secret: a Hello for worker_id must carry it.
+        self.secret = secret
         self.outgoing: asyncio.Queue[workers_pb2.WorkerMessage | None] = asyncio.Queue()
         self.call = stubs.workers.WorkerStream(self._requests())
         # One reader for the call's life: cancelling a pending read would cancel the RPC.
@@ -91,16 +108,22 @@ class FakeWorkerStream:
         running: list[common_pb2.JobRef] | None = None,
         worker_id: str | None = None,
         batches: bool = False,
+        secret: str = "",
     ) -> tuple[FakeWorkerStream, workers_pb2.Welcome]:
+        """A new registration; or, with `worker_id` and its `secret`, a reconnection."""
         if worker_id is None:
             reg = await stubs.workers.Register(
                 workers_pb2.RegisterRequest(name="fake", hostname="localhost", pid=1, slots=slots)
             )
-            worker_id = reg.worker_id
-        stream = cls(stubs, worker_id)
+            worker_id, secret = reg.worker_id, reg.session_secret
+        stream = cls(stubs, worker_id, secret)
         await stream.send(
             hello=workers_pb2.Hello(
-                worker_id=worker_id, slots=slots, running=running or [], batches=batches
+                worker_id=worker_id,
+                slots=slots,
+                running=running or [],
+                batches=batches,
+                session_secret=secret,
             )
         )
         first = await stream.receive()

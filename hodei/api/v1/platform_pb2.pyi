@@ -53,7 +53,7 @@ class GetServerInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetServerInfoResponse(_message.Message):
-    __slots__ = ("version", "server_id", "started_at", "dispatcher_enabled", "outbox_relay_enabled", "dispatcher_last_cycle_at", "connected_workers", "schema_version")
+    __slots__ = ("version", "server_id", "started_at", "dispatcher_enabled", "outbox_relay_enabled", "dispatcher_last_cycle_at", "connected_workers", "schema_version", "insecure")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SERVER_ID_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class GetServerInfoResponse(_message.Message):
     DISPATCHER_LAST_CYCLE_AT_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_WORKERS_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    INSECURE_FIELD_NUMBER: _ClassVar[int]
     version: str
     server_id: str
     started_at: _timestamp_pb2.Timestamp
@@ -70,4 +71,5 @@ class GetServerInfoResponse(_message.Message):
     dispatcher_last_cycle_at: _timestamp_pb2.Timestamp
     connected_workers: int
     schema_version: int
-    def __init__(self, version: _Optional[str] = ..., server_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dispatcher_enabled: _Optional[bool] = ..., outbox_relay_enabled: _Optional[bool] = ..., dispatcher_last_cycle_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connected_workers: _Optional[int] = ..., schema_version: _Optional[int] = ...) -> None: ...
+    insecure: bool
+    def __init__(self, version: _Optional[str] = ..., server_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dispatcher_enabled: _Optional[bool] = ..., outbox_relay_enabled: _Optional[bool] = ..., dispatcher_last_cycle_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connected_workers: _Optional[int] = ..., schema_version: _Optional[int] = ..., insecure: _Optional[bool] = ...) -> None: ...

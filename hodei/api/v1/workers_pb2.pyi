@@ -48,24 +48,28 @@ class RegisterRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., hostname: _Optional[str] = ..., pid: _Optional[int] = ..., slots: _Optional[int] = ..., version: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
-    __slots__ = ("worker_id", "heartbeat_interval_ms")
+    __slots__ = ("worker_id", "heartbeat_interval_ms", "session_secret")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_SECRET_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     heartbeat_interval_ms: int
-    def __init__(self, worker_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ...) -> None: ...
+    session_secret: str
+    def __init__(self, worker_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., session_secret: _Optional[str] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("worker_id", "running", "slots", "batches")
+    __slots__ = ("worker_id", "running", "slots", "batches", "session_secret")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     SLOTS_FIELD_NUMBER: _ClassVar[int]
     BATCHES_FIELD_NUMBER: _ClassVar[int]
+    SESSION_SECRET_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     running: _containers.RepeatedCompositeFieldContainer[_common_pb2.JobRef]
     slots: int
     batches: bool
-    def __init__(self, worker_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[_common_pb2.JobRef, _Mapping]]] = ..., slots: _Optional[int] = ..., batches: _Optional[bool] = ...) -> None: ...
+    session_secret: str
+    def __init__(self, worker_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[_common_pb2.JobRef, _Mapping]]] = ..., slots: _Optional[int] = ..., batches: _Optional[bool] = ..., session_secret: _Optional[str] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("running", "free_slots")

@@ -14,10 +14,6 @@ _OPEN = frozenset({"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerRefle
 MESSAGE = "the server cannot reach its database; retry later"
 
 
-async def _refuse(context: grpc.aio.ServicerContext) -> None:
-    await context.abort(grpc.StatusCode.UNAVAILABLE, MESSAGE)
-
-
 class DatabaseGate(grpc.aio.ServerInterceptor):
     def __init__(self, reachable: Callable[[], bool]) -> None:
         self.reachable = reachable
@@ -31,11 +27,15 @@ class DatabaseGate(grpc.aio.ServerInterceptor):
         service = str(handler_call_details.method).strip("/").split("/")[0]
         if handler is None or service in _OPEN or self.reachable():
             return handler
-        return _refusing(handler)
+        return refusing(handler, grpc.StatusCode.UNAVAILABLE, MESSAGE)
 
 
-def _refusing(handler: Any) -> Any:
-    """A handler of the same kind and codecs that answers UNAVAILABLE."""
+def refusing(handler: Any, code: grpc.StatusCode, message: str) -> Any:
+    """A handler of the same kind and codecs as `handler` that answers `code`."""
+
+    async def _refuse(context: grpc.aio.ServicerContext) -> None:
+        await context.abort(code, message)
+
     codecs = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import grpc
 
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, logs_pb2, logs_pb2_grpc
-from hodei.errors import InvalidArgument
+from hodei.errors import InvalidArgument, NotFound
+from hodei.server.api.auth import current_caller
 from hodei.server.api.convert import (
     job_state_from_proto,
     job_to_proto,
@@ -20,6 +22,15 @@ from hodei.server.api.status_codes import server_stream, unary
 from hodei.server.job_reads import LIST_PAGE_BYTES, page_token
 from hodei.server.models import LogLineRecord
 from hodei.server.services import Services
+
+
+async def owned(services: Services, job_id: uuid.UUID) -> uuid.UUID:
+    """`job_id` when the caller may see that job. Another client's job is NOT_FOUND,
+    as an unknown one is: a client cannot learn which job ids exist."""
+    caller = current_caller()
+    if not caller.sees_all_jobs and not caller.may_see(await services.job_reads.job_owner(job_id)):
+        raise NotFound(f"job {job_id} not found")
+    return job_id
 
 
 class JobExecutionServicer(jobs_pb2_grpc.JobExecutionServiceServicer):
@@ -36,6 +47,7 @@ class JobExecutionServicer(jobs_pb2_grpc.JobExecutionServiceServicer):
             **spec_args(request.spec),
             correlation_id=request.correlation_id,
             idempotency_key=request.idempotency_key,
+            owner=current_caller().token_id,
         )
         return jobs_pb2.QueueJobResponse(job=job_to_proto(job))
 
@@ -49,7 +61,7 @@ class JobExecutionServicer(jobs_pb2_grpc.JobExecutionServiceServicer):
                 raise InvalidArgument(f"jobs[{index}]: spec is required")
             specs.append({**spec_args(item.spec), "correlation_id": item.correlation_id})
         jobs = await self.services.submission.submit_many(
-            specs, idempotency_key=request.idempotency_key
+            specs, idempotency_key=request.idempotency_key, owner=current_caller().token_id
         )
         return jobs_pb2.QueueJobsResponse(jobs=[job_to_proto(job) for job in jobs])
 
@@ -57,7 +69,10 @@ class JobExecutionServicer(jobs_pb2_grpc.JobExecutionServiceServicer):
     async def GetJob(
         self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.Job:
-        return job_to_proto(await self.services.job_reads.get_job(parse_id(request.job_id)))
+        job = await self.services.job_reads.get_job(parse_id(request.job_id))
+        if not current_caller().may_see(job.owner_token_id):
+            raise NotFound(f"job {job.id} not found")
+        return job_to_proto(job)
 
     @unary
     async def ListJobs(
@@ -65,7 +80,11 @@ class JobExecutionServicer(jobs_pb2_grpc.JobExecutionServiceServicer):
     ) -> jobs_pb2.ListJobsResponse:
         states = [job_state_from_proto(s) for s in request.states]
         jobs, more = await self.services.job_reads.list_jobs(
-            states, request.limit, dict(request.labels), request.page_token
+            states,
+            request.limit,
+            dict(request.labels),
+            request.page_token,
+            owner=current_caller().owner_filter(),
         )
         response = jobs_pb2.ListJobsResponse()
         size = 0
@@ -86,8 +105,9 @@ class JobExecutionServicer(jobs_pb2_grpc.JobExecutionServiceServicer):
     async def CancelJob(
         self, request: jobs_pb2.CancelJobRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.CancelJobResponse:
+        job_id = await owned(self.services, parse_id(request.job_id))
         job, command = await self.services.transitions.cancel_job(
-            parse_id(request.job_id), request.reason, request.force
+            job_id, request.reason, request.force
         )
         if command is not None:
             # The holding worker kills the process and reports CANCELLED; if its stream
@@ -102,14 +122,18 @@ class LogStreamServicer(logs_pb2_grpc.LogStreamServiceServicer):
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    def _follow(self, request: logs_pb2.SubscribeLogsRequest) -> AsyncIterator[list[LogLineRecord]]:
+    async def _follow(
+        self, request: logs_pb2.SubscribeLogsRequest
+    ) -> AsyncIterator[list[LogLineRecord]]:
         """Both subscribe RPCs read the same ordered pages; they differ only in framing."""
-        return self.services.logs.follow(
-            parse_id(request.job_id),
+        job_id = await owned(self.services, parse_id(request.job_id))
+        async for lines in self.services.logs.follow(
+            job_id,
             include_history=request.include_history,
             tail_lines=request.tail_lines,
             after_sequence=request.after_sequence,
-        )
+        ):
+            yield lines
 
     @server_stream
     async def SubscribeLogs(
@@ -133,7 +157,8 @@ class LogStreamServicer(logs_pb2_grpc.LogStreamServiceServicer):
     async def GetLogs(
         self, request: logs_pb2.GetLogsRequest, context: grpc.aio.ServicerContext
     ) -> logs_pb2.GetLogsResponse:
+        job_id = await owned(self.services, parse_id(request.job_id))
         lines, complete = await self.services.logs.read(
-            parse_id(request.job_id), request.after_sequence, request.limit
+            job_id, request.after_sequence, request.limit
         )
         return logs_pb2.GetLogsResponse(lines=log_lines_to_proto(lines), complete=complete)

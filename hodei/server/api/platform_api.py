@@ -36,4 +36,5 @@ class PlatformServicer(platform_pb2_grpc.PlatformServiceServicer):
             dispatcher_last_cycle_at=ts(row["dispatcher_last_cycle_at"]),
             connected_workers=len(self.services.registry.worker_ids()),
             schema_version=row["schema_version"],
+            insecure=not self.services.settings.auth.enabled,
         )

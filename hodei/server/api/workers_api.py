@@ -20,7 +20,9 @@ import grpc
 import psycopg
 
 from hodei.api.v1 import workers_pb2, workers_pb2_grpc
+from hodei.domain.auth import hash_secret, new_secret
 from hodei.errors import HodeiError, InvalidArgument
+from hodei.server.api.auth import current_caller
 from hodei.server.api.convert import (
     attempt_result,
     commands_to_proto,
@@ -71,6 +73,7 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
     async def Register(
         self, request: workers_pb2.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> workers_pb2.RegisterResponse:
+        secret = new_secret()
         worker = await self.services.workers.register(
             name=request.name,
             hostname=request.hostname,
@@ -78,10 +81,13 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             slots=request.slots,
             version=request.version,
             labels=dict(request.labels),
+            token_id=current_caller().token_id,
+            secret_hash=hash_secret(secret),
         )
         return workers_pb2.RegisterResponse(
             worker_id=str(worker.id),
             heartbeat_interval_ms=int(self.services.settings.recovery.heartbeat_interval * 1000),
+            session_secret=secret,
         )
 
     @unary
@@ -145,6 +151,10 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
         hello = first.hello
         worker_id = parse_id(hello.worker_id, "worker_id")
         running = [ref_from_proto(r) for r in hello.running]
+        # Before WorkerProtocol.hello: a refused Hello leaves the live stream untouched.
+        await self.services.workers.check_binding(
+            worker_id, current_caller().token_id, hello.session_secret
+        )
         return await WorkerProtocol.hello(
             worker_id,
             running,

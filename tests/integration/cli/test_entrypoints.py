@@ -15,6 +15,7 @@ from harness.waits import wait_for_async
 from hodei.client import HodeiClient
 from hodei.worker.command import worker_command
 from tests.integration.cli_process import closed_port, finish, hodei, start_cli
+from tests.integration.tokens import make_token, server_token
 
 pytestmark = pytest.mark.integration
 
@@ -22,12 +23,14 @@ pytestmark = pytest.mark.integration
 async def test_hodei_server_serves_and_stops_on_sigint(db_url: str) -> None:
     port = closed_port()
     argv = ["server", "--port", str(port), "--database-url", db_url, "--log-level", "WARNING"]
+    token = await make_token(db_url, "ops", "client")  # authentication is on by default
     proc = await start_cli(*argv)
     try:
-        async with HodeiClient(f"127.0.0.1:{port}") as client:
+        async with HodeiClient(f"127.0.0.1:{port}", token=token) as client:
             await client.wait_ready(30)
             info = await client.server_info()
             assert info.dispatcher_enabled and info.schema_version >= 1
+            assert not info.insecure
         proc.send_signal(signal.SIGINT)
         result = await finish(proc, argv, 30)
         assert result.returncode == 0, str(result)
@@ -43,9 +46,9 @@ async def test_hodei_worker_registers_runs_a_job_and_stops(
 ) -> None:
     app = await start_server()
     argv = ["worker", "--server", app.address, "--slots", "3", "--name", "cli-worker"]
-    proc = await start_cli(*argv)
+    proc = await start_cli(*argv, env={"HODEI_TOKEN": server_token(app.address, "worker")})
     try:
-        async with HodeiClient(app.address) as client:
+        async with HodeiClient(app.address, token=server_token(app.address)) as client:
 
             async def connected_workers() -> list[Any]:
                 return [w for w in await client.list_workers() if w.connected]
@@ -64,6 +67,19 @@ async def test_hodei_worker_registers_runs_a_job_and_stops(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_hodei_server_without_authentication_on_a_public_address_refuses(
+    db_url: str,
+) -> None:
+    argv = ["server", "--host", "0.0.0.0", "--port", "0", "--auth", "off"]
+    result = await hodei(*argv, env={"HODEI_DATABASE_URL": db_url})
+    assert result.returncode == 2, str(result)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, str(result)
+    assert lines[0].startswith(
+        "hodei server: error: refusing to listen on 0.0.0.0:0 without authentication"
+    ), str(result)
 
 
 async def test_hodei_worker_with_a_bad_address_is_one_line() -> None:

@@ -21,6 +21,7 @@ from tests.integration.cli_process import (
     interrupt,
     start_cli,
 )
+from tests.integration.tokens import server_token
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,7 @@ async def platform(start_server: StartServer, spawn_worker: SpawnWorker) -> str:
 
 
 async def wait_state(address: str, job_id: str, *states: JobState, seconds: float = 15) -> JobView:
-    async with HodeiClient(address) as client:
+    async with HodeiClient(address, token=server_token(address)) as client:
         return await wait_for_async(
             f"job {job_id} to be {' or '.join(s.name for s in states)}",
             lambda: client.get_job(job_id),
@@ -167,7 +168,7 @@ async def test_ctrl_c_during_job_run_exits_130_and_cancels_the_job(platform: str
     result = await finish(proc, argv, 15)
     assert result.returncode == 130, str(result)
     assert "Traceback" not in result.stderr
-    async with HodeiClient(platform) as client:
+    async with HodeiClient(platform, token=server_token(platform)) as client:
         jobs = await client.list_jobs(limit=1)
     await wait_state(platform, jobs[0].id, JobState.CANCELLED)
 
@@ -261,7 +262,7 @@ async def test_submit_with_an_idempotency_key_queues_once(platform: str) -> None
     assert_one_line_error(
         other, 5, "idempotency key 'nightly-2026-12-01' was used for a different job spec"
     )
-    async with HodeiClient(platform) as client:
+    async with HodeiClient(platform, token=server_token(platform)) as client:
         jobs = await client.list_jobs()
         assert [j.id for j in jobs] == [first.stdout.strip()]
         await client.cancel_job(jobs[0].id, force=True)
@@ -273,7 +274,7 @@ async def test_run_with_an_idempotency_key_follows_the_job_already_queued(platfo
     again = await hodei(*argv, server=platform)
     for result in (first, again):
         assert result.returncode == 3 and result.stdout == "once\n", str(result)
-    async with HodeiClient(platform) as client:
+    async with HodeiClient(platform, token=server_token(platform)) as client:
         assert len(await client.list_jobs()) == 1
 
 
@@ -318,7 +319,7 @@ async def test_oversized_env_is_refused_before_queueing(platform: str) -> None:
     big = "X=" + "y" * (70 * 1024)
     result = await hodei("job", "run", "--env", big, "--", "true", server=platform)
     assert_one_line_error(result, 2, "env is")
-    async with HodeiClient(platform) as client:
+    async with HodeiClient(platform, token=server_token(platform)) as client:
         assert await client.list_jobs() == []
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.processes import alive, children, processes_mentioning
-from tests.integration.cli_process import closed_port, hodei, start_cli
+from tests.integration.cli_process import assert_one_line_error, closed_port, hodei, start_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,11 +46,20 @@ async def test_hodei_up_runs_a_job_and_stops_cleanly_on_sigint(tmp_path: Path) -
         assert f"hodei --server {address} job run -- echo hello".encode() in banner
         assert b"embedded PostgreSQL in " + str(tmp_path / "pg").encode() in banner
         up_children = children(proc.pid)
+        # Tokens on: an admin token for the CLI and a worker token for its workers, in a
+        # file only its owner may read, where the CLI finds it (the data dir).
+        credentials = tmp_path / "pg" / "hodei-credentials.json"
+        assert str(credentials).encode() in banner
+        assert credentials.stat().st_mode & 0o777 == 0o600
+        assert set(json.loads(credentials.read_text())) == {"admin", "worker"}
+        cli_env = {"HODEI_DATA_DIR": str(tmp_path / "pg")}
 
-        result = await hodei("job", "run", "--", "echo", "hi", server=address)
+        result = await hodei("job", "run", "--", "echo", "hi", server=address, env=cli_env)
         assert (result.returncode, result.stdout, result.stderr) == (0, "hi\n", ""), str(result)
-        workers = await hodei("workers", server=address)
+        workers = await hodei("workers", server=address, env=cli_env)
         assert "up-1" in workers.stdout and "READY" in workers.stdout
+        refused = await hodei("workers", server=address)  # another data dir: no token
+        assert_one_line_error(refused, 6, "not authenticated: no token")
 
         proc.send_signal(signal.SIGINT)
         code = await asyncio.wait_for(proc.wait(), 60)

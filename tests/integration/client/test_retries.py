@@ -19,6 +19,7 @@ import pytest
 from harness.launchers.base import free_port
 from harness.waits import wait_until_async
 from hodei.client import HodeiClient, RetryPolicy
+from tests.integration.tokens import make_token, server_token
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +37,10 @@ def _count(db_url: str, sql: str) -> int:
 class ServerProcesses:
     """`python -m hodei.server` on one port, started and SIGKILLed at will."""
 
-    def __init__(self, db_url: str, tmp_path: Path) -> None:
+    def __init__(self, db_url: str, tmp_path: Path, token: str) -> None:
         self.db_url = db_url
+        #: A client token: the servers run with authentication on (the default).
+        self.token = token
         self.tmp_path = tmp_path
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
@@ -54,7 +57,7 @@ class ServerProcesses:
     async def start(self) -> subprocess.Popen[bytes]:
         proc = self._spawn()
         self.procs.append(proc)
-        async with HodeiClient(self.address) as client:
+        async with HodeiClient(self.address, token=self.token) as client:
             await client.wait_ready(30)
         return proc
 
@@ -71,7 +74,7 @@ class ServerProcesses:
 
 @pytest.fixture
 async def servers(db_url: str, tmp_path: Path) -> AsyncIterator[ServerProcesses]:
-    made = ServerProcesses(db_url, tmp_path)
+    made = ServerProcesses(db_url, tmp_path, await make_token(db_url, "retries", "client"))
     yield made
     made.stop_all()
 
@@ -80,7 +83,7 @@ async def test_a_submission_outlives_a_server_restart_and_queues_once(
     servers: ServerProcesses, db_url: str
 ) -> None:
     first = await servers.start()
-    async with HodeiClient(servers.address) as client:
+    async with HodeiClient(servers.address, token=servers.token) as client:
         await client.list_jobs()  # the channel is connected when the server dies
         servers.kill(first)
         call = asyncio.create_task(client.queue_job(["true"], name="across-restart"))
@@ -105,7 +108,7 @@ async def test_an_answer_lost_with_its_server_is_replayed_not_queued_again(
         blocker.execute(
             "INSERT INTO submission_keys VALUES ('lost-answer', '', ARRAY[gen_random_uuid()])"
         )
-        async with HodeiClient(servers.address) as client:
+        async with HodeiClient(servers.address, token=servers.token) as client:
             call = asyncio.create_task(
                 client.queue_job(["true"], name="lost", idempotency_key="lost-answer")
             )
@@ -145,7 +148,9 @@ async def test_a_call_past_its_deadline_is_retried_with_its_key(
     with psycopg.connect(db_url) as blocker:
         blocker.execute("LOCK TABLE submission_keys IN SHARE MODE")
         policy = RetryPolicy(total_seconds=20, initial_backoff=0.05, max_backoff=0.2)
-        async with HodeiClient(app.address, deadline=0.5, submit_retry=policy) as client:
+        async with HodeiClient(
+            app.address, deadline=0.5, submit_retry=policy, token=server_token(app.address)
+        ) as client:
             call = asyncio.create_task(client.queue_job(["true"]))
             await asyncio.sleep(1.5)  # a few tries run out their 0.5 s deadline meanwhile
             assert not call.done(), call

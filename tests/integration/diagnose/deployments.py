@@ -10,6 +10,7 @@ import psycopg
 
 from harness.waits import wait_for_async
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
+from hodei.client.channel import token_interceptors
 
 
 async def wait_ready_workers(db_url: str, n: int, within_s: float = 15.0) -> None:
@@ -31,9 +32,11 @@ async def wait_ready_workers(db_url: str, n: int, within_s: float = 15.0) -> Non
     )
 
 
-async def queue_job(address: str, command: list[str]) -> str:
+async def queue_job(address: str, command: list[str], token: str = "") -> str:
     """Queue a test-tagged job through the public API (grpc.aio: the server shares our loop)."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with grpc.aio.insecure_channel(
+        address, interceptors=token_interceptors(token)
+    ) as channel:
         stub = jobs_pb2_grpc.JobExecutionServiceStub(channel)
         reply = await stub.QueueJob(
             jobs_pb2.QueueJobRequest(

@@ -106,10 +106,16 @@ async def test_server_stopped_is_unreachable_exit_3(
 
 
 async def test_pending_job_removed_from_queue_is_named(
-    db_url: str, start_server: Any, spawn_worker: Callable[..., Any], run_diagnose: Any
+    db_url: str,
+    start_server: Any,
+    spawn_worker: Callable[..., Any],
+    run_diagnose: Any,
+    diag_tokens: dict[str, str],
 ) -> None:
     app = await start_server()
-    job_id = await queue_job(app.address, ["true"])  # no worker yet: it stays PENDING
+    job_id = await queue_job(
+        app.address, ["true"], diag_tokens["admin"]
+    )  # no worker yet: it stays PENDING
     with psycopg.connect(db_url, autocommit=True) as conn:
         deleted = conn.execute("DELETE FROM job_queue WHERE job_id = %s", (job_id,)).rowcount
     assert deleted == 1
@@ -178,12 +184,16 @@ async def test_old_unpublished_outbox_backlog_is_named(
 
 
 async def test_dispatcher_off_is_named(
-    db_url: str, start_server: Any, spawn_worker: Callable[..., Any], run_diagnose: Any
+    db_url: str,
+    start_server: Any,
+    spawn_worker: Callable[..., Any],
+    run_diagnose: Any,
+    diag_tokens: dict[str, str],
 ) -> None:
     app = await start_server(dispatcher={"enabled": False})
     spawn_worker(app.address)
     await wait_ready_workers(db_url, 1)
-    await queue_job(app.address, ["true"])
+    await queue_job(app.address, ["true"], diag_tokens["admin"])
     await asyncio.sleep(1.0)
 
     run = await run_diagnose(*targets(db_url, app.address), "--threshold", "pending_age_s=0.5")
@@ -242,10 +252,16 @@ async def test_young_outbox_backlog_only_warns_exit_1(
 
 
 async def test_locked_queue_row_dispatcher_not_claiming_is_named(
-    db_url: str, start_server: Any, spawn_worker: Callable[..., Any], run_diagnose: Any
+    db_url: str,
+    start_server: Any,
+    spawn_worker: Callable[..., Any],
+    run_diagnose: Any,
+    diag_tokens: dict[str, str],
 ) -> None:
     app = await start_server()
-    job_id = await queue_job(app.address, ["true"])  # no worker yet: it stays queued
+    job_id = await queue_job(
+        app.address, ["true"], diag_tokens["admin"]
+    )  # no worker yet: it stays queued
     holder = psycopg.connect(db_url)  # a stuck transaction holding the queue row
     try:
         assert holder.execute(
@@ -267,3 +283,34 @@ async def test_locked_queue_row_dispatcher_not_claiming_is_named(
     assert any("transaction open" in e for e in check["evidence"]), check["evidence"]
     assert run.report["root_cause_code"] == "DISPATCHER_NOT_CLAIMING"
     assert "although the dispatcher cycled" in run.report["root_cause"]
+
+
+async def test_a_server_without_authentication_is_flagged(
+    db_url: str, start_server: Any, spawn_worker: Callable[..., Any], run_diagnose: Any
+) -> None:
+    app = await start_server(auth={"mode": "off"})
+    spawn_worker(app.address)
+    await wait_ready_workers(db_url, 1)
+
+    run = await run_diagnose(*targets(db_url, app.address), token="")
+
+    assert run.code == 1, (run.failing(), run.stdout)
+    assert run.failing() == {"server.auth": "WARN"}
+    assert run.check("server.auth")["finding"] == "SERVER_INSECURE"
+    assert "authentication is OFF" in run.stdout
+
+
+async def test_a_refused_token_is_named(
+    db_url: str, start_server: Any, spawn_worker: Callable[..., Any], run_diagnose: Any
+) -> None:
+    app = await start_server()
+    spawn_worker(app.address)
+    await wait_ready_workers(db_url, 1)
+
+    run = await run_diagnose(*targets(db_url, app.address), token="")
+
+    assert run.code == 2, (run.failing(), run.stdout)
+    check = run.check("server.auth")
+    assert check["status"] == "FAIL" and check["finding"] == "DIAGNOSE_TOKEN_REFUSED"
+    assert "not authenticated: no token" in check["observed"]
+    assert run.check("server.health")["status"] == "PASS"  # health is open

@@ -14,12 +14,19 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def run_features(
-    report_dir: Path, *args: str, timeout_s: float = 240, temp_dir: Path | None = None
+    report_dir: Path,
+    *args: str,
+    timeout_s: float = 240,
+    temp_dir: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """`pytest features/ <args>` as a user would run it; returns latest.json.
 
-    With `temp_dir`, the run makes its temporary directories there (TMPDIR)."""
+    With `temp_dir`, the run makes its temporary directories there (TMPDIR); `env`: more
+    variables for the run (HODEI_E2E_TOKEN)."""
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HODEI_", "PYTEST_", "COV_"))}
+    env.update(extra)
     if temp_dir is not None:
         env["TMPDIR"] = str(temp_dir)
     proc = subprocess.run(

@@ -12,6 +12,7 @@ import pytest
 from harness.waits import wait_for_async
 from hodei.api.v1 import common_pb2, workers_pb2
 from tests.integration.conftest import SpawnWorker
+from tests.integration.tokens import server_token
 from tests.integration.wire import FakeWorkerStream, Stubs
 
 StartServer = Callable[..., Awaitable[Any]]
@@ -160,10 +161,12 @@ async def test_worker_reconnects_to_a_restarted_server_and_keeps_its_attempt(
     await worker.close()
 
     second = await start_server(recovery={"heartbeat_interval": 60})
-    stubs2 = stubs_for(second.address)
+    # The same database: the token that registered the worker is valid here too, and
+    # only that token may speak for it.
+    stubs2 = Stubs(second.address, token=server_token(first.address))
     stale = common_pb2.JobRef(job_id=kept.id, attempt=7)
     again, welcome = await FakeWorkerStream.connect(
-        stubs2, worker_id=worker.worker_id, running=[run.ref, stale]
+        stubs2, worker_id=worker.worker_id, secret=worker.secret, running=[run.ref, stale]
     )
     assert list(welcome.superseded) == [stale]
     with psycopg.connect(db_url) as conn:
@@ -192,7 +195,9 @@ async def test_worker_that_lost_its_job_on_reconnect_gets_it_requeued(
     await worker.close()
     await asyncio.sleep(0.2)
     # Same identity, but the process no longer holds the job (it restarted).
-    again, _ = await FakeWorkerStream.connect(stubs, worker_id=worker.worker_id, running=[])
+    again, _ = await FakeWorkerStream.connect(
+        stubs, worker_id=worker.worker_id, secret=worker.secret, running=[]
+    )
     rerun = await again.receive_kind("run")
     assert rerun.ref.job_id == job.id and rerun.ref.attempt == 2
     await again.close()

@@ -147,7 +147,9 @@ async def test_worker_is_ready_only_after_hello(
     with psycopg.connect(db_url) as conn:
         row = conn.execute("SELECT state, server_id FROM workers WHERE id = %s", (reg.worker_id,))
         assert row.fetchone() == ("CREATING", None)
-    worker, _ = await FakeWorkerStream.connect(stubs, slots=2, worker_id=reg.worker_id)
+    worker, _ = await FakeWorkerStream.connect(
+        stubs, slots=2, worker_id=reg.worker_id, secret=reg.session_secret
+    )
     with psycopg.connect(db_url) as conn:
         row = conn.execute("SELECT state, server_id FROM workers WHERE id = %s", (reg.worker_id,))
         assert row.fetchone() == ("READY", app.server_id)

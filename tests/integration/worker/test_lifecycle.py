@@ -17,6 +17,7 @@ from harness.waits import wait_for_async, wait_until_async
 from hodei.api.v1 import common_pb2, jobs_pb2
 from hodei.client import HodeiClient
 from tests.integration.conftest import SpawnWorker
+from tests.integration.tokens import server_token
 from tests.integration.worker.db_rows import job_logs, worker_events, worker_row
 
 pytestmark = pytest.mark.integration
@@ -269,6 +270,6 @@ async def test_a_worker_stopped_by_sigterm_drains_then_is_terminated_never_lost(
     events = await worker_events(db_url, worker_id)
     assert events[-2:] == ["WorkerDraining", "WorkerTerminated"], events
     assert "WorkerLost" not in events
-    async with HodeiClient(app.address) as client:
+    async with HodeiClient(app.address, token=server_token(app.address)) as client:
         listed = await client.list_workers(include_gone=True)
     assert [str(w.state) for w in listed if w.id == worker_id] == ["TERMINATED"]

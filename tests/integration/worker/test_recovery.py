@@ -156,13 +156,17 @@ async def test_server_that_does_not_know_the_worker_gets_a_new_registration(
     stubs_for: Any,
     make_db_url: Callable[[], str],
 ) -> None:
-    app = await start_server()
+    # Authentication off: a token of the first database would be unknown in the second
+    # one, and this test is about the worker's id, not its token.
+    app = await start_server(auth={"mode": "off"})
     port = app.port
     worker = await spawn_worker(app.address, worker={"reconnect_max_backoff": 0.5})
     old_id = await worker.worker_id()
     await app.stop(grace=1.0)
     # Same address, another database: the worker's id is unknown there (NOT_FOUND).
-    fresh = await start_server(server={"port": port}, database={"url": make_db_url()})
+    fresh = await start_server(
+        server={"port": port}, database={"url": make_db_url()}, auth={"mode": "off"}
+    )
     await worker.wait_log(r"stream open", count=2, seconds=20)
     assert "registering again" in worker.log_text()
     new_id = await worker.worker_id()

@@ -14,7 +14,7 @@ import pytest
 
 from harness.certs import TlsCerts
 from harness.driver import Driver
-from harness.launchers.base import Deployment, LaunchError
+from harness.launchers.base import Deployment, LaunchError, create_run_token
 from harness.launchers.live import LiveLauncher
 from harness.launchers.local import LocalLauncher, LocalOptions
 from harness.waits import wait_for
@@ -45,14 +45,24 @@ def test_live_run_creates_only_test_jobs_and_skips_kills(
     import grpc
 
     from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
+    from hodei.client.channel import token_interceptors
 
-    # A job that is not the harness's: it must come out of the run untouched.
-    with grpc.insecure_channel(deployment.server_address) as channel:
-        stub = jobs_pb2_grpc.JobExecutionServiceStub(channel)
-        own = stub.QueueJob(
-            jobs_pb2.QueueJobRequest(spec=jobs_pb2.JobSpec(command=["true"], name="operator-job")),
-            timeout=5,
-        ).job.id
+    # A job that is not the harness's (an operator's, with the run's admin token): it must
+    # come out of the run untouched.
+    async def queue_operator_job() -> str:
+        async with grpc.aio.insecure_channel(
+            deployment.server_address, interceptors=token_interceptors(deployment.token)
+        ) as channel:
+            stub = jobs_pb2_grpc.JobExecutionServiceStub(channel)
+            reply = await stub.QueueJob(
+                jobs_pb2.QueueJobRequest(
+                    spec=jobs_pb2.JobSpec(command=["true"], name="operator-job")
+                ),
+                timeout=5,
+            )
+            return str(reply.job.id)
+
+    own = asyncio.run(queue_operator_job())
     wait_for(
         "the operator's job to finish",
         lambda: _rows(deployment.database_url)[own][0],
@@ -61,6 +71,7 @@ def test_live_run_creates_only_test_jobs_and_skips_kills(
     )
     before = _rows(deployment.database_url)
 
+    # The least role the live harness needs: a client token (by its variable, not argv).
     report = run_features(
         tmp_path / "reports",
         "-k",
@@ -71,6 +82,7 @@ def test_live_run_creates_only_test_jobs_and_skips_kills(
         deployment.database_url,
         "--server",
         deployment.server_address,
+        env={"HODEI_E2E_TOKEN": create_run_token(deployment.database_url, "client")},
     )
 
     after = _rows(deployment.database_url)

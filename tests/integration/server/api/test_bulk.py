@@ -12,6 +12,7 @@ import pytest
 from hodei.api.v1 import jobs_pb2
 from hodei.client import HodeiClient
 from hodei.domain.jobs import JobState
+from tests.integration.tokens import server_token
 from tests.integration.wire import Stubs
 
 StartServer = Callable[..., Any]
@@ -35,7 +36,7 @@ async def test_jobs_are_queued_in_order_with_their_events_and_run(
     start_server: StartServer, spawn_worker: Callable[..., Any], db_url: str
 ) -> None:
     app = await start_server(dispatcher={"poll_interval": 0.2})
-    async with HodeiClient(app.address) as client:
+    async with HodeiClient(app.address, token=server_token(app.address)) as client:
         jobs = await client.queue_jobs(
             [
                 {
