@@ -21,6 +21,7 @@ from cryptography.fernet import Fernet
 from harness.waits import wait_for
 from hodei.domain.jobs import JobState
 from tests.integration.cli_process import assert_one_line_error, cli_env, hodei
+from tests.integration.tokens import SERVER_TOKENS, make_token
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +70,13 @@ def server_process(db_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
             poll_s=0.1,
             abort_on=(ServerExited,),
         )
-        yield f"127.0.0.1:{port}", log
+        address = f"127.0.0.1:{port}"
+        # Authentication is on: the worker and the CLI find these by the address.
+        SERVER_TOKENS[address] = {
+            role: asyncio.run(make_token(db_url, f"secret-test-{role}", role))
+            for role in ("admin", "worker")
+        }
+        yield address, log
     finally:
         proc.terminate()
         try:

@@ -18,7 +18,7 @@ from tests.integration.diagnose.deployments import wait_ready_workers
 pytestmark = pytest.mark.integration
 
 
-async def diagnose(*args: str) -> tuple[int, str]:
+async def diagnose(*args: str, token: str = "") -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -26,7 +26,7 @@ async def diagnose(*args: str) -> tuple[int, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env={"PATH": "/usr/bin"},
+        env={"PATH": "/usr/bin", **({"HODEI_TOKEN": token} if token else {})},
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     return int(proc.returncode or 0), out.decode()
@@ -37,6 +37,7 @@ async def test_diagnose_over_mtls_with_the_canary(
     spawn_worker: Callable[..., WorkerProc],
     tls_certs: TlsCerts,
     db_url: str,
+    diag_tokens: dict[str, str],
 ) -> None:
     app = await start_server(tls=tls_certs.server(mtls=True))
     spawn_worker(app.address, env=environment_for({"tls": tls_certs.client("good")}))
@@ -53,6 +54,7 @@ async def test_diagnose_over_mtls_with_the_canary(
         str(tls_certs.client_cert),
         "--tls-client-key",
         str(tls_certs.client_key),
+        token=diag_tokens["client"],
     )
     assert code == 0, out
     assert "Traceback" not in out

@@ -18,6 +18,7 @@ from hodei.errors import Unavailable
 from hodei.server.app import ServerApp
 from tests.integration.cli_process import hodei as run_cli
 from tests.integration.conftest import SpawnWorker
+from tests.integration.tokens import server_token
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +26,13 @@ StartServer = Callable[..., Awaitable[ServerApp]]
 
 
 def _client(app: ServerApp, tls: ClientTLS | None) -> HodeiClient:
-    return HodeiClient(app.address, deadline=5.0, submit_retry=NO_RETRY, tls=tls)
+    return HodeiClient(
+        app.address,
+        deadline=5.0,
+        submit_retry=NO_RETRY,
+        tls=tls,
+        token=server_token(app.address),
+    )
 
 
 async def _run_job(client: HodeiClient, name: str) -> JobView:
