@@ -52,6 +52,8 @@ from harness.launchers.docker_images import (
     first_line,
     postgres_image,
 )
+from hodei.settings import TlsSettings, environment_for
+from hodei.tls import client_tls
 
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
@@ -77,6 +79,9 @@ class ContainersOptions:
     run_dir: Path | None = None
     start_timeout_s: float = 60.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: mTLS on the gRPC port, with certificates made for the run (harness.certs): the
+    #: server, its workers, their health checks and the harness's clients all use them.
+    tls: bool = True
 
 
 class _LogFollower(threading.Thread):
@@ -128,6 +133,11 @@ class ContainersLauncher(Launcher):
         self._worker_seq = 0
         self.worker_prefix = "worker-"
         self._attached = False
+        #: The run's certificate folder, mounted read-only at the same path in the
+        #: server and worker containers; and a client's tls settings (paths in it).
+        self._tls_dir: Path | None = None
+        self._client_tls: dict[str, str] = {}
+        self._server_tls: dict[str, str] = {}
 
     # -- containers -----------------------------------------------------------------
     def _labels(self, role: str) -> dict[str, str]:
@@ -216,10 +226,37 @@ class ContainersLauncher(Launcher):
         self._follow("database", "postgres", pg)
         return f"postgresql://hodei:{password}@127.0.0.1:{port}/hodei"
 
+    def _make_certs(self) -> None:
+        from harness.certs import make_certs
+
+        self._tls_dir = self.run_dir / "tls"
+        certs = make_certs(self._tls_dir)
+        self._tls_dir.chmod(0o755)  # readable by the image's unprivileged user
+        for path in self._tls_dir.iterdir():
+            path.chmod(0o644)  # throwaway test keys: nothing here is secret
+        self._client_tls = certs.client("good")
+        self._server_tls = {**certs.server(mtls=True), **self._client_tls}
+
+    def _tls_env(self, role: str) -> dict[str, str]:
+        """HODEI_TLS_* of a container: the server's pair and client CA (its health check
+        dials it too, so it also gets a client's), or a client's."""
+        if self._tls_dir is None:
+            return {}
+        return environment_for({"tls": self._server_tls if role == "server" else self._client_tls})
+
+    def _tls_volumes(self) -> dict[str, Any]:
+        if self._tls_dir is None:
+            return {}
+        return {"volumes": {str(self._tls_dir): {"bind": str(self._tls_dir), "mode": "ro"}}}
+
     def _container(
         self, role: str, name: str, command: list[str], env: dict[str, str], **kwargs: Any
     ) -> _Started:
         from testcontainers.core.container import DockerContainer
+
+        env = {**env, **self._tls_env(role)} if role in ("server", "worker") else env
+        if role in ("server", "worker"):
+            kwargs = {**kwargs, **self._tls_volumes()}
 
         _disable_ryuk()
         container = (
@@ -269,6 +306,9 @@ class ContainersLauncher(Launcher):
             lambda: _log_tail(started.container.get_wrapped_container()),
             self.options.start_timeout_s,
             poll_s=0.2,
+            tls=client_tls(TlsSettings.model_validate(self._client_tls))
+            if self._client_tls
+            else None,
         )
         return started.info, address
 
@@ -356,6 +396,9 @@ class ContainersLauncher(Launcher):
         launcher.deployment = deployment
         launcher.worker_prefix = worker_prefix
         launcher._attached = True
+        if deployment.tls:  # the controller's certificates: its workers' settings
+            launcher._client_tls = dict(deployment.tls)
+            launcher._tls_dir = Path(deployment.tls["ca"]).parent
         return launcher
 
     # -- Launcher interface -------------------------------------------------------------
@@ -368,6 +411,8 @@ class ContainersLauncher(Launcher):
                 client, self.options.image, self.options.base_image, self.options.build_missing
             )
             database_url = self._start_database(client)
+            if self.options.tls:
+                self._make_certs()
             server, address = self.start_server(database_url)
             # Tokens on, as locally: made in the run's database once the server has
             # migrated it (host networking: the database is on this host's loopback).
@@ -378,6 +423,7 @@ class ContainersLauncher(Launcher):
                 processes=[self._started[0].info, server],
                 token=create_run_token(database_url, "admin"),
                 worker_token=create_run_token(database_url, "worker"),
+                tls=dict(self._client_tls),
             )
             workers = [self.start_worker(wait=False) for _ in range(self.options.workers)]
             self.wait_workers_ready(workers)
