@@ -244,19 +244,13 @@ class ContainersLauncher(Launcher):
             return {}
         return environment_for({"tls": self._server_tls if role == "server" else self._client_tls})
 
-    def _tls_volumes(self) -> dict[str, Any]:
-        if self._tls_dir is None:
-            return {}
-        return {"volumes": {str(self._tls_dir): {"bind": str(self._tls_dir), "mode": "ro"}}}
-
     def _container(
         self, role: str, name: str, command: list[str], env: dict[str, str], **kwargs: Any
     ) -> _Started:
         from testcontainers.core.container import DockerContainer
 
-        env = {**env, **self._tls_env(role)} if role in ("server", "worker") else env
-        if role in ("server", "worker"):
-            kwargs = {**kwargs, **self._tls_volumes()}
+        tls = role in ("server", "worker") and self._tls_dir is not None
+        env = {**env, **self._tls_env(role)} if tls else env
 
         _disable_ryuk()
         container = (
@@ -267,6 +261,9 @@ class ContainersLauncher(Launcher):
         )
         for key, value in env.items():
             container.with_env(key, value)
+        if tls:
+            # The run's certificates, read-only, at the same path as on the host.
+            container.with_volume_mapping(str(self._tls_dir), str(self._tls_dir), mode="ro")
         try:
             container.start()
         except Exception as exc:

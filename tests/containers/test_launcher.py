@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import grpc
 import psycopg
 import pytest
 
@@ -45,7 +46,10 @@ def test_platform_in_containers(
         dep = launcher.start()
         assert dep.mode == "containers"
         assert dep.server_address.startswith("127.0.0.1:")
-        assert server_health(dep.server_address) == "SERVING"
+        # mTLS with the run's certificates: a plaintext client does not get in.
+        assert server_health(dep.server_address, tls=dep.client_tls()) == "SERVING"
+        with pytest.raises(grpc.RpcError):
+            server_health(dep.server_address)
         roles = sorted(p.role for p in dep.processes)
         assert roles == ["database", "server", "worker", "worker"]
         assert all(p.container_id and p.pid for p in dep.processes)
@@ -53,7 +57,7 @@ def test_platform_in_containers(
             workers = conn.execute("SELECT count(*) FROM workers WHERE state = 'READY'")
             assert workers.fetchone() == (2,)
 
-        driver = Driver(dep.server_address)
+        driver = Driver(dep.server_address, dep.client_tls(), dep.token)
         try:
             job = driver.queue(["sh", "-c", "echo inside; sleep 2; echo done"])
             wait_for(
