@@ -1,6 +1,8 @@
 """docker-compose.e2e.yml for real: `docker compose up` with host networking (the CI
-way, docker-compose.e2e.host.yml) and on its own bridge network with published ports
-(the default), then the host's `hodei` and `hodei-diagnose` against it, then `down`."""
+way, docker-compose.e2e.host.yml), on its own bridge network with published ports (the
+default), and with host networking and mTLS (docker-compose.e2e.tls.yml, certificates
+made for the test), then the host's `hodei` and `hodei-diagnose` against it, then
+`down`."""
 
 from __future__ import annotations
 
@@ -29,9 +31,13 @@ def _script(name: str) -> str:
     return str(path)
 
 
-@pytest.fixture(params=["host", "bridge"])
+@pytest.fixture(params=["host", "bridge", "host-tls"])
 def compose_platform(
-    request: pytest.FixtureRequest, docker_engine: Any, hodei_image: str, postgres_image: str
+    request: pytest.FixtureRequest,
+    docker_engine: Any,
+    hodei_image: str,
+    postgres_image: str,
+    tmp_path: Path,
 ) -> Any:
     if shutil.which("docker") is None:
         pytest.skip("no docker CLI")
@@ -58,8 +64,22 @@ def compose_platform(
         "-f",
         str(ROOT / "docker-compose.e2e.yml"),
     ]
-    if request.param == "host":
+    if request.param.startswith("host"):
         base += ["-f", str(ROOT / "docker-compose.e2e.host.yml")]
+    tls: dict[str, str] = {}
+    if request.param.endswith("tls"):
+        from harness.certs import make_certs
+
+        certs = make_certs(tmp_path / "tls", ("server",))
+        for path in [certs.ca.parent, *certs.ca.parent.iterdir()]:
+            path.chmod(0o755 if path.is_dir() else 0o644)  # the image's uid 10001 reads
+        env["HODEI_E2E_TLS_DIR"] = str(certs.ca.parent)
+        base += ["-f", str(ROOT / "docker-compose.e2e.tls.yml")]
+        tls = {
+            "HODEI_TLS_CA": str(certs.ca),
+            "HODEI_TLS_CLIENT_CERT": str(certs.client_cert),
+            "HODEI_TLS_CLIENT_KEY": str(certs.client_key),
+        }
     up = subprocess.run(
         [*base, "up", "-d", "--wait", "--wait-timeout", "120"],
         env=env,
@@ -82,6 +102,7 @@ def compose_platform(
             "database_url": f"postgresql://hodei:compose-secret@127.0.0.1:{pg_port}/hodei",
             "compose": base,
             "env": env,
+            "tls": tls,
         }
     finally:
         subprocess.run(
@@ -110,6 +131,13 @@ def test_compose_platform_serves_the_host_cli(compose_platform: dict[str, Any]) 
 
     cli_env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
     cli_env["HODEI_SERVER_ADDRESS"] = compose_platform["server"]
+    if compose_platform["tls"]:
+        # mTLS: a client without a certificate is refused before any token is looked at.
+        plain = subprocess.run(
+            [_script("hodei"), "queue"], env=cli_env, capture_output=True, text=True, timeout=60
+        )
+        assert plain.returncode == 3 and "speaks TLS" in plain.stderr, plain.stderr
+        cli_env |= compose_platform["tls"]
     refused = subprocess.run(
         [_script("hodei"), "queue"], env=cli_env, capture_output=True, text=True, timeout=60
     )
