@@ -34,7 +34,10 @@ set -e
 
 port=$("$bin/python" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 cd "$work"  # nothing from the checkout on sys.path
-"$bin/hodei" up --port "$port" --workers 1 --data-dir "$work/pgdata" >"$work/up.log" 2>&1 &
+# The CLI finds the admin token `hodei up` made in its data directory (authentication is
+# on): the same data directory for both, as HODEI_DATA_DIR.
+export HODEI_DATA_DIR="$work/pgdata"
+"$bin/hodei" up --port "$port" --workers 1 >"$work/up.log" 2>&1 &
 up_pid=$!
 for _ in $(seq 1 120); do
     kill -0 "$up_pid" 2>/dev/null || fail "hodei up exited"
@@ -45,7 +48,7 @@ out=$("$bin/hodei" --server "127.0.0.1:$port" job run -- echo bare-install-ok) \
     || fail "hodei job run failed"
 [ "$out" = "bare-install-ok" ] || fail "hodei job run printed '$out'"
 # The doctor finds the running embedded database through its data directory.
-HODEI_DATA_DIR="$work/pgdata" "$bin/hodei-diagnose" --server "127.0.0.1:$port" --format json --output "$work/diagnose.json" \
+"$bin/hodei-diagnose" --server "127.0.0.1:$port" --format json --output "$work/diagnose.json" \
     >/dev/null 2>"$work/diagnose.err" || true
 "$bin/python" - "$work/diagnose.json" <<'EOF' || fail "hodei-diagnose: $(cat "$work/diagnose.err")"
 import json, sys
