@@ -81,6 +81,11 @@ def configure_logging(level: str = "INFO", fmt: str = "text", file: Path | None 
     # grpc and psycopg are chatty at DEBUG; keep them at WARNING unless asked.
     for noisy in ("grpc", "psycopg", "psycopg.pool", "asyncio", "pgserver"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    if logging.getLevelName(level) > logging.DEBUG:
+        # The pool writes a WARNING per failed connection attempt while the database is
+        # away (32 per outage in the chaos suite's logs); the database watch says it
+        # once, with its length. Its errors still show; at DEBUG its warnings do too.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 def quiet_grpc_core(debug: bool = False) -> None:
