@@ -293,15 +293,12 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                 close()  # never awaited: no "coroutine was never awaited" warning
             # Known and said once by the database watch: one line per message would be
             # dozens per outage (98 over the chaos suite's 5 outages). DEBUG only.
-            self.services.workers.note_unstored()
             logger.debug(
                 "worker message %s refused: the database is away",
                 kind,
                 extra={"worker_id": str(protocol.worker_id)},
             )
-            protocol.session.send(
-                RejectedNotice(None, "UNAVAILABLE", f"database unavailable; resend {kind}")
-            )
+            self._unstored(protocol, kind)
             return
         try:
             await work
@@ -311,16 +308,13 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             # The database went away (a restart, an outage): not a bug, no traceback.
             # The worker resends what was not confirmed once it reads UNAVAILABLE; its
             # silence meanwhile proves nothing (hodei.server.recovery).
-            self.services.workers.note_unstored()
             logger.warning(
                 "worker message %s not applied, database unavailable: %s",
                 kind,
                 one_line(str(err)),
                 extra={"worker_id": str(protocol.worker_id)},
             )
-            protocol.session.send(
-                RejectedNotice(None, "UNAVAILABLE", f"database unavailable; resend {kind}")
-            )
+            self._unstored(protocol, kind)
         except Exception:
             # A bug or the database: answer this message, keep the stream.
             logger.exception(
@@ -329,6 +323,14 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             protocol.session.send(
                 RejectedNotice(None, "INTERNAL", f"the server could not apply {kind}")
             )
+
+    def _unstored(self, protocol: WorkerProtocol, kind: str) -> None:
+        """A worker message the database was not there to store: counted (a break for
+        the recovery loop) and answered UNAVAILABLE, which makes the worker resend."""
+        self.services.workers.note_unstored()
+        protocol.session.send(
+            RejectedNotice(None, "UNAVAILABLE", f"database unavailable; resend {kind}")
+        )
 
     async def _starts_and_results(
         self, protocol: WorkerProtocol, group: list[workers_pb2.WorkerMessage]
