@@ -228,3 +228,35 @@ async def test_a_restarted_server_calls_no_worker_lost_before_a_full_miss_window
     assert done.attempts == 1 and done.worker_id == worker_id
     events = events_of(db_url, worker_id)
     assert "WorkerLost" not in events, events
+
+
+async def test_a_restarted_server_waits_out_the_workers_reconnect_backoff(
+    start_server: StartServer, stubs_for: Callable[[str], Stubs], db_url: str
+) -> None:
+    # The chaos suite's double run: a live worker, still in its reconnect backoff, was
+    # called LOST by a restarted server one miss window after its start, and its jobs
+    # ran again. Miss window 0.9 s, backoff 2 s: the worker says Hello 1.8 s after the
+    # restart, past the window but within window + backoff.
+    liveness = {"heartbeat_interval": 0.3, "heartbeat_miss_limit": 3, "reaper_interval": 0.1}
+    backoff = {"reconnect_max_backoff": 2.0}
+    first = await start_server(recovery=liveness, worker=backoff)
+    stubs = stubs_for(first.address)
+    worker, _ = await FakeWorkerStream.connect(stubs)
+    job = await stubs.queue(["sleep", "60"])
+    run = await worker.receive_kind("run")
+    await worker.send(started=workers_pb2.JobStarted(ref=run.ref))
+    await stubs.wait_state(job.id, common_pb2.JOB_STATE_RUNNING)
+    await first.stop(grace=0.5)
+    await worker.close()
+
+    second = await start_server(recovery=liveness, worker=backoff)
+    await asyncio.sleep(1.8)
+    stubs2 = Stubs(second.address, token=server_token(first.address))
+    again, welcome = await FakeWorkerStream.connect(
+        stubs2, worker_id=worker.worker_id, secret=worker.secret, running=[run.ref]
+    )
+    assert list(welcome.superseded) == []
+    kept = await stubs2.wait_state(job.id, common_pb2.JOB_STATE_RUNNING)
+    assert kept.attempts == 1
+    assert "WorkerLost" not in events_of(db_url, worker.worker_id)
+    await again.close()
