@@ -15,7 +15,10 @@
   in a 3 s outage: requeued 0.3 s after the database came back, their acks 0.2 s later);
 - RUNNING jobs past their timeout plus a grace period become TIMED_OUT and their
   worker is told to kill them;
-- a cancel the worker never confirmed is forced to CANCELLED.
+- a cancel the worker never confirmed is forced to CANCELLED;
+- a queue row whose job is not PENDING (a stray row: put back for a finished job)
+  is removed with a `Repaired` event and a log line: the dispatcher skips such rows
+  rather than deleting them silently, so every repair leaves a trace.
 It also refreshes this server's heartbeat in server_status.
 """
 
@@ -29,6 +32,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from hodei.db.connector import Database
+from hodei.domain.events import EventType
 from hodei.domain.jobs import JobState
 from hodei.domain.workers import SilenceWatch, WorkerState
 from hodei.errors import HodeiError
@@ -147,10 +151,33 @@ class Recovery:
             await self._force(job_id, JobState.TIMED_OUT, "no result before the timeout")
         for job_id in await self._ids("overdue_cancels", {"grace": grace}):
             await self._force(job_id, JobState.CANCELLED, "cancel not confirmed by the worker")
+        await self.repair_stray_queue_rows()
         # The sweep's end is a contact too: a long sweep (many LOST workers) is not a
         # break in this loop's view of the database.
         self.watch.reached(time.monotonic())
         self.ack_watch.reached(time.monotonic())
+
+    async def repair_stray_queue_rows(self) -> int:
+        """Remove queue rows whose job is not PENDING, each with a Repaired event in the
+        same statement; returns how many."""
+        async with self.db.connection() as tx:
+            rows = await tx.all(
+                "repair_stray_queue_rows",
+                {
+                    "limit": 100,
+                    "event_type": str(EventType.REPAIRED),
+                    "actor": f"recovery:{self.workers.server_id}",
+                },
+            )
+        for row in rows:
+            logger.warning(
+                "repaired: removed a stray queue row (job is %s, not PENDING)",
+                row["state"],
+                extra={"job_id": str(row["job_id"]), "repair": "stray_queue_row"},
+            )
+        if rows:
+            self.registry.capacity_changed.set()  # the queue's head may have been a stray
+        return len(rows)
 
     def _note_unstored(self) -> None:
         """Worker messages went unstored since the last look: the database was away, if
