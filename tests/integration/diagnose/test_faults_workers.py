@@ -319,3 +319,40 @@ async def test_worker_stopped_cleanly_is_not_lost(
         sql, db_url, "SELECT state, server_id FROM workers WHERE name = 'stopping'"
     )
     assert rows == [("TERMINATED", None)]
+
+
+async def test_worker_whose_stream_holder_vanished_is_named(
+    db_url: str,
+    start_server: Any,
+    spawn_worker: Callable[..., Any],
+    run_diagnose: Any,
+    diag_tokens: dict[str, str],
+) -> None:
+    """A worker row that says a server holds its stream, where that server has no live
+    server_status (it was SIGKILLed, or its row is gone): no stream, named at once."""
+    app = await start_server()
+    spawn_worker(app.address, name="orphan")
+    await wait_ready_workers(db_url, 1)
+    job_id = await queue_job(app.address, ["sleep", "60"], diag_tokens["admin"])
+    await wait_job(db_url, job_id, ("RUNNING",))
+    ((worker_id,),) = await asyncio.to_thread(
+        sql,
+        db_url,
+        "UPDATE workers SET server_id = 'vanished:1:dead' WHERE name = 'orphan' RETURNING id::text",
+    )
+    observable_at = time.monotonic()
+
+    run, _ = await named_within(
+        run_diagnose,
+        targets(db_url, app.address),
+        "WORKER_STREAM_CLOSED",
+        fault="stream holder gone (workers.server_id of a server without status)",
+        observable_at=observable_at,
+    )
+
+    assert run.code == 2, (run.failing(), run.stdout)
+    assert run.report["root_cause_code"] == "WORKER_STREAM_CLOSED"
+    (line,) = run.check("workers.stream")["evidence"]
+    assert f"worker {worker_id} (orphan" in line
+    assert "stream held by vanished:1:dead (unknown server)" in line
+    assert f"{job_id} RUNNING" in line
