@@ -446,6 +446,11 @@ class FaultSettings(_Group):
     drop_logs: bool = setting(
         False, "HODEI_FAULT_DROP_LOGS", "fault: the worker runs jobs but never sends their output"
     )
+    clock_offset_s: float = setting(
+        0.0,
+        "HODEI_FAULT_CLOCK_OFFSET_S",
+        "fault: the worker's clock, as sent with its Hello and heartbeats, is off by this, s",
+    )
 
     @model_validator(mode="after")
     def _only_when_testing(self) -> FaultSettings:

@@ -247,10 +247,14 @@ WITH w AS (
     SELECT w.id AS worker_id, row_number() OVER (ORDER BY k, w.running_jobs, w.id) AS rank
     FROM w CROSS JOIN LATERAL generate_series(1, w.slots - w.running_jobs) AS k
 ), picked AS (
+    -- Only rows of PENDING jobs: a stray row (its job finished or running) is left to
+    -- the recovery loop, which removes it with a trace (repair_stray_queue_rows)
+    -- instead of this statement deleting it silently.
     SELECT q.job_id FROM job_queue q
+    WHERE EXISTS (SELECT 1 FROM jobs p WHERE p.id = q.job_id AND p.state = 'PENDING')
     ORDER BY q.priority DESC, q.enqueued_at
     LIMIT least((SELECT count(*) FROM slot), %(limit)s)
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF q SKIP LOCKED
 ), gone AS (
     -- By primary key (= ANY of an array): a join here hashed the whole queue.
     DELETE FROM job_queue q WHERE q.job_id = ANY(ARRAY(SELECT job_id FROM picked))
@@ -332,13 +336,16 @@ SELECT j.*, (SELECT count(*) FROM ob) AS events FROM j;
 WITH r AS (
     SELECT * FROM unnest(%(ids)b::uuid[], %(attempts)b::int[], %(states)b::text[],
                          %(exit_codes)b::int[], %(errors)b::text[], %(total_lines)b::bigint[],
-                         %(sources)b::text[], %(event_types)b::text[], %(payloads)b::jsonb[])
-        AS r(id, attempt, state, exit_code, error, total_lines, sources, event_type, payload)
+                         %(sources)b::text[], %(event_types)b::text[], %(payloads)b::jsonb[],
+                         %(lines_read)b::bigint[], %(bytes_read)b::bigint[])
+        AS r(id, attempt, state, exit_code, error, total_lines, sources, event_type, payload,
+             lines_read, bytes_read)
 ), old AS (
     SELECT id, state FROM jobs WHERE id = ANY(%(ids)b::uuid[])
 ), j AS (
     UPDATE jobs SET state = r.state, exit_code = r.exit_code, error = r.error,
-           finished_at = now(), ack_deadline = NULL, updated_at = now()
+           finished_at = now(), ack_deadline = NULL, updated_at = now(),
+           output_lines_read = r.lines_read, output_bytes_read = r.bytes_read
     FROM r, old
     WHERE jobs.id = ANY(%(ids)b::uuid[]) AND jobs.id = r.id AND old.id = r.id
       AND jobs.attempts = r.attempt AND jobs.worker_id = %(worker_id)s
@@ -394,6 +401,10 @@ WHERE id = %(id)s RETURNING *;
 -- name: request_cancel
 UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
 WHERE id = %(id)s RETURNING *;
+
+-- name: record_output_read
+-- What the worker read of the attempt's output, with its result (beside attempt_lines).
+UPDATE jobs SET output_lines_read = %(lines)s, output_bytes_read = %(bytes)s WHERE id = %(id)s;
 
 -- name: advance_log_cursor
 -- `rows` stored, for `lines` of the worker's: more rows than lines when the server
@@ -499,18 +510,61 @@ UPDATE workers SET state = %(state)s, updated_at = now() WHERE id = %(id)s RETUR
 -- name: connect_worker
 UPDATE workers SET state = %(state)s, running_jobs = %(running_jobs)s,
        current_job_id = %(current_job_id)s, slots = %(slots)s, server_id = %(server_id)s,
-       connected_at = now(), last_heartbeat = now(), updated_at = now()
+       connected_at = now(), last_heartbeat = now(), updated_at = now(),
+       stream_closed_at = NULL,
+       -- Hello.sent_at: the worker's clock (see heartbeat_worker).
+       clock_skew_s = CASE WHEN %(sent_at)s::timestamptz IS NULL THEN clock_skew_s
+           ELSE extract(epoch FROM %(sent_at)s::timestamptz - clock_timestamp())::float8 END,
+       clock_measured_at = CASE WHEN %(sent_at)s::timestamptz IS NULL THEN clock_measured_at
+           ELSE clock_timestamp() END
 WHERE id = %(id)s RETURNING *;
 
 -- name: disconnect_worker
-UPDATE workers SET server_id = NULL, updated_at = now()
+-- The stream ended: no server holds it, and since when (hodei-diagnose names a worker
+-- that still owns jobs without a stream).
+UPDATE workers SET server_id = NULL, stream_closed_at = clock_timestamp(), updated_at = now()
 WHERE id = %(id)s AND server_id = %(server_id)s;
 
 -- name: disconnect_server_workers
-UPDATE workers SET server_id = NULL, updated_at = now() WHERE server_id = %(server_id)s;
+UPDATE workers SET server_id = NULL, stream_closed_at = clock_timestamp(), updated_at = now()
+WHERE server_id = %(server_id)s;
 
 -- name: heartbeat_worker
-UPDATE workers SET last_heartbeat = now() WHERE id = %(id)s AND server_id = %(server_id)s;
+-- `sent_at`: the worker's clock when it sent the heartbeat (NULL: an older worker);
+-- the skew is measured against this database's clock, so the network's one-way delay
+-- (milliseconds) is in it too.
+UPDATE workers SET last_heartbeat = now(),
+       clock_skew_s = CASE WHEN %(sent_at)s::timestamptz IS NULL THEN clock_skew_s
+           ELSE extract(epoch FROM %(sent_at)s::timestamptz - clock_timestamp())::float8 END,
+       clock_measured_at = CASE WHEN %(sent_at)s::timestamptz IS NULL THEN clock_measured_at
+           ELSE clock_timestamp() END
+WHERE id = %(id)s AND server_id = %(server_id)s;
+
+-- name: repair_stray_queue_rows
+-- Queue rows whose job is not PENDING (a job_queue row put back for a finished job, a
+-- bug, a hand edit): the dispatcher skips them; this removes them, each with a
+-- `Repaired` event (and its outbox row) in the same statement, so the repair is
+-- counted durably and hodei-diagnose can report it. Locked rows are left to the next
+-- sweep (a transaction is dequeuing them itself).
+WITH stray AS (
+    SELECT q.job_id, j.state, j.correlation_id FROM job_queue q JOIN jobs j ON j.id = q.job_id
+    WHERE j.state <> 'PENDING'
+    LIMIT %(limit)s
+    FOR UPDATE OF q SKIP LOCKED
+), gone AS (
+    DELETE FROM job_queue q WHERE q.job_id = ANY(ARRAY(SELECT job_id FROM stray))
+    RETURNING q.job_id, q.enqueued_at
+), ev AS (
+    INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
+    SELECT %(event_type)s, 'job', g.job_id, %(actor)s, s.correlation_id,
+           jsonb_build_object('repair', 'stray_queue_row', 'state', s.state,
+                              'enqueued_at', g.enqueued_at)
+    FROM gone g JOIN stray s USING (job_id)
+    RETURNING *
+), {{outbox_rows}}
+SELECT ev.aggregate_id AS job_id, ev.payload->>'state' AS state,
+       (SELECT count(*) FROM ob) AS events
+FROM ev ORDER BY ev.id;
 
 -- name: silent_workers
 SELECT id FROM workers

@@ -234,3 +234,71 @@ WHERE xact_start < clock_timestamp() - make_interval(secs => %(age_s)s)
   AND backend_type = 'client backend'
 ORDER BY xact_start
 LIMIT %(limit)s;
+
+-- name: workers_without_stream
+-- Workers that own ASSIGNED/RUNNING jobs but whose stream no live server holds: closed
+-- (server_id NULL, for longer than the grace: a reconnect takes a moment), or held by
+-- a server whose server_status is stopped, stale or missing. Their jobs wait for the
+-- heartbeat deadline; named before it. Jobs listed per worker.
+SELECT w.id::text AS id, w.name, w.pid, w.state, w.server_id,
+       extract(epoch FROM clock_timestamp() - w.stream_closed_at)::float8 AS closed_for_s,
+       extract(epoch FROM clock_timestamp() - w.last_heartbeat)::float8 AS heartbeat_age_s,
+       CASE WHEN w.server_id IS NULL THEN 'closed'
+            WHEN s.server_id IS NULL THEN 'unknown server'
+            WHEN s.stopped_at IS NOT NULL THEN 'server stopped'
+            ELSE 'server silent' END AS why,
+       (SELECT array_agg(j.id::text || ' ' || j.state ORDER BY j.assigned_at)
+          FROM jobs j WHERE j.worker_id = w.id AND j.state IN ('ASSIGNED', 'RUNNING')) AS jobs
+FROM workers w LEFT JOIN server_status s ON s.server_id = w.server_id
+WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.worker_id = w.id AND j.state IN ('ASSIGNED', 'RUNNING'))
+  AND ((w.server_id IS NULL
+        AND coalesce(w.stream_closed_at, w.updated_at)
+            < clock_timestamp() - make_interval(secs => %(grace_s)s))
+       OR (w.server_id IS NOT NULL
+           AND (s.server_id IS NULL OR s.stopped_at IS NOT NULL
+                OR s.heartbeat_at < clock_timestamp() - make_interval(secs => %(server_stale_s)s))))
+ORDER BY w.stream_closed_at NULLS LAST
+LIMIT %(limit)s;
+
+-- name: worker_clock_skew
+-- Live workers whose clock, as sent with their last Hello/heartbeat, is off from this
+-- database's by more than the threshold (positive: the worker is ahead).
+SELECT id::text AS id, name, pid, state, clock_skew_s,
+       extract(epoch FROM clock_timestamp() - clock_measured_at)::float8 AS measured_age_s
+FROM workers
+WHERE state IN ('READY', 'BUSY', 'DRAINING') AND abs(clock_skew_s) > %(skew_s)s
+ORDER BY abs(clock_skew_s) DESC
+LIMIT %(limit)s;
+
+-- name: attempts_output_lost
+-- Recently finished attempts whose worker read more (or fewer) output lines than the
+-- server stored (jobs.attempt_lines). Only finished jobs: a running one is still
+-- sending. Both count the worker's lines (a line split at the worker's limit is one
+-- line per piece on both sides; the server's own 1 MiB row split is not counted).
+SELECT j.id::text AS job_id, j.worker_id::text AS worker_id, w.name AS worker_name, j.attempts,
+       j.state, j.output_lines_read AS lines_read, j.output_bytes_read AS bytes_read,
+       j.attempt_lines AS lines_stored,
+       extract(epoch FROM clock_timestamp() - j.finished_at)::float8 AS finished_age_s
+FROM jobs j LEFT JOIN workers w ON w.id = j.worker_id
+WHERE j.finished_at >= clock_timestamp() - make_interval(secs => %(window_s)s)
+  AND j.output_lines_read IS NOT NULL
+  AND j.output_lines_read <> j.attempt_lines
+ORDER BY j.finished_at DESC
+LIMIT %(limit)s;
+
+-- name: attempts_output_summary
+SELECT count(*) FILTER (WHERE output_lines_read IS NOT NULL) AS measured,
+       count(*) FILTER (WHERE output_lines_read <> attempt_lines) AS differing
+FROM jobs
+WHERE finished_at >= clock_timestamp() - make_interval(secs => %(window_s)s);
+
+-- name: recent_repairs
+-- What the platform repaired recently (domain events `Repaired`), newest first.
+SELECT aggregate_id::text AS job_id, payload->>'repair' AS repair,
+       payload->>'state' AS state, actor, count(*) OVER () AS total,
+       extract(epoch FROM clock_timestamp() - occurred_at)::float8 AS age_s
+FROM domain_events
+WHERE event_type = 'Repaired'
+  AND occurred_at >= clock_timestamp() - make_interval(secs => %(window_s)s)
+ORDER BY id DESC
+LIMIT %(limit)s;

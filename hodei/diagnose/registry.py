@@ -40,6 +40,10 @@ class Thresholds:
     throughput_min_per_min: float = 1.0  # WARN below this while jobs wait
     canary_timeout_s: float = 30.0
     rpc_timeout_s: float = 1.5
+    stream_closed_grace_s: float = 1.0  # a worker owning jobs without a stream this long
+    clock_skew_s: float = 2.0  # |worker clock - database clock| above this warns
+    output_window_s: float = 900.0  # finished attempts this recent are checked for lost output
+    repair_window_s: float = 3600.0  # repairs this recent are reported
 
     @classmethod
     def names(cls) -> list[str]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hodei.diagnose import (  # noqa: F401  (importing a module registers its checks)
+    checks_attempts,
     checks_database,
     checks_events,
     checks_jobs,
@@ -32,12 +33,16 @@ ORDER = [
     "workers.ready",
     "workers.heartbeat",
     "workers.busy_without_job",
+    "workers.stream",
+    "workers.clock",
     "queue.backlog",
     "dispatcher.progress",
     "jobs.assigned_unacked",
     "jobs.running_stuck",
     "consistency.pending_unqueued",
     "consistency.queue_not_pending",
+    "queue.repairs",
+    "attempts.output",
     "events.flow",
     "outbox.flow",
     "outbox.backlog",

@@ -24,6 +24,9 @@ class EventType(enum.StrEnum):
     WORKER_DRAINING = "WorkerDraining"
     WORKER_LOST = "WorkerLost"
     WORKER_TERMINATED = "WorkerTerminated"
+    #: The platform corrected an inconsistency it found (payload `repair`: what, e.g.
+    #: "stray_queue_row"): counted durably so that hodei-diagnose can report it.
+    REPAIRED = "Repaired"
 
 
 class AggregateType(enum.StrEnum):

@@ -15,7 +15,10 @@
   in a 3 s outage: requeued 0.3 s after the database came back, their acks 0.2 s later);
 - RUNNING jobs past their timeout plus a grace period become TIMED_OUT and their
   worker is told to kill them;
-- a cancel the worker never confirmed is forced to CANCELLED.
+- a cancel the worker never confirmed is forced to CANCELLED;
+- a queue row whose job is not PENDING (a stray row: put back for a finished job)
+  is removed with a `Repaired` event and a log line: the dispatcher skips such rows
+  rather than deleting them silently, so every repair leaves a trace.
 It also refreshes this server's heartbeat in server_status.
 """
 
@@ -29,6 +32,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from hodei.db.connector import Database
+from hodei.domain.events import EventType
 from hodei.domain.jobs import JobState
 from hodei.domain.workers import SilenceWatch, WorkerState
 from hodei.errors import HodeiError
@@ -44,6 +48,10 @@ from hodei.settings import Settings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: The stray-queue-row repair waits this many times its own duration before it runs
+#: again (1/50: at most 2 % of the database time it would take running back to back).
+_REPAIR_SHARE_INVERSE = 50.0
 
 
 class Recovery:
@@ -72,6 +80,7 @@ class Recovery:
         self.watch = self._new_watch()
         self.ack_watch = self._new_watch(self.settings.dispatcher.ack_timeout)
         self._unstored_seen = 0
+        self._next_repair = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         logger.info("recovery loop started (worker silence limit %.1f s)", self.silence_limit)
@@ -147,10 +156,40 @@ class Recovery:
             await self._force(job_id, JobState.TIMED_OUT, "no result before the timeout")
         for job_id in await self._ids("overdue_cancels", {"grace": grace}):
             await self._force(job_id, JobState.CANCELLED, "cancel not confirmed by the worker")
+        if time.monotonic() >= self._next_repair:
+            began = time.monotonic()
+            await self.repair_stray_queue_rows()
+            # The statement reads the whole queue (~18 ms at 10,000 queued jobs on the
+            # development machine): on a long queue it runs less often, at most 2 % of
+            # the time, instead of every sweep.
+            took = time.monotonic() - began
+            self._next_repair = began + max(took * _REPAIR_SHARE_INVERSE, 0.0)
         # The sweep's end is a contact too: a long sweep (many LOST workers) is not a
         # break in this loop's view of the database.
         self.watch.reached(time.monotonic())
         self.ack_watch.reached(time.monotonic())
+
+    async def repair_stray_queue_rows(self) -> int:
+        """Remove queue rows whose job is not PENDING, each with a Repaired event in the
+        same statement; returns how many."""
+        async with self.db.connection() as tx:
+            rows = await tx.all(
+                "repair_stray_queue_rows",
+                {
+                    "limit": 100,
+                    "event_type": str(EventType.REPAIRED),
+                    "actor": f"recovery:{self.workers.server_id}",
+                },
+            )
+        for row in rows:
+            logger.warning(
+                "repaired: removed a stray queue row (job is %s, not PENDING)",
+                row["state"],
+                extra={"job_id": str(row["job_id"]), "repair": "stray_queue_row"},
+            )
+        if rows:
+            self.registry.capacity_changed.set()  # the queue's head may have been a stray
+        return len(rows)
 
     def _note_unstored(self) -> None:
         """Worker messages went unstored since the last look: the database was away, if

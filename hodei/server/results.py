@@ -42,6 +42,10 @@ class AttemptResult:
     exit_code: int | None
     error: str
     total_lines: int = 0
+    #: What the worker read of the attempt's output (None: not reported); stored beside
+    #: jobs.attempt_lines, what the server stored of it.
+    lines_read: int | None = None
+    bytes_read: int | None = None
 
 
 #: What became of one message: the job after it; None for a result whose lines are not
@@ -120,6 +124,8 @@ async def finish_fenced(
                 "exit_codes": [r.exit_code for r in results],
                 "errors": [r.error for r in results],
                 "total_lines": [r.total_lines for r in results],
+                "lines_read": [r.lines_read for r in results],
+                "bytes_read": [r.bytes_read for r in results],
                 "sources": [",".join(sources(r.state, among=ACTIVE_JOB_STATES)) for r in results],
                 "event_types": [str(e.type) for e in events],
                 "payloads": [Jsonb(e.payload) for e in events],
@@ -288,6 +294,12 @@ class WorkerResults:
                 return None
             if not job.state.is_active:
                 raise StaleAttempt(f"job {job.id} is {job.state}, not running on {worker_id}")
-            return await finish_locked(
+            finished = await finish_locked(
                 tx, job, result.state, result.exit_code, result.error, f"worker:{worker_id}"
             )
+            if result.lines_read is not None:
+                await tx.execute(
+                    "record_output_read",
+                    {"id": job.id, "lines": result.lines_read, "bytes": result.bytes_read},
+                )
+            return finished

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import datetime
 
 from hodei.domain.workers import WorkerState
 from hodei.errors import HodeiError
@@ -122,9 +123,11 @@ class WorkerProtocol:
         workers: WorkerService,
         logs: LogService,
         batches: bool = False,
+        sent_at: datetime | None = None,
     ) -> WorkerProtocol:
-        """Connect the worker (READY only now) and queue the Welcome."""
-        _, superseded = await workers.connect(worker_id, running, slots)
+        """Connect the worker (READY only now) and queue the Welcome. `sent_at`: the
+        worker's clock when it sent its Hello (its skew is stored)."""
+        _, superseded = await workers.connect(worker_id, running, slots, sent_at)
         session = Session(worker_id, batches)
         session.send(WelcomeNotice(worker_id, workers.server_id, superseded))
         registry.add(session)
@@ -137,8 +140,8 @@ class WorkerProtocol:
         logger.warning("worker message rejected: %s", err, extra=fields)
         self.session.send(RejectedNotice(ref, err.code, str(err)))
 
-    async def heartbeat(self) -> None:
-        await self.workers.heartbeat(self.worker_id)
+    async def heartbeat(self, sent_at: datetime | None = None) -> None:
+        await self.workers.heartbeat(self.worker_id, sent_at)
 
     async def draining(self) -> None:
         await self.workers.drain(self.worker_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 
 from psycopg.types.json import Jsonb
 
@@ -87,7 +88,11 @@ class WorkerService:
         return WorkerRecord.from_row(row)
 
     async def connect(
-        self, worker_id: uuid.UUID, running: list[AttemptRef], slots: int
+        self,
+        worker_id: uuid.UUID,
+        running: list[AttemptRef],
+        slots: int,
+        sent_at: datetime | None = None,
     ) -> tuple[WorkerRecord, list[AttemptRef]]:
         """Hello: the stream is open on this server, so the worker becomes assignable.
 
@@ -138,6 +143,7 @@ class WorkerService:
                     "current_job_id": active[0]["id"] if active else None,
                     "slots": slots,
                     "server_id": self.server_id,
+                    "sent_at": sent_at,
                 },
             )
             assert row is not None
@@ -162,9 +168,14 @@ class WorkerService:
         )
         return WorkerRecord.from_row(row), superseded
 
-    async def heartbeat(self, worker_id: uuid.UUID) -> None:
+    async def heartbeat(self, worker_id: uuid.UUID, sent_at: datetime | None = None) -> None:
+        """`sent_at`: the worker's clock when it sent the heartbeat; the database stores
+        its skew from its own clock (None: an older worker, nothing measured)."""
         async with self.db.connection() as tx:
-            await tx.execute("heartbeat_worker", {"id": worker_id, "server_id": self.server_id})
+            await tx.execute(
+                "heartbeat_worker",
+                {"id": worker_id, "server_id": self.server_id, "sent_at": sent_at},
+            )
 
     async def disconnect(self, worker_id: uuid.UUID) -> None:
         """The stream ended: not assignable any more; its jobs wait for the heartbeat
@@ -212,6 +223,16 @@ class WorkerService:
             if current is None:
                 raise NotFound(f"worker {worker_id} is not registered")
             state = WorkerState(current["state"])
+            if (
+                target == WorkerState.LOST
+                and state == WorkerState.DRAINING
+                and not await tx.all("worker_jobs", {"worker_id": worker_id})
+            ):
+                # It said it was stopping (Draining) and holds no job: a clean stop whose
+                # Goodbye never arrived (its server went away meanwhile, or the flush
+                # timed out), not a lost worker; hodei-diagnose does not report it.
+                target = WorkerState.TERMINATED
+                reason = f"stopped after draining, no Goodbye received ({reason})"
             if state == target:
                 return False
             check_transition(state, target)

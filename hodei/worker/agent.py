@@ -22,6 +22,8 @@ import socket
 import time
 from collections.abc import Mapping
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from hodei import __version__ as hodei_version
 from hodei.api.v1 import workers_pb2
 from hodei.errors import HodeiError
@@ -98,8 +100,16 @@ class WorkerAgent:
                 slots=self.settings.worker.slots,
                 batches=True,  # this worker reads ServerMessage.batch
                 session_secret=self._session_secret,
+                sent_at=self.clock(),
             )
         )
+
+    def clock(self) -> Timestamp:
+        """This worker's wall clock, sent with Hello and heartbeats: the server stores
+        the skew from the database's clock (a testing setting can shift it)."""
+        stamp = Timestamp()
+        stamp.FromNanoseconds(time.time_ns() + int(self.settings.faults.clock_offset_s * 1e9))
+        return stamp
 
     def on_welcome(self, welcome: workers_pb2.Welcome) -> None:
         for ref in welcome.superseded:
@@ -259,6 +269,9 @@ class WorkerAgent:
             exit_code=result.exit_code or 0,
             error=result.error,
             total_lines=logs.total,
+            has_output_read=True,
+            lines_read=att.lines_read,
+            bytes_read=att.bytes_read,
         )
         # The command is not on this INFO line (it may carry secrets passed in argv);
         # it is on the DEBUG "job started" line.

@@ -55,6 +55,10 @@ class Attempt:
     # Stopped by our own shutdown: handed back to the server for a retry, no result.
     give_back: bool = False
     result: workers_pb2.JobResult | None = None
+    #: Lines (as split for the wire) and bytes read from the process's output, sent
+    #: with the result whatever became of them.
+    lines_read: int = 0
+    bytes_read: int = 0
     # What was sent on the current stream (reset on each reconnect).
     ack_sent: bool = False
     started_sent: bool = False

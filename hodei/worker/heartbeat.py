@@ -14,7 +14,9 @@ def heartbeat_message(agent: WorkerAgent) -> workers_pb2.WorkerMessage:
     """What the worker holds and how many jobs it would take now (none while draining)."""
     free = 0 if agent.draining else max(agent.settings.worker.slots - agent.running_count, 0)
     return workers_pb2.WorkerMessage(
-        heartbeat=workers_pb2.Heartbeat(running=[a.ref for a in agent.held], free_slots=free)
+        heartbeat=workers_pb2.Heartbeat(
+            running=[a.ref for a in agent.held], free_slots=free, sent_at=agent.clock()
+        )
     )
 
 

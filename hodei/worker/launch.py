@@ -68,6 +68,10 @@ class Launcher:
         mask = att.mask.lines if att.mask else None
 
         def on_lines(is_stderr: bool, lines: list[bytes], ts_ns: int) -> None:
+            # Counted as read, before anything else: the result reports these figures
+            # beside what the server stored, so output lost on the way is seen.
+            att.lines_read += len(lines)
+            att.bytes_read += sum(map(len, lines))
             if drop_logs:
                 return
             if mask is not None:  # before buffering: a secret is never sent, so never stored

@@ -75,6 +75,11 @@ class WorkerService:
             logger.warning(
                 "FAULT INJECTION: fault_drop_logs is on; job output will not be streamed"
             )
+        if self.settings.faults.clock_offset_s:
+            logger.warning(
+                "FAULT INJECTION: the clock sent to the server is off by %.3f s",
+                self.settings.faults.clock_offset_s,
+            )
         logger.info(
             "worker starting: server=%s slots=%d",
             self.settings.server.address,

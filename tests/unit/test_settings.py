@@ -89,6 +89,18 @@ def test_a_fault_is_refused_without_the_testing_switch(monkeypatch: pytest.Monke
     assert "\n" not in message
 
 
+def test_a_clock_offset_is_a_fault_refused_without_the_testing_switch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("HODEI_TESTING", raising=False)
+    monkeypatch.setenv("HODEI_FAULT_CLOCK_OFFSET_S", "-30")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "HODEI_FAULT_CLOCK_OFFSET_S injects a fault" in str(caught.value)
+    monkeypatch.setenv("HODEI_TESTING", "true")
+    assert load_settings().faults.clock_offset_s == -30.0
+
+
 def test_a_fault_is_accepted_with_the_testing_switch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HODEI_TESTING", "true")
     monkeypatch.setenv("HODEI_FAULT_DROP_LOGS", "true")

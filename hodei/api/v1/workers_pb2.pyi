@@ -58,26 +58,30 @@ class RegisterResponse(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., session_secret: _Optional[str] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("worker_id", "running", "slots", "batches", "session_secret")
+    __slots__ = ("worker_id", "running", "slots", "batches", "session_secret", "sent_at")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     SLOTS_FIELD_NUMBER: _ClassVar[int]
     BATCHES_FIELD_NUMBER: _ClassVar[int]
     SESSION_SECRET_FIELD_NUMBER: _ClassVar[int]
+    SENT_AT_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     running: _containers.RepeatedCompositeFieldContainer[_common_pb2.JobRef]
     slots: int
     batches: bool
     session_secret: str
-    def __init__(self, worker_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[_common_pb2.JobRef, _Mapping]]] = ..., slots: _Optional[int] = ..., batches: _Optional[bool] = ..., session_secret: _Optional[str] = ...) -> None: ...
+    sent_at: _timestamp_pb2.Timestamp
+    def __init__(self, worker_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[_common_pb2.JobRef, _Mapping]]] = ..., slots: _Optional[int] = ..., batches: _Optional[bool] = ..., session_secret: _Optional[str] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("running", "free_slots")
+    __slots__ = ("running", "free_slots", "sent_at")
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     FREE_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    SENT_AT_FIELD_NUMBER: _ClassVar[int]
     running: _containers.RepeatedCompositeFieldContainer[_common_pb2.JobRef]
     free_slots: int
-    def __init__(self, running: _Optional[_Iterable[_Union[_common_pb2.JobRef, _Mapping]]] = ..., free_slots: _Optional[int] = ...) -> None: ...
+    sent_at: _timestamp_pb2.Timestamp
+    def __init__(self, running: _Optional[_Iterable[_Union[_common_pb2.JobRef, _Mapping]]] = ..., free_slots: _Optional[int] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class JobAck(_message.Message):
     __slots__ = ("ref", "accepted", "reason")
@@ -130,20 +134,26 @@ class LogBatch(_message.Message):
     def __init__(self, ref: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., first_line: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ..., segments: _Optional[_Iterable[_Union[LogSegment, _Mapping]]] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("ref", "outcome", "has_exit_code", "exit_code", "error", "total_lines")
+    __slots__ = ("ref", "outcome", "has_exit_code", "exit_code", "error", "total_lines", "has_output_read", "lines_read", "bytes_read")
     REF_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     HAS_EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     TOTAL_LINES_FIELD_NUMBER: _ClassVar[int]
+    HAS_OUTPUT_READ_FIELD_NUMBER: _ClassVar[int]
+    LINES_READ_FIELD_NUMBER: _ClassVar[int]
+    BYTES_READ_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.JobRef
     outcome: JobOutcome
     has_exit_code: bool
     exit_code: int
     error: str
     total_lines: int
-    def __init__(self, ref: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., outcome: _Optional[_Union[JobOutcome, str]] = ..., has_exit_code: _Optional[bool] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., total_lines: _Optional[int] = ...) -> None: ...
+    has_output_read: bool
+    lines_read: int
+    bytes_read: int
+    def __init__(self, ref: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., outcome: _Optional[_Union[JobOutcome, str]] = ..., has_exit_code: _Optional[bool] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., total_lines: _Optional[int] = ..., has_output_read: _Optional[bool] = ..., lines_read: _Optional[int] = ..., bytes_read: _Optional[int] = ...) -> None: ...
 
 class Draining(_message.Message):
     __slots__ = ()

@@ -82,6 +82,8 @@ def attempt_result(result: workers_pb2.JobResult) -> AttemptResult:
         result.exit_code if result.has_exit_code else None,
         result.error,
         result.total_lines,
+        result.lines_read if result.has_output_read else None,
+        result.bytes_read if result.has_output_read else None,
     )
 
 

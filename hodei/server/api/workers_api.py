@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -163,6 +164,7 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             self.services.workers,
             self.services.logs,
             batches=hello.batches,
+            sent_at=sent_time(hello),
         )
 
     async def _read(
@@ -282,7 +284,8 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
         if message.WhichOneof("payload") == "heartbeat":
             # Not queued behind log batches: a worker streaming a lot of output
             # must not look silent while its lines wait to be inserted.
-            await self._guarded(protocol, "heartbeat", protocol.heartbeat())
+            sent_at = sent_time(message.heartbeat)
+            await self._guarded(protocol, "heartbeat", protocol.heartbeat(sent_at))
         else:
             await inbox.put(message)
 
@@ -378,3 +381,14 @@ def malformed(message: object, where: str = "a message") -> str:
     if isinstance(message, workers_pb2.WorkerMessage) and message.WhichOneof("payload") is None:
         return f"{where} after Hello has no payload (an empty hodei.api.v1.WorkerMessage)"
     return ""
+
+
+def sent_time(message: workers_pb2.Hello | workers_pb2.Heartbeat) -> datetime | None:
+    """The worker's clock when it sent a Hello or a Heartbeat; None when unset (an
+    older worker) or not a time this server can store."""
+    if not message.HasField("sent_at"):
+        return None
+    try:
+        return message.sent_at.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None

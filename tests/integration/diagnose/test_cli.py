@@ -87,6 +87,8 @@ def test_only_and_skip_select_by_id_or_prefix() -> None:
         "workers.ready",
         "workers.heartbeat",
         "workers.busy_without_job",
+        "workers.stream",
+        "workers.clock",
     ]
     ids = [c.id for c in select_checks([], ["canary", "logs.grpc_errors"])]
     assert "canary.logs" not in ids and "logs.grpc_errors" not in ids and "server.health" in ids

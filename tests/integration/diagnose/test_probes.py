@@ -71,6 +71,8 @@ def test_every_named_probe_runs(db_url: str) -> None:
         "ack_s": 10.0,
         "grace_s": 1.0,
         "stale_s": 20.0,
+        "server_stale_s": 30.0,
+        "skew_s": 2.0,
         "minutes": 3,
         "ids": [str(uuid.uuid4())],
         "id": str(uuid.uuid4()),

@@ -260,3 +260,52 @@ async def test_a_restarted_server_waits_out_the_workers_reconnect_backoff(
     assert kept.attempts == 1
     assert "WorkerLost" not in events_of(db_url, worker.worker_id)
     await again.close()
+
+
+async def test_a_silent_worker_that_said_draining_and_holds_nothing_stopped_cleanly(
+    start_server: StartServer, stubs_for: Callable[[str], Stubs], db_url: str
+) -> None:
+    """Its Goodbye never came (its server went away meanwhile, its flush timed out), but
+    it announced its stop and holds no job: TERMINATED, not LOST. A worker that said
+    nothing is LOST as before."""
+    app = await start_server(
+        recovery={"heartbeat_interval": 0.3, "heartbeat_miss_limit": 2, "reaper_interval": 0.1},
+    )
+    stubs = stubs_for(app.address)
+    stopping, _ = await FakeWorkerStream.connect(stubs)
+    vanished, _ = await FakeWorkerStream.connect(stubs)
+    await stopping.send(draining=workers_pb2.Draining())
+
+    def states() -> dict[str, tuple[str, str]]:
+        with psycopg.connect(db_url) as conn:
+            rows = conn.execute(
+                "SELECT w.id::text, w.state, e.payload->>'reason' FROM workers w"
+                " LEFT JOIN LATERAL (SELECT payload FROM domain_events"
+                "   WHERE aggregate_id = w.id ORDER BY id DESC LIMIT 1) e ON true"
+            ).fetchall()
+        return {r[0]: (r[1], r[2] or "") for r in rows}
+
+    async def current() -> dict[str, tuple[str, str]]:
+        return await asyncio.to_thread(states)
+
+    await wait_for_async(
+        "the draining worker to be DRAINING",
+        current,
+        lambda s: s[stopping.worker_id][0] == "DRAINING",
+        timeout_s=5,
+    )
+    await stopping.close()
+    await vanished.close()
+    seen = await wait_for_async(
+        "both silent workers to be judged",
+        current,
+        lambda s: (
+            s[stopping.worker_id][0] in ("TERMINATED", "LOST")
+            and s[vanished.worker_id][0] in ("TERMINATED", "LOST")
+        ),
+        timeout_s=20,
+    )
+    assert seen[stopping.worker_id][0] == "TERMINATED", seen
+    assert seen[stopping.worker_id][1].startswith("stopped after draining, no Goodbye received")
+    assert seen[vanished.worker_id][0] == "LOST", seen
+    assert events_of(db_url, stopping.worker_id)[-2:] == ["WorkerDraining", "WorkerTerminated"]

@@ -306,3 +306,77 @@ async def test_a_draining_worker_gets_no_job_and_goodbye_terminates_it(
         ).fetchall()
     assert [r[0] for r in rows][-2:] == ["WorkerDraining", "WorkerTerminated"], rows
     assert rows[-1][1] == "stopping for a deploy"
+
+
+def worker_row(db_url: str, worker_id: str) -> tuple[Any, ...]:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT clock_skew_s, clock_measured_at IS NOT NULL, server_id,"
+            " stream_closed_at IS NOT NULL FROM workers WHERE id = %s",
+            (worker_id,),
+        ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+async def test_heartbeat_clock_is_stored_as_skew_and_stream_end_is_dated(
+    start_server: StartServer, stubs_factory: Callable[[str], Stubs], db_url: str
+) -> None:
+    app = await start_server()
+    stubs = stubs_factory(app.address)
+    worker, _ = await FakeWorkerStream.connect(stubs)  # a Hello without sent_at
+    skew, measured, server_id, closed = worker_row(db_url, worker.worker_id)
+    assert (skew, measured, closed) == (None, False, False) and server_id
+
+    ahead = Timestamp()
+    ahead.GetCurrentTime()
+    ahead.FromNanoseconds(ahead.ToNanoseconds() + 120 * 10**9)
+    await worker.send(heartbeat=workers_pb2.Heartbeat(free_slots=1, sent_at=ahead))
+
+    def measured_skew() -> bool:
+        return worker_row(db_url, worker.worker_id)[1] is True
+
+    await wait_until_async("the skew to be stored", measured_skew, 5)
+    skew, *_ = worker_row(db_url, worker.worker_id)
+    assert 115.0 < skew <= 120.0, skew  # minus the message's transit time
+
+    await worker.close()
+    await wait_until_async(
+        "the stream end to be recorded",
+        lambda: worker_row(db_url, worker.worker_id)[2:] == (None, True),
+        5,
+    )
+
+
+async def test_result_carries_what_the_worker_read_beside_what_was_stored(
+    start_server: StartServer, stubs_factory: Callable[[str], Stubs], db_url: str
+) -> None:
+    app = await start_server(dispatcher={"poll_interval": 0.2})
+    stubs = stubs_factory(app.address)
+    worker, _ = await FakeWorkerStream.connect(stubs)
+    job = await stubs.queue(["/bin/echo", "hi"])
+    run = await worker.receive_kind("run")
+    await worker.send(started=workers_pb2.JobStarted(ref=run.ref, pid=42))
+    await worker.send(logs=workers_pb2.LogBatch(ref=run.ref, first_line=0, entries=entries("a")))
+    await worker.receive_kind("persisted")
+    # Three lines read, one sent: the result is applied (total_lines=1 are stored) and
+    # both figures are kept for hodei-diagnose.
+    await worker.send(
+        result=workers_pb2.JobResult(
+            ref=run.ref,
+            outcome=workers_pb2.JOB_OUTCOME_SUCCEEDED,
+            has_exit_code=True,
+            total_lines=1,
+            has_output_read=True,
+            lines_read=3,
+            bytes_read=12,
+        )
+    )
+    await stubs.wait_state(job.id, common_pb2.JOB_STATE_SUCCEEDED)
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT output_lines_read, output_bytes_read, attempt_lines FROM jobs WHERE id = %s",
+            (job.id,),
+        ).fetchone()
+    assert row == (3, 12, 1)
+    await worker.close()
