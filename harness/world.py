@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.waits import wait_for
+from harness.waits import Said, WaitTimeout, wait_for
 from hodei.diagnose.evidence import file_size, grpc_errors_in
 
 if TYPE_CHECKING:
@@ -126,7 +126,11 @@ class World:
             return [str(w.state) for w in self.ctx.driver.workers() if w.connected]
 
         wait_for(
-            f"at least {count} connected worker(s) READY or BUSY",
+            Said(
+                "WAIT_WORKERS_READY",
+                "at least {count} connected worker(s) READY or BUSY",
+                count=count,
+            ),
             probe,
             lambda states: sum(s in ("READY", "BUSY") for s in states) >= count,
             timeout_s=10.0,
@@ -149,7 +153,7 @@ class World:
 
         # Three heartbeat periods: one late beat is tolerated, a stopped one is not.
         wait_for(
-            "every connected worker's last_heartbeat to advance",
+            Said("WAIT_HEARTBEATS", "every connected worker's last_heartbeat to advance"),
             probe,
             lambda advance: all(d > 0 for d in advance.values()),
             timeout_s=max(3 * self.ctx.heartbeat_period_s, 5.0),
@@ -157,7 +161,9 @@ class World:
 
     # -- jobs -------------------------------------------------------------------
     def queue_shell(self, script: str, timeout_s: float = 0.0) -> None:
+        started = time.perf_counter()
         self.job = self.ctx.driver.queue(["sh", "-c", script], timeout_s=timeout_s, name="e2e")
+        self.metrics.setdefault("queue_rpc_ms", round((time.perf_counter() - started) * 1000, 2))
         self.job_ids.append(self.job.id)
         # ASSIGNED too: with eager dispatch the creating transaction may also assign it
         # (its events still read JobCreated(PENDING), JobAssigned).
@@ -182,13 +188,14 @@ class World:
             return view.state == state or (view.state in FINAL_STATES and state != view.state)
 
         self.job = wait_for(
-            f"job {job_id} to reach {state}",
+            Said("WAIT_JOB_STATE", "job {job} to reach {state}", job=job_id, state=state),
             lambda: self.ctx.driver.get(job_id),
             done,
             timeout_s,
             describe=lambda v: (
                 f"{v.state} (attempts={v.attempts}, exit={v.exit_code}, error={v.error!r})"
             ),
+            give_up=self.ctx.give_up,
         )
         assert self.job.state == state, (
             f"job {job_id} ended {self.job.state} instead of {state} "
@@ -209,10 +216,11 @@ class World:
     def job_left_queue(self) -> None:
         job_id = self._job_id()
         wait_for(
-            f"job {job_id} to be gone from job_queue",
+            Said("WAIT_JOB_DEQUEUED", "job {job} to be gone from job_queue", job=job_id),
             lambda: self.ctx.tables.job_queued(job_id),
             lambda q: not q,
             timeout_s=3.0,
+            give_up=self.ctx.give_up,
         )
 
     def state_history_is(self, states: str) -> None:
@@ -238,7 +246,7 @@ class World:
     def outbox_published(self) -> None:
         job_id = self._job_id()
         wait_for(
-            f"every outbox row of job {job_id} to have published_at",
+            Said("WAIT_OUTBOX", "every outbox row of job {job} to have published_at", job=job_id),
             lambda: self.ctx.tables.job_outbox(job_id),
             lambda rows: bool(rows) and all(pub for _, pub in rows),
             timeout_s=3.0,
@@ -249,14 +257,30 @@ class World:
     def run_with_cli(self, script: str) -> None:
         argv = [*hodei_cli(), "job", "run", "--", "sh", "-c", script]
         started = time.perf_counter()
-        self.cli = subprocess.run(
+        proc = subprocess.Popen(
             argv,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=CLI_TIMEOUT_S,
             env=self.ctx.cli_env(),
-            check=False,
         )
+        what = Said("WAIT_CLI", "`hodei job run` to exit")
+        try:
+            # The CLI waits for its job: poll it, so that a known root cause ends the
+            # wait at once instead of after CLI_TIMEOUT_S.
+            while proc.poll() is None:
+                waited = time.perf_counter() - started
+                reason = self.ctx.give_up(what, waited)
+                if reason is not None:
+                    raise reason
+                if waited > CLI_TIMEOUT_S:
+                    raise WaitTimeout(what, waited, "still running")
+                time.sleep(0.1)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            out, err = proc.communicate(timeout=10)
+        self.cli = subprocess.CompletedProcess(argv, proc.returncode, out, err)
         self.metrics["cli_job_run_s"] = round(time.perf_counter() - started, 3)
 
     def cli_exit_code(self, code: int) -> None:
@@ -283,7 +307,16 @@ class World:
 
     def subscription_received(self, stdout: str, stderr: str) -> None:
         assert self.capture_future is not None, "no log subscription was started"
-        capture = self.capture_future.result(timeout=JOB_TIMEOUT_S + 5)
+        future = self.capture_future
+        wait_for(
+            Said("WAIT_SUBSCRIPTION", "the log subscription to end"),
+            future.done,
+            bool,
+            JOB_TIMEOUT_S + 5,
+            poll_s=0.1,
+            give_up=self.ctx.give_up,
+        )
+        capture = future.result(timeout=1)
         # Recorded before the checks, so that the report sees what did (not) arrive.
         self.metrics["log_lines_received"] = float(len(capture.lines))
         self.metrics["log_lines_expected"] = float(len(_split(stdout)) + len(_split(stderr)))
@@ -331,11 +364,14 @@ class World:
     def burst_finishes(self, state: str, timeout_s: float) -> None:
         ids = self.burst
         counts: dict[str, Any] = wait_for(
-            f"all {len(ids)} burst jobs to reach {state}",
+            Said(
+                "WAIT_BURST", "all {count} burst jobs to reach {state}", count=len(ids), state=state
+            ),
             lambda: self.ctx.tables.states_of(ids),
             lambda c: sum(c.values()) == len(ids) and all(s in FINAL_STATES for s in c),
             timeout_s,
             poll_s=0.1,
+            give_up=self.ctx.give_up,
         )
         assert counts == {state: len(ids)}, (
             f"burst ended as {counts}; e.g. {self.ctx.tables.jobs_not_in(ids, state)}"

@@ -12,6 +12,7 @@ from hodei.report.model import (
     CheckResult,
     Finding,
     LogScan,
+    Phrase,
     Report,
     ScenarioRecord,
     Status,
@@ -65,21 +66,31 @@ def components_from(checks: list[CheckResult], findings: list[Finding]) -> list[
             passed.setdefault(c.component, []).append(c)
         if _RANK[c.status] > _RANK[row.status]:
             row.status, row.observed = c.status, c.observed
+            row.observed_phrase = c.observed_phrase
         elif row.status == c.status and not row.observed:
-            row.observed = c.observed
+            row.observed, row.observed_phrase = c.observed, c.observed_phrase
     for comp, ok in passed.items():
         # A healthy component reads "check: value; check: value", not one bare number.
         if rows[comp].status == Status.PASS and len(ok) > 1:
-            rows[comp].observed = "; ".join(f"{c.id}: {c.observed}" for c in ok)[:300]
+            if all(c.observed_phrase is not None for c in ok):
+                rows[comp].observed = "; ".join(c.observed for c in ok)[:300]
+                rows[comp].observed_phrase = Phrase(
+                    code="LIST", params={"items": [c.observed_phrase for c in ok]}
+                )
+            else:
+                rows[comp].observed = "; ".join(f"{c.id}: {c.observed}" for c in ok)[:300]
+                rows[comp].observed_phrase = None
     for f in findings:
         comp = f.component or FINDING_COMPONENT.get(f.code, "Job execution")
         row = rows.setdefault(
             comp, CheckResult(id=comp, component=comp, status=Status.PASS, title=comp)
         )
         status = Status.WARN if f.severity == "minor" else Status.FAIL
-        if _RANK[status] > _RANK[row.status]:
+        # The finding's own symptom says more than an observation of equal rank.
+        if _RANK[status] > _RANK[row.status] or (status == row.status and not row.finding):
             row.status = status
             row.observed = "; ".join(f.symptoms[:1])
+            row.observed_phrase = f.symptom_phrases[0] if f.symptom_phrases else None
         row.finding = row.finding or f.code
     return sorted(
         rows.values(),
