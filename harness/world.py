@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from harness.expect import expect
 from harness.waits import Said, WaitTimeout, wait_for
 from hodei.diagnose.evidence import file_size, grpc_errors_in
 
@@ -197,18 +198,36 @@ class World:
             ),
             give_up=self.ctx.give_up,
         )
-        assert self.job.state == state, (
-            f"job {job_id} ended {self.job.state} instead of {state} "
-            f"(exit={self.job.exit_code}, error={self.job.error!r})"
+        expect(
+            self.job.state == state,
+            "CHK_JOB_ENDED",
+            "job {job} ended {got} instead of {state} (exit={exit}, error={error!r})",
+            job=job_id,
+            got=self.job.state,
+            state=state,
+            exit=self.job.exit_code,
+            error=self.job.error,
         )
 
     def exit_code_is(self, code: int) -> None:
         assert self.job is not None
-        assert self.job.exit_code == code, f"exit code {self.job.exit_code}, expected {code}"
+        expect(
+            self.job.exit_code == code,
+            "CHK_EXIT_CODE",
+            "exit code {got}, expected {code}",
+            got=self.job.exit_code,
+            code=code,
+        )
 
     def attempts_are(self, attempts: int) -> None:
         assert self.job is not None
-        assert self.job.attempts == attempts, f"{self.job.attempts} attempts, expected {attempts}"
+        expect(
+            self.job.attempts == attempts,
+            "CHK_ATTEMPTS",
+            "{got} attempts, expected {attempts}",
+            got=self.job.attempts,
+            attempts=attempts,
+        )
 
     def cancel_job(self) -> None:
         self.ctx.driver.cancel(self._job_id())
@@ -227,20 +246,39 @@ class World:
         job_id = self._job_id()
         wanted = _split(states)
         history = [EVENT_STATE[e] for e in self.ctx.tables.job_events(job_id) if e in EVENT_STATE]
-        assert history == wanted, f"job {job_id} went through {history}, expected {wanted}"
+        expect(
+            history == wanted,
+            "CHK_HISTORY",
+            "job {job} went through {history}, expected {wanted}",
+            job=job_id,
+            history=history,
+            wanted=wanted,
+        )
 
     def events_in_order(self, events: str) -> None:
         job_id = self._job_id()
         wanted = _split(events)
         seen = self.ctx.tables.job_events(job_id)
-        assert _is_subsequence(wanted, seen), f"domain events of {job_id}: {seen}; wanted {wanted}"
+        expect(
+            _is_subsequence(wanted, seen),
+            "CHK_EVENTS",
+            "domain events of {job}: {seen}; wanted {wanted}",
+            job=job_id,
+            seen=seen,
+            wanted=wanted,
+        )
 
     def outbox_matches_events(self) -> None:
         job_id = self._job_id()
         events = self.ctx.tables.job_events(job_id)
         rows = self.ctx.tables.job_outbox(job_id)
-        assert len(rows) == len(events), (
-            f"job {job_id} has {len(events)} domain events but {len(rows)} outbox rows"
+        expect(
+            len(rows) == len(events),
+            "CHK_OUTBOX_ROWS",
+            "job {job} has {events} domain events but {rows} outbox rows",
+            job=job_id,
+            events=len(events),
+            rows=len(rows),
         )
 
     def outbox_published(self) -> None:
@@ -285,9 +323,13 @@ class World:
 
     def cli_exit_code(self, code: int) -> None:
         assert self.cli is not None
-        assert self.cli.returncode == code, (
-            f"`hodei job run` exited {self.cli.returncode}, expected {code}; "
-            f"stderr: {self.cli.stderr.strip()[-300:]!r}"
+        expect(
+            self.cli.returncode == code,
+            "CHK_CLI_EXIT",
+            "`hodei job run` exited {got}, expected {code}; stderr: {stderr!r}",
+            got=self.cli.returncode,
+            code=code,
+            stderr=self.cli.stderr.strip()[-300:],
         )
 
     def cli_printed(self, stream: str, lines: str) -> None:
@@ -301,8 +343,13 @@ class World:
             wanted
         )
         n = len(wanted)
-        assert any(got[i : i + n] == wanted for i in range(len(got) - n + 1)), (
-            f"CLI {stream} lacks the log lines {wanted} (in order); got {got[-10:]}"
+        expect(
+            any(got[i : i + n] == wanted for i in range(len(got) - n + 1)),
+            "CHK_CLI_LINES",
+            "CLI {stream} lacks the log lines {wanted} (in order); got {got}",
+            stream=stream,
+            wanted=wanted,
+            got=got[-10:],
         )
 
     def subscription_received(self, stdout: str, stderr: str) -> None:
@@ -320,16 +367,32 @@ class World:
         # Recorded before the checks, so that the report sees what did (not) arrive.
         self.metrics["log_lines_received"] = float(len(capture.lines))
         self.metrics["log_lines_expected"] = float(len(_split(stdout)) + len(_split(stderr)))
-        assert not capture.error, f"SubscribeLogs failed: {capture.error}"
-        assert capture.ended, "SubscribeLogs did not end when the job ended"
-        assert capture.stdout() == _split(stdout), (
-            f"log stream: stdout lines {capture.stdout()}, expected {_split(stdout)}"
+        expect(
+            not capture.error,
+            "CHK_SUBSCRIBE_FAILED",
+            "SubscribeLogs failed: {error}",
+            error=capture.error,
         )
-        assert capture.stderr() == _split(stderr), (
-            f"log stream: stderr lines {capture.stderr()}, expected {_split(stderr)}"
-        )
+        expect(capture.ended, "CHK_SUBSCRIBE_OPEN", "SubscribeLogs did not end when the job ended")
+        for name, got, want in (
+            ("stdout", capture.stdout(), _split(stdout)),
+            ("stderr", capture.stderr(), _split(stderr)),
+        ):
+            expect(
+                got == want,
+                "CHK_STREAM_LINES",
+                "log stream: {stream} lines {got}, expected {wanted}",
+                stream=name,
+                got=got,
+                wanted=want,
+            )
         seqs = capture.sequences
-        assert seqs == sorted(set(seqs)), f"sequence numbers not strictly increasing: {seqs}"
+        expect(
+            seqs == sorted(set(seqs)),
+            "CHK_SEQUENCES",
+            "sequence numbers not strictly increasing: {seqs}",
+            seqs=seqs,
+        )
 
     # -- recovery ---------------------------------------------------------------
     def kill_job_worker(self) -> None:
@@ -352,7 +415,13 @@ class World:
         found: list[str] = []
         for name, offset in self.log_offsets.items():
             found += [f"{Path(name).name}: {line}" for line in grpc_errors_in(Path(name), offset)]
-        assert not found, f"{len(found)} gRPC stream error line(s): {found[:5]}"
+        expect(
+            not found,
+            "CHK_GRPC_LINES",
+            "{count} gRPC stream error line(s): {lines}",
+            count=len(found),
+            lines=found[:5],
+        )
 
     # -- throughput ---------------------------------------------------------------
     def queue_burst(self, count: int, script: str) -> None:
@@ -373,9 +442,14 @@ class World:
             poll_s=0.1,
             give_up=self.ctx.give_up,
         )
-        assert counts == {state: len(ids)}, (
-            f"burst ended as {counts}; e.g. {self.ctx.tables.jobs_not_in(ids, state)}"
-        )
+        if counts != {state: len(ids)}:
+            expect(
+                False,
+                "CHK_BURST",
+                "burst ended as {counts}; e.g. {sample}",
+                counts=counts,
+                sample=self.ctx.tables.jobs_not_in(ids, state),
+            )
         wall = time.perf_counter() - self.burst_started
         self.metrics["burst_jobs"] = float(len(ids))
         self.metrics["burst_wall_s"] = round(wall, 3)
@@ -422,6 +496,10 @@ class World:
 
     def close(self) -> None:
         """Scenario teardown: stop what the scenario started for itself."""
+        if self.capture_future is not None and not self.capture_future.done():
+            # A scenario that gave up early (a known root cause) leaves its log
+            # subscription open: end it, or the driver's loop closes on a pending task.
+            self.capture_future.cancel()
         if self.chaos is not None:
             self.chaos.close()
             self.chaos = None

@@ -139,6 +139,23 @@ def verdict_of(
     )
 
 
+def redacted_value(value: Any) -> Any:
+    """`value` with every URL password masked, through dicts and lists (phrase params)."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: redacted_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted_value(v) for v in value]
+    return value
+
+
+def redacted_phrase(phrase: Phrase | None) -> Phrase | None:
+    if phrase is None:
+        return None
+    return Phrase(code=phrase.code, params=redacted_value(phrase.params))
+
+
 def redacted_checks(checks: list[CheckResult]) -> list[CheckResult]:
     return [
         c.model_copy(
@@ -173,7 +190,7 @@ def finish(report: Report, findings: list[Finding]) -> Report:
     """`report` with its findings (redacted) and the root cause they point at."""
     # Evidence quotes logs and errors: no password may reach the JSON either.
     for f in findings:
-        f.params = {k: redact_text(v) if isinstance(v, str) else v for k, v in f.params.items()}
+        f.params = redacted_value(f.params)
         f.symptoms = [redact_text(x) for x in f.symptoms]
         f.evidence = [redact_text(x) for x in f.evidence]
 

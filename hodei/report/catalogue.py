@@ -75,10 +75,12 @@ class _Lenient(dict[str, Any]):
         return "?"
 
 
-def fill(template: str, params: dict[str, Any]) -> str:
-    """`template` formatted with `params`; a missing parameter shows as '?', never raises."""
+def fill(template: str, params: dict[str, Any], lang: str = "en") -> str:
+    """`template` formatted with `params`; a missing parameter shows as '?', never raises.
+    A parameter that is a phrase (a dict with a `code`) is said in `lang`."""
+    said = {k: _said(v, lang) for k, v in params.items()}
     try:
-        return template.format_map(_Lenient(params))
+        return template.format_map(_Lenient(said))
     except (ValueError, IndexError):
         return template
 
@@ -106,7 +108,7 @@ def say(phrase: Any, lang: str, fallback: str = "") -> str:
     template = phrase_text(str(data.get("code", "")), lang)
     if template is None:
         return fallback or str(data.get("code", ""))
-    return fill(template, {k: _said(v, lang) for k, v in (data.get("params") or {}).items()})
+    return fill(template, dict(data.get("params") or {}), lang)
 
 
 def _said(value: Any, lang: str) -> Any:

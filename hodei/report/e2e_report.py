@@ -31,8 +31,12 @@ def e2e_metrics(run: Any, scenarios: list[ScenarioRecord]) -> list[Metric]:
         obs = first or extra or f"{len(s.steps)} step(s)"
         if s.error and extra:
             obs = f"{obs} ({extra})"
+        step_said = _step_phrase(s)
+        said: Phrase
         if s.caused_by:
             said = Phrase(code="OBS_CAUSED_BY", params={"code": s.caused_by})
+        elif first and step_said is not None:
+            said = step_said
         elif first:
             said = Phrase(code="TEXT", params={"text": redact_text(obs)})
         elif extra:
@@ -51,13 +55,26 @@ def e2e_metrics(run: Any, scenarios: list[ScenarioRecord]) -> list[Metric]:
     return rows
 
 
+def _step_phrase(s: ScenarioRecord) -> Phrase | None:
+    """The failing step's error as a phrase, when the harness gave one."""
+    return next((st.error_phrase for st in s.steps if st.status == Status.FAIL), None)
+
+
 def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Report:
     """The report of a `pytest features/` run (see docs/report-catalogue.md for `run`)."""
     scenarios = [
         s.model_copy(
             update={
                 "error": redact_text(s.error),
-                "steps": [st.model_copy(update={"error": redact_text(st.error)}) for st in s.steps],
+                "steps": [
+                    st.model_copy(
+                        update={
+                            "error": redact_text(st.error),
+                            "error_phrase": assembly.redacted_phrase(st.error_phrase),
+                        }
+                    )
+                    for st in s.steps
+                ],
             }
         )
         for s in getattr(run, "scenarios", [])

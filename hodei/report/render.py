@@ -43,7 +43,9 @@ def _status(value: Any) -> Status:
 
 def root_cause_sentence(report: Report, lang: str) -> str:
     if report.root_cause_code:
-        return fill(finding_text(report.root_cause_code, lang).root_cause, report.root_cause_params)
+        return fill(
+            finding_text(report.root_cause_code, lang).root_cause, report.root_cause_params, lang
+        )
     return report.root_cause
 
 
@@ -59,7 +61,7 @@ def actions_by_priority(
         pending = list((commands or {}).get(f.code, []))
         for action in text.actions:
             priority = action.priority
-            sentence = fill(action.text, f.params)
+            sentence = fill(action.text, f.params, lang)
             if sentence in seen:
                 continue
             seen.add(sentence)
@@ -68,7 +70,7 @@ def actions_by_priority(
             out.setdefault(p, []).append(
                 {
                     "action": sentence,
-                    "title": fill(text.title, f.params),
+                    "title": fill(text.title, f.params, lang),
                     "modules": text.modules,
                     "commands": pending,
                 }
@@ -165,7 +167,7 @@ def render_markdown(report: Report, lang: str = "en") -> str:
         {
             "f": f,
             "t": finding_text(f.code, lang),
-            "title": fill(finding_text(f.code, lang).title, f.params),
+            "title": fill(finding_text(f.code, lang).title, f.params, lang),
             "severity": severity_word(f.severity, lang),
         }
         for f in report.findings

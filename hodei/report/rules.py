@@ -344,7 +344,8 @@ def _classify(
             "received": int(s.metrics.get("log_lines_received", 0)),
             "expected": int(s.metrics.get("log_lines_expected", 0)) or "?",
         }
-    return "SCENARIO_FAILED", {"scenario": s.name, "step": step, "error": (error or "")[:200]}
+    # The error as a phrase: the root-cause sentence then reads in the report's language.
+    return "SCENARIO_FAILED", {"scenario": s.name, "step": step, "error": _error_phrase(s)}
 
 
 def _is_wait(error: str) -> bool:

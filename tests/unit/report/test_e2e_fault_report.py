@@ -219,3 +219,60 @@ def test_the_debug_commands_say_what_became_of_the_deployment(
     report.deployment_note = Phrase(code=code, params=params)
     assert en in render_markdown(report, "en")
     assert es in render_markdown(report, "es")
+
+
+def test_a_failed_check_of_a_step_is_said_in_spanish() -> None:
+    """A step's own check (harness.expect) carries its phrase: the Spanish report says it."""
+    from harness.expect import Mismatch
+
+    error = Mismatch("CHK_EXIT_CODE", "exit code {got}, expected {code}", got=1, code=3)
+    assert str(error) == "exit code 1, expected 3"
+    step = StepRecord(
+        name="And the job's exit code is 3",
+        status=Status.FAIL,
+        duration_s=0.0,
+        error=f"Mismatch: {error}",
+        error_phrase=Phrase.model_validate(error.phrase()),
+    )
+    scenario = ScenarioRecord(
+        name="A failing command",
+        feature="failures.feature",
+        tags=["e2e", "failure"],
+        status=Status.FAIL,
+        duration_s=0.5,
+        steps=[step],
+        error=step.error,
+    )
+    report = build_e2e_report(e2e_run([scenario], None, seed_like_snapshot()))
+    md = render_markdown(report, "es")
+    assert "código de salida 1, se esperaba 3" in md
+    assert "exit code 1, expected 3" not in md
+
+
+def test_a_password_in_a_step_phrase_never_reaches_the_report() -> None:
+    from tests.unit.report.samples import SECRET_URL
+
+    said = Phrase(
+        code="WAIT_TIMEOUT",
+        params={
+            "waited": "3.0",
+            "what": {"code": "TEXT", "params": {"text": "x"}},
+            "last": SECRET_URL,
+        },
+    )
+    step = StepRecord(
+        name="Then it connects", status=Status.FAIL, duration_s=3.0, error="x", error_phrase=said
+    )
+    scenario = ScenarioRecord(
+        name="connects",
+        feature="f.feature",
+        tags=["e2e"],
+        status=Status.FAIL,
+        duration_s=3.0,
+        steps=[step],
+        error="x",
+    )
+    report = build_e2e_report(e2e_run([scenario], None, seed_like_snapshot()))
+    assert "s3cr3t" not in report.model_dump_json()
+    for lang in ("en", "es"):
+        assert "s3cr3t" not in render_markdown(report, lang)
