@@ -1,7 +1,8 @@
 """A fault run as a user runs it (issue 14, items 8 and 9): the real harness against a
 platform with its dispatcher switched off, then the commands its report prints.
 
-- it ends within 45 s: once the run knows the root cause, no wait runs out its time;
+- it ends within 45 s and its failing scenarios within 10 s between them (135 s before):
+  once the run knows the root cause, no wait runs out its time;
 - every failed scenario is attached to that cause, every component working or failing;
 - the printed `hodei e2e --reopen` starts the kept database and the report's psql
   command then answers; `--stop` stops it;
@@ -26,6 +27,7 @@ from tests.integration.harness.feature_runs import ROOT, run_features
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 FAULT_RUN_BUDGET_S = 45.0
+FAILING_SCENARIOS_BUDGET_S = 10.0
 
 
 def shell(command: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
@@ -47,11 +49,19 @@ def shell(command: str, timeout_s: float = 120) -> subprocess.CompletedProcess[s
 def test_dispatcher_off_run_is_fast_attached_reopenable_and_recorded(
     tmp_path: Path, run_temp: Path
 ) -> None:
+    # Without the chaos scenarios: they run on a healthy platform of their own (~17 s)
+    # and say nothing about waits on this one; the margin absorbs a loaded machine.
     started = time.monotonic()
-    report = run_features(tmp_path, "--hodei-fault", "dispatcher_off", temp_dir=run_temp)
+    report = run_features(
+        tmp_path, "--hodei-fault", "dispatcher_off", "-k", "not chaos", temp_dir=run_temp
+    )
     elapsed = time.monotonic() - started
     assert report["_returncode"] != 0
     assert elapsed <= FAULT_RUN_BUDGET_S, f"the fault run took {elapsed:.1f}s"
+    # Before: 8 failing scenarios waited out 135 s between them. Now the first gives up
+    # after ~1 s (the grace before looking for a cause), the others at once.
+    waited = sum(s["duration_s"] for s in report["scenarios"] if s["status"] == "FAIL")
+    assert waited <= FAILING_SCENARIOS_BUDGET_S, f"failing scenarios took {waited:.1f}s"
 
     # Every failed scenario is caused by the diagnosed root cause, and says so.
     assert report["root_cause_code"] == "DISPATCHER_DISABLED"
