@@ -24,6 +24,7 @@ from harness.launchers.base import (
     ProcessInfo,
 )
 from harness.launchers.local import LocalLauncher, LocalOptions
+from harness.root_cause import BlockedByRootCause, RootCauseWatch
 from harness.tables import Tables
 
 #: Launchers that start the platform themselves, with the local launcher's short
@@ -101,6 +102,7 @@ class E2EContext:
             self.server_address, self.deployment.client_tls(), self.deployment.token
         )
         self.tables = Tables(self.deployment.database_url)
+        self.root_cause = RootCauseWatch(self.run_dir, self.deployment.database_url)
         owned = self.mode in OWN_PLATFORM_MODES
         self.keepalive_period_s = KEEPALIVE_PERIOD_S if owned else 10.0
         self.heartbeat_period_s = HEARTBEAT_PERIOD_S if owned else 5.0
@@ -135,6 +137,12 @@ class E2EContext:
 
     def start_worker(self) -> ProcessInfo:
         return self._process_control().start_worker()
+
+    def give_up(self, what: str, waited_s: float) -> BaseException | None:
+        """For harness.waits: give up a wait at once when the run already knows a
+        critical root cause that explains it (see harness/root_cause.py)."""
+        cause = self.root_cause.check(waited_s)
+        return None if cause is None else BlockedByRootCause(what, waited_s, cause)
 
     def cli_env(self) -> dict[str, str]:
         """Environment for a `hodei` CLI subprocess pointed at this deployment."""

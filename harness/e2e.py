@@ -70,6 +70,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run scenarios in N pytest-xdist processes (one merged report)",
     )
     parser.add_argument("-k", dest="keyword", default=None, help="only scenarios matching")
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("A", "B"),
+        default=None,
+        help="compare two recorded runs of <report dir>/history.jsonl (run ids, a unique "
+        "prefix, `previous` or `latest`) instead of running",
+    )
+    parser.add_argument(
+        "--reopen",
+        metavar="RUN_DIR",
+        default=None,
+        help="start the embedded PostgreSQL a kept run left in RUN_DIR (the report's psql "
+        "commands then work) instead of running",
+    )
+    parser.add_argument("--stop", action="store_true", help="with --reopen: stop it again")
     parser.add_argument("pytest_args", nargs="*", help="more pytest arguments, after --")
 
 
@@ -99,6 +115,14 @@ def pytest_argv(args: argparse.Namespace, root: Path) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.compare or args.reopen:
+        from harness.e2e_tools import compare_runs, reopen
+
+        if args.reopen:
+            return reopen(Path(args.reopen), args.stop)
+        checkout = project_root() or Path.cwd()
+        report_dir = Path(args.report_dir) if args.report_dir else checkout / "reports"
+        return compare_runs(report_dir, args.compare[0], args.compare[1], args.lang)
     missing = [name for name in ("pytest", "pytest_bdd") if importlib.util.find_spec(name) is None]
     if missing:
         print(

@@ -10,6 +10,7 @@ report model, validated when read back.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,15 @@ from pydantic import BaseModel, Field
 
 from harness.launchers.base import Deployment
 from hodei.report import build_e2e_report, render_markdown
-from hodei.report.model import DatabaseSnapshot, LogScan, ScenarioRecord
+from hodei.report.history import (
+    HISTORY_FILE,
+    append_entry,
+    compare,
+    comparison_json,
+    entry_of,
+    read_history,
+)
+from hodei.report.model import DatabaseSnapshot, LogScan, Phrase, ScenarioRecord
 
 
 @dataclass
@@ -53,6 +62,13 @@ class E2ERun:
     #: aggregate_id, actor, occurred_at) of the @lifecycle scenario's job, in order:
     #: the report's Mermaid timeline of one job's lifecycle.
     lifecycle_events: list[dict[str, Any]] = field(default_factory=list)
+    #: The launcher's start-up times: server_start_s, workers_ready_s, workers.
+    timings: dict[str, float] = field(default_factory=dict)
+    #: What becomes of the deployment after the run (a hodei.report.model.Phrase):
+    #: kept and how to start it again, or gone.
+    deployment_note: Phrase | None = None
+    #: Set by write_report: the run's id in reports/history.jsonl.
+    run_id: str = ""
 
 
 def utc_now() -> str:
@@ -109,17 +125,26 @@ def read_job_ids(records_dir: Path) -> dict[str, list[str]]:
 
 
 def write_report(run: E2ERun, report_dir: Path, lang: str) -> tuple[Path, list[str]]:
-    """Build and write the report (latest.json/.md and a time-stamped copy of each);
-    return (path of the Markdown, notes for the terminal)."""
+    """Build and write the report (latest.json/.md and a time-stamped copy of each),
+    compare it with the previous run of `report_dir`'s history and append this run to
+    it; return (path of the Markdown, notes for the terminal)."""
     notes: list[str] = []
     report_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    run.run_id = f"{stamp}-{secrets.token_hex(2)}"
     report = build_e2e_report(run)
+    md_path = report_dir / f"e2e-report-{stamp}.md"
+    history_path = report_dir / HISTORY_FILE
+    history = read_history(history_path)
+    entry = entry_of(report, run.run_id, run.launcher, run.faults, str(md_path))
+    if history:
+        report.since_previous = comparison_json(compare(history[-1], entry))
     json_path = report_dir / "latest.json"
     json_path.write_text(report.model_dump_json(indent=2), encoding="utf-8")
     shutil.copyfile(json_path, report_dir / f"e2e-report-{stamp}.json")
     markdown = render_markdown(report, lang)
-    md_path = report_dir / f"e2e-report-{stamp}.md"
     md_path.write_text(markdown, encoding="utf-8")
     (report_dir / "latest.md").write_text(markdown, encoding="utf-8")
+    append_entry(history_path, entry)
+    notes.append(f"run {run.run_id} recorded in {history_path}")
     return md_path, notes

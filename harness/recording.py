@@ -16,7 +16,8 @@ import pytest
 
 from harness.e2e_run import append_record
 from harness.options import TAGS
-from hodei.report.model import ScenarioRecord, Status, StepRecord
+from harness.root_cause import BlockedByRootCause
+from hodei.report.model import Phrase, ScenarioRecord, Status, StepRecord
 
 #: The scenario's record while it runs (a dict: the scenario's fixtures fill metrics
 #: and job_ids in it too).
@@ -53,14 +54,23 @@ def step_started(node: Any) -> None:
 
 def step_ended(node: Any, step: Any, error: BaseException | None = None) -> None:
     rec = record_of(node)
+    if isinstance(error, BlockedByRootCause):
+        rec["caused_by"] = error.cause.code
     rec.setdefault("steps", []).append(
         StepRecord(
             name=f"{step.keyword} {step.name}",
             status=Status.PASS if error is None else Status.FAIL,
             duration_s=round(time.monotonic() - rec.get("step_t0", time.monotonic()), 4),
             error="" if error is None else one_line(error),
+            error_phrase=_phrase(error),
         )
     )
+
+
+def _phrase(error: BaseException | None) -> Phrase | None:
+    """A wait's error as a phrase (the report says it in its language)."""
+    make = getattr(error, "phrase", None)
+    return Phrase.model_validate(make()) if callable(make) else None
 
 
 def note_report(
@@ -144,4 +154,5 @@ def _finished(item: pytest.Item, rec: dict[str, Any]) -> ScenarioRecord:
         steps=steps,
         error=rec.get("error", ""),
         metrics={k: float(v) for k, v in rec.get("metrics", {}).items()},
+        caused_by=rec.get("caused_by", ""),
     )

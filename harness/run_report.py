@@ -5,6 +5,7 @@ platform's own view; harness.e2e_run.write_report renders it."""
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from harness.launchers.base import Deployment, ProcessInfo
 from harness.recording import one_line
 from harness.session import RunState, snapshot
 from hodei.diagnose.evidence import scan_file
+from hodei.report.model import Phrase
 
 
 def write_run_report(
@@ -34,6 +36,7 @@ def write_run_report(
         errors=list(state.errors),
         faults=faults,
         snapshot_before=state.snapshot_before,
+        timings=dict(state.timings),
     )
     if state.records_dir is not None:
         run.scenarios = read_records(state.records_dir)
@@ -50,15 +53,35 @@ def write_run_report(
             run.log_scans = [scan_file(p.stem, p) for p in sorted(logs.glob("*.log"))]
             _add_unlisted_processes(dep, run_dir)
         _final_platform_view(run, dep)
+        run.deployment_note, reopen = deployment_note(state, dep)
+        if reopen:
+            state.notes.append(f"start the run's database again: {reopen}")
     state.report_path, notes = write_report(run, report_dir, lang)
     state.notes.extend(notes)
+
+
+def deployment_note(state: RunState, dep: Deployment) -> tuple[Phrase, str]:
+    """What the report's debug commands can still reach once the run has ended, and the
+    command that starts the kept embedded database again ("" when there is none)."""
+    run_dir = str(state.run_dir or "")
+    if dep.mode == "live":
+        return Phrase(code="DEPLOY_LIVE"), ""
+    if state.removes_run_dir or dep.mode != "local":
+        return Phrase(code="DEPLOY_GONE", params={"run_dir": run_dir}), ""
+    pgdata = Path(run_dir) / "pg"
+    if not pgdata.is_dir():
+        return Phrase(code="DEPLOY_KEPT_DATABASE", params={"run_dir": run_dir}), ""
+    command = f"hodei e2e --reopen {shlex.quote(run_dir)}"
+    params = {"run_dir": run_dir, "command": command, "stop": f"{command} --stop"}
+    return Phrase(code="DEPLOY_KEPT_EMBEDDED", params=params), command
 
 
 def _lifecycle_events(url: str, run: E2ERun, errors: list[str]) -> list[dict[str, Any]]:
     """Domain events of the jobs queued by @lifecycle scenarios (else by any scenario)."""
     tagged = [s.name for s in run.scenarios if "lifecycle" in s.tags]
-    names = tagged or [s.name for s in run.scenarios]
-    ids = [j for name in names for j in run.scenario_jobs.get(name, [])][:5]
+    # Never the burst jobs: the timeline is one job's lifecycle.
+    names = tagged or [s.name for s in run.scenarios if not {"throughput", "chaos"} & set(s.tags)]
+    ids = [j for name in names for j in run.scenario_jobs.get(name, [])][:1]
     if not ids:
         return []
     try:

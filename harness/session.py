@@ -22,6 +22,7 @@ import pytest
 from harness.context import E2EContext, RunInfo
 from harness.e2e_run import utc_now
 from harness.launchers.base import Deployment, Launcher, LauncherConfig
+from harness.launchers.local import LocalLauncher
 from harness.launchers.select import make_launcher
 
 #: Keys of xdist's workerinput through which the controller hands the run over.
@@ -59,6 +60,8 @@ class RunState:
     green: bool = False
     #: --keep-run-dir: keep the run directory after a green run too.
     keep_run_dir: bool = False
+    #: The launcher's start-up times (server_start_s, workers_ready_s, workers).
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def removes_run_dir(self) -> bool:
@@ -111,6 +114,7 @@ def begin(lconf: LauncherConfig) -> RunState:
         slots=lconf.slots,
         started_at=state.started_at,
     )
+    state.timings = dict(getattr(launcher, "timings", {}) or {})
     state.snapshot_before, err = snapshot(deployment.database_url)
     if err:
         state.errors.append(err)
@@ -152,6 +156,11 @@ def end(state: RunState) -> None:
     """Stop the platform (controller side) and tidy the temp directory: the records are
     in the report by now; the run directory goes only after a green run."""
     if state.launcher is not None:
+        keeps = not state.is_xdist_worker and not state.removes_run_dir
+        if keeps and isinstance(state.launcher, LocalLauncher):
+            # The run directory stays: so do the embedded database and the run's
+            # database, which the report's debug commands point at.
+            state.launcher.options.keep_run_dir = True
         state.launcher.stop()
         state.launcher = None
     if state.is_xdist_worker:

@@ -26,8 +26,34 @@ from tenacity import (
 
 T = TypeVar("T")
 
+#: Asked between polls with (what, seconds waited): an exception to give up with now
+#: (the run already knows why the wait cannot end well), or None to keep waiting.
+GiveUp = Callable[[str, float], BaseException | None]
+
 #: Poll period of every wait: short, because the local platform answers in ms.
 DEFAULT_POLL_S = 0.05
+
+
+class Said(str):
+    """What a wait waits for, as English text that also carries a phrase code of the
+    report's catalogue (hodei/report/texts `[phrases]`) and its values, so that the
+    report can say it in its own language."""
+
+    code: str
+    params: dict[str, Any]
+
+    def __new__(cls, code: str, text: str, **params: Any) -> Said:
+        obj = super().__new__(cls, text.format(**params))
+        obj.code = code
+        obj.params = params
+        return obj
+
+
+def phrase_of(what: str) -> dict[str, Any]:
+    """The phrase form (code + params) of a wait's `what`."""
+    if isinstance(what, Said):
+        return {"code": what.code, "params": dict(what.params)}
+    return {"code": "TEXT", "params": {"text": str(what)}}
 
 
 class WaitTimeout(AssertionError):
@@ -41,6 +67,16 @@ class WaitTimeout(AssertionError):
         self.waited_s = waited_s
         self.last = last
         super().__init__(f"timed out after {waited_s:.1f}s waiting for {what}; last seen: {last!r}")
+
+    def phrase(self) -> dict[str, Any]:
+        return {
+            "code": "WAIT_TIMEOUT",
+            "params": {
+                "waited": f"{self.waited_s:.1f}",
+                "what": phrase_of(self.what),
+                "last": repr(self.last),
+            },
+        }
 
 
 class _Unready(Exception):
@@ -59,10 +95,13 @@ class _Watch(Generic[T]):
         poll_s: float,
         describe: Callable[[T], object] | None,
         abort_on: tuple[type[Exception], ...],
+        give_up: GiveUp | None = None,
     ) -> None:
         self.what = what
+        self.ready = ready
         self.describe = describe
         self.abort_on = abort_on
+        self.give_up = give_up
         self.last: object = "<no value observed>"
         self.start = time.monotonic()
         #: Keyword arguments of tenacity's Retrying / AsyncRetrying.
@@ -82,11 +121,21 @@ class _Watch(Generic[T]):
             raise
         except Exception as exc:  # a probe error is an observation, not a crash
             self.last = f"{type(exc).__name__}: {exc}"
+            self.check_give_up()
             raise _Unready(str(exc)) from exc
 
     def saw(self, value: T) -> T:
         self.last = self.describe(value) if self.describe is not None else value
+        if self.give_up is not None and not self.ready(value):
+            self.check_give_up()
         return value
+
+    def check_give_up(self) -> None:
+        """Raise the give-up exception, if any (not retried: it is not _Unready)."""
+        if self.give_up is not None:
+            reason = self.give_up(self.what, time.monotonic() - self.start)
+            if reason is not None:
+                raise reason
 
     def timed_out(self) -> WaitTimeout:
         return WaitTimeout(self.what, time.monotonic() - self.start, self.last)
@@ -100,13 +149,15 @@ def wait_for(
     poll_s: float = DEFAULT_POLL_S,
     describe: Callable[[T], object] | None = None,
     abort_on: tuple[type[Exception], ...] = (),
+    give_up: GiveUp | None = None,
 ) -> T:
     """Call `probe()` until `ready(value)` holds; return that value.
 
     A probe that raises counts as "not yet" (the error text becomes the last
     value seen), so waiting for a server that is still starting just works.
+    `give_up` is asked between polls and may end the wait early with its exception.
     """
-    watch = _Watch(what, ready, timeout_s, poll_s, describe, abort_on)
+    watch = _Watch(what, ready, timeout_s, poll_s, describe, abort_on, give_up)
 
     def attempt() -> T:
         with watch.probing():

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.waits import wait_for
+from harness.expect import expect
+from harness.waits import Said, WaitTimeout, wait_for
 from hodei.diagnose.evidence import file_size, grpc_errors_in
 
 if TYPE_CHECKING:
@@ -126,7 +127,11 @@ class World:
             return [str(w.state) for w in self.ctx.driver.workers() if w.connected]
 
         wait_for(
-            f"at least {count} connected worker(s) READY or BUSY",
+            Said(
+                "WAIT_WORKERS_READY",
+                "at least {count} connected worker(s) READY or BUSY",
+                count=count,
+            ),
             probe,
             lambda states: sum(s in ("READY", "BUSY") for s in states) >= count,
             timeout_s=10.0,
@@ -149,7 +154,7 @@ class World:
 
         # Three heartbeat periods: one late beat is tolerated, a stopped one is not.
         wait_for(
-            "every connected worker's last_heartbeat to advance",
+            Said("WAIT_HEARTBEATS", "every connected worker's last_heartbeat to advance"),
             probe,
             lambda advance: all(d > 0 for d in advance.values()),
             timeout_s=max(3 * self.ctx.heartbeat_period_s, 5.0),
@@ -157,7 +162,9 @@ class World:
 
     # -- jobs -------------------------------------------------------------------
     def queue_shell(self, script: str, timeout_s: float = 0.0) -> None:
+        started = time.perf_counter()
         self.job = self.ctx.driver.queue(["sh", "-c", script], timeout_s=timeout_s, name="e2e")
+        self.metrics.setdefault("queue_rpc_ms", round((time.perf_counter() - started) * 1000, 2))
         self.job_ids.append(self.job.id)
         # ASSIGNED too: with eager dispatch the creating transaction may also assign it
         # (its events still read JobCreated(PENDING), JobAssigned).
@@ -182,26 +189,45 @@ class World:
             return view.state == state or (view.state in FINAL_STATES and state != view.state)
 
         self.job = wait_for(
-            f"job {job_id} to reach {state}",
+            Said("WAIT_JOB_STATE", "job {job} to reach {state}", job=job_id, state=state),
             lambda: self.ctx.driver.get(job_id),
             done,
             timeout_s,
             describe=lambda v: (
                 f"{v.state} (attempts={v.attempts}, exit={v.exit_code}, error={v.error!r})"
             ),
+            give_up=self.ctx.give_up,
         )
-        assert self.job.state == state, (
-            f"job {job_id} ended {self.job.state} instead of {state} "
-            f"(exit={self.job.exit_code}, error={self.job.error!r})"
+        expect(
+            self.job.state == state,
+            "CHK_JOB_ENDED",
+            "job {job} ended {got} instead of {state} (exit={exit}, error={error!r})",
+            job=job_id,
+            got=self.job.state,
+            state=state,
+            exit=self.job.exit_code,
+            error=self.job.error,
         )
 
     def exit_code_is(self, code: int) -> None:
         assert self.job is not None
-        assert self.job.exit_code == code, f"exit code {self.job.exit_code}, expected {code}"
+        expect(
+            self.job.exit_code == code,
+            "CHK_EXIT_CODE",
+            "exit code {got}, expected {code}",
+            got=self.job.exit_code,
+            code=code,
+        )
 
     def attempts_are(self, attempts: int) -> None:
         assert self.job is not None
-        assert self.job.attempts == attempts, f"{self.job.attempts} attempts, expected {attempts}"
+        expect(
+            self.job.attempts == attempts,
+            "CHK_ATTEMPTS",
+            "{got} attempts, expected {attempts}",
+            got=self.job.attempts,
+            attempts=attempts,
+        )
 
     def cancel_job(self) -> None:
         self.ctx.driver.cancel(self._job_id())
@@ -209,36 +235,56 @@ class World:
     def job_left_queue(self) -> None:
         job_id = self._job_id()
         wait_for(
-            f"job {job_id} to be gone from job_queue",
+            Said("WAIT_JOB_DEQUEUED", "job {job} to be gone from job_queue", job=job_id),
             lambda: self.ctx.tables.job_queued(job_id),
             lambda q: not q,
             timeout_s=3.0,
+            give_up=self.ctx.give_up,
         )
 
     def state_history_is(self, states: str) -> None:
         job_id = self._job_id()
         wanted = _split(states)
         history = [EVENT_STATE[e] for e in self.ctx.tables.job_events(job_id) if e in EVENT_STATE]
-        assert history == wanted, f"job {job_id} went through {history}, expected {wanted}"
+        expect(
+            history == wanted,
+            "CHK_HISTORY",
+            "job {job} went through {history}, expected {wanted}",
+            job=job_id,
+            history=history,
+            wanted=wanted,
+        )
 
     def events_in_order(self, events: str) -> None:
         job_id = self._job_id()
         wanted = _split(events)
         seen = self.ctx.tables.job_events(job_id)
-        assert _is_subsequence(wanted, seen), f"domain events of {job_id}: {seen}; wanted {wanted}"
+        expect(
+            _is_subsequence(wanted, seen),
+            "CHK_EVENTS",
+            "domain events of {job}: {seen}; wanted {wanted}",
+            job=job_id,
+            seen=seen,
+            wanted=wanted,
+        )
 
     def outbox_matches_events(self) -> None:
         job_id = self._job_id()
         events = self.ctx.tables.job_events(job_id)
         rows = self.ctx.tables.job_outbox(job_id)
-        assert len(rows) == len(events), (
-            f"job {job_id} has {len(events)} domain events but {len(rows)} outbox rows"
+        expect(
+            len(rows) == len(events),
+            "CHK_OUTBOX_ROWS",
+            "job {job} has {events} domain events but {rows} outbox rows",
+            job=job_id,
+            events=len(events),
+            rows=len(rows),
         )
 
     def outbox_published(self) -> None:
         job_id = self._job_id()
         wait_for(
-            f"every outbox row of job {job_id} to have published_at",
+            Said("WAIT_OUTBOX", "every outbox row of job {job} to have published_at", job=job_id),
             lambda: self.ctx.tables.job_outbox(job_id),
             lambda rows: bool(rows) and all(pub for _, pub in rows),
             timeout_s=3.0,
@@ -249,21 +295,41 @@ class World:
     def run_with_cli(self, script: str) -> None:
         argv = [*hodei_cli(), "job", "run", "--", "sh", "-c", script]
         started = time.perf_counter()
-        self.cli = subprocess.run(
+        proc = subprocess.Popen(
             argv,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=CLI_TIMEOUT_S,
             env=self.ctx.cli_env(),
-            check=False,
         )
+        what = Said("WAIT_CLI", "`hodei job run` to exit")
+        try:
+            # The CLI waits for its job: poll it, so that a known root cause ends the
+            # wait at once instead of after CLI_TIMEOUT_S.
+            while proc.poll() is None:
+                waited = time.perf_counter() - started
+                reason = self.ctx.give_up(what, waited)
+                if reason is not None:
+                    raise reason
+                if waited > CLI_TIMEOUT_S:
+                    raise WaitTimeout(what, waited, "still running")
+                time.sleep(0.1)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            out, err = proc.communicate(timeout=10)
+        self.cli = subprocess.CompletedProcess(argv, proc.returncode, out, err)
         self.metrics["cli_job_run_s"] = round(time.perf_counter() - started, 3)
 
     def cli_exit_code(self, code: int) -> None:
         assert self.cli is not None
-        assert self.cli.returncode == code, (
-            f"`hodei job run` exited {self.cli.returncode}, expected {code}; "
-            f"stderr: {self.cli.stderr.strip()[-300:]!r}"
+        expect(
+            self.cli.returncode == code,
+            "CHK_CLI_EXIT",
+            "`hodei job run` exited {got}, expected {code}; stderr: {stderr!r}",
+            got=self.cli.returncode,
+            code=code,
+            stderr=self.cli.stderr.strip()[-300:],
         )
 
     def cli_printed(self, stream: str, lines: str) -> None:
@@ -277,26 +343,56 @@ class World:
             wanted
         )
         n = len(wanted)
-        assert any(got[i : i + n] == wanted for i in range(len(got) - n + 1)), (
-            f"CLI {stream} lacks the log lines {wanted} (in order); got {got[-10:]}"
+        expect(
+            any(got[i : i + n] == wanted for i in range(len(got) - n + 1)),
+            "CHK_CLI_LINES",
+            "CLI {stream} lacks the log lines {wanted} (in order); got {got}",
+            stream=stream,
+            wanted=wanted,
+            got=got[-10:],
         )
 
     def subscription_received(self, stdout: str, stderr: str) -> None:
         assert self.capture_future is not None, "no log subscription was started"
-        capture = self.capture_future.result(timeout=JOB_TIMEOUT_S + 5)
+        future = self.capture_future
+        wait_for(
+            Said("WAIT_SUBSCRIPTION", "the log subscription to end"),
+            future.done,
+            bool,
+            JOB_TIMEOUT_S + 5,
+            poll_s=0.1,
+            give_up=self.ctx.give_up,
+        )
+        capture = future.result(timeout=1)
         # Recorded before the checks, so that the report sees what did (not) arrive.
         self.metrics["log_lines_received"] = float(len(capture.lines))
         self.metrics["log_lines_expected"] = float(len(_split(stdout)) + len(_split(stderr)))
-        assert not capture.error, f"SubscribeLogs failed: {capture.error}"
-        assert capture.ended, "SubscribeLogs did not end when the job ended"
-        assert capture.stdout() == _split(stdout), (
-            f"log stream: stdout lines {capture.stdout()}, expected {_split(stdout)}"
+        expect(
+            not capture.error,
+            "CHK_SUBSCRIBE_FAILED",
+            "SubscribeLogs failed: {error}",
+            error=capture.error,
         )
-        assert capture.stderr() == _split(stderr), (
-            f"log stream: stderr lines {capture.stderr()}, expected {_split(stderr)}"
-        )
+        expect(capture.ended, "CHK_SUBSCRIBE_OPEN", "SubscribeLogs did not end when the job ended")
+        for name, got, want in (
+            ("stdout", capture.stdout(), _split(stdout)),
+            ("stderr", capture.stderr(), _split(stderr)),
+        ):
+            expect(
+                got == want,
+                "CHK_STREAM_LINES",
+                "log stream: {stream} lines {got}, expected {wanted}",
+                stream=name,
+                got=got,
+                wanted=want,
+            )
         seqs = capture.sequences
-        assert seqs == sorted(set(seqs)), f"sequence numbers not strictly increasing: {seqs}"
+        expect(
+            seqs == sorted(set(seqs)),
+            "CHK_SEQUENCES",
+            "sequence numbers not strictly increasing: {seqs}",
+            seqs=seqs,
+        )
 
     # -- recovery ---------------------------------------------------------------
     def kill_job_worker(self) -> None:
@@ -319,7 +415,13 @@ class World:
         found: list[str] = []
         for name, offset in self.log_offsets.items():
             found += [f"{Path(name).name}: {line}" for line in grpc_errors_in(Path(name), offset)]
-        assert not found, f"{len(found)} gRPC stream error line(s): {found[:5]}"
+        expect(
+            not found,
+            "CHK_GRPC_LINES",
+            "{count} gRPC stream error line(s): {lines}",
+            count=len(found),
+            lines=found[:5],
+        )
 
     # -- throughput ---------------------------------------------------------------
     def queue_burst(self, count: int, script: str) -> None:
@@ -331,15 +433,23 @@ class World:
     def burst_finishes(self, state: str, timeout_s: float) -> None:
         ids = self.burst
         counts: dict[str, Any] = wait_for(
-            f"all {len(ids)} burst jobs to reach {state}",
+            Said(
+                "WAIT_BURST", "all {count} burst jobs to reach {state}", count=len(ids), state=state
+            ),
             lambda: self.ctx.tables.states_of(ids),
             lambda c: sum(c.values()) == len(ids) and all(s in FINAL_STATES for s in c),
             timeout_s,
             poll_s=0.1,
+            give_up=self.ctx.give_up,
         )
-        assert counts == {state: len(ids)}, (
-            f"burst ended as {counts}; e.g. {self.ctx.tables.jobs_not_in(ids, state)}"
-        )
+        if counts != {state: len(ids)}:
+            expect(
+                False,
+                "CHK_BURST",
+                "burst ended as {counts}; e.g. {sample}",
+                counts=counts,
+                sample=self.ctx.tables.jobs_not_in(ids, state),
+            )
         wall = time.perf_counter() - self.burst_started
         self.metrics["burst_jobs"] = float(len(ids))
         self.metrics["burst_wall_s"] = round(wall, 3)
@@ -386,6 +496,10 @@ class World:
 
     def close(self) -> None:
         """Scenario teardown: stop what the scenario started for itself."""
+        if self.capture_future is not None and not self.capture_future.done():
+            # A scenario that gave up early (a known root cause) leaves its log
+            # subscription open: end it, or the driver's loop closes on a pending task.
+            self.capture_future.cancel()
         if self.chaos is not None:
             self.chaos.close()
             self.chaos = None

@@ -99,6 +99,9 @@ class LocalLauncher(Launcher):
         self._created_db: tuple[str, str] | None = None  # (admin url, name)
         self.deployment: Deployment | None = None
         self._worker_seq = 0
+        #: How long the platform took to come up, for the report's timing table:
+        #: server_start_s (spawned to SERVING), workers_ready_s (spawned to READY), workers.
+        self.timings: dict[str, float] = {}
         #: Log/registry name prefix of the workers this launcher starts (xdist workers
         #: attached to the controller's run use their own so that names never clash).
         self.worker_prefix = "worker-"
@@ -259,7 +262,9 @@ class LocalLauncher(Launcher):
         started = time.monotonic()
         try:
             database_url = self._start_database()
+            t0 = time.monotonic()
             server, address = self.start_server(database_url)
+            self.timings["server_start_s"] = round(time.monotonic() - t0, 3)
             # Authentication on, as in production: the server migrated the database, so
             # the tokens can be made now; the driver and the CLI use the admin one.
             self.deployment = Deployment(
@@ -270,8 +275,11 @@ class LocalLauncher(Launcher):
                 token=create_run_token(database_url, "admin"),
                 worker_token=create_run_token(database_url, "worker"),
             )
+            t0 = time.monotonic()
             workers = [self.start_worker(wait=False) for _ in range(self.options.workers)]
             self.wait_workers_ready(workers)
+            self.timings["workers_ready_s"] = round(time.monotonic() - t0, 3)
+            self.timings["workers"] = float(len(workers))
         except BaseException:
             self.stop()
             raise
@@ -285,7 +293,8 @@ class LocalLauncher(Launcher):
                 proc.kill()
             proc.wait(timeout=5)
         self._procs.clear()
-        if self._created_db is not None and self._pg is None:
+        # A kept run keeps its database too: the report's psql commands point at it.
+        if self._created_db is not None and self._pg is None and not self.options.keep_run_dir:
             admin, name = self._created_db
             try:
                 drop_database(admin, name, connect_timeout=5)

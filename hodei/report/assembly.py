@@ -12,6 +12,7 @@ from hodei.report.model import (
     CheckResult,
     Finding,
     LogScan,
+    Phrase,
     Report,
     ScenarioRecord,
     Status,
@@ -65,21 +66,31 @@ def components_from(checks: list[CheckResult], findings: list[Finding]) -> list[
             passed.setdefault(c.component, []).append(c)
         if _RANK[c.status] > _RANK[row.status]:
             row.status, row.observed = c.status, c.observed
+            row.observed_phrase = c.observed_phrase
         elif row.status == c.status and not row.observed:
-            row.observed = c.observed
+            row.observed, row.observed_phrase = c.observed, c.observed_phrase
     for comp, ok in passed.items():
         # A healthy component reads "check: value; check: value", not one bare number.
         if rows[comp].status == Status.PASS and len(ok) > 1:
-            rows[comp].observed = "; ".join(f"{c.id}: {c.observed}" for c in ok)[:300]
+            if all(c.observed_phrase is not None for c in ok):
+                rows[comp].observed = "; ".join(c.observed for c in ok)[:300]
+                rows[comp].observed_phrase = Phrase(
+                    code="LIST", params={"items": [c.observed_phrase for c in ok]}
+                )
+            else:
+                rows[comp].observed = "; ".join(f"{c.id}: {c.observed}" for c in ok)[:300]
+                rows[comp].observed_phrase = None
     for f in findings:
         comp = f.component or FINDING_COMPONENT.get(f.code, "Job execution")
         row = rows.setdefault(
             comp, CheckResult(id=comp, component=comp, status=Status.PASS, title=comp)
         )
         status = Status.WARN if f.severity == "minor" else Status.FAIL
-        if _RANK[status] > _RANK[row.status]:
+        # The finding's own symptom says more than an observation of equal rank.
+        if _RANK[status] > _RANK[row.status] or (status == row.status and not row.finding):
             row.status = status
             row.observed = "; ".join(f.symptoms[:1])
+            row.observed_phrase = f.symptom_phrases[0] if f.symptom_phrases else None
         row.finding = row.finding or f.code
     return sorted(
         rows.values(),
@@ -128,6 +139,23 @@ def verdict_of(
     )
 
 
+def redacted_value(value: Any) -> Any:
+    """`value` with every URL password masked, through dicts and lists (phrase params)."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: redacted_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted_value(v) for v in value]
+    return value
+
+
+def redacted_phrase(phrase: Phrase | None) -> Phrase | None:
+    if phrase is None:
+        return None
+    return Phrase(code=phrase.code, params=redacted_value(phrase.params))
+
+
 def redacted_checks(checks: list[CheckResult]) -> list[CheckResult]:
     return [
         c.model_copy(
@@ -162,7 +190,7 @@ def finish(report: Report, findings: list[Finding]) -> Report:
     """`report` with its findings (redacted) and the root cause they point at."""
     # Evidence quotes logs and errors: no password may reach the JSON either.
     for f in findings:
-        f.params = {k: redact_text(v) if isinstance(v, str) else v for k, v in f.params.items()}
+        f.params = redacted_value(f.params)
         f.symptoms = [redact_text(x) for x in f.symptoms]
         f.evidence = [redact_text(x) for x in f.evidence]
 

@@ -46,6 +46,9 @@ class LanguageTexts(_Texts):
     components: dict[str, str]  # English component name (as in the JSON) -> shown name
     checklist: dict[str, str]  # checklist code -> sentence ({interval} ...)
     findings: dict[str, FindingText]
+    #: Additive: sentences of evidence, symptoms, step errors and report sections,
+    #: keyed by code (hodei.report.model.Phrase), so no English leaks into a report.
+    phrases: dict[str, str] = {}
 
 
 def _texts_dir() -> Traversable:
@@ -72,10 +75,12 @@ class _Lenient(dict[str, Any]):
         return "?"
 
 
-def fill(template: str, params: dict[str, Any]) -> str:
-    """`template` formatted with `params`; a missing parameter shows as '?', never raises."""
+def fill(template: str, params: dict[str, Any], lang: str = "en") -> str:
+    """`template` formatted with `params`; a missing parameter shows as '?', never raises.
+    A parameter that is a phrase (a dict with a `code`) is said in `lang`."""
+    said = {k: _said(v, lang) for k, v in params.items()}
     try:
-        return template.format_map(_Lenient(params))
+        return template.format_map(_Lenient(said))
     except (ValueError, IndexError):
         return template
 
@@ -85,6 +90,38 @@ def finding_text(code: str, lang: str) -> FindingText:
     no language knows it)."""
     found = texts(lang).findings.get(code) or texts("en").findings.get(code)
     return found or FindingText(title=code, root_cause=code, causes=[], modules=[], actions=[])
+
+
+def phrase_text(code: str, lang: str) -> str | None:
+    """The phrase's template; `finding:<CODE>` is that finding's root-cause sentence."""
+    if code.startswith("finding:"):
+        return finding_text(code.removeprefix("finding:"), lang).root_cause
+    return texts(lang).phrases.get(code) or texts("en").phrases.get(code)
+
+
+def say(phrase: Any, lang: str, fallback: str = "") -> str:
+    """A Phrase (or its dict form) in `lang`; a parameter that is itself a phrase is
+    said first. `fallback` (the English line) when there is no phrase or no text."""
+    if phrase is None:
+        return fallback
+    data = phrase if isinstance(phrase, dict) else phrase.model_dump()
+    template = phrase_text(str(data.get("code", "")), lang)
+    if template is None:
+        return fallback or str(data.get("code", ""))
+    return fill(template, dict(data.get("params") or {}), lang)
+
+
+def _said(value: Any, lang: str) -> Any:
+    """A parameter as the sentence says it: a phrase said, a list of phrases joined."""
+    if isinstance(value, BaseModel) or (isinstance(value, dict) and "code" in value):
+        return say(value, lang)
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, BaseModel) or (isinstance(v, dict) and "code" in v) for v in value)
+    ):
+        return "; ".join(say(v, lang) for v in value)
+    return value
 
 
 def checklist_text(code: str, lang: str, params: dict[str, Any] | None = None) -> str:

@@ -16,9 +16,15 @@ from hodei.report.model import (
     DatabaseSnapshot,
     Finding,
     LogScan,
+    Phrase,
     ScenarioRecord,
     Status,
 )
+
+
+def _p(code: str, **params: Any) -> Phrase:
+    return Phrase(code=code, params=params)
+
 
 ITEMS = [
     "DISPATCHER_CYCLES",
@@ -75,8 +81,18 @@ def e2e_checklist(
     ev_before = before.events_by_type if before else None
     passed = [s for s in scenarios if s.status == Status.PASS]
 
-    def add(code: str, ok: bool, evidence: str, params: dict[str, Any] | None = None) -> None:
-        items.append(ChecklistItem(code=code, checked=ok, evidence=evidence, params=params or {}))
+    def add(
+        code: str,
+        ok: bool,
+        evidence: str,
+        params: dict[str, Any] | None = None,
+        said: Phrase | None = None,
+    ) -> None:
+        items.append(
+            ChecklistItem(
+                code=code, checked=ok, evidence=evidence, params=params or {}, evidence_phrase=said
+            )
+        )
 
     live = [s for s in (after.servers if after else []) if not s.get("stopped_at")]
     enabled = [s for s in live if s.get("dispatcher_enabled")]
@@ -88,15 +104,22 @@ def e2e_checklist(
         cycling,
         f"{len(enabled)}/{len(live)} live server(s) dispatching; cycle every {interval}",
         {"interval": interval if cycling else "X s"},
+        _p("CK_DISPATCHING", enabled=len(enabled), live=len(live), interval=interval),
     )
     assigned = _delta(ev_after, ev_before, "JobAssigned")
     add(
         "JOBS_LEAVE_PENDING",
         assigned > 0 and "DISPATCHER_STALLED" not in codes,
         f"{assigned} JobAssigned event(s) during the run",
+        said=_p("CK_EVENTS", count=assigned, event="JobAssigned"),
     )
     started = _delta(ev_after, ev_before, "JobStarted")
-    add("WORKERS_RECEIVE_JOBS", started > 0, f"{started} JobStarted event(s) during the run")
+    add(
+        "WORKERS_RECEIVE_JOBS",
+        started > 0,
+        f"{started} JobStarted event(s) during the run",
+        said=_p("CK_EVENTS", count=started, event="JobStarted"),
+    )
     streamed = [s for s in passed if s.metrics.get("log_lines_received", 0) > 0]
     add(
         "LOGS_REACH_CLI",
@@ -104,14 +127,21 @@ def e2e_checklist(
         f"{len(streamed)} passed scenario(s) received log lines"
         if streamed
         else "no scenario observed log lines on the CLI",
+        said=_p("CK_LOGS", count=len(streamed)) if streamed else _p("CK_NO_LOGS"),
     )
     finished = _delta(ev_after, ev_before, "JobSucceeded", "JobFailed")
-    add("JOBS_COMPLETE", finished > 0, f"{finished} job(s) SUCCEEDED/FAILED during the run")
+    add(
+        "JOBS_COMPLETE",
+        finished > 0,
+        f"{finished} job(s) SUCCEEDED/FAILED during the run",
+        said=_p("CK_FINISHED", count=finished),
+    )
     grpc = sum(len(s.grpc_errors) for s in scans)
     add(
         "NO_GRPC_ERRORS",
         bool(scans) and grpc == 0,
         f"{grpc} gRPC error line(s) in {len(scans)} log(s)" if scans else "no log scanned",
+        said=_p("CK_GRPC", count=grpc, logs=len(scans)) if scans else _p("CK_NO_SCAN"),
     )
     rates = [s.metrics["jobs_per_min"] for s in passed if s.metrics.get("jobs_per_min", 0) > 0]
     add(
@@ -120,6 +150,9 @@ def e2e_checklist(
         f"measured {', '.join(f'{r:.0f}' for r in rates)} jobs/min"
         if rates
         else "no throughput measured",
+        said=_p("CK_RATES", rates=", ".join(f"{r:.0f}" for r in rates))
+        if rates
+        else _p("CK_NO_RATE"),
     )
     published = (after.outbox_total - after.outbox_unpublished) if after else 0
     oldest = after.outbox_oldest_unpublished_age_s if after else None
@@ -127,6 +160,7 @@ def e2e_checklist(
         "OUTBOX_PUBLISHED",
         published > 0 and not codes & {"OUTBOX_BACKLOG", "OUTBOX_EMPTY"},
         f"{published} outbox row(s) published, oldest unpublished {human_age(oldest)}",
+        said=_p("CK_OUTBOX", count=published, age=human_age(oldest)),
     )
     return items
 

@@ -42,3 +42,47 @@ def debug_commands(
     for path in log_paths or []:
         cmds.append(f"tail -f {shlex.quote(path)} | grep -E 'dispatcher|ERROR|UNAVAILABLE'")
     return cmds
+
+
+#: Which of the seed's queries go with a finding's actions (indexes into SEED_QUERIES),
+#: and the log words to look for.
+_QUERIES = {
+    "DISPATCHER": (4, 1),
+    "OUTBOX": (5, 4),
+    "WORKER": (2,),
+    "PENDING": (1, 0),
+    "QUEUE": (1,),
+    "JOB": (0, 2),
+    "LOGS": (0,),
+    "EVENTS": (3,),
+}
+_GREP = {
+    "DISPATCHER": "dispatcher|ERROR",
+    "OUTBOX": "outbox|relay|ERROR",
+    "GRPC": "UNAVAILABLE|GOAWAY|h2|Stream removed",
+    "LOGS": "log|batch|ERROR",
+    "WORKER": "worker|heartbeat|ERROR",
+}
+
+
+def commands_for(
+    code: str, database_url: str | None, server: str | None, log_paths: list[str] | None = None
+) -> list[str]:
+    """The exact commands, against this deployment, that go with a finding's recommended
+    actions (the seed put them inline: `grep -i "JobController" /tmp/server.log`)."""
+    cmds: list[str] = []
+    prefix = next((k for k in _QUERIES if k in code), "")
+    if database_url:
+        url = shlex.quote(redact(database_url))
+        for i in _QUERIES.get(prefix, ()):
+            cmds.append(f"psql {url} -c {shlex.quote(SEED_QUERIES[i])}")
+    words = next((w for k, w in _GREP.items() if k in code), "ERROR")
+    logs = [p for p in log_paths or [] if "server" in p.rsplit("/", 1)[-1] or "LOGS" in code]
+    for path in (logs or list(log_paths or []))[:2]:
+        cmds.append(f"grep -iE {shlex.quote(words)} {shlex.quote(path)} | tail -20")
+    if server:
+        diag = f"hodei-diagnose --server {server}"
+        if database_url:
+            diag += f" --database-url {shlex.quote(redact(database_url))}"
+        cmds.append(diag)
+    return cmds

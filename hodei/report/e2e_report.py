@@ -8,13 +8,13 @@ from typing import Any
 from hodei.redaction import redact, redact_text
 from hodei.report import assembly
 from hodei.report.checklist import e2e_checklist
-from hodei.report.debug_commands import debug_commands
+from hodei.report.debug_commands import commands_for, debug_commands
+from hodei.report.e2e_components import component_lines, timing_rows
 from hodei.report.model import (
-    ChecklistItem,
     CheckResult,
-    DatabaseSnapshot,
     LogScan,
     Metric,
+    Phrase,
     Report,
     ScenarioRecord,
     Status,
@@ -23,92 +23,41 @@ from hodei.report.rules import e2e_findings
 
 
 def e2e_metrics(run: Any, scenarios: list[ScenarioRecord]) -> list[Metric]:
+    """One row per scenario: its status, its time, its error or its figures."""
     rows: list[Metric] = []
-    after: DatabaseSnapshot | None = getattr(run, "snapshot_after", None)
-    measured: dict[str, float] = {}
-    for s in scenarios:
-        measured.update(s.metrics)
-    if after is not None:
-        db_ms = measured.get("db_roundtrip_ms")
-        rows.append(
-            Metric(
-                component="PostgreSQL",
-                status=Status.PASS,
-                response_time=f"{db_ms:.0f} ms" if db_ms else "N/A",
-                observations=f"schema v{after.schema_version}, {after.jobs_total} jobs, "
-                f"{after.events_total} events",
-            )
-        )
-    if "grpc_health_ms" in measured:
-        rows.append(
-            Metric(
-                component="gRPC server",
-                status=Status.PASS,
-                response_time=f"{measured['grpc_health_ms']:.0f} ms",
-                observations="grpc.health.v1 SERVING",
-            )
-        )
     for s in scenarios:
         extra = ", ".join(f"{k}={v:g}" for k, v in s.metrics.items())
-        obs = (
-            (s.error.splitlines()[0][:160] if s.error else "") or extra or f"{len(s.steps)} step(s)"
-        )
+        first = s.error.splitlines()[0][:160] if s.error else ""
+        obs = first or extra or f"{len(s.steps)} step(s)"
         if s.error and extra:
             obs = f"{obs} ({extra})"
+        step_said = _step_phrase(s)
+        said: Phrase
+        if s.caused_by:
+            said = Phrase(code="OBS_CAUSED_BY", params={"code": s.caused_by})
+        elif first and step_said is not None:
+            said = step_said
+        elif first:
+            said = Phrase(code="TEXT", params={"text": redact_text(obs)})
+        elif extra:
+            said = Phrase(code="TEXT", params={"text": extra})
+        else:
+            said = Phrase(code="OBS_STEPS", params={"count": len(s.steps)})
         rows.append(
             Metric(
                 component=s.name,
                 status=s.status,
                 response_time=f"{s.duration_s:.2f} s",
                 observations=redact_text(obs),
+                observations_phrase=said,
             )
         )
     return rows
 
 
-#: The component each checklist item vouches for (e2e executive summary).
-CHECKLIST_COMPONENT = {
-    "DISPATCHER_CYCLES": "Dispatcher",
-    "JOBS_LEAVE_PENDING": "Job queue",
-    "WORKERS_RECEIVE_JOBS": "Workers",
-    "LOGS_REACH_CLI": "Log streaming",
-    "JOBS_COMPLETE": "Job execution",
-    "NO_GRPC_ERRORS": "Logs",
-    "THROUGHPUT_STABLE": "Throughput",
-    "OUTBOX_PUBLISHED": "Outbox",
-}
-
-
-def seen_working(cid: str, component: str, title: str, observed: str) -> CheckResult:
-    """A component line for something the run saw working."""
-    return CheckResult(
-        id=cid, component=component, status=Status.PASS, title=title, observed=observed
-    )
-
-
-def observed_components(
-    after: DatabaseSnapshot | None, checklist: list[ChecklistItem]
-) -> list[CheckResult]:
-    """Component lines of an e2e run: PASS where the run observed it working, SKIP where
-    it could not tell (findings then mark the broken ones)."""
-    rows = [
-        CheckResult(
-            id=f"checklist.{i.code.lower()}",
-            component=CHECKLIST_COMPONENT[i.code],
-            status=Status.PASS if i.checked else Status.SKIP,
-            title=i.code,
-            observed=i.evidence,
-        )
-        for i in checklist
-        if i.code in CHECKLIST_COMPONENT
-    ]
-    if after is not None and after.events_total:
-        rows.append(
-            seen_working(
-                "events.recorded", "Domain events", "events", f"{after.events_total} domain events"
-            )
-        )
-    return rows
+def _step_phrase(s: ScenarioRecord) -> Phrase | None:
+    """The failing step's error as a phrase, when the harness gave one."""
+    return next((st.error_phrase for st in s.steps if st.status == Status.FAIL), None)
 
 
 def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Report:
@@ -117,7 +66,15 @@ def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Re
         s.model_copy(
             update={
                 "error": redact_text(s.error),
-                "steps": [st.model_copy(update={"error": redact_text(st.error)}) for st in s.steps],
+                "steps": [
+                    st.model_copy(
+                        update={
+                            "error": redact_text(st.error),
+                            "error_phrase": assembly.redacted_phrase(st.error_phrase),
+                        }
+                    )
+                    for st in s.steps
+                ],
             }
         )
         for s in getattr(run, "scenarios", [])
@@ -144,6 +101,7 @@ def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Re
                 },
             )
         )
+    # Marks each failed scenario `caused_by` the finding that explains it.
     findings = e2e_findings(scenarios, before, after, scans, checks)
     db_url = getattr(dep, "database_url", None)
     server = getattr(dep, "server_address", None)
@@ -161,34 +119,22 @@ def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Re
             for p in dep.processes
         ]
     log_paths = [str(p.log_path) for p in getattr(dep, "processes", []) if p.log_path]
-    comp_checks = list(checks)
-    if after is not None:
-        comp_checks.append(
-            seen_working(
-                "database.snapshot",
-                "PostgreSQL",
-                "Database snapshot",
-                f"schema v{after.schema_version}",
-            )
-        )
-    if target["server_info"]:
-        comp_checks.append(
-            seen_working(
-                "server.info",
-                "gRPC server",
-                "Server info",
-                f"version {target['server_info'].get('version')}",
-            )
-        )
     checklist = e2e_checklist(scenarios, before, after, scans, findings)
-    comp_checks += observed_components(after, checklist)
+    comp_checks = list(checks) + component_lines(
+        scenarios, before, after, checklist, findings, target["server_info"]
+    )
+    components = assembly.components_from(comp_checks, findings)
+    measured: dict[str, float] = {}
+    for s in scenarios:
+        measured.update(s.metrics)
+    lifecycle = list(getattr(run, "lifecycle_events", None) or [])
     report = Report(
         kind="e2e",
         generated_at=getattr(run, "finished_at", "") or assembly.now_iso(),
         version=assembly.hodei_version(),
         target=target,
         verdict=assembly.verdict_of(findings, checks, scenarios),
-        components=assembly.components_from(comp_checks, findings),
+        components=components,
         scenarios=scenarios,
         checks=checks,
         snapshot_before=before,
@@ -196,13 +142,18 @@ def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Re
         log_scans=assembly.redacted_scans(scans),
         metrics=e2e_metrics(run, scenarios),
         checklist=checklist,
-        # The @lifecycle scenario's own job when the harness read its events; the
-        # database's latest events (the run's last burst job, most likely) otherwise.
+        # The @lifecycle scenario's own job (never the database's latest events: those
+        # are the last burst job's); the latest events only for a run without scenarios.
         timeline=assembly.timeline_from(
-            list(getattr(run, "lifecycle_events", None) or [])
-            or (after.recent_events if after else [])
+            lifecycle or ([] if scenarios or after is None else after.recent_events)
         ),
         debug_commands=debug_commands(db_url, server, log_paths),
         duration_s=float(getattr(run, "duration_s", 0.0)),
+        timings=timing_rows(
+            dict(getattr(run, "timings", {}) or {}), measured, lifecycle, components
+        ),
+        action_commands={f.code: commands_for(f.code, db_url, server, log_paths) for f in findings},
+        deployment_note=getattr(run, "deployment_note", None),
+        run_id=str(getattr(run, "run_id", "") or ""),
     )
     return assembly.finish(report, findings)

@@ -32,6 +32,15 @@ class Status(enum.StrEnum):
     SKIP = "SKIP"
 
 
+class Phrase(_Model):
+    """A sentence for people as a catalogue code (`[phrases]` in hodei/report/texts)
+    and the values that fill it, so that it renders in the report's language. Models
+    that carry one keep their English text beside it for JSON readers."""
+
+    code: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 class StepRecord(_Model):
     """One Gherkin step (or one canary phase) as it ran."""
 
@@ -39,6 +48,8 @@ class StepRecord(_Model):
     status: Status
     duration_s: float
     error: str = ""
+    # Additive: the error as a phrase (a wait that timed out or gave up), when known.
+    error_phrase: Phrase | None = None
 
 
 class ScenarioRecord(_Model):
@@ -51,6 +62,10 @@ class ScenarioRecord(_Model):
     error: str = ""
     # Measured figures a scenario wants in the report, e.g. {"jobs_per_min": 812.0}.
     metrics: dict[str, float] = Field(default_factory=dict)
+    # Additive: the finding code that explains this scenario's failure ("caused by
+    # Problem N"): set by the harness when a wait gave up on a known root cause, and
+    # by the report's rules when they attach the failure to a finding.
+    caused_by: str = ""
 
 
 class CheckResult(_Model):
@@ -71,6 +86,8 @@ class CheckResult(_Model):
     # and the values that fill the finding's sentences.
     finding: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
+    # Additive: `observed` as a phrase (rendered per language when set).
+    observed_phrase: Phrase | None = None
 
 
 class LogScan(_Model):
@@ -118,6 +135,10 @@ class Finding(_Model):
     params: dict[str, Any] = Field(default_factory=dict)
     symptoms: list[str] = Field(default_factory=list)
     evidence: list[str] = Field(default_factory=list)
+    # Additive: the same symptoms and evidence as phrases; when present the report
+    # renders these (in its language) instead of the English lines above.
+    symptom_phrases: list[Phrase] = Field(default_factory=list)
+    evidence_phrases: list[Phrase] = Field(default_factory=list)
 
 
 class ChecklistItem(_Model):
@@ -125,6 +146,7 @@ class ChecklistItem(_Model):
     checked: bool
     evidence: str = ""
     params: dict[str, Any] = Field(default_factory=dict)  # additive: fills the sentence
+    evidence_phrase: Phrase | None = None  # additive: `evidence` per language
 
 
 class Metric(_Model):
@@ -132,6 +154,7 @@ class Metric(_Model):
     status: Status
     response_time: str
     observations: str
+    observations_phrase: Phrase | None = None  # additive: `observations` per language
 
 
 class TimelineEvent(_Model):
@@ -165,3 +188,16 @@ class Report(_Model):
     # in either language; `root_cause` keeps the English sentence.
     root_cause_code: str = ""
     root_cause_params: dict[str, Any] = Field(default_factory=dict)
+    # Additive (e2e): the seed's per-component timing table (server start, worker
+    # registration, dispatch...).
+    timings: list[Metric] = Field(default_factory=list)
+    # Additive: finding code -> the exact commands, against this deployment, that go
+    # with its recommended actions.
+    action_commands: dict[str, list[str]] = Field(default_factory=dict)
+    # Additive (e2e): what became of the deployment the debug commands point at (kept,
+    # and how to start it again; or gone, and what is left).
+    deployment_note: Phrase | None = None
+    # Additive (e2e history): this run's id and what changed since the previous run
+    # (hodei.report.history.Comparison as a dict; empty for a first run).
+    run_id: str = ""
+    since_previous: dict[str, Any] = Field(default_factory=dict)

@@ -15,6 +15,7 @@ from hodei.report.catalogue import (
     component_name,
     fill,
     finding_text,
+    say,
     severity_word,
 )
 from hodei.report.model import Finding, Report, Status, TimelineEvent
@@ -42,28 +43,68 @@ def _status(value: Any) -> Status:
 
 def root_cause_sentence(report: Report, lang: str) -> str:
     if report.root_cause_code:
-        return fill(finding_text(report.root_cause_code, lang).root_cause, report.root_cause_params)
+        return fill(
+            finding_text(report.root_cause_code, lang).root_cause, report.root_cause_params, lang
+        )
     return report.root_cause
 
 
-def actions_by_priority(findings: list[Finding], lang: str) -> dict[str, list[dict[str, Any]]]:
-    """Recommended actions of every finding, de-duplicated, grouped high/medium/low."""
+def actions_by_priority(
+    findings: list[Finding], lang: str, commands: dict[str, list[str]] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Recommended actions of every finding, de-duplicated, grouped high/medium/low; the
+    first action of a finding carries the exact commands that go with it."""
     out: dict[str, list[dict[str, Any]]] = {"high": [], "medium": [], "low": []}
     seen: set[str] = set()
     for f in findings:
         text = finding_text(f.code, lang)
+        pending = list((commands or {}).get(f.code, []))
         for action in text.actions:
             priority = action.priority
-            sentence = fill(action.text, f.params)
+            sentence = fill(action.text, f.params, lang)
             if sentence in seen:
                 continue
             seen.add(sentence)
             # A minor finding's actions are never "immediate".
             p = "medium" if f.severity == "minor" and priority == "high" else priority
             out.setdefault(p, []).append(
-                {"action": sentence, "title": fill(text.title, f.params), "modules": text.modules}
+                {
+                    "action": sentence,
+                    "title": fill(text.title, f.params, lang),
+                    "modules": text.modules,
+                    "commands": pending,
+                }
             )
+            pending = []
     return out
+
+
+def production_impact(report: Report, lang: str) -> dict[str, str]:
+    """The seed's production-impact block, from the findings: severity, who is
+    affected, what is blocked, and the first thing to do."""
+    critical = [f for f in report.findings if f.severity == "critical"]
+    failing = [c.component for c in report.components if c.status == Status.FAIL]
+    if critical:
+        users = say({"code": "IMPACT_USERS_ALL"}, lang)
+    elif report.findings:
+        names = ", ".join(component_name(c, lang) for c in failing) or "?"
+        users = say({"code": "IMPACT_USERS_SOME", "params": {"components": names}}, lang)
+    else:
+        users = say({"code": "IMPACT_USERS_NONE"}, lang)
+    actions = actions_by_priority(report.findings, lang, report.action_commands)
+    first = next((a for p in ("high", "medium", "low") for a in actions[p]), None)
+    return {
+        "users": users,
+        "blocked": ", ".join(component_name(c, lang) for c in failing),
+        "first_action": first["action"] if first else "",
+        "first_command": (first["commands"][0] if first and first["commands"] else ""),
+    }
+
+
+def since_previous(report: Report, lang: str) -> list[str]:
+    from hodei.report.history import comparison_lines
+
+    return comparison_lines(report.since_previous, lang) if report.since_previous else []
 
 
 def _participant(event: TimelineEvent) -> tuple[str, str]:
@@ -126,7 +167,7 @@ def render_markdown(report: Report, lang: str = "en") -> str:
         {
             "f": f,
             "t": finding_text(f.code, lang),
-            "title": fill(finding_text(f.code, lang).title, f.params),
+            "title": fill(finding_text(f.code, lang).title, f.params, lang),
             "severity": severity_word(f.severity, lang),
         }
         for f in report.findings
@@ -136,8 +177,12 @@ def render_markdown(report: Report, lang: str = "en") -> str:
         lang=lang,
         root_cause=root_cause_sentence(report, lang),
         findings=findings,
-        actions=actions_by_priority(report.findings, lang),
+        actions=actions_by_priority(report.findings, lang, report.action_commands),
         checklist=[(i, checklist_text(i.code, lang, i.params or None)) for i in report.checklist],
+        said=lambda phrase, fallback="": say(phrase, lang, fallback),
+        problem_no={f.code: i for i, f in reversed(list(enumerate(report.findings, 1)))},
+        impact=production_impact(report, lang),
+        since=since_previous(report, lang),
         component=lambda name: component_name(name, lang),
         word=lambda s: STATE_WORD[lang][_status(s)],
         fill=fill,

@@ -17,9 +17,15 @@ from hodei.report.model import (
     DatabaseSnapshot,
     Finding,
     LogScan,
+    Phrase,
     ScenarioRecord,
     Status,
 )
+
+
+def _p(code: str, **params: Any) -> Phrase:
+    return Phrase(code=code, params=params)
+
 
 #: Which finding explains the others: the first present is the root cause.
 ROOT_CAUSE_ORDER = [
@@ -207,6 +213,15 @@ def snapshot_findings(
                     f"{s.get('dispatcher_enabled')}"
                     for s in servers
                 ],
+                symptom_phrases=[_p("SYM_DISPATCHER_OFF", servers=len(servers))],
+                evidence_phrases=[
+                    _p(
+                        "EV_SERVER_DISPATCHER",
+                        server=s.get("server_id"),
+                        enabled=s.get("dispatcher_enabled"),
+                    )
+                    for s in servers
+                ],
             )
         )
     elif age is not None and age > E2E_PENDING_AGE_S and _ready(snap):
@@ -221,6 +236,16 @@ def snapshot_findings(
                 ],
                 evidence=[
                     f"queue depth {snap.queue_depth}, oldest {human_age(snap.queue_oldest_age_s)}"
+                ],
+                symptom_phrases=[
+                    _p("SYM_PENDING_OLD", age=human_age(age), ready=_ready(snap)),
+                ],
+                evidence_phrases=[
+                    _p(
+                        "EV_QUEUE",
+                        depth=snap.queue_depth,
+                        age=human_age(snap.queue_oldest_age_s),
+                    )
                 ],
             )
         )
@@ -239,6 +264,14 @@ def snapshot_findings(
                     f"oldest {human_age(out_age)}"
                 ],
                 evidence=[f"outbox_relay_enabled per live server: {relay}"],
+                symptom_phrases=[
+                    _p(
+                        "SYM_OUTBOX_UNPUBLISHED",
+                        count=snap.outbox_unpublished,
+                        age=human_age(out_age),
+                    )
+                ],
+                evidence_phrases=[_p("EV_RELAY", relay=relay)],
             )
         )
     new_events = snap.events_total - (before.events_total if before else 0)
@@ -251,9 +284,20 @@ def snapshot_findings(
                 severity="major",
                 params={"events": new_events, "outbox": new_outbox, "window": "run"},
                 symptoms=[f"{new_events} domain event(s), {new_outbox} outbox rows"],
+                symptom_phrases=[_p("SYM_EVENTS_OUTBOX", events=new_events, outbox=new_outbox)],
             )
         )
     return out
+
+
+def blocking_finding(snap: DatabaseSnapshot | None) -> Finding | None:
+    """The critical finding of a snapshot that stops every job from running (the
+    dispatcher switched off or stalled), or None. The e2e harness asks it while a
+    scenario waits, to stop waiting once the cause is known."""
+    blocking = [
+        f for f in snapshot_findings(snap) if f.code in BLOCKING and f.severity == "critical"
+    ]
+    return min(blocking, key=_rank) if blocking else None
 
 
 def scan_findings(scans: list[LogScan]) -> list[Finding]:
@@ -273,6 +317,7 @@ def scan_findings(scans: list[LogScan]) -> list[Finding]:
             },
             symptoms=[f"{len(errors)} gRPC stream error line(s)"],
             evidence=[f"{src}: {line}" for src, line in errors[:8]],
+            symptom_phrases=[_p("SYM_GRPC_ERRORS", count=len(errors))],
         )
     ]
 
@@ -307,24 +352,45 @@ def _classify(
             "received": int(s.metrics.get("log_lines_received", 0)),
             "expected": int(s.metrics.get("log_lines_expected", 0)) or "?",
         }
-    return "SCENARIO_FAILED", {"scenario": s.name, "step": step, "error": (error or "")[:200]}
+    # The error as a phrase: the root-cause sentence then reads in the report's language.
+    return "SCENARIO_FAILED", {"scenario": s.name, "step": step, "error": _error_phrase(s)}
+
+
+def _is_wait(error: str) -> bool:
+    """The step gave up waiting (a timeout, or a wait ended by a known root cause)."""
+    text = error.lower()
+    return "timed out" in text or "timeoutexpired" in text or "stopped waiting" in text
 
 
 def scenario_findings(
     scenarios: list[ScenarioRecord], snap: DatabaseSnapshot | None, found: list[Finding]
 ) -> list[Finding]:
     """Failed scenarios, each attributed to the component its failing step names; a
-    failure that an existing finding already explains becomes one more symptom of it."""
+    failure that an existing finding already explains becomes one more symptom of it,
+    and the scenario is marked `caused_by` that finding."""
     out: list[Finding] = []
     for s in scenarios:
         if s.status != Status.FAIL:
             continue
         step, error = _failed_step(s)
         symptom = f'scenario "{s.name}" failed at "{step}": {error}'[:400]
+        phrase = _p("SYM_SCENARIO_FAILED", scenario=s.name, step=step, error=_error_phrase(s))
         existing = {f.code: f for f in found + out}
         code, params = _classify(step, error, s, snap, set(existing))
+        if s.caused_by:
+            # The harness stopped waiting because of this cause: that is the reason.
+            code = s.caused_by
+            if code not in existing:
+                params = dispatcher_params(snap, snap.oldest_pending_age_s if snap else None)
+        elif code == "SCENARIO_FAILED" and _is_wait(error):
+            # A wait ran out while a critical cause blocks every job: that cause.
+            blocking = [f for f in found if f.code in BLOCKING and f.severity == "critical"]
+            if blocking:
+                code = min(blocking, key=_rank).code
         if code in existing and code != "SCENARIO_FAILED":
             existing[code].symptoms.append(symptom)
+            existing[code].symptom_phrases.append(phrase)
+            s.caused_by = code
             continue
         out.append(
             Finding(
@@ -334,9 +400,30 @@ def scenario_findings(
                 params=params,
                 symptoms=[symptom],
                 evidence=[f"feature {s.feature}, {s.duration_s:.2f} s"],
+                symptom_phrases=[phrase],
+                evidence_phrases=[
+                    _p("EV_FEATURE", feature=s.feature, seconds=f"{s.duration_s:.2f}")
+                ],
             )
         )
+        if code != "SCENARIO_FAILED":
+            s.caused_by = code
     return out
+
+
+def _error_phrase(s: ScenarioRecord) -> dict[str, Any]:
+    """The failing step's error as a phrase: the wait's own when the harness gave one."""
+    for step in s.steps:
+        if step.status == Status.FAIL:
+            said = step.error_phrase
+            if said is not None and said.code == "WAIT_GAVE_UP":
+                # The cause is the finding this symptom is listed under: not again.
+                params = {k: said.params.get(k) for k in ("waited", "what")}
+                return {"code": "WAIT_BLOCKED", "params": params}
+            if said is not None:
+                return said.model_dump()
+            return {"code": "TEXT", "params": {"text": (step.error or s.error)[:300]}}
+    return {"code": "TEXT", "params": {"text": s.error[:300]}}
 
 
 def e2e_findings(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hodei.report.catalogue import LANGS, checklist_text, finding_text, texts
-from hodei.report.e2e_report import CHECKLIST_COMPONENT
+from hodei.report.e2e_components import CHECKLIST_COMPONENT
 from hodei.report.rules import FINDING_COMPONENT, ROOT_CAUSE_ORDER
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -56,11 +56,13 @@ def test_no_language_has_a_code_the_others_lack() -> None:
         assert set(other.checklist) == set(first.checklist), lang
         assert set(other.components) == set(first.components), lang
         assert set(other.severity) == set(first.severity), lang
+        assert set(other.phrases) == set(first.phrases), lang
 
 
 def test_every_code_the_doctor_and_the_rules_name_has_its_text() -> None:
     named = codes_named_in_code()
-    known = set(texts("en").findings) | set(texts("en").checklist)
+    en = texts("en")
+    known = set(en.findings) | set(en.checklist) | set(en.phrases)
     assert named - known == set()
     assert set(ROOT_CAUSE_ORDER) == set(FINDING_COMPONENT)
     assert set(CHECKLIST_COMPONENT) == set(texts("en").checklist)
