@@ -32,6 +32,7 @@ class Thresholds:
     running_grace_s: float = 30.0
     queue_depth_warn: int = 1000
     queue_age_warn_s: float = 60.0
+    queue_window_s: float = 60.0  # a queue judged growing: more entered than left in this
     outbox_age_warn_s: float = 10.0
     outbox_age_fail_s: float = 60.0
     activity_window_s: float = 600.0
