@@ -282,3 +282,37 @@ JOIN pg_class t ON t.oid = x.indrelid
 JOIN pg_namespace n ON n.oid = t.relnamespace
 WHERE n.nspname = current_schema()
 ORDER BY t.relname, i.relname;
+
+-- name: future_heartbeats
+-- Heartbeats ahead of the database clock by more than the tolerance: every Hodei writer
+-- stamps them with the database's now(), so they mean the clock stepped back or a row
+-- was written by another clock; an age computed from them is negative (never "stale").
+SELECT 'worker' AS kind, id::text AS id,
+       extract(epoch FROM last_heartbeat - clock_timestamp())::float8 AS ahead_s
+FROM workers
+WHERE last_heartbeat > clock_timestamp() + make_interval(secs => %(tolerance_s)s)
+UNION ALL
+SELECT 'server', server_id,
+       extract(epoch FROM heartbeat_at - clock_timestamp())::float8
+FROM server_status
+WHERE heartbeat_at > clock_timestamp() + make_interval(secs => %(tolerance_s)s)
+ORDER BY ahead_s DESC
+LIMIT %(limit)s;
+
+-- name: impossible_job_timestamps
+-- Recent jobs (created within the window, or in the future) whose transitions are out
+-- of order by more than the tolerance; `gap_s` is by how much.
+SELECT id::text AS job_id, state, problem, gap_s FROM (
+  SELECT j.id, j.state, p.problem, p.gap_s
+  FROM jobs j
+  CROSS JOIN LATERAL (VALUES
+    ('created_at in the future', extract(epoch FROM j.created_at - clock_timestamp())::float8),
+    ('assigned_at before created_at', extract(epoch FROM j.created_at - j.assigned_at)::float8),
+    ('started_at before created_at', extract(epoch FROM j.created_at - j.started_at)::float8),
+    ('finished_at before started_at', extract(epoch FROM j.started_at - j.finished_at)::float8)
+  ) AS p(problem, gap_s)
+  WHERE j.created_at >= clock_timestamp() - make_interval(secs => %(window_s)s)
+    AND p.gap_s > %(tolerance_s)s
+) bad
+ORDER BY gap_s DESC
+LIMIT %(limit)s;

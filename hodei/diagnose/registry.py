@@ -40,6 +40,8 @@ class Thresholds:
     throughput_minutes: int = 5
     throughput_min_per_min: float = 1.0  # WARN below this while jobs wait
     canary_timeout_s: float = 30.0
+    clock_tolerance_s: float = 2.0  # a recorded time this far ahead of the database: FAIL
+    timestamp_window_s: float = 86400.0  # jobs created this recently have their order checked
     rpc_timeout_s: float = 1.5
 
     @classmethod

@@ -12,6 +12,7 @@ from hodei.diagnose import (  # noqa: F401  (importing a module registers its ch
     checks_events,
     checks_jobs,
     checks_server,
+    checks_time,
     checks_workers,
 )
 from hodei.diagnose.probes import probe_session
@@ -38,6 +39,8 @@ ORDER = [
     "jobs.running_stuck",
     "consistency.pending_unqueued",
     "consistency.queue_not_pending",
+    "time.heartbeats",
+    "time.job_order",
     "events.flow",
     "outbox.flow",
     "outbox.backlog",

@@ -6,14 +6,17 @@ the fault became observable it was named."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.integration.diagnose.deployments import wait_ready_workers
+from harness.waits import wait_for_async
+from tests.integration.diagnose.deployments import queue_job, wait_ready_workers
 from tests.integration.diagnose.fault_timing import named_within
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -23,11 +26,27 @@ def targets(db_url: str, address: str) -> list[str]:
     return ["--database-url", db_url, "--server", address]
 
 
-def inject(db_url: str, sql: str, *params: Any) -> float:
-    """Run `sql` from another connection; returns when it became observable."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute(sql, params or None)
+def inject(db_url: str, *statements: str | tuple[str, tuple[Any, ...]]) -> float:
+    """Run the statements in one transaction from another connection; returns when
+    they became observable (committed)."""
+    with psycopg.connect(db_url) as conn:
+        for stmt in statements:
+            sql, params = stmt if isinstance(stmt, tuple) else (stmt, ())
+            conn.execute(sql, params or None)
+        conn.commit()
     return time.monotonic()
+
+
+async def wait_job_state(db_url: str, job_id: str, state: str, within_s: float = 15.0) -> None:
+    def read() -> str:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            row = conn.execute("SELECT state FROM jobs WHERE id = %s", (job_id,)).fetchone()
+        return str(row[0]) if row else ""
+
+    async def current() -> str:
+        return await asyncio.to_thread(read)  # the server serves on this loop meanwhile
+
+    await wait_for_async(f"job {job_id} {state}", current, lambda s: s == state, within_s)
 
 
 async def deployment(
@@ -73,7 +92,7 @@ async def test_a_dropped_index_and_column_are_named(
 ) -> None:
     app = await deployment(db_url, start_server, spawn_worker)
     at = inject(
-        db_url, "DROP INDEX jobs_labels_idx; ALTER TABLE outbox_events DROP COLUMN last_error"
+        db_url, "DROP INDEX jobs_labels_idx", "ALTER TABLE outbox_events DROP COLUMN last_error"
     )
 
     run, _ = await named_within(
@@ -92,3 +111,81 @@ async def test_a_dropped_index_and_column_are_named(
     ), run.report["root_cause"]
     actions = " ".join(run.check("database.schema")["remediation"])
     assert "hodei/db/migrations/0001_initial.sql" in actions, actions
+
+
+# --- recorded times ------------------------------------------------------------------
+
+
+async def test_heartbeats_ahead_of_the_database_clock_are_named(
+    db_url: str, start_server: Any, spawn_worker: Callable[..., Any], run_diagnose: Any
+) -> None:
+    app = await deployment(db_url, start_server, spawn_worker)
+    ghost = str(uuid.uuid4())
+    # A worker row stamped 10 min ahead (no staleness check can see it go silent) and a
+    # server whose clock runs 5 min ahead of the database's.
+    at = inject(
+        db_url,
+        (
+            "INSERT INTO workers (id, name, state, last_heartbeat) "
+            "VALUES (%s, 'ahead', 'READY', now() + interval '10 minutes')",
+            (ghost,),
+        ),
+        "INSERT INTO server_status (server_id, version, started_at, heartbeat_at, "
+        "dispatcher_enabled, outbox_relay_enabled) VALUES ('skewed-server', 'x', now(), "
+        "now() + interval '5 minutes', true, true)",
+    )
+
+    run, _ = await named_within(
+        run_diagnose,
+        targets(db_url, app.address),
+        "HEARTBEAT_IN_FUTURE",
+        fault="worker and server heartbeats ahead of the database clock",
+        observable_at=at,
+    )
+
+    assert run.code == 2, (run.failing(), run.stdout)
+    assert run.failing() == {"time.heartbeats": "FAIL"}
+    assert run.report["root_cause"].startswith(
+        f"2 heartbeat(s) ahead of the database clock by up to 10 min (worker {ghost[:8]}, "
+        "server skewed-s): the clock that wrote them is ahead"
+    ), run.report["root_cause"]
+    evidence = run.check("time.heartbeats")["evidence"]
+    assert evidence == [
+        f"worker {ghost}: heartbeat 10 min ahead of the database clock",
+        "server skewed-server: heartbeat 5 min ahead of the database clock",
+    ], evidence
+
+
+async def test_job_timestamps_out_of_order_are_named(
+    db_url: str,
+    start_server: Any,
+    spawn_worker: Callable[..., Any],
+    run_diagnose: Any,
+    diag_tokens: dict[str, str],
+) -> None:
+    app = await deployment(db_url, start_server, spawn_worker)
+    job_id = await queue_job(app.address, ["true"], diag_tokens["admin"])
+    await wait_job_state(db_url, job_id, "SUCCEEDED")
+    at = inject(
+        db_url,
+        ("UPDATE jobs SET started_at = created_at - interval '5 minutes' WHERE id = %s", (job_id,)),
+    )
+
+    run, _ = await named_within(
+        run_diagnose,
+        targets(db_url, app.address),
+        "JOB_TIMESTAMPS_IMPOSSIBLE",
+        fault="started_at before created_at",
+        observable_at=at,
+    )
+
+    assert run.code == 2, (run.failing(), run.stdout)
+    assert run.failing() == {"time.job_order": "FAIL"}
+    assert run.report["root_cause"] == (
+        f"1 job(s) with timestamps out of order (job {job_id[:8]}: started_at before "
+        "created_at by 5 min): a clock stepped back or the rows were edited by hand, and "
+        "every duration computed from them is wrong"
+    ), run.report["root_cause"]
+    assert run.check("time.job_order")["evidence"] == [
+        f"job {job_id} (SUCCEEDED): started_at before created_at by 5 min"
+    ]
