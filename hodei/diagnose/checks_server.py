@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import psycopg
+
 from hodei.diagnose.canary import CANARY_STDERR, CANARY_STDOUT, probe_server, run_canary
 from hodei.diagnose.evidence import scan_file
+from hodei.diagnose.probes import probe_session
 from hodei.diagnose.registry import CheckContext, Outcome, check, skip
 from hodei.durations import human_age
+from hodei.errors import HodeiError
 from hodei.report.model import LogScan, Status
 
 
@@ -89,11 +95,48 @@ def _canary(ctx: CheckContext) -> Outcome | None:
     """Run the canary once (shared by the two canary checks); None when it ran."""
     if not ctx.canary:
         return skip("not requested (use --canary)")
+    if "canary_no_slot" in ctx.facts:
+        return _no_free_slot(ctx)
     if ctx.canary_result is None:
+        # Every slot taken: the canary would only queue behind the load and time out.
+        # Say so at once rather than wait it out and blame the dispatcher.
+        cap = _slots_now(ctx)
+        if cap is not None and cap["busy"] and not cap["free_slots"]:
+            ctx.facts["canary_no_slot"] = cap
+            return _no_free_slot(ctx)
         ctx.canary_result = run_canary(
             str(ctx.server_address), ctx.thresholds.canary_timeout_s, ctx.tls, ctx.token
         )
     return None
+
+
+def _slots_now(ctx: CheckContext) -> dict[str, Any] | None:
+    """The live workers' slots and the queue depth read now, in a session of its own (the
+    run's session may hold an older snapshot); None without a database."""
+    if not ctx.database_url or ctx.session is None:
+        return None
+    try:
+        with probe_session(ctx.database_url) as session:
+            row = session.one("worker_capacity", {"age_s": ctx.thresholds.heartbeat_stale_s})
+            depth = session.one("queue_summary").get("depth")
+    except (HodeiError, psycopg.Error):
+        return None  # not knowing the slots, the canary judges by its own run
+    cap = {k: int(row.get(k) or 0) for k in ("ready", "busy", "slots", "free_slots")}
+    cap["queued"] = int(depth or 0)
+    return cap
+
+
+def _no_free_slot(ctx: CheckContext) -> Outcome:
+    cap = ctx.facts["canary_no_slot"]
+    return Outcome(
+        Status.WARN,
+        f"could not run: all {cap['slots']} slot(s) busy ({cap['busy']} BUSY worker(s), "
+        f"{cap['queued']} job(s) queued)",
+        "a free slot for the canary",
+        [],
+        "CANARY_NO_FREE_SLOT",
+        {**cap, "server": ctx.server_address or "HOST:PORT"},
+    )
 
 
 @check(
@@ -109,6 +152,8 @@ def canary_lifecycle(ctx: CheckContext) -> Outcome:
     if skipped:
         return skipped
     r = ctx.canary_result
+    if "canary_no_slot" in ctx.facts:
+        return _no_free_slot(ctx)
     observed = (
         f"job {r.job_id} {r.state} exit {r.exit_code}: dispatch {human_age(r.dispatch_s)}, "
         f"start {human_age(r.start_s)}, execution {human_age(r.execution_s)}, "
@@ -119,6 +164,11 @@ def canary_lifecycle(ctx: CheckContext) -> Outcome:
     if r.state == "SUCCEEDED":
         return Outcome(Status.PASS, observed, threshold, evidence)
     if r.state == "PENDING":
+        cap = _slots_now(ctx)
+        if cap is not None and cap["busy"] and not cap["free_slots"]:
+            # It queued behind a load that took every slot: capacity, not a dispatcher.
+            ctx.facts["canary_no_slot"] = cap
+            return _no_free_slot(ctx)
         ready = ctx.facts.get("ready_workers", 0)
         servers = ctx.facts.get("live_servers", [])
         cycle = ctx.facts.get("dispatcher_cycle_age_s")
@@ -157,6 +207,8 @@ def canary_lifecycle(ctx: CheckContext) -> Outcome:
 )
 def canary_logs(ctx: CheckContext) -> Outcome:
     skipped = _canary(ctx)
+    if "canary_no_slot" in ctx.facts:
+        return skip("the canary could not run: no free slot (see canary.lifecycle)")
     if skipped:
         return skipped
     r = ctx.canary_result

@@ -189,3 +189,47 @@ async def test_job_timestamps_out_of_order_are_named(
     assert run.check("time.job_order")["evidence"] == [
         f"job {job_id} (SUCCEEDED): started_at before created_at by 5 min"
     ]
+
+
+# --- the canary ----------------------------------------------------------------------
+
+
+async def test_the_canary_with_every_slot_busy_says_so_at_once(
+    db_url: str,
+    start_server: Any,
+    spawn_worker: Callable[..., Any],
+    run_diagnose: Any,
+    diag_tokens: dict[str, str],
+) -> None:
+    app = await deployment(db_url, start_server, spawn_worker)
+    spawn_worker(app.address, name="second")
+    await wait_ready_workers(db_url, 2)
+    # Both slots taken by long jobs and one more queued behind them.
+    jobs = [await queue_job(app.address, ["sleep", "60"], diag_tokens["admin"]) for _ in range(3)]
+    for job_id in jobs[:2]:
+        await wait_job_state(db_url, job_id, "RUNNING")
+    at = time.monotonic()
+
+    run, _ = await named_within(
+        run_diagnose,
+        [*targets(db_url, app.address), "--canary"],
+        "CANARY_NO_FREE_SLOT",
+        fault="every slot busy when the canary runs",
+        observable_at=at,
+    )
+
+    assert run.code == 1, (run.failing(), run.stdout)
+    assert run.failing() == {"canary.lifecycle": "WARN"}
+    assert run.report["root_cause"] == (
+        "the canary could not run: all 2 slot(s) busy (2 BUSY worker(s), 1 job(s) queued "
+        "ahead): the deployment is at capacity, which is not a failure"
+    ), run.report["root_cause"]
+    assert run.check("canary.logs")["status"] == "SKIP"
+    assert run.check("workers.ready")["observed"].startswith("at capacity: 0 READY, 2 BUSY")
+    # At once: not after the canary's 30 s timeout.
+    assert run.report["duration_s"] < 10, run.report["duration_s"]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        canaries = conn.execute(
+            "SELECT count(*) FROM jobs WHERE name = 'hodei-diagnose-canary'"
+        ).fetchone()
+    assert canaries == (0,)  # nothing queued behind the load
