@@ -7,15 +7,19 @@ the fault became observable it was named."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 from harness.waits import wait_for_async
+from hodei.logging_setup import TextFormatter
 from tests.integration.diagnose.deployments import queue_job, wait_ready_workers
 from tests.integration.diagnose.fault_timing import named_within
 
@@ -47,6 +51,16 @@ async def wait_job_state(db_url: str, job_id: str, state: str, within_s: float =
         return await asyncio.to_thread(read)  # the server serves on this loop meanwhile
 
     await wait_for_async(f"job {job_id} {state}", current, lambda s: s == state, within_s)
+
+
+async def wait_log(path: Path, text: str, count: int = 1, within_s: float = 20.0) -> None:
+    def count_in_file() -> int:
+        return path.read_text().count(text) if path.exists() else 0
+
+    async def seen() -> int:
+        return await asyncio.to_thread(count_in_file)
+
+    await wait_for_async(f"{count} x {text!r} in {path.name}", seen, lambda n: n >= count, within_s)
 
 
 async def deployment(
@@ -233,3 +247,100 @@ async def test_the_canary_with_every_slot_busy_says_so_at_once(
             "SELECT count(*) FROM jobs WHERE name = 'hodei-diagnose-canary'"
         ).fetchone()
     assert canaries == (0,)  # nothing queued behind the load
+
+
+# --- process logs --------------------------------------------------------------------
+
+
+@pytest.fixture
+def server_log(tmp_path: Path) -> Iterator[Path]:
+    """The in-process servers' log lines in a file, formatted as `hodei server` writes
+    them (what an operator passes with --server-log)."""
+    path = tmp_path / "server.log"
+    handler = logging.FileHandler(path)
+    handler.setFormatter(TextFormatter())
+    handler.setLevel(logging.INFO)
+    logger = logging.getLogger("hodei")
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield path
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        handler.close()
+
+
+async def test_reconnect_lines_after_a_server_restart_are_no_alarm(
+    db_url: str,
+    start_server: Any,
+    spawn_worker: Callable[..., Any],
+    run_diagnose: Any,
+    server_log: Path,
+) -> None:
+    app = await start_server()
+    worker = spawn_worker(app.address)
+    await wait_ready_workers(db_url, 1)
+    port = app.port
+    # Stopped without grace, and down while the worker's reconnect attempts fail: the
+    # worker logs its stream ending UNAVAILABLE and connections refused.
+    await app.stop(grace=0)
+    await wait_log(worker.log_path, "reconnecting in", count=3)
+    restarted = await start_server(server={"port": port})
+    await wait_log(worker.log_path, "stream open", count=2)
+    await wait_ready_workers(db_url, 1)
+
+    run = await run_diagnose(
+        *targets(db_url, restarted.address),
+        "--worker-log",
+        str(worker.log_path),
+        "--server-log",
+        str(server_log),
+    )
+
+    assert run.code == 0, (run.failing(), run.stdout)
+    check = run.check("logs.grpc_errors")
+    assert check["status"] == "PASS", check
+    # Seen and counted (the refused connections while it was down), but no finding.
+    assert re.match(r"0 gRPC protocol error\(s\), [1-9]\d* reconnect line\(s\)", check["observed"])
+    assert any("Connection refused" in e for e in check["evidence"]), check["evidence"]
+    assert "GRPC_STREAM_ERRORS" not in {f["code"] for f in run.report["findings"]}
+    assert "keepalive" not in run.stdout.lower()
+
+
+async def test_a_real_too_many_pings_goaway_is_an_alarm(
+    db_url: str,
+    start_server: Any,
+    spawn_worker: Callable[..., Any],
+    run_diagnose: Any,
+    server_log: Path,
+) -> None:
+    # Keepalive settings that do not match, from outside: the worker pings every 100 ms,
+    # the server accepts pings 10 s apart at best and answers with GOAWAY too_many_pings.
+    app = await start_server(server={"min_ping_interval_ms": 10_000})
+    worker = spawn_worker(app.address, env={"HODEI_KEEPALIVE_TIME_MS": "100"})
+    await wait_ready_workers(db_url, 1)
+    await wait_log(worker.log_path, "Too many pings")  # the worker's stream ended so
+    at = time.monotonic()
+
+    run, _ = await named_within(
+        run_diagnose,
+        [*targets(db_url, app.address), "--worker-log", str(worker.log_path)],
+        "GRPC_STREAM_ERRORS",
+        check="logs.grpc_errors",
+        fault="keepalive mismatch: GOAWAY too_many_pings",
+        observable_at=at,
+    )
+
+    assert run.code == 2, (run.failing(), run.stdout)
+    assert run.check("logs.grpc_errors")["status"] == "FAIL"
+    assert run.report["root_cause_code"] == "GRPC_STREAM_ERRORS"
+    assert re.fullmatch(
+        r"\d+ HTTP/2 protocol error\(s\) in worker:diag-worker-0\.log \(e\.g\. \".*worker "
+        r"stream ended: UNAVAILABLE Too many pings worker_id=[0-9a-f-]+\"\): a peer breaks the "
+        r"protocol or the keepalive policy and the worker stream is torn down",
+        run.report["root_cause"],
+    ), run.report["root_cause"]
+    actions = " ".join(run.check("logs.grpc_errors")["remediation"])
+    assert "Align keepalive settings" in actions
