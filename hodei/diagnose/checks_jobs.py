@@ -115,6 +115,11 @@ def dispatcher_progress(ctx: CheckContext) -> Outcome:
             )
         return Outcome(Status.SKIP, "no live server recorded in server_status")
     if not enabled:
+        # Nothing will ever dispatch: every PENDING job counts, not only the stale ones
+        # (the sentence said "0 job(s) PENDING (oldest n/a)" while 3 were).
+        waiting = probes(ctx).one("oldest_pending")
+        params["pending"] = int(waiting.get("n") or 0)
+        params["pending_age"] = human_age(waiting.get("oldest_age_s"))
         lead = "dispatcher not processing the queue: " if stale else ""
         return Outcome(
             Status.FAIL,

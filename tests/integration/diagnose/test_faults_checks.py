@@ -344,3 +344,35 @@ async def test_a_real_too_many_pings_goaway_is_an_alarm(
     ), run.report["root_cause"]
     actions = " ".join(run.check("logs.grpc_errors")["remediation"])
     assert "Align keepalive settings" in actions
+
+
+# --- the dispatcher's sentence -------------------------------------------------------
+
+
+async def test_the_dispatcher_off_sentence_counts_every_pending_job(
+    db_url: str,
+    start_server: Any,
+    spawn_worker: Callable[..., Any],
+    run_diagnose: Any,
+    diag_tokens: dict[str, str],
+) -> None:
+    app = await deployment(db_url, start_server, spawn_worker, dispatcher={"enabled": False})
+    for _ in range(3):
+        await queue_job(app.address, ["true"], diag_tokens["admin"])
+    at = time.monotonic()
+
+    # Default thresholds: the jobs are seconds old, younger than pending_age_s (30 s).
+    run, _ = await named_within(
+        run_diagnose,
+        targets(db_url, app.address),
+        "DISPATCHER_DISABLED",
+        fault="dispatcher switched off, 3 jobs queued",
+        observable_at=at,
+    )
+
+    assert run.code == 2, (run.failing(), run.stdout)
+    assert re.fullmatch(
+        r"1 live server\(s\) with dispatcher_enabled = false and 3 job\(s\) PENDING "
+        r"\(oldest [\d.]+ (ms|s)\): the dispatcher is switched off",
+        run.report["root_cause"],
+    ), run.report["root_cause"]
