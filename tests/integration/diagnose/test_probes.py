@@ -72,6 +72,7 @@ def test_every_named_probe_runs(db_url: str) -> None:
         "grace_s": 1.0,
         "stale_s": 20.0,
         "minutes": 3,
+        "tolerance_s": 2.0,
         "ids": [str(uuid.uuid4())],
         "id": str(uuid.uuid4()),
     }
