@@ -63,7 +63,6 @@ def capacity(ctx: CheckContext) -> dict[str, Any]:
         ctx.facts["capacity"] = cap
         # Read by the dispatcher's check: jobs can be assigned only to a READY worker.
         ctx.facts["ready_workers"] = cap["ready"]
-        ctx.facts["live_workers"] = cap["ready"] + cap["busy"]
     return dict(ctx.facts["capacity"])
 
 
@@ -96,8 +95,8 @@ def workers_heartbeat(ctx: CheckContext) -> Outcome:
     oldest = max((r["heartbeat_age_s"] or 0.0) for r in rows)
     params = {"count": len(rows), "age": human_age(oldest), "ids": ids(rows)}
     # Lost workers are a failure only when no live worker is left to run the jobs.
-    live = capacity(ctx)["ready"] + capacity(ctx)["busy"]
-    status = Status.FAIL if stale or live == 0 else Status.WARN
+    cap = capacity(ctx)
+    status = Status.FAIL if stale or cap["ready"] + cap["busy"] == 0 else Status.WARN
     observed = f"{len(stale)} silent but still READY/BUSY, {len(lost)} LOST recently"
     return Outcome(status, observed, threshold, evidence, "WORKER_HEARTBEAT_STALE", params)
 
