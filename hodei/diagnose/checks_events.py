@@ -119,7 +119,7 @@ def outbox_backlog(ctx: CheckContext) -> Outcome:
     "Jobs finish at a steady rate",
     "database",
     "jobs finished per minute over the last throughput_minutes; WARN when below "
-    "throughput_min_per_min while jobs wait in the queue",
+    "throughput_min_per_min while queued jobs wait longer than queue_age_warn_s",
 )
 def throughput_recent(ctx: CheckContext) -> Outcome:
     t = ctx.thresholds
@@ -128,8 +128,14 @@ def throughput_recent(ctx: CheckContext) -> Outcome:
     rate = sum(per_min) / max(1, len(per_min))
     ctx.facts["throughput_per_min"] = per_min
     observed = f"{rate:.1f} jobs/min (per minute, oldest first: {per_min})"
-    waiting = ctx.facts.get("queue_depth", 0)
-    threshold = f">= {t.throughput_min_per_min:g} jobs/min while jobs wait"
+    # Jobs queued for a moment say nothing of the rate (a burst just arrived): only a
+    # wait longer than queue_age_warn_s makes a slow rate a finding.
+    oldest = ctx.facts.get("queue_oldest_age_s") or 0.0
+    waiting = ctx.facts.get("queue_depth", 0) if oldest > t.queue_age_warn_s else 0
+    threshold = (
+        f">= {t.throughput_min_per_min:g} jobs/min while jobs wait > "
+        f"{human_age(t.queue_age_warn_s)}"
+    )
     if waiting and rate < t.throughput_min_per_min:
         return Outcome(
             Status.WARN,

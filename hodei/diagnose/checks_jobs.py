@@ -3,6 +3,7 @@ unacknowledged and stuck attempts, queue/job consistency."""
 
 from __future__ import annotations
 
+from hodei.diagnose.checks_workers import capacity
 from hodei.diagnose.readings import (
     ids,
     live_servers,
@@ -18,31 +19,51 @@ from hodei.report.model import Status
 @check(
     "queue.backlog",
     "Job queue",
-    "Queue depth and age",
+    "Queued jobs do not pile up",
     "database",
-    "WARN when depth > queue_depth_warn or the oldest entry is older than queue_age_warn_s",
+    "WARN when jobs wait longer than queue_age_warn_s (or more than queue_depth_warn are "
+    "queued) AND the queue grows: more jobs entered it than left it over the last "
+    "queue_window_s. A queue that drains, however old, is a deployment at capacity",
 )
 def queue_backlog(ctx: CheckContext) -> Outcome:
     t = ctx.thresholds
-    q = probes(ctx).one("queue_summary")
+    q = probes(ctx).one("queue_flow", {"window_s": t.queue_window_s})
     depth, age = int(q.get("depth") or 0), q.get("oldest_age_s")
+    arrived, departed = int(q.get("arrived") or 0), int(q.get("departed") or 0)
     ctx.facts["queue_depth"] = depth
-    observed = f"depth {depth}, oldest {human_age(age)}"
-    threshold = f"depth <= {t.queue_depth_warn}, oldest <= {human_age(t.queue_age_warn_s)}"
-    if depth > t.queue_depth_warn or (age or 0.0) > t.queue_age_warn_s:
-        sample = probes(ctx).all("queue_sample", {"limit": 5})
-        evidence = [
-            f"job {r['job_id']} {r['state']} queued {human_age(r['age_s'])} ago" for r in sample
-        ]
-        return Outcome(
-            Status.WARN,
-            observed,
-            threshold,
-            evidence,
-            "LOW_THROUGHPUT",
-            {"rate": "?", "pending": depth},
-        )
-    return Outcome(Status.PASS, observed, threshold)
+    ctx.facts["queue_oldest_age_s"] = age
+    window = human_age(t.queue_window_s)
+    observed = (
+        f"depth {depth}, oldest {human_age(age)}; in the last {window} {arrived} entered, "
+        f"{departed} left"
+    )
+    threshold = (
+        f"oldest <= {human_age(t.queue_age_warn_s)} and depth <= {t.queue_depth_warn}, "
+        "unless the queue drains"
+    )
+    waiting_long = depth > t.queue_depth_warn or (age or 0.0) > t.queue_age_warn_s
+    if not (waiting_long and arrived > departed):
+        return Outcome(Status.PASS, observed, threshold)
+    sample = probes(ctx).all("queue_sample", {"limit": 5})
+    evidence = [
+        f"job {r['job_id']} {r['state']} queued {human_age(r['age_s'])} ago" for r in sample
+    ]
+    return Outcome(
+        Status.WARN,
+        observed,
+        threshold,
+        evidence,
+        "QUEUE_GROWING",
+        {
+            "depth": depth,
+            "age": human_age(age),
+            "arrived": arrived,
+            "departed": departed,
+            "window": window,
+            "slots": capacity(ctx)["slots"],
+            "server": ctx.server_address or "HOST:PORT",
+        },
+    )
 
 
 @check(
@@ -94,6 +115,11 @@ def dispatcher_progress(ctx: CheckContext) -> Outcome:
             )
         return Outcome(Status.SKIP, "no live server recorded in server_status")
     if not enabled:
+        # Nothing will ever dispatch: every PENDING job counts, not only the stale ones
+        # (the sentence said "0 job(s) PENDING (oldest n/a)" while 3 were).
+        waiting = probes(ctx).one("oldest_pending")
+        params["pending"] = int(waiting.get("n") or 0)
+        params["pending_age"] = human_age(waiting.get("oldest_age_s"))
         lead = "dispatcher not processing the queue: " if stale else ""
         return Outcome(
             Status.FAIL,

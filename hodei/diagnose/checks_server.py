@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+import psycopg
+
 from hodei.diagnose.canary import CANARY_STDERR, CANARY_STDOUT, probe_server, run_canary
 from hodei.diagnose.evidence import scan_file
+from hodei.diagnose.probes import probe_session
 from hodei.diagnose.registry import CheckContext, Outcome, check, skip
 from hodei.durations import human_age
+from hodei.errors import HodeiError
 from hodei.report.model import LogScan, Status
 
 
@@ -89,11 +96,48 @@ def _canary(ctx: CheckContext) -> Outcome | None:
     """Run the canary once (shared by the two canary checks); None when it ran."""
     if not ctx.canary:
         return skip("not requested (use --canary)")
+    if "canary_no_slot" in ctx.facts:
+        return _no_free_slot(ctx)
     if ctx.canary_result is None:
+        # Every slot taken: the canary would only queue behind the load and time out.
+        # Say so at once rather than wait it out and blame the dispatcher.
+        cap = _slots_now(ctx)
+        if cap is not None and cap["busy"] and not cap["free_slots"]:
+            ctx.facts["canary_no_slot"] = cap
+            return _no_free_slot(ctx)
         ctx.canary_result = run_canary(
             str(ctx.server_address), ctx.thresholds.canary_timeout_s, ctx.tls, ctx.token
         )
     return None
+
+
+def _slots_now(ctx: CheckContext) -> dict[str, Any] | None:
+    """The live workers' slots and the queue depth read now, in a session of its own (the
+    run's session may hold an older snapshot); None without a database."""
+    if not ctx.database_url or ctx.session is None:
+        return None
+    try:
+        with probe_session(ctx.database_url) as session:
+            row = session.one("worker_capacity", {"age_s": ctx.thresholds.heartbeat_stale_s})
+            depth = session.one("queue_summary").get("depth")
+    except (HodeiError, psycopg.Error):
+        return None  # not knowing the slots, the canary judges by its own run
+    cap = {k: int(row.get(k) or 0) for k in ("ready", "busy", "slots", "free_slots")}
+    cap["queued"] = int(depth or 0)
+    return cap
+
+
+def _no_free_slot(ctx: CheckContext) -> Outcome:
+    cap = ctx.facts["canary_no_slot"]
+    return Outcome(
+        Status.WARN,
+        f"could not run: all {cap['slots']} slot(s) busy ({cap['busy']} BUSY worker(s), "
+        f"{cap['queued']} job(s) queued)",
+        "a free slot for the canary",
+        [],
+        "CANARY_NO_FREE_SLOT",
+        {**cap, "server": ctx.server_address or "HOST:PORT"},
+    )
 
 
 @check(
@@ -109,6 +153,8 @@ def canary_lifecycle(ctx: CheckContext) -> Outcome:
     if skipped:
         return skipped
     r = ctx.canary_result
+    if "canary_no_slot" in ctx.facts:
+        return _no_free_slot(ctx)
     observed = (
         f"job {r.job_id} {r.state} exit {r.exit_code}: dispatch {human_age(r.dispatch_s)}, "
         f"start {human_age(r.start_s)}, execution {human_age(r.execution_s)}, "
@@ -119,6 +165,11 @@ def canary_lifecycle(ctx: CheckContext) -> Outcome:
     if r.state == "SUCCEEDED":
         return Outcome(Status.PASS, observed, threshold, evidence)
     if r.state == "PENDING":
+        cap = _slots_now(ctx)
+        if cap is not None and cap["busy"] and not cap["free_slots"]:
+            # It queued behind a load that took every slot: capacity, not a dispatcher.
+            ctx.facts["canary_no_slot"] = cap
+            return _no_free_slot(ctx)
         ready = ctx.facts.get("ready_workers", 0)
         servers = ctx.facts.get("live_servers", [])
         cycle = ctx.facts.get("dispatcher_cycle_age_s")
@@ -157,6 +208,8 @@ def canary_lifecycle(ctx: CheckContext) -> Outcome:
 )
 def canary_logs(ctx: CheckContext) -> Outcome:
     skipped = _canary(ctx)
+    if "canary_no_slot" in ctx.facts:
+        return skip("the canary could not run: no free slot (see canary.lifecycle)")
     if skipped:
         return skipped
     r = ctx.canary_result
@@ -183,10 +236,12 @@ def canary_logs(ctx: CheckContext) -> Outcome:
 @check(
     "logs.grpc_errors",
     "Logs",
-    "No gRPC stream errors in the logs",
+    "No gRPC protocol errors in the logs",
     "logs",
-    "--server-log/--worker-log files: any gRPC stream error (h2 protocol error, GOAWAY, "
-    "UNAVAILABLE...) -> FAIL; other ERROR lines -> WARN",
+    "--server-log/--worker-log files: an HTTP/2 protocol error (h2 protocol error, "
+    "GOAWAY too_many_pings, RST_STREAM...) -> FAIL; a stream ended by its peer going away "
+    "and the reconnects after it (UNAVAILABLE, connection refused: a server restart) are "
+    "counted, no finding; other ERROR lines -> WARN",
 )
 def logs_grpc_errors(ctx: CheckContext) -> Outcome:
     files = [("server", p) for p in ctx.server_logs] + [("worker", p) for p in ctx.worker_logs]
@@ -200,28 +255,54 @@ def logs_grpc_errors(ctx: CheckContext) -> Outcome:
         except OSError as exc:
             evidence.append(f"cannot read {path}: {exc.strerror}")
     ctx.facts["log_scans"] = scans
-    grpc_errors = [(s.source, e) for s in scans for e in s.grpc_errors]
-    errors = [(s.source, e) for s in scans for e in s.error_lines]
+    grpc_errors = [(s.source, e) for s in scans for e in _kept(s.grpc_errors)]
+    errors = [(s.source, e) for s in scans for e in _kept(s.error_lines)]
+    protocol = sum(_counted(s.grpc_errors) for s in scans)
+    reconnects = sum(_counted(s.reconnect_lines) for s in scans)
     total = sum(s.total_lines for s in scans)
     observed = (
-        f"{len(grpc_errors)} gRPC error(s), {len(errors)} other ERROR line(s) in "
-        f"{total} lines of {len(scans)} file(s)"
+        f"{protocol} gRPC protocol error(s), {reconnects} reconnect line(s), "
+        f"{sum(_counted(s.error_lines) for s in scans)} ERROR line(s) in {total} lines of "
+        f"{len(scans)} file(s)"
     )
     evidence += [f"{src}: {line}" for src, line in (grpc_errors + errors)[:8]]
+    if reconnects:
+        # A peer went away and the stream was re-made: shown, never a finding (and no
+        # keepalive advice); a worker that stays away is the workers.* checks' finding.
+        evidence.append(
+            f"{reconnects} reconnect line(s): a peer went away (e.g. a server restart) and "
+            "the stream was made again; not a protocol error"
+        )
+        shown = [(s.source, line) for s in scans for line in _kept(s.reconnect_lines)]
+        evidence += [f"{src}: {line}" for src, line in shown[:4]]
     if grpc_errors:
         sources = sorted({src for src, _ in grpc_errors})
         return Outcome(
             Status.FAIL,
             observed,
-            "0 gRPC stream errors",
+            "0 gRPC protocol errors",
             evidence,
             "GRPC_STREAM_ERRORS",
             {
-                "count": len(grpc_errors),
+                "count": protocol,
                 "sources": ", ".join(sources),
                 "sample": grpc_errors[0][1][-120:],
             },
         )
     if errors or len(scans) < len(files):
         return Outcome(Status.WARN, observed, "0 ERROR lines", evidence)
-    return Outcome(Status.PASS, observed, "0 gRPC stream errors")
+    return Outcome(Status.PASS, observed, "0 gRPC protocol errors", evidence)
+
+
+def _kept(lines: list[str]) -> list[str]:
+    """A scan's sample without its "... and N more" line."""
+    return [line for line in lines if not _MORE.fullmatch(line)]
+
+
+def _counted(lines: list[str]) -> int:
+    """How many lines a scan found: its sample plus the N of "... and N more"."""
+    more = _MORE.fullmatch(lines[-1]) if lines else None
+    return len(_kept(lines)) + (int(more.group(1)) if more else 0)
+
+
+_MORE = re.compile(r"\.\.\. and (\d+) more")

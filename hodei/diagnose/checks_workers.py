@@ -3,6 +3,8 @@ heartbeats, slots held without a job."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from hodei.diagnose.readings import (
     ids,
     offending_rows,
@@ -16,25 +18,52 @@ from hodei.report.model import Status
 @check(
     "workers.ready",
     "Workers",
-    "READY workers available",
+    "Workers available (READY, or BUSY at capacity)",
     "database",
-    "READY workers with an open stream and a heartbeat fresher than heartbeat_stale_s; "
-    "FAIL when none",
+    "live workers (READY or BUSY, an open stream, a heartbeat fresher than "
+    "heartbeat_stale_s); none READY but some BUSY is a deployment at capacity (PASS; "
+    "queue.backlog judges the wait); FAIL when no live worker is left",
 )
 def workers_ready(ctx: CheckContext) -> Outcome:
-    t = ctx.thresholds
-    ready = int(probes(ctx).one("ready_workers", {"age_s": t.heartbeat_stale_s}).get("n") or 0)
-    ctx.facts["ready_workers"] = ready
-    by_state = ctx.snapshot.workers_by_state if ctx.snapshot else {}
-    observed = f"{ready} READY ({', '.join(f'{k} {v}' for k, v in by_state.items()) or 'none'})"
-    status = Status.PASS if ready > 0 else Status.FAIL
+    cap = capacity(ctx)
+    by_state = cap["by_state"]
+    breakdown = ", ".join(f"{k} {v}" for k, v in sorted(by_state.items())) or "no worker rows"
+    threshold = ">= 1 live worker (READY, or BUSY with every slot taken)"
+    if cap["ready"]:
+        observed = (
+            f"{cap['ready']} READY, {cap['busy']} BUSY: {cap['free_slots']} of "
+            f"{cap['slots']} slot(s) free (rows: {breakdown})"
+        )
+        return Outcome(Status.PASS, observed, threshold)
+    if cap["busy"]:
+        # Every slot taken is a deployment working at capacity, not one that cannot
+        # assign: the queued jobs go to the next slot that frees.
+        observed = (
+            f"at capacity: 0 READY, {cap['busy']} BUSY, all {cap['slots']} slot(s) busy "
+            f"(rows: {breakdown})"
+        )
+        return Outcome(Status.PASS, observed, threshold)
     return Outcome(
-        status,
-        observed,
-        ">= 1 READY",
+        Status.FAIL,
+        f"0 READY, 0 BUSY with a fresh heartbeat and an open stream (rows: {breakdown})",
+        threshold,
         finding="NO_READY_WORKERS",
         params={"server": ctx.server_address or "HOST:PORT"},
     )
+
+
+def capacity(ctx: CheckContext) -> dict[str, Any]:
+    """The live workers and their slots, read once per run (the canary reuses it)."""
+    if "capacity" not in ctx.facts:
+        row = probes(ctx).one("worker_capacity", {"age_s": ctx.thresholds.heartbeat_stale_s})
+        cap: dict[str, Any] = {
+            k: int(row.get(k) or 0) for k in ("ready", "busy", "slots", "running", "free_slots")
+        }
+        cap["by_state"] = dict(row.get("by_state") or {})
+        ctx.facts["capacity"] = cap
+        # Read by the dispatcher's check: jobs can be assigned only to a READY worker.
+        ctx.facts["ready_workers"] = cap["ready"]
+    return dict(ctx.facts["capacity"])
 
 
 @check(
@@ -65,8 +94,9 @@ def workers_heartbeat(ctx: CheckContext) -> Outcome:
         return Outcome(Status.PASS, "all live workers heard from", threshold)
     oldest = max((r["heartbeat_age_s"] or 0.0) for r in rows)
     params = {"count": len(rows), "age": human_age(oldest), "ids": ids(rows)}
-    ready = ctx.facts.get("ready_workers", 0)
-    status = Status.FAIL if stale or ready == 0 else Status.WARN
+    # Lost workers are a failure only when no live worker is left to run the jobs.
+    cap = capacity(ctx)
+    status = Status.FAIL if stale or cap["ready"] + cap["busy"] == 0 else Status.WARN
     observed = f"{len(stale)} silent but still READY/BUSY, {len(lost)} LOST recently"
     return Outcome(status, observed, threshold, evidence, "WORKER_HEARTBEAT_STALE", params)
 

@@ -1,4 +1,5 @@
-"""Evidence from process logs: ERROR lines, gRPC stream errors, dispatcher cycles.
+"""Evidence from process logs: ERROR lines, gRPC protocol errors told apart from
+reconnects, dispatcher cycles.
 
 The seed report found `h2 protocol error: error reading a body from connection`
 every 30 s in the server log, and no line at all from the dispatcher. These
@@ -22,21 +23,41 @@ _ERROR_RE = re.compile(
     r"(\sERROR\s|\sCRITICAL\s|\"level\":\s*\"(ERROR|CRITICAL)\"|^ERROR[:\s]|^Traceback )"
 )
 
-#: gRPC / HTTP/2 stream failures; the first is the seed's.
-GRPC_ERROR_PATTERNS: tuple[str, ...] = (
+#: HTTP/2 failures of the transport itself: a peer broke the protocol or the keepalive
+#: policy, and the stream is torn down (the seed's `h2 protocol error` every 30 s).
+#: These are findings.
+PROTOCOL_ERROR_PATTERNS: tuple[str, ...] = (
     r"h2 protocol error",
     r"error reading a body from connection",
-    r"Stream removed",
-    r"GOAWAY",
     r"too_many_pings",
-    r"StatusCode\.UNAVAILABLE",
+    r"too many pings",
+    r"\bENHANCE_YOUR_CALM\b",
+    r"RST_STREAM",
+    r"\b(PROTOCOL|FLOW_CONTROL|FRAME_SIZE)_ERROR\b",
+    r"keepalive watchdog timeout",
+    r"protocol bug",  # the worker: the server refused its message as invalid
+)
+_PROTOCOL_RE = re.compile("|".join(PROTOCOL_ERROR_PATTERNS), re.IGNORECASE)
+
+#: A stream that ended because its peer went away (a server restarting, a network
+#: blip), and the worker's reconnect attempts meanwhile: no finding by themselves. A
+#: worker that never comes back is what workers.ready and workers.heartbeat name.
+RECONNECT_PATTERNS: tuple[str, ...] = (
     r"\bUNAVAILABLE\b",
     r"Socket closed",
     r"Connection reset by peer",
-    r"keepalive watchdog timeout",
-    r"RST_STREAM",
+    r"Connection refused",
+    r"failed to connect to all addresses",
+    r"Stream removed",
+    r"GOAWAY",
+    r"server closed the worker stream",
+    r"worker stream (ended|lost)",
+    r"reconnecting in",
 )
-_GRPC_RE = re.compile("|".join(GRPC_ERROR_PATTERNS), re.IGNORECASE)
+_RECONNECT_RE = re.compile("|".join(RECONNECT_PATTERNS), re.IGNORECASE)
+
+#: Every stream-failure pattern (protocol errors first, the seed's first of all).
+GRPC_ERROR_PATTERNS: tuple[str, ...] = PROTOCOL_ERROR_PATTERNS + RECONNECT_PATTERNS
 
 # Dispatcher cycle lines: the logger is hodei.server.dispatcher (see hodei/logging_setup.py
 # format "<ts> <LEVEL> <logger>: <message>").
@@ -48,7 +69,19 @@ def is_error_line(line: str) -> bool:
 
 
 def is_grpc_error(line: str) -> bool:
-    return bool(_GRPC_RE.search(line))
+    """An HTTP/2 protocol error: a finding (a reconnect line is not one)."""
+    return bool(_PROTOCOL_RE.search(line))
+
+
+def is_reconnect_line(line: str) -> bool:
+    """A stream ended by its peer going away, or a reconnect attempt (and no protocol
+    error on the same line)."""
+    return not is_grpc_error(line) and bool(_RECONNECT_RE.search(line))
+
+
+def is_stream_failure(line: str) -> bool:
+    """Any line saying a gRPC stream broke, protocol error or reconnect."""
+    return is_grpc_error(line) or is_reconnect_line(line)
 
 
 def is_dispatcher_line(line: str) -> bool:
@@ -58,7 +91,7 @@ def is_dispatcher_line(line: str) -> bool:
 def scan_lines(source: str, path: str, lines: Iterable[str]) -> LogScan:
     """Classify lines; keeps the first KEEP_LINES of each kind, counts all."""
     scan = LogScan(source=source, path=path, total_lines=0)
-    errors = grpc = notable = 0
+    errors = grpc = reconnects = notable = 0
     for raw in lines:
         line = raw.rstrip("\n")
         scan.total_lines += 1
@@ -70,6 +103,10 @@ def scan_lines(source: str, path: str, lines: Iterable[str]) -> LogScan:
             grpc += 1
             if len(scan.grpc_errors) < KEEP_LINES:
                 scan.grpc_errors.append(line)
+        elif is_reconnect_line(line):
+            reconnects += 1
+            if len(scan.reconnect_lines) < KEEP_LINES:
+                scan.reconnect_lines.append(line)
         if is_dispatcher_line(line):
             notable += 1
             if len(scan.notable_lines) < KEEP_LINES:
@@ -78,6 +115,7 @@ def scan_lines(source: str, path: str, lines: Iterable[str]) -> LogScan:
     for kept, total in (
         (scan.error_lines, errors),
         (scan.grpc_errors, grpc),
+        (scan.reconnect_lines, reconnects),
         (scan.notable_lines, notable),
     ):
         if total > len(kept):
@@ -98,13 +136,14 @@ def scan_file(source: str, path: Path, start_offset: int = 0) -> LogScan:
 
 
 def grpc_errors_in(path: Path, start_offset: int = 0) -> list[str]:
-    """Every gRPC stream error line in `path` after `start_offset`."""
+    """Every line of `path` after `start_offset` saying a gRPC stream broke (protocol
+    errors and reconnects alike: on an idle deployment neither should happen)."""
     if not path.exists():
         return []
     with path.open("rb") as fh:
         fh.seek(start_offset)
         text = fh.read().decode("utf-8", errors="replace")
-    return [line for line in text.splitlines() if is_grpc_error(line)]
+    return [line for line in text.splitlines() if is_stream_failure(line)]
 
 
 def file_size(path: Path) -> int:

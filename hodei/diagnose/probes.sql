@@ -93,12 +93,6 @@ WHERE state IN ('READY', 'BUSY')
 ORDER BY last_heartbeat NULLS FIRST
 LIMIT %(limit)s;
 
--- name: ready_workers
--- Assignable workers: READY, heard from recently, with an open stream on some server.
-SELECT count(*) AS n FROM workers
-WHERE state = 'READY' AND server_id IS NOT NULL
-  AND last_heartbeat >= clock_timestamp() - make_interval(secs => %(age_s)s);
-
 -- name: recently_lost_workers
 SELECT id::text AS id, name, pid,
        extract(epoch FROM clock_timestamp() - coalesce(last_heartbeat, updated_at))::float8
@@ -301,4 +295,92 @@ FROM domain_events
 WHERE event_type = 'Repaired'
   AND occurred_at >= clock_timestamp() - make_interval(secs => %(window_s)s)
 ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: worker_capacity
+-- The live workers (fresh heartbeat, an open stream) and their slots, in one statement so
+-- that the counts and the breakdown by state come from the same moment.
+SELECT count(*) FILTER (WHERE live AND state = 'READY') AS ready,
+       count(*) FILTER (WHERE live AND state = 'BUSY') AS busy,
+       coalesce(sum(slots) FILTER (WHERE live), 0) AS slots,
+       coalesce(sum(running_jobs) FILTER (WHERE live), 0) AS running,
+       coalesce(sum(greatest(slots - running_jobs, 0)) FILTER (WHERE live AND state = 'READY'), 0)
+         AS free_slots,
+       coalesce(jsonb_object_agg(state, n) FILTER (WHERE n IS NOT NULL), '{}'::jsonb) AS by_state
+FROM (
+  SELECT w.state, w.slots, w.running_jobs,
+         (w.state IN ('READY', 'BUSY') AND w.server_id IS NOT NULL
+          AND w.last_heartbeat >= clock_timestamp() - make_interval(secs => %(age_s)s)) AS live,
+         NULL::bigint AS n
+  FROM workers w
+  UNION ALL
+  SELECT state, 0, 0, false, count(*) FROM workers GROUP BY state
+) rows;
+
+-- name: queue_flow
+-- The queue now, and its traffic over the last window: jobs that entered it (created or
+-- requeued) and jobs that left it (assigned), from the domain events (occurred_at index).
+SELECT (SELECT count(*) FROM job_queue) AS depth,
+       extract(epoch FROM clock_timestamp() - (SELECT min(enqueued_at) FROM job_queue))::float8
+         AS oldest_age_s,
+       count(*) FILTER (WHERE e.event_type IN ('JobCreated', 'JobRequeued')) AS arrived,
+       count(*) FILTER (WHERE e.event_type = 'JobAssigned') AS departed
+FROM domain_events e
+WHERE e.occurred_at >= clock_timestamp() - make_interval(secs => %(window_s)s)
+  AND e.event_type IN ('JobCreated', 'JobRequeued', 'JobAssigned');
+
+-- name: schema_migrations_applied
+SELECT version, name FROM schema_migrations ORDER BY version;
+
+-- name: schema_columns
+-- Every column of the Hodei schema's tables (what schema_manifest.json records).
+SELECT c.relname AS table_name, a.attname AS column_name,
+       format_type(a.atttypid, a.atttypmod) AS data_type
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+ORDER BY c.relname, a.attnum;
+
+-- name: schema_indexes
+SELECT t.relname AS table_name, i.relname AS index_name
+FROM pg_index x
+JOIN pg_class i ON i.oid = x.indexrelid
+JOIN pg_class t ON t.oid = x.indrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE n.nspname = current_schema()
+ORDER BY t.relname, i.relname;
+
+-- name: future_heartbeats
+-- Heartbeats ahead of the database clock by more than the tolerance: every Hodei writer
+-- stamps them with the database's now(), so they mean the clock stepped back or a row
+-- was written by another clock; an age computed from them is negative (never "stale").
+SELECT 'worker' AS kind, id::text AS id,
+       extract(epoch FROM last_heartbeat - clock_timestamp())::float8 AS ahead_s
+FROM workers
+WHERE last_heartbeat > clock_timestamp() + make_interval(secs => %(tolerance_s)s)
+UNION ALL
+SELECT 'server', server_id,
+       extract(epoch FROM heartbeat_at - clock_timestamp())::float8
+FROM server_status
+WHERE heartbeat_at > clock_timestamp() + make_interval(secs => %(tolerance_s)s)
+ORDER BY ahead_s DESC
+LIMIT %(limit)s;
+
+-- name: impossible_job_timestamps
+-- Recent jobs (created within the window, or in the future) whose transitions are out
+-- of order by more than the tolerance; `gap_s` is by how much.
+SELECT id::text AS job_id, state, problem, gap_s FROM (
+  SELECT j.id, j.state, p.problem, p.gap_s
+  FROM jobs j
+  CROSS JOIN LATERAL (VALUES
+    ('created_at in the future', extract(epoch FROM j.created_at - clock_timestamp())::float8),
+    ('assigned_at before created_at', extract(epoch FROM j.created_at - j.assigned_at)::float8),
+    ('started_at before created_at', extract(epoch FROM j.created_at - j.started_at)::float8),
+    ('finished_at before started_at', extract(epoch FROM j.started_at - j.finished_at)::float8)
+  ) AS p(problem, gap_s)
+  WHERE j.created_at >= clock_timestamp() - make_interval(secs => %(window_s)s)
+    AND p.gap_s > %(tolerance_s)s
+) bad
+ORDER BY gap_s DESC
 LIMIT %(limit)s;

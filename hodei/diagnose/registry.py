@@ -32,6 +32,7 @@ class Thresholds:
     running_grace_s: float = 30.0
     queue_depth_warn: int = 1000
     queue_age_warn_s: float = 60.0
+    queue_window_s: float = 60.0  # a queue judged growing: more entered than left in this
     outbox_age_warn_s: float = 10.0
     outbox_age_fail_s: float = 60.0
     activity_window_s: float = 600.0
@@ -39,6 +40,8 @@ class Thresholds:
     throughput_minutes: int = 5
     throughput_min_per_min: float = 1.0  # WARN below this while jobs wait
     canary_timeout_s: float = 30.0
+    clock_tolerance_s: float = 2.0  # a recorded time this far ahead of the database: FAIL
+    timestamp_window_s: float = 86400.0  # jobs created this recently have their order checked
     rpc_timeout_s: float = 1.5
     stream_closed_grace_s: float = 1.0  # a worker owning jobs without a stream this long
     clock_skew_s: float = 2.0  # |worker clock - database clock| above this warns

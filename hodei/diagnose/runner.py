@@ -13,6 +13,7 @@ from hodei.diagnose import (  # noqa: F401  (importing a module registers its ch
     checks_events,
     checks_jobs,
     checks_server,
+    checks_time,
     checks_workers,
 )
 from hodei.diagnose.probes import probe_session
@@ -43,6 +44,8 @@ ORDER = [
     "consistency.queue_not_pending",
     "queue.repairs",
     "attempts.output",
+    "time.heartbeats",
+    "time.job_order",
     "events.flow",
     "outbox.flow",
     "outbox.backlog",

@@ -97,7 +97,9 @@ class LogScan(_Model):
     path: str
     total_lines: int
     error_lines: list[str] = Field(default_factory=list)
-    grpc_errors: list[str] = Field(default_factory=list)
+    grpc_errors: list[str] = Field(default_factory=list)  # HTTP/2 protocol errors
+    # Additive: streams ended by their peer going away, and reconnect attempts (no finding).
+    reconnect_lines: list[str] = Field(default_factory=list)
     notable_lines: list[str] = Field(default_factory=list)  # e.g. dispatcher cycles
 
 

@@ -45,3 +45,16 @@ async def queue_job(address: str, command: list[str], token: str = "") -> str:
             timeout=5,
         )
         return str(reply.job.id)
+
+
+async def queue_burst(address: str, command: list[str], n: int, token: str = "") -> list[str]:
+    """Queue `n` test-tagged jobs at once (concurrent QueueJob calls on one channel)."""
+    async with grpc.aio.insecure_channel(
+        address, interceptors=token_interceptors(token)
+    ) as channel:
+        stub = jobs_pb2_grpc.JobExecutionServiceStub(channel)
+        spec = jobs_pb2.JobSpec(command=command, labels={"hodei.io/test": "true"})
+        replies = await asyncio.gather(
+            *(stub.QueueJob(jobs_pb2.QueueJobRequest(spec=spec), timeout=30) for _ in range(n))
+        )
+        return [str(r.job.id) for r in replies]

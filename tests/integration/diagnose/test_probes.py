@@ -74,6 +74,7 @@ def test_every_named_probe_runs(db_url: str) -> None:
         "server_stale_s": 30.0,
         "skew_s": 2.0,
         "minutes": 3,
+        "tolerance_s": 2.0,
         "ids": [str(uuid.uuid4())],
         "id": str(uuid.uuid4()),
     }
