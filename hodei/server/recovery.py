@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from hodei.db.connector import Database
+from hodei.db.connector import Database, use_role
 from hodei.domain.jobs import JobState
 from hodei.domain.workers import SilenceWatch, WorkerState
 from hodei.errors import HodeiError
@@ -74,6 +74,7 @@ class Recovery:
         self._unstored_seen = 0
 
     async def run(self, stop: asyncio.Event) -> None:
+        use_role("recovery")
         logger.info("recovery loop started (worker silence limit %.1f s)", self.silence_limit)
         self.watch = self._new_watch()
         self.ack_watch = self._new_watch(self.settings.dispatcher.ack_timeout)
