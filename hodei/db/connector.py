@@ -172,17 +172,23 @@ class Database:
 
     async def open(self, wait_seconds: float = 15.0) -> None:
         try:
-            await self.pool.open(wait=True, timeout=wait_seconds)
+            # Each filled before use (a pool still connecting in the background is not
+            # cancelled cleanly when start-up fails later: the process hung on exit).
             for pool in self.pools.values():
-                if pool is not self.pool:
-                    # The database answered the main pool: the others fill in the background.
-                    await pool.open(wait=False)
+                await pool.open(wait=True, timeout=wait_seconds)
         except Exception as exc:
             raise Unavailable(f"cannot connect to the database: {exc}") from exc
 
     async def close(self) -> None:
         for pool in self.pools.values():
             await pool.close()
+
+    async def check(self) -> None:
+        """Replace the idle connections a database outage broke, in every pool: each
+        role's pool would otherwise hand its next caller a dead connection (only the
+        API's is pinged by the database watch)."""
+        for pool in self.pools.values():
+            await pool.check()
 
     def _pool(self) -> _Pool:
         return self.pools.get(_ROLE.get(), self.pool)
