@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import socket
 
-from hodei.diagnose.canary import CANARY_STDERR, CANARY_STDOUT, probe_server, run_canary
+from hodei.diagnose.canary import (
+    CANARY_STDERR,
+    CANARY_STDOUT,
+    ServerProbe,
+    probe_server,
+    run_canary,
+)
 from hodei.diagnose.evidence import scan_file
 from hodei.diagnose.registry import CheckContext, Outcome, check, skip
 from hodei.durations import human_age
@@ -28,16 +34,20 @@ def server_health(ctx: CheckContext) -> Outcome:
         return skip("no --server")
     live = live_listen_addresses(ctx)
     candidates = [ctx.server_address] if ctx.server_address else [*live, fallback]
-    tried: list[str] = []
+    probes: dict[str, ServerProbe] = {}
     for address in dict.fromkeys(a for a in candidates if a):
-        probe = probe_server(address, ctx.thresholds.rpc_timeout_s, ctx.tls, ctx.token)
-        tried.append(address)
-        if probe.reachable:
+        probes[address] = probe_server(address, ctx.thresholds.rpc_timeout_s, ctx.tls, ctx.token)
+        if probes[address].reachable:
             break
-    ctx.server_discovered = not ctx.server_address
+    # The one that answered; else the first tried (a live server's, when there is one).
+    address = next((a for a, p in probes.items() if p.reachable), next(iter(probes)))
+    probe = probes[address]
     ctx.server_address = address
     found = (
-        [f"no --server given: tried {', '.join(tried)} (listen addresses from server_status)"]
+        [
+            f"no --server given: tried {', '.join(probes)} (the live servers' listen "
+            "addresses in server_status, then the default)"
+        ]
         if fallback
         else []
     )

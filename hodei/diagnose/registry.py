@@ -78,8 +78,6 @@ class CheckContext:
     thresholds: Thresholds
     canary: bool = False
     tls: ClientTLS | None = None  # how to dial the server; None: plaintext
-    #: No address was given: server.health tried the live servers' listen addresses.
-    server_discovered: bool = False
     #: Sent to the server (least role: client; the canary submits and follows its job).
     token: str = ""
     server_logs: list[Path] = field(default_factory=list)

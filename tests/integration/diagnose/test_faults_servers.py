@@ -189,5 +189,5 @@ async def test_without_server_flag_a_live_server_is_found_in_server_status(
     health = run.check("server.health")
     assert health["status"] == "PASS", (health, run.stdout)
     assert run.report["target"]["server_address"] == app.address
-    assert any("listen addresses from server_status" in e for e in health["evidence"]), health
+    assert any("listen addresses in server_status" in e for e in health["evidence"]), health
     assert run.code == 0, (run.failing(), run.stdout)
