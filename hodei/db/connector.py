@@ -13,11 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from functools import cache
 from importlib import resources
 from typing import Any, Protocol
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -29,6 +31,34 @@ DATABASE_DOWN = (psycopg.OperationalError, PoolTimeout)
 
 Row = dict[str, Any]
 Params = dict[str, Any] | Sequence[Any] | None
+
+#: What each connection of a server does, as shown in pg_stat_activity.application_name
+#: (`hodei-<server id>-<role>`): a diagnosis that finds a session waiting on a lock, or
+#: holding one, can say whose it is. Each role has a pool of its own; the API's is the
+#: main one (DB_ROLES[0]), the others are small.
+DB_ROLES = ("api", "worker-stream", "dispatcher", "relay", "recovery")
+#: The role of the connections the current task takes; a loop sets its own at start
+#: (asyncio copies the context into each task, gRPC runs each call in a task of its own).
+_ROLE: ContextVar[str] = ContextVar("hodei_db_role", default=DB_ROLES[0])
+#: PostgreSQL keeps NAMEDATALEN - 1 bytes of an application_name.
+_APP_NAME_MAX = 63
+
+
+def use_role(role: str) -> None:
+    """Connections taken from now on by this task (and tasks it starts) are `role`'s."""
+    _ROLE.set(role)
+
+
+def application_name(server_id: str, role: str) -> str:
+    """`hodei-<server id>-<role>`, cut to what PostgreSQL keeps; the role survives the cut."""
+    suffix = f"-{role}"
+    return f"hodei-{server_id}"[: _APP_NAME_MAX - len(suffix)] + suffix
+
+
+def with_application_name(url: str, name: str) -> str:
+    """`url` (URL or key=value conninfo) with its application_name set to `name`."""
+    return make_conninfo(url, application_name=name)
+
 
 _NAME_RE = re.compile(r"^--\s*(name|fragment):\s*([a-z0-9_]+)\s*$", re.MULTILINE)
 _INCLUDE_RE = re.compile(r"\{\{\s*([a-z0-9_]+)\s*\}\}")
@@ -109,37 +139,68 @@ class PsycopgTx:
                 await copy.write(piece)
 
 
-class Database:
-    """The server's connection pool. `open()` before use, `close()` at shutdown."""
+_Pool = AsyncConnectionPool[psycopg.AsyncConnection[Row]]
+#: Connections of the small pools (every role but the API's).
+_SIDE_POOL_MAX = 2
 
-    def __init__(self, url: str, min_size: int = 2, max_size: int = 10) -> None:
+
+class Database:
+    """The server's connection pools, one per role (DB_ROLES) when a server id is given,
+    else one. `open()` before use, `close()` at shutdown."""
+
+    def __init__(
+        self, url: str, min_size: int = 2, max_size: int = 10, server_id: str | None = None
+    ) -> None:
         self.url = url
-        self.pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] = AsyncConnectionPool(
-            url,
-            min_size=min_size,
-            max_size=max_size,
-            open=False,
-            kwargs={"row_factory": dict_row, "autocommit": True},
-            name="hodei",
-        )
+        self.pools: dict[str, _Pool] = {}
+        for role in DB_ROLES if server_id is not None else DB_ROLES[:1]:
+            main = role == DB_ROLES[0]
+            # The worker streams store results and logs: as busy as the API.
+            busy = main or role == "worker-stream"
+            kwargs: dict[str, Any] = {"row_factory": dict_row, "autocommit": True}
+            if server_id is not None:
+                kwargs["application_name"] = application_name(server_id, role)
+            self.pools[role] = AsyncConnectionPool(
+                url,
+                min_size=min_size if main else 1,
+                max_size=max_size if busy else min(max_size, _SIDE_POOL_MAX),
+                open=False,
+                kwargs=kwargs,
+                name=f"hodei-{role}",
+            )
+        self.pool = self.pools[DB_ROLES[0]]
 
     async def open(self, wait_seconds: float = 15.0) -> None:
         try:
-            await self.pool.open(wait=True, timeout=wait_seconds)
+            # Each filled before use (a pool still connecting in the background is not
+            # cancelled cleanly when start-up fails later: the process hung on exit).
+            for pool in self.pools.values():
+                await pool.open(wait=True, timeout=wait_seconds)
         except Exception as exc:
             raise Unavailable(f"cannot connect to the database: {exc}") from exc
 
     async def close(self) -> None:
-        await self.pool.close()
+        for pool in self.pools.values():
+            await pool.close()
+
+    async def check(self) -> None:
+        """Replace the idle connections a database outage broke, in every pool: each
+        role's pool would otherwise hand its next caller a dead connection (only the
+        API's is pinged by the database watch)."""
+        for pool in self.pools.values():
+            await pool.check()
+
+    def _pool(self) -> _Pool:
+        return self.pools.get(_ROLE.get(), self.pool)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PsycopgTx]:
         """One transaction: committed on normal exit, rolled back on any exception."""
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self._pool().connection() as conn, conn.transaction():
             yield PsycopgTx(conn)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[PsycopgTx]:
         """Autocommit statements (reads that need no snapshot across statements)."""
-        async with self.pool.connection() as conn:
+        async with self._pool().connection() as conn:
             yield PsycopgTx(conn)

@@ -603,6 +603,14 @@ UPDATE server_status SET dispatcher_last_cycle_at = now(),
                                           ELSE dispatcher_last_dispatch_at END
 WHERE server_id = %(server_id)s;
 
+-- name: server_listening
+UPDATE server_status SET listen_address = %(address)s WHERE server_id = %(server_id)s;
+
+-- name: dispatcher_failed
+UPDATE server_status SET dispatcher_last_error = left(%(error)s, 500),
+       dispatcher_last_error_at = now()
+WHERE server_id = %(server_id)s;
+
 -- name: server_stopped
 UPDATE server_status SET stopped_at = now(), heartbeat_at = now() WHERE server_id = %(server_id)s;
 

@@ -24,16 +24,19 @@ from hodei.report.model import Status
     "Database reachable and fast",
     "",
     "connects read-only and times a query round trip; WARN > db_latency_warn_s, FAIL > "
-    "db_latency_fail_s; unreachable -> exit 3",
+    "db_latency_fail_s; unreachable -> exit 3, named by how: refused (down), timed out, "
+    "refusing connections (too many), credentials rejected",
 )
 def database_connect(ctx: CheckContext) -> Outcome:
     if not ctx.database_url:
         return Outcome(Status.SKIP, observed="no --database-url")
     if ctx.session is None:
+        # How it failed (refused, timed out, too many connections, credentials) picks
+        # the finding: each has its own sentence and hint.
         return Outcome(
             Status.FAIL,
             observed=ctx.db_error,
-            finding="DATABASE_UNREACHABLE",
+            finding=ctx.db_failure,
             params={"database": redact(ctx.database_url), "error": ctx.db_error},
         )
     t = ctx.thresholds

@@ -3,7 +3,12 @@ unacknowledged and stuck attempts, queue/job consistency."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from hodei.diagnose.checks_sessions import blocked_sentence, lock_waits
 from hodei.diagnose.checks_workers import capacity
+from hodei.diagnose.failures import session_words
+from hodei.diagnose.probes import ProbeFailed
 from hodei.diagnose.readings import (
     ids,
     live_servers,
@@ -71,9 +76,11 @@ def queue_backlog(ctx: CheckContext) -> Outcome:
     "Dispatcher",
     "The dispatcher processes the queue",
     "database",
-    "FAIL when jobs wait PENDING longer than pending_age_s while READY workers exist "
-    "('dispatcher not processing the queue'), or when every live server has its "
-    "dispatcher disabled; reports server_status.dispatcher_last_cycle_at",
+    "FAIL when every live server has its dispatcher disabled (DISPATCHER_DISABLED), when "
+    "a dispatcher statement waits on a lock longer than lock_wait_s (DISPATCHER_BLOCKED, "
+    "naming the blocking pid), when its cycles fail (DISPATCHER_CRASHING, with the last "
+    "error from server_status), or when jobs wait PENDING longer than pending_age_s while "
+    "READY workers exist (DISPATCHER_STALLED / DISPATCHER_NOT_CLAIMING)",
 )
 def dispatcher_progress(ctx: CheckContext) -> Outcome:
     t = ctx.thresholds
@@ -102,6 +109,53 @@ def dispatcher_progress(ctx: CheckContext) -> Outcome:
         "cycle_age": human_age(cycle_age) if cycle_age is not None else "ever",
         "servers": len(servers),
     }
+    blocked = _dispatcher_lock_waits(ctx)
+    if blocked:
+        # Its statement waits on a lock: not stopped, not stalled, blocked by someone.
+        first = blocked[0]
+        return Outcome(
+            Status.FAIL,
+            f"dispatcher blocked by pid {first['blocker_pid']} for {human_age(first['waiting_s'])}",
+            f"no dispatcher statement waits > {human_age(t.lock_wait_s)} on a lock",
+            [blocked_sentence(w) for w in blocked[:5]] + evidence,
+            "DISPATCHER_BLOCKED",
+            params
+            | {
+                "pid": first["blocker_pid"],
+                "holder": session_words(first, "blocker_"),
+                "table": first["relation"] or "?",
+                "wait": human_age(first["waiting_s"]),
+                "waiter": first["application_name"],
+            },
+        )
+    crashing = [
+        s
+        for s in enabled
+        if s.get("last_error_age_s") is not None
+        and s["last_error_age_s"] <= t.server_stale_s
+        and (s["last_cycle_age_s"] is None or s["last_error_age_s"] < s["last_cycle_age_s"])
+    ]
+    if crashing:
+        # Its cycles fail (the server wrote the error); the supervisor keeps restarting it.
+        first = crashing[0]
+        evidence = [
+            f"server {s['server_id']}: dispatch cycle failed {human_age(s['last_error_age_s'])} "
+            f"ago: {s['dispatcher_last_error']}"
+            for s in crashing
+        ] + evidence
+        return Outcome(
+            Status.FAIL,
+            f"dispatcher crashing on {len(crashing)} server(s): {first['dispatcher_last_error']}",
+            "no failed dispatch cycle since the last good one",
+            evidence,
+            "DISPATCHER_CRASHING",
+            params
+            | {
+                "server": first["server_id"],
+                "error": first["dispatcher_last_error"],
+                "error_age": human_age(first["last_error_age_s"]),
+            },
+        )
     if not servers:
         if stale and ready:
             params["cycle_age"] = "ever (no live server)"
@@ -157,6 +211,16 @@ def dispatcher_progress(ctx: CheckContext) -> Outcome:
             params,
         )
     return Outcome(Status.PASS, observed, threshold, evidence)
+
+
+def _dispatcher_lock_waits(ctx: CheckContext) -> list[dict[str, Any]]:
+    """Dispatcher connections (application_name hodei-<server>-dispatcher) waiting on a
+    lock longer than lock_wait_s; [] when pg_stat_activity cannot be read."""
+    try:
+        waits = lock_waits(ctx)
+    except ProbeFailed:
+        return []
+    return [w for w in waits if str(w["application_name"] or "").endswith("-dispatcher")]
 
 
 @check(

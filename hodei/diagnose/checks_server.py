@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import re
+import socket
 from typing import Any
 
 import psycopg
 
-from hodei.diagnose.canary import CANARY_STDERR, CANARY_STDOUT, probe_server, run_canary
+from hodei.diagnose.canary import (
+    CANARY_STDERR,
+    CANARY_STDOUT,
+    ServerProbe,
+    probe_server,
+    run_canary,
+)
 from hodei.diagnose.evidence import scan_file
 from hodei.diagnose.probes import probe_session
 from hodei.diagnose.registry import CheckContext, Outcome, check, skip
@@ -22,25 +29,42 @@ from hodei.report.model import LogScan, Status
     "Server reachable and SERVING",
     "",
     "grpc.health.v1 Check answers SERVING within rpc_timeout_s; reports the version from "
-    "PlatformService.GetServerInfo; unreachable -> FAIL and exit 3",
+    "PlatformService.GetServerInfo. No answer -> FAIL and exit 3, told apart: refused "
+    "(down), accepted but silent (frozen), or an address that is no live server's listen "
+    "address while server_status shows live servers elsewhere (wrong address). Without "
+    "--server, tries the live servers' listen addresses from server_status first",
 )
 def server_health(ctx: CheckContext) -> Outcome:
-    if not ctx.server_address:
+    fallback = ctx.facts.get("server_fallback")
+    if not ctx.server_address and not fallback:
         return skip("no --server")
-    probe = probe_server(ctx.server_address, ctx.thresholds.rpc_timeout_s, ctx.tls, ctx.token)
+    live = live_listen_addresses(ctx)
+    candidates = [ctx.server_address] if ctx.server_address else [*live, fallback]
+    probes: dict[str, ServerProbe] = {}
+    for address in dict.fromkeys(a for a in candidates if a):
+        probes[address] = probe_server(address, ctx.thresholds.rpc_timeout_s, ctx.tls, ctx.token)
+        if probes[address].reachable:
+            break
+    # The one that answered; else the first tried (a live server's, when there is one).
+    address = next((a for a, p in probes.items() if p.reachable), next(iter(probes)))
+    probe = probes[address]
+    ctx.server_address = address
+    found = (
+        [
+            f"no --server given: tried {', '.join(probes)} (the live servers' listen "
+            "addresses in server_status, then the default)"
+        ]
+        if fallback
+        else []
+    )
     if not probe.reachable:
         ctx.server_unreachable = True
         ctx.server_error = probe.error
-        return Outcome(
-            Status.FAIL,
-            f"unreachable: {probe.error}",
-            "SERVING",
-            [],
-            "SERVER_UNREACHABLE",
-            {"server": ctx.server_address, "error": probe.error},
-        )
+        return _unreachable(ctx, address, probe.error, live, found)
     ctx.server_info = probe.info
-    evidence = [", ".join(f"{k}={v}" for k, v in probe.info.items())] if probe.info else []
+    evidence = found + (
+        [", ".join(f"{k}={v}" for k, v in probe.info.items())] if probe.info else []
+    )
     if probe.info_error:
         evidence.append(f"GetServerInfo failed: {probe.info_error}")
         ctx.facts["server_info_error"] = probe.info_error
@@ -55,6 +79,71 @@ def server_health(ctx: CheckContext) -> Outcome:
             {"status": probe.status},
         )
     return Outcome(Status.PASS, observed, "SERVING", evidence)
+
+
+def live_listen_addresses(ctx: CheckContext) -> list[str]:
+    """Where the live servers of server_status listen (dialable: a wildcard host is
+    this host), freshest heartbeat first."""
+    rows = ctx.snapshot.servers if ctx.snapshot is not None else []
+    live = [
+        r
+        for r in rows
+        if r.get("stopped_at") is None
+        and r.get("listen_address")
+        and (r.get("heartbeat_age_s") or 0.0) <= ctx.thresholds.server_stale_s
+    ]
+    live.sort(key=lambda r: r.get("heartbeat_age_s") or 0.0)
+    return [dialable(str(r["listen_address"])) for r in live]
+
+
+def dialable(address: str) -> str:
+    """'0.0.0.0:50051' -> '127.0.0.1:50051': a server listening on every interface is
+    reached on this host's loopback; 'localhost' is the same host as 127.0.0.1."""
+    host, sep, port = address.rpartition(":")
+    if host in ("", "0.0.0.0", "::", "[::]", "localhost", "[::1]", "::1"):
+        host = "127.0.0.1"
+    return f"{host}{sep}{port}"
+
+
+def _unreachable(
+    ctx: CheckContext, address: str, error: str, live: list[str], evidence: list[str]
+) -> Outcome:
+    """Down, frozen or the wrong address: each has its own finding and hint."""
+    params = {"server": address, "error": error}
+    evidence = [*evidence, f"{address}: {error}"]
+    if live and dialable(address) not in live:
+        return Outcome(
+            Status.FAIL,
+            f"nothing answers at {address}; live servers listen at {', '.join(live)}",
+            "SERVING",
+            evidence + [f"server_status: a live server listens at {a}" for a in live],
+            "SERVER_WRONG_ADDRESS",
+            params | {"live": ", ".join(live)},
+        )
+    if "did not answer" in error and accepts_tcp(address, ctx.thresholds.rpc_timeout_s):
+        # The port accepts (the kernel does that for a stopped process) but nothing
+        # speaks gRPC on it: frozen (SIGSTOP), hung or starved, not down.
+        return Outcome(
+            Status.FAIL,
+            f"accepts connections but does not answer within "
+            f"{human_age(ctx.thresholds.rpc_timeout_s)}",
+            "SERVING",
+            evidence,
+            "SERVER_FROZEN",
+            params | {"timeout": human_age(ctx.thresholds.rpc_timeout_s)},
+        )
+    return Outcome(
+        Status.FAIL, f"unreachable: {error}", "SERVING", evidence, "SERVER_UNREACHABLE", params
+    )
+
+
+def accepts_tcp(address: str, timeout_s: float) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 @check(

@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--server",
         metavar="HOST:PORT",
-        help="gRPC server address (default: $HODEI_SERVER_ADDRESS or 127.0.0.1:50051)",
+        help="gRPC server address (default: $HODEI_SERVER_ADDRESS, else a live server's "
+        "listen address from server_status, else 127.0.0.1:50051)",
     )
     # TLS to the server: the same flags and HODEI_TLS_* variables as `hodei`.
     add_setting_flags(p, "tls.ca", "tls.client_cert", "tls.client_key", "tls.server_name")
@@ -197,7 +198,11 @@ def run(argv: list[str] | None = None) -> int:
     except (ValueError, HodeiError) as exc:
         sys.stderr.write(f"hodei-diagnose: error: {exc}\n")
         return EXIT_UNREACHABLE
-    server = args.server or settings.server.address
+    # Given (flag or HODEI_SERVER_ADDRESS): that address. Else the doctor looks for a
+    # live server in server_status, and tries the default address last.
+    explicit = args.server or (
+        settings.server.address if "address" in settings.server.model_fields_set else None
+    )
     database_url = settings.database.url or running_embedded_url(settings.database.data_dir)
     for path in args.server_log + args.worker_log:
         if not path.is_file():
@@ -206,7 +211,8 @@ def run(argv: list[str] | None = None) -> int:
     try:
         result = diagnose(
             database_url,
-            server,
+            explicit,
+            server_fallback=None if explicit else settings.server.address,
             thresholds=thresholds,
             canary=args.canary,
             tls=tls,

@@ -1,5 +1,6 @@
 -- Read-only probes of a Hodei database, referred to by name from hodei/diagnose/probes.py.
--- Every query runs in a READ ONLY transaction with a statement_timeout; none takes locks.
+-- Every query runs in a READ ONLY transaction with a statement_timeout and a lock_timeout;
+-- none takes a lock stronger than ACCESS SHARE.
 -- Ages are computed by the database (clock_timestamp()) so client clock skew does not matter.
 
 -- name: server_clock
@@ -76,7 +77,9 @@ SELECT server_id, version, started_at::text AS started_at, dispatcher_enabled, o
        extract(epoch FROM clock_timestamp() - heartbeat_at)::float8 AS heartbeat_age_s,
        extract(epoch FROM clock_timestamp() - dispatcher_last_cycle_at)::float8 AS last_cycle_age_s,
        extract(epoch FROM clock_timestamp() - dispatcher_last_dispatch_at)::float8 AS last_dispatch_age_s,
-       extract(epoch FROM clock_timestamp() - outbox_last_publish_at)::float8 AS last_publish_age_s
+       extract(epoch FROM clock_timestamp() - outbox_last_publish_at)::float8 AS last_publish_age_s,
+       listen_address, dispatcher_last_error,
+       extract(epoch FROM clock_timestamp() - dispatcher_last_error_at)::float8 AS last_error_age_s
 FROM server_status
 ORDER BY stopped_at IS NULL DESC, heartbeat_at DESC
 LIMIT %(limit)s;
@@ -383,4 +386,66 @@ SELECT id::text AS job_id, state, problem, gap_s FROM (
     AND p.gap_s > %(tolerance_s)s
 ) bad
 ORDER BY gap_s DESC
+LIMIT %(limit)s;
+
+-- name: relation_lock_holders
+-- Sessions holding an ACCESS EXCLUSIVE lock on a relation of this database (the only
+-- mode that blocks a reader): who a probe that timed out on a lock waited for.
+SELECT c.relname AS relation, l.mode, a.pid, a.usename, a.application_name, a.state,
+       extract(epoch FROM clock_timestamp() - a.xact_start)::float8 AS xact_age_s,
+       left(regexp_replace(a.query, '\s+', ' ', 'g'), 160) AS query
+FROM pg_locks l
+JOIN pg_class c ON c.oid = l.relation
+JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'AccessExclusiveLock'
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.pid <> pg_backend_pid()
+ORDER BY a.xact_start
+LIMIT %(limit)s;
+
+-- name: lock_waits
+-- Sessions of this database waiting on a lock for longer than age_s, one row per
+-- session blocking them (pg_blocking_pids), with what each is doing.
+SELECT w.pid, w.application_name, w.usename,
+       extract(epoch FROM clock_timestamp() - w.query_start)::float8 AS waiting_s,
+       left(regexp_replace(w.query, '\s+', ' ', 'g'), 160) AS query,
+       (SELECT coalesce(c.relname, l.locktype) FROM pg_locks l
+          LEFT JOIN pg_class c ON c.oid = l.relation
+         WHERE l.pid = w.pid AND NOT l.granted LIMIT 1) AS relation,
+       b.pid AS blocker_pid, b.application_name AS blocker_application, b.usename AS blocker_user,
+       b.state AS blocker_state,
+       extract(epoch FROM clock_timestamp() - b.xact_start)::float8 AS blocker_xact_age_s,
+       left(regexp_replace(b.query, '\s+', ' ', 'g'), 160) AS blocker_query
+FROM pg_stat_activity w
+CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS bp(pid)
+JOIN pg_stat_activity b ON b.pid = bp.pid
+WHERE w.datname = current_database()
+  AND w.wait_event_type = 'Lock'
+  AND w.pid <> pg_backend_pid()
+  AND w.query_start < clock_timestamp() - make_interval(secs => %(age_s)s)
+ORDER BY w.query_start
+LIMIT %(limit)s;
+
+-- name: lingering_transactions
+-- Other sessions holding locks on this database's tables in a transaction open longer
+-- than long_s, or idle in it for longer than idle_s (they hold row locks the dispatcher
+-- and the relay skip, and table locks DDL waits on). The doctor's own are left out.
+SELECT a.pid, a.application_name, a.usename, a.state,
+       extract(epoch FROM clock_timestamp() - a.xact_start)::float8 AS xact_age_s,
+       extract(epoch FROM clock_timestamp() - a.state_change)::float8 AS state_age_s,
+       left(regexp_replace(a.query, '\s+', ' ', 'g'), 160) AS query,
+       array_agg(DISTINCT c.relname ORDER BY c.relname) AS tables
+FROM pg_stat_activity a
+JOIN pg_locks l ON l.pid = a.pid AND l.locktype = 'relation'
+JOIN pg_class c ON c.oid = l.relation AND c.relkind IN ('r', 'p')
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE a.datname = current_database()
+  AND a.pid <> pg_backend_pid()
+  AND a.application_name <> 'hodei-diagnose'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND (a.xact_start < clock_timestamp() - make_interval(secs => %(long_s)s)
+       OR (a.state IN ('idle in transaction', 'idle in transaction (aborted)')
+           AND a.state_change < clock_timestamp() - make_interval(secs => %(idle_s)s)))
+GROUP BY a.pid, a.application_name, a.usename, a.state, a.xact_start, a.state_change, a.query
+ORDER BY a.xact_start
 LIMIT %(limit)s;

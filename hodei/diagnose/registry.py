@@ -24,6 +24,9 @@ class Thresholds:
     expected_schema: int = 0  # 0: the latest migration shipped with this Hodei
     heartbeat_stale_s: float = 20.0  # 3 missed 5 s heartbeats + margin
     lost_window_s: float = 900.0  # a worker LOST this recently is reported
+    lock_wait_s: float = 1.0  # a Hodei session waiting on a lock this long is blocked
+    long_xact_s: float = 60.0  # a transaction open this long on Hodei tables: lingering
+    idle_xact_s: float = 10.0  # idle in transaction this long on Hodei tables: lingering
     pending_age_s: float = 30.0  # PENDING longer than this with READY workers: stalled
     dispatcher_cycle_s: float = 15.0  # no cycle for this long counts as "no cycle"
     server_stale_s: float = 30.0  # server_status heartbeat older: the server is gone
@@ -88,6 +91,8 @@ class CheckContext:
     worker_logs: list[Path] = field(default_factory=list)
     session: ProbeSession | None = None
     db_error: str = ""
+    #: How connecting failed (hodei.diagnose.probes.connect_failure_code).
+    db_failure: str = "DATABASE_UNREACHABLE"
     db_unreachable: bool = False
     snapshot: DatabaseSnapshot | None = None
     server_unreachable: bool = False
@@ -150,8 +155,14 @@ def run_check(chk: Check, ctx: CheckContext, debug_commands: list[str]) -> Check
         try:
             outcome = chk.fn(ctx)
         except Exception as exc:  # a broken probe must not hide the others
-            first = first_line(exc)
-            outcome = Outcome(Status.FAIL, observed=f"check could not run: {first}")
+            # Imported here: the failures module builds Outcomes (defined above).
+            from hodei.diagnose.failures import outcome_for
+
+            explained = outcome_for(exc, ctx.session)
+            if explained is None:
+                first = first_line(exc)
+                explained = Outcome(Status.FAIL, observed=f"check could not run: {first}")
+            outcome = explained
     result = CheckResult(
         id=chk.id,
         component=chk.component,

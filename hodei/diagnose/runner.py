@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psycopg
 
 from hodei.diagnose import (  # noqa: F401  (importing a module registers its checks)
     checks_attempts,
@@ -13,10 +16,17 @@ from hodei.diagnose import (  # noqa: F401  (importing a module registers its ch
     checks_events,
     checks_jobs,
     checks_server,
+    checks_sessions,
     checks_time,
     checks_workers,
 )
-from hodei.diagnose.probes import probe_session
+from hodei.diagnose.probes import (
+    DatabaseConnectFailed,
+    ProbeFailed,
+    SnapshotFailure,
+    SnapshotParts,
+    probe_session,
+)
 from hodei.diagnose.registry import REGISTRY, Check, CheckContext, Thresholds, run_check
 from hodei.errors import Unavailable
 from hodei.report.debug_commands import debug_commands
@@ -28,9 +38,11 @@ from hodei.tls import ClientTLS
 #: depth, live servers), the canary after the dispatcher's verdict, log files last.
 ORDER = [
     "database.connect",
+    "database.snapshot",
     "server.health",
     "server.auth",
     "database.schema",
+    "database.sessions",
     "workers.ready",
     "workers.heartbeat",
     "workers.busy_without_job",
@@ -107,7 +119,10 @@ def diagnose(
     only: list[str] | None = None,
     skip: list[str] | None = None,
     token: str = "",
+    server_fallback: str | None = None,
 ) -> DiagnoseResult:
+    """`server_address` None with `server_fallback`: find a live server from the listen
+    addresses in server_status, else try `server_fallback` (the default address)."""
     start = time.perf_counter()
     ctx = CheckContext(
         database_url=database_url,
@@ -119,28 +134,43 @@ def diagnose(
         server_logs=server_logs or [],
         worker_logs=worker_logs or [],
     )
+    if server_address is None and server_fallback:
+        ctx.facts["server_fallback"] = server_fallback
     selected = select_checks(only or [], skip or [])
     log_paths = [str(p) for p in ctx.server_logs + ctx.worker_logs]
-    commands = debug_commands(database_url, server_address, log_paths)
+    commands = debug_commands(database_url, server_address or server_fallback, log_paths)
     results = []
     events: list[dict[str, object]] | None = None
     with ExitStack() as stack:
+        # The database checks read one snapshot; it ends before the canary and the log
+        # scans, which wait on other things while its read locks would stay held.
+        consistent = ExitStack()
         if database_url:
             try:
                 ctx.session = stack.enter_context(probe_session(database_url))
-                ctx.snapshot = ctx.session.snapshot()
+            except DatabaseConnectFailed as exc:
+                ctx.db_unreachable, ctx.db_error, ctx.db_failure = True, exc.reason, exc.finding
             except Unavailable as exc:
-                ctx.session, ctx.db_unreachable, ctx.db_error = None, True, str(exc)
+                ctx.db_unreachable, ctx.db_error = True, str(exc)
+        if ctx.session is not None:
+            stack.callback(consistent.close)
+            _take_snapshot(ctx, consistent)
         for chk in selected:
+            if chk.needs in ("canary", "logs"):
+                consistent.close()
             results.append(run_check(chk, ctx, commands))
+        consistent.close()
         if ctx.session is not None and ctx.canary_result is not None and ctx.canary_result.job_id:
-            events = ctx.session.all("job_events", {"ids": [ctx.canary_result.job_id], "limit": 50})
+            with contextlib.suppress(ProbeFailed):
+                events = ctx.session.all(
+                    "job_events", {"ids": [ctx.canary_result.job_id], "limit": 50}
+                )
     elapsed = time.perf_counter() - start
     report = build_diagnose_report(
         checks=results,
         snapshot=ctx.snapshot,
         database_url=database_url,
-        server_address=server_address,
+        server_address=ctx.server_address,
         log_scans=ctx.facts.get("log_scans", []),
         canary=ctx.canary_result,
         events=events,
@@ -149,3 +179,18 @@ def diagnose(
         duration_s=elapsed,
     )
     return DiagnoseResult(report, ctx.db_unreachable or ctx.server_unreachable, elapsed)
+
+
+def _take_snapshot(ctx: CheckContext, consistent: ExitStack) -> None:
+    """Open the run's REPEATABLE READ snapshot and read the report's figures from it;
+    each part that fails is noted for database.snapshot, never raised."""
+    assert ctx.session is not None
+    parts = SnapshotParts()
+    ctx.facts["snapshot_parts"] = parts
+    try:
+        consistent.enter_context(ctx.session.consistent())
+        ctx.snapshot = ctx.session.snapshot(parts=parts)
+    except ProbeFailed as exc:
+        parts.failures.append(SnapshotFailure("snapshot", exc))
+    except psycopg.Error as exc:
+        parts.failures.append(SnapshotFailure("snapshot", ProbeFailed("BEGIN", "", exc)))

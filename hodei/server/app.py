@@ -26,7 +26,12 @@ from hodei.api.v1 import (
     workers_pb2,
     workers_pb2_grpc,
 )
-from hodei.db.connector import DATABASE_DOWN, Database
+from hodei.db.connector import (
+    DATABASE_DOWN,
+    Database,
+    application_name,
+    with_application_name,
+)
 from hodei.db.embedded import resolve_database_url
 from hodei.db.migrate import migrate
 from hodei.errors import ConfigError, Unavailable, first_line
@@ -121,6 +126,11 @@ class ServerApp:
     def address(self) -> str:
         return f"{self.settings.server.host}:{self.port}"
 
+    def role_url(self, role: str) -> str:
+        """The database URL of a connection of this server's `role` (its
+        application_name says whose it is in pg_stat_activity)."""
+        return with_application_name(self.database_url, application_name(self.server_id, role))
+
     async def start(self) -> None:
         settings = self.settings
         # Read and checked first: a wrong TLS file is one line before anything starts.
@@ -128,7 +138,7 @@ class ServerApp:
         check_listen_policy(settings)
         self.database_url = await asyncio.to_thread(resolve_database_url, settings)
         try:
-            applied = await migrate(self.database_url)
+            applied = await migrate(self.role_url("migrate"))
         except psycopg.OperationalError as exc:
             # The first contact with the database: one line that names it (password
             # redacted), translated once here for `hodei server`, `hodei up` and tests.
@@ -139,7 +149,10 @@ class ServerApp:
         if applied:
             logger.info("database migrated to version %d", applied[-1].version)
         self.db = Database(
-            self.database_url, settings.database.pool_min, settings.database.pool_max
+            self.database_url,
+            settings.database.pool_min,
+            settings.database.pool_max,
+            server_id=self.server_id,
         )
         await self.db.open()
         services = Services.build(settings, self.server_id, datetime.now(UTC), self.db)
@@ -188,6 +201,7 @@ class ServerApp:
             raise Unavailable(f"cannot listen on {settings.server.listen_address}: address in use?")
         self._server = server
         await server.start()
+        await services.status.listening(self.address)
 
         self.recovery = Recovery(
             settings,
@@ -203,7 +217,7 @@ class ServerApp:
         if settings.dispatcher.enabled:
             self.dispatcher = Dispatcher(
                 settings,
-                self.database_url,
+                self.role_url("dispatcher"),
                 services.assigner,
                 services.registry,
                 services.status,
@@ -213,13 +227,13 @@ class ServerApp:
         else:
             logger.warning("dispatcher DISABLED by settings: queued jobs will not be dispatched")
         if settings.server.outbox_relay_enabled:
-            self.outbox = OutboxRelay(settings, self.database_url, self.db, services.status)
+            self.outbox = OutboxRelay(settings, self.role_url("relay"), self.db, services.status)
             self.supervisor.start("outbox-relay", self.outbox.run)
         else:
             logger.warning("outbox relay DISABLED by settings: outbox rows stay unpublished")
 
         if settings.retention.enabled:
-            self.retention = RetentionLoop(settings, self.database_url)
+            self.retention = RetentionLoop(settings, self.role_url("retention"))
             self.supervisor.start("retention", self.retention.run)
         else:
             logger.info("retention loop disabled by settings: prune with `hodei db prune`")

@@ -68,6 +68,11 @@ class DatabaseWatch:
     async def _came_back(self) -> None:
         if self.reachable:
             return
+        try:
+            await asyncio.wait_for(self.db.check(), self.timeout)
+        except Exception as exc:  # not back after all: the next ping says so again
+            logger.debug("database answered, but refreshing the pools failed: %s", exc)
+            return
         self.reachable = True
         logger.info(
             "database reachable again after %.1f s; health SERVING",

@@ -9,9 +9,12 @@ every `dispatch_poll_interval` seconds. Each cycle is recorded in server_status.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
+from hodei.db.connector import DATABASE_DOWN, use_role
+from hodei.errors import first_line
 from hodei.server.assignment import Assigner, RunPusher
 from hodei.server.listener import Listener
 from hodei.server.sessions import SessionRegistry
@@ -55,7 +58,19 @@ class Dispatcher:
         self._recorded_at = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """The supervised loop."""
+        """The supervised loop. A cycle that fails leaves its error in server_status
+        (a diagnosis then says "crashing: <error>", not "stalled"), then restarts."""
+        use_role("dispatcher")
+        try:
+            await self._run(stop)
+        except (asyncio.CancelledError, *DATABASE_DOWN):
+            raise  # not the dispatcher's failure (cancelled, or the database away)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await self.status.dispatcher_failed(f"{type(exc).__name__}: {first_line(exc)}")
+            raise
+
+    async def _run(self, stop: asyncio.Event) -> None:
         async with Listener(self.database_url, JOBS_CHANNEL, self.notified) as listener:
             logger.info(
                 "dispatcher started (poll every %.2f s, batch %d)",

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 
-from hodei.db.connector import Database
+from hodei.db.connector import Database, use_role
 from hodei.server.listener import Listener
 from hodei.server.status import ServerStatus
 from hodei.server.supervisor import wait_or_stop
@@ -43,6 +43,7 @@ class OutboxRelay:
         self._status_at = -_STATUS_EVERY
 
     async def run(self, stop: asyncio.Event) -> None:
+        use_role("relay")
         async with Listener(self.database_url, WAKE_CHANNEL, self.wake) as listener:
             logger.info(
                 "outbox relay started (publishing on channel %r)",

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from hodei.db.connector import Database
+from hodei.db.connector import Database, use_role
 from hodei.domain.events import EventType
 from hodei.domain.jobs import JobState
 from hodei.domain.workers import SilenceWatch, WorkerState
@@ -83,6 +83,7 @@ class Recovery:
         self._next_repair = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
+        use_role("recovery")
         logger.info("recovery loop started (worker silence limit %.1f s)", self.silence_limit)
         self.watch = self._new_watch()
         self.ack_watch = self._new_watch(self.settings.dispatcher.ack_timeout)

@@ -43,6 +43,14 @@ class ServerStatus:
                 {"server_id": self.server_id, "cycles": cycles, "dispatched": dispatched},
             )
 
+    async def listening(self, address: str) -> None:
+        async with self.db.connection() as tx:
+            await tx.execute("server_listening", {"server_id": self.server_id, "address": address})
+
+    async def dispatcher_failed(self, error: str) -> None:
+        async with self.db.connection() as tx:
+            await tx.execute("dispatcher_failed", {"server_id": self.server_id, "error": error})
+
     async def stopped(self) -> None:
         async with self.db.connection() as tx:
             await tx.execute("server_stopped", {"server_id": self.server_id})

@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 
 from hodei.api.v1 import workers_pb2, workers_pb2_grpc
+from hodei.db.connector import use_role
 from hodei.domain.auth import hash_secret, new_secret
 from hodei.errors import HodeiError, InvalidArgument
 from hodei.server.api.auth import current_caller
@@ -98,6 +99,7 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
         return workers_pb2.ListWorkersResponse(workers=[worker_to_proto(w) for w in workers])
 
     async def WorkerStream(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
+        use_role("worker-stream")  # this call's task, and the reader it starts
         try:
             protocol = await self._hello(context)
         except (asyncio.CancelledError, grpc.aio.AbortError):

@@ -73,8 +73,8 @@ def test_unreachable_targets_exit_3_with_redacted_url(tmp_path: Path) -> None:
     assert out.returncode == 3, out
     assert "[✗] PostgreSQL" in out.stdout and "[✗] gRPC server" in out.stdout
     assert (
-        "Root cause: the database at postgresql://u:***@127.0.0.1:1/db does not answer"
-        in out.stdout
+        "Root cause: nothing accepts connections for the database at "
+        "postgresql://u:***@127.0.0.1:1/db (Connection refused)" in out.stdout
     )
     text = report.read_text()
     assert "## 📋 Resumen Ejecutivo" in text and "## 📋 Checklist de Verificación Post-Fix" in text

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from hodei.db.migrate import latest_version
-from hodei.diagnose.probes import probe_queries, probe_session, take_snapshot
+from hodei.diagnose.probes import ProbeFailed, probe_queries, probe_session, take_snapshot
 from hodei.errors import Unavailable
 
 pytestmark = pytest.mark.integration
@@ -73,6 +73,8 @@ def test_every_named_probe_runs(db_url: str) -> None:
         "stale_s": 20.0,
         "server_stale_s": 30.0,
         "skew_s": 2.0,
+        "long_s": 60.0,
+        "idle_s": 10.0,
         "minutes": 3,
         "tolerance_s": 2.0,
         "ids": [str(uuid.uuid4())],
@@ -92,3 +94,28 @@ def test_unreachable_database_is_a_one_line_redacted_error() -> None:
     message = str(info.value)
     assert "topsecret" not in message and "u:***@127.0.0.1:1" in message
     assert "\n" not in message
+
+
+def test_probes_inside_consistent_read_one_snapshot_and_survive_a_failure(db_url: str) -> None:
+    """A count and its breakdown cannot disagree: every probe of a run reads the same
+    REPEATABLE READ snapshot, even after another probe failed (a savepoint each)."""
+
+    def add_pending_job() -> None:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO jobs (id, command) VALUES (%s, ARRAY['true'])", (uuid.uuid4(),)
+            )
+
+    add_pending_job()
+    with probe_session(db_url) as session, session.consistent():
+        before = session.all("jobs_by_state")
+        add_pending_job()  # committed by another session in the middle of the run
+        with pytest.raises(ProbeFailed) as failed:
+            session.all("job_row", {"id": "not-a-uuid"})
+        after = session.all("jobs_by_state")
+        counted = session.one("oldest_pending")
+    assert isinstance(failed.value.error, psycopg.errors.InvalidTextRepresentation)
+    assert before == after == [{"state": "PENDING", "n": 1}]
+    assert counted["n"] == 1
+    with probe_session(db_url) as session:  # a new run sees the new job
+        assert session.all("jobs_by_state") == [{"state": "PENDING", "n": 2}]

@@ -1,0 +1,193 @@
+"""The fault suite, server side: a server that is frozen (SIGSTOP: the port accepts, nothing
+answers), down (refused) or reached at the wrong address is told apart, each with a hint
+that fits; and a doctor given no address finds a live server in server_status."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from harness.waits import wait_for_async
+from tests.integration.diagnose.deployments import wait_ready_workers
+from tests.integration.diagnose.fault_timing import named_within
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def no_crash(run: Any) -> None:
+    assert "internal error" not in run.stderr + run.stdout, (run.stderr, run.stdout)
+
+
+def hints(run: Any) -> list[str]:
+    return [r for c in run.report["checks"] for r in c.get("remediation", [])]
+
+
+@pytest.fixture
+def server_process(db_url: str, tmp_path: Path) -> Iterator[Callable[[], Any]]:
+    """`python -m hodei.server` in a process of its own (a signal to it must not stop the
+    test); returns (process, listen address read from server_status)."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def launch() -> subprocess.Popen[bytes]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hodei.server",
+                "--port",
+                "0",
+                "--database-url",
+                db_url,
+                "--log-file",
+                str(tmp_path / "server.log"),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    async def start() -> tuple[subprocess.Popen[bytes], str]:
+        proc = await asyncio.to_thread(launch)
+        procs.append(proc)
+
+        def address() -> str | None:
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT listen_address FROM server_status WHERE stopped_at IS NULL "
+                    "AND listen_address IS NOT NULL ORDER BY started_at DESC LIMIT 1"
+                ).fetchone()
+            return str(row[0]) if row else None
+
+        async def listening() -> str | None:
+            return await asyncio.to_thread(address)
+
+        found = await wait_for_async(
+            "the server's listen address", listening, bool, 20.0, poll_s=0.1
+        )
+        assert found is not None
+        return proc, found
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def test_frozen_server_is_named_frozen_not_down(
+    db_url: str,
+    server_process: Callable[[], Any],
+    spawn_worker: Callable[..., Any],
+    run_diagnose: Any,
+) -> None:
+    proc, address = await server_process()
+    spawn_worker(address)
+    await wait_ready_workers(db_url, 1)
+    os.kill(proc.pid, signal.SIGSTOP)
+    observable_at = time.monotonic()
+
+    run, _ = await named_within(
+        run_diagnose,
+        ["--database-url", db_url, "--server", address],
+        "SERVER_FROZEN",
+        fault="server SIGSTOPped",
+        observable_at=observable_at,
+    )
+
+    no_crash(run)
+    assert run.code == 3, (run.failing(), run.stdout)
+    assert run.report["root_cause"] == (
+        f"the server at {address} accepts connections but does not answer within 1.5 s: "
+        "the process is stopped (SIGSTOP), hung or starved, not down"
+    )
+    assert not any("Start the server" in h for h in hints(run)), hints(run)
+    assert any("kill -CONT" in h for h in hints(run)), hints(run)
+
+
+async def test_stopped_server_is_down(
+    db_url: str, start_server: Any, spawn_worker: Callable[..., Any], run_diagnose: Any
+) -> None:
+    app = await start_server()
+    spawn_worker(app.address)
+    await wait_ready_workers(db_url, 1)
+    address = app.address
+    await app.stop(grace=1.0)
+    observable_at = time.monotonic()
+
+    run, _ = await named_within(
+        run_diagnose,
+        ["--database-url", db_url, "--server", address],
+        "SERVER_UNREACHABLE",
+        fault="server stopped (refused)",
+        observable_at=observable_at,
+    )
+
+    no_crash(run)
+    assert run.code == 3
+    assert run.report["root_cause"].startswith(f"the server at {address} does not answer (")
+    assert "Connection refused" in run.report["root_cause"], run.report["root_cause"]
+    assert any("Start the server" in h for h in hints(run)), hints(run)
+
+
+async def test_wrong_address_names_where_live_servers_listen(
+    db_url: str, start_server: Any, spawn_worker: Callable[..., Any], run_diagnose: Any
+) -> None:
+    app = await start_server()
+    spawn_worker(app.address)
+    await wait_ready_workers(db_url, 1)
+    wrong = f"127.0.0.1:{free_port()}"
+
+    run, _ = await named_within(
+        run_diagnose,
+        ["--database-url", db_url, "--server", wrong],
+        "SERVER_WRONG_ADDRESS",
+        fault="doctor pointed at the wrong port",
+        observable_at=time.monotonic(),
+    )
+
+    no_crash(run)
+    assert run.code == 3
+    cause = run.report["root_cause"]
+    assert cause.startswith(f"nothing answers at {wrong} ("), cause
+    assert cause.endswith(f"but live servers listen at {app.address}: the address is wrong")
+    assert any(app.address in h for h in hints(run)), hints(run)
+
+
+async def test_without_server_flag_a_live_server_is_found_in_server_status(
+    db_url: str, start_server: Any, spawn_worker: Callable[..., Any], run_diagnose: Any
+) -> None:
+    app = await start_server()  # on a random port: the default one would not find it
+    spawn_worker(app.address)
+    await wait_ready_workers(db_url, 1)
+
+    run = await run_diagnose("--database-url", db_url)
+
+    no_crash(run)
+    health = run.check("server.health")
+    assert health["status"] == "PASS", (health, run.stdout)
+    assert run.report["target"]["server_address"] == app.address
+    assert any("listen addresses in server_status" in e for e in health["evidence"]), health
+    assert run.code == 0, (run.failing(), run.stdout)
