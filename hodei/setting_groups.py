@@ -449,7 +449,8 @@ class FaultSettings(_Group):
     clock_offset_s: float = setting(
         0.0,
         "HODEI_FAULT_CLOCK_OFFSET_S",
-        "fault: the worker's clock, as sent with its Hello and heartbeats, is off by this, s",
+        "fault: this process's clock as it reports it (worker: Hello and heartbeats; "
+        "server: server_status heartbeat) is off by this, s",
     )
 
     @model_validator(mode="after")

@@ -593,7 +593,10 @@ ON CONFLICT (server_id) DO UPDATE SET version = EXCLUDED.version, started_at = n
     outbox_relay_enabled = EXCLUDED.outbox_relay_enabled, stopped_at = NULL;
 
 -- name: server_heartbeat
-UPDATE server_status SET heartbeat_at = now() WHERE server_id = %(server_id)s;
+-- host_now: this server's own clock, so that a doctor can compare it with the database's.
+UPDATE server_status SET heartbeat_at = now(),
+       clock_skew_s = extract(epoch FROM %(host_now)s::timestamptz - clock_timestamp())
+WHERE server_id = %(server_id)s;
 
 -- name: record_dispatch_cycle
 UPDATE server_status SET dispatcher_last_cycle_at = now(),

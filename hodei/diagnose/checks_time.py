@@ -44,6 +44,36 @@ def time_heartbeats(ctx: CheckContext) -> Outcome:
 
 
 @check(
+    "time.server_clock",
+    "gRPC server",
+    "Server clocks agree with the database",
+    "database",
+    "WARN when a live server's host clock, written with its server_status heartbeat, "
+    "differs from the database's by more than clock_skew_s (workers: workers.clock)",
+)
+def time_server_clock(ctx: CheckContext) -> Outcome:
+    t = ctx.thresholds
+    rows = probes(ctx).all(
+        "server_clock_skew",
+        {"skew_s": t.clock_skew_s, "stale_s": t.server_stale_s, "limit": 20},
+    )
+    worst = max((abs(r["clock_skew_s"]) for r in rows), default=0.0)
+    return offending_rows(
+        rows,
+        clear=f"|skew| <= {human_age(t.clock_skew_s)}",
+        status=Status.WARN,
+        finding="SERVER_CLOCK_SKEW",
+        line=lambda r: (
+            f"server {r['id']} ({r['listen_address'] or 'address unknown'}): clock "
+            f"{abs(r['clock_skew_s']):.1f} s {'ahead of' if r['clock_skew_s'] > 0 else 'behind'}"
+            f" the database (measured {human_age(r['measured_age_s'])} ago)"
+        ),
+        counted=" server(s) with a skewed clock",
+        params={"ids": ids(rows), "skew": f"{worst:.1f} s", "limit": human_age(t.clock_skew_s)},
+    )
+
+
+@check(
     "time.job_order",
     "Consistency",
     "Job timestamps in a possible order",

@@ -257,6 +257,18 @@ WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.worker_id = w.id AND j.state IN ('ASS
 ORDER BY w.stream_closed_at NULLS LAST
 LIMIT %(limit)s;
 
+-- name: server_clock_skew
+-- Live servers whose host clock, as written with their last heartbeat, is off from this
+-- database's by more than the threshold (positive: the server is ahead).
+SELECT server_id AS id, listen_address, clock_skew_s,
+       extract(epoch FROM clock_timestamp() - heartbeat_at)::float8 AS measured_age_s
+FROM server_status
+WHERE stopped_at IS NULL
+  AND heartbeat_at >= clock_timestamp() - make_interval(secs => %(stale_s)s)
+  AND abs(clock_skew_s) > %(skew_s)s
+ORDER BY abs(clock_skew_s) DESC
+LIMIT %(limit)s;
+
 -- name: worker_clock_skew
 -- Live workers whose clock, as sent with their last Hello/heartbeat, is off from this
 -- database's by more than the threshold (positive: the worker is ahead).

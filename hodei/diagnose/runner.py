@@ -57,6 +57,7 @@ ORDER = [
     "queue.repairs",
     "attempts.output",
     "time.heartbeats",
+    "time.server_clock",
     "time.job_order",
     "events.flow",
     "outbox.flow",

@@ -60,7 +60,7 @@ class Services:
             logs=LogService(db, bus),
             bus=bus,
             registry=registry,
-            status=ServerStatus(db, server_id),
+            status=ServerStatus(db, server_id, settings.faults.clock_offset_s),
             pusher=pusher,
             submission=Submission(settings, db, assigner, registry, pusher, box),
         )

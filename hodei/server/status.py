@@ -3,6 +3,7 @@ diagnostic that sees only the database."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import hodei
@@ -10,9 +11,11 @@ from hodei.db.connector import Database
 
 
 class ServerStatus:
-    def __init__(self, db: Database, server_id: str) -> None:
+    def __init__(self, db: Database, server_id: str, clock_offset_s: float = 0.0) -> None:
         self.db = db
         self.server_id = server_id
+        #: Added to this host's clock as reported (a testing-only fault; 0 otherwise).
+        self.clock_offset = timedelta(seconds=clock_offset_s)
 
     async def started(self, dispatcher_enabled: bool, outbox_relay_enabled: bool) -> None:
         async with self.db.connection() as tx:
@@ -33,7 +36,10 @@ class ServerStatus:
     async def heartbeat(self) -> None:
         async with self.db.transaction() as tx:
             await tx.one("async_commit")
-            await tx.execute("server_heartbeat", {"server_id": self.server_id})
+            host_now = datetime.now(UTC) + self.clock_offset
+            await tx.execute(
+                "server_heartbeat", {"server_id": self.server_id, "host_now": host_now}
+            )
 
     async def dispatch_cycles(self, cycles: int, dispatched: int) -> None:
         async with self.db.transaction() as tx:

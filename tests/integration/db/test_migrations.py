@@ -59,6 +59,7 @@ EXPECTED_COLUMNS = {
         "listen_address",
         "dispatcher_last_error",
         "dispatcher_last_error_at",
+        "clock_skew_s",
     },
     "schema_migrations": {"version", "name", "applied_at"},
     "submission_keys": {"key", "request_hash", "job_ids", "created_at"},

@@ -191,3 +191,44 @@ async def test_without_server_flag_a_live_server_is_found_in_server_status(
     assert run.report["target"]["server_address"] == app.address
     assert any("listen addresses in server_status" in e for e in health["evidence"]), health
     assert run.code == 0, (run.failing(), run.stdout)
+
+
+async def test_server_clock_skew_is_named(
+    db_url: str, start_server: Any, spawn_worker: Callable[..., Any], run_diagnose: Any
+) -> None:
+    # The server's host clock 45 s ahead of the database's, as it writes it with each
+    # heartbeat (a testing-only fault setting: HODEI_FAULT_CLOCK_OFFSET_S).
+    app = await start_server(faults={"testing": True, "clock_offset_s": 45.0})
+    spawn_worker(app.address)
+    await wait_ready_workers(db_url, 1)
+
+    def measured() -> bool:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT clock_skew_s FROM server_status WHERE server_id = %s", (app.server_id,)
+            ).fetchone()
+        return bool(row and row[0] is not None)
+
+    async def probe() -> bool:
+        return await asyncio.to_thread(measured)
+
+    await wait_for_async("the server's first heartbeat", probe, bool, 15)
+    observable_at = time.monotonic()
+
+    run, _ = await named_within(
+        run_diagnose,
+        ["--database-url", db_url, "--server", app.address],
+        "SERVER_CLOCK_SKEW",
+        fault="server clock 45 s ahead (HODEI_FAULT_CLOCK_OFFSET_S)",
+        observable_at=observable_at,
+    )
+
+    no_crash(run)
+    assert run.code == 1, (run.failing(), run.stdout)
+    assert run.failing() == {"time.server_clock": "WARN"}
+    (line,) = run.check("time.server_clock")["evidence"]
+    assert f"server {app.server_id} ({app.address}): clock 45." in line, line
+    assert "s ahead of the database" in line, line
+    assert run.report["root_cause"].startswith("1 server clock(s) off by up to 45."), run.report[
+        "root_cause"
+    ]

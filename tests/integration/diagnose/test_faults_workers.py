@@ -359,3 +359,45 @@ async def test_worker_whose_stream_holder_vanished_is_named(
     assert f"worker {worker_id} (orphan" in line
     assert "stream held by vanished:1:dead (unknown server)" in line
     assert f"{job_id} RUNNING" in line
+
+
+async def test_worker_frozen_mid_job_is_named_within_one_miss_window(
+    db_url: str,
+    start_server: Any,
+    spawn_worker: Callable[..., Any],
+    run_diagnose: Any,
+    diag_tokens: dict[str, str],
+) -> None:
+    # SIGSTOP: the process and its TCP stream stay, only its heartbeats stop, so nothing
+    # but silence shows it. The server's miss window here is 3 x 0.5 s; the doctor's
+    # threshold is set the same way an operator would align it with the deployment's.
+    app = await start_server(recovery={"heartbeat_interval": 0.5, "heartbeat_miss_limit": 3})
+    workers = [spawn_worker(app.address, name=f"freeze-{i}") for i in range(2)]
+    await wait_ready_workers(db_url, 2)
+    job_id = await queue_job(app.address, ["sleep", "60"], diag_tokens["admin"])
+    await wait_job(db_url, job_id, ("RUNNING",))
+    ((pid,),) = await asyncio.to_thread(
+        sql,
+        db_url,
+        "SELECT w.pid FROM jobs j JOIN workers w ON w.id = j.worker_id WHERE j.id = %s",
+        job_id,
+    )
+    victim = next(w for w in workers if w.pid == pid)
+    os.kill(victim.pid, signal.SIGSTOP)
+    observable_at = time.monotonic()  # its next heartbeat is the first one missing
+
+    run, _ = await named_within(
+        run_diagnose,
+        [*targets(db_url, app.address), "--threshold", "heartbeat_stale_s=1.5"],
+        "WORKER_HEARTBEAT_STALE",
+        fault="worker SIGSTOPped mid-job (frozen)",
+        observable_at=observable_at,
+        check="workers.heartbeat",
+    )
+
+    assert run.code == 2, (run.failing(), run.stdout)
+    check = run.check("workers.heartbeat")
+    assert check["status"] == "FAIL"
+    assert any(str(victim.pid) in e for e in check["evidence"]), check["evidence"]
+    # The other worker is alive: one frozen worker is not "no worker at all".
+    assert run.check("workers.ready")["status"] == "PASS", run.check("workers.ready")
