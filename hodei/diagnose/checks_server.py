@@ -120,6 +120,17 @@ def _unreachable(
             "SERVER_WRONG_ADDRESS",
             params | {"live": ", ".join(live)},
         )
+    if _not_http2(error) and accepts_tcp(address, ctx.thresholds.rpc_timeout_s):
+        # Something else owns the port (a database, a cache, an HTTP/1 service): "start
+        # the server" would be the wrong hint, the address is what to fix.
+        return Outcome(
+            Status.FAIL,
+            f"something listens at {address} but does not speak gRPC: {error}",
+            "SERVING",
+            evidence,
+            "SERVER_NOT_GRPC",
+            params,
+        )
     if "did not answer" in error and accepts_tcp(address, ctx.thresholds.rpc_timeout_s):
         # The port accepts (the kernel does that for a stopped process) but nothing
         # speaks gRPC on it: frozen (SIGSTOP), hung or starved, not down.
@@ -135,6 +146,12 @@ def _unreachable(
     return Outcome(
         Status.FAIL, f"unreachable: {error}", "SERVING", evidence, "SERVER_UNREACHABLE", params
     )
+
+
+def _not_http2(error: str) -> bool:
+    """gRPC's words for a peer that accepted the connection and answered something that
+    is not HTTP/2 (or closed it at once, as a non-HTTP/2 server does on our preface)."""
+    return "Failed parsing HTTP/2" in error or "Socket closed" in error
 
 
 def accepts_tcp(address: str, timeout_s: float) -> bool:

@@ -232,3 +232,44 @@ async def test_server_clock_skew_is_named(
     assert run.report["root_cause"].startswith("1 server clock(s) off by up to 45."), run.report[
         "root_cause"
     ]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", b""],
+    ids=["http1-service", "closes-at-once"],
+)
+async def test_a_port_owned_by_another_service_is_not_grpc(
+    answer: bytes, db_url: str, run_diagnose: Any
+) -> None:
+    # Another program on the address given (a web server answering HTTP/1, or one that
+    # hangs up on the HTTP/2 preface): the hint is the address, not "start the server".
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(64)
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    other = await asyncio.start_server(serve, "127.0.0.1", 0)
+    address = f"127.0.0.1:{other.sockets[0].getsockname()[1]}"
+    try:
+        observable_at = time.monotonic()
+        run, _ = await named_within(
+            run_diagnose,
+            ["--database-url", db_url, "--server", address, "--only", "server"],
+            "SERVER_NOT_GRPC",
+            fault=f"another service on the server's port ({'HTTP/1' if answer else 'hang-up'})",
+            observable_at=observable_at,
+            give_up_s=20,
+        )
+    finally:
+        other.close()
+        await other.wait_closed()
+
+    no_crash(run)
+    assert run.code == 3, (run.failing(), run.stdout)
+    assert run.report["root_cause"].startswith(
+        f"something listens at {address} but it is not a gRPC server"
+    )
+    assert "ss -ltnp" in " ".join(hints(run))
+    assert not any("Start the server" in h for h in hints(run)), hints(run)
