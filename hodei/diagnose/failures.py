@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
+from hodei.diagnose.outcome import Outcome
 from hodei.diagnose.probes import ProbeFailed, ProbeSession
-from hodei.diagnose.registry import Outcome
 from hodei.durations import human_age
 from hodei.errors import first_line
 from hodei.redaction import redact_text

@@ -1,4 +1,7 @@
-"""What a diagnostic check is, what it sees, and the thresholds it compares with."""
+"""What a diagnostic check is, what it sees, and the thresholds it compares with.
+
+`Outcome` and `skip` live in `outcome.py` (re-exported here for the checks), so that
+`failures.py` can build outcomes without importing this module."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from hodei.diagnose.failures import outcome_for
+from hodei.diagnose.outcome import Outcome, skip
 from hodei.diagnose.probes import ProbeSession
 from hodei.errors import first_line
 from hodei.report.catalogue import fill, finding_text
@@ -102,22 +107,6 @@ class CheckContext:
     facts: dict[str, Any] = field(default_factory=dict)  # shared between checks
 
 
-@dataclass
-class Outcome:
-    """What a check function decides; the runner adds timing and catalogue texts."""
-
-    status: Status
-    observed: str = ""
-    threshold: str = ""
-    evidence: list[str] = field(default_factory=list)
-    finding: str = ""
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-def skip(reason: str) -> Outcome:
-    return Outcome(Status.SKIP, observed=reason)
-
-
 CheckFn = Callable[[CheckContext], Outcome]
 
 
@@ -155,9 +144,6 @@ def run_check(chk: Check, ctx: CheckContext, debug_commands: list[str]) -> Check
         try:
             outcome = chk.fn(ctx)
         except Exception as exc:  # a broken probe must not hide the others
-            # Imported here: the failures module builds Outcomes (defined above).
-            from hodei.diagnose.failures import outcome_for
-
             explained = outcome_for(exc, ctx.session)
             if explained is None:
                 first = first_line(exc)
