@@ -111,15 +111,6 @@ def _unreachable(
     """Down, frozen or the wrong address: each has its own finding and hint."""
     params = {"server": address, "error": error}
     evidence = [*evidence, f"{address}: {error}"]
-    if live and dialable(address) not in live:
-        return Outcome(
-            Status.FAIL,
-            f"nothing answers at {address}; live servers listen at {', '.join(live)}",
-            "SERVING",
-            evidence + [f"server_status: a live server listens at {a}" for a in live],
-            "SERVER_WRONG_ADDRESS",
-            params | {"live": ", ".join(live)},
-        )
     if _not_http2(error) and accepts_tcp(address, ctx.thresholds.rpc_timeout_s):
         # Something else owns the port (a database, a cache, an HTTP/1 service): "start
         # the server" would be the wrong hint, the address is what to fix.
@@ -130,6 +121,15 @@ def _unreachable(
             evidence,
             "SERVER_NOT_GRPC",
             params,
+        )
+    if live and dialable(address) not in live:
+        return Outcome(
+            Status.FAIL,
+            f"nothing answers at {address}; live servers listen at {', '.join(live)}",
+            "SERVING",
+            evidence + [f"server_status: a live server listens at {a}" for a in live],
+            "SERVER_WRONG_ADDRESS",
+            params | {"live": ", ".join(live)},
         )
     if "did not answer" in error and accepts_tcp(address, ctx.thresholds.rpc_timeout_s):
         # The port accepts (the kernel does that for a stopped process) but nothing
@@ -202,6 +202,11 @@ def _canary(ctx: CheckContext) -> Outcome | None:
     """Run the canary once (shared by the two canary checks); None when it ran."""
     if not ctx.canary:
         return skip("not requested (use --canary)")
+    refused = ctx.facts.get("server_info_error", "")
+    if refused.startswith(("not authenticated", "permission denied")):
+        # server.auth already names the refused token; a canary that could not even be
+        # submitted says nothing about jobs completing.
+        return skip(f"not run: the server refused this token ({refused})")
     if "canary_no_slot" in ctx.facts:
         return _no_free_slot(ctx)
     if ctx.canary_result is None:

@@ -205,8 +205,9 @@ def run(argv: list[str] | None = None) -> int:
     )
     database_url = settings.database.url or running_embedded_url(settings.database.data_dir)
     for path in args.server_log + args.worker_log:
-        if not path.is_file():
-            sys.stderr.write(f"hodei-diagnose: error: log file not found: {path}\n")
+        problem = _unreadable_log(path)
+        if problem:
+            sys.stderr.write(f"hodei-diagnose: error: log file {path}: {problem}\n")
             return EXIT_UNREACHABLE
     try:
         result = diagnose(
@@ -242,6 +243,22 @@ def run(argv: list[str] | None = None) -> int:
         sys.stdout.write(document)
         sys.stderr.write(doctor_summary(result.report, verbose=False))
     return result.exit_code
+
+
+def _unreadable_log(path: Path) -> str:
+    """Why `path` cannot be scanned as a log file ("" when it can): a missing file, a
+    directory or a FIFO (which would block the scan) each say what they are."""
+    if not path.exists():
+        return "not found"
+    if path.is_dir():
+        return "is a directory"
+    if not path.is_file():
+        return "not a regular file"
+    try:
+        with path.open("rb"):
+            return ""
+    except OSError as exc:
+        return f"cannot read: {exc.strerror}"
 
 
 def main(argv: list[str] | None = None) -> None:

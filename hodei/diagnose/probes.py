@@ -63,6 +63,7 @@ _CONNECT_FAILURES: tuple[tuple[str, re.Pattern[str]], ...] = (
             re.IGNORECASE,
         ),
     ),
+    ("DATABASE_MISSING", re.compile(r"database \S+ does not exist", re.IGNORECASE)),
     ("DATABASE_TIMEOUT", re.compile(r"timeout expired|timed out", re.IGNORECASE)),
     (
         "DATABASE_DOWN",

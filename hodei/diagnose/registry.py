@@ -67,6 +67,8 @@ class Thresholds:
         for pair in pairs:
             name, sep, raw = pair.partition("=")
             name = name.strip().replace("-", "_")
+            if not sep and name in types:
+                raise ValueError(f"threshold {name} needs a value: --threshold {name}=NUMBER")
             if not sep or name not in types:
                 raise ValueError(f"unknown threshold {pair!r}; known: {', '.join(self.names())}")
             try:

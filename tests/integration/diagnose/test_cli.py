@@ -47,7 +47,13 @@ def test_list_checks_names_every_check_and_threshold() -> None:
         (["--threshold", "pending_age_s=soon"], "threshold pending_age_s needs a number"),
         (["--only", "dispatcher.nothing"], "unknown check id 'dispatcher.nothing'"),
         (["--database-url", "mysql://x"], "invalid setting 'database.url'"),
-        (["--server-log", "/nonexistent/server.log"], "log file not found"),
+        (["--threshold", "pending_age_s"], "threshold pending_age_s needs a value"),
+        (
+            ["--server-log", "/nonexistent/server.log"],
+            "log file /nonexistent/server.log: not found",
+        ),
+        (["--worker-log", "/tmp"], "log file /tmp: is a directory"),
+        (["--worker-log", "/dev/null"], "log file /dev/null: not a regular file"),
         (["--lang", "fr"], "invalid choice: 'fr'"),
     ],
 )

@@ -237,7 +237,8 @@ async def test_the_canary_with_every_slot_busy_says_so_at_once(
     assert run.failing() == {"canary.lifecycle": "WARN"}
     assert run.report["root_cause"] == (
         "the canary could not run: all 2 slot(s) busy (2 BUSY worker(s), 1 job(s) queued "
-        "ahead): the deployment is at capacity, which is not a failure"
+        "ahead): the deployment is at capacity, so the lifecycle was not verified this time "
+        "(a warning: a full deployment is not a fault)"
     ), run.report["root_cause"]
     assert run.check("canary.logs")["status"] == "SKIP"
     assert run.check("workers.ready")["observed"].startswith("at capacity: 0 READY, 2 BUSY")

@@ -328,6 +328,29 @@ async def test_unknown_role_is_credentials_rejected(
     assert 'rejects the login (FATAL: role "no_such_role_hodei" does not exist)' in cause, cause
 
 
+async def test_a_database_that_does_not_exist_is_named(
+    db_url: str, start_server: Any, spawn_worker: Callable[..., Any], run_diagnose: Any
+) -> None:
+    # PostgreSQL answers, the name in the URL is wrong: "check PostgreSQL is running"
+    # would send the operator the wrong way.
+    app = await deployment(db_url, start_server, spawn_worker)
+    url = urlunsplit(urlsplit(db_url)._replace(path="/no_such_db_hodei"))
+
+    run, _ = await named_within(
+        run_diagnose,
+        targets(url, app.address),
+        "DATABASE_MISSING",
+        fault="the database named in the URL does not exist",
+        observable_at=time.monotonic(),
+    )
+
+    no_crash(run)
+    assert run.code == 3
+    cause = run.report["root_cause"]
+    assert 'does not exist (FATAL: database "no_such_db_hodei" does not exist)' in cause, cause
+    assert any("psql -l" in r for c in run.report["checks"] for r in c.get("remediation", []))
+
+
 @pytest.fixture
 def silent_port() -> Iterator[int]:
     """A TCP port that accepts connections and never says a word (a hung proxy)."""

@@ -240,10 +240,13 @@ async def test_server_clock_skew_is_named(
     ids=["http1-service", "closes-at-once"],
 )
 async def test_a_port_owned_by_another_service_is_not_grpc(
-    answer: bytes, db_url: str, run_diagnose: Any
+    answer: bytes, db_url: str, start_server: Any, run_diagnose: Any
 ) -> None:
     # Another program on the address given (a web server answering HTTP/1, or one that
-    # hangs up on the HTTP/2 preface): the hint is the address, not "start the server".
+    # hangs up on the HTTP/2 preface): the hint is the address, not "start the server",
+    # and not "nothing answers" either, even with a live server listening elsewhere.
+    live = await start_server()
+
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(64)
         writer.write(answer)
@@ -273,3 +276,5 @@ async def test_a_port_owned_by_another_service_is_not_grpc(
     )
     assert "ss -ltnp" in " ".join(hints(run))
     assert not any("Start the server" in h for h in hints(run)), hints(run)
+    assert live.address not in run.report["root_cause"]  # not "wrong address: use <live>"
+    assert live.address not in run.report["root_cause"]  # not "wrong address: use <live>"

@@ -307,9 +307,13 @@ async def test_a_refused_token_is_named(
     spawn_worker(app.address)
     await wait_ready_workers(db_url, 1)
 
-    run = await run_diagnose(*targets(db_url, app.address), token="")
+    run = await run_diagnose(*targets(db_url, app.address), "--canary", token="")
 
     assert run.code == 2, (run.failing(), run.stdout)
+    # The canary could not even be submitted: no word about jobs not completing.
+    assert run.failing() == {"server.auth": "FAIL"}, run.failing()
+    assert run.check("canary.lifecycle")["status"] == "SKIP"
+    assert "the server refused this token" in run.check("canary.lifecycle")["observed"]
     check = run.check("server.auth")
     assert check["status"] == "FAIL" and check["finding"] == "DIAGNOSE_TOKEN_REFUSED"
     assert "not authenticated: no token" in check["observed"]
