@@ -79,26 +79,59 @@ def workers_heartbeat(ctx: CheckContext) -> Outcome:
     stale = probes(ctx).all("stale_live_workers", {"age_s": t.heartbeat_stale_s, "limit": 20})
     lost = probes(ctx).all("recently_lost_workers", {"window_s": t.lost_window_s, "limit": 20})
     threshold = f"heartbeat <= {human_age(t.heartbeat_stale_s)}"
-    evidence = [
-        f"{r['state']} worker {r['id']} pid {r['pid']}: last heartbeat "
-        f"{human_age(r['heartbeat_age_s'])} ago"
-        for r in stale
-    ]
-    evidence += [
-        f"LOST worker {r['id']} pid {r['pid']}: last heartbeat "
-        f"{human_age(r['heartbeat_age_s'])} ago"
-        for r in lost
+    # A lost worker that a supervisor already replaced, holding no job, is history, not
+    # a problem: shown, not counted (it used to warn for the whole lost window).
+    replaced = [r for r in lost if r.get("replaced_by") and not r.get("jobs_held")]
+    lost = [r for r in lost if r not in replaced]
+    evidence = [f"{r['state']} worker {r['id']} pid {r['pid']}: {_silence(r)}" for r in stale]
+    evidence += [f"LOST worker {r['id']} pid {r['pid']}: {_silence(r)}" for r in lost]
+    history = [
+        f"LOST worker {r['id']} pid {r['pid']} ({r['name']}): replaced by live worker "
+        f"{r['replaced_by']} of the same name; it holds no job"
+        for r in replaced
     ]
     rows = stale + lost
     if not rows:
-        return Outcome(Status.PASS, "all live workers heard from", threshold)
+        return Outcome(Status.PASS, "all live workers heard from", threshold, history)
     oldest = max((r["heartbeat_age_s"] or 0.0) for r in rows)
     params = {"count": len(rows), "age": human_age(oldest), "ids": ids(rows)}
     # Lost workers are a failure only when no live worker is left to run the jobs.
     cap = capacity(ctx)
     status = Status.FAIL if stale or cap["ready"] + cap["busy"] == 0 else Status.WARN
     observed = f"{len(stale)} silent but still READY/BUSY, {len(lost)} LOST recently"
-    return Outcome(status, observed, threshold, evidence, "WORKER_HEARTBEAT_STALE", params)
+    orphans = [r for r in rows if r.get("stopped_server")]
+    if len(orphans) == len(rows):
+        # Every silent worker lost its stream when a server stopped, and none came back:
+        # the server is what is gone; the workers are likely alive and retrying it.
+        first = orphans[0]
+        status = Status.FAIL if cap["ready"] + cap["busy"] == 0 else Status.WARN
+        return Outcome(
+            status,
+            observed,
+            threshold,
+            evidence + history,
+            "WORKER_SERVER_STOPPED",
+            params
+            | {
+                "server": first["stopped_server"],
+                "address": first["stopped_address"] or "an unknown address",
+                "stopped_age": human_age(first["stopped_age_s"]),
+            },
+        )
+    return Outcome(
+        status, observed, threshold, evidence + history, "WORKER_HEARTBEAT_STALE", params
+    )
+
+
+def _silence(row: dict[str, Any]) -> str:
+    words = f"last heartbeat {human_age(row['heartbeat_age_s'])} ago"
+    if row.get("stopped_server"):
+        words += (
+            f"; its stream closed when server {row['stopped_server']} "
+            f"({row['stopped_address'] or 'address unknown'}) stopped "
+            f"{human_age(row['stopped_age_s'])} ago, and it has not reconnected"
+        )
+    return words
 
 
 @check(

@@ -86,23 +86,58 @@ LIMIT %(limit)s;
 
 -- name: stale_live_workers
 -- READY/BUSY rows whose heartbeat is older than the threshold: the worker is silent
--- and the server has not (yet) marked it LOST.
-SELECT id::text AS id, name, state, pid, server_id, current_job_id::text AS current_job_id,
-       extract(epoch FROM clock_timestamp() - last_heartbeat)::float8 AS heartbeat_age_s
-FROM workers
-WHERE state IN ('READY', 'BUSY')
-  AND (last_heartbeat IS NULL
-       OR last_heartbeat < clock_timestamp() - make_interval(secs => %(age_s)s))
-ORDER BY last_heartbeat NULLS FIRST
+-- and the server has not (yet) marked it LOST. stopped_*: the server whose stop closed
+-- its stream (stopped within 10 s of it), when it has not reconnected since: the
+-- worker may well be alive, retrying a server that is gone.
+SELECT w.id::text AS id, w.name, w.state, w.pid, w.server_id,
+       w.current_job_id::text AS current_job_id,
+       extract(epoch FROM clock_timestamp() - w.last_heartbeat)::float8 AS heartbeat_age_s,
+       st.stopped_server, st.stopped_address, st.stopped_age_s
+FROM workers w
+LEFT JOIN LATERAL (
+  SELECT s.server_id AS stopped_server, s.listen_address AS stopped_address,
+         extract(epoch FROM clock_timestamp() - s.stopped_at)::float8 AS stopped_age_s
+  FROM server_status s
+  WHERE w.server_id IS NULL AND s.stopped_at IS NOT NULL
+    AND s.stopped_at BETWEEN w.stream_closed_at - interval '10 seconds'
+                         AND w.stream_closed_at + interval '10 seconds'
+  ORDER BY abs(extract(epoch FROM s.stopped_at - w.stream_closed_at))
+  LIMIT 1
+) st ON true
+WHERE w.state IN ('READY', 'BUSY')
+  AND (w.last_heartbeat IS NULL
+       OR w.last_heartbeat < clock_timestamp() - make_interval(secs => %(age_s)s))
+ORDER BY w.last_heartbeat NULLS FIRST
 LIMIT %(limit)s;
 
 -- name: recently_lost_workers
-SELECT id::text AS id, name, pid,
-       extract(epoch FROM clock_timestamp() - coalesce(last_heartbeat, updated_at))::float8
-         AS heartbeat_age_s
-FROM workers
-WHERE state = 'LOST' AND updated_at >= clock_timestamp() - make_interval(secs => %(window_s)s)
-ORDER BY updated_at DESC
+-- replaced_by: a live worker of the same name (a supervisor such as `hodei up` or
+-- systemd restarted it); jobs_held: jobs still ASSIGNED/RUNNING on the lost one.
+-- stopped_*: as in stale_live_workers.
+SELECT w.id::text AS id, w.name, w.pid,
+       extract(epoch FROM clock_timestamp() - coalesce(w.last_heartbeat, w.updated_at))::float8
+         AS heartbeat_age_s,
+       (SELECT l.id::text FROM workers l
+         WHERE l.name = w.name AND l.id <> w.id AND l.state IN ('READY', 'BUSY')
+           AND l.server_id IS NOT NULL
+         LIMIT 1) AS replaced_by,
+       (SELECT count(*) FROM jobs j
+         WHERE j.worker_id = w.id AND j.state IN ('ASSIGNED', 'RUNNING')) AS jobs_held,
+       st.stopped_server, st.stopped_address, st.stopped_age_s
+FROM workers w
+LEFT JOIN LATERAL (
+  SELECT s.server_id AS stopped_server, s.listen_address AS stopped_address,
+         extract(epoch FROM clock_timestamp() - s.stopped_at)::float8 AS stopped_age_s
+  FROM server_status s
+  WHERE w.server_id IS NULL AND s.stopped_at IS NOT NULL
+    AND s.stopped_at BETWEEN w.stream_closed_at - interval '10 seconds'
+                         AND w.stream_closed_at + interval '10 seconds'
+  ORDER BY abs(extract(epoch FROM s.stopped_at - w.stream_closed_at))
+  LIMIT 1
+) st ON true
+WHERE w.state = 'LOST'
+  AND w.updated_at >= clock_timestamp() - make_interval(secs => %(window_s)s)
+ORDER BY w.updated_at DESC
 LIMIT %(limit)s;
 
 -- name: busy_without_job

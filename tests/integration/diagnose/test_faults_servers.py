@@ -278,3 +278,42 @@ async def test_a_port_owned_by_another_service_is_not_grpc(
     assert not any("Start the server" in h for h in hints(run)), hints(run)
     assert live.address not in run.report["root_cause"]  # not "wrong address: use <live>"
     assert live.address not in run.report["root_cause"]  # not "wrong address: use <live>"
+
+
+async def test_workers_of_a_stopped_server_are_named_as_such(
+    db_url: str, start_server: Any, spawn_worker: Callable[..., Any], run_diagnose: Any
+) -> None:
+    # Two servers on one database; a worker knows only the second. That server stops:
+    # the worker is alive, retrying an address where nothing listens. "Frozen, dead or
+    # cut off" would send the operator to the wrong process.
+    beats = {"recovery": {"heartbeat_interval": 0.5, "heartbeat_miss_limit": 3}}
+    kept = await start_server(**beats)
+    gone = await start_server(**beats)
+    spawn_worker(kept.address, name="on-kept")
+    orphan = spawn_worker(gone.address, name="on-gone")
+    await wait_ready_workers(db_url, 2)
+    gone_address, gone_id = gone.address, gone.server_id
+    await gone.stop(grace=1.0)
+    observable_at = time.monotonic()
+
+    run, _ = await named_within(
+        run_diagnose,
+        [
+            "--database-url",
+            db_url,
+            "--server",
+            kept.address,
+            "--threshold",
+            "heartbeat_stale_s=1.5",
+        ],
+        "WORKER_SERVER_STOPPED",
+        fault="the server a worker knows is stopped (worker alive, retrying)",
+        observable_at=observable_at,
+    )
+
+    no_crash(run)
+    assert orphan.proc.poll() is None  # alive all along
+    assert run.code == 1, (run.failing(), run.stdout)  # the other worker still serves
+    cause = run.report["root_cause"]
+    assert f"since server {gone_id} ({gone_address}) stopped" in cause, cause
+    assert f"Start the server again at {gone_address}" in " ".join(hints(run)), hints(run)

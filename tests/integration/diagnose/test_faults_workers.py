@@ -401,3 +401,35 @@ async def test_worker_frozen_mid_job_is_named_within_one_miss_window(
     assert any(str(victim.pid) in e for e in check["evidence"]), check["evidence"]
     # The other worker is alive: one frozen worker is not "no worker at all".
     assert run.check("workers.ready")["status"] == "PASS", run.check("workers.ready")
+
+
+async def test_a_lost_worker_replaced_by_its_supervisor_is_history_not_a_warning(
+    db_url: str, start_server: Any, spawn_worker: Callable[..., Any], run_diagnose: Any
+) -> None:
+    # `hodei up` (or systemd) restarts a killed worker under the same name. Once the lost
+    # one holds no job, warning about it for the whole lost window cries wolf.
+    app = await start_server(recovery={"heartbeat_interval": 0.5, "heartbeat_miss_limit": 3})
+    first = spawn_worker(app.address, name="twin")
+    await wait_ready_workers(db_url, 1)
+    os.kill(first.pid, signal.SIGKILL)
+    await asyncio.to_thread(first.proc.wait, 5)
+
+    async def lost() -> int:
+        rows = await asyncio.to_thread(
+            sql, db_url, "SELECT count(*) FROM workers WHERE name = 'twin' AND state = 'LOST'"
+        )
+        return int(rows[0][0])
+
+    await wait_for_async("the killed worker LOST", lost, lambda n: n == 1, 15)
+    run = await run_diagnose(*targets(db_url, app.address))
+    # Not yet replaced, and no other worker: named, and a failure.
+    assert run.failing().get("workers.heartbeat") == "FAIL", run.failing()
+
+    spawn_worker(app.address, name="twin")
+    await wait_ready_workers(db_url, 1)
+    run = await run_diagnose(*targets(db_url, app.address))
+
+    assert run.code == 0, (run.failing(), run.stdout)
+    check = run.check("workers.heartbeat")
+    assert check["status"] == "PASS"
+    assert any("replaced by live worker" in e for e in check["evidence"]), check["evidence"]
