@@ -159,13 +159,15 @@ def doctor_summary(report: Report, verbose: bool = True) -> str:
 
 
 def running_embedded_url(data_dir: Path | None) -> str | None:
-    """The URL of the platform's embedded PostgreSQL if it is running; never starts it
-    (pgserver listens on a unix socket in its data directory)."""
+    """The URL of the platform's embedded PostgreSQL when its data directory holds one;
+    never starts it (pgserver listens on a unix socket in its data directory). A stopped
+    one still gives its URL: "the embedded database is down" is the finding, where
+    "no --database-url" would hide the deployment the operator is asking about."""
     from hodei.db.embedded import DATABASE_NAME
     from hodei.settings import default_data_dir
 
     directory = data_dir or default_data_dir()
-    if (directory / "postmaster.pid").is_file():
+    if (directory / "postmaster.pid").is_file() or (directory / "PG_VERSION").is_file():
         return f"postgresql://postgres:@/{DATABASE_NAME}?host={directory}"
     return None
 

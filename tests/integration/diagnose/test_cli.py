@@ -134,3 +134,10 @@ def test_finds_the_running_embedded_database_without_starting_one(tmp_path: Path
         server.cleanup()
     assert on.returncode == 0, on.stdout + on.stderr
     assert f"host={data_dir}" in on.stdout and "[✓] PostgreSQL" in on.stdout
+    # Stopped again (the data directory stays): named as the embedded database down,
+    # not "no --database-url"; and nothing is started.
+    stopped = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+    assert stopped.returncode == 3, stopped.stdout + stopped.stderr
+    assert "DATABASE_DOWN" in stopped.stdout and f"host={data_dir}" in stopped.stdout
+    assert "run `hodei up` again" in stopped.stdout
+    assert not (data_dir / "postmaster.pid").exists()
