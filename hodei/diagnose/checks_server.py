@@ -49,14 +49,12 @@ def server_health(ctx: CheckContext) -> Outcome:
     address = next((a for a, p in probes.items() if p.reachable), next(iter(probes)))
     probe = probes[address]
     ctx.server_address = address
-    found = (
-        [
-            f"no --server given: tried {', '.join(probes)} (the live servers' listen "
-            "addresses in server_status, then the default)"
-        ]
-        if fallback
-        else []
+    where = (
+        "the live servers' listen addresses in server_status, then the default"
+        if ctx.snapshot is not None
+        else "the default: server_status could not be read"
     )
+    found = [f"no --server given: tried {', '.join(probes)} ({where})"] if fallback else []
     if not probe.reachable:
         ctx.server_unreachable = True
         ctx.server_error = probe.error
