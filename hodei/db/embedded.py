@@ -20,6 +20,8 @@ from hodei.settings import Settings, default_data_dir
 logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "hodei"
+#: A file every PostgreSQL data directory holds: a cluster was made here (running or not).
+CLUSTER_MARKER = "PG_VERSION"
 
 
 def start_pgserver(data_dir: Path, cleanup_mode: str | None = None) -> Any:

@@ -163,11 +163,11 @@ def running_embedded_url(data_dir: Path | None) -> str | None:
     never starts it (pgserver listens on a unix socket in its data directory). A stopped
     one still gives its URL: "the embedded database is down" is the finding, where
     "no --database-url" would hide the deployment the operator is asking about."""
-    from hodei.db.embedded import DATABASE_NAME
+    from hodei.db.embedded import CLUSTER_MARKER, DATABASE_NAME
     from hodei.settings import default_data_dir
 
     directory = data_dir or default_data_dir()
-    if (directory / "postmaster.pid").is_file() or (directory / "PG_VERSION").is_file():
+    if (directory / "postmaster.pid").is_file() or (directory / CLUSTER_MARKER).is_file():
         return f"postgresql://postgres:@/{DATABASE_NAME}?host={directory}"
     return None
 
