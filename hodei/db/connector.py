@@ -167,6 +167,12 @@ class Database:
                 open=False,
                 kwargs=kwargs,
                 name=f"hodei-{role}",
+                # The loops' small pools check a connection as they hand it out: one of
+                # them could still hold a connection the database killed in an outage
+                # after `check()` swept it (CI saw the relay fail once more after "back").
+                # A round trip per checkout is cheap there; the two busy pools rely on
+                # the database watch's sweep instead, keeping their hot path lean.
+                check=None if busy else AsyncConnectionPool.check_connection,
             )
         self.pool = self.pools[DB_ROLES[0]]
 
