@@ -1,9 +1,13 @@
-"""What the diagnose tests do to a deployment through its front doors: wait for its
-workers to be READY (read from the database) and queue a job (through the public API)."""
+"""What the diagnose tests do to a deployment through its front doors: start one with a
+worker, wait for its workers to be READY and its jobs to reach a state (read from the
+database), queue a job (through the public API); and what every test asks of a
+diagnosis run (its targets, no "internal error", its hints)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 import psycopg
@@ -58,3 +62,54 @@ async def queue_burst(address: str, command: list[str], n: int, token: str = "")
             *(stub.QueueJob(jobs_pb2.QueueJobRequest(spec=spec), timeout=30) for _ in range(n))
         )
         return [str(r.job.id) for r in replies]
+
+
+def targets(db_url: str, address: str) -> list[str]:
+    """The command-line targets of a diagnosis of this deployment."""
+    return ["--database-url", db_url, "--server", address]
+
+
+def no_crash(run: Any) -> None:
+    assert "internal error" not in run.stderr + run.stdout, (run.stderr, run.stdout)
+
+
+def hints(run: Any) -> list[str]:
+    """Every "Try fixing it" line of the run's report."""
+    return [r for c in run.report["checks"] for r in c.get("remediation", [])]
+
+
+async def deployment(
+    db_url: str, start_server: Any, spawn_worker: Callable[..., Any], **settings: Any
+) -> Any:
+    """A server (with `settings`) and one READY worker; returns the server."""
+    app = await start_server(**settings)
+    spawn_worker(app.address)
+    await wait_ready_workers(db_url, 1)
+    return app
+
+
+async def job_state(db_url: str, job_id: str) -> str:
+    """The job's state now ("" when there is no such job), read in a thread: the server
+    under test serves on this loop meanwhile."""
+
+    def read() -> str:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            row = conn.execute("SELECT state FROM jobs WHERE id = %s", (job_id,)).fetchone()
+        return str(row[0]) if row else ""
+
+    return await asyncio.to_thread(read)
+
+
+async def wait_job(
+    db_url: str, job_id: str, states: tuple[str, ...], within_s: float = 15.0
+) -> str:
+    """Wait until the job is in one of `states`; returns that state."""
+
+    async def state() -> str:
+        return await job_state(db_url, job_id)
+
+    return str(
+        await wait_for_async(
+            f"job {job_id} in {states}", state, lambda s: s in states, within_s, poll_s=0.05
+        )
+    )

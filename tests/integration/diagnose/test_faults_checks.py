@@ -21,14 +21,16 @@ import pytest
 from harness.waits import wait_for_async
 from hodei.db.migrate import latest_version
 from hodei.logging_setup import TextFormatter
-from tests.integration.diagnose.deployments import queue_job, wait_ready_workers
+from tests.integration.diagnose.deployments import (
+    deployment,
+    queue_job,
+    targets,
+    wait_job,
+    wait_ready_workers,
+)
 from tests.integration.diagnose.fault_timing import named_within
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-
-def targets(db_url: str, address: str) -> list[str]:
-    return ["--database-url", db_url, "--server", address]
 
 
 def inject(db_url: str, *statements: str | tuple[str, tuple[Any, ...]]) -> float:
@@ -42,18 +44,6 @@ def inject(db_url: str, *statements: str | tuple[str, tuple[Any, ...]]) -> float
     return time.monotonic()
 
 
-async def wait_job_state(db_url: str, job_id: str, state: str, within_s: float = 15.0) -> None:
-    def read() -> str:
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            row = conn.execute("SELECT state FROM jobs WHERE id = %s", (job_id,)).fetchone()
-        return str(row[0]) if row else ""
-
-    async def current() -> str:
-        return await asyncio.to_thread(read)  # the server serves on this loop meanwhile
-
-    await wait_for_async(f"job {job_id} {state}", current, lambda s: s == state, within_s)
-
-
 async def wait_log(path: Path, text: str, count: int = 1, within_s: float = 20.0) -> None:
     def count_in_file() -> int:
         return path.read_text().count(text) if path.exists() else 0
@@ -62,15 +52,6 @@ async def wait_log(path: Path, text: str, count: int = 1, within_s: float = 20.0
         return await asyncio.to_thread(count_in_file)
 
     await wait_for_async(f"{count} x {text!r} in {path.name}", seen, lambda n: n >= count, within_s)
-
-
-async def deployment(
-    db_url: str, start_server: Any, spawn_worker: Callable[..., Any], **overrides: Any
-) -> Any:
-    app = await start_server(**overrides)
-    spawn_worker(app.address)
-    await wait_ready_workers(db_url, 1)
-    return app
 
 
 # --- the schema --------------------------------------------------------------------
@@ -180,7 +161,7 @@ async def test_job_timestamps_out_of_order_are_named(
 ) -> None:
     app = await deployment(db_url, start_server, spawn_worker)
     job_id = await queue_job(app.address, ["true"], diag_tokens["admin"])
-    await wait_job_state(db_url, job_id, "SUCCEEDED")
+    await wait_job(db_url, job_id, ("SUCCEEDED",))
     at = inject(
         db_url,
         ("UPDATE jobs SET started_at = created_at - interval '5 minutes' WHERE id = %s", (job_id,)),
@@ -222,7 +203,7 @@ async def test_the_canary_with_every_slot_busy_says_so_at_once(
     # Both slots taken by long jobs and one more queued behind them.
     jobs = [await queue_job(app.address, ["sleep", "60"], diag_tokens["admin"]) for _ in range(3)]
     for job_id in jobs[:2]:
-        await wait_job_state(db_url, job_id, "RUNNING")
+        await wait_job(db_url, job_id, ("RUNNING",))
     at = time.monotonic()
 
     run, _ = await named_within(

@@ -17,28 +17,12 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from harness.launchers.base import free_port
 from harness.waits import wait_for_async
-from tests.integration.diagnose.deployments import wait_ready_workers
+from tests.integration.diagnose.deployments import deployment, no_crash, targets
 from tests.integration.diagnose.fault_timing import named_within
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
-
-
-def targets(db_url: str, address: str) -> list[str]:
-    return ["--database-url", db_url, "--server", address]
-
-
-def no_crash(run: Any) -> None:
-    assert "internal error" not in run.stderr + run.stdout, (run.stderr, run.stdout)
-
-
-async def deployment(
-    db_url: str, start_server: Any, spawn_worker: Callable[..., Any], **settings: Any
-) -> Any:
-    app = await start_server(**settings)
-    spawn_worker(app.address)
-    await wait_ready_workers(db_url, 1)
-    return app
 
 
 @pytest.fixture
@@ -376,12 +360,6 @@ def silent_port() -> Iterator[int]:
     for s in accepted:
         s.close()
     listener.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_database_that_never_answers_is_a_timeout(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,25 +17,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from harness.launchers.base import free_port
 from harness.waits import wait_for_async
-from tests.integration.diagnose.deployments import wait_ready_workers
+from tests.integration.diagnose.deployments import hints, no_crash, wait_ready_workers
 from tests.integration.diagnose.fault_timing import named_within
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def no_crash(run: Any) -> None:
-    assert "internal error" not in run.stderr + run.stdout, (run.stderr, run.stdout)
-
-
-def hints(run: Any) -> list[str]:
-    return [r for c in run.report["checks"] for r in c.get("remediation", [])]
 
 
 @pytest.fixture

@@ -22,7 +22,13 @@ import psycopg
 import pytest
 
 from harness.waits import wait_for_async
-from tests.integration.diagnose.deployments import queue_job, wait_ready_workers
+from tests.integration.diagnose.deployments import (
+    job_state,
+    queue_job,
+    targets,
+    wait_job,
+    wait_ready_workers,
+)
 from tests.integration.diagnose.fault_timing import named_within
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -30,32 +36,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 FAULTS_ON = {"HODEI_TESTING": "true"}
 
 
-def targets(db_url: str, address: str) -> list[str]:
-    return ["--database-url", db_url, "--server", address]
-
-
 def sql(db_url: str, query: str, *params: object) -> list[tuple[Any, ...]]:
     with psycopg.connect(db_url, autocommit=True) as conn:
         cur = conn.execute(query, params)
         return cur.fetchall() if cur.description else []
-
-
-async def job_state(db_url: str, job_id: str) -> str:
-    rows = await asyncio.to_thread(sql, db_url, "SELECT state FROM jobs WHERE id = %s", job_id)
-    return str(rows[0][0]) if rows else ""
-
-
-async def wait_job(
-    db_url: str, job_id: str, states: tuple[str, ...], within_s: float = 15.0
-) -> str:
-    async def state() -> str:
-        return await job_state(db_url, job_id)
-
-    return str(
-        await wait_for_async(
-            f"job {job_id} in {states}", state, lambda s: s in states, within_s, poll_s=0.05
-        )
-    )
 
 
 async def test_worker_sigkilled_mid_job_is_named_at_once(

@@ -16,17 +16,13 @@ import pytest
 
 from hodei.diagnose.runner import ORDER
 from hodei.report.checklist import ITEMS
-from tests.integration.diagnose.deployments import queue_job, wait_ready_workers
+from tests.integration.diagnose.deployments import queue_job, targets, wait_ready_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 #: The checks that run on every deployment: all but those that need --canary or a log
 #: file, which the tests name one by one.
 CORE = [c for c in ORDER if not c.startswith(("canary.", "logs."))]
-
-
-def targets(db_url: str, address: str) -> list[str]:
-    return ["--database-url", db_url, "--server", address]
 
 
 async def test_healthy_deployment_all_pass_exit_0(
