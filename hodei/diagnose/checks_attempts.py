@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hodei.diagnose.readings import ids, offending_rows, probes
+from hodei.diagnose.readings import clock_skew, ids, offending_rows, probes
 from hodei.diagnose.registry import CheckContext, Outcome, check
 from hodei.durations import human_age
 from hodei.report.model import Status
@@ -78,19 +78,12 @@ def workers_stream(ctx: CheckContext) -> Outcome:
 def workers_clock(ctx: CheckContext) -> Outcome:
     t = ctx.thresholds
     rows = probes(ctx).all("worker_clock_skew", {"skew_s": t.clock_skew_s, "limit": _LIMIT})
-    worst = max((abs(r["clock_skew_s"]) for r in rows), default=0.0)
-    outcome = offending_rows(
+    outcome = clock_skew(
         rows,
-        clear=f"|skew| <= {human_age(t.clock_skew_s)}",
-        status=Status.WARN,
+        limit_s=t.clock_skew_s,
         finding="WORKER_CLOCK_SKEW",
-        line=lambda r: (
-            f"worker {r['id']} ({r['name'] or 'unnamed'}, pid {r['pid']}): clock "
-            f"{abs(r['clock_skew_s']):.1f} s {'ahead of' if r['clock_skew_s'] > 0 else 'behind'}"
-            f" the database (measured {human_age(r['measured_age_s'])} ago)"
-        ),
         counted=" worker(s) with a skewed clock",
-        params={"ids": ids(rows), "skew": f"{worst:.1f} s", "limit": human_age(t.clock_skew_s)},
+        who=lambda r: f"worker {r['id']} ({r['name'] or 'unnamed'}, pid {r['pid']})",
     )
     if rows:
         outcome.threshold = f"|skew| <= {human_age(t.clock_skew_s)}"

@@ -8,7 +8,7 @@ they are named with the row ids and the gap."""
 
 from __future__ import annotations
 
-from hodei.diagnose.readings import ids, offending_rows, probes
+from hodei.diagnose.readings import clock_skew, ids, offending_rows, probes
 from hodei.diagnose.registry import CheckContext, Outcome, check
 from hodei.durations import human_age
 from hodei.report.model import Status
@@ -57,19 +57,12 @@ def time_server_clock(ctx: CheckContext) -> Outcome:
         "server_clock_skew",
         {"skew_s": t.clock_skew_s, "stale_s": t.server_stale_s, "limit": 20},
     )
-    worst = max((abs(r["clock_skew_s"]) for r in rows), default=0.0)
-    return offending_rows(
+    return clock_skew(
         rows,
-        clear=f"|skew| <= {human_age(t.clock_skew_s)}",
-        status=Status.WARN,
+        limit_s=t.clock_skew_s,
         finding="SERVER_CLOCK_SKEW",
-        line=lambda r: (
-            f"server {r['id']} ({r['listen_address'] or 'address unknown'}): clock "
-            f"{abs(r['clock_skew_s']):.1f} s {'ahead of' if r['clock_skew_s'] > 0 else 'behind'}"
-            f" the database (measured {human_age(r['measured_age_s'])} ago)"
-        ),
         counted=" server(s) with a skewed clock",
-        params={"ids": ids(rows), "skew": f"{worst:.1f} s", "limit": human_age(t.clock_skew_s)},
+        who=lambda r: f"server {r['id']} ({r['listen_address'] or 'address unknown'})",
     )
 
 

@@ -78,3 +78,29 @@ def activity(ctx: CheckContext) -> dict[str, Any]:
             "activity_window", {"window_s": t.activity_window_s, "grace_s": 1.0}
         )
     return dict(ctx.facts["activity"])
+
+
+def clock_skew(
+    rows: list[dict[str, Any]],
+    *,
+    limit_s: float,
+    finding: str,
+    counted: str,
+    who: Callable[[dict[str, Any]], str],
+) -> Outcome:
+    """The verdict of a clock check (workers', servers'): rows carry `clock_skew_s`
+    (their clock - the database's) and `measured_age_s`; WARN above `limit_s`."""
+    worst = max((abs(r["clock_skew_s"]) for r in rows), default=0.0)
+    return offending_rows(
+        rows,
+        clear=f"|skew| <= {human_age(limit_s)}",
+        status=Status.WARN,
+        finding=finding,
+        line=lambda r: (
+            f"{who(r)}: clock {abs(r['clock_skew_s']):.1f} s "
+            f"{'ahead of' if r['clock_skew_s'] > 0 else 'behind'} the database "
+            f"(measured {human_age(r['measured_age_s'])} ago)"
+        ),
+        counted=counted,
+        params={"ids": ids(rows), "skew": f"{worst:.1f} s", "limit": human_age(limit_s)},
+    )
