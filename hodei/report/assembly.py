@@ -18,7 +18,8 @@ from hodei.report.model import (
     Status,
     TimelineEvent,
 )
-from hodei.report.rules import FINDING_COMPONENT, root_cause
+from hodei.report.precedence import FINDING_COMPONENT
+from hodei.report.rules import root_cause
 
 COMPONENT_ORDER = [
     "PostgreSQL",

@@ -12,7 +12,7 @@ import pytest
 
 from hodei.report.catalogue import LANGS, checklist_text, finding_text, texts
 from hodei.report.e2e_components import CHECKLIST_COMPONENT
-from hodei.report.rules import FINDING_COMPONENT, ROOT_CAUSE_ORDER
+from hodei.report.precedence import FINDING_COMPONENT, ROOT_CAUSE_ORDER
 
 ROOT = Path(__file__).resolve().parents[3]
 #: Upper-case constants in the doctor's and the rules' code that are not finding codes.
