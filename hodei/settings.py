@@ -40,6 +40,7 @@ from hodei.setting_groups import (  # noqa: F401  (re-exported: import settings 
     env_of,
     setting,
 )
+from hodei.telemetry_settings import MetricsSettings, TracingSettings
 
 
 class _EnvSource(PydanticBaseSettingsSource):
@@ -74,6 +75,8 @@ class Settings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     client: ClientSettings = ClientSettings()
     tls: TlsSettings = TlsSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    tracing: TracingSettings = TracingSettings()
     faults: FaultSettings = FaultSettings()
 
     @classmethod

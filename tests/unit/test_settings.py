@@ -17,7 +17,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def _configuration_rows() -> list[str]:
     text = README.read_text()
     section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
-    return [line for line in section.splitlines() if line.startswith("| `HODEI_")]
+    return [line for line in section.splitlines() if line.startswith(("| `HODEI_", "| `OTEL_"))]
 
 
 def test_every_setting_has_a_row_in_the_readme_configuration_table() -> None:
@@ -32,14 +32,18 @@ def test_every_setting_has_a_row_in_the_readme_configuration_table() -> None:
 
 def test_the_readme_table_names_no_setting_that_does_not_exist() -> None:
     known = {field.env for field in setting_fields()}
-    listed = {re.match(r"\| `(HODEI_\w+)`", row).group(1) for row in _configuration_rows()}  # type: ignore[union-attr]
+    listed = {re.match(r"\| `((?:HODEI|OTEL)_\w+)`", row).group(1) for row in _configuration_rows()}  # type: ignore[union-attr]
     assert listed <= known, sorted(listed - known)
 
 
 def test_every_setting_has_its_own_variable() -> None:
     names = [field.env for field in setting_fields()]
     assert len(names) == len(set(names))
-    assert all(name.startswith("HODEI_") for name in names)
+    # The tracing group reads OpenTelemetry's standard variables, every other HODEI_*.
+    assert all(
+        field.env.startswith("OTEL_" if field.group == "tracing" else "HODEI_")
+        for field in setting_fields()
+    )
 
 
 def test_the_environment_fills_the_nested_groups(monkeypatch: pytest.MonkeyPatch) -> None:
