@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 from typing import NoReturn, TextIO
+from urllib.parse import urlsplit
 
 from hodei.diagnose.registry import Thresholds
 from hodei.diagnose.runner import DiagnoseResult, all_checks, diagnose
@@ -83,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="FILE",
         help="worker log file to scan (repeatable)",
+    )
+    p.add_argument(
+        "--metrics-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a server's or worker's Prometheus endpoint, e.g. http://127.0.0.1:9464/metrics "
+        "(repeatable, comma-separated): read as one more source of evidence",
     )
     p.add_argument(
         "--only",
@@ -221,6 +230,7 @@ def run(argv: list[str] | None = None) -> int:
             tls=tls,
             server_logs=args.server_log,
             worker_logs=args.worker_log,
+            metrics_urls=_metrics_urls(_csv(args.metrics_url)),
             only=_csv(args.only),
             token=args.token or cli_token(settings),
             skip=_csv(args.skip),
@@ -245,6 +255,18 @@ def run(argv: list[str] | None = None) -> int:
         sys.stdout.write(document)
         sys.stderr.write(doctor_summary(result.report, verbose=False))
     return result.exit_code
+
+
+def _metrics_urls(values: list[str]) -> list[str]:
+    """http(s) URLs; HOST:PORT alone means its /metrics. ValueError on anything else."""
+    urls = []
+    for value in values:
+        url = value if "://" in value else f"http://{value}/metrics"
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"--metrics-url {value!r}: expected http://HOST:PORT/metrics")
+        urls.append(url)
+    return urls
 
 
 def _unreadable_log(path: Path) -> str:

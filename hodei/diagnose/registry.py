@@ -55,6 +55,10 @@ class Thresholds:
     clock_skew_s: float = 2.0  # |worker clock - database clock| above this warns
     output_window_s: float = 900.0  # finished attempts this recent are checked for lost output
     repair_window_s: float = 3600.0  # repairs this recent are reported
+    metrics_timeout_s: float = 2.0  # a --metrics-url that does not answer within this
+    pool_confirm_s: float = 1.0  # a pool queue seen twice this far apart is starved
+    reconnects_min: int = 3  # fewer worker reconnects than this are never a pattern
+    reconnects_per_hour: float = 6.0  # more per hour of uptime: the stream keeps breaking
 
     @classmethod
     def names(cls) -> list[str]:
@@ -96,6 +100,8 @@ class CheckContext:
     token: str = ""
     server_logs: list[Path] = field(default_factory=list)
     worker_logs: list[Path] = field(default_factory=list)
+    #: Prometheus endpoints of servers and workers (--metrics-url).
+    metrics_urls: list[str] = field(default_factory=list)
     session: ProbeSession | None = None
     db_error: str = ""
     #: How connecting failed (hodei.diagnose.probes.connect_failure_code).
@@ -118,7 +124,7 @@ class Check:
     component: str
     title: str
     fn: CheckFn
-    needs: str  # "database" | "server" | "canary" | "logs" | ""
+    needs: str  # "database" | "server" | "canary" | "logs" | "metrics" | ""
     describe: str  # what it checks and against which thresholds (for --list-checks, docs)
 
 
@@ -142,6 +148,8 @@ def run_check(chk: Check, ctx: CheckContext, debug_commands: list[str]) -> Check
         outcome = skip("database unreachable" if ctx.db_unreachable else "no --database-url")
     elif chk.needs in ("server", "canary") and (ctx.server_unreachable or not ctx.server_address):
         outcome = skip("server unreachable" if ctx.server_unreachable else "no --server")
+    elif chk.needs == "metrics" and not ctx.metrics_urls:
+        outcome = skip("no --metrics-url")
     else:
         try:
             outcome = chk.fn(ctx)

@@ -15,6 +15,7 @@ from hodei.diagnose import (  # noqa: F401  (importing a module registers its ch
     checks_database,
     checks_events,
     checks_jobs,
+    checks_metrics,
     checks_server,
     checks_sessions,
     checks_time,
@@ -41,6 +42,10 @@ ORDER = [
     "database.snapshot",
     "server.health",
     "server.auth",
+    "metrics.endpoints",
+    "metrics.server_database",
+    "metrics.db_pools",
+    "metrics.grpc_errors",
     "database.schema",
     "database.sessions",
     "workers.ready",
@@ -59,6 +64,7 @@ ORDER = [
     "time.heartbeats",
     "time.server_clock",
     "time.job_order",
+    "metrics.worker_reconnects",
     "events.flow",
     "outbox.flow",
     "outbox.backlog",
@@ -117,6 +123,7 @@ def diagnose(
     tls: ClientTLS | None = None,
     server_logs: list[Path] | None = None,
     worker_logs: list[Path] | None = None,
+    metrics_urls: list[str] | None = None,
     only: list[str] | None = None,
     skip: list[str] | None = None,
     token: str = "",
@@ -134,6 +141,7 @@ def diagnose(
         token=token,
         server_logs=server_logs or [],
         worker_logs=worker_logs or [],
+        metrics_urls=metrics_urls or [],
     )
     if server_address is None and server_fallback:
         ctx.facts["server_fallback"] = server_fallback

@@ -16,7 +16,8 @@ from hodei.report.precedence import FINDING_COMPONENT, ROOT_CAUSE_ORDER
 
 ROOT = Path(__file__).resolve().parents[3]
 #: Upper-case constants in the doctor's and the rules' code that are not finding codes.
-NOT_FINDINGS = {"RST_STREAM"}
+#: (gRPC status names the metrics checks match.)
+NOT_FINDINGS = {"RST_STREAM", "DATA_LOSS"}
 
 
 def codes_named_in_code() -> set[str]:
