@@ -35,8 +35,10 @@ from hodei.db.connector import (
 from hodei.db.embedded import resolve_database_url
 from hodei.db.migrate import migrate
 from hodei.errors import ConfigError, Unavailable, first_line
+from hodei.metrics import MetricsEndpoint, ServerMetrics, metrics_host, use_server_metrics
 from hodei.redaction import redact
 from hodei.server.api.auth import AuthInterceptor
+from hodei.server.api.call_metrics import CallMetrics
 from hodei.server.api.database_gate import DatabaseGate
 from hodei.server.api.decoding import DecodingGuard
 from hodei.server.api.jobs_api import JobExecutionServicer, LogStreamServicer
@@ -44,6 +46,7 @@ from hodei.server.api.platform_api import PlatformServicer
 from hodei.server.api.workers_api import WorkerAgentServicer
 from hodei.server.db_watch import DatabaseWatch
 from hodei.server.dispatcher import Dispatcher
+from hodei.server.metrics_refresh import MetricsRefresh
 from hodei.server.outbox import OutboxRelay
 from hodei.server.recovery import Recovery
 from hodei.server.retention import RetentionLoop
@@ -121,6 +124,16 @@ class ServerApp:
         self.health = health.aio.HealthServicer()
         self._server: grpc.aio.Server | None = None
         self._stopped = False
+        #: This server's metrics, on a registry of its own (several servers may share
+        #: a test process); served over HTTP while settings.metrics.enabled.
+        self.metrics = ServerMetrics()
+        self.metrics_endpoint: MetricsEndpoint | None = None
+        self.metrics_refresh: MetricsRefresh | None = None
+
+    @property
+    def metrics_port(self) -> int:
+        """The bound port of /metrics; 0 when metrics are off or not started."""
+        return self.metrics_endpoint.port if self.metrics_endpoint is not None else 0
 
     @property
     def address(self) -> str:
@@ -132,10 +145,31 @@ class ServerApp:
         return with_application_name(self.database_url, application_name(self.server_id, role))
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            # A start that fails (database away, gRPC port taken) frees the metrics port:
+            # tests and `hodei up` may try again in the same process.
+            if self.metrics_endpoint is not None:
+                self.metrics_endpoint.stop()
+                self.metrics_endpoint = None
+            raise
+
+    async def _start(self) -> None:
         settings = self.settings
         # Read and checked first: a wrong TLS file is one line before anything starts.
         credentials = server_credentials(settings.tls)
         check_listen_policy(settings)
+        # Before anything starts a task: each task copies the context, and with it these
+        # metrics (hodei.metrics.families).
+        use_server_metrics(self.metrics)
+        if settings.metrics.enabled:
+            # Bound before the database is touched: a port in use is one line at once.
+            endpoint = MetricsEndpoint(
+                self.metrics.registry, metrics_host(settings), settings.metrics.port, "server"
+            )
+            endpoint.start()
+            self.metrics_endpoint = endpoint
         self.database_url = await asyncio.to_thread(resolve_database_url, settings)
         try:
             applied = await migrate(self.role_url("migrate"))
@@ -155,6 +189,10 @@ class ServerApp:
             server_id=self.server_id,
         )
         await self.db.open()
+        self.metrics.pools.pools = self.db.pools
+        self.metrics.database_up.set_function(
+            lambda: 1.0 if self.db_watch is None or self.db_watch.reachable else 0.0
+        )
         services = Services.build(settings, self.server_id, datetime.now(UTC), self.db)
         self.services = services
         await services.status.started(
@@ -172,7 +210,13 @@ class ServerApp:
         # instead of waiting on a token check.
         server = grpc.aio.server(
             options=grpc_server_options(settings),
-            interceptors=[gate, AuthInterceptor(verifier), DecodingGuard()],
+            # CallMetrics outermost: it counts the calls the others refuse too.
+            interceptors=[
+                CallMetrics(self.metrics),
+                gate,
+                AuthInterceptor(verifier),
+                DecodingGuard(),
+            ],
         )
         jobs_pb2_grpc.add_JobExecutionServiceServicer_to_server(
             JobExecutionServicer(services), server
@@ -237,6 +281,12 @@ class ServerApp:
             self.supervisor.start("retention", self.retention.run)
         else:
             logger.info("retention loop disabled by settings: prune with `hodei db prune`")
+
+        if settings.metrics.enabled:
+            self.metrics_refresh = MetricsRefresh(
+                self.metrics, self.role_url("metrics"), settings.metrics.refresh_interval
+            )
+            self.supervisor.start("metrics-refresh", self.metrics_refresh.run)
 
         await self._set_health(True)
         self.db_watch = DatabaseWatch(self.db, self._set_health, settings.recovery.reaper_interval)
@@ -304,6 +354,8 @@ class ServerApp:
                 logger.exception("could not record the shutdown in the database")
         if self.db is not None:
             await self.db.close()
+        if self.metrics_endpoint is not None:
+            await asyncio.to_thread(self.metrics_endpoint.stop)
         logger.info("hodei server stopped", extra={"server_id": self.server_id})
 
     async def run_until(self, stop: asyncio.Event) -> None:
