@@ -17,7 +17,14 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
 from hodei import __version__
 from hodei.domain.jobs import JobState
@@ -86,6 +93,10 @@ def _build_info(registry: CollectorRegistry, component: str) -> Gauge:
         registry=registry,
     )
     info.labels(__version__, platform.python_version(), component).set(1)
+    # process_start_time_seconds, resident memory, CPU and open fds: what every
+    # Prometheus client exports by default, which a per-app registry must ask for. The
+    # doctor divides a worker's reconnects by its uptime from here.
+    ProcessCollector(registry=registry)
     return info
 
 

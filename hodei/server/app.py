@@ -342,10 +342,17 @@ class ServerApp:
         if self._server is not None:
             await self._server.stop(grace)
         await self.supervisor.stop_all(grace)
-        if self.services is not None:
+        if self.services is not None and self.db_watch is not None and not self.db_watch.reachable:
+            # The database is known to be away: waiting for a connection would hold the
+            # shutdown for the pool's whole timeout (30 s) for rows the next server fixes.
+            logger.warning("database unreachable: the shutdown is not recorded in it")
+        elif self.services is not None:
             try:
-                await self.services.workers.disconnect_all()
-                await self.services.status.stopped()
+                async with asyncio.timeout(grace):
+                    await self.services.workers.disconnect_all()
+                    await self.services.status.stopped()
+            except TimeoutError:
+                logger.warning("could not record the shutdown in the database within %.0f s", grace)
             except DATABASE_DOWN as exc:
                 # Stopping during an outage: the rows say so once the database is back
                 # (workers' server_id is cleared by the next server that sees them).

@@ -3,6 +3,17 @@ label names). A family the code declares differently, or does not declare, fails
 
 from __future__ import annotations
 
+#: What prometheus_client's ProcessCollector adds to each process's registry (Linux):
+#: the doctor reads the uptime of a worker from process_start_time_seconds.
+PROCESS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "process_virtual_memory_bytes": ("gauge", ()),
+    "process_resident_memory_bytes": ("gauge", ()),
+    "process_start_time_seconds": ("gauge", ()),
+    "process_cpu_seconds": ("counter", ()),
+    "process_open_fds": ("gauge", ()),
+    "process_max_fds": ("gauge", ()),
+}
+
 SERVER: dict[str, tuple[str, tuple[str, ...]]] = {
     "hodei_build_info": ("gauge", ("version", "python_version", "component")),
     "hodei_jobs_submitted": ("counter", ()),
@@ -27,6 +38,7 @@ SERVER: dict[str, tuple[str, tuple[str, ...]]] = {
     "hodei_workers": ("gauge", ("state",)),
     "hodei_worker_slots": ("gauge", ()),
     "hodei_worker_slots_busy": ("gauge", ()),
+    **PROCESS,
 }
 
 WORKER: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -37,4 +49,5 @@ WORKER: dict[str, tuple[str, tuple[str, ...]]] = {
     "hodei_worker_reconnects": ("counter", ()),
     "hodei_worker_slots": ("gauge", ()),
     "hodei_worker_slots_busy": ("gauge", ()),
+    **PROCESS,
 }
