@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from harness.launchers.base import free_port
+from harness.launchers.base import ANY_METRICS_PORT, free_port
 from harness.processes import children, cpu_seconds
 from hodei.client import HodeiClient
 from hodei.worker.command import worker_command
@@ -126,6 +126,7 @@ class Platform:
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
         env["PYTHONPATH"] = str(_REPO)
+        env.update(ANY_METRICS_PORT)
         pgdata = self.workdir / "pgdata"
         self.pg = pgserver.get_server(pgdata, cleanup_mode="stop")
         from hodei.db.databases import ensure_database

@@ -109,6 +109,7 @@ def _add_unlisted_processes(dep: Deployment, run_dir: Path) -> None:
                     name=entry["name"],
                     pid=entry["pid"],
                     log_path=Path(entry["log_path"]),
+                    metrics_port=int(entry.get("metrics_port", 0)),
                 )
             )
 

@@ -129,6 +129,8 @@ def test_settings(db_url: str) -> Callable[..., Settings]:
             # tests with short heartbeats expect a LOST soon after the start (a test
             # that restarts a server gives its workers a backoff this short too).
             "worker": {"reconnect_max_backoff": 1.0},
+            # Tests run many servers at once: any free /metrics port (app.metrics_port).
+            "metrics": {"port": 0, "worker_port": 0},
         }
         for group, fields in overrides.items():
             values[group] = {**values.get(group, {}), **fields}

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import psycopg
 
-from harness.launchers.base import RUN_SETTINGS, ProcessInfo
+from harness.launchers.base import ANY_METRICS_PORT, RUN_SETTINGS, ProcessInfo
 from harness.launchers.local import LocalLauncher, LocalOptions
 from harness.processes import wait_gone_async
 
 #: Settings profiles: the harness's short heartbeats, and the platform's own defaults.
 PROFILES: dict[str, dict[str, str]] = {
     "short": dict(RUN_SETTINGS),
-    "default": {"HODEI_LOG_LEVEL": "INFO", "HODEI_LOG_FORMAT": "text"},
+    "default": {"HODEI_LOG_LEVEL": "INFO", "HODEI_LOG_FORMAT": "text", **ANY_METRICS_PORT},
 }
 _TRACEBACK = b"Traceback (most recent call last)"
 

@@ -40,7 +40,15 @@ RUN_SETTINGS: dict[str, str] = {
     "HODEI_CANCEL_GRACE_SECONDS": "1",
     "HODEI_LOG_LEVEL": "INFO",
     "HODEI_LOG_FORMAT": "text",
+    # Many platforms run at once (xdist, parallel runs): no fixed /metrics port. The
+    # local launcher gives each process a known free one (ProcessInfo.metrics_port).
+    "HODEI_METRICS_PORT": "0",
+    "HODEI_WORKER_METRICS_PORT": "0",
 }
+
+#: The variables that give a server or worker process any free /metrics port: for the
+#: tests and tools that start processes next to others.
+ANY_METRICS_PORT = {k: RUN_SETTINGS[k] for k in ("HODEI_METRICS_PORT", "HODEI_WORKER_METRICS_PORT")}
 
 KEEPALIVE_PERIOD_S = int(RUN_SETTINGS["HODEI_KEEPALIVE_TIME_MS"]) / 1000.0
 HEARTBEAT_PERIOD_S = float(RUN_SETTINGS["HODEI_HEARTBEAT_INTERVAL"])
@@ -94,6 +102,8 @@ class ProcessInfo:
     pid: int | None = None
     log_path: Path | None = None
     container_id: str | None = None
+    #: Where its /metrics answers on 127.0.0.1 (0: unknown, or metrics off).
+    metrics_port: int = 0
 
 
 @dataclass

@@ -140,7 +140,9 @@ class LocalLauncher(Launcher):
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def _spawn(self, role: str, name: str, argv: list[str], env: dict[str, str]) -> ProcessInfo:
+    def _spawn(
+        self, role: str, name: str, argv: list[str], env: dict[str, str], metrics_port: int = 0
+    ) -> ProcessInfo:
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
@@ -153,12 +155,14 @@ class LocalLauncher(Launcher):
                 cwd=self.run_dir,
             )
         self._procs[proc.pid] = proc
-        info = ProcessInfo(role=role, name=name, pid=proc.pid, log_path=log_path)
+        info = ProcessInfo(
+            role=role, name=name, pid=proc.pid, log_path=log_path, metrics_port=metrics_port
+        )
+        row = {"role": role, "name": name, "pid": proc.pid, "log_path": str(log_path)}
+        if metrics_port:
+            row["metrics_port"] = metrics_port
         with (self.run_dir / "processes.jsonl").open("a", encoding="utf-8") as fh:
-            fh.write(
-                json.dumps({"role": role, "name": name, "pid": proc.pid, "log_path": str(log_path)})
-                + "\n"
-            )
+            fh.write(json.dumps(row) + "\n")
         return info
 
     def _check_alive(self, info: ProcessInfo) -> None:
@@ -176,11 +180,16 @@ class LocalLauncher(Launcher):
         server where its workers and clients look for it)."""
         port = port or free_port()
         address = f"127.0.0.1:{port}"
+        env = self._env("server", database_url)
+        metrics_port = free_port() if env.get("HODEI_METRICS_PORT") == "0" else 0
+        if metrics_port:
+            env["HODEI_METRICS_PORT"] = str(metrics_port)
         info = self._spawn(
             "server",
             name,
             [sys.executable, "-m", "hodei.server", "--port", str(port)],
-            self._env("server", database_url),
+            env,
+            metrics_port,
         )
 
         wait_serving(
@@ -200,11 +209,16 @@ class LocalLauncher(Launcher):
             raise LaunchError("start the platform before adding workers")
         self._worker_seq += 1
         name = f"{self.worker_prefix}{self._worker_seq}"
+        env = self._env("worker", None)
+        metrics_port = free_port() if env.get("HODEI_WORKER_METRICS_PORT") == "0" else 0
+        if metrics_port:
+            env["HODEI_WORKER_METRICS_PORT"] = str(metrics_port)
         info = self._spawn(
             "worker",
             name,
             worker_command(address or self.deployment.server_address, slots=self.options.slots),
-            self._env("worker", None),
+            env,
+            metrics_port,
         )
         self.deployment.processes.append(info)
         if wait:

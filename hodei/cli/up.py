@@ -23,7 +23,7 @@ from hodei import exit_codes
 from hodei.errors import HodeiError, InvalidArgument, Unavailable
 from hodei.flags import add_setting_flags, settings_from_args
 from hodei.redaction import redact
-from hodei.settings import Settings, TlsSettings
+from hodei.settings import Settings, TlsSettings, environment_for
 from hodei.worker.command import worker_command
 
 if TYPE_CHECKING:
@@ -44,6 +44,9 @@ UP_OPTIONS = (
     "database.data_dir",
     "logging.level",
     "logging.format",
+    "metrics.enabled",
+    "metrics.port",
+    "metrics.worker_port",
 )
 
 
@@ -179,10 +182,19 @@ class Platform:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_TLS_")}
         if self.tokens:
             env["HODEI_TOKEN"] = self.tokens["worker"]
+        env.update(self._metrics_env(index))
         self.procs[index] = await asyncio.create_subprocess_exec(
             *argv, env=env, stdin=asyncio.subprocess.DEVNULL
         )
         logger.info("started local worker up-%d (pid %d)", index + 1, self.procs[index].pid)
+
+    def _metrics_env(self, index: int) -> dict[str, str]:
+        """The Nth local worker's /metrics: worker_port + N - 1 (0 stays 0, any free
+        port), so that the workers of one host do not fight over one port."""
+        metrics = self.settings.metrics
+        port = metrics.worker_port + index if metrics.worker_port else 0
+        values = {"enabled": metrics.enabled, "worker_port": port, "host": metrics.host}
+        return environment_for({"metrics": {k: v for k, v in values.items() if v is not None}})
 
     async def _keep_workers(self, address: str) -> None:
         """Restart a local worker that exits while the platform is up."""

@@ -27,6 +27,8 @@ SERVER_OPTIONS = (
     "tls.cert",
     "tls.key",
     "tls.client_ca",
+    "metrics.enabled",
+    "metrics.port",
 )
 
 

@@ -35,6 +35,7 @@ from hodei.db.connector import (
 from hodei.db.embedded import resolve_database_url
 from hodei.db.migrate import migrate
 from hodei.errors import ConfigError, Unavailable, first_line
+from hodei.metrics import MetricsEndpoint, ServerMetrics, metrics_host, use_server_metrics
 from hodei.redaction import redact
 from hodei.server.api.auth import AuthInterceptor
 from hodei.server.api.database_gate import DatabaseGate
@@ -121,6 +122,15 @@ class ServerApp:
         self.health = health.aio.HealthServicer()
         self._server: grpc.aio.Server | None = None
         self._stopped = False
+        #: This server's metrics, on a registry of its own (several servers may share
+        #: a test process); served over HTTP while settings.metrics.enabled.
+        self.metrics = ServerMetrics()
+        self.metrics_endpoint: MetricsEndpoint | None = None
+
+    @property
+    def metrics_port(self) -> int:
+        """The bound port of /metrics; 0 when metrics are off or not started."""
+        return self.metrics_endpoint.port if self.metrics_endpoint is not None else 0
 
     @property
     def address(self) -> str:
@@ -132,10 +142,31 @@ class ServerApp:
         return with_application_name(self.database_url, application_name(self.server_id, role))
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            # A start that fails (database away, gRPC port taken) frees the metrics port:
+            # tests and `hodei up` may try again in the same process.
+            if self.metrics_endpoint is not None:
+                self.metrics_endpoint.stop()
+                self.metrics_endpoint = None
+            raise
+
+    async def _start(self) -> None:
         settings = self.settings
         # Read and checked first: a wrong TLS file is one line before anything starts.
         credentials = server_credentials(settings.tls)
         check_listen_policy(settings)
+        # Before anything starts a task: each task copies the context, and with it these
+        # metrics (hodei.metrics.families).
+        use_server_metrics(self.metrics)
+        if settings.metrics.enabled:
+            # Bound before the database is touched: a port in use is one line at once.
+            endpoint = MetricsEndpoint(
+                self.metrics.registry, metrics_host(settings), settings.metrics.port, "server"
+            )
+            endpoint.start()
+            self.metrics_endpoint = endpoint
         self.database_url = await asyncio.to_thread(resolve_database_url, settings)
         try:
             applied = await migrate(self.role_url("migrate"))
@@ -304,6 +335,8 @@ class ServerApp:
                 logger.exception("could not record the shutdown in the database")
         if self.db is not None:
             await self.db.close()
+        if self.metrics_endpoint is not None:
+            await asyncio.to_thread(self.metrics_endpoint.stop)
         logger.info("hodei server stopped", extra={"server_id": self.server_id})
 
     async def run_until(self, stop: asyncio.Event) -> None:

@@ -22,6 +22,8 @@ WORKER_OPTIONS = (
     "tls.client_cert",
     "tls.client_key",
     "tls.server_name",
+    "metrics.enabled",
+    "metrics.worker_port",
 )
 
 

@@ -10,9 +10,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 
+from hodei import exit_codes
 from hodei.api.v1 import workers_pb2
+from hodei.errors import HodeiError
+from hodei.metrics import MetricsEndpoint, WorkerMetrics, metrics_host
 from hodei.settings import Settings
 from hodei.worker.agent import WorkerAgent
 from hodei.worker.connection import StreamClient
@@ -45,9 +49,14 @@ async def supervise(name: str, loop: Callable[[], Awaitable[None]], stop: asynci
 
 class WorkerService:
     def __init__(
-        self, settings: Settings, base_env: Mapping[str, str], guard: JobGuard | None = None
+        self,
+        settings: Settings,
+        base_env: Mapping[str, str],
+        guard: JobGuard | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or WorkerMetrics()
         self.agent = WorkerAgent(settings, base_env, guard)
         self.client = StreamClient(settings, self.agent)
         self.shutdown = asyncio.Event()  # set by a signal: start the graceful stop
@@ -141,6 +150,18 @@ def run(settings: Settings, base_env: Mapping[str, str] | None = None) -> int:
         # own settings (a database URL with its password has no business in a job).
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
 
+    metrics = WorkerMetrics()
+    endpoint: MetricsEndpoint | None = None
+    if settings.metrics.enabled:
+        endpoint = MetricsEndpoint(
+            metrics.registry, metrics_host(settings), settings.metrics.worker_port, "worker"
+        )
+        try:
+            endpoint.start()
+        except HodeiError as err:
+            print(f"hodei worker: error: {err}", file=sys.stderr)
+            return exit_codes.for_error(err)
+
     # Jobs are spawned without closing the worker's descriptors (hodei.worker.spawn):
     # whatever this process was handed must not reach them.
     private = make_descriptors_private()
@@ -150,7 +171,7 @@ def run(settings: Settings, base_env: Mapping[str, str] | None = None) -> int:
     guard = JobGuard.start()
 
     async def main() -> None:
-        service = WorkerService(settings, base_env, guard)
+        service = WorkerService(settings, base_env, guard, metrics)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, service.request_shutdown)
@@ -167,4 +188,6 @@ def run(settings: Settings, base_env: Mapping[str, str] | None = None) -> int:
     finally:
         if guard is not None:
             guard.close()
+        if endpoint is not None:
+            endpoint.stop()
     return 0

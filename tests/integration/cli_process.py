@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.launchers.base import free_port
+from harness.launchers.base import ANY_METRICS_PORT, free_port
 from tests.integration.tokens import server_token
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -34,6 +34,8 @@ class CliResult:
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
     env["PYTHONPATH"] = str(_REPO)
+    # The servers and workers these commands start (`hodei server`, `hodei up`...).
+    env.update(ANY_METRICS_PORT)
     env.update(extra)
     return env
 

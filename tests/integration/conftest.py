@@ -26,6 +26,7 @@ from typing import Any
 import grpc
 import pytest
 
+from harness.launchers.base import ANY_METRICS_PORT
 from harness.processes import children
 from harness.waits import WaitTimeout, wait_for_async, wait_until_async
 from hodei.api.v1 import workers_pb2, workers_pb2_grpc
@@ -162,6 +163,7 @@ async def spawn_worker(tmp_path: Path) -> AsyncIterator[SpawnWorker]:
         log_path = tmp_path / f"worker-{index}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
         env["PYTHONPATH"] = str(_REPO)
+        env.update(ANY_METRICS_PORT)
         worker_token = server_token(address, "worker")
         if worker_token:  # a test's own client={"token": ...} wins
             env["HODEI_TOKEN"] = worker_token

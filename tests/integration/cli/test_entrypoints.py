@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from harness.launchers.base import ANY_METRICS_PORT
 from harness.waits import wait_for_async
 from hodei.client import HodeiClient
 from hodei.worker.command import worker_command
@@ -92,6 +93,7 @@ async def test_hodei_worker_with_a_bad_address_is_one_line() -> None:
 async def test_worker_refuses_a_fault_without_the_testing_switch() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
     env["HODEI_FAULT_DROP_LOGS"] = "true"
+    env.update(ANY_METRICS_PORT)
     argv = worker_command("127.0.0.1:1", name="faulty")
     proc = await asyncio.create_subprocess_exec(
         *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from harness.launchers.base import free_port
+from harness.launchers.base import ANY_METRICS_PORT, free_port
 from harness.waits import wait_until_async
 from hodei.client import HodeiClient, RetryPolicy
 from tests.integration.tokens import make_token, server_token
@@ -49,6 +49,7 @@ class ServerProcesses:
     def _spawn(self) -> subprocess.Popen[bytes]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
         env["PYTHONPATH"] = str(_REPO)
+        env.update(ANY_METRICS_PORT)
         log = self.tmp_path / f"server-{len(self.procs) + 1}.log"
         argv = [sys.executable, "-m", "hodei.server", "--port", str(self.port)]
         argv += ["--database-url", self.db_url, "--log-file", str(log)]

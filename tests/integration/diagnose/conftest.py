@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from harness.launchers.base import ANY_METRICS_PORT
 from hodei.worker.command import worker_command
 
 
@@ -84,6 +85,7 @@ def spawn_worker(
         log = tmp_path / f"{name}-{len(started)}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")} | {
             "HODEI_TOKEN": diag_tokens["worker"],
+            **ANY_METRICS_PORT,
             **(env or {}),
         }
         proc = subprocess.Popen(

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from harness.launchers.base import free_port
+from harness.launchers.base import ANY_METRICS_PORT, free_port
 from harness.waits import wait_for_async
 from tests.integration.diagnose.deployments import hints, no_crash, wait_ready_workers
 from tests.integration.diagnose.fault_timing import named_within
@@ -33,6 +33,7 @@ def server_process(db_url: str, tmp_path: Path) -> Iterator[Callable[[], Any]]:
 
     def launch() -> subprocess.Popen[bytes]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
+        env.update(ANY_METRICS_PORT)
         return subprocess.Popen(
             [
                 sys.executable,
