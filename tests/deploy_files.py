@@ -24,6 +24,18 @@ OBSERVABILITY_DOC = ROOT / "docs" / "observability.md"
 #: Series Prometheus makes itself for every target: not the platform's to export.
 PROMETHEUS_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 
+#: Gauges every server replica reports with the same value (read from the database):
+#: summing them over replicas counts the queue once per replica.
+DATABASE_WIDE = {
+    "hodei_queue_depth",
+    "hodei_queue_oldest_wait_seconds",
+    "hodei_outbox_unpublished",
+    "hodei_outbox_publish_lag_seconds",
+    "hodei_workers",
+    "hodei_worker_slots",
+    "hodei_worker_slots_busy",
+}
+
 #: Grafana's own variables, replaced by a value of the same type so that promtool can
 #: parse a panel's query.
 GRAFANA_VARIABLES = {
@@ -116,3 +128,17 @@ def recording_rules_file(exprs: list[str], path: Path) -> Path:
     rules = [{"record": f"hodei:dashboard_query_{i}", "expr": e} for i, e in enumerate(exprs)]
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     return path
+
+
+def unsafe_database_wide_reads(expr: str) -> list[str]:
+    """The database-wide gauges `expr` reads from the servers other than through
+    `max without(instance, ...)` (or min): each would be counted once per replica."""
+    unsafe = []
+    for name in sorted(metric_names(expr) & DATABASE_WIDE):
+        for match in re.finditer(rf"\b{name}\{{([^}}]*)\}}", expr):
+            if 'job="hodei-worker"' in match.group(1):
+                continue  # a worker's own hodei_worker_slots: per process
+            before = expr[: match.start()].rstrip()
+            if not re.search(r"\b(max|min)\s+without\s*\(\s*instance[^)]*\)\s*\($", before):
+                unsafe.append(name)
+    return unsafe
