@@ -113,13 +113,30 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
-def exported_names(sample_names: set[str], histograms: set[str]) -> set[str]:
-    """What a query may name, given the families of an exposition: each sample name,
-    and a histogram's _bucket, _sum and _count."""
-    names = set(sample_names)
-    for family in histograms:
-        names |= {f"{family}_bucket", f"{family}_sum", f"{family}_count"}
-    return names
+def exported_names(families: dict[str, str]) -> set[str]:
+    """The series names an exposition's families ({family name: type}, as
+    prometheus_client's parser gives them) let a query name: a counter's `_total`, a
+    histogram's `_bucket`, `_sum` and `_count`, a gauge's own name. From the families,
+    not the samples, so that a labelled family nothing has touched yet still counts."""
+    suffixes = {
+        "counter": ("_total",),
+        "histogram": ("_bucket", "_sum", "_count"),
+        "summary": ("", "_sum", "_count"),
+        "info": ("_info",),
+    }
+    return {
+        f"{name}{suffix}" for name, kind in families.items() for suffix in suffixes.get(kind, ("",))
+    }
+
+
+def label_matchers(expr: str) -> dict[str, set[str]]:
+    """{metric name: the label names its selectors match on} in `expr`."""
+    text = _STRING.sub(lambda m: '""' if m.group(0).startswith("`") else m.group(0), expr)
+    found: dict[str, set[str]] = {}
+    for match in re.finditer(r"([a-zA-Z_:][\w:]*)\s*\{([^{}]*)\}", text):
+        labels = set(re.findall(r"([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)", match.group(2)))
+        found.setdefault(match.group(1), set()).update(labels)
+    return found
 
 
 def recording_rules_file(exprs: list[str], path: Path) -> Path:
