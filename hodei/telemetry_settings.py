@@ -42,6 +42,13 @@ class MetricsSettings(_Group):
         ge=0,
         le=65535,
     )
+    refresh_interval: float = setting(
+        5.0,
+        "HODEI_METRICS_REFRESH_INTERVAL",
+        "seconds between two reads of the server's database-wide gauges (queue, outbox, workers)",
+        gt=0,
+        le=3600,
+    )
     host: str | None = setting(
         None,
         "HODEI_METRICS_HOST",

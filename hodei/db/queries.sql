@@ -260,8 +260,9 @@ WITH w AS (
     DELETE FROM job_queue q WHERE q.job_id = ANY(ARRAY(SELECT job_id FROM picked))
     RETURNING q.job_id, q.priority, q.enqueued_at
 ), dealt AS (
-    SELECT g.job_id, g.rank, s.worker_id
-    FROM (SELECT job_id, row_number() OVER (ORDER BY priority DESC, enqueued_at) AS rank
+    SELECT g.job_id, g.rank, g.enqueued_at, s.worker_id
+    FROM (SELECT job_id, enqueued_at,
+                 row_number() OVER (ORDER BY priority DESC, enqueued_at) AS rank
           FROM gone) g
     JOIN slot s USING (rank)
 ), a AS (
@@ -274,7 +275,8 @@ WITH w AS (
     -- every PENDING job through the state index.
     WHERE j.id = ANY(ARRAY(SELECT job_id FROM dealt)) AND j.id = d.job_id
       AND j.state = 'PENDING'
-    RETURNING j.*, d.rank
+    -- enqueued_at: the queue wait metric (hodei_job_queue_wait_seconds)
+    RETURNING j.*, d.rank, d.enqueued_at
 ), per_worker AS (
     SELECT worker_id, count(*)::int AS n, (array_agg(id ORDER BY rank))[1] AS first_job
     FROM a GROUP BY worker_id
@@ -812,3 +814,23 @@ RETURNING *;
 
 -- name: touch_token
 UPDATE api_tokens SET last_used_at = now() WHERE id = %(id)s;
+
+-- name: metrics_snapshot
+-- The database-wide gauges (hodei.server.metrics_refresh), read by every server every
+-- few seconds: the same figures on every replica. One read-only round trip; the queue
+-- and the unpublished outbox rows are counted through their indexes, and the oldest
+-- unpublished row is the first by id (ids are handed out in commit-ish order).
+SELECT
+    (SELECT count(*) FROM job_queue) AS queue_depth,
+    coalesce(extract(epoch FROM now() - (SELECT min(enqueued_at) FROM job_queue)), 0)::float8
+        AS queue_oldest_wait_seconds,
+    (SELECT count(*) FROM outbox_events WHERE published_at IS NULL) AS outbox_unpublished,
+    coalesce(extract(epoch FROM now() - (
+        SELECT created_at FROM outbox_events WHERE published_at IS NULL ORDER BY id LIMIT 1
+    )), 0)::float8 AS outbox_publish_lag_seconds,
+    (SELECT coalesce(jsonb_object_agg(state, n), '{}'::jsonb)
+     FROM (SELECT state, count(*) AS n FROM workers GROUP BY state) s) AS workers_by_state,
+    (SELECT coalesce(sum(slots), 0) FROM workers
+     WHERE state NOT IN ('TERMINATED', 'LOST')) AS worker_slots,
+    (SELECT coalesce(sum(running_jobs), 0) FROM workers
+     WHERE state NOT IN ('TERMINATED', 'LOST')) AS worker_slots_busy;

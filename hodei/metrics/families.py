@@ -12,14 +12,16 @@ them with max, never sum. docs/observability.md says the same for operators.
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from hodei import __version__
 from hodei.domain.jobs import JobState
+from hodei.metrics.pools import PoolCollector
 
 # The `_created` series (a counter's creation time) double the exposition for nothing
 # a dashboard or alert of ours reads; process-wide, like prometheus_client's own setting.
@@ -158,6 +160,8 @@ class ServerMetrics:
             buckets=_CALL_BUCKETS,
             registry=r,
         )
+        self.pools = PoolCollector()
+        r.register(self.pools)
         self.database_up = Gauge(
             "hodei_database_up",
             "1 while this server's database watch reaches the database, else 0",
@@ -215,6 +219,22 @@ class ServerMetrics:
         ran = _seconds_between(started_at, finished_at)
         if ran is not None:
             self.run_duration.observe(ran)
+
+    def snapshot(self, row: Mapping[str, Any]) -> None:
+        """The database-wide gauges from one `metrics_snapshot` row."""
+        self.queue_depth.set(row["queue_depth"])
+        self.queue_oldest_wait.set(row["queue_oldest_wait_seconds"])
+        self.outbox_unpublished.set(row["outbox_unpublished"])
+        self.outbox_lag.set(row["outbox_publish_lag_seconds"])
+        by_state = row["workers_by_state"]
+        for state in WORKER_STATES:
+            self.workers.labels(state).set(by_state.get(state, 0))
+        self.worker_slots.set(row["worker_slots"])
+        self.worker_slots_busy.set(row["worker_slots_busy"])
+
+    def cycle_done(self) -> None:
+        self.dispatcher_cycles.inc()
+        self.dispatcher_last_cycle.set_to_current_time()
 
     def logs_ingested(self, lines: int, size: int) -> None:
         self.log_lines.inc(lines)

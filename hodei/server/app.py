@@ -38,6 +38,7 @@ from hodei.errors import ConfigError, Unavailable, first_line
 from hodei.metrics import MetricsEndpoint, ServerMetrics, metrics_host, use_server_metrics
 from hodei.redaction import redact
 from hodei.server.api.auth import AuthInterceptor
+from hodei.server.api.call_metrics import CallMetrics
 from hodei.server.api.database_gate import DatabaseGate
 from hodei.server.api.decoding import DecodingGuard
 from hodei.server.api.jobs_api import JobExecutionServicer, LogStreamServicer
@@ -45,6 +46,7 @@ from hodei.server.api.platform_api import PlatformServicer
 from hodei.server.api.workers_api import WorkerAgentServicer
 from hodei.server.db_watch import DatabaseWatch
 from hodei.server.dispatcher import Dispatcher
+from hodei.server.metrics_refresh import MetricsRefresh
 from hodei.server.outbox import OutboxRelay
 from hodei.server.recovery import Recovery
 from hodei.server.retention import RetentionLoop
@@ -126,6 +128,7 @@ class ServerApp:
         #: a test process); served over HTTP while settings.metrics.enabled.
         self.metrics = ServerMetrics()
         self.metrics_endpoint: MetricsEndpoint | None = None
+        self.metrics_refresh: MetricsRefresh | None = None
 
     @property
     def metrics_port(self) -> int:
@@ -186,6 +189,10 @@ class ServerApp:
             server_id=self.server_id,
         )
         await self.db.open()
+        self.metrics.pools.pools = self.db.pools
+        self.metrics.database_up.set_function(
+            lambda: 1.0 if self.db_watch is None or self.db_watch.reachable else 0.0
+        )
         services = Services.build(settings, self.server_id, datetime.now(UTC), self.db)
         self.services = services
         await services.status.started(
@@ -203,7 +210,13 @@ class ServerApp:
         # instead of waiting on a token check.
         server = grpc.aio.server(
             options=grpc_server_options(settings),
-            interceptors=[gate, AuthInterceptor(verifier), DecodingGuard()],
+            # CallMetrics outermost: it counts the calls the others refuse too.
+            interceptors=[
+                CallMetrics(self.metrics),
+                gate,
+                AuthInterceptor(verifier),
+                DecodingGuard(),
+            ],
         )
         jobs_pb2_grpc.add_JobExecutionServiceServicer_to_server(
             JobExecutionServicer(services), server
@@ -268,6 +281,12 @@ class ServerApp:
             self.supervisor.start("retention", self.retention.run)
         else:
             logger.info("retention loop disabled by settings: prune with `hodei db prune`")
+
+        if settings.metrics.enabled:
+            self.metrics_refresh = MetricsRefresh(
+                self.metrics, self.role_url("metrics"), settings.metrics.refresh_interval
+            )
+            self.supervisor.start("metrics-refresh", self.metrics_refresh.run)
 
         await self._set_health(True)
         self.db_watch = DatabaseWatch(self.db, self._set_health, settings.recovery.reaper_interval)

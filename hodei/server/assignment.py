@@ -12,6 +12,7 @@ from hodei.db.connector import Database
 from hodei.domain.events import EventType
 from hodei.domain.jobs import JobState
 from hodei.errors import FailedPrecondition
+from hodei.metrics import server_metrics
 from hodei.server.models import AttemptRef, JobRecord, RunCommand
 from hodei.server.secret_box import SecretBox
 from hodei.server.sessions import SessionRegistry
@@ -49,6 +50,7 @@ class Assigner:
                     "busy_event": str(EventType.WORKER_BUSY),
                 },
             )
+        server_metrics().assigned((r["enqueued_at"], r["assigned_at"]) for r in rows)
         return [JobRecord.from_row(r) for r in rows]
 
 

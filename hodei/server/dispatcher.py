@@ -15,6 +15,7 @@ import time
 
 from hodei.db.connector import DATABASE_DOWN, use_role
 from hodei.errors import first_line
+from hodei.metrics import server_metrics
 from hodei.server.assignment import Assigner, RunPusher
 from hodei.server.listener import Listener
 from hodei.server.sessions import SessionRegistry
@@ -63,9 +64,13 @@ class Dispatcher:
         use_role("dispatcher")
         try:
             await self._run(stop)
-        except (asyncio.CancelledError, *DATABASE_DOWN):
-            raise  # not the dispatcher's failure (cancelled, or the database away)
+        except asyncio.CancelledError:
+            raise
+        except DATABASE_DOWN:
+            server_metrics().dispatcher_errors.inc()
+            raise  # not the dispatcher's failure (the database away): no status row
         except Exception as exc:
+            server_metrics().dispatcher_errors.inc()
             with contextlib.suppress(Exception):
                 await self.status.dispatcher_failed(f"{type(exc).__name__}: {first_line(exc)}")
             raise
@@ -111,6 +116,7 @@ class Dispatcher:
         assigned = await self.assigner.claim_and_assign(self.registry.worker_ids())
         pushed = await self.pusher.push(assigned)
         self.cycles += 1
+        server_metrics().cycle_done()
         self.dispatched_total += pushed
         self._unrecorded_cycles += 1
         self._unrecorded_dispatched += pushed

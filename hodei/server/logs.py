@@ -24,6 +24,7 @@ from hodei.domain.jobs import (
     split_output_line,
 )
 from hodei.errors import NotFound
+from hodei.metrics import server_metrics
 from hodei.server.models import AttemptRef, LogChunk, LogLineRecord
 from hodei.server.transitions import fence, lock_job
 
@@ -131,8 +132,10 @@ class LogService:
             received = len(fresh)
             fresh = split_long_lines(fresh)
             lines = fresh.lines
-            if "\x00" in "".join(lines):
+            text = "".join(lines)
+            if "\x00" in text:
                 lines = [sanitize_output_line(line) for line in lines]
+                text = "".join(lines)
             base = job.log_seq
             micros = fresh.micros
             await tx.copy_data(
@@ -146,6 +149,7 @@ class LogService:
             )
             assert cursor is not None
             next_line = int(cursor["attempt_lines"])
+        server_metrics().logs_ingested(len(lines), len(text.encode()))
         if self.bus.has_subscribers(job.id):
             self.bus.publish(
                 job.id,

@@ -13,6 +13,7 @@ import logging
 import time
 
 from hodei.db.connector import Database, use_role
+from hodei.metrics import server_metrics
 from hodei.server.listener import Listener
 from hodei.server.status import ServerStatus
 from hodei.server.supervisor import wait_or_stop
@@ -83,6 +84,7 @@ class OutboxRelay:
         if published and record_status:
             self._status_at = now
         self.published_total += published
+        server_metrics().outbox_published.inc(published)
         if published:
             logger.debug(
                 "outbox rows published",

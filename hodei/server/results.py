@@ -26,6 +26,7 @@ from hodei.db.connector import Database
 from hodei.domain.events import EventType, event_for_job_state
 from hodei.domain.jobs import ACTIVE_JOB_STATES, JobState, can_transition, check_transition
 from hodei.errors import HodeiError, NotFound, StaleAttempt
+from hodei.metrics import server_metrics
 from hodei.server.events import job_event, record
 from hodei.server.models import AttemptRef, JobRecord
 from hodei.server.transitions import JobTransitions, fence, finish_locked, lock_job
@@ -272,6 +273,7 @@ class WorkerResults:
         for result in results:
             job = applied.get(result.ref)
             if job is not None:
+                server_metrics().finished(str(result.state), job.started_at, job.finished_at)
                 logger.info("job %s", str(result.state).lower(), extra=job.log_fields)
                 outcomes.append(job)
                 continue

@@ -29,6 +29,7 @@ from hodei.domain.events import EventType
 from hodei.domain.idempotency import SubmissionKind, request_hash, validate_key
 from hodei.domain.jobs import JobSpec, JobState, validate_spec
 from hodei.errors import AlreadyExists, FailedPrecondition, InvalidArgument, Unavailable
+from hodei.metrics import server_metrics
 from hodei.server.assignment import Assigner, RunPusher
 from hodei.server.events import Event, job_event
 from hodei.server.models import JobRecord
@@ -125,10 +126,12 @@ class Submission:
         else:
             raise self._unsettled(key)
         job = JobRecord.from_row(row)
+        server_metrics().submitted()
         if job.state == JobState.PENDING:
             self.assigner.queued.set()
             logger.info("job queued", extra=job.log_fields)
         else:
+            server_metrics().assigned([(job.created_at, job.assigned_at)])
             logger.info("job queued and assigned at once (eager dispatch)", extra=job.log_fields)
         return job, True
 
@@ -208,6 +211,7 @@ class Submission:
             raise self._unsettled(key)
         self.assigner.queued.set()
         jobs = [JobRecord.from_row(r) for r in rows]
+        server_metrics().submitted(len(jobs))
         logger.info("%d jobs queued in one call", len(jobs), extra={"count": len(jobs)})
         return jobs
 

@@ -17,6 +17,7 @@ from hodei.db.connector import Database, Tx
 from hodei.domain.events import EventType, event_for_job_state
 from hodei.domain.jobs import JobState, check_transition, retry_or_fail
 from hodei.errors import NotFound, StaleAttempt
+from hodei.metrics import server_metrics
 from hodei.server.events import job_event, record
 from hodei.server.models import AttemptRef, CancelCommand, JobRecord
 from hodei.server.occupancy import sync_worker
@@ -75,6 +76,7 @@ async def finish_locked(
     if job.worker_id is not None:
         events += await sync_worker(tx, job.worker_id, actor)
     await record(tx, events)
+    server_metrics().finished(str(state), done.started_at, done.finished_at)
     logger.info("job %s", str(state).lower(), extra=done.log_fields)
     return done
 

@@ -27,6 +27,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from hodei import __version__ as hodei_version
 from hodei.api.v1 import workers_pb2
 from hodei.errors import HodeiError
+from hodei.metrics import WorkerMetrics
 from hodei.redaction import SecretMask
 from hodei.settings import Settings
 from hodei.worker.attempt import Attempt, Key
@@ -53,9 +54,16 @@ class WorkerUnknown(HodeiError):
 
 class WorkerAgent:
     def __init__(
-        self, settings: Settings, base_env: Mapping[str, str], guard: JobGuard | None = None
+        self,
+        settings: Settings,
+        base_env: Mapping[str, str],
+        guard: JobGuard | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or WorkerMetrics()
+        self.metrics.slots.set(settings.worker.slots)
+        self.metrics.slots_busy.set_function(lambda: self.running_count)
         self.worker_id = ""
         #: Register's per-registration secret; every Hello carries it. Never logged.
         self._session_secret = ""
@@ -68,7 +76,13 @@ class WorkerAgent:
         self._control: collections.deque[workers_pb2.WorkerMessage] = collections.deque()
         self.wakeups = Wakeups()
         self._launcher = Launcher(
-            settings, base_env, guard, self.wakeups, self._attempts.__contains__, self._ended
+            settings,
+            base_env,
+            guard,
+            self.wakeups,
+            self._attempts.__contains__,
+            self._ended,
+            self.metrics,
         )
         #: Which held attempt _poll looks at first (it rotates: see there).
         self._first = 0
@@ -273,6 +287,7 @@ class WorkerAgent:
             lines_read=att.lines_read,
             bytes_read=att.bytes_read,
         )
+        self.metrics.jobs.labels(str(result.outcome)).inc()
         # The command is not on this INFO line (it may carry secrets passed in argv);
         # it is on the DEBUG "job started" line.
         logger.info(

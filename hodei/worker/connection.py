@@ -243,6 +243,8 @@ class StreamClient:
                 if message.WhichOneof("payload") == "welcome":
                     welcomed = True
                     self.connects += 1
+                    if self.connects > 1:  # a stream again after one was lost
+                        self.agent.metrics.reconnects.inc()
                     self.agent.handle(message)
                     welcome.set()
                 else:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from hodei.api.v1 import workers_pb2
+from hodei.metrics import WorkerMetrics
 from hodei.settings import Settings
 from hodei.worker.attempt import Attempt, Key, attempt_env
 from hodei.worker.guard import JobGuard
@@ -34,6 +35,7 @@ class Launcher:
         wakeups: Wakeups,
         holds: Callable[[Key], bool],
         on_end: OnEnd,
+        metrics: WorkerMetrics,
     ) -> None:
         self.settings = settings
         self.base_env = dict(base_env)
@@ -43,16 +45,18 @@ class Launcher:
         #: Whether the agent still holds an attempt (a dropped one stops waiting).
         self.holds = holds
         self.on_end = on_end
+        self.metrics = metrics
 
     def start(self, att: Attempt, run: workers_pb2.RunJob, worker_id: str) -> None:
         """Spawn the attempt's process now and wait for its end in a task."""
+        received = time.perf_counter()  # RunJob is handled synchronously up to here
         # The process object exists before the task runs, so a CancelJob or a
         # shutdown arriving right after RunJob finds it (and stops it before it starts).
         att.process = self._make_process(att, run, worker_id)
         # Started here rather than in the task: the spawn does not wait for the task to
         # be scheduled behind the stream's other work (about a millisecond under load).
         try:
-            early = att.process.start(self._started_callback(att, worker_id))
+            early = att.process.start(self._started_callback(att, worker_id, received))
         except Exception as exc:  # a bug here must not take the stream down
             logger.exception("job runner failed", extra=att.log_fields(worker_id))
             early = RunResult(Outcome.FAILED, None, f"worker error: {exc}")
@@ -67,11 +71,15 @@ class Launcher:
 
         mask = att.mask.lines if att.mask else None
 
+        log_bytes = self.metrics.log_bytes
+
         def on_lines(is_stderr: bool, lines: list[bytes], ts_ns: int) -> None:
             # Counted as read, before anything else: the result reports these figures
             # beside what the server stored, so output lost on the way is seen.
+            size = sum(map(len, lines))
             att.lines_read += len(lines)
-            att.bytes_read += sum(map(len, lines))
+            att.bytes_read += size
+            log_bytes.inc(size)
             if drop_logs:
                 return
             if mask is not None:  # before buffering: a secret is never sent, so never stored
@@ -114,8 +122,13 @@ class Launcher:
         att.running = False
         self.on_end(att, result)
 
-    def _started_callback(self, att: Attempt, worker_id: str) -> Callable[[int], None]:
+    def _started_callback(
+        self, att: Attempt, worker_id: str, received: float
+    ) -> Callable[[int], None]:
+        spawn_seconds = self.metrics.spawn_seconds
+
         def on_started(pid: int) -> None:
+            spawn_seconds.observe(time.perf_counter() - received)
             att.pid = pid
             # At DEBUG: the one INFO line per job is written when it finishes (logging
             # was a tenth of the worker's CPU with two or three lines per job).

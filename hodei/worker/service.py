@@ -57,7 +57,7 @@ class WorkerService:
     ) -> None:
         self.settings = settings
         self.metrics = metrics or WorkerMetrics()
-        self.agent = WorkerAgent(settings, base_env, guard)
+        self.agent = WorkerAgent(settings, base_env, guard, self.metrics)
         self.client = StreamClient(settings, self.agent)
         self.shutdown = asyncio.Event()  # set by a signal: start the graceful stop
         self._stop_stream = asyncio.Event()

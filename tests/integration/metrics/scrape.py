@@ -1,13 +1,19 @@
 """Helpers of the metrics tests: scrape a /metrics endpoint over HTTP and read its
-samples with prometheus_client's own parser (the text format as Prometheus reads it)."""
+samples with prometheus_client's own parser (the text format as Prometheus reads it);
+read the tables the figures must agree with."""
 
 from __future__ import annotations
 
 import asyncio
 import urllib.request
+from collections.abc import Callable
+from typing import Any
 
+import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+
+from harness.waits import wait_for_async
 
 
 def fetch(url: str) -> str:
@@ -46,3 +52,43 @@ class Scrape:
             for s in self.samples
             if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
         )
+
+
+async def wait_scrape(port: int, what: str, ok: Callable[[Scrape], bool]) -> Scrape:
+    """Scrape until `ok` holds (the database-wide gauges follow the tables a refresh
+    later)."""
+    page: Scrape = await wait_for_async(what, lambda: scrape(port), ok, 15)
+    return page
+
+
+async def tables(db_url: str) -> dict[str, Any]:
+    """The figures the metrics must agree with, read from the tables."""
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+
+        async def one(sql: str) -> Any:
+            cur = await conn.execute(sql)
+            row = await cur.fetchone()
+            assert row is not None
+            return row[0]
+
+        async def by_key(sql: str) -> dict[str, int]:
+            cur = await conn.execute(sql)
+            return {str(k): int(v) for k, v in await cur.fetchall()}
+
+        return {
+            "jobs": await one("SELECT count(*) FROM jobs"),
+            "attempts": await one("SELECT coalesce(sum(attempts), 0) FROM jobs"),
+            "jobs_by_state": await by_key("SELECT state, count(*) FROM jobs GROUP BY state"),
+            "queue": await one("SELECT count(*) FROM job_queue"),
+            "log_lines": await one("SELECT count(*) FROM job_logs"),
+            "log_bytes": await one("SELECT coalesce(sum(octet_length(line)), 0) FROM job_logs"),
+            "bytes_read": await one("SELECT coalesce(sum(output_bytes_read), 0) FROM jobs"),
+            "workers_by_state": await by_key("SELECT state, count(*) FROM workers GROUP BY state"),
+            "slots": await one(
+                "SELECT coalesce(sum(slots), 0) FROM workers"
+                " WHERE state NOT IN ('TERMINATED', 'LOST')"
+            ),
+            "unpublished": await one(
+                "SELECT count(*) FROM outbox_events WHERE published_at IS NULL"
+            ),
+        }
