@@ -1,6 +1,7 @@
 """Platform benchmark: a script that prints figures (not a test).
 
     .venv/bin/python benchmarks/bench_platform.py [--quick] [--workers K] [--slots S]
+        [--metrics on|off]
 
 On the embedded PostgreSQL (a fresh data dir), a real server process and K real
 worker processes on 127.0.0.1, driven through hodei.client.HodeiClient:
@@ -289,6 +290,11 @@ async def main_async(args: argparse.Namespace, platform: Platform) -> None:
             print(f"server settings: {settings}")
         for _ in range(5):  # warm up connections, caches and the worker's first spawn
             await wait_final(client, (await client.queue_job(["true"])).id)
+        scraper = (
+            asyncio.create_task(scrape_loop(platform.metrics_ports, args.scrape_interval))
+            if platform.metrics
+            else None
+        )
         if "latency" in args.only:
             for gap in args.gaps:
                 await bench_latency(client, platform, args.latency_jobs, gap)
@@ -300,6 +306,32 @@ async def main_async(args: argparse.Namespace, platform: Platform) -> None:
                 )
         if "logs" in args.only:
             await bench_logs(client, platform, args.log_lines)
+        if scraper is not None:
+            scraper.cancel()
+            await asyncio.gather(scraper, return_exceptions=True)
+            print(f"\nmetrics: on, {SCRAPES[0]} scrapes of {len(platform.metrics_ports)} endpoints")
+        else:
+            print("\nmetrics: off (HODEI_METRICS=false)")
+
+
+#: Scrapes made (a list: the loop task and main_async share it).
+SCRAPES = [0]
+
+
+async def scrape_loop(ports: list[int], interval: float) -> None:
+    """Scrape every /metrics every `interval` seconds while the benchmark runs, as a
+    Prometheus would (its default is every 15 s: 1 s here makes the cost visible)."""
+    import urllib.request
+
+    def fetch(port: int) -> None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            reply.read()
+
+    while True:
+        for port in ports:
+            await asyncio.to_thread(fetch, port)
+            SCRAPES[0] += 1
+        await asyncio.sleep(interval)
 
 
 def main() -> int:
@@ -343,6 +375,14 @@ def main() -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
     parser.add_argument(
+        "--metrics",
+        choices=["on", "off"],
+        default="on",
+        help="on (default, scraped every --scrape-interval s) or off (HODEI_METRICS=false): "
+        "the metrics overhead A/B",
+    )
+    parser.add_argument("--scrape-interval", type=float, default=1.0, metavar="SECONDS")
+    parser.add_argument(
         "--server-env",
         action="append",
         default=[],
@@ -360,7 +400,9 @@ def main() -> int:
     server_env = dict(item.split("=", 1) for item in args.server_env)
     if any(not name.startswith("HODEI_") for name in server_env):
         parser.error("--server-env takes HODEI_ settings (NAME=VALUE)")
-    platform = Platform(workdir, args.workers, args.slots, server_env=server_env)
+    platform = Platform(
+        workdir, args.workers, args.slots, server_env=server_env, metrics=args.metrics == "on"
+    )
     try:
         platform.start()
         asyncio.run(main_async(args, platform))

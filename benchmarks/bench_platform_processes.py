@@ -107,6 +107,11 @@ class Platform:
     server_args: list[str] = field(default_factory=list)
     #: HODEI_* settings for the server process only (to compare settings A/B).
     server_env: dict[str, str] = field(default_factory=dict)
+    #: Serve /metrics (the platform's default) on known ports, or turn metrics off
+    #: (HODEI_METRICS=false) in the server and the workers: the A/B of issue 15.
+    metrics: bool = True
+    #: The /metrics ports of the server and the workers (empty with metrics off).
+    metrics_ports: list[int] = field(default_factory=list)
     address: str = ""
     #: The client's token (admin); the workers get a worker token. Made in the database
     #: before the server starts, as `hodei token create` does.
@@ -137,6 +142,11 @@ class Platform:
         self.token, worker_token = asyncio.run(_make_tokens(url))
         port = free_port()
         self.address = f"127.0.0.1:{port}"
+        if self.metrics:
+            self.metrics_ports = [free_port() for _ in range(1 + self.workers)]
+        else:
+            env["HODEI_METRICS"] = "false"
+        server_metrics = {"HODEI_METRICS_PORT": str(self.metrics_ports[0])} if self.metrics else {}
         self.server = subprocess.Popen(
             [
                 sys.executable,
@@ -150,7 +160,7 @@ class Platform:
                 str(self.workdir / "server.log"),
                 *self.server_args,
             ],
-            env={**env, **self.server_env},
+            env={**env, **server_metrics, **self.server_env},
             stdout=subprocess.DEVNULL,
             stderr=self._log("server.err"),
         )
@@ -163,7 +173,15 @@ class Platform:
                         name=f"bench-{index + 1}",
                         log_file=self.workdir / f"worker-{index + 1}.log",
                     ),
-                    env={**env, "HODEI_TOKEN": worker_token},
+                    env={
+                        **env,
+                        "HODEI_TOKEN": worker_token,
+                        **(
+                            {"HODEI_WORKER_METRICS_PORT": str(self.metrics_ports[1 + index])}
+                            if self.metrics
+                            else {}
+                        ),
+                    },
                     stdout=subprocess.DEVNULL,
                     stderr=self._log(f"worker-{index + 1}.err"),
                 )
