@@ -149,6 +149,7 @@ def every_target_up(world: World) -> None:
         lambda ups: bool(ups) and all(v == 1.0 for v in ups.values()),
         SCRAPE_WAIT_S,
         poll_s=0.25,
+        give_up=scene.ctx.give_up,
         describe=lambda ups: {i: ("unscraped" if v < 0 else v) for i, v in ups.items()},
     )
     jobs = {t.job for t in scene.targets if t.instance in seen}
@@ -177,6 +178,7 @@ def rules_loaded(world: World) -> None:
         ),
         SCRAPE_WAIT_S,
         poll_s=0.25,
+        give_up=scene.ctx.give_up,
         describe=lambda rules: sorted(r["name"] for r in rules),
     )
     broken = {r["name"]: r.get("lastError", "") for r in rules if r.get("health") != "ok"}
@@ -223,6 +225,7 @@ def job_counters_match_table(world: World) -> None:
         agree,
         COUNTERS_WAIT_S,
         poll_s=0.5,
+        give_up=scene.ctx.give_up,
         describe=lambda r: f"table {r[0]}, Prometheus {r[1]}",
     )
     world.metrics["prometheus_jobs_submitted"] = float(seen["submitted"])
