@@ -11,4 +11,5 @@ pytest_plugins = [
     "features.steps.job_steps",
     "features.steps.log_steps",
     "features.steps.chaos_steps",
+    "features.steps.metrics_steps",
 ]

@@ -26,6 +26,7 @@ TAGS = {
     "keepalive": "idle stream, no gRPC errors",
     "throughput": "burst of jobs, throughput measured",
     "chaos": "a private platform broken from outside under a burst (local launcher only)",
+    "metrics": "a real Prometheus scrapes the platform (local launcher only)",
 }
 
 

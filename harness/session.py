@@ -187,6 +187,7 @@ def _deployment_dict(dep: Deployment) -> dict[str, Any]:
                 "pid": p.pid,
                 "log_path": str(p.log_path) if p.log_path else None,
                 "container_id": p.container_id,
+                "metrics_port": p.metrics_port,
             }
             for p in dep.processes
         ],

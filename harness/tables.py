@@ -29,6 +29,7 @@ _QUERIES = {
         " WHERE pid = ANY(%s) ORDER BY registered_at"
     ),
     "states_of": "SELECT state, count(*) FROM jobs WHERE id = ANY(%s::uuid[]) GROUP BY state",
+    "jobs_by_state": "SELECT state, count(*) FROM jobs GROUP BY state",
     "span_of": (
         "SELECT extract(epoch FROM max(finished_at) - min(created_at)) FROM jobs"
         " WHERE id = ANY(%s::uuid[])"
@@ -120,6 +121,15 @@ class Tables:
 
     def states_of(self, job_ids: list[str]) -> dict[str, int]:
         return {str(r[0]): int(r[1]) for r in self._rows("states_of", job_ids)}
+
+    def job_counts(self) -> dict[str, int]:
+        """{"submitted": every job in the table, FINAL_STATE: its count} (final states
+        with no job left out): what the job counters of the servers must add up to."""
+        by_state = {str(r[0]): int(r[1]) for r in self._rows("jobs_by_state")}
+        final = ("SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT")
+        return {"submitted": sum(by_state.values())} | {
+            state: n for state, n in by_state.items() if state in final and n
+        }
 
     def span_of(self, job_ids: list[str]) -> float:
         """Seconds from the first job's creation to the last one's end."""

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from harness.chaos.scene import ChaosScene
     from harness.context import E2EContext
     from harness.driver import JobView, LogCapture
+    from harness.prometheus_scene import PrometheusScene
 
 #: Domain events that change a job's state, and the state each one leads to.
 EVENT_STATE = {
@@ -77,6 +78,8 @@ class World:
     capture_future: Future[LogCapture] | None = None
     log_offsets: dict[str, int] = field(default_factory=dict)
     chaos: ChaosScene | None = None
+    #: The @metrics scenario's Prometheus (harness.prometheus_scene), stopped at close.
+    prometheus: PrometheusScene | None = None
 
     # -- given ----------------------------------------------------------------
     def platform_is_running(self) -> None:
@@ -503,3 +506,6 @@ class World:
         if self.chaos is not None:
             self.chaos.close()
             self.chaos = None
+        if self.prometheus is not None:
+            self.prometheus.close()
+            self.prometheus = None

@@ -210,9 +210,10 @@ class ServerApp:
         # instead of waiting on a token check.
         server = grpc.aio.server(
             options=grpc_server_options(settings),
-            # CallMetrics outermost: it counts the calls the others refuse too.
+            # CallMetrics outermost: it counts the calls the others refuse too. Only
+            # when served: with metrics off a call pays nothing for them.
             interceptors=[
-                CallMetrics(self.metrics),
+                *([CallMetrics(self.metrics)] if settings.metrics.enabled else []),
                 gate,
                 AuthInterceptor(verifier),
                 DecodingGuard(),

@@ -161,3 +161,22 @@ async def test_two_replicas_agree_on_the_database_and_split_the_counts(
         assert first.value("hodei_workers", state=state) == second.value(
             "hodei_workers", state=state
         )
+
+
+async def test_a_worker_counts_its_reconnect_after_a_server_restart(
+    start_server: StartServer, spawn_worker: SpawnWorker
+) -> None:
+    app = await start_server()
+    worker_port = free_port()
+    await spawn_worker(
+        app.address, worker={"reconnect_max_backoff": 0.5}, metrics={"worker_port": worker_port}
+    )
+    assert (await scrape(worker_port)).value("hodei_worker_reconnects_total") == 0
+    port = app.port
+    await app.stop(grace=1.0)
+    await start_server(server={"port": port})
+    await wait_scrape(
+        worker_port,
+        "the worker's reconnect counted",
+        lambda p: p.value("hodei_worker_reconnects_total") == 1,
+    )
