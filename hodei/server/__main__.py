@@ -48,7 +48,9 @@ def run_server(settings: Settings) -> int:
     import psycopg
 
     from hodei import exit_codes
+    from hodei.tracing import SERVER_SERVICE, setup_tracing
 
+    flush_spans = setup_tracing(settings.tracing, SERVER_SERVICE)
     try:
         asyncio.run(serve(settings))
     except HodeiError as err:
@@ -60,6 +62,8 @@ def run_server(settings: Settings) -> int:
         return exit_codes.UNREACHABLE
     except KeyboardInterrupt:
         return 130
+    finally:
+        flush_spans()
     return 0
 
 
