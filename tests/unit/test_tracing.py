@@ -1,15 +1,19 @@
 """hodei.tracing: the W3C context helpers, "free when off" (no SDK loaded), and the
-console exporter an entry point installs (in a child process: a process has one
-global tracer provider)."""
+console and OTLP/gRPC exporters an entry point installs (in a child process: a process
+has one global tracer provider). OTLP/HTTP is exercised across real processes in
+tests/integration/tracing/test_otlp_export.py."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 from opentelemetry import trace
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
 from hodei.tracing import (
@@ -116,3 +120,45 @@ def test_the_console_exporter_writes_the_spans_to_stderr() -> None:
     quiet = _python(code, OTEL_TRACES_EXPORTER="console", OTEL_SDK_DISABLED="true")
     assert quiet.returncode == 0, quiet.stderr
     assert "probe-span" not in quiet.stderr
+
+
+class _Collector(trace_service_pb2_grpc.TraceServiceServicer):
+    """An OTLP/gRPC collector that keeps the names of the spans it receives."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def Export(
+        self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.ServicerContext
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        for resource in request.resource_spans:
+            for scope in resource.scope_spans:
+                self.names += [span.name for span in scope.spans]
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+def test_the_otlp_grpc_exporter_reaches_a_grpc_collector() -> None:
+    collector = _Collector()
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        code = (
+            "from opentelemetry import trace\n"
+            "from hodei.settings import Settings\n"
+            "from hodei.tracing import setup_tracing\n"
+            "flush = setup_tracing(Settings().tracing, 'hodei-worker')\n"
+            "trace.get_tracer('probe').start_span('over-grpc').end()\n"
+            "flush()\n"
+        )
+        done = _python(
+            code,
+            OTEL_TRACES_EXPORTER="otlp",
+            OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+        )
+    finally:
+        server.stop(grace=None)
+    assert done.returncode == 0, done.stderr
+    assert collector.names == ["over-grpc"], done.stderr

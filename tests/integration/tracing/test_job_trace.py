@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -61,10 +62,12 @@ async def start_worker(
         running.append((service, asyncio.create_task(service.run())))
         assert app.services is not None
         registry = app.services.registry
-        before = len(registry.worker_ids())
-        await wait_until_async(
-            "the worker's stream to open", lambda: len(registry.worker_ids()) > before, 15
-        )
+
+        def open_here() -> bool:
+            worker_id = service.agent.worker_id
+            return bool(worker_id) and uuid.UUID(worker_id) in registry.worker_ids()
+
+        await wait_until_async("the worker's stream to open", open_here, 15)
         return service
 
     yield start
@@ -156,6 +159,30 @@ async def test_one_job_is_one_trace_in_order_with_the_right_parents(
 
 
 _QUEUE_JOB = "hodei.api.v1.JobExecutionService/QueueJob"
+
+
+async def test_another_replica_continues_the_trace_from_the_jobs_row(
+    start_server: Callable[..., Awaitable[ServerApp]], start_worker: StartWorker
+) -> None:
+    in_memory_spans()
+    # A takes the submission but dispatches nothing; B, on the same database, has the
+    # worker: all B knows of the job's trace is what A stored in its row.
+    queued_on = await start_server(tracing=TRACING, dispatcher={"enabled": False})
+    dispatched_on = await start_server(tracing=TRACING)
+    await start_worker(dispatched_on, tracing=TRACING)
+    token = server_token(queued_on.address)
+    async with HodeiClient(queued_on.address, token=token, tracing=True) as client:
+        job = await client.queue_job(["sh", "-c", "echo elsewhere"])
+    spans = await spans_until({"result": 1})
+
+    assert {trace_id(s) for s in spans} == {trace_id(spans[0])}, "more than one trace"
+    enqueue, dispatch = one(spans, "enqueue"), one(spans, "dispatch")
+    assert parent_id(dispatch) == span_id(enqueue)
+    assert parent_id(one(spans, "RunJob")) == span_id(dispatch)
+    assert attrs(dispatch)["hodei.job_id"] == job.id
+    row = await job_row(dispatched_on, job.id)
+    assert row["state"] == "SUCCEEDED"
+    assert attrs(dispatch)["hodei.worker_id"] == row["worker_id"]
 
 
 async def test_a_retried_job_stays_one_trace_with_a_runjob_span_per_attempt(
