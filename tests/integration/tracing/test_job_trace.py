@@ -16,8 +16,9 @@ from typing import Any
 
 import psycopg
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags
 
 from harness.waits import wait_for_async, wait_until_async
 from hodei.client import HodeiClient
@@ -249,3 +250,26 @@ async def test_tracing_off_makes_no_span_and_stores_an_empty_context(
         )
     assert exporter.get_finished_spans() == ()
     assert (await job_row(app, job.id))["trace_context"] == ""
+
+
+async def test_a_trace_sampled_out_by_the_caller_records_nothing_anywhere(
+    start_server: Callable[..., Awaitable[ServerApp]], start_worker: StartWorker
+) -> None:
+    """The default sampler follows the parent: the caller's "not sampled" flag travels
+    with the context (metadata, row, RunJob, JobResult) and every later span obeys."""
+    exporter = in_memory_spans()
+    app = await start_server(tracing=TRACING)
+    await start_worker(app, tracing=TRACING)
+    caller = SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(0))
+    async with HodeiClient(app.address, token=server_token(app.address), tracing=True) as client:
+        with trace.use_span(NonRecordingSpan(caller)):
+            job = await client.queue_job(["sh", "-c", "echo sampled out"])
+        await wait_for_async(
+            "the job to succeed",
+            lambda: client.get_job(job.id),
+            lambda j: j.state == JobState.SUCCEEDED,
+            15,
+        )
+    assert exporter.get_finished_spans() == ()
+    stored = (await job_row(app, job.id))["trace_context"]
+    assert stored.startswith(f"00-{0x1234:032x}-") and stored.endswith("-00"), stored
