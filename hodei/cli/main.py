@@ -124,9 +124,11 @@ async def _run_client_command(handler: AsyncHandler, args: argparse.Namespace) -
     from hodei.cli.credentials import cli_token
     from hodei.client import NO_RETRY, HodeiClient, RetryPolicy, client_tls
     from hodei.flags import settings_from_args
+    from hodei.tracing import CLI_SERVICE, setup_tracing
 
     settings = settings_from_args(args)
     tls = client_tls(settings.tls)
+    flush_spans = setup_tracing(settings.tracing, CLI_SERVICE)
     task = asyncio.current_task()
     interrupted = False
 
@@ -148,6 +150,7 @@ async def _run_client_command(handler: AsyncHandler, args: argparse.Namespace) -
             else NO_RETRY,
             tls=tls,
             token=cli_token(settings),
+            tracing=settings.tracing.enabled,
         ) as client:
             return await handler(client, args)
     except asyncio.CancelledError:
@@ -156,6 +159,7 @@ async def _run_client_command(handler: AsyncHandler, args: argparse.Namespace) -
         raise
     finally:
         loop.remove_signal_handler(signal.SIGINT)
+        flush_spans()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -59,6 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_up(args: argparse.Namespace) -> int:
     from hodei.logging_setup import configure_logging
+    from hodei.tracing import SERVER_SERVICE, setup_tracing
 
     if not 0 <= args.workers <= 64:
         raise InvalidArgument(f"--workers must be between 0 and 64, not {args.workers}")
@@ -68,7 +69,13 @@ def run_up(args: argparse.Namespace) -> int:
     settings = with_secret_key(given)
     configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
     key_file = None if given.server.secret_key else secret_key_file(settings)
-    return asyncio.run(Platform(settings, args.workers, key_file).run())
+    # The server runs in this process (its workers are processes of their own, which
+    # read the same OTEL_* variables).
+    flush_spans = setup_tracing(settings.tracing, SERVER_SERVICE)
+    try:
+        return asyncio.run(Platform(settings, args.workers, key_file).run())
+    finally:
+        flush_spans()
 
 
 def secret_key_file(settings: Settings) -> Path:

@@ -21,6 +21,8 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from hodei.api.v1 import (
     jobs_pb2,
@@ -54,8 +56,10 @@ from hodei.client.views import (
 from hodei.domain.jobs import JobState
 from hodei.errors import HodeiError, InvalidArgument, Unavailable
 from hodei.tls import ClientTLS, aio_channel
+from hodei.tracing import CORRELATION_ID, JOB_ID, current_metadata
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 #: Default deadline of a unary call, in seconds.
 DEFAULT_DEADLINE = 10.0
@@ -89,7 +93,12 @@ class HodeiClient:
     `NO_RETRY` sends each once. The other calls are sent once.
 
     `tls`: dial with TLS (`ClientTLS.from_files(ca)`, or `client_tls(settings.tls)`);
-    None: plaintext. `token`: sent as `authorization: Bearer <token>` on every call."""
+    None: plaintext. `token`: sent as `authorization: Bearer <token>` on every call.
+
+    `tracing`: each submission is a `submit` span of the current OpenTelemetry trace
+    (a new one outside a span), and its context goes to the server in the call's
+    metadata (W3C `traceparent`): the job's spans on the server and the worker join it.
+    The process's tracer provider says where spans go (hodei.tracing.setup_tracing)."""
 
     def __init__(
         self,
@@ -101,8 +110,10 @@ class HodeiClient:
         submit_retry: RetryPolicy = DEFAULT_RETRY,
         tls: ClientTLS | None = None,
         token: str = "",
+        tracing: bool = False,
     ) -> None:
         self.address = check_address(address)
+        self.tracing = tracing
         self.deadline = deadline
         self.submit_retry = submit_retry
         self.tls = tls
@@ -142,10 +153,16 @@ class HodeiClient:
     async def close(self) -> None:
         await self._channel.close()
 
-    async def _call(self, method: Any, request: Any, deadline: float | None = None) -> Any:
+    async def _call(
+        self,
+        method: Any,
+        request: Any,
+        deadline: float | None = None,
+        metadata: tuple[tuple[str, str], ...] | None = None,
+    ) -> Any:
         timeout = deadline or self.deadline
         try:
-            return await method(request, timeout=timeout, metadata=self._metadata)
+            return await method(request, timeout=timeout, metadata=metadata or self._metadata)
         except grpc.RpcError as err:
             raise translate(err, self.address, timeout, tls=self.tls) from None
 
@@ -187,6 +204,23 @@ class HodeiClient:
         response = await self._submit(self._jobs.QueueJob, request, key, QUEUE_JOB_RETRY_CODES)
         return convert.job_view(response.job)
 
+    async def _traced_submit(
+        self, method: Any, request: Any, key: str, codes: frozenset[grpc.StatusCode]
+    ) -> Any:
+        """_submit inside a `submit` client span whose context the call carries."""
+        name = type(request).__name__.removesuffix("Request")
+        with tracer.start_as_current_span(
+            "submit", kind=SpanKind.CLIENT, attributes={"rpc.method": name}
+        ) as span:
+            metadata = (*(self._metadata or ()), *current_metadata())
+            response = await self._send_submission(method, request, key, codes, metadata)
+            jobs = response.jobs if name == "QueueJobs" else [response.job]
+            if len(jobs) == 1:
+                span.set_attributes({JOB_ID: jobs[0].id, CORRELATION_ID: jobs[0].correlation_id})
+            else:
+                span.set_attribute("hodei.job_count", len(jobs))
+            return response
+
     async def queue_jobs(
         self, jobs: Iterable[Mapping[str, Any]], *, idempotency_key: str | None = None
     ) -> list[JobView]:
@@ -219,11 +253,23 @@ class HodeiClient:
     async def _submit(
         self, method: Any, request: Any, key: str, codes: frozenset[grpc.StatusCode]
     ) -> Any:
+        if self.tracing:
+            return await self._traced_submit(method, request, key, codes)
+        return await self._send_submission(method, request, key, codes, self._metadata)
+
+    async def _send_submission(
+        self,
+        method: Any,
+        request: Any,
+        key: str,
+        codes: frozenset[grpc.StatusCode],
+        metadata: tuple[tuple[str, str], ...] | None,
+    ) -> Any:
         policy = self.submit_retry if key else NO_RETRY
         if not policy.enabled:
-            return await self._call(method, request)
+            return await self._call(method, request, metadata=metadata)
         return await call_with_retries(
-            lambda: method(request, timeout=self.deadline, metadata=self._metadata),
+            lambda: method(request, timeout=self.deadline, metadata=metadata),
             policy=policy,
             retry_codes=codes,
             address=self.address,

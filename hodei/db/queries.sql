@@ -72,7 +72,7 @@ w AS (
 ), j AS (
     INSERT INTO jobs (id, name, command, env, working_dir, timeout_seconds, labels,
                       max_attempts, correlation_id, secret_names, secret_env, state, attempts,
-                      worker_id, assigned_at, ack_deadline, owner_token_id)
+                      worker_id, assigned_at, ack_deadline, owner_token_id, trace_context)
     SELECT %(id)s, %(name)s, %(command)s, %(env)s, %(working_dir)s, %(timeout_seconds)s,
            %(labels)s, %(max_attempts)s, %(correlation_id)s, %(secret_names)s::text[],
            %(secret_env)s::bytea,
@@ -82,7 +82,7 @@ w AS (
            CASE WHEN w.id IS NULL THEN NULL ELSE now() END,
            CASE WHEN w.id IS NULL THEN NULL
                 ELSE now() + make_interval(secs => %(ack_timeout)s) END,
-           %(owner)s::uuid
+           %(owner)s::uuid, %(trace_context)s::text
     FROM go LEFT JOIN w ON true
     RETURNING *
 ), q AS (
@@ -135,10 +135,12 @@ spec AS (
     WHERE EXISTS (SELECT 1 FROM go)
 ), j AS (
     INSERT INTO jobs (id, name, command, env, working_dir, timeout_seconds, labels,
-                      max_attempts, correlation_id, secret_names, secret_env, owner_token_id)
+                      max_attempts, correlation_id, secret_names, secret_env, owner_token_id,
+                      trace_context)
     SELECT id, name, ARRAY(SELECT jsonb_array_elements_text(command)), env, working_dir,
            timeout_seconds, labels, max_attempts, correlation_id,
-           ARRAY(SELECT jsonb_array_elements_text(secret_names)), secret_env, %(owner)s::uuid
+           ARRAY(SELECT jsonb_array_elements_text(secret_names)), secret_env, %(owner)s::uuid,
+           %(trace_context)s::text
     FROM spec ORDER BY ord
     RETURNING *
 ), q AS (

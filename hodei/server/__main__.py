@@ -50,7 +50,9 @@ def run_server(settings: Settings) -> int:
     import psycopg
 
     from hodei import exit_codes
+    from hodei.tracing import SERVER_SERVICE, setup_tracing
 
+    flush_spans = setup_tracing(settings.tracing, SERVER_SERVICE)
     try:
         asyncio.run(serve(settings))
     except HodeiError as err:
@@ -62,6 +64,8 @@ def run_server(settings: Settings) -> int:
         return exit_codes.UNREACHABLE
     except KeyboardInterrupt:
         return 130
+    finally:
+        flush_spans()
     return 0
 
 

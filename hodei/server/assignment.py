@@ -8,6 +8,9 @@ import asyncio
 import logging
 import uuid
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode
+
 from hodei.db.connector import Database
 from hodei.domain.events import EventType
 from hodei.domain.jobs import JobState
@@ -18,8 +21,10 @@ from hodei.server.secret_box import SecretBox
 from hodei.server.sessions import SessionRegistry
 from hodei.server.transitions import JobTransitions
 from hodei.settings import Settings
+from hodei.tracing import context_of, job_attributes, traceparent
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 
 class Assigner:
@@ -59,11 +64,17 @@ class RunPusher:
     closed since its assignment goes back to the queue."""
 
     def __init__(
-        self, transitions: JobTransitions, registry: SessionRegistry, box: SecretBox
+        self,
+        transitions: JobTransitions,
+        registry: SessionRegistry,
+        box: SecretBox,
+        tracing: bool = False,
     ) -> None:
         self.transitions = transitions
         self.registry = registry
         self.box = box
+        #: Make a dispatch span for each traced job (settings.tracing.enabled).
+        self.tracing = tracing
         #: Jobs sent by eager dispatch and not yet counted in server_status (the
         #: dispatcher loop adds them to its own counts when it records a cycle).
         self.eager_unrecorded = 0
@@ -80,6 +91,20 @@ class RunPusher:
                 logger.error("job cannot run: %s", err, extra=job.log_fields)
                 await self.transitions.force_final(job.id, JobState.FAILED, str(err), "dispatcher")
                 continue
+            # A child of the enqueue span stored with the job (whichever server queued
+            # it, however long ago); a job queued untraced gets none.
+            span = (
+                tracer.start_span(
+                    "dispatch",
+                    context=context_of(job.trace_context),
+                    kind=SpanKind.PRODUCER,
+                    attributes=job_attributes(
+                        job.id, job.correlation_id, job.attempts, job.worker_id
+                    ),
+                )
+                if self.tracing and job.trace_context
+                else None
+            )
             command = RunCommand(
                 ref=AttemptRef(job.id, job.attempts),
                 command=job.command,
@@ -88,8 +113,14 @@ class RunPusher:
                 timeout_seconds=job.timeout_seconds or 0.0,
                 correlation_id=job.correlation_id,
                 secret_env=secret_env,
+                trace_context=traceparent(span),
             )
-            if self.registry.send(job.worker_id, command):
+            sent = self.registry.send(job.worker_id, command)
+            if span is not None:
+                if not sent:
+                    span.set_status(StatusCode.ERROR, "worker stream gone before RunJob")
+                span.end()
+            if sent:
                 pushed += 1
                 logger.debug("RunJob sent", extra=job.log_fields)
                 continue

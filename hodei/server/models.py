@@ -43,6 +43,8 @@ class JobRecord:
     sealed_secret_env: bytes | None = field(default=None, repr=False)
     #: The token that submitted it (None: submitted without authentication).
     owner_token_id: uuid.UUID | None = None
+    #: The W3C traceparent of its enqueue span ("": not traced; hodei.tracing).
+    trace_context: str = ""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> JobRecord:
@@ -73,6 +75,7 @@ class JobRecord:
             secret_names=tuple(row.get("secret_names") or ()),
             sealed_secret_env=row.get("secret_env"),
             owner_token_id=row.get("owner_token_id"),
+            trace_context=row.get("trace_context") or "",
         )
 
     @property
@@ -200,6 +203,8 @@ class RunCommand:
     correlation_id: str
     #: In clear: only in memory, on its way to the worker; never in a repr or a log.
     secret_env: dict[str, str] = field(default_factory=dict, repr=False)
+    #: The W3C traceparent of its dispatch span ("": not traced).
+    trace_context: str = ""
 
 
 @dataclass(frozen=True, slots=True)

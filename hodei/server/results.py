@@ -15,11 +15,14 @@ locked one-at-a-time path (hodei.server.transitions), which names the reason.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 
 import psycopg
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 from psycopg.types.json import Jsonb
 
 from hodei.db.connector import Database
@@ -30,8 +33,10 @@ from hodei.metrics import server_metrics
 from hodei.server.events import job_event, record
 from hodei.server.models import AttemptRef, JobRecord
 from hodei.server.transitions import JobTransitions, fence, finish_locked, lock_job
+from hodei.tracing import context_of, job_attributes
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,8 @@ class AttemptResult:
     #: jobs.attempt_lines, what the server stored of it.
     lines_read: int | None = None
     bytes_read: int | None = None
+    #: The W3C traceparent of the worker's RunJob span ("": not traced).
+    trace_context: str = ""
 
 
 #: What became of one message: the job after it; None for a result whose lines are not
@@ -159,9 +166,11 @@ async def applied_or_none(
 class WorkerResults:
     """What workers say about their attempts: accepted or refused, started, ended."""
 
-    def __init__(self, db: Database, transitions: JobTransitions) -> None:
+    def __init__(self, db: Database, transitions: JobTransitions, tracing: bool = False) -> None:
         self.db = db
         self.transitions = transitions
+        #: Make a result span for each traced result applied (settings.tracing.enabled).
+        self.tracing = tracing
 
     async def ack(
         self, worker_id: uuid.UUID, ref: AttemptRef, accepted: bool, reason: str
@@ -268,6 +277,7 @@ class WorkerResults:
         """Results of one worker, in one fenced statement (job rows, its freed slots,
         events); refusals, repeats and results waiting for their lines go the locked
         way, one at a time."""
+        began = time.time_ns() if self.tracing else 0
         applied = await applied_or_none(finish_fenced(self.db, worker_id, results))
         outcomes: list[FinishOutcome] = []
         for result in results:
@@ -281,6 +291,10 @@ class WorkerResults:
                 outcomes.append(await self._finish_checked(worker_id, result))
             except HodeiError as err:
                 outcomes.append(err)
+        if self.tracing:
+            for result, outcome in zip(results, outcomes, strict=True):
+                if isinstance(outcome, JobRecord) and result.trace_context:
+                    result_span(result, outcome, began)
         return outcomes
 
     async def _finish_checked(
@@ -305,3 +319,22 @@ class WorkerResults:
                     {"id": job.id, "lines": result.lines_read, "bytes": result.bytes_read},
                 )
             return finished
+
+
+def result_span(result: AttemptResult, job: JobRecord, began: int) -> None:
+    """The span of recording an attempt's result: a child of the worker's RunJob span,
+    from the moment its group statement began (one statement records many)."""
+    span = tracer.start_span(
+        "result",
+        context=context_of(result.trace_context),
+        start_time=began,
+        attributes={
+            **job_attributes(job.id, job.correlation_id, result.ref.attempt, job.worker_id),
+            "hodei.state": str(job.state),
+        },
+    )
+    if job.exit_code is not None:
+        span.set_attribute("hodei.exit_code", job.exit_code)
+    if job.state != JobState.SUCCEEDED:
+        span.set_status(StatusCode.ERROR, job.error or str(job.state))
+    span.end()

@@ -46,7 +46,7 @@ class Services:
         bus = LogBus()
         registry = SessionRegistry()
         box = SecretBox(settings.server.secret_key)
-        pusher = RunPusher(transitions, registry, box)
+        pusher = RunPusher(transitions, registry, box, settings.tracing.enabled)
         return cls(
             settings=settings,
             server_id=server_id,
@@ -55,7 +55,7 @@ class Services:
             job_reads=JobReads(db),
             transitions=transitions,
             assigner=assigner,
-            results=WorkerResults(db, transitions),
+            results=WorkerResults(db, transitions, settings.tracing.enabled),
             workers=WorkerService(db, settings, server_id),
             logs=LogService(db, bus),
             bus=bus,

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from opentelemetry import trace
 from psycopg.types.json import Jsonb
 
 from hodei.db.connector import Database
@@ -36,8 +37,10 @@ from hodei.server.models import JobRecord
 from hodei.server.secret_box import NO_KEY, SecretBox
 from hodei.server.sessions import SessionRegistry
 from hodei.settings import Settings
+from hodei.tracing import ATTEMPT, WORKER_ID, job_attributes, maybe_span, traceparent
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 #: Jobs one QueueJobs call may queue.
 MAX_BULK_JOBS = 1000
@@ -65,6 +68,7 @@ class Submission:
         self.assigner = assigner
         self.registry = registry
         self.pusher = pusher
+        self.tracing = settings.tracing.enabled
 
     async def submit(self, command: list[str], **spec: Any) -> JobRecord:
         """QueueJob. `spec`: queue()'s keyword arguments."""
@@ -116,16 +120,26 @@ class Submission:
         job_id, valid, created = self._new_job(command, correlation_id, **spec)
         correlation_id = created.correlation_id
         digest = request_hash("job", [valid]) if key else ""
-        for _ in range(_KEY_ROUNDS):
-            row = await self._insert_job(job_id, valid, created, assign_to, key, digest, owner)
-            if row is not None:
-                break
-            replayed = await self._replay(key, digest, "job", owner)
-            if replayed is not None:
-                return replayed[0], False
-        else:
-            raise self._unsettled(key)
-        job = JobRecord.from_row(row)
+        attributes = job_attributes(job_id, correlation_id) if self.tracing else None
+        with maybe_span(tracer, self.tracing, "enqueue", attributes=attributes) as span:
+            # The row keeps this span's context: the job's dispatch continues its trace.
+            context = traceparent(span)
+            for _ in range(_KEY_ROUNDS):
+                row = await self._insert_job(
+                    job_id, valid, created, assign_to, key, digest, owner, context
+                )
+                if row is not None:
+                    break
+                replayed = await self._replay(key, digest, "job", owner)
+                if replayed is not None:
+                    if span is not None:
+                        span.set_attribute("hodei.replayed", True)
+                    return replayed[0], False
+            else:
+                raise self._unsettled(key)
+            job = JobRecord.from_row(row)
+            if span is not None and job.worker_id is not None:  # eager dispatch
+                span.set_attributes({WORKER_ID: str(job.worker_id), ATTEMPT: job.attempts})
         server_metrics().submitted()
         if job.state == JobState.PENDING:
             self.assigner.queued.set()
@@ -144,6 +158,7 @@ class Submission:
         key: str,
         digest: str,
         owner: uuid.UUID | None,
+        trace_context: str,
     ) -> dict[str, Any] | None:
         """The queue_job statement: the job's row, or None when `key` is taken."""
         # One statement: key, job, queue row (or assignment), events, outbox rows and
@@ -173,6 +188,7 @@ class Submission:
                     "assigned_event": str(EventType.JOB_ASSIGNED),
                     "busy_event": str(EventType.WORKER_BUSY),
                     "owner": owner,
+                    "trace_context": trace_context,
                     **(self._key_params(key, digest, [job_id]) if key else {}),
                 },
             )
@@ -200,15 +216,18 @@ class Submission:
             except InvalidArgument as err:
                 raise InvalidArgument(f"jobs[{index}]: {err}") from None
         digest = request_hash("jobs", [spec for _, spec, _ in prepared]) if key else ""
-        for _ in range(_KEY_ROUNDS):
-            rows = await self._insert_jobs(prepared, key, digest, owner)
-            if rows:
-                break
-            replayed = await self._replay(key, digest, "jobs", owner)
-            if replayed is not None:
-                return replayed
-        else:
-            raise self._unsettled(key)
+        # One enqueue span for the call: its jobs share the caller's trace.
+        attributes = {"hodei.job_count": len(prepared)}
+        with maybe_span(tracer, self.tracing, "enqueue", attributes=attributes) as span:
+            for _ in range(_KEY_ROUNDS):
+                rows = await self._insert_jobs(prepared, key, digest, owner, traceparent(span))
+                if rows:
+                    break
+                replayed = await self._replay(key, digest, "jobs", owner)
+                if replayed is not None:
+                    return replayed
+            else:
+                raise self._unsettled(key)
         self.assigner.queued.set()
         jobs = [JobRecord.from_row(r) for r in rows]
         server_metrics().submitted(len(jobs))
@@ -221,6 +240,7 @@ class Submission:
         key: str,
         digest: str,
         owner: uuid.UUID | None,
+        trace_context: str,
     ) -> list[dict[str, Any]]:
         """The queue_job_batch statement: the jobs' rows, or none when `key` is taken."""
         async with self.db.connection() as tx:
@@ -242,6 +262,7 @@ class Submission:
                     "event_type": str(EventType.JOB_CREATED),
                     "actor": "client",
                     "owner": owner,
+                    "trace_context": trace_context,
                     **(
                         self._key_params(key, digest, [job_id for job_id, _, _ in prepared])
                         if key

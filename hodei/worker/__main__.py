@@ -18,6 +18,7 @@ def run_worker(settings: Settings) -> int:
     from hodei.errors import HodeiError
     from hodei.logging_setup import configure_logging
     from hodei.tls import client_tls
+    from hodei.tracing import WORKER_SERVICE, setup_tracing
     from hodei.worker.service import run
 
     try:
@@ -26,7 +27,11 @@ def run_worker(settings: Settings) -> int:
         print(f"hodei worker: error: {err}", file=sys.stderr)
         return exit_codes.for_error(err)
     configure_logging(settings.logging.level, settings.logging.format, settings.logging.file)
-    return run(settings)
+    flush_spans = setup_tracing(settings.tracing, WORKER_SERVICE)
+    try:
+        return run(settings)
+    finally:
+        flush_spans()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,6 +23,8 @@ import time
 from collections.abc import Mapping
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode
 
 from hodei import __version__ as hodei_version
 from hodei.api.v1 import workers_pb2
@@ -30,6 +32,7 @@ from hodei.errors import HodeiError
 from hodei.metrics import WorkerMetrics
 from hodei.redaction import SecretMask
 from hodei.settings import Settings
+from hodei.tracing import context_of, job_attributes, traceparent
 from hodei.worker.attempt import Attempt, Key
 from hodei.worker.guard import JobGuard
 from hodei.worker.launch import Launcher
@@ -37,6 +40,7 @@ from hodei.worker.runner import Outcome, RunResult
 from hodei.worker.wakeups import Wakeups
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 _OUTCOMES = {
     Outcome.SUCCEEDED: workers_pb2.JOB_OUTCOME_SUCCEEDED,
@@ -256,6 +260,16 @@ class WorkerAgent:
         if mask:  # a secret passed in argv too: not even the DEBUG line shows it
             command = mask.lines([command.encode()])[0].decode()
         att = Attempt(run.ref.job_id, run.ref.attempt, run.correlation_id, command[:200], mask)
+        if self.settings.tracing.enabled:
+            # A child of the server's dispatch span: the job's trace goes on here.
+            att.span = tracer.start_span(
+                "RunJob",
+                context=context_of(run.trace_context),
+                kind=SpanKind.CONSUMER,
+                attributes=job_attributes(
+                    run.ref.job_id, run.correlation_id, run.ref.attempt, self.worker_id
+                ),
+            )
         self._attempts[key] = att
         self._launcher.start(att, run, self.worker_id)
         self.wakeups.send.set()
@@ -270,6 +284,7 @@ class WorkerAgent:
             # at once (another attempt) instead of recording a final state.
             self._attempts.pop(att.key, None)
             reason = "worker shut down before the job finished"
+            end_span(att.span, reason)
             self.send(_msg(ack=workers_pb2.JobAck(ref=att.ref, accepted=False, reason=reason)))
             logger.warning(
                 "job stopped by the worker's shutdown; handed back to the server", extra=fields
@@ -286,8 +301,14 @@ class WorkerAgent:
             has_output_read=True,
             lines_read=att.lines_read,
             bytes_read=att.bytes_read,
+            trace_context=traceparent(att.span),
         )
         self.metrics.jobs.labels(str(result.outcome)).inc()
+        if att.span is not None:
+            if result.exit_code is not None:
+                att.span.set_attribute("hodei.exit_code", result.exit_code)
+            failed = result.outcome != Outcome.SUCCEEDED
+            end_span(att.span, (result.error or str(result.outcome)) if failed else "")
         # The command is not on this INFO line (it may carry secrets passed in argv);
         # it is on the DEBUG "job started" line.
         logger.info(
@@ -371,6 +392,7 @@ class WorkerAgent:
         if att.running and att.process is not None:
             logger.warning("killing superseded job: %s", why, extra=att.log_fields(self.worker_id))
             att.process.cancel(force=True, reason=why)
+            end_span(att.span, f"dropped: {why}")
         self.wakeups.changed.set()
 
     def send(self, message: workers_pb2.WorkerMessage) -> None:
@@ -401,6 +423,15 @@ class WorkerAgent:
         self._unwritten = False
         if not self._control:
             self.wakeups.changed.set()
+
+
+def end_span(span: trace.Span | None, error: str = "") -> None:
+    """End an attempt's span (if traced and not ended yet), with `error` as its status."""
+    if span is None or not span.is_recording():
+        return
+    if error:
+        span.set_status(StatusCode.ERROR, error)
+    span.end()
 
 
 def _msg(**payload: object) -> workers_pb2.WorkerMessage:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from opentelemetry.trace import Span
+
 from hodei.api.v1 import common_pb2, workers_pb2
 from hodei.redaction import SecretMask
 from hodei.worker.lines import LogBuffer
@@ -63,6 +65,8 @@ class Attempt:
     ack_sent: bool = False
     started_sent: bool = False
     result_sent: bool = False
+    #: The attempt's RunJob span (None: not traced; hodei.tracing), ended with its process.
+    span: Span | None = field(default=None, repr=False)
 
     @property
     def key(self) -> Key:

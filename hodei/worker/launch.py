@@ -12,15 +12,20 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
+
 from hodei.api.v1 import workers_pb2
 from hodei.metrics import WorkerMetrics
 from hodei.settings import Settings
+from hodei.tracing import job_attributes
 from hodei.worker.attempt import Attempt, Key, attempt_env
 from hodei.worker.guard import JobGuard
 from hodei.worker.runner import JobProcess, Outcome, RunResult
 from hodei.worker.wakeups import Wakeups
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 #: Called with the attempt and how its process ended.
 OnEnd = Callable[[Attempt, RunResult], None]
@@ -52,6 +57,15 @@ class Launcher:
         received = time.perf_counter()  # RunJob is handled synchronously up to here
         # The process object exists before the task runs, so a CancelJob or a
         # shutdown arriving right after RunJob finds it (and stops it before it starts).
+        spawn = (
+            None
+            if att.span is None
+            else tracer.start_span(
+                "spawn",
+                context=trace.set_span_in_context(att.span),
+                attributes=job_attributes(att.job_id, att.correlation_id, att.attempt, worker_id),
+            )
+        )
         att.process = self._make_process(att, run, worker_id)
         # Started here rather than in the task: the spawn does not wait for the task to
         # be scheduled behind the stream's other work (about a millisecond under load).
@@ -60,6 +74,12 @@ class Launcher:
         except Exception as exc:  # a bug here must not take the stream down
             logger.exception("job runner failed", extra=att.log_fields(worker_id))
             early = RunResult(Outcome.FAILED, None, f"worker error: {exc}")
+        if spawn is not None:
+            if att.pid is not None:
+                spawn.set_attribute("process.pid", att.pid)
+            if early is not None:
+                spawn.set_status(StatusCode.ERROR, early.error or str(early.outcome))
+            spawn.end()
         att.task = asyncio.create_task(
             self._wait(att, early, worker_id), name=f"job-{att.job_id}-{att.attempt}"
         )

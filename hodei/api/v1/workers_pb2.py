@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from hodei.api.v1 import common_pb2 as hodei_dot_api_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahodei/api/v1/workers.proto\x12\x0chodei.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19hodei/api/v1/common.proto\"\xc8\x01\n\x0fRegisterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\r\x12\r\n\x05slots\x18\x04 \x01(\r\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\x39\n\x06labels\x18\x06 \x03(\x0b\x32).hodei.api.v1.RegisterRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\\\n\x10RegisterResponse\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\x12\x16\n\x0esession_secret\x18\x03 \x01(\t\"\xa6\x01\n\x05Hello\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12%\n\x07running\x18\x02 \x03(\x0b\x32\x14.hodei.api.v1.JobRef\x12\r\n\x05slots\x18\x03 \x01(\r\x12\x0f\n\x07\x62\x61tches\x18\x04 \x01(\x08\x12\x16\n\x0esession_secret\x18\x05 \x01(\t\x12+\n\x07sent_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\tHeartbeat\x12%\n\x07running\x18\x01 \x03(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x12\n\nfree_slots\x18\x02 \x01(\r\x12+\n\x07sent_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x06JobAck\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"<\n\nJobStarted\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x0b\n\x03pid\x18\x02 \x01(\r\"Z\n\x08LogEntry\x12\x11\n\tis_stderr\x18\x01 \x01(\x08\x12\x0c\n\x04line\x18\x02 \x01(\t\x12-\n\ttimestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"]\n\nLogSegment\x12\x11\n\tis_stderr\x18\x01 \x01(\x08\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05lines\x18\x03 \x03(\t\"\x96\x01\n\x08LogBatch\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x12\n\nfirst_line\x18\x02 \x01(\x04\x12\'\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x16.hodei.api.v1.LogEntry\x12*\n\x08segments\x18\x04 \x03(\x0b\x32\x18.hodei.api.v1.LogSegment\"\xe8\x01\n\tJobResult\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12)\n\x07outcome\x18\x02 \x01(\x0e\x32\x18.hodei.api.v1.JobOutcome\x12\x15\n\rhas_exit_code\x18\x03 \x01(\x08\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x13\n\x0btotal_lines\x18\x06 \x01(\x04\x12\x17\n\x0fhas_output_read\x18\x07 \x01(\x08\x12\x12\n\nlines_read\x18\x08 \x01(\x04\x12\x12\n\nbytes_read\x18\t \x01(\x04\"\n\n\x08\x44raining\"\x19\n\x07Goodbye\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x95\x03\n\rWorkerMessage\x12$\n\x05hello\x18\x01 \x01(\x0b\x32\x13.hodei.api.v1.HelloH\x00\x12,\n\theartbeat\x18\x02 \x01(\x0b\x32\x17.hodei.api.v1.HeartbeatH\x00\x12#\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x14.hodei.api.v1.JobAckH\x00\x12+\n\x07started\x18\x04 \x01(\x0b\x32\x18.hodei.api.v1.JobStartedH\x00\x12&\n\x04logs\x18\x05 \x01(\x0b\x32\x16.hodei.api.v1.LogBatchH\x00\x12)\n\x06result\x18\x06 \x01(\x0b\x32\x17.hodei.api.v1.JobResultH\x00\x12*\n\x05\x62\x61tch\x18\x07 \x01(\x0b\x32\x19.hodei.api.v1.WorkerBatchH\x00\x12*\n\x08\x64raining\x18\x08 \x01(\x0b\x32\x16.hodei.api.v1.DrainingH\x00\x12(\n\x07goodbye\x18\t \x01(\x0b\x32\x15.hodei.api.v1.GoodbyeH\x00\x42\t\n\x07payload\"<\n\x0bWorkerBatch\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.hodei.api.v1.WorkerMessage\"\xc5\x02\n\x06RunJob\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x0f\n\x07\x63ommand\x18\x02 \x03(\t\x12*\n\x03\x65nv\x18\x03 \x03(\x0b\x32\x1d.hodei.api.v1.RunJob.EnvEntry\x12\x13\n\x0bworking_dir\x18\x04 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x01\x12\x16\n\x0e\x63orrelation_id\x18\x06 \x01(\t\x12\x37\n\nsecret_env\x18\x07 \x03(\x0b\x32#.hodei.api.v1.RunJob.SecretEnvEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x30\n\x0eSecretEnvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"M\n\tCancelJob\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"[\n\tPersisted\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x11\n\tnext_line\x18\x02 \x01(\x04\x12\x18\n\x10result_persisted\x18\x03 \x01(\x08\"j\n\x07Welcome\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x11\n\tserver_id\x18\x02 \x01(\t\x12(\n\nsuperseded\x18\x03 \x03(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x0f\n\x07\x62\x61tches\x18\x04 \x01(\x08\"L\n\x08Rejected\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x9a\x02\n\rServerMessage\x12(\n\x07welcome\x18\x01 \x01(\x0b\x32\x15.hodei.api.v1.WelcomeH\x00\x12#\n\x03run\x18\x02 \x01(\x0b\x32\x14.hodei.api.v1.RunJobH\x00\x12)\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x17.hodei.api.v1.CancelJobH\x00\x12,\n\tpersisted\x18\x04 \x01(\x0b\x32\x17.hodei.api.v1.PersistedH\x00\x12*\n\x08rejected\x18\x05 \x01(\x0b\x32\x16.hodei.api.v1.RejectedH\x00\x12*\n\x05\x62\x61tch\x18\x06 \x01(\x0b\x32\x19.hodei.api.v1.ServerBatchH\x00\x42\t\n\x07payload\"<\n\x0bServerBatch\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.hodei.api.v1.ServerMessage\"\x9e\x02\n\x06Worker\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\r\x12(\n\x05state\x18\x05 \x01(\x0e\x32\x19.hodei.api.v1.WorkerState\x12\r\n\x05slots\x18\x06 \x01(\r\x12\x17\n\x0frunning_job_ids\x18\x07 \x03(\t\x12\x32\n\x0elast_heartbeat\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rregistered_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tconnected\x18\n \x01(\x08\x12\x0f\n\x07version\x18\x0b \x01(\t\"*\n\x12ListWorkersRequest\x12\x14\n\x0cinclude_gone\x18\x01 \x01(\x08\"<\n\x13ListWorkersResponse\x12%\n\x07workers\x18\x01 \x03(\x0b\x32\x14.hodei.api.v1.Worker*\x92\x01\n\nJobOutcome\x12\x1b\n\x17JOB_OUTCOME_UNSPECIFIED\x10\x00\x12\x19\n\x15JOB_OUTCOME_SUCCEEDED\x10\x01\x12\x16\n\x12JOB_OUTCOME_FAILED\x10\x02\x12\x19\n\x15JOB_OUTCOME_TIMED_OUT\x10\x03\x12\x19\n\x15JOB_OUTCOME_CANCELLED\x10\x04\x32\x81\x02\n\x12WorkerAgentService\x12I\n\x08Register\x12\x1d.hodei.api.v1.RegisterRequest\x1a\x1e.hodei.api.v1.RegisterResponse\x12L\n\x0cWorkerStream\x12\x1b.hodei.api.v1.WorkerMessage\x1a\x1b.hodei.api.v1.ServerMessage(\x01\x30\x01\x12R\n\x0bListWorkers\x12 .hodei.api.v1.ListWorkersRequest\x1a!.hodei.api.v1.ListWorkersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahodei/api/v1/workers.proto\x12\x0chodei.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19hodei/api/v1/common.proto\"\xc8\x01\n\x0fRegisterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\r\x12\r\n\x05slots\x18\x04 \x01(\r\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\x39\n\x06labels\x18\x06 \x03(\x0b\x32).hodei.api.v1.RegisterRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\\\n\x10RegisterResponse\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\x12\x16\n\x0esession_secret\x18\x03 \x01(\t\"\xa6\x01\n\x05Hello\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12%\n\x07running\x18\x02 \x03(\x0b\x32\x14.hodei.api.v1.JobRef\x12\r\n\x05slots\x18\x03 \x01(\r\x12\x0f\n\x07\x62\x61tches\x18\x04 \x01(\x08\x12\x16\n\x0esession_secret\x18\x05 \x01(\t\x12+\n\x07sent_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\tHeartbeat\x12%\n\x07running\x18\x01 \x03(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x12\n\nfree_slots\x18\x02 \x01(\r\x12+\n\x07sent_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x06JobAck\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"<\n\nJobStarted\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x0b\n\x03pid\x18\x02 \x01(\r\"Z\n\x08LogEntry\x12\x11\n\tis_stderr\x18\x01 \x01(\x08\x12\x0c\n\x04line\x18\x02 \x01(\t\x12-\n\ttimestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"]\n\nLogSegment\x12\x11\n\tis_stderr\x18\x01 \x01(\x08\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05lines\x18\x03 \x03(\t\"\x96\x01\n\x08LogBatch\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x12\n\nfirst_line\x18\x02 \x01(\x04\x12\'\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x16.hodei.api.v1.LogEntry\x12*\n\x08segments\x18\x04 \x03(\x0b\x32\x18.hodei.api.v1.LogSegment\"\xff\x01\n\tJobResult\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12)\n\x07outcome\x18\x02 \x01(\x0e\x32\x18.hodei.api.v1.JobOutcome\x12\x15\n\rhas_exit_code\x18\x03 \x01(\x08\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x13\n\x0btotal_lines\x18\x06 \x01(\x04\x12\x17\n\x0fhas_output_read\x18\x07 \x01(\x08\x12\x12\n\nlines_read\x18\x08 \x01(\x04\x12\x12\n\nbytes_read\x18\t \x01(\x04\x12\x15\n\rtrace_context\x18\n \x01(\t\"\n\n\x08\x44raining\"\x19\n\x07Goodbye\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x95\x03\n\rWorkerMessage\x12$\n\x05hello\x18\x01 \x01(\x0b\x32\x13.hodei.api.v1.HelloH\x00\x12,\n\theartbeat\x18\x02 \x01(\x0b\x32\x17.hodei.api.v1.HeartbeatH\x00\x12#\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x14.hodei.api.v1.JobAckH\x00\x12+\n\x07started\x18\x04 \x01(\x0b\x32\x18.hodei.api.v1.JobStartedH\x00\x12&\n\x04logs\x18\x05 \x01(\x0b\x32\x16.hodei.api.v1.LogBatchH\x00\x12)\n\x06result\x18\x06 \x01(\x0b\x32\x17.hodei.api.v1.JobResultH\x00\x12*\n\x05\x62\x61tch\x18\x07 \x01(\x0b\x32\x19.hodei.api.v1.WorkerBatchH\x00\x12*\n\x08\x64raining\x18\x08 \x01(\x0b\x32\x16.hodei.api.v1.DrainingH\x00\x12(\n\x07goodbye\x18\t \x01(\x0b\x32\x15.hodei.api.v1.GoodbyeH\x00\x42\t\n\x07payload\"<\n\x0bWorkerBatch\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.hodei.api.v1.WorkerMessage\"\xdc\x02\n\x06RunJob\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x0f\n\x07\x63ommand\x18\x02 \x03(\t\x12*\n\x03\x65nv\x18\x03 \x03(\x0b\x32\x1d.hodei.api.v1.RunJob.EnvEntry\x12\x13\n\x0bworking_dir\x18\x04 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x01\x12\x16\n\x0e\x63orrelation_id\x18\x06 \x01(\t\x12\x37\n\nsecret_env\x18\x07 \x03(\x0b\x32#.hodei.api.v1.RunJob.SecretEnvEntry\x12\x15\n\rtrace_context\x18\x08 \x01(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x30\n\x0eSecretEnvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"M\n\tCancelJob\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"[\n\tPersisted\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x11\n\tnext_line\x18\x02 \x01(\x04\x12\x18\n\x10result_persisted\x18\x03 \x01(\x08\"j\n\x07Welcome\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x11\n\tserver_id\x18\x02 \x01(\t\x12(\n\nsuperseded\x18\x03 \x03(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x0f\n\x07\x62\x61tches\x18\x04 \x01(\x08\"L\n\x08Rejected\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.hodei.api.v1.JobRef\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x9a\x02\n\rServerMessage\x12(\n\x07welcome\x18\x01 \x01(\x0b\x32\x15.hodei.api.v1.WelcomeH\x00\x12#\n\x03run\x18\x02 \x01(\x0b\x32\x14.hodei.api.v1.RunJobH\x00\x12)\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x17.hodei.api.v1.CancelJobH\x00\x12,\n\tpersisted\x18\x04 \x01(\x0b\x32\x17.hodei.api.v1.PersistedH\x00\x12*\n\x08rejected\x18\x05 \x01(\x0b\x32\x16.hodei.api.v1.RejectedH\x00\x12*\n\x05\x62\x61tch\x18\x06 \x01(\x0b\x32\x19.hodei.api.v1.ServerBatchH\x00\x42\t\n\x07payload\"<\n\x0bServerBatch\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.hodei.api.v1.ServerMessage\"\x9e\x02\n\x06Worker\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\r\x12(\n\x05state\x18\x05 \x01(\x0e\x32\x19.hodei.api.v1.WorkerState\x12\r\n\x05slots\x18\x06 \x01(\r\x12\x17\n\x0frunning_job_ids\x18\x07 \x03(\t\x12\x32\n\x0elast_heartbeat\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rregistered_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tconnected\x18\n \x01(\x08\x12\x0f\n\x07version\x18\x0b \x01(\t\"*\n\x12ListWorkersRequest\x12\x14\n\x0cinclude_gone\x18\x01 \x01(\x08\"<\n\x13ListWorkersResponse\x12%\n\x07workers\x18\x01 \x03(\x0b\x32\x14.hodei.api.v1.Worker*\x92\x01\n\nJobOutcome\x12\x1b\n\x17JOB_OUTCOME_UNSPECIFIED\x10\x00\x12\x19\n\x15JOB_OUTCOME_SUCCEEDED\x10\x01\x12\x16\n\x12JOB_OUTCOME_FAILED\x10\x02\x12\x19\n\x15JOB_OUTCOME_TIMED_OUT\x10\x03\x12\x19\n\x15JOB_OUTCOME_CANCELLED\x10\x04\x32\x81\x02\n\x12WorkerAgentService\x12I\n\x08Register\x12\x1d.hodei.api.v1.RegisterRequest\x1a\x1e.hodei.api.v1.RegisterResponse\x12L\n\x0cWorkerStream\x12\x1b.hodei.api.v1.WorkerMessage\x1a\x1b.hodei.api.v1.ServerMessage(\x01\x30\x01\x12R\n\x0bListWorkers\x12 .hodei.api.v1.ListWorkersRequest\x1a!.hodei.api.v1.ListWorkersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,8 +39,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNJOB_ENVENTRY']._serialized_options = b'8\001'
   _globals['_RUNJOB_SECRETENVENTRY']._loaded_options = None
   _globals['_RUNJOB_SECRETENVENTRY']._serialized_options = b'8\001'
-  _globals['_JOBOUTCOME']._serialized_start=3341
-  _globals['_JOBOUTCOME']._serialized_end=3487
+  _globals['_JOBOUTCOME']._serialized_start=3387
+  _globals['_JOBOUTCOME']._serialized_end=3533
   _globals['_REGISTERREQUEST']._serialized_start=105
   _globals['_REGISTERREQUEST']._serialized_end=305
   _globals['_REGISTERREQUEST_LABELSENTRY']._serialized_start=260
@@ -62,39 +62,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOGBATCH']._serialized_start=1016
   _globals['_LOGBATCH']._serialized_end=1166
   _globals['_JOBRESULT']._serialized_start=1169
-  _globals['_JOBRESULT']._serialized_end=1401
-  _globals['_DRAINING']._serialized_start=1403
-  _globals['_DRAINING']._serialized_end=1413
-  _globals['_GOODBYE']._serialized_start=1415
-  _globals['_GOODBYE']._serialized_end=1440
-  _globals['_WORKERMESSAGE']._serialized_start=1443
-  _globals['_WORKERMESSAGE']._serialized_end=1848
-  _globals['_WORKERBATCH']._serialized_start=1850
-  _globals['_WORKERBATCH']._serialized_end=1910
-  _globals['_RUNJOB']._serialized_start=1913
-  _globals['_RUNJOB']._serialized_end=2238
-  _globals['_RUNJOB_ENVENTRY']._serialized_start=2146
-  _globals['_RUNJOB_ENVENTRY']._serialized_end=2188
-  _globals['_RUNJOB_SECRETENVENTRY']._serialized_start=2190
-  _globals['_RUNJOB_SECRETENVENTRY']._serialized_end=2238
-  _globals['_CANCELJOB']._serialized_start=2240
-  _globals['_CANCELJOB']._serialized_end=2317
-  _globals['_PERSISTED']._serialized_start=2319
-  _globals['_PERSISTED']._serialized_end=2410
-  _globals['_WELCOME']._serialized_start=2412
-  _globals['_WELCOME']._serialized_end=2518
-  _globals['_REJECTED']._serialized_start=2520
-  _globals['_REJECTED']._serialized_end=2596
-  _globals['_SERVERMESSAGE']._serialized_start=2599
-  _globals['_SERVERMESSAGE']._serialized_end=2881
-  _globals['_SERVERBATCH']._serialized_start=2883
-  _globals['_SERVERBATCH']._serialized_end=2943
-  _globals['_WORKER']._serialized_start=2946
-  _globals['_WORKER']._serialized_end=3232
-  _globals['_LISTWORKERSREQUEST']._serialized_start=3234
-  _globals['_LISTWORKERSREQUEST']._serialized_end=3276
-  _globals['_LISTWORKERSRESPONSE']._serialized_start=3278
-  _globals['_LISTWORKERSRESPONSE']._serialized_end=3338
-  _globals['_WORKERAGENTSERVICE']._serialized_start=3490
-  _globals['_WORKERAGENTSERVICE']._serialized_end=3747
+  _globals['_JOBRESULT']._serialized_end=1424
+  _globals['_DRAINING']._serialized_start=1426
+  _globals['_DRAINING']._serialized_end=1436
+  _globals['_GOODBYE']._serialized_start=1438
+  _globals['_GOODBYE']._serialized_end=1463
+  _globals['_WORKERMESSAGE']._serialized_start=1466
+  _globals['_WORKERMESSAGE']._serialized_end=1871
+  _globals['_WORKERBATCH']._serialized_start=1873
+  _globals['_WORKERBATCH']._serialized_end=1933
+  _globals['_RUNJOB']._serialized_start=1936
+  _globals['_RUNJOB']._serialized_end=2284
+  _globals['_RUNJOB_ENVENTRY']._serialized_start=2192
+  _globals['_RUNJOB_ENVENTRY']._serialized_end=2234
+  _globals['_RUNJOB_SECRETENVENTRY']._serialized_start=2236
+  _globals['_RUNJOB_SECRETENVENTRY']._serialized_end=2284
+  _globals['_CANCELJOB']._serialized_start=2286
+  _globals['_CANCELJOB']._serialized_end=2363
+  _globals['_PERSISTED']._serialized_start=2365
+  _globals['_PERSISTED']._serialized_end=2456
+  _globals['_WELCOME']._serialized_start=2458
+  _globals['_WELCOME']._serialized_end=2564
+  _globals['_REJECTED']._serialized_start=2566
+  _globals['_REJECTED']._serialized_end=2642
+  _globals['_SERVERMESSAGE']._serialized_start=2645
+  _globals['_SERVERMESSAGE']._serialized_end=2927
+  _globals['_SERVERBATCH']._serialized_start=2929
+  _globals['_SERVERBATCH']._serialized_end=2989
+  _globals['_WORKER']._serialized_start=2992
+  _globals['_WORKER']._serialized_end=3278
+  _globals['_LISTWORKERSREQUEST']._serialized_start=3280
+  _globals['_LISTWORKERSREQUEST']._serialized_end=3322
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=3324
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=3384
+  _globals['_WORKERAGENTSERVICE']._serialized_start=3536
+  _globals['_WORKERAGENTSERVICE']._serialized_end=3793
 # @@protoc_insertion_point(module_scope)

@@ -134,7 +134,7 @@ class LogBatch(_message.Message):
     def __init__(self, ref: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., first_line: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ..., segments: _Optional[_Iterable[_Union[LogSegment, _Mapping]]] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("ref", "outcome", "has_exit_code", "exit_code", "error", "total_lines", "has_output_read", "lines_read", "bytes_read")
+    __slots__ = ("ref", "outcome", "has_exit_code", "exit_code", "error", "total_lines", "has_output_read", "lines_read", "bytes_read", "trace_context")
     REF_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     HAS_EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +144,7 @@ class JobResult(_message.Message):
     HAS_OUTPUT_READ_FIELD_NUMBER: _ClassVar[int]
     LINES_READ_FIELD_NUMBER: _ClassVar[int]
     BYTES_READ_FIELD_NUMBER: _ClassVar[int]
+    TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.JobRef
     outcome: JobOutcome
     has_exit_code: bool
@@ -153,7 +154,8 @@ class JobResult(_message.Message):
     has_output_read: bool
     lines_read: int
     bytes_read: int
-    def __init__(self, ref: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., outcome: _Optional[_Union[JobOutcome, str]] = ..., has_exit_code: _Optional[bool] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., total_lines: _Optional[int] = ..., has_output_read: _Optional[bool] = ..., lines_read: _Optional[int] = ..., bytes_read: _Optional[int] = ...) -> None: ...
+    trace_context: str
+    def __init__(self, ref: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., outcome: _Optional[_Union[JobOutcome, str]] = ..., has_exit_code: _Optional[bool] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., total_lines: _Optional[int] = ..., has_output_read: _Optional[bool] = ..., lines_read: _Optional[int] = ..., bytes_read: _Optional[int] = ..., trace_context: _Optional[str] = ...) -> None: ...
 
 class Draining(_message.Message):
     __slots__ = ()
@@ -194,7 +196,7 @@ class WorkerBatch(_message.Message):
     def __init__(self, messages: _Optional[_Iterable[_Union[WorkerMessage, _Mapping]]] = ...) -> None: ...
 
 class RunJob(_message.Message):
-    __slots__ = ("ref", "command", "env", "working_dir", "timeout_seconds", "correlation_id", "secret_env")
+    __slots__ = ("ref", "command", "env", "working_dir", "timeout_seconds", "correlation_id", "secret_env", "trace_context")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +218,7 @@ class RunJob(_message.Message):
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     SECRET_ENV_FIELD_NUMBER: _ClassVar[int]
+    TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.JobRef
     command: _containers.RepeatedScalarFieldContainer[str]
     env: _containers.ScalarMap[str, str]
@@ -223,7 +226,8 @@ class RunJob(_message.Message):
     timeout_seconds: float
     correlation_id: str
     secret_env: _containers.ScalarMap[str, str]
-    def __init__(self, ref: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., working_dir: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., correlation_id: _Optional[str] = ..., secret_env: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    trace_context: str
+    def __init__(self, ref: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., working_dir: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., correlation_id: _Optional[str] = ..., secret_env: _Optional[_Mapping[str, str]] = ..., trace_context: _Optional[str] = ...) -> None: ...
 
 class CancelJob(_message.Message):
     __slots__ = ("ref", "force", "reason")

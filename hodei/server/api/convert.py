@@ -84,6 +84,7 @@ def attempt_result(result: workers_pb2.JobResult) -> AttemptResult:
         result.total_lines,
         result.lines_read if result.has_output_read else None,
         result.bytes_read if result.has_output_read else None,
+        result.trace_context,
     )
 
 
@@ -260,6 +261,7 @@ def command_to_proto(command: ServerCommand) -> workers_pb2.ServerMessage:
                     timeout_seconds=command.timeout_seconds,
                     correlation_id=command.correlation_id,
                     secret_env=command.secret_env,
+                    trace_context=command.trace_context,
                 )
             )
         case CancelCommand():

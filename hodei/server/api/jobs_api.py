@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import grpc
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, logs_pb2, logs_pb2_grpc
 from hodei.errors import InvalidArgument, NotFound
@@ -22,6 +25,10 @@ from hodei.server.api.status_codes import server_stream, unary
 from hodei.server.job_reads import LIST_PAGE_BYTES, page_token
 from hodei.server.models import LogLineRecord
 from hodei.server.services import Services
+from hodei.tracing import context_from_metadata
+
+tracer = trace.get_tracer(__name__)
+_JOBS_SERVICE = jobs_pb2.DESCRIPTOR.services_by_name["JobExecutionService"].full_name
 
 
 async def owned(services: Services, job_id: uuid.UUID) -> uuid.UUID:
@@ -33,36 +40,56 @@ async def owned(services: Services, job_id: uuid.UUID) -> uuid.UUID:
     return job_id
 
 
+@contextlib.contextmanager
+def server_span(on: bool, context: grpc.aio.ServicerContext, method: str) -> Iterator[None]:
+    """The server span of a submission, continuing the caller's trace when its metadata
+    carries one (W3C `traceparent`); nothing when tracing is off. The enqueue span is its
+    child. An error raised inside is recorded on it (before @unary answers it)."""
+    if not on:
+        yield
+        return
+    with tracer.start_as_current_span(
+        f"{_JOBS_SERVICE}/{method}",
+        context=context_from_metadata(context.invocation_metadata()),
+        kind=SpanKind.SERVER,
+        attributes={"rpc.system": "grpc", "rpc.service": _JOBS_SERVICE, "rpc.method": method},
+    ):
+        yield
+
+
 class JobExecutionServicer(jobs_pb2_grpc.JobExecutionServiceServicer):
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.tracing = services.settings.tracing.enabled
 
     @unary
     async def QueueJob(
         self, request: jobs_pb2.QueueJobRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.QueueJobResponse:
-        if not request.HasField("spec"):
-            raise InvalidArgument("spec is required")
-        job = await self.services.submission.submit(
-            **spec_args(request.spec),
-            correlation_id=request.correlation_id,
-            idempotency_key=request.idempotency_key,
-            owner=current_caller().token_id,
-        )
+        with server_span(self.tracing, context, "QueueJob"):
+            if not request.HasField("spec"):
+                raise InvalidArgument("spec is required")
+            job = await self.services.submission.submit(
+                **spec_args(request.spec),
+                correlation_id=request.correlation_id,
+                idempotency_key=request.idempotency_key,
+                owner=current_caller().token_id,
+            )
         return jobs_pb2.QueueJobResponse(job=job_to_proto(job))
 
     @unary
     async def QueueJobs(
         self, request: jobs_pb2.QueueJobsRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.QueueJobsResponse:
-        specs = []
-        for index, item in enumerate(request.jobs):
-            if not item.HasField("spec"):
-                raise InvalidArgument(f"jobs[{index}]: spec is required")
-            specs.append({**spec_args(item.spec), "correlation_id": item.correlation_id})
-        jobs = await self.services.submission.submit_many(
-            specs, idempotency_key=request.idempotency_key, owner=current_caller().token_id
-        )
+        with server_span(self.tracing, context, "QueueJobs"):
+            specs = []
+            for index, item in enumerate(request.jobs):
+                if not item.HasField("spec"):
+                    raise InvalidArgument(f"jobs[{index}]: spec is required")
+                specs.append({**spec_args(item.spec), "correlation_id": item.correlation_id})
+            jobs = await self.services.submission.submit_many(
+                specs, idempotency_key=request.idempotency_key, owner=current_caller().token_id
+            )
         return jobs_pb2.QueueJobsResponse(jobs=[job_to_proto(job) for job in jobs])
 
     @unary
