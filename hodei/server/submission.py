@@ -29,6 +29,7 @@ from hodei.domain.events import EventType
 from hodei.domain.idempotency import SubmissionKind, request_hash, validate_key
 from hodei.domain.jobs import JobSpec, JobState, validate_spec
 from hodei.errors import AlreadyExists, FailedPrecondition, InvalidArgument, Unavailable
+from hodei.log_context import job_context
 from hodei.server.assignment import Assigner, RunPusher
 from hodei.server.events import Event, job_event
 from hodei.server.models import JobRecord
@@ -115,21 +116,24 @@ class Submission:
         job_id, valid, created = self._new_job(command, correlation_id, **spec)
         correlation_id = created.correlation_id
         digest = request_hash("job", [valid]) if key else ""
-        for _ in range(_KEY_ROUNDS):
-            row = await self._insert_job(job_id, valid, created, assign_to, key, digest, owner)
-            if row is not None:
-                break
-            replayed = await self._replay(key, digest, "job", owner)
-            if replayed is not None:
-                return replayed[0], False
-        else:
-            raise self._unsettled(key)
-        job = JobRecord.from_row(row)
-        if job.state == JobState.PENDING:
-            self.assigner.queued.set()
-            logger.info("job queued", extra=job.log_fields)
-        else:
-            logger.info("job queued and assigned at once (eager dispatch)", extra=job.log_fields)
+        with job_context(job_id, correlation_id):
+            for _ in range(_KEY_ROUNDS):
+                row = await self._insert_job(job_id, valid, created, assign_to, key, digest, owner)
+                if row is not None:
+                    break
+                replayed = await self._replay(key, digest, "job", owner)
+                if replayed is not None:
+                    return replayed[0], False
+            else:
+                raise self._unsettled(key)
+            job = JobRecord.from_row(row)
+            if job.state == JobState.PENDING:
+                self.assigner.queued.set()
+                logger.info("job queued", extra=job.log_fields)
+            else:
+                logger.info(
+                    "job queued and assigned at once (eager dispatch)", extra=job.log_fields
+                )
         return job, True
 
     async def _insert_job(
@@ -209,6 +213,10 @@ class Submission:
         self.assigner.queued.set()
         jobs = [JobRecord.from_row(r) for r in rows]
         logger.info("%d jobs queued in one call", len(jobs), extra={"count": len(jobs)})
+        if logger.isEnabledFor(logging.DEBUG):
+            # One line per job, so that each job's submission can be found by its id.
+            for job in jobs:
+                logger.debug("job queued in a batch", extra=job.log_fields)
         return jobs
 
     async def _insert_jobs(

@@ -3,7 +3,11 @@
 The agent decides (accept or refuse RunJob, what the end means on the wire); this
 module does the process side: the JobProcess built from RunJob and the settings, its
 lines into the attempt's buffer, the pause while that buffer is full, the start and the
-end handed back to the agent."""
+end handed back to the agent.
+
+Its log lines name no job in `extra=`: the agent starts the attempt inside the job's
+log context (hodei.log_context), which the attempt's task keeps, so they all get the
+job's id, attempt, worker and correlation id."""
 
 from __future__ import annotations
 
@@ -44,23 +48,23 @@ class Launcher:
         self.holds = holds
         self.on_end = on_end
 
-    def start(self, att: Attempt, run: workers_pb2.RunJob, worker_id: str) -> None:
+    def start(self, att: Attempt, run: workers_pb2.RunJob) -> None:
         """Spawn the attempt's process now and wait for its end in a task."""
         # The process object exists before the task runs, so a CancelJob or a
         # shutdown arriving right after RunJob finds it (and stops it before it starts).
-        att.process = self._make_process(att, run, worker_id)
+        att.process = self._make_process(att, run)
         # Started here rather than in the task: the spawn does not wait for the task to
         # be scheduled behind the stream's other work (about a millisecond under load).
         try:
-            early = att.process.start(self._started_callback(att, worker_id))
+            early = att.process.start(self._started_callback(att))
         except Exception as exc:  # a bug here must not take the stream down
-            logger.exception("job runner failed", extra=att.log_fields(worker_id))
+            logger.exception("job runner failed")
             early = RunResult(Outcome.FAILED, None, f"worker error: {exc}")
         att.task = asyncio.create_task(
-            self._wait(att, early, worker_id), name=f"job-{att.job_id}-{att.attempt}"
+            self._wait(att, early), name=f"job-{att.job_id}-{att.attempt}"
         )
 
-    def _make_process(self, att: Attempt, run: workers_pb2.RunJob, worker_id: str) -> JobProcess:
+    def _make_process(self, att: Attempt, run: workers_pb2.RunJob) -> JobProcess:
         drop_logs = self.settings.faults.drop_logs
         logs = att.logs
         wakeups = self.wakeups
@@ -98,30 +102,27 @@ class Launcher:
             on_lines=on_lines,
             kill_grace=self.settings.worker.kill_grace,
             max_line_bytes=self.settings.worker.max_line_bytes,
-            log_extra=att.log_fields(worker_id),
             is_full=lambda: logs.held_bytes > buffer_cap,
             room=room,
             guard=self.guard,
         )
 
-    async def _wait(self, att: Attempt, early: RunResult | None, worker_id: str) -> None:
+    async def _wait(self, att: Attempt, early: RunResult | None) -> None:
         assert att.process is not None
         try:
             result = early or await att.process.wait()
         except Exception as exc:  # a bug here must not take the worker down
-            logger.exception("job runner failed", extra=att.log_fields(worker_id))
+            logger.exception("job runner failed")
             result = RunResult(Outcome.FAILED, None, f"worker error: {exc}")
         att.running = False
         self.on_end(att, result)
 
-    def _started_callback(self, att: Attempt, worker_id: str) -> Callable[[int], None]:
+    def _started_callback(self, att: Attempt) -> Callable[[int], None]:
         def on_started(pid: int) -> None:
             att.pid = pid
             # At DEBUG: the one INFO line per job is written when it finishes (logging
             # was a tenth of the worker's CPU with two or three lines per job).
-            logger.debug(
-                "job started pid=%d: %s", pid, att.command, extra=att.log_fields(worker_id)
-            )
+            logger.debug("job started pid=%d: %s", pid, att.command)
             self.wakeups.send.set()
 
         return on_started
