@@ -19,6 +19,7 @@ from hodei.report.charts import (
     mermaid_xychart,
     throughput_chart,
 )
+from hodei.report.diagnose_report import build_diagnose_report
 from hodei.report.model import Chart, JobTimes, ScenarioRecord, Status
 from tests.unit.report.samples import e2e_run, seed_like_snapshot
 
@@ -154,3 +155,29 @@ def test_the_report_draws_the_burst_of_its_throughput_scenario(
     for block in blocks:
         values = parse_block(block)["values"]
         assert isinstance(values, list) and sum(values) == 40
+
+
+@pytest.mark.parametrize(
+    ("lang", "words"), [("en", "finished in the last 5 min"), ("es", "últimos 5 min")]
+)
+def test_the_doctor_charts_the_latency_of_recent_jobs(
+    times: list[JobTimes], lang: str, words: str
+) -> None:
+    report = build_diagnose_report(
+        checks=[],
+        snapshot=None,
+        database_url=None,
+        server_address=None,
+        job_times=times,
+        job_times_minutes=5,
+    )
+    assert [c.code for c in report.charts] == ["CHART_RECENT_LATENCY"]
+    text = render_markdown(report, lang)
+    (block,) = re.findall(r"```mermaid\n(xychart-beta\n.*?)\n```", text, re.S)
+    parsed = parse_block(block)
+    assert words in str(parsed["title"]) and "40 jobs" in str(parsed["title"])
+    assert "jobs table (created_at, finished_at)" in text or "tabla jobs (created_at" in text
+    no_jobs = build_diagnose_report(
+        checks=[], snapshot=None, database_url=None, server_address=None
+    )
+    assert no_jobs.charts == [] and "xychart-beta" not in render_markdown(no_jobs, lang)
