@@ -188,7 +188,11 @@ class Recovery:
             logger.warning(
                 "repaired: removed a stray queue row (job is %s, not PENDING)",
                 row["state"],
-                extra={"job_id": str(row["job_id"]), "repair": "stray_queue_row"},
+                extra={
+                    "job_id": str(row["job_id"]),
+                    "correlation_id": row["correlation_id"],
+                    "repair": "stray_queue_row",
+                },
             )
         if rows:
             self.registry.capacity_changed.set()  # the queue's head may have been a stray
