@@ -68,6 +68,7 @@ def world(e2e_context: E2EContext, request: pytest.FixtureRequest) -> Iterator[W
         ctx=e2e_context,
         metrics=rec.setdefault("metrics", {}),
         job_ids=rec.setdefault("job_ids", []),
+        job_times=rec.setdefault("job_times", []),
     )
     yield world
     world.close()

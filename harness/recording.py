@@ -155,4 +155,5 @@ def _finished(item: pytest.Item, rec: dict[str, Any]) -> ScenarioRecord:
         error=rec.get("error", ""),
         metrics={k: float(v) for k, v in rec.get("metrics", {}).items()},
         caused_by=rec.get("caused_by", ""),
+        job_times=list(rec.get("job_times", [])),
     )

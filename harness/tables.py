@@ -16,6 +16,8 @@ from typing import Any
 
 import psycopg
 
+from hodei.report.model import JobTimes
+
 _QUERIES = {
     "job_events": ("SELECT event_type FROM domain_events WHERE aggregate_id = %s ORDER BY id"),
     "job_outbox": (
@@ -33,6 +35,11 @@ _QUERIES = {
     "span_of": (
         "SELECT extract(epoch FROM max(finished_at) - min(created_at)) FROM jobs"
         " WHERE id = ANY(%s::uuid[])"
+    ),
+    "job_times": (
+        "SELECT extract(epoch FROM created_at), extract(epoch FROM started_at),"
+        " extract(epoch FROM finished_at) FROM jobs WHERE id = ANY(%s::uuid[])"
+        " ORDER BY created_at"
     ),
     "jobs_not_in": (
         "SELECT id::text, state, attempts, exit_code, coalesce(error, '') FROM jobs"
@@ -135,6 +142,17 @@ class Tables:
         """Seconds from the first job's creation to the last one's end."""
         value = self._rows("span_of", job_ids)[0][0]
         return float(value) if value is not None else 0.0
+
+    def job_times(self, job_ids: list[str]) -> list[JobTimes]:
+        """Each job's created, started and finished times (unix seconds), oldest first."""
+        return [
+            JobTimes(
+                created_at=float(r[0]),
+                started_at=None if r[1] is None else float(r[1]),
+                finished_at=None if r[2] is None else float(r[2]),
+            )
+            for r in self._rows("job_times", job_ids)
+        ]
 
     def jobs_not_in(self, job_ids: list[str], state: str) -> list[str]:
         """Up to 5 of those jobs that are not in `state`, described in one line each."""

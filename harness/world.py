@@ -23,6 +23,7 @@ import pytest
 from harness.expect import expect
 from harness.waits import Said, WaitTimeout, wait_for
 from hodei.diagnose.evidence import file_size, grpc_errors_in
+from hodei.report.model import JobTimes
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -71,6 +72,8 @@ class World:
     #: Ids of the jobs this scenario queued (the report draws the lifecycle timeline
     #: from their domain events).
     job_ids: list[str] = field(default_factory=list)
+    #: The burst's jobs' times from the jobs table (the report's charts).
+    job_times: list[JobTimes] = field(default_factory=list)
     job: JobView | None = None
     burst: list[str] = field(default_factory=list)
     burst_started: float = 0.0
@@ -461,6 +464,7 @@ class World:
         span = self.ctx.tables.span_of(self.burst)
         assert span > 0, "the burst took no measurable time"
         self.metrics["jobs_per_min"] = round(len(self.burst) / span * 60.0, 1)
+        self.job_times[:] = self.ctx.tables.job_times(self.burst)
 
     # -- chaos (a private platform: the shared one is never broken) ---------------
     def start_chaos_platform(self) -> None:

@@ -2,7 +2,8 @@
 
 Library modules only call `logging.getLogger(__name__)` and pass structured
 fields with `extra={"job_id": ..., "worker_id": ..., "attempt": ...,
-"correlation_id": ...}`; this module decides how they are printed.
+"correlation_id": ...}`, or log inside `hodei.log_context.job_context(...)`, whose
+fields the handler's filter adds; this module decides how they are printed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+from hodei.log_context import JobContextFilter
 
 #: Structured fields that are printed when a record carries them.
 STRUCTURED_FIELDS = (
@@ -73,6 +76,8 @@ def configure_logging(level: str = "INFO", fmt: str = "text", file: Path | None 
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    # Every record about a job gets its job_id and correlation_id, whoever logs it.
+    handler.addFilter(JobContextFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

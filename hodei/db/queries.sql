@@ -566,7 +566,7 @@ WITH stray AS (
     FROM gone g JOIN stray s USING (job_id)
     RETURNING *
 ), {{outbox_rows}}
-SELECT ev.aggregate_id AS job_id, ev.payload->>'state' AS state,
+SELECT ev.aggregate_id AS job_id, ev.payload->>'state' AS state, ev.correlation_id,
        (SELECT count(*) FROM ob) AS events
 FROM ev ORDER BY ev.id;
 

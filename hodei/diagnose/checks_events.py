@@ -3,6 +3,9 @@ relay, recent throughput."""
 
 from __future__ import annotations
 
+import contextlib
+
+from hodei.diagnose.probes import ProbeFailed
 from hodei.diagnose.readings import (
     activity,
     live_servers,
@@ -11,7 +14,10 @@ from hodei.diagnose.readings import (
 )
 from hodei.diagnose.registry import CheckContext, Outcome, check
 from hodei.durations import human_age
-from hodei.report.model import Status
+from hodei.report.model import JobTimes, Status
+
+#: The most finished jobs the report's latency chart is drawn from.
+CHART_JOBS = 10_000
 
 
 @check(
@@ -127,6 +133,7 @@ def throughput_recent(ctx: CheckContext) -> Outcome:
     per_min = [int(r["finished"]) for r in rows]
     rate = sum(per_min) / max(1, len(per_min))
     ctx.facts["throughput_per_min"] = per_min
+    ctx.facts["recent_job_times"] = recent_job_times(ctx, int(t.throughput_minutes))
     observed = f"{rate:.1f} jobs/min (per minute, oldest first: {per_min})"
     # Jobs queued for a moment say nothing of the rate (a burst just arrived): only a
     # wait longer than queue_age_warn_s makes a slow rate a finding.
@@ -146,3 +153,14 @@ def throughput_recent(ctx: CheckContext) -> Outcome:
             {"rate": f"{rate:.1f}", "pending": waiting},
         )
     return Outcome(Status.PASS, observed, threshold)
+
+
+def recent_job_times(ctx: CheckContext, minutes: int) -> list[JobTimes]:
+    """The jobs that finished in the last `minutes` (the report's latency chart); none
+    when the read fails: the chart is an extra, the check stands without it."""
+    with contextlib.suppress(ProbeFailed):
+        rows = probes(ctx).all(
+            "recent_job_times", {"minutes": max(1, minutes), "limit": CHART_JOBS}
+        )
+        return [JobTimes.model_validate(row) for row in rows]
+    return []

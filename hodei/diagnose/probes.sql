@@ -232,6 +232,17 @@ LEFT JOIN jobs j
 GROUP BY m.minute_ago
 ORDER BY m.minute_ago DESC;
 
+-- name: recent_job_times
+-- When the jobs that finished in the last N minutes were created and finished (unix
+-- seconds), newest first: the report's latency chart.
+SELECT extract(epoch FROM created_at)::float8 AS created_at,
+       extract(epoch FROM started_at)::float8 AS started_at,
+       extract(epoch FROM finished_at)::float8 AS finished_at
+FROM jobs
+WHERE finished_at >= clock_timestamp() - make_interval(mins => %(minutes)s)
+ORDER BY finished_at DESC
+LIMIT %(limit)s;
+
 -- name: job_events
 -- The lifecycle of the given aggregates, for the report's timeline.
 SELECT event_type, aggregate_type, aggregate_id::text AS aggregate_id, actor,

@@ -186,6 +186,8 @@ def diagnose(
         server_info=ctx.server_info,
         log_paths=log_paths,
         duration_s=elapsed,
+        job_times=ctx.facts.get("recent_job_times", []),
+        job_times_minutes=int(ctx.thresholds.throughput_minutes),
     )
     return DiagnoseResult(report, ctx.db_unreachable or ctx.server_unreachable, elapsed)
 

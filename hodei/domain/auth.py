@@ -41,7 +41,13 @@ _WORKERS = "hodei.api.v1.WorkerAgentService"
 _PLATFORM = "hodei.api.v1.PlatformService"
 
 #: Services anyone may call: how one sees whether a server is there at all.
-OPEN_SERVICES = frozenset({"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"})
+OPEN_SERVICES = frozenset(
+    {
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
+    }
+)
 
 _CLIENT = frozenset({Role.CLIENT, Role.ADMIN})
 _WORKER = frozenset({Role.WORKER, Role.ADMIN})

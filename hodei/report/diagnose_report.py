@@ -7,11 +7,14 @@ from typing import Any
 from hodei.durations import human_age, ms
 from hodei.redaction import redact
 from hodei.report import assembly
+from hodei.report.charts import latency_chart
 from hodei.report.checklist import diagnose_checklist
 from hodei.report.debug_commands import debug_commands
 from hodei.report.model import (
+    Chart,
     CheckResult,
     DatabaseSnapshot,
+    JobTimes,
     LogScan,
     Metric,
     Report,
@@ -145,6 +148,8 @@ def build_diagnose_report(
     server_info: dict[str, Any] | None = None,
     log_paths: list[str] | None = None,
     duration_s: float = 0.0,
+    job_times: list[JobTimes] | None = None,
+    job_times_minutes: int = 0,
 ) -> Report:
     checks = assembly.redacted_checks(checks)
     findings = findings_from_checks(checks)
@@ -180,5 +185,16 @@ def build_diagnose_report(
         ),
         debug_commands=debug_commands(database_url, server_address, log_paths),
         duration_s=round(duration_s, 3),
+        charts=recent_latency(job_times or [], job_times_minutes),
     )
     return assembly.finish(report, findings)
+
+
+def recent_latency(times: list[JobTimes], minutes: int) -> list[Chart]:
+    """The latency chart of the jobs that finished in the last `minutes`, if any did."""
+    chart = latency_chart(times)
+    if chart is None:
+        return []
+    chart.code = "CHART_RECENT_LATENCY"
+    chart.params["minutes"] = minutes
+    return [chart]

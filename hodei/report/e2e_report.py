@@ -7,6 +7,7 @@ from typing import Any
 
 from hodei.redaction import redact, redact_text
 from hodei.report import assembly
+from hodei.report.charts import burst_charts
 from hodei.report.checklist import e2e_checklist
 from hodei.report.debug_commands import commands_for, debug_commands
 from hodei.report.e2e_components import component_lines, timing_rows
@@ -155,5 +156,6 @@ def build_e2e_report(run: Any, *, checks: list[CheckResult] | None = None) -> Re
         action_commands={f.code: commands_for(f.code, db_url, server, log_paths) for f in findings},
         deployment_note=getattr(run, "deployment_note", None),
         run_id=str(getattr(run, "run_id", "") or ""),
+        charts=[chart for s in scenarios if s.job_times for chart in burst_charts(s.job_times)],
     )
     return assembly.finish(report, findings)

@@ -52,6 +52,14 @@ class StepRecord(_Model):
     error_phrase: Phrase | None = None
 
 
+class JobTimes(_Model):
+    """One job's times from the jobs table, in unix seconds: the charts' raw data."""
+
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
 class ScenarioRecord(_Model):
     name: str
     feature: str
@@ -66,6 +74,9 @@ class ScenarioRecord(_Model):
     # Problem N"): set by the harness when a wait gave up on a known root cause, and
     # by the report's rules when they attach the failure to a finding.
     caused_by: str = ""
+    # Additive: the times of the jobs a burst queued (created, started, finished), read
+    # from the jobs table when the burst ended; the report's charts are drawn from them.
+    job_times: list[JobTimes] = Field(default_factory=list)
 
 
 class CheckResult(_Model):
@@ -159,6 +170,17 @@ class Metric(_Model):
     observations_phrase: Phrase | None = None  # additive: `observations` per language
 
 
+class Chart(_Model):
+    """A bar chart, drawn as a Mermaid `xychart-beta` block (GitHub renders it). Its
+    words are catalogue phrases: `code` is the title, `<code>_X` and `<code>_Y` the
+    axes, all filled with `params`."""
+
+    code: str  # "CHART_THROUGHPUT" | "CHART_LATENCY"
+    params: dict[str, Any] = Field(default_factory=dict)
+    x_labels: list[str] = Field(default_factory=list)
+    values: list[float] = Field(default_factory=list)
+
+
 class TimelineEvent(_Model):
     occurred_at: str
     event_type: str
@@ -203,3 +225,5 @@ class Report(_Model):
     # (hodei.report.history.Comparison as a dict; empty for a first run).
     run_id: str = ""
     since_previous: dict[str, Any] = Field(default_factory=dict)
+    # Additive (e2e): charts of the burst (throughput over time, latency distribution).
+    charts: list[Chart] = Field(default_factory=list)

@@ -18,6 +18,7 @@ from hodei.report.catalogue import (
     say,
     severity_word,
 )
+from hodei.report.charts import mermaid_xychart
 from hodei.report.model import Finding, Report, Status, TimelineEvent
 
 ICON = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.SKIP: "⏭️"}
@@ -187,6 +188,7 @@ def render_markdown(report: Report, lang: str = "en") -> str:
         word=lambda s: STATE_WORD[lang][_status(s)],
         fill=fill,
         mermaid=mermaid_timeline(report.timeline),
+        charts=[mermaid_xychart(chart, lang) for chart in report.charts],
         Status=Status,
     )
     # Belt and braces: whatever a template printed, no password leaves this function.

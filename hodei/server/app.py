@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 import grpc
 import psycopg
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from hodei.api.v1 import (
     jobs_pb2,
@@ -43,6 +42,7 @@ from hodei.server.api.database_gate import DatabaseGate
 from hodei.server.api.decoding import DecodingGuard
 from hodei.server.api.jobs_api import JobExecutionServicer, LogStreamServicer
 from hodei.server.api.platform_api import PlatformServicer
+from hodei.server.api.reflection import enable_reflection
 from hodei.server.api.workers_api import WorkerAgentServicer
 from hodei.server.db_watch import DatabaseWatch
 from hodei.server.dispatcher import Dispatcher
@@ -228,9 +228,7 @@ class ServerApp:
         )
         platform_pb2_grpc.add_PlatformServiceServicer_to_server(PlatformServicer(services), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(
-            [*_SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-        )
+        enable_reflection([*_SERVICE_NAMES, health.SERVICE_NAME], server)
         try:
             if credentials is None:
                 self.port = server.add_insecure_port(settings.server.listen_address)

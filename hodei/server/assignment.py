@@ -15,6 +15,7 @@ from hodei.db.connector import Database
 from hodei.domain.events import EventType
 from hodei.domain.jobs import JobState
 from hodei.errors import FailedPrecondition
+from hodei.log_context import job_context
 from hodei.metrics import server_metrics
 from hodei.server.models import AttemptRef, JobRecord, RunCommand
 from hodei.server.secret_box import SecretBox
@@ -83,49 +84,51 @@ class RunPusher:
         """Returns how many RunJob commands were queued on open streams."""
         pushed = 0
         for job in assigned:
-            try:
-                # Decrypted here only, for the RunJob; never logged.
-                secret_env = self.box.open(job.sealed_secret_env)
-            except FailedPrecondition as err:
-                # No retry can do better: another attempt meets the same key.
-                logger.error("job cannot run: %s", err, extra=job.log_fields)
-                await self.transitions.force_final(job.id, JobState.FAILED, str(err), "dispatcher")
-                continue
-            # A child of the enqueue span stored with the job (whichever server queued
-            # it, however long ago); a job queued untraced gets none.
-            span = (
-                tracer.start_span(
-                    "dispatch",
-                    context=context_of(job.trace_context),
-                    kind=SpanKind.PRODUCER,
-                    attributes=job_attributes(
-                        job.id, job.correlation_id, job.attempts, job.worker_id
-                    ),
-                )
-                if self.tracing and job.trace_context
-                else None
-            )
-            command = RunCommand(
-                ref=AttemptRef(job.id, job.attempts),
-                command=job.command,
-                env=job.env,
-                working_dir=job.working_dir,
-                timeout_seconds=job.timeout_seconds or 0.0,
-                correlation_id=job.correlation_id,
-                secret_env=secret_env,
-                trace_context=traceparent(span),
-            )
-            sent = self.registry.send(job.worker_id, command)
-            if span is not None:
-                if not sent:
-                    span.set_status(StatusCode.ERROR, "worker stream gone before RunJob")
-                span.end()
-            if sent:
-                pushed += 1
-                logger.debug("RunJob sent", extra=job.log_fields)
-                continue
-            logger.warning("worker stream gone before RunJob; requeueing", extra=job.log_fields)
-            await self.transitions.requeue(
-                job.id, "worker stream closed before the job was sent", "dispatcher"
-            )
+            with job_context(**job.log_fields):
+                pushed += await self._push_one(job)
         return pushed
+
+    async def _push_one(self, job: JobRecord) -> int:
+        try:
+            # Decrypted here only, for the RunJob; never logged.
+            secret_env = self.box.open(job.sealed_secret_env)
+        except FailedPrecondition as err:
+            # No retry can do better: another attempt meets the same key.
+            logger.error("job cannot run: %s", err, extra=job.log_fields)
+            await self.transitions.force_final(job.id, JobState.FAILED, str(err), "dispatcher")
+            return 0
+        # A child of the enqueue span stored with the job (whichever server queued
+        # it, however long ago); a job queued untraced gets none.
+        span = (
+            tracer.start_span(
+                "dispatch",
+                context=context_of(job.trace_context),
+                kind=SpanKind.PRODUCER,
+                attributes=job_attributes(job.id, job.correlation_id, job.attempts, job.worker_id),
+            )
+            if self.tracing and job.trace_context
+            else None
+        )
+        command = RunCommand(
+            ref=AttemptRef(job.id, job.attempts),
+            command=job.command,
+            env=job.env,
+            working_dir=job.working_dir,
+            timeout_seconds=job.timeout_seconds or 0.0,
+            correlation_id=job.correlation_id,
+            secret_env=secret_env,
+            trace_context=traceparent(span),
+        )
+        sent = self.registry.send(job.worker_id, command)
+        if span is not None:
+            if not sent:
+                span.set_status(StatusCode.ERROR, "worker stream gone before RunJob")
+            span.end()
+        if sent:
+            logger.debug("RunJob sent", extra=job.log_fields)
+            return 1
+        logger.warning("worker stream gone before RunJob; requeueing", extra=job.log_fields)
+        await self.transitions.requeue(
+            job.id, "worker stream closed before the job was sent", "dispatcher"
+        )
+        return 0

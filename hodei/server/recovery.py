@@ -36,6 +36,7 @@ from hodei.domain.events import EventType
 from hodei.domain.jobs import JobState
 from hodei.domain.workers import SilenceWatch, WorkerState
 from hodei.errors import HodeiError
+from hodei.log_context import job_context
 from hodei.server.job_reads import JobReads
 from hodei.server.logs import LogBus
 from hodei.server.models import AttemptRef, CancelCommand
@@ -142,11 +143,12 @@ class Recovery:
         if not self.ack_watch.reached(time.monotonic()):
             expired = []
         for job_id in expired:
-            job = await self._guard(
-                self.transitions.requeue(
-                    job_id, "worker did not acknowledge the job in time", "recovery"
+            with job_context(job_id):
+                job = await self._guard(
+                    self.transitions.requeue(
+                        job_id, "worker did not acknowledge the job in time", "recovery"
+                    )
                 )
-            )
             if job is not None:
                 self.bus.job_changed(job.id)
                 self.registry.capacity_changed.set()
@@ -186,7 +188,11 @@ class Recovery:
             logger.warning(
                 "repaired: removed a stray queue row (job is %s, not PENDING)",
                 row["state"],
-                extra={"job_id": str(row["job_id"]), "repair": "stray_queue_row"},
+                extra={
+                    "job_id": str(row["job_id"]),
+                    "correlation_id": row["correlation_id"],
+                    "repair": "stray_queue_row",
+                },
             )
         if rows:
             self.registry.capacity_changed.set()  # the queue's head may have been a stray
@@ -201,6 +207,10 @@ class Recovery:
             self.ack_watch.interrupt()
 
     async def _force(self, job_id: uuid.UUID, state: JobState, reason: str) -> None:
+        with job_context(job_id):
+            await self._force_one(job_id, state, reason)
+
+    async def _force_one(self, job_id: uuid.UUID, state: JobState, reason: str) -> None:
         before = await self.job_reads.get_job(job_id)
         job = await self._guard(self.transitions.force_final(job_id, state, reason, "recovery"))
         if job is not None:

@@ -29,6 +29,7 @@ from hodei.db.connector import Database
 from hodei.domain.events import EventType, event_for_job_state
 from hodei.domain.jobs import ACTIVE_JOB_STATES, JobState, can_transition, check_transition
 from hodei.errors import HodeiError, NotFound, StaleAttempt
+from hodei.log_context import job_context
 from hodei.metrics import server_metrics
 from hodei.server.events import job_event, record
 from hodei.server.models import AttemptRef, JobRecord
@@ -175,6 +176,12 @@ class WorkerResults:
     async def ack(
         self, worker_id: uuid.UUID, ref: AttemptRef, accepted: bool, reason: str
     ) -> JobRecord:
+        with job_context(ref.job_id, attempt=ref.attempt, worker_id=worker_id):
+            return await self._ack(worker_id, ref, accepted, reason)
+
+    async def _ack(
+        self, worker_id: uuid.UUID, ref: AttemptRef, accepted: bool, reason: str
+    ) -> JobRecord:
         if not accepted:
             return await self.transitions.requeue(
                 ref.job_id,
@@ -212,15 +219,16 @@ class WorkerResults:
         applied = await applied_or_none(start_fenced(self.db, worker_id, refs))
         outcomes: list[StartOutcome] = []
         for ref in refs:
-            job = applied.get(ref)
-            if job is not None:
-                logger.debug("job started", extra=job.log_fields)
-                outcomes.append(job)
-                continue
-            try:
-                outcomes.append(await self._start_checked(worker_id, ref))
-            except HodeiError as err:
-                outcomes.append(err)
+            with job_context(ref.job_id, attempt=ref.attempt, worker_id=worker_id):
+                job = applied.get(ref)
+                if job is not None:
+                    logger.debug("job started", extra=job.log_fields)
+                    outcomes.append(job)
+                    continue
+                try:
+                    outcomes.append(await self._start_checked(worker_id, ref))
+                except HodeiError as err:
+                    outcomes.append(err)
         return outcomes
 
     async def _start_checked(self, worker_id: uuid.UUID, ref: AttemptRef) -> JobRecord:
@@ -281,16 +289,18 @@ class WorkerResults:
         applied = await applied_or_none(finish_fenced(self.db, worker_id, results))
         outcomes: list[FinishOutcome] = []
         for result in results:
-            job = applied.get(result.ref)
-            if job is not None:
-                server_metrics().finished(str(result.state), job.started_at, job.finished_at)
-                logger.info("job %s", str(result.state).lower(), extra=job.log_fields)
-                outcomes.append(job)
-                continue
-            try:
-                outcomes.append(await self._finish_checked(worker_id, result))
-            except HodeiError as err:
-                outcomes.append(err)
+            ref = result.ref
+            with job_context(ref.job_id, attempt=ref.attempt, worker_id=worker_id):
+                job = applied.get(ref)
+                if job is not None:
+                    server_metrics().finished(str(result.state), job.started_at, job.finished_at)
+                    logger.info("job %s", str(result.state).lower(), extra=job.log_fields)
+                    outcomes.append(job)
+                    continue
+                try:
+                    outcomes.append(await self._finish_checked(worker_id, result))
+                except HodeiError as err:
+                    outcomes.append(err)
         if self.tracing:
             for result, outcome in zip(results, outcomes, strict=True):
                 if isinstance(outcome, JobRecord) and result.trace_context:

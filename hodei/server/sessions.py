@@ -134,9 +134,9 @@ class WorkerProtocol:
         return cls(session, registry, results, workers, logs)
 
     def _reject(self, ref: AttemptRef | None, err: HodeiError) -> None:
-        fields = {"worker_id": str(self.worker_id)}
+        fields: dict[str, object] = {"worker_id": str(self.worker_id)}
         if ref is not None:
-            fields |= {"job_id": str(ref.job_id), "attempt": str(ref.attempt)}
+            fields |= {"job_id": str(ref.job_id), "attempt": ref.attempt}
         logger.warning("worker message rejected: %s", err, extra=fields)
         self.session.send(RejectedNotice(ref, err.code, str(err)))
 

@@ -30,6 +30,7 @@ from hodei.domain.events import EventType
 from hodei.domain.idempotency import SubmissionKind, request_hash, validate_key
 from hodei.domain.jobs import JobSpec, JobState, validate_spec
 from hodei.errors import AlreadyExists, FailedPrecondition, InvalidArgument, Unavailable
+from hodei.log_context import job_context
 from hodei.metrics import server_metrics
 from hodei.server.assignment import Assigner, RunPusher
 from hodei.server.events import Event, job_event
@@ -121,7 +122,10 @@ class Submission:
         correlation_id = created.correlation_id
         digest = request_hash("job", [valid]) if key else ""
         attributes = job_attributes(job_id, correlation_id) if self.tracing else None
-        with maybe_span(tracer, self.tracing, "enqueue", attributes=attributes) as span:
+        with (
+            job_context(job_id, correlation_id),
+            maybe_span(tracer, self.tracing, "enqueue", attributes=attributes) as span,
+        ):
             # The row keeps this span's context: the job's dispatch continues its trace.
             context = traceparent(span)
             for _ in range(_KEY_ROUNDS):
@@ -140,13 +144,15 @@ class Submission:
             job = JobRecord.from_row(row)
             if span is not None and job.worker_id is not None:  # eager dispatch
                 span.set_attributes({WORKER_ID: str(job.worker_id), ATTEMPT: job.attempts})
-        server_metrics().submitted()
-        if job.state == JobState.PENDING:
-            self.assigner.queued.set()
-            logger.info("job queued", extra=job.log_fields)
-        else:
-            server_metrics().assigned([(job.created_at, job.assigned_at)])
-            logger.info("job queued and assigned at once (eager dispatch)", extra=job.log_fields)
+            server_metrics().submitted()
+            if job.state == JobState.PENDING:
+                self.assigner.queued.set()
+                logger.info("job queued", extra=job.log_fields)
+            else:
+                server_metrics().assigned([(job.created_at, job.assigned_at)])
+                logger.info(
+                    "job queued and assigned at once (eager dispatch)", extra=job.log_fields
+                )
         return job, True
 
     async def _insert_job(
@@ -232,6 +238,10 @@ class Submission:
         jobs = [JobRecord.from_row(r) for r in rows]
         server_metrics().submitted(len(jobs))
         logger.info("%d jobs queued in one call", len(jobs), extra={"count": len(jobs)})
+        if logger.isEnabledFor(logging.DEBUG):
+            # One line per job, so that each job's submission can be found by its id.
+            for job in jobs:
+                logger.debug("job queued in a batch", extra=job.log_fields)
         return jobs
 
     async def _insert_jobs(

@@ -29,6 +29,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from hodei import __version__ as hodei_version
 from hodei.api.v1 import workers_pb2
 from hodei.errors import HodeiError
+from hodei.log_context import job_context
 from hodei.metrics import WorkerMetrics
 from hodei.redaction import SecretMask
 from hodei.settings import Settings
@@ -241,6 +242,15 @@ class WorkerAgent:
     def _on_run(self, run: workers_pb2.RunJob) -> None:
         key = (run.ref.job_id, run.ref.attempt)
         fields = self._fields(*key, run.correlation_id)
+        # The attempt's task is created inside: it keeps this context, so every line
+        # logged while the job runs names it (hodei.log_context).
+        with job_context(**fields):
+            self._on_run_in_context(run, key, fields)
+
+    def _on_run_in_context(
+        self, run: workers_pb2.RunJob, key: Key, fields: dict[str, object]
+    ) -> None:
+        logger.debug("RunJob received")  # the job context names it
         if key in self._attempts:
             logger.info("repeated RunJob for an attempt already held", extra=fields)
             self._attempts[key].ack_sent = False  # ack it again
@@ -326,10 +336,12 @@ class WorkerAgent:
     def _on_cancel(self, cancel: workers_pb2.CancelJob) -> None:
         key = (cancel.ref.job_id, cancel.ref.attempt)
         att = self._attempts.get(key)
-        fields = self._fields(*key)
         if att is None:
-            logger.warning("CancelJob for an attempt this worker does not hold", extra=fields)
+            logger.warning(
+                "CancelJob for an attempt this worker does not hold", extra=self._fields(*key)
+            )
             return
+        fields = att.log_fields(self.worker_id)
         if not att.running or att.process is None:
             return  # finished already; its result tells the server
         logger.info("cancelling job (force=%s): %s", cancel.force, cancel.reason, extra=fields)

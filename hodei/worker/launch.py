@@ -3,7 +3,11 @@
 The agent decides (accept or refuse RunJob, what the end means on the wire); this
 module does the process side: the JobProcess built from RunJob and the settings, its
 lines into the attempt's buffer, the pause while that buffer is full, the start and the
-end handed back to the agent."""
+end handed back to the agent.
+
+Its log lines name no job in `extra=`: the agent starts the attempt inside the job's
+log context (hodei.log_context), which the attempt's task keeps, so they all get the
+job's id, attempt, worker and correlation id."""
 
 from __future__ import annotations
 
@@ -66,13 +70,13 @@ class Launcher:
                 attributes=job_attributes(att.job_id, att.correlation_id, att.attempt, worker_id),
             )
         )
-        att.process = self._make_process(att, run, worker_id)
+        att.process = self._make_process(att, run)
         # Started here rather than in the task: the spawn does not wait for the task to
         # be scheduled behind the stream's other work (about a millisecond under load).
         try:
-            early = att.process.start(self._started_callback(att, worker_id, received))
+            early = att.process.start(self._started_callback(att, received))
         except Exception as exc:  # a bug here must not take the stream down
-            logger.exception("job runner failed", extra=att.log_fields(worker_id))
+            logger.exception("job runner failed")
             early = RunResult(Outcome.FAILED, None, f"worker error: {exc}")
         if spawn is not None:
             if att.pid is not None:
@@ -81,10 +85,10 @@ class Launcher:
                 spawn.set_status(StatusCode.ERROR, early.error or str(early.outcome))
             spawn.end()
         att.task = asyncio.create_task(
-            self._wait(att, early, worker_id), name=f"job-{att.job_id}-{att.attempt}"
+            self._wait(att, early), name=f"job-{att.job_id}-{att.attempt}"
         )
 
-    def _make_process(self, att: Attempt, run: workers_pb2.RunJob, worker_id: str) -> JobProcess:
+    def _make_process(self, att: Attempt, run: workers_pb2.RunJob) -> JobProcess:
         drop_logs = self.settings.faults.drop_logs
         logs = att.logs
         wakeups = self.wakeups
@@ -126,25 +130,22 @@ class Launcher:
             on_lines=on_lines,
             kill_grace=self.settings.worker.kill_grace,
             max_line_bytes=self.settings.worker.max_line_bytes,
-            log_extra=att.log_fields(worker_id),
             is_full=lambda: logs.held_bytes > buffer_cap,
             room=room,
             guard=self.guard,
         )
 
-    async def _wait(self, att: Attempt, early: RunResult | None, worker_id: str) -> None:
+    async def _wait(self, att: Attempt, early: RunResult | None) -> None:
         assert att.process is not None
         try:
             result = early or await att.process.wait()
         except Exception as exc:  # a bug here must not take the worker down
-            logger.exception("job runner failed", extra=att.log_fields(worker_id))
+            logger.exception("job runner failed")
             result = RunResult(Outcome.FAILED, None, f"worker error: {exc}")
         att.running = False
         self.on_end(att, result)
 
-    def _started_callback(
-        self, att: Attempt, worker_id: str, received: float
-    ) -> Callable[[int], None]:
+    def _started_callback(self, att: Attempt, received: float) -> Callable[[int], None]:
         spawn_seconds = self.metrics.spawn_seconds
 
         def on_started(pid: int) -> None:
@@ -152,9 +153,7 @@ class Launcher:
             att.pid = pid
             # At DEBUG: the one INFO line per job is written when it finishes (logging
             # was a tenth of the worker's CPU with two or three lines per job).
-            logger.debug(
-                "job started pid=%d: %s", pid, att.command, extra=att.log_fields(worker_id)
-            )
+            logger.debug("job started pid=%d: %s", pid, att.command)
             self.wakeups.send.set()
 
         return on_started

@@ -68,7 +68,6 @@ class JobProcess:
         on_lines: LineSink,
         kill_grace: float = 5.0,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        log_extra: Mapping[str, object] | None = None,
         is_full: Callable[[], bool] | None = None,
         room: Callable[[], Awaitable[None]] | None = None,
         guard: JobGuard | None = None,
@@ -84,7 +83,6 @@ class JobProcess:
         self._on_lines = on_lines
         self._kill_grace = kill_grace
         self._max_line_bytes = max_line_bytes
-        self._extra = dict(log_extra or {})
         self._is_full = is_full
         self._room = room
         #: Told of the process group while the job runs (hodei.worker.guard).
@@ -174,7 +172,8 @@ class JobProcess:
                 else:
                     outcome = Outcome.TIMED_OUT
                     error = f"timed out after {self._timeout:g} s"
-                    logger.info("job timed out, killing its process group", extra=self._extra)
+                    # Its job_id and correlation_id come from the attempt task's job context.
+                    logger.info("job timed out, killing its process group")
                 await self._terminate(exited)
             returncode = await exited
             if not all(pipe.done.done() for pipe in pipes):
@@ -220,9 +219,7 @@ class JobProcess:
         ends = {pipe.done for pipe in pipes}
         _, pending = await asyncio.wait(ends, timeout=DRAIN_GRACE)
         if pending:
-            logger.info(
-                "job left processes holding its output open; killing its group", extra=self._extra
-            )
+            logger.info("job left processes holding its output open; killing its group")
             self._signal_group(signal.SIGKILL)
             await asyncio.wait(pending, timeout=DRAIN_GRACE)
 

@@ -9,8 +9,10 @@ from typing import Any
 
 import grpc
 
+from hodei.server.api import reflection
+
 #: Services that answer without the database.
-_OPEN = frozenset({"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"})
+_OPEN = frozenset({"grpc.health.v1.Health", *reflection.SERVICE_NAMES})
 MESSAGE = "the server cannot reach its database; retry later"
 
 

@@ -7,6 +7,7 @@ traceback here and answered INTERNAL without leaking it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,6 +17,7 @@ import grpc
 
 from hodei.db.connector import DATABASE_DOWN
 from hodei.errors import HodeiError
+from hodei.log_context import job_context
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +50,16 @@ def unary(
 ) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[T]]:
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
-        try:
-            return await fn(self, request, context)
-        except (asyncio.CancelledError, grpc.aio.AbortError):
-            raise
-        except Exception as exc:
-            await abort_for(exc, context, fn.__name__)
+        # A call about one job (GetJob, CancelJob...): its lines, a failure's too, name it.
+        job_id = getattr(request, "job_id", "")
+        scope = job_context(job_id) if job_id else contextlib.nullcontext()
+        with scope:
+            try:
+                return await fn(self, request, context)
+            except (asyncio.CancelledError, grpc.aio.AbortError):
+                raise
+            except Exception as exc:
+                await abort_for(exc, context, fn.__name__)
 
     return wrapper
 

@@ -56,6 +56,7 @@ def test_an_unknown_method_is_admin_only_and_health_is_open() -> None:
     assert allowed_roles("/hodei.api.v1.NewService/Do") == {Role.ADMIN}
     assert is_open("/grpc.health.v1.Health/Check")
     assert is_open("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+    assert is_open("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
     assert not is_open("/hodei.api.v1.PlatformService/GetServerInfo")
 
 
