@@ -85,8 +85,10 @@ async def connect(
             servers=settings.servers,
             connect_timeout=max(1, round(wait)),
             allow_reconnect=reconnect,
-            max_reconnect_attempts=3 if reconnect else 0,
-            reconnect_time_wait=0.5,
+            # > 0 in both cases: nats-py drops a server from its pool only past a positive
+            # limit; with 0 (or -1) even the first connect never gives up.
+            max_reconnect_attempts=3 if reconnect else 1,
+            reconnect_time_wait=0.5 if reconnect else 0.2,
             error_cb=_quiet_error,
             name="hodei",
         )
