@@ -107,6 +107,8 @@ class Platform:
     server_args: list[str] = field(default_factory=list)
     #: HODEI_* settings for the server process only (to compare settings A/B).
     server_env: dict[str, str] = field(default_factory=dict)
+    #: HODEI_* settings for the worker processes.
+    worker_env: dict[str, str] = field(default_factory=dict)
     address: str = ""
     #: The client's token (admin); the workers get a worker token. Made in the database
     #: before the server starts, as `hodei token create` does.
@@ -162,7 +164,7 @@ class Platform:
                         name=f"bench-{index + 1}",
                         log_file=self.workdir / f"worker-{index + 1}.log",
                     ),
-                    env={**env, "HODEI_TOKEN": worker_token},
+                    env={**env, **self.worker_env, "HODEI_TOKEN": worker_token},
                     stdout=subprocess.DEVNULL,
                     stderr=self._log(f"worker-{index + 1}.err"),
                 )
