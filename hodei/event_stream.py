@@ -58,6 +58,17 @@ def subject_for(prefix: str, topic: str) -> str:
     return f"{prefix}.{aggregate}.{_CAMEL.sub('_', name).lower()}"
 
 
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: `*` is one token, a final `>` one or more."""
+    want, got = pattern.split("."), subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">":
+            return len(got) > i
+        if i >= len(got) or (token != "*" and token != got[i]):
+            return False
+    return len(got) == len(want)
+
+
 def stream_config(settings: BrokerSettings) -> StreamConfig:
     return StreamConfig(
         name=settings.stream,

@@ -59,9 +59,9 @@ async def _tail(
     broker: Any, subjects: list[str], as_json: bool, from_start: bool, count: int | None
 ) -> int:
     import nats.js.errors
-    from nats.js.api import ConsumerConfig, DeliverPolicy
+    from nats.js.api import DeliverPolicy
 
-    from hodei.event_stream import connect
+    from hodei.event_stream import connect, subject_matches
 
     nc = await connect(broker)
     try:
@@ -74,16 +74,18 @@ async def _tail(
                 "yet (is the server's HODEI_OUTBOX_TRANSPORT=nats?)"
             ) from None
         policy = DeliverPolicy.ALL if from_start else DeliverPolicy.NEW
-        config = ConsumerConfig(filter_subjects=subjects) if len(subjects) > 1 else None
+        # Several subjects: the whole stream, filtered here (a consumer's
+        # filter_subjects needs nats-server 2.10; Debian 12 ships 2.9).
         sub = await js.subscribe(
-            subjects[0] if len(subjects) == 1 else ">",
+            subjects[0] if len(subjects) == 1 else f"{broker.subject_prefix}.>",
             stream=broker.stream,
             ordered_consumer=True,
             deliver_policy=policy,
-            config=config,
         )
         seen = 0
         async for msg in sub.messages:
+            if len(subjects) > 1 and not any(subject_matches(p, msg.subject) for p in subjects):
+                continue
             print(_render(msg, as_json), flush=True)
             seen += 1
             if count is not None and seen >= count:

@@ -7,7 +7,7 @@ import pytest
 
 from hodei.domain.events import AggregateType, EventType
 from hodei.errors import ConfigError
-from hodei.event_stream import stream_config, subject_for
+from hodei.event_stream import stream_config, subject_for, subject_matches
 from hodei.settings import load_settings
 
 
@@ -52,3 +52,19 @@ def test_notify_is_the_default_and_nats_needs_a_url() -> None:
         broker={"transport": "nats", "nats_url": "nats://a:1, nats://b:2"}
     ).broker
     assert broker.servers == ["nats://a:1", "nats://b:2"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "subject", "matches"),
+    [
+        ("hodei.events.job.>", "hodei.events.job.succeeded", True),
+        ("hodei.events.job.>", "hodei.events.job", False),
+        ("hodei.events.*.ready", "hodei.events.worker.ready", True),
+        ("hodei.events.*.ready", "hodei.events.worker.ready.x", False),
+        ("hodei.events.dead", "hodei.events.dead", True),
+        ("hodei.events.dead", "hodei.events.job.created", False),
+        (">", "a", True),
+    ],
+)
+def test_subjects_match_as_nats_matches_them(pattern: str, subject: str, matches: bool) -> None:
+    assert subject_matches(pattern, subject) is matches

@@ -70,7 +70,7 @@ async def test_tail_prints_one_line_per_event(
         assert f"  {subject}  event={row['event_id']}  job=" in line, line
         assert line.endswith(f"  {kind}"), line
 
-    # --json, and --subject keeps only what it names.
+    # --json, and --subject (twice: filtered by the CLI) keeps only what it names.
     result = await hodei(
         "events",
         "tail",
@@ -80,6 +80,8 @@ async def test_tail_prints_one_line_per_event(
         "1",
         "--subject",
         f"{prefix}.job.cancelled",
+        "--subject",
+        f"{prefix}.worker.>",
         *_flags(shared_nats),
     )
     assert result.returncode == 0, str(result)
