@@ -37,7 +37,7 @@ class BrokerSettings(_Group):
     subject_prefix: str = setting(
         "hodei.events",
         "HODEI_NATS_SUBJECT_PREFIX",
-        "subjects are PREFIX.<aggregate>.<event> (PREFIX.job.succeeded); PREFIX.dead: dead letters",
+        "subjects: PREFIX.job.succeeded, PREFIX.worker.ready...; PREFIX.dead: dead letters",
         flag="--nats-subject-prefix",
         pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
     )
