@@ -204,7 +204,9 @@ async def stubs_for() -> AsyncIterator[Callable[[str], Any]]:
 @pytest.fixture
 async def shared_nats() -> AsyncIterator[dict[str, Any]]:
     """`broker` settings on the machine's shared NATS with a stream and subject prefix
-    of this test's own (deleted at teardown); skips when there is none."""
+    of this test's own (deleted at teardown); skips when there is none. Name it before
+    `start_server` in a test's arguments: set up first, it is torn down after the
+    servers stopped (a relay still running would create the stream again)."""
     from tests.integration.nats_events import delete_stream, require_shared, unique_broker
 
     broker = unique_broker(require_shared())

@@ -53,10 +53,10 @@ async def _two_jobs_one_cancelled(
 
 
 async def test_tail_prints_one_line_per_event(
+    shared_nats: dict[str, Any],
     start_server: StartServer,
     stubs_for: Callable[[str], Stubs],
     db_url: str,
-    shared_nats: dict[str, Any],
 ) -> None:
     _, rows = await _two_jobs_one_cancelled(start_server, stubs_for, db_url, shared_nats)
     prefix = shared_nats["subject_prefix"]
@@ -92,10 +92,10 @@ async def test_tail_prints_one_line_per_event(
 
 
 async def test_tail_follows_new_events(
+    shared_nats: dict[str, Any],
     start_server: StartServer,
     stubs_for: Callable[[str], Stubs],
     db_url: str,
-    shared_nats: dict[str, Any],
 ) -> None:
     stubs, rows = await _two_jobs_one_cancelled(start_server, stubs_for, db_url, shared_nats)
     argv = ["events", "tail", "--count", "1", *_flags(shared_nats)]

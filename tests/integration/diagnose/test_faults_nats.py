@@ -33,11 +33,11 @@ async def _published_jobs(app: Any, db_url: str, token: str, n: int, *, wait: bo
 
 
 async def test_nats_unreachable_is_named_with_the_backlog_it_causes(
+    own_nats: NatsServer,
     db_url: str,
     start_server: Any,
     run_diagnose: Any,
     diag_tokens: dict[str, str],
-    own_nats: NatsServer,
 ) -> None:
     broker = unique_broker(own_nats.url)
     app = await start_server(dispatcher={"enabled": False}, broker=broker)
@@ -60,11 +60,11 @@ async def test_nats_unreachable_is_named_with_the_backlog_it_causes(
 
 
 async def test_a_consumer_that_reads_nothing_is_named_with_its_lag(
+    shared_nats: dict[str, Any],
     db_url: str,
     start_server: Any,
     run_diagnose: Any,
     diag_tokens: dict[str, str],
-    shared_nats: dict[str, Any],
 ) -> None:
     app = await start_server(dispatcher={"enabled": False}, broker=shared_nats)
     await _published_jobs(app, db_url, diag_tokens["admin"], 1)  # the stream exists now
@@ -100,11 +100,11 @@ async def test_a_consumer_that_reads_nothing_is_named_with_its_lag(
 
 
 async def test_a_missing_stream_and_dead_letters_are_named(
+    shared_nats: dict[str, Any],
     db_url: str,
     start_server: Any,
     run_diagnose: Any,
     diag_tokens: dict[str, str],
-    shared_nats: dict[str, Any],
 ) -> None:
     app = await start_server(dispatcher={"enabled": False}, broker=shared_nats)
     await _published_jobs(app, db_url, diag_tokens["admin"], 2)

@@ -48,10 +48,10 @@ def _assert_once_each_in_order(rows: list[dict[str, Any]], messages: list[Any]) 
 
 
 async def test_events_arrive_in_order_once_per_event_id(
+    shared_nats: dict[str, Any],
     start_server: StartServer,
     stubs_for: Callable[[str], Stubs],
     db_url: str,
-    shared_nats: dict[str, Any],
 ) -> None:
     app = await start_server(dispatcher={"enabled": False}, broker=shared_nats)
     stubs = stubs_for(app.address)
@@ -81,10 +81,10 @@ async def test_events_arrive_in_order_once_per_event_id(
 
 
 async def test_a_nats_outage_backs_the_outbox_up_then_it_drains(
+    own_nats: NatsServer,
     start_server: StartServer,
     stubs_for: Callable[[str], Stubs],
     db_url: str,
-    own_nats: NatsServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     broker = unique_broker(own_nats.url)
@@ -116,10 +116,10 @@ async def test_a_nats_outage_backs_the_outbox_up_then_it_drains(
 
 
 async def test_a_row_jetstream_keeps_refusing_goes_to_the_dead_letter_subject(
+    shared_nats: dict[str, Any],
     start_server: StartServer,
     stubs_for: Callable[[str], Stubs],
     db_url: str,
-    shared_nats: dict[str, Any],
 ) -> None:
     # The stream exists with a 2 KiB message limit; the relay keeps it (it only
     # brings subjects and duplicate window to its settings).
@@ -170,10 +170,10 @@ async def test_a_row_jetstream_keeps_refusing_goes_to_the_dead_letter_subject(
 
 
 async def test_the_relay_waits_for_nats_that_is_not_there_at_start(
+    own_nats: NatsServer,
     start_server: StartServer,
     stubs_for: Callable[[str], Stubs],
     db_url: str,
-    own_nats: NatsServer,
 ) -> None:
     own_nats.kill()
     broker = unique_broker(own_nats.url)
