@@ -112,6 +112,8 @@ class Platform:
     metrics: bool = True
     #: The /metrics ports of the server and the workers (empty with metrics off).
     metrics_ports: list[int] = field(default_factory=list)
+    #: HODEI_* settings for the worker processes.
+    worker_env: dict[str, str] = field(default_factory=dict)
     address: str = ""
     #: The client's token (admin); the workers get a worker token. Made in the database
     #: before the server starts, as `hodei token create` does.
@@ -175,6 +177,7 @@ class Platform:
                     ),
                     env={
                         **env,
+                        **self.worker_env,
                         "HODEI_TOKEN": worker_token,
                         **(
                             {"HODEI_WORKER_METRICS_PORT": str(self.metrics_ports[1 + index])}

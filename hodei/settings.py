@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from hodei.broker_settings import BrokerSettings
 from hodei.errors import ConfigError
 from hodei.setting_groups import (  # noqa: F401  (re-exported: import settings from here)
     ENV_PREFIX,
@@ -77,6 +78,7 @@ class Settings(BaseSettings):
     tls: TlsSettings = TlsSettings()
     metrics: MetricsSettings = MetricsSettings()
     tracing: TracingSettings = TracingSettings()
+    broker: BrokerSettings = BrokerSettings()
     faults: FaultSettings = FaultSettings()
 
     @classmethod

@@ -41,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hodei.cli import jobs, platform, tokens, up
+    from hodei.cli import events, jobs, platform, tokens, up
     from hodei.flags import add_setting_flags
 
     # Options accepted before or after the subcommand; SUPPRESS keeps a later
@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     platform.add_parsers(sub, common)
     jobs.add_parsers(sub, common)
     tokens.add_parsers(sub, common)
+    events.add_parsers(sub, common)
     _add_plugin_commands(sub)
     return parser
 

@@ -672,6 +672,44 @@ WITH batch AS (
 SELECT (SELECT count(*) FROM marked) AS published, (SELECT n FROM sent) AS notified,
        set_config('synchronous_commit', 'off', true) AS synchronous_commit;
 
+-- name: claim_outbox
+-- The nats transport's round (hodei.server.outbox_nats), in one transaction: claim the
+-- oldest unpublished rows (SKIP LOCKED: another relay's rows are left to it) and hold
+-- them while JetStream acknowledges each; only the acknowledged are then marked
+-- (mark_outbox_published), in the same transaction. A relay killed between the ack and
+-- the commit leaves them unpublished: published again, the stream drops the copies
+-- (the message id is the event id). The body is the NOTIFY path's, never truncated.
+SELECT id, event_id, topic, aggregate_id, publish_attempts,
+       payload ->> 'event_type' AS event_type,
+       json_build_object('outbox_id', id, 'topic', topic, 'event', payload)::text AS body
+FROM outbox_events
+WHERE published_at IS NULL ORDER BY id LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: mark_outbox_published
+UPDATE outbox_events SET published_at = clock_timestamp(),
+       publish_attempts = publish_attempts + 1, last_error = NULL
+WHERE id = ANY(%(ids)s::bigint[]);
+
+-- name: mark_outbox_refused
+-- Rows JetStream refused (too large, rejected): counted, with the reason; each is
+-- tried again until broker.max_attempts, then dead-lettered (mark_outbox_dead).
+UPDATE outbox_events o SET publish_attempts = o.publish_attempts + 1, last_error = r.error
+FROM unnest(%(ids)s::bigint[], %(errors)s::text[]) AS r(id, error)
+WHERE o.id = r.id;
+
+-- name: mark_outbox_dead
+-- Rows published to the dead-letter subject instead: out of the backlog (published_at)
+-- and marked (dead_at) for hodei-diagnose.
+UPDATE outbox_events o SET published_at = clock_timestamp(), dead_at = clock_timestamp(),
+       publish_attempts = o.publish_attempts + 1, last_error = r.error
+FROM unnest(%(ids)s::bigint[], %(errors)s::text[]) AS r(id, error)
+WHERE o.id = r.id;
+
+-- name: record_outbox_publish
+-- The nats transport's outbox_last_publish_at (the NOTIFY path writes it in publish_outbox).
+UPDATE server_status SET outbox_last_publish_at = now() WHERE server_id = %(server_id)s;
+
 -- fragment: unpublished_events_of_x
 -- Retention (hodei.db.retention): deleting an event deletes its outbox rows (ON DELETE
 -- CASCADE), so a job or worker with an unpublished outbox row is kept until it is published.

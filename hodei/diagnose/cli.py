@@ -93,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="a server's or worker's Prometheus endpoint, e.g. http://127.0.0.1:9464/metrics "
         "(repeatable, comma-separated): read as one more source of evidence",
     )
+    # The events on NATS: the same flags and HODEI_NATS_* variables as the server.
+    add_setting_flags(p, "broker.nats_url", "broker.stream")
+    p.add_argument(
+        "--nats-consumer",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a durable consumer of the events stream whose lag to check "
+        "(repeatable, comma-separated)",
+    )
     p.add_argument(
         "--only",
         action="append",
@@ -231,6 +241,8 @@ def run(argv: list[str] | None = None) -> int:
             server_logs=args.server_log,
             worker_logs=args.worker_log,
             metrics_urls=_metrics_urls(_csv(args.metrics_url)),
+            nats=settings.broker if settings.broker.nats_url else None,
+            nats_consumers=_csv(args.nats_consumer),
             only=_csv(args.only),
             token=args.token or cli_token(settings),
             skip=_csv(args.skip),

@@ -507,3 +507,12 @@ WHERE a.datname = current_database()
 GROUP BY a.pid, a.application_name, a.usename, a.state, a.xact_start, a.state_change, a.query
 ORDER BY a.xact_start
 LIMIT %(limit)s;
+
+-- name: outbox_dead_letters
+-- The newest outbox rows the relay dead-lettered (migration 0011).
+SELECT id, event_id, topic, publish_attempts, last_error,
+       extract(epoch FROM clock_timestamp() - dead_at)::float8 AS dead_age_s
+FROM outbox_events WHERE dead_at IS NOT NULL ORDER BY dead_at DESC, id DESC LIMIT %(limit)s;
+
+-- name: outbox_dead_letter_count
+SELECT count(*) AS n FROM outbox_events WHERE dead_at IS NOT NULL;

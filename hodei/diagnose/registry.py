@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from hodei.broker_settings import BrokerSettings
 from hodei.diagnose.failures import outcome_for
 from hodei.diagnose.outcome import Outcome, skip
 from hodei.diagnose.probes import ProbeSession
@@ -59,6 +60,8 @@ class Thresholds:
     pool_confirm_s: float = 1.0  # a pool queue seen twice this far apart is starved
     reconnects_min: int = 3  # fewer worker reconnects than this are never a pattern
     reconnects_per_hour: float = 6.0  # more per hour of uptime: the stream keeps breaking
+    nats_timeout_s: float = 2.0  # NATS (--nats-url) answers within this
+    nats_consumer_lag: int = 1000  # more messages pending for a --nats-consumer: behind
 
     @classmethod
     def names(cls) -> list[str]:
@@ -102,6 +105,10 @@ class CheckContext:
     worker_logs: list[Path] = field(default_factory=list)
     #: Prometheus endpoints of servers and workers (--metrics-url).
     metrics_urls: list[str] = field(default_factory=list)
+    #: The NATS of the events (--nats-url, --nats-stream); None: not configured.
+    nats: BrokerSettings | None = None
+    #: Durable consumers whose lag is checked (--nats-consumer).
+    nats_consumers: list[str] = field(default_factory=list)
     session: ProbeSession | None = None
     db_error: str = ""
     #: How connecting failed (hodei.diagnose.probes.connect_failure_code).
@@ -124,7 +131,7 @@ class Check:
     component: str
     title: str
     fn: CheckFn
-    needs: str  # "database" | "server" | "canary" | "logs" | "metrics" | ""
+    needs: str  # "database" | "server" | "canary" | "logs" | "metrics" | "nats" | ""
     describe: str  # what it checks and against which thresholds (for --list-checks, docs)
 
 
@@ -150,6 +157,8 @@ def run_check(chk: Check, ctx: CheckContext, debug_commands: list[str]) -> Check
         outcome = skip("server unreachable" if ctx.server_unreachable else "no --server")
     elif chk.needs == "metrics" and not ctx.metrics_urls:
         outcome = skip("no --metrics-url")
+    elif chk.needs == "nats" and ctx.nats is None:
+        outcome = skip("no --nats-url")
     else:
         try:
             outcome = chk.fn(ctx)

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import psycopg
 
+from hodei.broker_settings import BrokerSettings
 from hodei.diagnose import (  # noqa: F401  (importing a module registers its checks)
     checks_attempts,
     checks_database,
     checks_events,
     checks_jobs,
     checks_metrics,
+    checks_nats,
     checks_server,
     checks_sessions,
     checks_time,
@@ -68,6 +70,10 @@ ORDER = [
     "events.flow",
     "outbox.flow",
     "outbox.backlog",
+    "nats.reachable",
+    "nats.stream",
+    "nats.consumer_lag",
+    "nats.dead_letters",
     "throughput.recent",
     "canary.lifecycle",
     "canary.logs",
@@ -124,6 +130,8 @@ def diagnose(
     server_logs: list[Path] | None = None,
     worker_logs: list[Path] | None = None,
     metrics_urls: list[str] | None = None,
+    nats: BrokerSettings | None = None,
+    nats_consumers: list[str] | None = None,
     only: list[str] | None = None,
     skip: list[str] | None = None,
     token: str = "",
@@ -142,6 +150,8 @@ def diagnose(
         server_logs=server_logs or [],
         worker_logs=worker_logs or [],
         metrics_urls=metrics_urls or [],
+        nats=nats,
+        nats_consumers=nats_consumers or [],
     )
     if server_address is None and server_fallback:
         ctx.facts["server_fallback"] = server_fallback

@@ -20,6 +20,8 @@ SERVER_OPTIONS = (
     "database.data_dir",
     "dispatcher.enabled",
     "server.outbox_relay_enabled",
+    "broker.transport",
+    "broker.nats_url",
     "auth.mode",
     "logging.level",
     "logging.format",

@@ -1,9 +1,13 @@
-"""The outbox relay: publishes outbox rows, in id order, as NOTIFY on
-settings.outbox_channel and marks them published_at.
+"""The outbox relay: publishes outbox rows, in id order, and marks them published_at.
 
 Wakes on the NOTIFY that every event-writing transaction sends on an internal
 channel, with a polling backstop. Several servers may run it: rows are claimed
 with SKIP LOCKED.
+
+Where the rows go is the transport's business (broker.transport): `notify`, the
+embedded default, sends each as a NOTIFY on settings.server.outbox_channel and marks it
+in the same statement; `nats` (hodei.server.outbox_nats) publishes to NATS JetStream
+and marks only what JetStream acknowledged.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Protocol
 
 from hodei.db.connector import Database, use_role
 from hodei.metrics import server_metrics
@@ -31,6 +36,62 @@ _STATUS_EVERY = 1.0
 _MAX_PAYLOAD = 8000
 
 
+class OutboxTransport(Protocol):
+    """One way out of the outbox. `publish` runs one round: claim at most `limit`
+    unpublished rows in id order, publish them, mark what was published; it returns
+    how many rows left the backlog (a transport that cannot publish returns 0)."""
+
+    def describe(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    async def publish(self, limit: int, record_status: bool) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+class NotifyTransport:
+    """PostgreSQL NOTIFY: one statement (queries.sql `publish_outbox`) claims, notifies
+    and marks; the notifications go out at its commit."""
+
+    def __init__(self, settings: Settings, db: Database, server_id: str) -> None:
+        self.settings = settings
+        self.db = db
+        self.server_id = server_id
+
+    def describe(self) -> str:
+        return f"NOTIFY on channel {self.settings.server.outbox_channel!r}"
+
+    async def start(self) -> None:
+        return None
+
+    async def publish(self, limit: int, record_status: bool) -> int:
+        async with self.db.connection() as tx:
+            row = await tx.one(
+                "publish_outbox",
+                {
+                    "limit": limit,
+                    "channel": self.settings.server.outbox_channel,
+                    "max_payload": _MAX_PAYLOAD,
+                    "server_id": self.server_id,
+                    "record_status": record_status,
+                },
+            )
+        return int(row["published"]) if row else 0
+
+    async def close(self) -> None:
+        return None
+
+
+def make_transport(settings: Settings, db: Database, server_id: str) -> OutboxTransport:
+    if settings.broker.transport == "nats":
+        # Imported here: a NOTIFY deployment never loads the NATS client.
+        from hodei.server.outbox_nats import NatsTransport
+
+        return NatsTransport(settings.broker, db, server_id)
+    return NotifyTransport(settings, db, server_id)
+
+
 class OutboxRelay:
     def __init__(
         self, settings: Settings, database_url: str, db: Database, status: ServerStatus
@@ -39,6 +100,7 @@ class OutboxRelay:
         self.database_url = database_url
         self.db = db
         self.status = status
+        self.transport = make_transport(settings, db, status.server_id)
         self.wake = asyncio.Event()
         self.published_total = 0
         self._status_at = -_STATUS_EVERY
@@ -46,41 +108,31 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event) -> None:
         use_role("relay")
         async with Listener(self.database_url, WAKE_CHANNEL, self.wake) as listener:
-            logger.info(
-                "outbox relay started (publishing on channel %r)",
-                self.settings.server.outbox_channel,
-            )
-            while not stop.is_set():
-                listener.check()
-                self.wake.clear()
-                while await self.publish_batch() == BATCH:
-                    pass
-                await wait_or_stop(
-                    stop, self.wake, seconds=self.settings.server.outbox_poll_interval
-                )
-                if self.wake.is_set():
-                    # Let a burst of transactions land: one publication round for all of
-                    # them instead of one per commit (well within the 1 s target).
-                    await wait_or_stop(stop, seconds=_GATHER)
+            await self.transport.start()
+            try:
+                logger.info("outbox relay started (publishing as %s)", self.transport.describe())
+                while not stop.is_set():
+                    listener.check()
+                    self.wake.clear()
+                    while await self.publish_batch() == BATCH:
+                        pass
+                    await wait_or_stop(
+                        stop, self.wake, seconds=self.settings.server.outbox_poll_interval
+                    )
+                    if self.wake.is_set():
+                        # Let a burst of transactions land: one publication round for all
+                        # of them instead of one per commit (well within the 1 s target).
+                        await wait_or_stop(stop, seconds=_GATHER)
+            finally:
+                await self.transport.close()
         logger.info("outbox relay stopped")
 
     async def publish_batch(self) -> int:
-        """One round (queries.sql `publish_outbox`): how many rows were published."""
+        """One round of the transport: how many rows were published."""
         began = time.perf_counter()
         now = time.monotonic()
         record_status = now - self._status_at >= _STATUS_EVERY
-        async with self.db.connection() as tx:
-            row = await tx.one(
-                "publish_outbox",
-                {
-                    "limit": BATCH,
-                    "channel": self.settings.server.outbox_channel,
-                    "max_payload": _MAX_PAYLOAD,
-                    "server_id": self.status.server_id,
-                    "record_status": record_status,
-                },
-            )
-        published = int(row["published"]) if row else 0
+        published = await self.transport.publish(BATCH, record_status)
         if published and record_status:
             self._status_at = now
         self.published_total += published

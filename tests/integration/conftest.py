@@ -19,9 +19,9 @@ import os
 import re
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -34,6 +34,9 @@ from hodei.client.channel import token_interceptors
 from hodei.settings import environment_for
 from hodei.worker.command import worker_command
 from tests.integration.tokens import server_token
+
+if TYPE_CHECKING:
+    from harness.nats_server import NatsServer
 
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -198,3 +201,28 @@ async def stubs_for() -> AsyncIterator[Callable[[str], Any]]:
     yield make
     for stubs in made:
         await stubs.close()
+
+
+@pytest.fixture
+async def shared_nats() -> AsyncIterator[dict[str, Any]]:
+    """`broker` settings on the machine's shared NATS with a stream and subject prefix
+    of this test's own (deleted at teardown); skips when there is none. Name it before
+    `start_server` in a test's arguments: set up first, it is torn down after the
+    servers stopped (a relay still running would create the stream again)."""
+    from tests.integration.nats_events import delete_stream, require_shared, unique_broker
+
+    broker = unique_broker(require_shared())
+    yield broker
+    await delete_stream(broker["nats_url"], broker["stream"])
+
+
+@pytest.fixture
+def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
+    """A nats-server -js of this test's own, on a free port with its store in tmp_path:
+    the test may kill it (`kill()`) and start it again (`start()`)."""
+    from harness.nats_server import NatsServer
+    from tests.integration.nats_events import require_binary
+
+    server = NatsServer(tmp_path / "nats", binary=require_binary()).start()
+    yield server
+    server.stop()

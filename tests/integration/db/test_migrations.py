@@ -46,7 +46,15 @@ EXPECTED_COLUMNS = {
         "payload",
         "occurred_at",
     },
-    "outbox_events": {"id", "event_id", "topic", "payload", "created_at", "published_at"},
+    "outbox_events": {
+        "id",
+        "event_id",
+        "topic",
+        "payload",
+        "created_at",
+        "published_at",
+        "dead_at",
+    },
     "job_logs": {"job_id", "sequence", "attempt", "is_stderr", "line", "ts"},
     "server_status": {
         "server_id",
