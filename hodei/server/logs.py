@@ -149,7 +149,7 @@ class LogService:
             )
             assert cursor is not None
             next_line = int(cursor["attempt_lines"])
-        server_metrics().logs_ingested(len(lines), len(text.encode()))
+        server_metrics().logs_ingested(len(lines), len(text.encode(errors="replace")))
         if self.bus.has_subscribers(job.id):
             self.bus.publish(
                 job.id,

@@ -76,6 +76,8 @@ async def finish_locked(
     if job.worker_id is not None:
         events += await sync_worker(tx, job.worker_id, actor)
     await record(tx, events)
+    # Counted inside the caller's transaction: one that rolls back after this (rare: the
+    # commit itself failing) counts a final state the table does not keep.
     server_metrics().finished(str(state), done.started_at, done.finished_at)
     logger.info("job %s", str(state).lower(), extra=done.log_fields)
     return done

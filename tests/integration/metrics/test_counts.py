@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from harness.launchers.base import free_port
-from hodei.api.v1 import common_pb2
+from hodei.api.v1 import common_pb2, jobs_pb2, logs_pb2
 from tests.integration.conftest import SpawnWorker
 from tests.integration.metrics.scrape import Scrape, scrape, tables, wait_scrape
 from tests.unit.metrics.promtool import promtool
@@ -129,6 +129,26 @@ async def test_a_worker_stream_counts_when_it_ends_with_its_code(
     assert (
         page.value("hodei_grpc_server_handled_total", grpc_method="Register", grpc_code="OK") == 1
     )
+
+
+async def test_a_refused_call_and_a_failed_stream_count_with_their_codes(
+    start_server: StartServer, stubs_for: Any
+) -> None:
+    app = await start_server(metrics=FAST)
+    stubs = stubs_for(app.address)
+    missing = "00000000-0000-0000-0000-000000000000"
+    with pytest.raises(grpc.aio.AioRpcError) as unary:
+        await stubs.jobs.GetJob(jobs_pb2.GetJobRequest(job_id=missing))
+    with pytest.raises(grpc.aio.AioRpcError) as stream:
+        async for _ in stubs.logs.SubscribeLogs(logs_pb2.SubscribeLogsRequest(job_id=missing)):
+            pass
+    page = await scrape(app.metrics_port)
+    handled = "hodei_grpc_server_handled_total"
+    unary_code, stream_code = unary.value.code().name, stream.value.code().name
+    assert unary_code != "OK" and stream_code != "OK"
+    assert page.value(handled, grpc_method="GetJob", grpc_code=unary_code) == 1
+    assert page.value(handled, grpc_method="SubscribeLogs", grpc_code=stream_code) == 1
+    assert page.total(handled, grpc_method="SubscribeLogs") == 1
 
 
 async def test_two_replicas_agree_on_the_database_and_split_the_counts(
