@@ -171,7 +171,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    code = _main(argv)
+    try:
+        code = _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C while the command's modules still load, before _main's own handler.
+        sys.stderr.write("hodei: interrupted\n")
+        code = exit_codes.INTERRUPTED
     if argv is None:
         # Run as the program: a Ctrl-C arriving while the interpreter shuts down
         # must not turn the exit code we chose into "killed by SIGINT".

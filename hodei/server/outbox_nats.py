@@ -208,7 +208,7 @@ class NatsTransport:
         ]
         for row, error in sent.refused:
             logger.warning(
-                "JetStream refused outbox row %s (attempt %s of %s): %s",
+                "JetStream refused outbox row %s (publication %s of %s): %s",
                 row["id"],
                 row["publish_attempts"] + 1,
                 self.settings.max_attempts,

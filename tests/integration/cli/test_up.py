@@ -22,7 +22,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 async def test_hodei_up_runs_a_job_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    # Any free /metrics ports: the defaults (9464, 9465) may be taken by a parallel test.
     argv = ["up", "--data-dir", str(tmp_path / "pg"), "--port", "0", "--workers", "1"]
+    argv += ["--metrics-port", "0", "--worker-metrics-port", "0"]
     proc = await start_cli(*argv)
     assert proc.stdout is not None and proc.stderr is not None
     stderr_chunks: list[bytes] = []
@@ -95,6 +97,9 @@ def test_quickstart_uses_the_default_data_dir_of_hodei_up_and_names_its_log(
         "HODEI_QUICKSTART_PORT": str(closed_port()),
         "HODEI_QUICKSTART_VENV": sys.prefix,
         "TMPDIR": str(tmp_path),
+        # Any free /metrics ports: the defaults may be taken by a parallel test.
+        "HODEI_METRICS_PORT": "0",
+        "HODEI_WORKER_METRICS_PORT": "0",
     }
     script = Path(__file__).resolve().parents[3] / "scripts" / "quickstart.sh"
     ran = subprocess.run(

@@ -22,7 +22,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 #: The checks that run on every deployment: all but those that need --canary or a log
 #: file, which the tests name one by one.
-CORE = [c for c in ORDER if not c.startswith(("canary.", "logs."))]
+#: Checks that need a target this test does not give (--metrics-url, --nats-url) skip.
+OPTIONAL = ("metrics.", "nats.")
+CORE = [c for c in ORDER if not c.startswith(("canary.", "logs.", *OPTIONAL))]
 
 
 async def test_healthy_deployment_all_pass_exit_0(
@@ -39,6 +41,7 @@ async def test_healthy_deployment_all_pass_exit_0(
     assert run.code == 0, (run.failing(), run.stdout, run.stderr)
     statuses = run.statuses()
     assert all(statuses[c] == "PASS" for c in CORE), statuses
+    assert {statuses[c] for c in ORDER if c.startswith(OPTIONAL)} == {"SKIP"}, statuses
     assert statuses["canary.lifecycle"] == "PASS"
     assert statuses["canary.logs"] == "PASS"
     assert statuses["logs.grpc_errors"] == "PASS"
