@@ -8,7 +8,10 @@
    --calls calls alternating with and without, CPU time of the process per call;
 2. one scrape of a server's registry (generate_latest) holding the families a busy
    server has (12 methods x 3 codes), the time the HTTP thread holds the interpreter;
-3. the services' per-job calls (submitted, assigned, finished, logs_ingested).
+3. the services' per-job calls (submitted, assigned, finished, logs_ingested);
+4. the fixed cost: an idle platform (bench_platform_processes.Platform: a server and 2
+   workers) over --idle seconds, metrics on and every endpoint scraped every second,
+   against metrics off: the CPU the endpoints, the scrapes and the refresh loop take.
 """
 
 from __future__ import annotations
@@ -87,14 +90,60 @@ def per_job() -> None:
     print(f"[3] the services' metric calls for one job: {seconds * 1e6:.1f} us")
 
 
+async def idle_cpu(metrics: bool, seconds: float) -> float:
+    """CPU seconds the server and its workers use over `seconds` of idling."""
+    import shutil
+    import tempfile
+    import urllib.request
+    from pathlib import Path
+
+    from bench_platform_processes import Platform
+
+    from harness.processes import cpu_seconds
+    from hodei.client import HodeiClient
+
+    def fetch(url: str) -> bytes:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return bytes(reply.read())
+
+    workdir = Path(tempfile.mkdtemp(prefix="hodei-bench-"))
+    platform = Platform(workdir, 2, 16, metrics=metrics)
+    try:
+        await asyncio.to_thread(platform.start)  # it runs its own event loop for tokens
+        async with HodeiClient(platform.address, deadline=30, token=platform.token) as client:
+            await platform.wait_ready(client)
+        await asyncio.sleep(2)  # the start-up's own work settles
+        pids = [p.pid for p in [platform.server, *platform.worker_procs] if p is not None]
+        began = sum(cpu_seconds(pid) for pid in pids)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for port in platform.metrics_ports:
+                await asyncio.to_thread(fetch, f"http://127.0.0.1:{port}/metrics")
+            await asyncio.sleep(1)
+        return sum(cpu_seconds(pid) for pid in pids) - began
+    finally:
+        platform.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def fixed_cost(seconds: float) -> None:
+    on = await idle_cpu(True, seconds)
+    off = await idle_cpu(False, seconds)
+    print(f"[4] an idle server + 2 workers over {seconds:g} s, CPU of the three processes:")
+    print(f"    metrics on, scraped every second: {on * 1e3:.0f} ms; off: {off * 1e3:.0f} ms;")
+    print(f"    difference {(on - off) / seconds * 1e3:+.1f} ms of CPU per second")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--idle", type=float, default=30.0, metavar="SECONDS")
     args = parser.parse_args()
     asyncio.run(interceptor(args.calls, args.rounds))
     scrape()
     per_job()
+    asyncio.run(fixed_cost(args.idle))
     return 0
 
 

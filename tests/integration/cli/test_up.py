@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.launchers.base import ANY_METRICS_PORT
 from harness.processes import alive, children, processes_mentioning
 from tests.integration.cli_process import assert_one_line_error, closed_port, hodei, start_cli
 
@@ -97,9 +98,7 @@ def test_quickstart_uses_the_default_data_dir_of_hodei_up_and_names_its_log(
         "HODEI_QUICKSTART_PORT": str(closed_port()),
         "HODEI_QUICKSTART_VENV": sys.prefix,
         "TMPDIR": str(tmp_path),
-        # Any free /metrics ports: the defaults may be taken by a parallel test.
-        "HODEI_METRICS_PORT": "0",
-        "HODEI_WORKER_METRICS_PORT": "0",
+        **ANY_METRICS_PORT,
     }
     script = Path(__file__).resolve().parents[3] / "scripts" / "quickstart.sh"
     ran = subprocess.run(
