@@ -52,10 +52,16 @@ def _nothing() -> None:
     return None
 
 
-def setup_tracing(settings: TracingSettings, service: str) -> Callable[[], None]:
+def setup_tracing(
+    settings: TracingSettings, service: str, export_timeout_s: float | None = None
+) -> Callable[[], None]:
     """Install the SDK's tracer provider with the exporter the settings name, as the
     process's global provider, when tracing is on. Returns what the entry point calls
-    before it exits: it flushes the spans not yet exported (a no-op when off)."""
+    before it exits: it flushes the spans not yet exported (a no-op when off).
+
+    `export_timeout_s` bounds one export with its retries (the exporters' default is
+    10 s): a short-lived CLI passes a few seconds, so that an unreachable collector
+    does not hold every command at exit."""
     if not settings.enabled:
         return _nothing
     from opentelemetry.sdk.resources import Resource
@@ -65,7 +71,7 @@ def setup_tracing(settings: TracingSettings, service: str) -> Callable[[], None]
         {"service.name": settings.service_name or service, "service.version": __version__}
     )
     provider = TracerProvider(resource=resource)
-    provider.add_span_processor(_processor(settings))
+    provider.add_span_processor(_processor(settings, export_timeout_s))
     trace.set_tracer_provider(provider)
 
     def shutdown() -> None:
@@ -74,7 +80,7 @@ def setup_tracing(settings: TracingSettings, service: str) -> Callable[[], None]
     return shutdown
 
 
-def _processor(settings: TracingSettings) -> SpanProcessor:
+def _processor(settings: TracingSettings, timeout_s: float | None) -> SpanProcessor:
     from opentelemetry.sdk.trace.export import (
         BatchSpanProcessor,
         ConsoleSpanExporter,
@@ -92,7 +98,7 @@ def _processor(settings: TracingSettings) -> SpanProcessor:
 
         target = endpoint or "http://localhost:4317"
         return BatchSpanProcessor(
-            GrpcExporter(endpoint=target, insecure=target.startswith("http://"))
+            GrpcExporter(endpoint=target, insecure=target.startswith("http://"), timeout=timeout_s)
         )
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
         OTLPSpanExporter as HttpExporter,
@@ -101,7 +107,7 @@ def _processor(settings: TracingSettings) -> SpanProcessor:
     # The generic OTEL_EXPORTER_OTLP_ENDPOINT is the collector's base URL: the traces
     # path is appended, as the specification says for this variable.
     return BatchSpanProcessor(
-        HttpExporter(endpoint=f"{endpoint or 'http://localhost:4318'}/v1/traces")
+        HttpExporter(endpoint=f"{endpoint or 'http://localhost:4318'}/v1/traces", timeout=timeout_s)
     )
 
 

@@ -41,6 +41,13 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
         p.add_argument("--label", action="append", default=[], metavar="K=V", help="repeatable")
         p.add_argument("--max-attempts", type=int, default=0, metavar="N")
         p.add_argument(
+            "--correlation-id",
+            default="",
+            metavar="ID",
+            help="your id for this job (an order number...): every log line and span "
+            "about it carries it (default: the job id)",
+        )
+        p.add_argument(
             "--idempotency-key",
             metavar="KEY",
             help="names this submission: run again with the same KEY and spec, it answers "
@@ -186,6 +193,7 @@ async def _queue(client: HodeiClient, args: argparse.Namespace) -> JobView:
         labels=spec.labels,
         idempotency_key=key,
         secret_env=spec.secret_env,
+        correlation_id=args.correlation_id,
     )
 
 

@@ -129,7 +129,9 @@ async def _run_client_command(handler: AsyncHandler, args: argparse.Namespace) -
 
     settings = settings_from_args(args)
     tls = client_tls(settings.tls)
-    flush_spans = setup_tracing(settings.tracing, CLI_SERVICE)
+    # A command's spans are exported at its exit: an unreachable collector may delay it
+    # by this much, not by the exporters' 10 s.
+    flush_spans = setup_tracing(settings.tracing, CLI_SERVICE, export_timeout_s=1.5)
     task = asyncio.current_task()
     interrupted = False
 

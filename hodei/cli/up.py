@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 _WORKER_READY_S = 30.0
 _RESTART_DELAY_S = 1.0
+#: A local worker that exits this soon after its start, this many times in a row, cannot
+#: start (a setting it refuses, a port it cannot take): restarting it again cannot help.
+_EARLY_EXIT_S = 10.0
+_EARLY_EXITS = 3
 
 
 #: Settings `hodei up` takes as flags (hodei.flags builds them).
@@ -128,9 +132,22 @@ class Platform:
         self.procs: dict[int, asyncio.subprocess.Process] = {}
         #: Tokens by role ("admin", "worker"); empty while authentication is off.
         self.tokens: dict[str, str] = {}
+        self.started_at: dict[int, float] = {}
+        self.early_exits: dict[int, int] = {}
+        #: Why `hodei up` gave up on its workers ("" while it has not).
+        self.failure = ""
 
     async def run(self) -> int:
         from hodei.server.app import ServerApp
+
+        metrics = self.settings.metrics
+        last_port = metrics.worker_port + self.workers - 1
+        if metrics.enabled and metrics.worker_port and self.workers and last_port > 65535:
+            raise InvalidArgument(
+                f"{self.workers} local workers need /metrics ports {metrics.worker_port}-"
+                f"{last_port}, beyond 65535: lower --worker-metrics-port "
+                "(HODEI_WORKER_METRICS_PORT), or 0 for any free port"
+            )
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -158,6 +175,8 @@ class Platform:
             if not self.stop.is_set():
                 self._banner(app.address, address, app.database_url)
                 await self.stop.wait()
+            if self.failure:
+                raise Unavailable(self.failure)
             print("hodei: stopping...", file=sys.stderr, flush=True)
             return exit_codes.OK
         finally:
@@ -193,6 +212,7 @@ class Platform:
         self.procs[index] = await asyncio.create_subprocess_exec(
             *argv, env=env, stdin=asyncio.subprocess.DEVNULL
         )
+        self.started_at[index] = asyncio.get_running_loop().time()
         logger.info("started local worker up-%d (pid %d)", index + 1, self.procs[index].pid)
 
     def _metrics_env(self, index: int) -> dict[str, str]:
@@ -208,6 +228,17 @@ class Platform:
         while not self.stop.is_set():
             for index, proc in list(self.procs.items()):
                 if proc.returncode is not None and not self.stop.is_set():
+                    lived = asyncio.get_running_loop().time() - self.started_at[index]
+                    early = lived < _EARLY_EXIT_S and proc.returncode != 0
+                    self.early_exits[index] = self.early_exits.get(index, 0) + 1 if early else 0
+                    if self.early_exits[index] >= _EARLY_EXITS:
+                        self.failure = (
+                            f"local worker up-{index + 1} exited with {proc.returncode} "
+                            f"within {_EARLY_EXIT_S:g} s of its start {_EARLY_EXITS} times in "
+                            "a row: it cannot start (its error is above); stopping"
+                        )
+                        self.stop.set()
+                        return
                     logger.warning(
                         "local worker up-%d exited with %s; restarting it",
                         index + 1,

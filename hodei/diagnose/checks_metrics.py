@@ -123,6 +123,11 @@ def metrics_db_pools(ctx: CheckContext) -> Outcome:
     servers = _of(ctx, "server")
     if not servers:
         return Outcome(Status.SKIP, "no server metrics read (give the server's --metrics-url)")
+    # A server cut off from its database queues every request on its pools: that is
+    # metrics.server_database's finding, not a pool too small.
+    servers = [s for s in servers if s.value("hodei_database_up", 1.0) != 0]
+    if not servers:
+        return Outcome(Status.SKIP, "every server reports its database unreachable")
     suspects = [(s, _waiting_pools(s)) for s in servers]
     suspects = [(s, pools) for s, pools in suspects if pools]
     starved: list[str] = []

@@ -275,7 +275,16 @@ def _metrics_urls(values: list[str]) -> list[str]:
     for value in values:
         url = value if "://" in value else f"http://{value}/metrics"
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts.port  # noqa: B018 (raises ValueError on a port that is not a number)
+        except ValueError:
+            parts = parts._replace(scheme="")
+        host = parts.hostname or ""
+        if (
+            parts.scheme not in ("http", "https")
+            or not host
+            or any(not c.isprintable() or c.isspace() for c in url)
+        ):
             raise ValueError(f"--metrics-url {value!r}: expected http://HOST:PORT/metrics")
         urls.append(url)
     return urls

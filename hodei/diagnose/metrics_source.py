@@ -7,6 +7,7 @@ what it met instead of crashing on a wrong URL."""
 
 from __future__ import annotations
 
+import http.client
 import socket
 import time
 import urllib.error
@@ -74,13 +75,20 @@ def scrape(url: str, timeout_s: float) -> Scrape:
     except urllib.error.HTTPError as exc:
         return Scrape(url, problem=f"HTTP {exc.code} {exc.reason}", finding="METRICS_NOT_HODEI")
     except urllib.error.URLError as exc:
-        return Scrape(url, problem=_reason(exc.reason), finding="METRICS_UNREACHABLE")
+        return Scrape(url, problem=_printable(_reason(exc.reason)), finding="METRICS_UNREACHABLE")
     except TimeoutError:
         return Scrape(
             url, problem=f"no answer within {timeout_s:g} s", finding="METRICS_UNREACHABLE"
         )
+    except http.client.HTTPException as exc:
+        # Not HTTP/1 on the other end: a gRPC port (HTTP/2 frames), a database...
+        return Scrape(
+            url,
+            problem=f"not an HTTP/1 server ({type(exc).__name__}: the gRPC port?)",
+            finding="METRICS_NOT_HODEI",
+        )
     except (OSError, ValueError) as exc:  # reset mid-body, a malformed URL
-        return Scrape(url, problem=_reason(exc), finding="METRICS_UNREACHABLE")
+        return Scrape(url, problem=_printable(_reason(exc)), finding="METRICS_UNREACHABLE")
     if len(body) > MAX_BODY_BYTES:
         return Scrape(url, problem="answer over 16 MiB", finding="METRICS_NOT_HODEI")
     return parse(url, body, taken_at)
@@ -101,7 +109,7 @@ def parse(url: str, body: bytes, taken_at: float = 0.0) -> Scrape:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return Scrape(
             url,
-            problem=f"not the Prometheus text format ({first[:120]})",
+            problem=f"not the Prometheus text format ({_printable(first, 120)})",
             finding="METRICS_NOT_HODEI",
         )
     scraped = Scrape(url, samples, taken_at=taken_at)
@@ -114,6 +122,12 @@ def parse(url: str, body: bytes, taken_at: float = 0.0) -> Scrape:
         )
         scraped.finding = "METRICS_NOT_HODEI"
     return scraped
+
+
+def _printable(text: str, limit: int = 160) -> str:
+    """What an unknown peer sent, safe on a terminal: control bytes shown as '?'."""
+    clean = "".join(c if c.isprintable() else "?" for c in text)
+    return clean[:limit] + ("…" if len(clean) > limit else "")
 
 
 def _reason(reason: object) -> str:

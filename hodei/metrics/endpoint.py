@@ -25,6 +25,13 @@ def metrics_host(settings: Settings) -> str:
     return settings.metrics.host or settings.server.host
 
 
+#: The setting (and flag) that moves each component's /metrics port.
+_PORT_SETTING = {
+    "server": "set HODEI_METRICS_PORT / --metrics-port",
+    "worker": "set HODEI_WORKER_METRICS_PORT / --worker-metrics-port",
+}
+
+
 class MetricsEndpoint:
     """Serves one registry; `start()` binds (or raises Unavailable), `stop()` closes."""
 
@@ -56,16 +63,20 @@ class MetricsEndpoint:
             reason = (
                 "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
             )
+            setting = _PORT_SETTING.get(self.component, _PORT_SETTING["server"])
             raise Unavailable(
                 f"cannot serve metrics on {address}: {reason} "
-                "(set HODEI_METRICS_PORT / HODEI_WORKER_METRICS_PORT, 0 for any free port, "
-                "or HODEI_METRICS=false)"
+                f"({setting}, 0 for any free port, or HODEI_METRICS=false)"
             ) from None
         self.port = int(self._server.server_address[1])
+        wildcard = self.host.strip("[]") in ("0.0.0.0", "::", "")
         logger.info(
-            "%s metrics on %s",
+            "%s metrics on %s%s",
             self.component,
             self.url,
+            f" (listening on every interface, {self.host or '0.0.0.0'}:{self.port})"
+            if wildcard
+            else "",
             extra={"metrics_port": self.port, "component": self.component},
         )
 

@@ -162,3 +162,25 @@ def test_the_otlp_grpc_exporter_reaches_a_grpc_collector() -> None:
         server.stop(grace=None)
     assert done.returncode == 0, done.stderr
     assert collector.names == ["over-grpc"], done.stderr
+
+
+def test_an_unreachable_collector_delays_a_short_lived_process_by_the_bound_only() -> None:
+    # The CLI passes export_timeout_s: its spans are flushed at exit, and a collector
+    # that is down must not hold every command for the exporters' 10 s of retries.
+    code = (
+        "import time\n"
+        "from opentelemetry import trace\n"
+        "from hodei.settings import Settings\n"
+        "from hodei.tracing import setup_tracing\n"
+        "flush = setup_tracing(Settings().tracing, 'hodei-cli', export_timeout_s=1.0)\n"
+        "with trace.get_tracer('probe').start_as_current_span('probe-span'):\n"
+        "    pass\n"
+        "began = time.monotonic()\n"
+        "flush()\n"
+        "print(round(time.monotonic() - began, 2))\n"
+    )
+    done = _python(
+        code, OTEL_TRACES_EXPORTER="otlp", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:1"
+    )
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) < 3.0, (done.stdout, done.stderr)

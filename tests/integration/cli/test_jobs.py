@@ -96,6 +96,20 @@ async def test_job_run_timeout_and_unstartable_command_codes(platform: str) -> N
     assert "FAILED" in missing.stderr and "/nonexistent/command" in missing.stderr
 
 
+async def test_a_correlation_id_given_on_the_command_line_is_the_jobs(platform: str) -> None:
+    submitted = await hodei(
+        "job", "submit", "--correlation-id", "order-4711", "--", "true", server=platform
+    )
+    assert submitted.returncode == 0, str(submitted)
+    got = await hodei("-o", "json", "job", "get", submitted.stdout.strip(), server=platform)
+    assert json.loads(got.stdout)["correlation_id"] == "order-4711"
+    too_long = await hodei(
+        "job", "submit", "--correlation-id", "x" * 201, "--", "true", server=platform
+    )
+    assert too_long.returncode == 2, str(too_long)
+    assert too_long.stderr == "hodei: error: correlation_id is longer than 200 characters\n"
+
+
 async def test_submit_get_list_and_logs(platform: str) -> None:
     submitted = await hodei("job", "submit", "--shell", "echo a; echo b >&2", server=platform)
     assert submitted.returncode == 0, str(submitted)

@@ -118,3 +118,47 @@ def test_quickstart_uses_the_default_data_dir_of_hodei_up_and_names_its_log(
     default_dir = tmp_path / "xdg" / "hodei" / "pgdata"
     assert f"embedded PostgreSQL in {default_dir}\n" in log.read_text(), log.read_text()
     assert not processes_mentioning(str(default_dir)), "embedded PostgreSQL left running"
+
+
+async def test_a_worker_that_cannot_start_stops_hodei_up_with_one_line(tmp_path: Path) -> None:
+    # Another program holds the second worker's /metrics port: that worker exits at
+    # start every time, so `hodei up` gives up instead of restarting it forever.
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        held = taken.getsockname()[1]
+        result = await hodei(
+            "up",
+            "--data-dir",
+            str(tmp_path / "pg"),
+            "--port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--workers",
+            "2",
+            "--worker-metrics-port",
+            str(held - 1),
+            seconds=120,
+        )
+    assert result.returncode == 3, str(result)
+    assert "hodei: error: local worker up-2 exited with 3 within 10 s of its start 3 times" in (
+        result.stderr
+    ), result.stderr
+    assert result.stderr.count("restarting it") == 2, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_worker_metrics_ports_beyond_65535_are_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    argv = ["up", "--data-dir", str(tmp_path / "pg"), "--port", "0", "--workers", "2"]
+    result = await hodei(*argv, "--worker-metrics-port", "65535", seconds=60)
+    assert_one_line_error(
+        result,
+        2,
+        "2 local workers need /metrics ports 65535-65536, beyond 65535: lower "
+        "--worker-metrics-port (HODEI_WORKER_METRICS_PORT), or 0 for any free port",
+    )

@@ -82,7 +82,7 @@ async def test_the_server_process_says_one_line_when_its_metrics_port_is_taken(
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == [
         f"hodei server: error: cannot serve metrics on 127.0.0.1:{port}: the port is in use "
-        "(set HODEI_METRICS_PORT / HODEI_WORKER_METRICS_PORT, 0 for any free port, "
+        "(set HODEI_METRICS_PORT / --metrics-port, 0 for any free port, "
         "or HODEI_METRICS=false)"
     ], done.stderr
 

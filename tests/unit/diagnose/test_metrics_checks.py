@@ -247,3 +247,41 @@ def test_the_context_scrapes_each_url_once_per_run(endpoint: Callable[[Body], st
     scrapes(ctx)
     scrapes(ctx)
     assert len(hits) == 1
+
+
+def test_a_grpc_port_given_as_metrics_url_is_named_not_dumped() -> None:
+    # An easy mistake: 50051 instead of 9464. A real gRPC server answers HTTP/1 with
+    # HTTP/2 frames; the verdict says so in words, never with the raw bytes.
+    from concurrent import futures
+
+    import grpc
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        got = scrape(f"http://127.0.0.1:{port}/metrics", 2.0)
+        seen = checks(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        server.stop(None)
+    assert got.finding == "METRICS_NOT_HODEI", got.problem
+    assert got.problem.startswith("not an HTTP/1 server"), got.problem
+    assert all(c.isprintable() for c in got.problem)
+    assert seen["metrics.endpoints"][:2] == (Status.WARN, "METRICS_NOT_HODEI")
+    # The other metrics checks have nothing to read: skipped, not "could not run".
+    assert {v[0] for k, v in seen.items() if k != "metrics.endpoints"} == {Status.SKIP}
+
+
+@pytest.mark.parametrize("bad", ["not a url", "http://h:port/metrics", "http:///metrics"])
+def test_a_malformed_metrics_url_is_refused_up_front(bad: str) -> None:
+    with pytest.raises(ValueError, match="expected http://HOST:PORT/metrics"):
+        _metrics_urls([bad])
+
+
+def test_a_server_without_its_database_is_not_also_a_starved_pool(
+    endpoint: Callable[[Body], str],
+) -> None:
+    url = endpoint(lambda: (200, exposition("server", database_up=0, waiting=7)))
+    seen = checks(url, pool_confirm_s=0.05)
+    assert seen["metrics.server_database"][:2] == (Status.FAIL, "SERVER_DATABASE_UNREACHABLE")
+    assert seen["metrics.db_pools"][0] == Status.SKIP
