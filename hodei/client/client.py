@@ -181,6 +181,7 @@ class HodeiClient:
         correlation_id: str = "",
         idempotency_key: str | None = None,
         secret_env: Mapping[str, str] | None = None,
+        selector: Mapping[str, str] | None = None,
     ) -> JobView:
         """Queue one job. `idempotency_key`: names this submission (1-128 visible ASCII
         characters); None makes a new one for this call, kept across its retries; ""
@@ -196,6 +197,7 @@ class HodeiClient:
             name=name,
             labels=dict(labels or {}),
             secret_env=dict(secret_env or {}),
+            selector=dict(selector or {}),
         )
         key = new_idempotency_key() if idempotency_key is None else idempotency_key
         request = jobs_pb2.QueueJobRequest(
@@ -241,6 +243,7 @@ class HodeiClient:
                         name=job.get("name", ""),
                         labels=dict(job.get("labels") or {}),
                         secret_env=dict(job.get("secret_env") or {}),
+                        selector=dict(job.get("selector") or {}),
                     ),
                     correlation_id=job.get("correlation_id", ""),
                 )

@@ -51,6 +51,7 @@ def job_view(job: jobs_pb2.Job) -> JobView:
         working_dir=spec.working_dir,
         timeout_seconds=spec.timeout_seconds or None,
         labels=dict(spec.labels),
+        selector=dict(spec.selector),
         attempts=job.attempts,
         max_attempts=job.max_attempts,
         worker_id=job.worker_id,

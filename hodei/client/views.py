@@ -42,6 +42,8 @@ class JobView:
     updated_at: datetime | None = None
     #: Secret env as the server answers it: the names, each with "***".
     secret_env: dict[str, str] = field(default_factory=dict)
+    #: Only a worker whose labels contain these runs the job.
+    selector: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_final(self) -> bool:
@@ -58,6 +60,7 @@ class JobView:
             "working_dir": self.working_dir,
             "timeout_seconds": self.timeout_seconds,
             "labels": dict(self.labels),
+            "selector": dict(self.selector),
             "attempts": self.attempts,
             "max_attempts": self.max_attempts,
             "worker_id": self.worker_id or None,
