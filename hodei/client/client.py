@@ -49,6 +49,7 @@ from hodei.client.views import (
     JobView,
     LogLineView,
     LogsPage,
+    ProviderView,
     QueueView,
     ServerInfoView,
     WorkerView,
@@ -429,6 +430,12 @@ class HodeiClient:
     async def get_queue(self, limit: int = 0) -> QueueView:
         request = platform_pb2.GetQueueRequest(limit=limit)
         return convert.queue_view(await self._call(self._platform.GetQueue, request))
+
+    async def list_providers(self) -> list[ProviderView]:
+        """The providers of workers on demand (admin only)."""
+        request = platform_pb2.ListProvidersRequest()
+        response = await self._call(self._platform.ListProviders, request)
+        return [convert.provider_view(p) for p in response.providers]
 
     async def server_info(self) -> ServerInfoView:
         request = platform_pb2.GetServerInfoRequest()

@@ -1048,3 +1048,12 @@ ON CONFLICT (provider, server_id) DO UPDATE SET
     last_error = coalesce(EXCLUDED.last_error, s.last_error),
     last_error_at = coalesce(EXCLUDED.last_error_at, s.last_error_at),
     checked_at = now();
+
+-- name: provider_overview
+-- `hodei providers`: each provider's latest status (any server) and its live workers.
+SELECT s.provider, s.provider_type, s.healthy, s.detail, s.circuit_open, s.last_error,
+       s.last_error_at, s.checked_at,
+       (SELECT count(*) FROM provisioned_workers p
+         WHERE p.provider = s.provider AND p.state IN ('PROVISIONING', 'RUNNING')) AS workers
+FROM (SELECT DISTINCT ON (provider) * FROM provider_status ORDER BY provider, checked_at DESC) s
+ORDER BY s.provider;

@@ -302,6 +302,7 @@ class ServerApp:
                 providers,
             )
             services.assigner.on_queued.append(self.scaler.wake)
+            services.provider_configs = tuple(config for config, _ in providers)
             self.supervisor.start("scaler", self.scaler.run)
 
         await self._set_health(True)

@@ -3,6 +3,7 @@ real `python -m hodei.worker` processes, jobs queued with no worker at all."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from harness.waits import wait_for_async
 from hodei.api.v1 import common_pb2, workers_pb2
 from hodei.server.app import ServerApp
+from tests.integration.cli_process import hodei
 from tests.integration.providers.scaling import (
     providers_file,
     provisioned,
@@ -105,6 +107,28 @@ async def test_a_failing_provider_opens_its_circuit_and_the_next_one_is_used(
     )
     assert status["circuit_open"] is True
     assert "cannot start" in status["last_error"]
+    # `hodei providers`: both, in priority order, with their health and workers.
+    listed = await hodei("providers", "--output", "json", server=app.address)
+    assert listed.returncode == 0, str(listed)
+    broken, spare = json.loads(listed.stdout)
+    assert (broken["name"], broken["circuit_open"], broken["workers"]) == ("broken", True, 0)
+    assert "cannot start" in broken["last_error"]
+    assert (spare["name"], spare["healthy"], spare["priority"]) == ("spare", True, 1)
+    assert spare["workers"] == 1 and spare["max_workers"] == 2
+    table = await hodei("providers", server=app.address)
+    assert "circuit open" in table.stdout and "spare" in table.stdout, str(table)
+
+
+async def test_a_bad_providers_file_stops_the_server_in_one_line(tmp_path: Path) -> None:
+    path = providers_file(tmp_path, {"name": "x", "type": "docker", "max_workers": -1})
+    result = await hodei(
+        "server", "--port", "0", "--providers-file", str(path), "--database-url", "postgresql://x"
+    )
+    assert result.returncode == 2, str(result)
+    assert result.stderr.splitlines() == [
+        f"hodei server: error: {path}: provider 'x': max_workers: "
+        "Input should be greater than or equal to 0"
+    ]
 
 
 async def test_a_selector_keeps_a_job_off_workers_without_its_labels(
@@ -116,6 +140,13 @@ async def test_a_selector_keeps_a_job_off_workers_without_its_labels(
         start_server, providers_file(tmp_path, process_entry("cpu", tags={"pool": "cpu"}))
     )
     await spawn_worker(app.address, slots=2, worker={"labels": "pool=cpu"})
+    # READY (its Hello stored): a worker still connecting is no capacity yet.
+    await wait_for_async(
+        "the labelled worker to be READY",
+        lambda: rows(app.database_url, "SELECT state FROM workers"),
+        lambda r: r == [{"state": "READY"}],
+        timeout_s=10,
+    )
     async with Stubs(app.address) as stubs:
         gpu = await stubs.queue(["true"], selector={"pool": "gpu"})
         cpu = await stubs.queue(["true"], selector={"pool": "cpu"})
