@@ -5,6 +5,10 @@ ProvisioningFailed, naming the image."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -94,3 +98,26 @@ async def test_a_missing_image_is_a_provisioning_failure_naming_it(
     assert failed["provider"] == "ct-missing"
     assert failed["error"] == "image 'hodei/missing:none' not found on the Docker daemon"
     assert containers_of(docker_engine, "ct-missing") == []
+    # hodei-diagnose names it, from the database alone.
+    report = tmp_path / "diagnose.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hodei.diagnose.cli",
+        "--database-url",
+        app.database_url,
+        "--only",
+        "providers",
+        "--format",
+        "json",
+        "--output",
+        str(report),
+        env={k: v for k, v in os.environ.items() if not k.startswith("HODEI_")},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2, stderr.decode()
+    diagnosis = json.loads(report.read_text())
+    assert diagnosis["root_cause_code"] == "PROVISIONING_FAILING"
+    assert "image 'hodei/missing:none' not found" in diagnosis["root_cause"]

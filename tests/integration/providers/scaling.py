@@ -36,3 +36,7 @@ async def provisioning_events(db_url: str) -> list[dict[str, Any]]:
 
 async def provisioned(db_url: str) -> list[dict[str, Any]]:
     return await rows(db_url, "SELECT * FROM provisioned_workers ORDER BY created_at")
+
+
+async def provider_statuses(db_url: str) -> list[dict[str, Any]]:
+    return await rows(db_url, "SELECT * FROM provider_status ORDER BY provider")
