@@ -205,3 +205,32 @@ async def test_a_provisioning_token_registers_one_worker_and_expires(
     async with Stubs(app.address, token=plain) as stubs:
         for _ in range(2):
             assert (await stubs.workers.Register(request)).worker_id
+
+
+async def test_two_replicas_provision_once_for_one_shortage(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Both servers run a scaler on the same database; the advisory lock and the
+    PROVISIONING rows make one worker for a job, not one per replica."""
+    path = providers_file(tmp_path, process_entry("shared", max_workers=5, idle_ttl=60))
+    first = await scaling_server(start_server, path)
+    second = await scaling_server(start_server, path)
+    async with Stubs(first.address) as stubs:
+        job = await stubs.queue(["true"])
+        await stubs.wait_state(job.id, common_pb2.JOB_STATE_SUCCEEDED, seconds=30)
+    assert first.scaler is not None and second.scaler is not None
+    rounds = (first.scaler.rounds, second.scaler.rounds)
+    await wait_for_async(
+        "five more rounds of each scaler",
+        lambda: _both_rounds(first, second),
+        lambda r: r[0] >= rounds[0] + 5 and r[1] >= rounds[1] + 5,
+        timeout_s=15,
+    )
+    made = await provisioned(first.database_url)
+    # Without the lock and the claimed rows, each replica would have started one.
+    assert [(r["job_id"], r["state"]) for r in made] == [(uuid.UUID(job.id), "RUNNING")]
+
+
+async def _both_rounds(first: ServerApp, second: ServerApp) -> tuple[int, int]:
+    assert first.scaler is not None and second.scaler is not None
+    return first.scaler.rounds, second.scaler.rounds
