@@ -3,6 +3,7 @@ real `python -m hodei.worker` processes, jobs queued with no worker at all."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -14,6 +15,8 @@ import pytest
 
 from harness.waits import wait_for_async
 from hodei.api.v1 import common_pb2, workers_pb2
+from hodei.diagnose.probes import lifecycle_events
+from hodei.report.assembly import timeline_from
 from hodei.server.app import ServerApp
 from tests.integration.cli_process import hodei
 from tests.integration.providers.scaling import (
@@ -81,6 +84,11 @@ async def test_a_queued_job_gets_a_worker_which_goes_when_idle(
         "provisioning.WorkerProvisioned",
         "provisioning.WorkerScaledDown",
     ]
+    # The report's timeline of the job shows the worker provisioned for it, and its end.
+    timeline = timeline_from(await asyncio.to_thread(lifecycle_events, app.database_url, [job.id]))
+    kinds = [e.event_type for e in timeline]
+    assert kinds.index("JobCreated") < kinds.index("WorkerProvisioned") < kinds.index("JobAssigned")
+    assert kinds[-1] == "WorkerScaledDown", kinds
 
 
 async def test_a_failing_provider_opens_its_circuit_and_the_next_one_is_used(
