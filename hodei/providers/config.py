@@ -61,6 +61,11 @@ class DockerOptions(_Model):
     base_url: str | None = None
     #: Remove the container when the worker process ends (docker run --rm).
     auto_remove: bool = True
+    #: Extra container labels (the provider adds its own io.hodei.* labels).
+    labels: dict[str, str] = Field(default_factory=dict)
+    #: Host paths mounted read-only in the worker's container (host path -> container
+    #: path): the CA and client certificate a TLS server needs, for instance.
+    volumes: dict[str, str] = Field(default_factory=dict)
 
 
 class KubernetesOptions(_Model):

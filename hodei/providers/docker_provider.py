@@ -149,6 +149,7 @@ class DockerProvider:
 
     def labels(self, request: ProvisionRequest) -> dict[str, str]:
         return {
+            **self.config.docker.labels,
             LABEL_MANAGED: "true",
             LABEL_PROVIDER: self.name,
             LABEL_WORKER_NAME: request.worker_name,
@@ -165,6 +166,10 @@ class DockerProvider:
             "labels": self.labels(request),
             "network_mode": self.config.docker.network_mode,
             "auto_remove": self.config.docker.auto_remove,
+            "volumes": {
+                host: {"bind": inside, "mode": "ro"}
+                for host, inside in self.config.docker.volumes.items()
+            },
             "detach": True,
             **self.host_config,
         }

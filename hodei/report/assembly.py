@@ -124,8 +124,7 @@ def timeline_from(events: list[dict[str, Any]], limit: int = 30) -> list[Timelin
         events = [
             e
             for e in events
-            if str(e.get("aggregate_id")) == best[0]
-            or e.get("event_type") in _CAPACITY_EVENTS
+            if str(e.get("aggregate_id")) == best[0] or e.get("event_type") in _CAPACITY_EVENTS
         ]
     ordered = sorted(events, key=lambda e: str(e.get("occurred_at", "")))[-limit:]
     return [

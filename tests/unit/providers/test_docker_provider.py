@@ -20,7 +20,7 @@ ENTRY = {
     "image": "hodei/hodei:dev",
     "tags": {"pool": "docker"},
     "resources": {"requests": {"memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "1Gi"}},
-    "docker": {"env": {"HODEI_LOG_FORMAT": "json"}},
+    "docker": {"env": {"HODEI_LOG_FORMAT": "json"}, "volumes": {"/etc/certs": "/certs"}},
 }
 JOB = uuid.UUID(int=7)
 
@@ -65,6 +65,7 @@ def test_the_container_runs_the_image_as_a_worker_with_its_token_and_labels() ->
         "io.hodei.job": str(JOB),
     }
     assert options["network_mode"] == "host" and options["auto_remove"] is True
+    assert options["volumes"] == {"/etc/certs": {"bind": "/certs", "mode": "ro"}}
     assert options["mem_limit"] == 1024**3
     assert options["mem_reservation"] == 128 * 1024**2
     assert options["nano_cpus"] == 500_000_000
