@@ -30,7 +30,7 @@ class ScalingSettings(_Group):
     token_ttl: float = setting(
         300.0,
         "HODEI_PROVISION_TOKEN_TTL",
-        "life of the single-use token given to a provisioned worker, s",
+        "a provisioned worker must register within this long with its single-use token, s",
         gt=0,
     )
     register_timeout: float = setting(

@@ -168,6 +168,7 @@ def create_run_token(database_url: str, role: str) -> str:
                 "secret_hash": hash_secret(secret),
                 "expires_in": None,
                 "max_registrations": None,
+                "register_within": None,
             },
         )
     return format_token(token_id, secret)

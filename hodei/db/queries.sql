@@ -896,19 +896,36 @@ SELECT (SELECT count(*) FROM w) AS deleted,
 -- ---- api tokens (hodei.server.tokens) -----------------------------------------
 
 -- name: insert_token
-INSERT INTO api_tokens (id, name, role, secret_hash, expires_at, max_registrations)
+-- max_registrations and register_within are optional (the scaler's tokens).
+INSERT INTO api_tokens (id, name, role, secret_hash, expires_at, max_registrations,
+                        register_by)
 VALUES (%(id)s, %(name)s, %(role)s, %(secret_hash)s,
         CASE WHEN %(expires_in)s::float8 IS NULL THEN NULL
              ELSE now() + make_interval(secs => %(expires_in)s::float8) END,
-        %(max_registrations)s::int)
+        %(max_registrations)s::int,
+        CASE WHEN %(register_within)s::float8 IS NULL THEN NULL
+             ELSE now() + make_interval(secs => %(register_within)s::float8) END)
 RETURNING *;
 
 -- name: use_token_for_registration
--- A worker registers with this token: counted, and refused (no row) when the token
--- may register no more workers (a provisioned worker's token registers one).
-UPDATE api_tokens SET registrations = registrations + 1, used_at = coalesce(used_at, now())
-WHERE id = %(id)s AND (max_registrations IS NULL OR registrations < max_registrations)
-RETURNING id;
+-- A worker registers with this token: counted; refused (registered false) when the
+-- token may register no more workers, or no more after register_by (a provisioned
+-- worker's token registers one, within minutes). One row whenever the token exists.
+WITH u AS (
+    UPDATE api_tokens SET registrations = registrations + 1,
+           used_at = coalesce(used_at, now())
+    WHERE id = %(id)s AND (max_registrations IS NULL OR registrations < max_registrations)
+      AND (register_by IS NULL OR register_by > now())
+    RETURNING id
+)
+SELECT t.name, EXISTS (SELECT 1 FROM u) AS registered,
+       t.max_registrations IS NOT NULL AND t.registrations >= t.max_registrations AS used_up
+FROM api_tokens t WHERE t.id = %(id)s;
+
+-- name: revoke_provisioned_token
+-- The provisioned worker is gone: its token dies with it.
+UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())
+WHERE id = %(id)s AND max_registrations IS NOT NULL;
 
 -- name: link_provisioned_worker
 -- A worker registered under the name the scaler gave a provisioned worker: the two
@@ -1057,3 +1074,16 @@ SELECT s.provider, s.provider_type, s.healthy, s.detail, s.circuit_open, s.last_
          WHERE p.provider = s.provider AND p.state IN ('PROVISIONING', 'RUNNING')) AS workers
 FROM (SELECT DISTINCT ON (provider) * FROM provider_status ORDER BY provider, checked_at DESC) s
 ORDER BY s.provider;
+
+-- name: scaler_prune
+-- Old bookkeeping: statuses no scaler refreshed for a day (servers that are gone), and
+-- provisioned workers removed or failed longer ago than the jobs are kept (age 0: kept).
+WITH s AS (
+    DELETE FROM provider_status WHERE checked_at < now() - interval '1 day' RETURNING 1
+), p AS (
+    DELETE FROM provisioned_workers
+    WHERE %(age)s::float8 > 0 AND state IN ('REMOVED', 'FAILED')
+      AND removed_at < now() - make_interval(secs => %(age)s::float8)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM s) AS statuses, (SELECT count(*) FROM p) AS provisioned;

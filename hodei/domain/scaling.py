@@ -132,9 +132,9 @@ class IdleWorker:
 def plan_scale_down(
     workers: Sequence[IdleWorker], idle_ttl: Mapping[str, float]
 ) -> list[uuid.UUID]:
-    """The provisioned workers idle past their provider's idle TTL (a provider no longer
-    in the file keeps its workers until they are idle for its last known TTL: the
-    caller passes 0 to remove them at once)."""
+    """The provisioned workers idle past their provider's idle TTL. A provider missing
+    from `idle_ttl` (not in this server's file: another replica's, or one removed) keeps
+    its workers: this server does not know its TTL."""
     return [
         w.provisioned_id
         for w in workers

@@ -55,6 +55,8 @@ _ROUND_PROVISIONS = 10
 #: A health check or a provider call that takes longer counts as a failure.
 _HEALTH_TIMEOUT = 10.0
 _PROVISION_TIMEOUT = 120.0
+#: Rounds between two prunings of the scaler's old rows (scaler_prune).
+_PRUNE_EVERY = 500
 
 
 def load_scaler_providers(settings: Settings) -> list[tuple[ProviderConfig, Provider]]:
@@ -136,6 +138,9 @@ class Scaler:
             await asyncio.gather(*(self._provision(*p) for p in planned))
         await self._scale_down()
         await self._clean_up()
+        if self.rounds % _PRUNE_EVERY == 0:
+            async with self.db.connection() as tx:
+                await tx.one("scaler_prune", {"age": self.settings.retention.jobs_age})
         self.rounds += 1
 
     # ---- health and circuits -----------------------------------------------------
@@ -227,16 +232,16 @@ class Scaler:
         return planned
 
     async def _mint_token(self, tx: Tx, worker_name: str) -> tuple[uuid.UUID | None, str]:
-        """A worker token that registers one worker and expires soon; none when the
-        server runs without authentication."""
+        """A worker token that registers one worker, within token_ttl; none when the
+        server runs without authentication. Revoked when the worker is removed."""
         if not self.settings.auth.enabled:
             return None, ""
         info, token = await create_token(
             tx,
             f"provisioned.{worker_name}",
             Role.WORKER,
-            expires_in=self.settings.scaling.token_ttl,
             max_registrations=1,
+            register_within=self.settings.scaling.token_ttl,
         )
         return info.id, token
 
@@ -262,6 +267,7 @@ class Scaler:
             opened = managed.circuit.failure(time.monotonic(), error)
             async with self.db.transaction() as tx:
                 if await tx.one("provisioned_failed", {"id": row["id"], "error": error}):
+                    await self._revoke(tx, row["token_id"])
                     await record(
                         tx,
                         [
@@ -343,8 +349,10 @@ class Scaler:
         async with self.db.transaction() as tx:
             if await tx.one("lock_idle_worker", {"id": worker_id}) is None:
                 return False
-            if await tx.one("provisioned_removed", {"id": row["id"]}) is None:
+            removed = await tx.one("provisioned_removed", {"id": row["id"]})
+            if removed is None:
                 return False  # another replica scaled it down
+            await self._revoke(tx, removed["token_id"])
             await tx.one("set_worker_state", {"id": worker_id, "state": str(WorkerState.DRAINING)})
             await record(
                 tx,
@@ -381,6 +389,8 @@ class Scaler:
     async def _clean_up(self) -> None:
         async with self.db.transaction() as tx:
             ended = await tx.all("scaler_ended_workers")
+            for r in ended:
+                await self._revoke(tx, r["token_id"])
             await record(
                 tx,
                 [
@@ -407,6 +417,7 @@ class Scaler:
                     f"{self.settings.scaling.register_timeout:.0f} s"
                 )
                 if await tx.one("provisioned_failed", {"id": r["id"], "error": error}):
+                    await self._revoke(tx, r["token_id"])
                     gave_up.append(r)
                     await record(
                         tx,
@@ -428,6 +439,11 @@ class Scaler:
             managed = self.managed.get(r["provider"])
             if managed is not None and r["handle"]:
                 await self._terminate(managed, r["handle"])
+
+    async def _revoke(self, tx: Tx, token_id: uuid.UUID | None) -> None:
+        """The token of a provisioned worker that is gone, or never came: no use left."""
+        if token_id is not None:
+            await tx.execute("revoke_provisioned_token", {"id": token_id})
 
     async def _terminate(self, managed: Managed, handle: str) -> None:
         try:

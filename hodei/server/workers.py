@@ -55,14 +55,16 @@ class WorkerService:
             raise InvalidArgument("worker name or hostname too long")
         worker_id = uuid.uuid4()
         async with self.db.transaction() as tx:
-            if (
-                token_id is not None
-                and await tx.one("use_token_for_registration", {"id": token_id}) is None
-            ):
-                raise PermissionDenied(
-                    "this token has already registered its worker (a provisioned worker's "
-                    "token is single-use)"
-                )
+            if token_id is not None:
+                use = await tx.one("use_token_for_registration", {"id": token_id})
+                if use is not None and not use["registered"]:
+                    raise PermissionDenied(
+                        f"token {use['name']!r} has already registered its worker (a "
+                        "provisioned worker's token is single-use)"
+                        if use["used_up"]
+                        else f"token {use['name']!r} may no longer register a worker "
+                        "(its time to register has passed)"
+                    )
             row = await tx.one(
                 "insert_worker",
                 {

@@ -32,11 +32,15 @@ CREATE INDEX provisioned_workers_live_idx ON provisioned_workers (provider, stat
 CREATE INDEX provisioned_workers_worker_idx ON provisioned_workers (worker_id)
     WHERE worker_id IS NOT NULL;
 
--- A token that may register at most max_registrations workers (NULL: any number);
--- registrations counts them, used_at is the first. A provisioned worker's token has
--- max_registrations = 1 and a short expires_at.
+-- A token that may register at most max_registrations workers (NULL: any number), and
+-- only before register_by (NULL: any time); registrations counts them, used_at is the
+-- first. A provisioned worker's token: max_registrations = 1 and register_by a few
+-- minutes ahead. It does not expire otherwise: the worker keeps using it on its stream
+-- (bound to its one registration) for as long as it runs; the scaler revokes it when
+-- the worker is removed.
 ALTER TABLE api_tokens ADD COLUMN max_registrations integer
     CHECK (max_registrations IS NULL OR max_registrations >= 1);
+ALTER TABLE api_tokens ADD COLUMN register_by timestamptz;
 ALTER TABLE api_tokens ADD COLUMN registrations integer NOT NULL DEFAULT 0;
 ALTER TABLE api_tokens ADD COLUMN used_at timestamptz;
 

@@ -11,13 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from harness.waits import wait_for_async
 from hodei.api.v1 import common_pb2, workers_pb2
+from hodei.db.connector import PsycopgTx
 from hodei.diagnose.probes import lifecycle_events
+from hodei.domain.auth import Role
 from hodei.report.assembly import timeline_from
 from hodei.server.app import ServerApp
+from hodei.server.tokens import create_token
 from tests.integration.cli_process import hodei
 from tests.integration.providers.scaling import (
     providers_file,
@@ -26,7 +31,7 @@ from tests.integration.providers.scaling import (
     rows,
 )
 from tests.integration.tokens import make_token
-from tests.integration.wire import Stubs
+from tests.integration.wire import FakeWorkerStream, Stubs
 
 pytestmark = pytest.mark.integration
 
@@ -175,39 +180,59 @@ async def _rounds(app: ServerApp) -> int:
     return app.scaler.rounds
 
 
-async def test_a_provisioning_token_registers_one_worker_and_expires(
+async def test_a_provisioning_token_registers_one_worker_within_its_window(
     start_server: StartServer,
 ) -> None:
-    app = await start_server()
-    import psycopg
-    from psycopg.rows import dict_row
-
-    from hodei.db.connector import PsycopgTx
-    from hodei.domain.auth import Role
-    from hodei.server.tokens import create_token
-
+    """Single-use: a second registration is refused. Short-lived for registering only:
+    after its window a new registration is refused, but the worker it registered keeps
+    its stream (a job may run for hours); revoked, the token is dead."""
+    app = await start_server(auth={"mode": "required", "cache_seconds": 0.0})
     async with await psycopg.AsyncConnection.connect(
         app.database_url, autocommit=True, row_factory=dict_row
     ) as conn:
-        _, once = await create_token(
-            PsycopgTx(conn), "provisioned.test", Role.WORKER, expires_in=300, max_registrations=1
+        once, token = await create_token(
+            PsycopgTx(conn),
+            "provisioned.test",
+            Role.WORKER,
+            max_registrations=1,
+            register_within=1.0,
         )
-        _, stale = await create_token(
-            PsycopgTx(conn), "provisioned.stale", Role.WORKER, expires_in=0.01, max_registrations=1
+        _, late = await create_token(
+            PsycopgTx(conn),
+            "provisioned.late",
+            Role.WORKER,
+            max_registrations=1,
+            register_within=0.01,
         )
     request = workers_pb2.RegisterRequest(name="w", hostname="h", pid=1, slots=1)
-    async with Stubs(app.address, token=once) as stubs:
+    async with Stubs(app.address, token=token) as stubs:
         first = await stubs.workers.Register(request)
-        assert first.worker_id
         with pytest.raises(grpc.aio.AioRpcError) as reused:
             await stubs.workers.Register(request)
-    assert reused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert "single-use" in (reused.value.details() or "")
-    async with Stubs(app.address, token=stale) as stubs:
-        with pytest.raises(grpc.aio.AioRpcError) as expired:
+        assert reused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "has already registered its worker" in (reused.value.details() or "")
+        await asyncio.sleep(1.2)  # past its registration window
+        stream, _ = await FakeWorkerStream.connect(
+            stubs, worker_id=first.worker_id, secret=first.session_secret
+        )
+        await stream.close()
+    async with Stubs(app.address, token=late) as stubs:
+        with pytest.raises(grpc.aio.AioRpcError) as too_late:
             await stubs.workers.Register(request)
-    assert expired.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert "has expired" in (expired.value.details() or "")
+    assert too_late.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "its time to register has passed" in (too_late.value.details() or "")
+    # Revoked (the scaler does it when the worker goes): nothing more with it.
+    await rows(
+        app.database_url,
+        "UPDATE api_tokens SET revoked_at = now() WHERE id = %s RETURNING id",
+        once.id,
+    )
+    async with Stubs(app.address, token=token) as stubs:
+        with pytest.raises(grpc.aio.AioRpcError) as revoked:
+            await FakeWorkerStream.connect(
+                stubs, worker_id=first.worker_id, secret=first.session_secret
+            )
+    assert revoked.value.code() == grpc.StatusCode.UNAUTHENTICATED
     # An ordinary worker token registers as many workers as it likes.
     plain = await make_token(app.database_url, "plain-worker", "worker")
     async with Stubs(app.address, token=plain) as stubs:
