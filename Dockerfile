@@ -27,9 +27,11 @@ ENV LANG=C.UTF-8 \
 COPY ${WHEELHOUSE}/ /wheels/
 RUN set -eux; \
     python3 -m venv /opt/hodei; \
-    /opt/hodei/bin/python -m pip install --no-cache-dir --no-index --find-links /wheels hodei; \
+    # [docker]: a server here may start worker containers (the Docker provider,
+    # HODEI_PROVIDERS_FILE) through a mounted Docker socket.
+    /opt/hodei/bin/python -m pip install --no-cache-dir --no-index --find-links /wheels "hodei[docker]"; \
     rm -rf /wheels; \
-    /opt/hodei/bin/python -c "import hodei.cli.main, hodei.diagnose.cli, grpc_health.v1.health_pb2"; \
+    /opt/hodei/bin/python -c "import hodei.cli.main, hodei.diagnose.cli, grpc_health.v1.health_pb2, docker"; \
     # The runtime image is the platform only: no test framework (the [e2e] extra).
     if /opt/hodei/bin/python -c "import pytest" 2>/dev/null; then \
         echo "pytest is installed in the runtime image" >&2; exit 1; \

@@ -12,4 +12,5 @@ pytest_plugins = [
     "features.steps.log_steps",
     "features.steps.chaos_steps",
     "features.steps.metrics_steps",
+    "features.steps.provider_steps",
 ]

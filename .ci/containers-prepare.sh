@@ -160,7 +160,8 @@ build_wheelhouse() {
     if [ "$(cat "$WHEELHOUSE/.deps-hash" 2>/dev/null || true)" != "$deps_hash" ]; then
         log "building wheelhouse (dependencies) with $PYTHON"
         rm -f "$WHEELHOUSE"/*.whl
-        "$PYTHON" -m pip wheel --wheel-dir "$WHEELHOUSE" "$ROOT" >/tmp/containers-prepare-pip.log 2>&1 \
+        # [docker]: a server container may run the Docker provider (workers on demand).
+        "$PYTHON" -m pip wheel --wheel-dir "$WHEELHOUSE" "$ROOT[docker]" >/tmp/containers-prepare-pip.log 2>&1 \
             || { grep -v 'is ignored: it is neither' /tmp/containers-prepare-pip.log | tail -30 >&2; die "pip wheel failed"; }
         echo "$deps_hash" >"$WHEELHOUSE/.deps-hash"
     else

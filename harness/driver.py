@@ -98,6 +98,7 @@ class Driver:
         max_attempts: int = 0,
         name: str = "",
         env: dict[str, str] | None = None,
+        selector: dict[str, str] | None = None,
     ) -> JobView:
         return self._run(
             self._client.queue_job(
@@ -107,6 +108,7 @@ class Driver:
                 max_attempts=max_attempts,
                 name=name,
                 labels=TEST_LABELS,
+                selector=selector,
             )
         )
 

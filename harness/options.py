@@ -27,6 +27,7 @@ TAGS = {
     "throughput": "burst of jobs, throughput measured",
     "chaos": "a private platform broken from outside under a burst (local launcher only)",
     "metrics": "a real Prometheus scrapes the platform (local launcher only)",
+    "providers": "workers provisioned on demand by the Docker provider (containers launcher only)",
 }
 
 

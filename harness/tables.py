@@ -25,6 +25,11 @@ _QUERIES = {
         " WHERE o.aggregate_id = %s ORDER BY o.id"
     ),
     "job_queued": "SELECT count(*) FROM job_queue WHERE job_id = %s",
+    "provisioned_by": "SELECT provider FROM provisioned_workers WHERE worker_id = %s::uuid",
+    "provisioning_errors": (
+        "SELECT payload ->> 'error' FROM domain_events "
+        "WHERE event_type = 'ProvisioningFailed' AND payload ->> 'provider' = %s ORDER BY id"
+    ),
     "job_log_lines": ("SELECT is_stderr, line FROM job_logs WHERE job_id = %s ORDER BY sequence"),
     "workers_by_pid": (
         "SELECT pid, state, last_heartbeat, server_id IS NOT NULL FROM workers"
@@ -106,6 +111,15 @@ class Tables:
 
     def job_outbox(self, job_id: str) -> list[tuple[str, bool]]:
         return [(str(r[0]), bool(r[1])) for r in self._rows("job_outbox", job_id)]
+
+    def provisioned_by(self, worker_id: str) -> str:
+        """The provider that started this worker ("" when none did)."""
+        rows = self._rows("provisioned_by", worker_id)
+        return str(rows[0][0]) if rows else ""
+
+    def provisioning_errors(self, provider: str) -> list[str]:
+        """The errors of this provider's ProvisioningFailed events, oldest first."""
+        return [str(r[0]) for r in self._rows("provisioning_errors", provider)]
 
     def job_queued(self, job_id: str) -> bool:
         return int(self._rows("job_queued", job_id)[0][0]) > 0

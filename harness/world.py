@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from harness.context import E2EContext
     from harness.driver import JobView, LogCapture
     from harness.prometheus_scene import PrometheusScene
+    from harness.providers_scene import ProvidersScene
 
 #: Domain events that change a job's state, and the state each one leads to.
 EVENT_STATE = {
@@ -83,6 +84,9 @@ class World:
     chaos: ChaosScene | None = None
     #: The @metrics scenario's Prometheus (harness.prometheus_scene), stopped at close.
     prometheus: PrometheusScene | None = None
+    #: The @providers scenario's scaling server (harness.providers_scene), its worker
+    #: containers removed at close.
+    providers: ProvidersScene | None = None
 
     # -- given ----------------------------------------------------------------
     def platform_is_running(self) -> None:
@@ -513,3 +517,6 @@ class World:
         if self.prometheus is not None:
             self.prometheus.close()
             self.prometheus = None
+        if self.providers is not None:
+            self.providers.close()
+            self.providers = None

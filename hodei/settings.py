@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from hodei.broker_settings import BrokerSettings
 from hodei.errors import ConfigError
+from hodei.scaling_settings import ScalingSettings
 from hodei.setting_groups import (  # noqa: F401  (re-exported: import settings from here)
     ENV_PREFIX,
     TESTING_ENV,
@@ -79,6 +80,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     tracing: TracingSettings = TracingSettings()
     broker: BrokerSettings = BrokerSettings()
+    scaling: ScalingSettings = ScalingSettings()
     faults: FaultSettings = FaultSettings()
 
     @classmethod

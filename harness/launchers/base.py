@@ -167,6 +167,8 @@ def create_run_token(database_url: str, role: str) -> str:
                 "role": role,
                 "secret_hash": hash_secret(secret),
                 "expires_in": None,
+                "max_registrations": None,
+                "register_within": None,
             },
         )
     return format_token(token_id, secret)

@@ -244,9 +244,24 @@ class ContainersLauncher(Launcher):
             return {}
         return environment_for({"tls": self._server_tls if role == "server" else self._client_tls})
 
+    def worker_tls_env(self) -> dict[str, str]:
+        """The HODEI_TLS_* a worker container of this run dials with ({}: plaintext)."""
+        return self._tls_env("worker")
+
+    def tls_volumes(self) -> dict[str, str]:
+        """The run's certificate folder, mounted at the same path ({}: plaintext)."""
+        return {str(self._tls_dir): str(self._tls_dir)} if self._tls_dir is not None else {}
+
     def _container(
-        self, role: str, name: str, command: list[str], env: dict[str, str], **kwargs: Any
+        self,
+        role: str,
+        name: str,
+        command: list[str],
+        env: dict[str, str],
+        mounts: dict[str, tuple[str, str]] | None = None,
+        **kwargs: Any,
     ) -> _Started:
+        """`mounts`: host path -> (container path, "ro" | "rw")."""
         from testcontainers.core.container import DockerContainer
 
         tls = role in ("server", "worker") and self._tls_dir is not None
@@ -264,6 +279,8 @@ class ContainersLauncher(Launcher):
         if tls:
             # The run's certificates, read-only, at the same path as on the host.
             container.with_volume_mapping(str(self._tls_dir), str(self._tls_dir), mode="ro")
+        for host, (inside, mode) in (mounts or {}).items():
+            container.with_volume_mapping(host, inside, mode=mode)
         try:
             container.start()
         except Exception as exc:
@@ -272,22 +289,36 @@ class ContainersLauncher(Launcher):
             ) from None
         return self._follow(role, name, container)
 
-    def start_server(self, database_url: str) -> tuple[ProcessInfo, str]:
+    def start_server(
+        self,
+        database_url: str,
+        *,
+        name: str = "server",
+        env: dict[str, str] | None = None,
+        mounts: dict[str, tuple[str, str]] | None = None,
+        **kwargs: Any,
+    ) -> tuple[ProcessInfo, str]:
+        """The deployment's server; or, with another `name`, one more server on the same
+        database (the @providers scenarios' scaling server: its `env`, `mounts` and
+        container `kwargs` such as group_add, added)."""
         port = free_port()
         address = f"127.0.0.1:{port}"
         # `hodei server` applies the migrations at start (`hodei db migrate` is the
         # compose file's one-shot service; here the server does it, as locally).
         started = self._container(
             "server",
-            "server",
+            name,
             ["server"],
             self._env(
                 {
                     "HODEI_DATABASE_URL": database_url,
                     "HODEI_HOST": "127.0.0.1",
                     "HODEI_PORT": str(port),
+                    **(env or {}),
                 }
             ),
+            mounts,
+            **kwargs,
             healthcheck={
                 "test": ["CMD", "hodei-healthcheck", address],
                 "interval": 2_000_000_000,

@@ -89,9 +89,17 @@ class TokenInfo:
 
 
 async def create_token(
-    tx: Tx, name: str, role: Role, expires_in: float | None = None
+    tx: Tx,
+    name: str,
+    role: Role,
+    expires_in: float | None = None,
+    max_registrations: int | None = None,
+    register_within: float | None = None,
 ) -> tuple[TokenInfo, str]:
-    """A new token: its listing and its text, which exists only in this answer."""
+    """A new token: its listing and its text, which exists only in this answer.
+    `max_registrations`: how many workers it may register (None: any number);
+    `register_within`: seconds from now during which it may register them (None: any
+    time). The scaler's tokens for provisioned workers: 1, within a few minutes."""
     token_id = uuid.uuid4()
     secret = new_secret()
     try:
@@ -103,6 +111,8 @@ async def create_token(
                 "role": str(role),
                 "secret_hash": hash_secret(secret),
                 "expires_in": expires_in,
+                "max_registrations": max_registrations,
+                "register_within": register_within,
             },
         )
     except psycopg.errors.UniqueViolation:

@@ -55,6 +55,16 @@ class WorkerService:
             raise InvalidArgument("worker name or hostname too long")
         worker_id = uuid.uuid4()
         async with self.db.transaction() as tx:
+            if token_id is not None:
+                use = await tx.one("use_token_for_registration", {"id": token_id})
+                if use is not None and not use["registered"]:
+                    raise PermissionDenied(
+                        f"token {use['name']!r} has already registered its worker (a "
+                        "provisioned worker's token is single-use)"
+                        if use["used_up"]
+                        else f"token {use['name']!r} may no longer register a worker "
+                        "(its time to register has passed)"
+                    )
             row = await tx.one(
                 "insert_worker",
                 {
@@ -70,6 +80,11 @@ class WorkerService:
                 },
             )
             assert row is not None
+            provisioned = await tx.one(
+                "link_provisioned_worker", {"worker_id": worker_id, "name": name}
+            )
+            if provisioned is not None:
+                row = {**row, "provider": provisioned["provider"]}
             await record(
                 tx,
                 [
@@ -81,6 +96,7 @@ class WorkerService:
                         hostname=hostname,
                         slots=slots,
                         state=str(WorkerState.CREATING),
+                        **({"provider": provisioned["provider"]} if provisioned else {}),
                     )
                 ],
             )
