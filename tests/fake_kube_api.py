@@ -42,6 +42,8 @@ class Call:
     query: dict[str, str]
     content_type: str
     body: Any
+    #: The Authorization header ("" when none): the credentials the client sent.
+    authorization: str = ""
 
     @property
     def verb(self) -> str:
@@ -134,7 +136,16 @@ class FakeKubeApi:
         namespace, resource = parts[3], parts[4]
         name = parts[5] if len(parts) == 6 else None
         content_type = request.headers.get("Content-Type", "")
-        call = Call(request.command, namespace, resource, name, query, content_type, body)
+        call = Call(
+            request.command,
+            namespace,
+            resource,
+            name,
+            query,
+            content_type,
+            body,
+            request.headers.get("Authorization", ""),
+        )
         with self._lock:
             self.calls.append(call)
             fault = self._fault_for(call)

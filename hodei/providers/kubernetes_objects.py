@@ -37,6 +37,9 @@ IMAGE_UID = 10001
 #: Where the optional `kubernetes.secret_name` (TLS material) is mounted.
 EXTRA_SECRET_MOUNT = "/etc/hodei"
 WORKER_METRICS_PORT = 9465
+#: On SIGTERM a worker drains for HODEI_WORKER_SHUTDOWN_GRACE (30 s by default):
+#: Kubernetes' own default (30 s) would kill it as the drain ends.
+TERMINATION_GRACE_SECONDS = 45
 
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 _NOT_LABEL = re.compile(r"[^A-Za-z0-9._-]+")
@@ -186,6 +189,7 @@ def build_pod(config: ProviderConfig, request: ProvisionRequest) -> V1Pod:
         ),
         spec=client.V1PodSpec(
             restart_policy="Never",
+            termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
             service_account_name=options.service_account,
             # A worker never calls the Kubernetes API: no API token in its filesystem.
             automount_service_account_token=False,

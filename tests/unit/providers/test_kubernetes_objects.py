@@ -99,6 +99,7 @@ def test_the_pod_runs_the_worker_once_as_configured() -> None:
     body = pod_body()
     spec, container = body["spec"], body["spec"]["containers"][0]
     assert spec["restartPolicy"] == "Never"
+    assert spec["terminationGracePeriodSeconds"] > 30  # HODEI_WORKER_SHUTDOWN_GRACE
     assert spec["serviceAccountName"] == "hodei-worker"
     assert spec["automountServiceAccountToken"] is False
     assert spec["securityContext"]["runAsNonRoot"] is True

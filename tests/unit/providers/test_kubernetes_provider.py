@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -217,4 +218,40 @@ async def test_an_invalid_pod_is_refused_by_the_fake_like_the_api_would(
     k8s = provider(kube_api.url, image_pull_policy="Never")
     kube_api.fail("POST", "pods", 422, 'Pod "cluster-1" is invalid: spec.containers[0].image')
     with pytest.raises(ProvisioningError, match=r"the API rejected the object \(422\)"):
+        await k8s.provision(request())
+
+
+def kubeconfig(path: Path, server: str) -> Path:
+    """A kubeconfig as kubectl writes one: a cluster, a user, a context."""
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "fake", "cluster": {"server": server}}],
+                "users": [{"name": "hodei", "user": {"token": "kubeconfig-token"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "hodei"}}],
+                "current-context": "fake",
+            }
+        )
+    )
+    return path
+
+
+async def test_without_api_url_it_uses_the_kubeconfig_and_its_credentials(
+    kube_api: FakeKubeApi, tmp_path: Path
+) -> None:
+    config = kubeconfig(tmp_path / "config", kube_api.url)
+    k8s = provider("", kubeconfig=str(config), context="fake")
+    assert (await k8s.health()).ok
+    await k8s.provision(request())
+    assert [c.authorization for c in kube_api.calls] == ["Bearer kubeconfig-token"] * 4
+
+
+async def test_no_cluster_and_no_kubeconfig_is_one_clear_line(tmp_path: Path) -> None:
+    k8s = provider("", kubeconfig=str(tmp_path / "missing"))
+    health = await k8s.health()
+    assert not health.ok
+    assert health.detail.startswith("kubernetes provider 'cluster': no API to talk to: ")
+    with pytest.raises(ProvisioningError, match="no API to talk to"):
         await k8s.provision(request())
