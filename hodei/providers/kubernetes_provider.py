@@ -218,7 +218,7 @@ class KubernetesProvider:
         if status == 403:
             return (
                 f"{prefix}: forbidden in {where} (403; does the server's service account "
-                f"have the Role in deploy/kubernetes/rbac.yaml?): {message}"
+                f"have the Role in deploy/kubernetes/base/rbac.yaml?): {message}"
             )
         if status == 404:
             return f"{prefix}: not found (404; does {where} exist?): {message}"

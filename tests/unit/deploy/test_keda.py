@@ -17,7 +17,15 @@ import yaml
 from harness.prometheus import SERVER_JOB, WORKER_JOB, require_tool
 from hodei.metrics.families import ServerMetrics
 from tests.deploy_files import DATABASE_WIDE, exported_names, metric_names, recording_rules_file
-from tests.kube_manifests import SCRAPE, container, find, keda_queries, scaled_object
+from tests.kube_manifests import (
+    KUBERNETES_DOC,
+    ROOT,
+    SCRAPE,
+    container,
+    find,
+    keda_queries,
+    scaled_object,
+)
 from tests.kube_models import validate
 
 #: The fields of KEDA 2.x's ScaledObject (keda.sh/v1alpha1) this file may use, by
@@ -154,3 +162,17 @@ def test_the_scrape_jobs_keep_the_pods_the_manifests_label_and_annotate() -> Non
         assert re.fullmatch(name, meta["labels"]["app.kubernetes.io/name"])
         scrape_flag = keeps[("__meta_kubernetes_pod_annotation_prometheus_io_scrape",)]
         assert re.fullmatch(scrape_flag, meta["annotations"]["prometheus.io/scrape"])
+
+
+def test_the_readme_and_the_docs_show_the_query_that_ships() -> None:
+    def flat(text: str) -> str:
+        return "".join(text.split())
+
+    [query] = keda_queries()
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### KEDA\n") :]
+    block = section[
+        section.index("```promql\n") + 10 : section.index("```\n", section.index("```promql"))
+    ]
+    assert flat(block) == flat(query)
+    assert flat(query) in flat(KUBERNETES_DOC.read_text())

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hodei.errors import HodeiError
 from hodei.providers import kubernetes_objects
 from hodei.providers.base import ProvisionRequest
 from hodei.providers.config import parse_providers
@@ -250,3 +251,16 @@ def test_the_static_workers_do_not_adopt_the_providers_pods() -> None:
         t.split("=") for t in kubernetes_objects.selector("cluster").split(",")
     )
     assert not provider_selector.items() <= template.items()
+
+
+def test_the_secrets_are_placeholders_a_server_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Applied unedited, the servers stop at start with one line instead of running
+    with a key everyone who read this repository knows."""
+    for name in ("hodei-secrets", "hodei-tokens"):
+        values = find("Secret", name)["stringData"].values()
+        assert all("CHANGE-ME" in value for value in values), name
+    monkeypatch.setenv(
+        "HODEI_SECRET_KEY", find("Secret", "hodei-secrets")["stringData"]["HODEI_SECRET_KEY"]
+    )
+    with pytest.raises(HodeiError, match="HODEI_SECRET_KEY"):
+        load_settings()

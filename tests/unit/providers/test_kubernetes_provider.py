@@ -159,7 +159,7 @@ async def test_forbidden_is_unhealthy_and_names_the_role(kube_api: FakeKubeApi) 
     health = await provider(kube_api.url).health()
     assert not health.ok
     assert "forbidden in namespace 'hodei-workers' (403" in health.detail
-    assert "deploy/kubernetes/rbac.yaml" in health.detail and message in health.detail
+    assert "deploy/kubernetes/base/rbac.yaml" in health.detail and message in health.detail
 
 
 @pytest.mark.parametrize(
