@@ -4,7 +4,7 @@ request recorded, failures injected on demand.
 
     POST   /api/v1/namespaces/{ns}/{pods|secrets}          create (409 if it exists)
     GET    /api/v1/namespaces/{ns}/{pods|secrets}          list (labelSelector k=v,..., limit)
-    PATCH  /api/v1/namespaces/{ns}/{pods|secrets}/{name}   merge patch (metadata)
+    PATCH  /api/v1/namespaces/{ns}/{pods|secrets}/{name}   merge or strategic merge patch (metadata)
     DELETE /api/v1/namespaces/{ns}/{pods|secrets}/{name}   delete (404 if missing)
 
 Like the real server it refuses, with a 422 Status, a body that does not fit the
@@ -221,6 +221,14 @@ class FakeKubeApi:
             return _status(415, f"the fake applies merge patches only, not {call.content_type}")
         obj = store[call.name or ""]
         for key, value in (call.body.get("metadata") or {}).items():
+            if key == "ownerReferences" and "strategic" in call.content_type:
+                # strategic merge: the list merges on each reference's uid
+                kept = [
+                    o
+                    for o in obj["metadata"].get(key, [])
+                    if o["uid"] not in {v["uid"] for v in value}
+                ]
+                value = kept + value
             obj["metadata"][key] = value
         return 200, obj
 

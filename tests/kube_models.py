@@ -92,7 +92,11 @@ def validate(obj: dict[str, Any], type_name: str | None = None) -> Any:
     type_name = type_name or model_for(obj)
     errors = schema_errors(obj, type_name)
     assert not errors, f"{type_name} does not fit the API schema:\n  " + "\n  ".join(errors)
-    return getattr(client, type_name).from_dict(obj)
+    model = getattr(client, type_name)
+    if hasattr(model, "from_dict"):  # the pydantic models (kubernetes >= 35)
+        return model.from_dict(obj)
+    # The older generated models load through the client's deserializer.
+    return client.ApiClient()._ApiClient__deserialize(obj, type_name)  # type: ignore[attr-defined]
 
 
 def serialize(model: Any) -> dict[str, Any]:

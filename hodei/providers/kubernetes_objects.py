@@ -107,7 +107,7 @@ def build_secret(config: ProviderConfig, request: ProvisionRequest) -> V1Secret:
 
 
 def owner_patch(pod: str, uid: str) -> dict[str, Any]:
-    """The merge patch that makes the pod the owner of its token Secret (the garbage
+    """The patch that makes the pod the owner of its token Secret (the garbage
     collector then deletes the Secret with the pod)."""
     reference: V1OwnerReference = _owner_reference(pod, uid)
     from kubernetes import client

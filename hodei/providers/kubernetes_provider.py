@@ -6,7 +6,7 @@ What one provision sends, in this order:
 1. POST a Secret holding the worker's single-use token (the pod reads it by reference,
    so the token is never in the pod spec);
 2. POST the Pod (kubernetes_objects.build_pod);
-3. PATCH the Secret's ownerReferences to the new pod, so that Kubernetes' garbage
+3. PATCH (strategic merge) the Secret's ownerReferences to the new pod, so that Kubernetes' garbage
    collector removes the Secret with the pod even if this server never gets to.
 
 A failure at 2 deletes the Secret again. `terminate` deletes the pod and the secret (a
@@ -114,10 +114,8 @@ class KubernetesProvider:
                     lambda: api.patch_namespaced_secret(
                         secret_name,
                         self._namespace,
+                        # A mapping: the client sends it as a strategic merge patch.
                         objects.owner_patch(pod_name, uid),
-                        # The client's default for a PATCH is a JSON patch (a list of
-                        # operations); this body is a merge patch.
-                        _content_type="application/merge-patch+json",
                         **self._timeout(),
                     ),
                 )

@@ -75,7 +75,8 @@ async def test_provision_makes_the_secret_then_the_pod_then_gives_the_secret_to_
     assert secret["metadata"]["ownerReferences"] == [
         {"apiVersion": "v1", "kind": "Pod", "name": "cluster-1", "uid": pod["metadata"]["uid"]}
     ]
-    assert kube_api.calls[2].content_type == "application/merge-patch+json"
+    # a mapping body goes as a strategic merge patch (a JSON patch would be refused)
+    assert kube_api.calls[2].content_type == "application/strategic-merge-patch+json"
     # the token went over the wire in the Secret only
     assert TOKEN in json.dumps(kube_api.calls[0].body)
     assert TOKEN not in json.dumps(kube_api.calls[1].body)
