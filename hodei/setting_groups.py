@@ -197,6 +197,20 @@ class WorkerSettings(_Group):
     slots: int = setting(
         1, "HODEI_SLOTS", "jobs a worker runs at once", flag="--slots", ge=1, le=1024
     )
+    labels: str = setting(
+        "",
+        "HODEI_WORKER_LABELS",
+        "the worker's labels, K=V,K2=V2: a job with a selector runs only where they match",
+        flag="--labels",
+        pattern=r"^\s*([^=,\s][^=,]*=[^,]*)?(\s*,\s*[^=,\s][^=,]*=[^,]*)*\s*$",
+    )
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        """HODEI_WORKER_LABELS as a mapping ("pool=docker,gpu=1" -> {pool: docker, gpu: 1})."""
+        pairs = (item.partition("=") for item in self.labels.split(",") if item.strip())
+        return {key.strip(): value.strip() for key, _, value in pairs}
+
     log_batch_lines: int = setting(
         2000, "HODEI_LOG_BATCH_LINES", "most output lines per message to the server", ge=1
     )

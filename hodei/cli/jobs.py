@@ -39,6 +39,14 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
         p.add_argument("--workdir", default="", metavar="DIR", help="working directory")
         p.add_argument("--name", default="", help="a name shown in listings")
         p.add_argument("--label", action="append", default=[], metavar="K=V", help="repeatable")
+        p.add_argument(
+            "--selector",
+            action="append",
+            default=[],
+            metavar="K=V",
+            help="run only on a worker with this label; with a providers file the server "
+            "starts one on a provider tagged so (repeatable)",
+        )
         p.add_argument("--max-attempts", type=int, default=0, metavar="N")
         p.add_argument(
             "--idempotency-key",
@@ -158,6 +166,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         name=args.name,
         labels=parse_pairs(args.label, "--label"),
         secret_env=parse_secret_env(args.secret_env),
+        selector=parse_pairs(args.selector, "--selector"),
     )
 
 
@@ -186,6 +195,7 @@ async def _queue(client: HodeiClient, args: argparse.Namespace) -> JobView:
         labels=spec.labels,
         idempotency_key=key,
         secret_env=spec.secret_env,
+        selector=spec.selector,
     )
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from hodei.client.views import JobView, QueueView, ServerInfoView, WorkerView
+from hodei.client.views import JobView, ProviderView, QueueView, ServerInfoView, WorkerView
 from hodei.durations import age_since
 from hodei.redaction import masked_env
 
@@ -118,6 +118,30 @@ def workers_table(workers: Sequence[WorkerView]) -> None:
         for w in workers
     ]
     print_table(["ID", "NAME", "STATE", "RUNNING", "CONNECTED", "HEARTBEAT", "PID", "HOST"], rows)
+
+
+def providers_table(providers: Sequence[ProviderView]) -> None:
+    def health(p: ProviderView) -> str:
+        if p.circuit_open:
+            return "circuit open"
+        return "ok" if p.healthy else "unreachable"
+
+    rows = [
+        [
+            p.name,
+            p.type,
+            str(p.priority),
+            f"{p.workers}/{p.max_workers}" if p.max_workers else str(p.workers),
+            ",".join(f"{k}={v}" for k, v in p.tags.items()) or "-",
+            health(p),
+            age(p.checked_at),
+            shorten(p.last_error or p.detail, 60) or "-",
+        ]
+        for p in providers
+    ]
+    print_table(
+        ["NAME", "TYPE", "PRIORITY", "WORKERS", "TAGS", "HEALTH", "CHECKED", "DETAIL"], rows
+    )
 
 
 def queue_block(queue: QueueView) -> None:

@@ -33,6 +33,13 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     queue.add_argument("--limit", type=int, default=20, metavar="N")
     queue.set_defaults(handler=show_queue)
 
+    providers = sub.add_parser(
+        "providers",
+        parents=[common],
+        help="providers of workers on demand: health and workers each runs",
+    )
+    providers.set_defaults(handler=show_providers)
+
     version = sub.add_parser("version", parents=[common], help="client and server versions")
     version.set_defaults(handler=show_version)
 
@@ -168,6 +175,17 @@ async def show_queue(client: HodeiClient, args: argparse.Namespace) -> int:
         output.print_json(queue.to_dict())
     else:
         output.queue_block(queue)
+    return exit_codes.OK
+
+
+async def show_providers(client: HodeiClient, args: argparse.Namespace) -> int:
+    providers = await client.list_providers()
+    if args.output == "json":
+        output.print_json([p.to_dict() for p in providers])
+    elif not providers:
+        print("no providers: start the server with a providers file (HODEI_PROVIDERS_FILE)")
+    else:
+        output.providers_table(providers)
     return exit_codes.OK
 
 

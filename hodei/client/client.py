@@ -49,6 +49,7 @@ from hodei.client.views import (
     JobView,
     LogLineView,
     LogsPage,
+    ProviderView,
     QueueView,
     ServerInfoView,
     WorkerView,
@@ -181,6 +182,7 @@ class HodeiClient:
         correlation_id: str = "",
         idempotency_key: str | None = None,
         secret_env: Mapping[str, str] | None = None,
+        selector: Mapping[str, str] | None = None,
     ) -> JobView:
         """Queue one job. `idempotency_key`: names this submission (1-128 visible ASCII
         characters); None makes a new one for this call, kept across its retries; ""
@@ -196,6 +198,7 @@ class HodeiClient:
             name=name,
             labels=dict(labels or {}),
             secret_env=dict(secret_env or {}),
+            selector=dict(selector or {}),
         )
         key = new_idempotency_key() if idempotency_key is None else idempotency_key
         request = jobs_pb2.QueueJobRequest(
@@ -241,6 +244,7 @@ class HodeiClient:
                         name=job.get("name", ""),
                         labels=dict(job.get("labels") or {}),
                         secret_env=dict(job.get("secret_env") or {}),
+                        selector=dict(job.get("selector") or {}),
                     ),
                     correlation_id=job.get("correlation_id", ""),
                 )
@@ -426,6 +430,12 @@ class HodeiClient:
     async def get_queue(self, limit: int = 0) -> QueueView:
         request = platform_pb2.GetQueueRequest(limit=limit)
         return convert.queue_view(await self._call(self._platform.GetQueue, request))
+
+    async def list_providers(self) -> list[ProviderView]:
+        """The providers of workers on demand (admin only)."""
+        request = platform_pb2.ListProvidersRequest()
+        response = await self._call(self._platform.ListProviders, request)
+        return [convert.provider_view(p) for p in response.providers]
 
     async def server_info(self) -> ServerInfoView:
         request = platform_pb2.GetServerInfoRequest()

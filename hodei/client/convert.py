@@ -10,6 +10,7 @@ from hodei.api.v1 import common_pb2, jobs_pb2, logs_pb2, platform_pb2, workers_p
 from hodei.client.views import (
     JobView,
     LogLineView,
+    ProviderView,
     QueuedJobView,
     QueueView,
     ServerInfoView,
@@ -51,6 +52,7 @@ def job_view(job: jobs_pb2.Job) -> JobView:
         working_dir=spec.working_dir,
         timeout_seconds=spec.timeout_seconds or None,
         labels=dict(spec.labels),
+        selector=dict(spec.selector),
         attempts=job.attempts,
         max_attempts=job.max_attempts,
         worker_id=job.worker_id,
@@ -133,4 +135,21 @@ def server_info_view(resp: platform_pb2.GetServerInfoResponse) -> ServerInfoView
         connected_workers=resp.connected_workers,
         schema_version=resp.schema_version,
         insecure=resp.insecure,
+    )
+
+
+def provider_view(provider: platform_pb2.Provider) -> ProviderView:
+    return ProviderView(
+        name=provider.name,
+        type=provider.type,
+        priority=provider.priority,
+        max_workers=provider.max_workers,
+        tags=dict(provider.tags),
+        healthy=provider.healthy,
+        detail=provider.detail,
+        circuit_open=provider.circuit_open,
+        last_error=provider.last_error,
+        last_error_at=when(provider.last_error_at),
+        checked_at=when(provider.checked_at),
+        workers=provider.workers,
     )

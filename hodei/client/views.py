@@ -42,6 +42,8 @@ class JobView:
     updated_at: datetime | None = None
     #: Secret env as the server answers it: the names, each with "***".
     secret_env: dict[str, str] = field(default_factory=dict)
+    #: Only a worker whose labels contain these runs the job.
+    selector: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_final(self) -> bool:
@@ -58,6 +60,7 @@ class JobView:
             "working_dir": self.working_dir,
             "timeout_seconds": self.timeout_seconds,
             "labels": dict(self.labels),
+            "selector": dict(self.selector),
             "attempts": self.attempts,
             "max_attempts": self.max_attempts,
             "worker_id": self.worker_id or None,
@@ -186,4 +189,41 @@ class ServerInfoView:
             "connected_workers": self.connected_workers,
             "schema_version": self.schema_version,
             "insecure": self.insecure,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderView:
+    """A provider of workers on demand, as the scalers last saw it (`hodei providers`)."""
+
+    name: str
+    type: str
+    priority: int = 0
+    max_workers: int = 0
+    tags: dict[str, str] = field(default_factory=dict)
+    healthy: bool = False
+    detail: str = ""
+    circuit_open: bool = False
+    last_error: str = ""
+    last_error_at: datetime | None = None
+    checked_at: datetime | None = None
+    workers: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value is not None else None
+
+        return {
+            "name": self.name,
+            "type": self.type,
+            "priority": self.priority,
+            "max_workers": self.max_workers,
+            "tags": dict(self.tags),
+            "healthy": self.healthy,
+            "detail": self.detail,
+            "circuit_open": self.circuit_open,
+            "last_error": self.last_error or None,
+            "last_error_at": iso(self.last_error_at),
+            "checked_at": iso(self.checked_at),
+            "workers": self.workers,
         }

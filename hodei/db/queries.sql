@@ -64,7 +64,7 @@ w AS (
     SELECT id FROM workers
     WHERE cardinality(%(worker_ids)b::uuid[]) > 0
       AND state = 'READY' AND server_id = %(server_id)s AND id = ANY(%(worker_ids)b::uuid[])
-      AND running_jobs < slots
+      AND running_jobs < slots AND labels @> %(selector)s::jsonb
       AND NOT EXISTS (SELECT 1 FROM job_queue) AND EXISTS (SELECT 1 FROM go)
     ORDER BY running_jobs, id
     LIMIT 1
@@ -72,7 +72,8 @@ w AS (
 ), j AS (
     INSERT INTO jobs (id, name, command, env, working_dir, timeout_seconds, labels,
                       max_attempts, correlation_id, secret_names, secret_env, state, attempts,
-                      worker_id, assigned_at, ack_deadline, owner_token_id, trace_context)
+                      worker_id, assigned_at, ack_deadline, owner_token_id, trace_context,
+                      selector)
     SELECT %(id)s, %(name)s, %(command)s, %(env)s, %(working_dir)s, %(timeout_seconds)s,
            %(labels)s, %(max_attempts)s, %(correlation_id)s, %(secret_names)s::text[],
            %(secret_env)s::bytea,
@@ -82,7 +83,7 @@ w AS (
            CASE WHEN w.id IS NULL THEN NULL ELSE now() END,
            CASE WHEN w.id IS NULL THEN NULL
                 ELSE now() + make_interval(secs => %(ack_timeout)s) END,
-           %(owner)s::uuid, %(trace_context)s::text
+           %(owner)s::uuid, %(trace_context)s::text, %(selector)s::jsonb
     FROM go LEFT JOIN w ON true
     RETURNING *
 ), q AS (
@@ -128,19 +129,20 @@ spec AS (
                          %(envs)b::jsonb[], %(working_dirs)b::text[], %(timeouts)b::float8[],
                          %(labels)b::jsonb[], %(max_attempts)b::int[],
                          %(correlation_ids)b::text[], %(payloads)b::jsonb[],
-                         %(secret_names)b::jsonb[], %(secret_envs)b::bytea[])
+                         %(secret_names)b::jsonb[], %(secret_envs)b::bytea[],
+                         %(selectors)b::jsonb[])
         WITH ORDINALITY AS s(id, name, command, env, working_dir, timeout_seconds, labels,
                              max_attempts, correlation_id, payload, secret_names, secret_env,
-                             ord)
+                             selector, ord)
     WHERE EXISTS (SELECT 1 FROM go)
 ), j AS (
     INSERT INTO jobs (id, name, command, env, working_dir, timeout_seconds, labels,
                       max_attempts, correlation_id, secret_names, secret_env, owner_token_id,
-                      trace_context)
+                      trace_context, selector)
     SELECT id, name, ARRAY(SELECT jsonb_array_elements_text(command)), env, working_dir,
            timeout_seconds, labels, max_attempts, correlation_id,
            ARRAY(SELECT jsonb_array_elements_text(secret_names)), secret_env, %(owner)s::uuid,
-           %(trace_context)s::text
+           %(trace_context)s::text, selector
     FROM spec ORDER BY ord
     RETURNING *
 ), q AS (
@@ -252,8 +254,11 @@ WITH w AS (
     -- Only rows of PENDING jobs: a stray row (its job finished or running) is left to
     -- the recovery loop, which removes it with a trace (repair_stray_queue_rows)
     -- instead of this statement deleting it silently.
+    -- Jobs with a selector are dealt by dispatch_selected_jobs (each needs a worker
+    -- whose labels match); this statement deals the others over any free slot.
     SELECT q.job_id FROM job_queue q
-    WHERE EXISTS (SELECT 1 FROM jobs p WHERE p.id = q.job_id AND p.state = 'PENDING')
+    WHERE EXISTS (SELECT 1 FROM jobs p WHERE p.id = q.job_id AND p.state = 'PENDING'
+                                         AND p.selector = '{}'::jsonb)
     ORDER BY q.priority DESC, q.enqueued_at
     LIMIT least((SELECT count(*) FROM slot), %(limit)s)
     FOR UPDATE OF q SKIP LOCKED
@@ -267,6 +272,64 @@ WITH w AS (
                  row_number() OVER (ORDER BY priority DESC, enqueued_at) AS rank
           FROM gone) g
     JOIN slot s USING (rank)
+), a AS (
+    UPDATE jobs j SET state = 'ASSIGNED', attempts = j.attempts + 1, worker_id = d.worker_id,
+           assigned_at = now(), started_at = NULL,
+           ack_deadline = now() + make_interval(secs => %(ack_timeout)s),
+           attempt_lines = 0, exit_code = NULL, error = NULL, updated_at = now()
+    FROM dealt d
+    -- The = ANY keeps this on the primary key; with only the join, the planner read
+    -- every PENDING job through the state index.
+    WHERE j.id = ANY(ARRAY(SELECT job_id FROM dealt)) AND j.id = d.job_id
+      AND j.state = 'PENDING'
+    -- enqueued_at: the queue wait metric (hodei_job_queue_wait_seconds)
+    RETURNING j.*, d.rank, d.enqueued_at
+), per_worker AS (
+    SELECT worker_id, count(*)::int AS n, (array_agg(id ORDER BY rank))[1] AS first_job
+    FROM a GROUP BY worker_id
+), wu AS (
+    UPDATE workers x SET running_jobs = x.running_jobs + p.n,
+           state = CASE WHEN x.running_jobs + p.n >= x.slots THEN 'BUSY' ELSE x.state END,
+           current_job_id = coalesce(x.current_job_id, p.first_job), updated_at = now()
+    FROM per_worker p WHERE x.id = p.worker_id
+    RETURNING x.id, x.state, x.running_jobs
+), ev AS (
+    INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
+    {{assignment_events}}
+    RETURNING *
+), {{outbox_rows}}
+SELECT a.*, (SELECT count(*) FROM ob) AS events FROM a ORDER BY a.rank;
+
+-- name: dispatch_selected_jobs
+-- The dispatcher's second statement, for queued jobs with a selector: one job per
+-- statement (the caller repeats it up to the batch size), the oldest whose selector
+-- some READY worker of this server with a free slot matches (labels @> selector), on
+-- the least loaded such worker. The rest (assign, occupancy, events) is dispatch_jobs'.
+WITH picked AS (
+    SELECT q.job_id, m.worker_id FROM jobs p
+    JOIN job_queue q ON q.job_id = p.id
+    CROSS JOIN LATERAL (
+        SELECT x.id AS worker_id FROM workers x
+        WHERE x.state = 'READY' AND x.server_id = %(server_id)s AND x.id = ANY(%(ids)b::uuid[])
+          AND x.running_jobs < x.slots AND x.labels @> p.selector
+        ORDER BY x.running_jobs, x.id LIMIT 1
+    ) m
+    WHERE p.state = 'PENDING' AND p.selector <> '{}'::jsonb
+    ORDER BY q.priority DESC, q.enqueued_at
+    LIMIT 1
+    FOR UPDATE OF q SKIP LOCKED
+), w AS (
+    -- Checked again once locked: a result or another dispatcher may have filled it.
+    SELECT id FROM workers
+    WHERE id = (SELECT worker_id FROM picked) AND state = 'READY' AND running_jobs < slots
+    FOR UPDATE
+), gone AS (
+    DELETE FROM job_queue q
+    WHERE q.job_id = ANY(ARRAY(SELECT job_id FROM picked)) AND EXISTS (SELECT 1 FROM w)
+    RETURNING q.job_id, q.priority, q.enqueued_at
+), dealt AS (
+    SELECT g.job_id, 1::bigint AS rank, g.enqueued_at, p.worker_id
+    FROM gone g JOIN picked p USING (job_id) JOIN w ON w.id = p.worker_id
 ), a AS (
     UPDATE jobs j SET state = 'ASSIGNED', attempts = j.attempts + 1, worker_id = d.worker_id,
            assigned_at = now(), started_at = NULL,
@@ -833,11 +896,30 @@ SELECT (SELECT count(*) FROM w) AS deleted,
 -- ---- api tokens (hodei.server.tokens) -----------------------------------------
 
 -- name: insert_token
-INSERT INTO api_tokens (id, name, role, secret_hash, expires_at)
+INSERT INTO api_tokens (id, name, role, secret_hash, expires_at, max_registrations)
 VALUES (%(id)s, %(name)s, %(role)s, %(secret_hash)s,
         CASE WHEN %(expires_in)s::float8 IS NULL THEN NULL
-             ELSE now() + make_interval(secs => %(expires_in)s::float8) END)
+             ELSE now() + make_interval(secs => %(expires_in)s::float8) END,
+        %(max_registrations)s::int)
 RETURNING *;
+
+-- name: use_token_for_registration
+-- A worker registers with this token: counted, and refused (no row) when the token
+-- may register no more workers (a provisioned worker's token registers one).
+UPDATE api_tokens SET registrations = registrations + 1, used_at = coalesce(used_at, now())
+WHERE id = %(id)s AND (max_registrations IS NULL OR registrations < max_registrations)
+RETURNING id;
+
+-- name: link_provisioned_worker
+-- A worker registered under the name the scaler gave a provisioned worker: the two
+-- are linked, and the worker row says which provider started it.
+WITH p AS (
+    UPDATE provisioned_workers SET worker_id = %(worker_id)s, registered_at = now()
+    WHERE worker_name = %(name)s AND worker_id IS NULL AND state IN ('PROVISIONING', 'RUNNING')
+    RETURNING id, provider
+)
+UPDATE workers w SET provider = p.provider FROM p WHERE w.id = %(worker_id)s
+RETURNING p.id, p.provider;
 
 -- name: get_token
 -- A token as the server checks it; `now` is the database's clock, which expiry uses.
@@ -874,3 +956,104 @@ SELECT
      WHERE state NOT IN ('TERMINATED', 'LOST')) AS worker_slots,
     (SELECT coalesce(sum(running_jobs), 0) FROM workers
      WHERE state NOT IN ('TERMINATED', 'LOST')) AS worker_slots_busy;
+
+-- name: scaler_lock
+-- One scaler decides at a time across the server replicas (released at commit): the
+-- other skips its round, and then sees the rows the first wrote.
+SELECT pg_try_advisory_xact_lock(7273626561) AS locked;
+
+-- name: scaler_waiting_jobs
+-- Queued jobs in dispatch order, with their selectors.
+SELECT j.id, j.selector FROM job_queue q JOIN jobs j ON j.id = q.job_id
+WHERE j.state = 'PENDING'
+ORDER BY q.priority DESC, q.enqueued_at
+LIMIT %(limit)s;
+
+-- name: scaler_capacity
+-- Free slots that will take waiting jobs: READY workers with an open stream, and
+-- provisioned workers not yet READY (started, registering, connecting).
+SELECT labels, slots - running_jobs AS free_slots FROM workers
+WHERE state = 'READY' AND server_id IS NOT NULL AND running_jobs < slots
+UNION ALL
+SELECT p.labels, p.slots FROM provisioned_workers p
+WHERE p.state IN ('PROVISIONING', 'RUNNING')
+  AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = p.worker_id
+                  AND (w.state <> 'CREATING' AND w.server_id IS NOT NULL
+                       OR w.state IN ('DRAINING', 'TERMINATED', 'LOST')));
+
+-- name: scaler_live_counts
+SELECT provider, count(*) AS n FROM provisioned_workers
+WHERE state IN ('PROVISIONING', 'RUNNING') GROUP BY provider;
+
+-- name: insert_provisioned_worker
+INSERT INTO provisioned_workers (id, provider, provider_type, worker_name, labels, slots,
+                                 job_id, token_id)
+VALUES (%(id)s, %(provider)s, %(provider_type)s, %(worker_name)s, %(labels)s, %(slots)s,
+        %(job_id)s, %(token_id)s)
+RETURNING *;
+
+-- name: provisioned_started
+UPDATE provisioned_workers SET state = 'RUNNING', handle = %(handle)s, started_at = now()
+WHERE id = %(id)s AND state = 'PROVISIONING'
+RETURNING *, extract(epoch FROM now() - created_at)::float8 AS seconds;
+
+-- name: provisioned_failed
+UPDATE provisioned_workers SET state = 'FAILED', last_error = %(error)s, removed_at = now()
+WHERE id = %(id)s AND state IN ('PROVISIONING', 'RUNNING')
+RETURNING *;
+
+-- name: scaler_idle_workers
+-- Provisioned workers that run no job, and since when (their row's last change).
+SELECT p.id, p.provider, p.handle, p.worker_id,
+       extract(epoch FROM now() - greatest(w.updated_at, w.connected_at))::float8 AS idle_seconds
+FROM provisioned_workers p JOIN workers w ON w.id = p.worker_id
+WHERE p.state = 'RUNNING' AND w.state = 'READY' AND w.running_jobs = 0;
+
+-- name: lock_idle_worker
+-- The worker of a scale-down, still idle once locked (a job may have just come).
+SELECT id, state, running_jobs FROM workers
+WHERE id = %(id)s AND state = 'READY' AND running_jobs = 0 FOR UPDATE;
+
+-- name: provisioned_removed
+UPDATE provisioned_workers SET state = 'REMOVED', removed_at = now()
+WHERE id = %(id)s AND state = 'RUNNING'
+RETURNING *;
+
+-- name: scaler_ended_workers
+-- Provisioned workers whose worker ended by itself (stopped, lost): nothing to scale
+-- down, only the provider's leftovers (a container, a pod) to remove.
+UPDATE provisioned_workers p SET state = 'REMOVED', removed_at = now()
+FROM workers w
+WHERE w.id = p.worker_id AND p.state = 'RUNNING' AND w.state IN ('TERMINATED', 'LOST')
+RETURNING p.*, w.state AS worker_state;
+
+-- name: scaler_unregistered
+-- Provisioned workers that never registered (or whose provisioning a crash cut off)
+-- within the timeout.
+SELECT * FROM provisioned_workers
+WHERE state IN ('PROVISIONING', 'RUNNING') AND worker_id IS NULL
+  AND created_at < now() - make_interval(secs => %(timeout)s);
+
+-- name: upsert_provider_status
+INSERT INTO provider_status AS s (provider, server_id, provider_type, healthy, detail,
+                                  circuit_open, consecutive_failures, last_error, last_error_at,
+                                  checked_at)
+VALUES (%(provider)s, %(server_id)s, %(provider_type)s, %(healthy)s, %(detail)s,
+        %(circuit_open)s, %(failures)s, %(last_error)s,
+        CASE WHEN %(last_error)s::text IS NULL THEN NULL ELSE now() END, now())
+ON CONFLICT (provider, server_id) DO UPDATE SET
+    provider_type = EXCLUDED.provider_type, healthy = EXCLUDED.healthy,
+    detail = EXCLUDED.detail, circuit_open = EXCLUDED.circuit_open,
+    consecutive_failures = EXCLUDED.consecutive_failures,
+    last_error = coalesce(EXCLUDED.last_error, s.last_error),
+    last_error_at = coalesce(EXCLUDED.last_error_at, s.last_error_at),
+    checked_at = now();
+
+-- name: provider_overview
+-- `hodei providers`: each provider's latest status (any server) and its live workers.
+SELECT s.provider, s.provider_type, s.healthy, s.detail, s.circuit_open, s.last_error,
+       s.last_error_at, s.checked_at,
+       (SELECT count(*) FROM provisioned_workers p
+         WHERE p.provider = s.provider AND p.state IN ('PROVISIONING', 'RUNNING')) AS workers
+FROM (SELECT DISTINCT ON (provider) * FROM provider_status ORDER BY provider, checked_at DESC) s
+ORDER BY s.provider;

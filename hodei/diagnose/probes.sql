@@ -516,3 +516,49 @@ FROM outbox_events WHERE dead_at IS NOT NULL ORDER BY dead_at DESC, id DESC LIMI
 
 -- name: outbox_dead_letter_count
 SELECT count(*) AS n FROM outbox_events WHERE dead_at IS NOT NULL;
+
+-- name: providers_known
+-- Whether this database has the scaler's tables (migration 0012) and anything in them.
+SELECT to_regclass('provisioned_workers') IS NOT NULL AS has_tables;
+
+-- name: provider_statuses
+-- What each server's scaler last saw of each provider (migration 0012).
+SELECT provider, server_id, provider_type, healthy, detail, circuit_open,
+       consecutive_failures, last_error,
+       extract(epoch FROM clock_timestamp() - checked_at)::float8 AS checked_age_s,
+       extract(epoch FROM clock_timestamp() - last_error_at)::float8 AS error_age_s
+FROM provider_status ORDER BY provider, checked_at DESC;
+
+-- name: provisioning_outcomes
+-- Per provider, the scaler's provisioning events within the window: how many failed,
+-- how many worked, and the newest failure (its error) and success.
+SELECT e.payload ->> 'provider' AS provider,
+       count(*) FILTER (WHERE e.event_type = 'ProvisioningFailed'
+                        AND e.payload ->> 'stage' = 'provision') AS failed,
+       count(*) FILTER (WHERE e.event_type = 'WorkerProvisioned') AS provisioned,
+       max(e.id) FILTER (WHERE e.event_type = 'ProvisioningFailed'
+                         AND e.payload ->> 'stage' = 'provision') AS last_failed_id,
+       max(e.id) FILTER (WHERE e.event_type = 'WorkerProvisioned') AS last_provisioned_id,
+       (array_agg(e.payload ->> 'error' ORDER BY e.id DESC)
+            FILTER (WHERE e.event_type = 'ProvisioningFailed'
+                    AND e.payload ->> 'stage' = 'provision'))[1] AS last_error,
+       extract(epoch FROM clock_timestamp() - max(e.occurred_at))::float8 AS last_age_s
+FROM domain_events e
+WHERE e.aggregate_type = 'provisioning'
+  AND e.event_type IN ('ProvisioningFailed', 'WorkerProvisioned')
+  AND e.occurred_at > clock_timestamp() - make_interval(secs => %(window_s)s)
+GROUP BY 1 ORDER BY 1;
+
+-- name: provisioned_unregistered
+-- Workers a provider started that have not registered after the grace, and those the
+-- scaler gave up on for that reason within the window.
+SELECT p.id::text AS id, p.provider, p.worker_name, p.handle, p.state, p.last_error,
+       extract(epoch FROM clock_timestamp() - p.created_at)::float8 AS age_s
+FROM provisioned_workers p
+WHERE p.worker_id IS NULL
+  AND ((p.state = 'RUNNING'
+        AND p.created_at < clock_timestamp() - make_interval(secs => %(grace_s)s))
+       OR (p.state = 'FAILED' AND p.handle IS NOT NULL
+           AND p.removed_at > clock_timestamp() - make_interval(secs => %(window_s)s)))
+ORDER BY p.created_at DESC
+LIMIT %(limit)s;

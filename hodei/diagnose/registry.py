@@ -62,6 +62,7 @@ class Thresholds:
     reconnects_per_hour: float = 6.0  # more per hour of uptime: the stream keeps breaking
     nats_timeout_s: float = 2.0  # NATS (--nats-url) answers within this
     nats_consumer_lag: int = 1000  # more messages pending for a --nats-consumer: behind
+    provision_register_s: float = 120.0  # a provisioned worker not registered after this
 
     @classmethod
     def names(cls) -> list[str]:

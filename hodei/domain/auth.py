@@ -69,6 +69,8 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     f"/{_WORKERS}/ListWorkers": _CLIENT,
     f"/{_PLATFORM}/GetQueue": _CLIENT,
     f"/{_PLATFORM}/GetServerInfo": _CLIENT,
+    # Provider errors name infrastructure (daemons, images, namespaces): operators only.
+    f"/{_PLATFORM}/ListProviders": frozenset({Role.ADMIN}),
 }
 
 

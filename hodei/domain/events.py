@@ -24,6 +24,11 @@ class EventType(enum.StrEnum):
     WORKER_DRAINING = "WorkerDraining"
     WORKER_LOST = "WorkerLost"
     WORKER_TERMINATED = "WorkerTerminated"
+    #: The scaler's decisions (hodei.server.scaler), aggregate `provisioning`: the
+    #: provisioned_workers row's id.
+    WORKER_PROVISIONED = "WorkerProvisioned"
+    PROVISIONING_FAILED = "ProvisioningFailed"
+    WORKER_SCALED_DOWN = "WorkerScaledDown"
     #: The platform corrected an inconsistency it found (payload `repair`: what, e.g.
     #: "stray_queue_row"): counted durably so that hodei-diagnose can report it.
     REPAIRED = "Repaired"
@@ -32,6 +37,7 @@ class EventType(enum.StrEnum):
 class AggregateType(enum.StrEnum):
     JOB = "job"
     WORKER = "worker"
+    PROVISIONING = "provisioning"
 
 
 _FINAL_EVENT = {

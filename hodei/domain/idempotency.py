@@ -61,6 +61,8 @@ def canonical_spec(spec: JobSpec) -> dict[str, object]:
     }
     if spec.secret_env:  # absent otherwise: the hashes of keys stored before stay valid
         canonical["secret_env"] = sorted(spec.secret_env)
+    if spec.selector:  # likewise
+        canonical["selector"] = spec.selector
     return canonical
 
 

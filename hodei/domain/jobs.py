@@ -107,6 +107,8 @@ class JobSpec:
     labels: dict[str, str] = field(default_factory=dict)
     #: Values never shown, logged or stored in clear (hodei.redaction masks them).
     secret_env: dict[str, str] = field(default_factory=dict)
+    #: Only a worker whose labels contain these runs the job (hodei.domain.scaling).
+    selector: dict[str, str] = field(default_factory=dict)
 
 
 def _shown(key: str) -> str:
@@ -129,11 +131,13 @@ def validate_spec(
     labels: dict[str, str] | None = None,
     default_max_attempts: int = 3,
     secret_env: dict[str, str] | None = None,
+    selector: dict[str, str] | None = None,
 ) -> JobSpec:
     """Check a submitted job and return it normalised, or raise InvalidArgument."""
     env = dict(env or {})
     labels = dict(labels or {})
     secret_env = dict(secret_env or {})
+    selector = dict(selector or {})
     if not command or not command[0].strip():
         raise InvalidArgument("command must not be empty")
     if len(command) > MAX_COMMAND_ARGS:
@@ -166,25 +170,7 @@ def validate_spec(
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidArgument(f"name is longer than {MAX_NAME_LENGTH} characters")
     _check_text("name", name)
-    if len(labels) > MAX_LABELS:
-        raise InvalidArgument(f"too many labels ({len(labels)}); the limit is {MAX_LABELS}")
-    labels_size = 0
-    for key, value in labels.items():
-        if not key:
-            raise InvalidArgument("label names must not be empty")
-        key_size, value_size = len(key.encode()), len(value.encode())
-        if key_size > MAX_LABEL_KEY_BYTES:
-            raise InvalidArgument(
-                f"labels[{_shown(key)}]: key is {key_size} bytes; at most {MAX_LABEL_KEY_BYTES}"
-            )
-        if value_size > MAX_LABEL_VALUE_BYTES:
-            raise InvalidArgument(
-                f"labels[{_shown(key)}]: value is {value_size} bytes; "
-                f"at most {MAX_LABEL_VALUE_BYTES}"
-            )
-        _check_text("labels", key)
-        _check_text("labels", value)
-        labels_size += key_size + value_size
+    labels_size = _check_labels("labels", labels) + _check_labels("selector", selector)
     # Each part is bounded above; their sum is bounded too, so that no spec is near
     # the message limits however its bytes are spread.
     total = size + env_size + labels_size + working_dir_size + len(name.encode())
@@ -199,7 +185,32 @@ def validate_spec(
         name=name,
         labels=labels,
         secret_env=secret_env,
+        selector=selector,
     )
+
+
+def _check_labels(what: str, labels: dict[str, str]) -> int:
+    """Labels (or a selector) within the limits; returns their size in bytes."""
+    if len(labels) > MAX_LABELS:
+        raise InvalidArgument(f"too many {what} ({len(labels)}); the limit is {MAX_LABELS}")
+    labels_size = 0
+    for key, value in labels.items():
+        if not key:
+            raise InvalidArgument(f"{what} names must not be empty")
+        key_size, value_size = len(key.encode()), len(value.encode())
+        if key_size > MAX_LABEL_KEY_BYTES:
+            raise InvalidArgument(
+                f"{what}[{_shown(key)}]: key is {key_size} bytes; at most {MAX_LABEL_KEY_BYTES}"
+            )
+        if value_size > MAX_LABEL_VALUE_BYTES:
+            raise InvalidArgument(
+                f"{what}[{_shown(key)}]: value is {value_size} bytes; "
+                f"at most {MAX_LABEL_VALUE_BYTES}"
+            )
+        _check_text(what, key)
+        _check_text(what, value)
+        labels_size += key_size + value_size
+    return labels_size
 
 
 def _check_env(env: dict[str, str], secret_env: dict[str, str]) -> int:

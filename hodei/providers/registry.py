@@ -51,5 +51,10 @@ def factory_for(provider_type: str) -> ProviderFactory:
 
 
 def build_provider(config: ProviderConfig) -> Provider:
-    """The provider of one providers.yaml entry."""
-    return factory_for(config.type)(config)
+    """The provider of one providers.yaml entry; ConfigError (one line) when the entry
+    does not fit its type (a resource quantity Docker cannot take...)."""
+    factory = factory_for(config.type)
+    try:
+        return factory(config)
+    except ValueError as exc:
+        raise ConfigError(f"provider {config.name!r}: {exc}") from None

@@ -37,6 +37,10 @@ ROOT_CAUSE_ORDER = [
     "WORKER_HEARTBEAT_STALE",
     "DISPATCHER_STALLED",
     "DISPATCHER_NOT_CLAIMING",
+    # With a scaler, no ready worker is the consequence of these.
+    "PROVIDER_UNREACHABLE",
+    "PROVISIONING_FAILING",
+    "PROVISIONED_NOT_REGISTERED",
     "NO_READY_WORKERS",
     "PENDING_NOT_QUEUED",
     "NATS_UNREACHABLE",
@@ -139,6 +143,9 @@ FINDING_COMPONENT = {
     "NATS_CONSUMER_LAG": "NATS",
     "NATS_CONSUMER_MISSING": "NATS",
     "OUTBOX_DEAD_LETTERED": "Outbox",
+    "PROVIDER_UNREACHABLE": "Providers",
+    "PROVISIONING_FAILING": "Providers",
+    "PROVISIONED_NOT_REGISTERED": "Providers",
 }
 
 #: Findings that stop jobs from running at all.

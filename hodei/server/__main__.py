@@ -31,6 +31,7 @@ SERVER_OPTIONS = (
     "tls.client_ca",
     "metrics.enabled",
     "metrics.port",
+    "scaling.providers_file",
 )
 
 

@@ -50,6 +50,7 @@ from hodei.server.metrics_refresh import MetricsRefresh
 from hodei.server.outbox import OutboxRelay
 from hodei.server.recovery import Recovery
 from hodei.server.retention import RetentionLoop
+from hodei.server.scaler import Scaler, load_scaler_providers
 from hodei.server.services import Services
 from hodei.server.supervisor import Supervisor
 from hodei.server.tokens import TokenVerifier
@@ -129,6 +130,7 @@ class ServerApp:
         self.metrics = ServerMetrics()
         self.metrics_endpoint: MetricsEndpoint | None = None
         self.metrics_refresh: MetricsRefresh | None = None
+        self.scaler: Scaler | None = None
 
     @property
     def metrics_port(self) -> int:
@@ -160,6 +162,8 @@ class ServerApp:
         # Read and checked first: a wrong TLS file is one line before anything starts.
         credentials = server_credentials(settings.tls)
         check_listen_policy(settings)
+        # providers.yaml too: a bad file is one line before anything starts.
+        providers = load_scaler_providers(settings)
         # Before anything starts a task: each task copies the context, and with it these
         # metrics (hodei.metrics.families).
         use_server_metrics(self.metrics)
@@ -287,6 +291,20 @@ class ServerApp:
             )
             self.supervisor.start("metrics-refresh", self.metrics_refresh.run)
 
+        if providers:
+            host = settings.server.host
+            dial = "127.0.0.1" if host in ("0.0.0.0", "::", "[::]", "") else host
+            self.scaler = Scaler(
+                settings,
+                self.db,
+                self.server_id,
+                settings.scaling.server_address or f"{dial}:{self.port}",
+                providers,
+            )
+            services.assigner.on_queued.append(self.scaler.wake)
+            services.provider_configs = tuple(config for config, _ in providers)
+            self.supervisor.start("scaler", self.scaler.run)
+
         await self._set_health(True)
         self.db_watch = DatabaseWatch(self.db, self._set_health, settings.recovery.reaper_interval)
         self.supervisor.start("database-watch", self.db_watch.run)
@@ -341,6 +359,8 @@ class ServerApp:
         if self._server is not None:
             await self._server.stop(grace)
         await self.supervisor.stop_all(grace)
+        if self.scaler is not None:
+            await self.scaler.close()
         if self.services is not None and self.db_watch is not None and not self.db_watch.reachable:
             # The database is known to be away: waiting for a connection would hold the
             # shutdown for the pool's whole timeout (30 s) for rows the next server fixes.

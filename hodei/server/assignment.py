@@ -36,6 +36,13 @@ class Assigner:
         #: Set when this process queued a job (hodei.server.submission): wakes the local
         #: dispatcher at once (the NOTIFY, for the other servers, takes a round trip more).
         self.queued = asyncio.Event()
+        #: Other loops that want to hear of a queued job (the scaler).
+        self.on_queued: list[asyncio.Event] = []
+
+    def note_queued(self) -> None:
+        self.queued.set()
+        for event in self.on_queued:
+            event.set()
 
     async def claim_and_assign(self, worker_ids: list[uuid.UUID]) -> list[JobRecord]:
         """Claim queued jobs for the free slots of these workers (READY, connected here)
@@ -44,18 +51,22 @@ class Assigner:
         if not worker_ids:
             return []
         async with self.db.connection() as tx:
-            rows = await tx.all(
-                "dispatch_jobs",
-                {
-                    "server_id": self.server_id,
-                    "ids": worker_ids,
-                    "limit": self.settings.dispatcher.batch_size,
-                    "ack_timeout": self.settings.dispatcher.ack_timeout,
-                    "dispatch_actor": f"dispatcher:{self.server_id}",
-                    "assigned_event": str(EventType.JOB_ASSIGNED),
-                    "busy_event": str(EventType.WORKER_BUSY),
-                },
-            )
+            params = {
+                "server_id": self.server_id,
+                "ids": worker_ids,
+                "limit": self.settings.dispatcher.batch_size,
+                "ack_timeout": self.settings.dispatcher.ack_timeout,
+                "dispatch_actor": f"dispatcher:{self.server_id}",
+                "assigned_event": str(EventType.JOB_ASSIGNED),
+                "busy_event": str(EventType.WORKER_BUSY),
+            }
+            rows = await tx.all("dispatch_jobs", params)
+            # Jobs with a selector, one per statement: each needs a matching worker.
+            while len(rows) < self.settings.dispatcher.batch_size:
+                selected = await tx.all("dispatch_selected_jobs", params)
+                if not selected:
+                    break
+                rows += selected
         server_metrics().assigned((r["enqueued_at"], r["assigned_at"]) for r in rows)
         return [JobRecord.from_row(r) for r in rows]
 

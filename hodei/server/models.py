@@ -45,6 +45,8 @@ class JobRecord:
     owner_token_id: uuid.UUID | None = None
     #: The W3C traceparent of its enqueue span ("": not traced; hodei.tracing).
     trace_context: str = ""
+    #: Only a worker whose labels contain these runs it ({}: any worker).
+    selector: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> JobRecord:
@@ -56,6 +58,7 @@ class JobRecord:
             working_dir=row["working_dir"],
             timeout_seconds=row["timeout_seconds"],
             labels=dict(row["labels"]),
+            selector=dict(row.get("selector") or {}),
             state=JobState(row["state"]),
             attempts=row["attempts"],
             max_attempts=row["max_attempts"],

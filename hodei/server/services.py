@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hodei.db.connector import Database
+from hodei.providers.config import ProviderConfig
 from hodei.server.assignment import Assigner, RunPusher
 from hodei.server.job_reads import JobReads
 from hodei.server.logs import LogBus, LogService
@@ -36,6 +37,8 @@ class Services:
     status: ServerStatus
     pusher: RunPusher
     submission: Submission
+    #: The entries of this server's providers file (none: no scaler here).
+    provider_configs: tuple[ProviderConfig, ...] = ()
 
     @classmethod
     def build(

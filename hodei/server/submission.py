@@ -146,7 +146,7 @@ class Submission:
                 span.set_attributes({WORKER_ID: str(job.worker_id), ATTEMPT: job.attempts})
             server_metrics().submitted()
             if job.state == JobState.PENDING:
-                self.assigner.queued.set()
+                self.assigner.note_queued()
                 logger.info("job queued", extra=job.log_fields)
             else:
                 server_metrics().assigned([(job.created_at, job.assigned_at)])
@@ -180,6 +180,7 @@ class Submission:
                     "working_dir": valid.working_dir,
                     "timeout_seconds": valid.timeout_seconds,
                     "labels": Jsonb(valid.labels),
+                    "selector": Jsonb(valid.selector),
                     "max_attempts": valid.max_attempts,
                     "correlation_id": created.correlation_id,
                     "secret_names": sorted(valid.secret_env),
@@ -234,7 +235,7 @@ class Submission:
                     return replayed
             else:
                 raise self._unsettled(key)
-        self.assigner.queued.set()
+        self.assigner.note_queued()
         jobs = [JobRecord.from_row(r) for r in rows]
         server_metrics().submitted(len(jobs))
         logger.info("%d jobs queued in one call", len(jobs), extra={"count": len(jobs)})
@@ -264,6 +265,7 @@ class Submission:
                     "working_dirs": [spec.working_dir for _, spec, _ in prepared],
                     "timeouts": [spec.timeout_seconds for _, spec, _ in prepared],
                     "labels": [Jsonb(spec.labels) for _, spec, _ in prepared],
+                    "selectors": [Jsonb(spec.selector) for _, spec, _ in prepared],
                     "max_attempts": [spec.max_attempts for _, spec, _ in prepared],
                     "correlation_ids": [ev.correlation_id for _, _, ev in prepared],
                     "payloads": [Jsonb(ev.payload) for _, _, ev in prepared],
@@ -354,6 +356,7 @@ class Submission:
             state=str(JobState.PENDING),
             name=valid.name,
             max_attempts=valid.max_attempts,
+            **({"selector": valid.selector} if valid.selector else {}),
         )
         return job_id, valid, created
 

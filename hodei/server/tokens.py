@@ -89,9 +89,15 @@ class TokenInfo:
 
 
 async def create_token(
-    tx: Tx, name: str, role: Role, expires_in: float | None = None
+    tx: Tx,
+    name: str,
+    role: Role,
+    expires_in: float | None = None,
+    max_registrations: int | None = None,
 ) -> tuple[TokenInfo, str]:
-    """A new token: its listing and its text, which exists only in this answer."""
+    """A new token: its listing and its text, which exists only in this answer.
+    `max_registrations`: how many workers it may register (None: any number; the
+    scaler's tokens for provisioned workers: 1)."""
     token_id = uuid.uuid4()
     secret = new_secret()
     try:
@@ -103,6 +109,7 @@ async def create_token(
                 "role": str(role),
                 "secret_hash": hash_secret(secret),
                 "expires_in": expires_in,
+                "max_registrations": max_registrations,
             },
         )
     except psycopg.errors.UniqueViolation:

@@ -55,6 +55,14 @@ class WorkerService:
             raise InvalidArgument("worker name or hostname too long")
         worker_id = uuid.uuid4()
         async with self.db.transaction() as tx:
+            if (
+                token_id is not None
+                and await tx.one("use_token_for_registration", {"id": token_id}) is None
+            ):
+                raise PermissionDenied(
+                    "this token has already registered its worker (a provisioned worker's "
+                    "token is single-use)"
+                )
             row = await tx.one(
                 "insert_worker",
                 {
@@ -70,6 +78,11 @@ class WorkerService:
                 },
             )
             assert row is not None
+            provisioned = await tx.one(
+                "link_provisioned_worker", {"worker_id": worker_id, "name": name}
+            )
+            if provisioned is not None:
+                row = {**row, "provider": provisioned["provider"]}
             await record(
                 tx,
                 [
@@ -81,6 +94,7 @@ class WorkerService:
                         hostname=hostname,
                         slots=slots,
                         state=str(WorkerState.CREATING),
+                        **({"provider": provisioned["provider"]} if provisioned else {}),
                     )
                 ],
             )

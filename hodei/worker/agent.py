@@ -102,6 +102,7 @@ class WorkerAgent:
             pid=os.getpid(),
             slots=self.settings.worker.slots,
             version=hodei_version,
+            labels=self.settings.worker.label_map,
         )
 
     def on_registered(self, response: workers_pb2.RegisterResponse) -> None:

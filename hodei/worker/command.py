@@ -14,6 +14,7 @@ WORKER_OPTIONS = (
     "server.address",
     "worker.slots",
     "worker.name",
+    "worker.labels",
     "client.token",
     "logging.level",
     "logging.format",

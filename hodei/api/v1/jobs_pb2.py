@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from hodei.api.v1 import common_pb2 as hodei_dot_api_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hodei/api/v1/jobs.proto\x12\x0chodei.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19hodei/api/v1/common.proto\"\x93\x03\n\x07JobSpec\x12\x0f\n\x07\x63ommand\x18\x01 \x03(\t\x12+\n\x03\x65nv\x18\x02 \x03(\x0b\x32\x1e.hodei.api.v1.JobSpec.EnvEntry\x12\x13\n\x0bworking_dir\x18\x03 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\x12\x14\n\x0cmax_attempts\x18\x05 \x01(\r\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x31\n\x06labels\x18\x07 \x03(\x0b\x32!.hodei.api.v1.JobSpec.LabelsEntry\x12\x38\n\nsecret_env\x18\x08 \x03(\x0b\x32$.hodei.api.v1.JobSpec.SecretEnvEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x30\n\x0eSecretEnvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xdb\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x04spec\x18\x02 \x01(\x0b\x32\x15.hodei.api.v1.JobSpec\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.hodei.api.v1.JobState\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\r\x12\x14\n\x0cmax_attempts\x18\x05 \x01(\r\x12\x11\n\tworker_id\x18\x06 \x01(\t\x12\x15\n\rhas_exit_code\x18\x07 \x01(\x08\x12\x11\n\texit_code\x18\x08 \x01(\x05\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61ssigned_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"g\n\x0fQueueJobRequest\x12#\n\x04spec\x18\x01 \x01(\x0b\x32\x15.hodei.api.v1.JobSpec\x12\x16\n\x0e\x63orrelation_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"2\n\x10QueueJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.hodei.api.v1.Job\"X\n\x10QueueJobsRequest\x12+\n\x04jobs\x18\x01 \x03(\x0b\x32\x1d.hodei.api.v1.QueueJobRequest\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"4\n\x11QueueJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.hodei.api.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xc6\x01\n\x0fListJobsRequest\x12&\n\x06states\x18\x01 \x03(\x0e\x32\x16.hodei.api.v1.JobState\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x39\n\x06labels\x18\x03 \x03(\x0b\x32).hodei.api.v1.ListJobsRequest.LabelsEntry\x12\x12\n\npage_token\x18\x04 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x10ListJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.hodei.api.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"A\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"3\n\x11\x43\x61ncelJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.hodei.api.v1.Job2\x81\x03\n\x13JobExecutionService\x12I\n\x08QueueJob\x12\x1d.hodei.api.v1.QueueJobRequest\x1a\x1e.hodei.api.v1.QueueJobResponse\x12L\n\tQueueJobs\x12\x1e.hodei.api.v1.QueueJobsRequest\x1a\x1f.hodei.api.v1.QueueJobsResponse\x12\x38\n\x06GetJob\x12\x1b.hodei.api.v1.GetJobRequest\x1a\x11.hodei.api.v1.Job\x12I\n\x08ListJobs\x12\x1d.hodei.api.v1.ListJobsRequest\x1a\x1e.hodei.api.v1.ListJobsResponse\x12L\n\tCancelJob\x12\x1e.hodei.api.v1.CancelJobRequest\x1a\x1f.hodei.api.v1.CancelJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hodei/api/v1/jobs.proto\x12\x0chodei.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19hodei/api/v1/common.proto\"\xfb\x03\n\x07JobSpec\x12\x0f\n\x07\x63ommand\x18\x01 \x03(\t\x12+\n\x03\x65nv\x18\x02 \x03(\x0b\x32\x1e.hodei.api.v1.JobSpec.EnvEntry\x12\x13\n\x0bworking_dir\x18\x03 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\x12\x14\n\x0cmax_attempts\x18\x05 \x01(\r\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x31\n\x06labels\x18\x07 \x03(\x0b\x32!.hodei.api.v1.JobSpec.LabelsEntry\x12\x38\n\nsecret_env\x18\x08 \x03(\x0b\x32$.hodei.api.v1.JobSpec.SecretEnvEntry\x12\x35\n\x08selector\x18\t \x03(\x0b\x32#.hodei.api.v1.JobSpec.SelectorEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x30\n\x0eSecretEnvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a/\n\rSelectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xdb\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x04spec\x18\x02 \x01(\x0b\x32\x15.hodei.api.v1.JobSpec\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.hodei.api.v1.JobState\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\r\x12\x14\n\x0cmax_attempts\x18\x05 \x01(\r\x12\x11\n\tworker_id\x18\x06 \x01(\t\x12\x15\n\rhas_exit_code\x18\x07 \x01(\x08\x12\x11\n\texit_code\x18\x08 \x01(\x05\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61ssigned_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"g\n\x0fQueueJobRequest\x12#\n\x04spec\x18\x01 \x01(\x0b\x32\x15.hodei.api.v1.JobSpec\x12\x16\n\x0e\x63orrelation_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"2\n\x10QueueJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.hodei.api.v1.Job\"X\n\x10QueueJobsRequest\x12+\n\x04jobs\x18\x01 \x03(\x0b\x32\x1d.hodei.api.v1.QueueJobRequest\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"4\n\x11QueueJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.hodei.api.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xc6\x01\n\x0fListJobsRequest\x12&\n\x06states\x18\x01 \x03(\x0e\x32\x16.hodei.api.v1.JobState\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x39\n\x06labels\x18\x03 \x03(\x0b\x32).hodei.api.v1.ListJobsRequest.LabelsEntry\x12\x12\n\npage_token\x18\x04 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x10ListJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.hodei.api.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"A\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"3\n\x11\x43\x61ncelJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.hodei.api.v1.Job2\x81\x03\n\x13JobExecutionService\x12I\n\x08QueueJob\x12\x1d.hodei.api.v1.QueueJobRequest\x1a\x1e.hodei.api.v1.QueueJobResponse\x12L\n\tQueueJobs\x12\x1e.hodei.api.v1.QueueJobsRequest\x1a\x1f.hodei.api.v1.QueueJobsResponse\x12\x38\n\x06GetJob\x12\x1b.hodei.api.v1.GetJobRequest\x1a\x11.hodei.api.v1.Job\x12I\n\x08ListJobs\x12\x1d.hodei.api.v1.ListJobsRequest\x1a\x1e.hodei.api.v1.ListJobsResponse\x12L\n\tCancelJob\x12\x1e.hodei.api.v1.CancelJobRequest\x1a\x1f.hodei.api.v1.CancelJobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,38 +39,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBSPEC_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_JOBSPEC_SECRETENVENTRY']._loaded_options = None
   _globals['_JOBSPEC_SECRETENVENTRY']._serialized_options = b'8\001'
+  _globals['_JOBSPEC_SELECTORENTRY']._loaded_options = None
+  _globals['_JOBSPEC_SELECTORENTRY']._serialized_options = b'8\001'
   _globals['_LISTJOBSREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_LISTJOBSREQUEST_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_JOBSPEC']._serialized_start=102
-  _globals['_JOBSPEC']._serialized_end=505
-  _globals['_JOBSPEC_ENVENTRY']._serialized_start=366
-  _globals['_JOBSPEC_ENVENTRY']._serialized_end=408
-  _globals['_JOBSPEC_LABELSENTRY']._serialized_start=410
-  _globals['_JOBSPEC_LABELSENTRY']._serialized_end=455
-  _globals['_JOBSPEC_SECRETENVENTRY']._serialized_start=457
-  _globals['_JOBSPEC_SECRETENVENTRY']._serialized_end=505
-  _globals['_JOB']._serialized_start=508
-  _globals['_JOB']._serialized_end=983
-  _globals['_QUEUEJOBREQUEST']._serialized_start=985
-  _globals['_QUEUEJOBREQUEST']._serialized_end=1088
-  _globals['_QUEUEJOBRESPONSE']._serialized_start=1090
-  _globals['_QUEUEJOBRESPONSE']._serialized_end=1140
-  _globals['_QUEUEJOBSREQUEST']._serialized_start=1142
-  _globals['_QUEUEJOBSREQUEST']._serialized_end=1230
-  _globals['_QUEUEJOBSRESPONSE']._serialized_start=1232
-  _globals['_QUEUEJOBSRESPONSE']._serialized_end=1284
-  _globals['_GETJOBREQUEST']._serialized_start=1286
-  _globals['_GETJOBREQUEST']._serialized_end=1317
-  _globals['_LISTJOBSREQUEST']._serialized_start=1320
-  _globals['_LISTJOBSREQUEST']._serialized_end=1518
-  _globals['_LISTJOBSREQUEST_LABELSENTRY']._serialized_start=410
-  _globals['_LISTJOBSREQUEST_LABELSENTRY']._serialized_end=455
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1520
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1596
-  _globals['_CANCELJOBREQUEST']._serialized_start=1598
-  _globals['_CANCELJOBREQUEST']._serialized_end=1663
-  _globals['_CANCELJOBRESPONSE']._serialized_start=1665
-  _globals['_CANCELJOBRESPONSE']._serialized_end=1716
-  _globals['_JOBEXECUTIONSERVICE']._serialized_start=1719
-  _globals['_JOBEXECUTIONSERVICE']._serialized_end=2104
+  _globals['_JOBSPEC']._serialized_end=609
+  _globals['_JOBSPEC_ENVENTRY']._serialized_start=421
+  _globals['_JOBSPEC_ENVENTRY']._serialized_end=463
+  _globals['_JOBSPEC_LABELSENTRY']._serialized_start=465
+  _globals['_JOBSPEC_LABELSENTRY']._serialized_end=510
+  _globals['_JOBSPEC_SECRETENVENTRY']._serialized_start=512
+  _globals['_JOBSPEC_SECRETENVENTRY']._serialized_end=560
+  _globals['_JOBSPEC_SELECTORENTRY']._serialized_start=562
+  _globals['_JOBSPEC_SELECTORENTRY']._serialized_end=609
+  _globals['_JOB']._serialized_start=612
+  _globals['_JOB']._serialized_end=1087
+  _globals['_QUEUEJOBREQUEST']._serialized_start=1089
+  _globals['_QUEUEJOBREQUEST']._serialized_end=1192
+  _globals['_QUEUEJOBRESPONSE']._serialized_start=1194
+  _globals['_QUEUEJOBRESPONSE']._serialized_end=1244
+  _globals['_QUEUEJOBSREQUEST']._serialized_start=1246
+  _globals['_QUEUEJOBSREQUEST']._serialized_end=1334
+  _globals['_QUEUEJOBSRESPONSE']._serialized_start=1336
+  _globals['_QUEUEJOBSRESPONSE']._serialized_end=1388
+  _globals['_GETJOBREQUEST']._serialized_start=1390
+  _globals['_GETJOBREQUEST']._serialized_end=1421
+  _globals['_LISTJOBSREQUEST']._serialized_start=1424
+  _globals['_LISTJOBSREQUEST']._serialized_end=1622
+  _globals['_LISTJOBSREQUEST_LABELSENTRY']._serialized_start=465
+  _globals['_LISTJOBSREQUEST_LABELSENTRY']._serialized_end=510
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1624
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1700
+  _globals['_CANCELJOBREQUEST']._serialized_start=1702
+  _globals['_CANCELJOBREQUEST']._serialized_end=1767
+  _globals['_CANCELJOBRESPONSE']._serialized_start=1769
+  _globals['_CANCELJOBRESPONSE']._serialized_end=1820
+  _globals['_JOBEXECUTIONSERVICE']._serialized_start=1823
+  _globals['_JOBEXECUTIONSERVICE']._serialized_end=2208
 # @@protoc_insertion_point(module_scope)

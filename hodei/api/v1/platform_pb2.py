@@ -26,13 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from hodei.api.v1 import common_pb2 as hodei_dot_api_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bhodei/api/v1/platform.proto\x12\x0chodei.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19hodei/api/v1/common.proto\" \n\x0fGetQueueRequest\x12\r\n\x05limit\x18\x01 \x01(\r\"l\n\tQueuedJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12/\n\x0b\x65nqueued_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\r\x12\x0c\n\x04name\x18\x04 \x01(\t\"E\n\rJobStateCount\x12%\n\x05state\x18\x01 \x01(\x0e\x32\x16.hodei.api.v1.JobState\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"\x95\x01\n\x10GetQueueResponse\x12\r\n\x05\x64\x65pth\x18\x01 \x01(\x04\x12\x1a\n\x12oldest_age_seconds\x18\x02 \x01(\x01\x12%\n\x04jobs\x18\x03 \x03(\x0b\x32\x17.hodei.api.v1.QueuedJob\x12/\n\njob_counts\x18\x04 \x03(\x0b\x32\x1b.hodei.api.v1.JobStateCount\"\x16\n\x14GetServerInfoRequest\"\xa8\x02\n\x15GetServerInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x11\n\tserver_id\x18\x02 \x01(\t\x12.\n\nstarted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x64ispatcher_enabled\x18\x04 \x01(\x08\x12\x1c\n\x14outbox_relay_enabled\x18\x05 \x01(\x08\x12<\n\x18\x64ispatcher_last_cycle_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x63onnected_workers\x18\x07 \x01(\r\x12\x16\n\x0eschema_version\x18\x08 \x01(\r\x12\x10\n\x08insecure\x18\t \x01(\x08\x32\xb6\x01\n\x0fPlatformService\x12I\n\x08GetQueue\x12\x1d.hodei.api.v1.GetQueueRequest\x1a\x1e.hodei.api.v1.GetQueueResponse\x12X\n\rGetServerInfo\x12\".hodei.api.v1.GetServerInfoRequest\x1a#.hodei.api.v1.GetServerInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bhodei/api/v1/platform.proto\x12\x0chodei.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19hodei/api/v1/common.proto\" \n\x0fGetQueueRequest\x12\r\n\x05limit\x18\x01 \x01(\r\"l\n\tQueuedJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12/\n\x0b\x65nqueued_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\r\x12\x0c\n\x04name\x18\x04 \x01(\t\"E\n\rJobStateCount\x12%\n\x05state\x18\x01 \x01(\x0e\x32\x16.hodei.api.v1.JobState\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"\x95\x01\n\x10GetQueueResponse\x12\r\n\x05\x64\x65pth\x18\x01 \x01(\x04\x12\x1a\n\x12oldest_age_seconds\x18\x02 \x01(\x01\x12%\n\x04jobs\x18\x03 \x03(\x0b\x32\x17.hodei.api.v1.QueuedJob\x12/\n\njob_counts\x18\x04 \x03(\x0b\x32\x1b.hodei.api.v1.JobStateCount\"\x16\n\x14GetServerInfoRequest\"\xa8\x02\n\x15GetServerInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x11\n\tserver_id\x18\x02 \x01(\t\x12.\n\nstarted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x64ispatcher_enabled\x18\x04 \x01(\x08\x12\x1c\n\x14outbox_relay_enabled\x18\x05 \x01(\x08\x12<\n\x18\x64ispatcher_last_cycle_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x63onnected_workers\x18\x07 \x01(\r\x12\x16\n\x0eschema_version\x18\x08 \x01(\r\x12\x10\n\x08insecure\x18\t \x01(\x08\"\x16\n\x14ListProvidersRequest\"\xe9\x02\n\x08Provider\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08priority\x18\x03 \x01(\x05\x12\x13\n\x0bmax_workers\x18\x04 \x01(\r\x12.\n\x04tags\x18\x05 \x03(\x0b\x32 .hodei.api.v1.Provider.TagsEntry\x12\x0f\n\x07healthy\x18\x06 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\x12\x14\n\x0c\x63ircuit_open\x18\x08 \x01(\x08\x12\x12\n\nlast_error\x18\t \x01(\t\x12\x31\n\rlast_error_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nchecked_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07workers\x18\x0c \x01(\r\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x15ListProvidersResponse\x12)\n\tproviders\x18\x01 \x03(\x0b\x32\x16.hodei.api.v1.Provider2\x90\x02\n\x0fPlatformService\x12I\n\x08GetQueue\x12\x1d.hodei.api.v1.GetQueueRequest\x1a\x1e.hodei.api.v1.GetQueueResponse\x12X\n\rGetServerInfo\x12\".hodei.api.v1.GetServerInfoRequest\x1a#.hodei.api.v1.GetServerInfoResponse\x12X\n\rListProviders\x12\".hodei.api.v1.ListProvidersRequest\x1a#.hodei.api.v1.ListProvidersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hodei.api.v1.platform_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_PROVIDER_TAGSENTRY']._loaded_options = None
+  _globals['_PROVIDER_TAGSENTRY']._serialized_options = b'8\001'
   _globals['_GETQUEUEREQUEST']._serialized_start=105
   _globals['_GETQUEUEREQUEST']._serialized_end=137
   _globals['_QUEUEDJOB']._serialized_start=139
@@ -45,6 +47,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSERVERINFOREQUEST']._serialized_end=494
   _globals['_GETSERVERINFORESPONSE']._serialized_start=497
   _globals['_GETSERVERINFORESPONSE']._serialized_end=793
-  _globals['_PLATFORMSERVICE']._serialized_start=796
-  _globals['_PLATFORMSERVICE']._serialized_end=978
+  _globals['_LISTPROVIDERSREQUEST']._serialized_start=795
+  _globals['_LISTPROVIDERSREQUEST']._serialized_end=817
+  _globals['_PROVIDER']._serialized_start=820
+  _globals['_PROVIDER']._serialized_end=1181
+  _globals['_PROVIDER_TAGSENTRY']._serialized_start=1138
+  _globals['_PROVIDER_TAGSENTRY']._serialized_end=1181
+  _globals['_LISTPROVIDERSRESPONSE']._serialized_start=1183
+  _globals['_LISTPROVIDERSRESPONSE']._serialized_end=1249
+  _globals['_PLATFORMSERVICE']._serialized_start=1252
+  _globals['_PLATFORMSERVICE']._serialized_end=1524
 # @@protoc_insertion_point(module_scope)

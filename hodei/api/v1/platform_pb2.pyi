@@ -73,3 +73,48 @@ class GetServerInfoResponse(_message.Message):
     schema_version: int
     insecure: bool
     def __init__(self, version: _Optional[str] = ..., server_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dispatcher_enabled: _Optional[bool] = ..., outbox_relay_enabled: _Optional[bool] = ..., dispatcher_last_cycle_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connected_workers: _Optional[int] = ..., schema_version: _Optional[int] = ..., insecure: _Optional[bool] = ...) -> None: ...
+
+class ListProvidersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Provider(_message.Message):
+    __slots__ = ("name", "type", "priority", "max_workers", "tags", "healthy", "detail", "circuit_open", "last_error", "last_error_at", "checked_at", "workers")
+    class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    MAX_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    HEALTHY_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    CIRCUIT_OPEN_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_AT_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_AT_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    priority: int
+    max_workers: int
+    tags: _containers.ScalarMap[str, str]
+    healthy: bool
+    detail: str
+    circuit_open: bool
+    last_error: str
+    last_error_at: _timestamp_pb2.Timestamp
+    checked_at: _timestamp_pb2.Timestamp
+    workers: int
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., priority: _Optional[int] = ..., max_workers: _Optional[int] = ..., tags: _Optional[_Mapping[str, str]] = ..., healthy: _Optional[bool] = ..., detail: _Optional[str] = ..., circuit_open: _Optional[bool] = ..., last_error: _Optional[str] = ..., last_error_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workers: _Optional[int] = ...) -> None: ...
+
+class ListProvidersResponse(_message.Message):
+    __slots__ = ("providers",)
+    PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    providers: _containers.RepeatedCompositeFieldContainer[Provider]
+    def __init__(self, providers: _Optional[_Iterable[_Union[Provider, _Mapping]]] = ...) -> None: ...

@@ -44,6 +44,11 @@ class PlatformServiceStub:
                 request_serializer=hodei_dot_api_dot_v1_dot_platform__pb2.GetServerInfoRequest.SerializeToString,
                 response_deserializer=hodei_dot_api_dot_v1_dot_platform__pb2.GetServerInfoResponse.FromString,
                 _registered_method=True)
+        self.ListProviders = channel.unary_unary(
+                '/hodei.api.v1.PlatformService/ListProviders',
+                request_serializer=hodei_dot_api_dot_v1_dot_platform__pb2.ListProvidersRequest.SerializeToString,
+                response_deserializer=hodei_dot_api_dot_v1_dot_platform__pb2.ListProvidersResponse.FromString,
+                _registered_method=True)
 
 
 class PlatformServiceServicer:
@@ -61,6 +66,13 @@ class PlatformServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListProviders(self, request, context):
+        """The providers of workers on demand; empty when no server has a providers file.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PlatformServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +85,11 @@ def add_PlatformServiceServicer_to_server(servicer, server):
                     servicer.GetServerInfo,
                     request_deserializer=hodei_dot_api_dot_v1_dot_platform__pb2.GetServerInfoRequest.FromString,
                     response_serializer=hodei_dot_api_dot_v1_dot_platform__pb2.GetServerInfoResponse.SerializeToString,
+            ),
+            'ListProviders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProviders,
+                    request_deserializer=hodei_dot_api_dot_v1_dot_platform__pb2.ListProvidersRequest.FromString,
+                    response_serializer=hodei_dot_api_dot_v1_dot_platform__pb2.ListProvidersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +146,33 @@ class PlatformService:
             '/hodei.api.v1.PlatformService/GetServerInfo',
             hodei_dot_api_dot_v1_dot_platform__pb2.GetServerInfoRequest.SerializeToString,
             hodei_dot_api_dot_v1_dot_platform__pb2.GetServerInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProviders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hodei.api.v1.PlatformService/ListProviders',
+            hodei_dot_api_dot_v1_dot_platform__pb2.ListProvidersRequest.SerializeToString,
+            hodei_dot_api_dot_v1_dot_platform__pb2.ListProvidersResponse.FromString,
             options,
             channel_credentials,
             insecure,

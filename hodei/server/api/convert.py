@@ -102,6 +102,7 @@ def spec_args(spec: jobs_pb2.JobSpec) -> dict[str, Any]:
         "name": spec.name,
         "labels": dict(spec.labels),
         "secret_env": dict(spec.secret_env),
+        "selector": dict(spec.selector),
     }
 
 
@@ -118,6 +119,7 @@ def job_to_proto(job: JobRecord) -> jobs_pb2.Job:
             labels=job.labels,
             # The names only: the values never leave the server but in a RunJob.
             secret_env=masked_env(job.secret_names),
+            selector=job.selector,
         ),
         state=_JOB_STATE_TO_PROTO[job.state],
         attempts=job.attempts,
