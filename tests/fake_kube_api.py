@@ -15,10 +15,12 @@ deleting a pod deletes the secrets it owns (the garbage collector). Anything els
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -70,6 +72,10 @@ class FakeKubeApi:
     faults: list[Fault] = field(default_factory=list)
     #: Pod phase given to a created pod (what a kubelet would report later).
     phase: str = "Pending"
+    #: Called (under the lock) with a created pod and the namespace's secrets, and with
+    #: a deleted pod: a fake kubelet runs the pods (tests/integration/providers/kubelet.py).
+    on_pod_created: Callable[[dict[str, Any], dict[str, dict[str, Any]]], None] | None = None
+    on_pod_deleted: Callable[[dict[str, Any]], None] | None = None
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -179,6 +185,8 @@ class FakeKubeApi:
             if call.resource == "pods":
                 # The API answers a pod's deletion with the pod, marked as being deleted.
                 self._collect_garbage(call.namespace, gone["metadata"]["uid"])
+                if self.on_pod_deleted is not None:
+                    self.on_pod_deleted(gone)
                 gone["metadata"]["deletionTimestamp"] = _now()
                 return 200, gone
             return _status(200, "deleted")
@@ -208,8 +216,12 @@ class FakeKubeApi:
         if call.resource == "pods":
             obj["status"] = {"phase": self.phase}
         if call.resource == "secrets" and "stringData" in obj:
-            obj["data"] = {k: "(encoded)" for k in obj.pop("stringData")}
+            # As the API stores it: base64 under `data`.
+            for key, value in obj.pop("stringData").items():
+                obj.setdefault("data", {})[key] = base64.b64encode(value.encode()).decode()
         store[meta["name"]] = obj
+        if call.resource == "pods" and self.on_pod_created is not None:
+            self.on_pod_created(obj, self.objects.get((call.namespace, "secrets"), {}))
         return 201, obj
 
     def _patch(self, call: Call, store: dict[str, dict[str, Any]]) -> tuple[int, dict[str, Any]]:

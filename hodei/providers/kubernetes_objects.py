@@ -130,6 +130,8 @@ def worker_env(config: ProviderConfig, request: ProvisionRequest) -> dict[str, s
             "HODEI_SERVER_ADDRESS": request.server_address,
             "HODEI_WORKER_NAME": request.worker_name,
             "HODEI_SLOTS": str(request.slots),
+            # The provider's tags: a job's selector matches the worker on them.
+            "HODEI_WORKER_LABELS": ",".join(f"{k}={v}" for k, v in request.labels.items()),
         }
     )
     env.pop("HODEI_TOKEN", None)  # only ever from the Secret

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: Seconds the health call may take: it is made every scaler round.
+_HEALTH_CALL_TIMEOUT = 4.0
 #: The class's `list` method shadows the builtin inside its body.
 Workers = list[ProvisionedWorker]
 
@@ -163,7 +165,8 @@ class KubernetesProvider:
                 self._namespace,
                 label_selector=objects.selector(self.name),
                 limit=1,
-                **self._timeout(),
+                # Two tries inside the scaler's 10 s wait for a health answer.
+                _request_timeout=min(self._config.kubernetes.request_timeout, _HEALTH_CALL_TIMEOUT),
             ),
         )
 

@@ -44,6 +44,7 @@ def request(**overrides: Any) -> ProvisionRequest:
         "worker_name": "cluster-7f3a",
         "slots": 4,
         "job_id": uuid.UUID(int=7),
+        "labels": {"pool": "kubernetes", "zone": "b"},
         "env": {"HODEI_LOG_FORMAT": "json"},
     }
     values.update(overrides)
@@ -92,6 +93,7 @@ def test_the_token_is_in_the_secret_only_and_the_pod_reads_it_by_reference() -> 
         "HODEI_SERVER_ADDRESS": "hodei-server.hodei.svc:50051",
         "HODEI_SLOTS": "4",
         "HODEI_WORKER_NAME": "cluster-7f3a",
+        "HODEI_WORKER_LABELS": "pool=kubernetes,zone=b",
     }
 
 
