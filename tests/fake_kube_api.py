@@ -109,11 +109,12 @@ class FakeKubeApi:
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
+        """Stop serving (the port then refuses connections); stopping twice is fine."""
+        if self._server is not None and self._thread is not None:
             self._server.shutdown()
             self._server.server_close()
-        if self._thread is not None:
             self._thread.join(timeout=5)
+            self._thread = None
 
     def fail(self, method: str, resource: str, status: int, message: str, times: int = 1) -> None:
         """The next `times` requests `method` on `resource` get a Status `status`."""

@@ -7,6 +7,7 @@ and its Secret are deleted. A quota refusal is a ProvisioningFailed naming it.""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from harness.waits import wait_for_async
 from hodei.api.v1 import common_pb2
 from hodei.server.app import ServerApp
 from tests.fake_kube_api import FakeKubeApi
+from tests.integration.cli_process import hodei
 from tests.integration.providers.kubelet import FakeKubelet
 from tests.integration.providers.scaling import (
     providers_file,
@@ -136,3 +138,24 @@ def _async(read: Callable[[], list[str]]) -> Callable[[], Awaitable[list[str]]]:
         return read()
 
     return call
+
+
+async def test_hodei_providers_shows_the_api_reachable_then_not(
+    start_server: StartServer, tmp_path: Path, cluster: tuple[FakeKubeApi, FakeKubelet]
+) -> None:
+    api, _ = cluster
+    app = await scaling_server(start_server, providers_file(tmp_path, kubernetes_entry(api)))
+
+    async def listed() -> dict[str, Any]:
+        result = await hodei("providers", "--output", "json", server=app.address)
+        assert result.returncode == 0, str(result)
+        [provider] = json.loads(result.stdout)
+        return dict(provider)
+
+    healthy = await wait_for_async("a health check", listed, lambda p: p["healthy"], timeout_s=20)
+    assert f"kubernetes API at {api.url} reachable, namespace 'hodei'" in healthy["detail"]
+    api.stop()
+    down = await wait_for_async(
+        "the provider unhealthy", listed, lambda p: not p["healthy"], timeout_s=30
+    )
+    assert f"cannot reach the API: API unreachable at {api.url}" in down["detail"]
