@@ -1004,7 +1004,7 @@ RETURNING *;
 
 -- name: scaler_idle_workers
 -- Provisioned workers that run no job, and since when (their row's last change).
-SELECT p.id, p.provider, p.handle, p.worker_id,
+SELECT p.id, p.provider, p.handle, p.worker_id, p.job_id,
        extract(epoch FROM now() - greatest(w.updated_at, w.connected_at))::float8 AS idle_seconds
 FROM provisioned_workers p JOIN workers w ON w.id = p.worker_id
 WHERE p.state = 'RUNNING' AND w.state = 'READY' AND w.running_jobs = 0;

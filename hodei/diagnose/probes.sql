@@ -244,11 +244,13 @@ ORDER BY finished_at DESC
 LIMIT %(limit)s;
 
 -- name: job_events
--- The lifecycle of the given aggregates, for the report's timeline.
+-- The lifecycle of the given aggregates, for the report's timeline, with the scaler's
+-- decisions taken for those jobs (a worker provisioned for one, and its removal).
 SELECT event_type, aggregate_type, aggregate_id::text AS aggregate_id, actor,
        occurred_at::text AS occurred_at
 FROM domain_events
 WHERE aggregate_id = ANY(%(ids)s::uuid[])
+   OR (aggregate_type = 'provisioning' AND payload ->> 'job_id' = ANY(%(ids)s::text[]))
 ORDER BY id
 LIMIT %(limit)s;
 

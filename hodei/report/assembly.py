@@ -99,6 +99,18 @@ def components_from(checks: list[CheckResult], findings: list[Finding]) -> list[
     )
 
 
+#: Worker events that change what can run, shown beside a job's lifecycle: the
+#: scaler's decisions (workers on demand) among them.
+_CAPACITY_EVENTS = (
+    "WorkerRegistered",
+    "WorkerLost",
+    "WorkerTerminated",
+    "WorkerProvisioned",
+    "ProvisioningFailed",
+    "WorkerScaledDown",
+)
+
+
 def timeline_from(events: list[dict[str, Any]], limit: int = 30) -> list[TimelineEvent]:
     """The lifecycle of the most complete job among `events` (with the worker events),
     or the latest events when no job has more than one."""
@@ -113,7 +125,7 @@ def timeline_from(events: list[dict[str, Any]], limit: int = 30) -> list[Timelin
             e
             for e in events
             if str(e.get("aggregate_id")) == best[0]
-            or e.get("event_type") in ("WorkerRegistered", "WorkerLost", "WorkerTerminated")
+            or e.get("event_type") in _CAPACITY_EVENTS
         ]
     ordered = sorted(events, key=lambda e: str(e.get("occurred_at", "")))[-limit:]
     return [

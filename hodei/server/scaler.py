@@ -365,6 +365,7 @@ class Scaler:
                         worker_id=worker_id,
                         handle=row["handle"],
                         idle_seconds=round(row["idle_seconds"], 1),
+                        job_id=row["job_id"],
                         reason="idle",
                     ),
                 ],
@@ -390,6 +391,7 @@ class Scaler:
                         provider=r["provider"],
                         worker_id=r["worker_id"],
                         handle=r["handle"],
+                        job_id=r["job_id"],
                         reason=f"worker {str(r['worker_state']).lower()}",
                     )
                     for r in ended

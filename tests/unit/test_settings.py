@@ -133,3 +133,13 @@ def test_a_valid_secret_key_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     key = Fernet.generate_key().decode()
     monkeypatch.setenv("HODEI_SECRET_KEY", key)
     assert load_settings().server.secret_key == key
+
+
+def test_worker_labels_are_key_value_pairs() -> None:
+    from hodei.settings import load_settings
+
+    labels = load_settings(worker={"labels": " pool=docker, gpu=1 "}).worker.label_map
+    assert labels == {"pool": "docker", "gpu": "1"}
+    assert load_settings().worker.label_map == {}
+    with pytest.raises(ConfigError, match=r"'worker.labels' \(HODEI_WORKER_LABELS, --labels\)"):
+        load_settings(worker={"labels": "pool"})

@@ -3,6 +3,7 @@ real `python -m hodei.worker` processes, jobs queued with no worker at all."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -14,6 +15,8 @@ import pytest
 
 from harness.waits import wait_for_async
 from hodei.api.v1 import common_pb2, workers_pb2
+from hodei.diagnose.probes import lifecycle_events
+from hodei.report.assembly import timeline_from
 from hodei.server.app import ServerApp
 from tests.integration.cli_process import hodei
 from tests.integration.providers.scaling import (
@@ -81,6 +84,11 @@ async def test_a_queued_job_gets_a_worker_which_goes_when_idle(
         "provisioning.WorkerProvisioned",
         "provisioning.WorkerScaledDown",
     ]
+    # The report's timeline of the job shows the worker provisioned for it, and its end.
+    timeline = timeline_from(await asyncio.to_thread(lifecycle_events, app.database_url, [job.id]))
+    kinds = [e.event_type for e in timeline]
+    assert kinds.index("JobCreated") < kinds.index("WorkerProvisioned") < kinds.index("JobAssigned")
+    assert kinds[-1] == "WorkerScaledDown", kinds
 
 
 async def test_a_failing_provider_opens_its_circuit_and_the_next_one_is_used(
@@ -205,3 +213,32 @@ async def test_a_provisioning_token_registers_one_worker_and_expires(
     async with Stubs(app.address, token=plain) as stubs:
         for _ in range(2):
             assert (await stubs.workers.Register(request)).worker_id
+
+
+async def test_two_replicas_provision_once_for_one_shortage(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Both servers run a scaler on the same database; the advisory lock and the
+    PROVISIONING rows make one worker for a job, not one per replica."""
+    path = providers_file(tmp_path, process_entry("shared", max_workers=5, idle_ttl=60))
+    first = await scaling_server(start_server, path)
+    second = await scaling_server(start_server, path)
+    async with Stubs(first.address) as stubs:
+        job = await stubs.queue(["true"])
+        await stubs.wait_state(job.id, common_pb2.JOB_STATE_SUCCEEDED, seconds=30)
+    assert first.scaler is not None and second.scaler is not None
+    rounds = (first.scaler.rounds, second.scaler.rounds)
+    await wait_for_async(
+        "five more rounds of each scaler",
+        lambda: _both_rounds(first, second),
+        lambda r: r[0] >= rounds[0] + 5 and r[1] >= rounds[1] + 5,
+        timeout_s=15,
+    )
+    made = await provisioned(first.database_url)
+    # Without the lock and the claimed rows, each replica would have started one.
+    assert [(r["job_id"], r["state"]) for r in made] == [(uuid.UUID(job.id), "RUNNING")]
+
+
+async def _both_rounds(first: ServerApp, second: ServerApp) -> tuple[int, int]:
+    assert first.scaler is not None and second.scaler is not None
+    return first.scaler.rounds, second.scaler.rounds

@@ -154,6 +154,9 @@ def test_job_run_arguments_become_a_validated_spec() -> None:
     assert _spec("--shell", "echo hi").command == ("/bin/sh", "-c", "echo hi")
     # Options after the command belong to the command.
     assert _spec("--", "ls", "--timeout", "3").command == ("ls", "--timeout", "3")
+    # --selector (repeatable): where it may run; --label only tags it.
+    chosen = _spec("--selector", "pool=docker", "--selector", "gpu=1", "--label", "x=y", "true")
+    assert (chosen.selector, chosen.labels) == ({"pool": "docker", "gpu": "1"}, {"x": "y"})
 
 
 @pytest.mark.parametrize(
@@ -164,6 +167,7 @@ def test_job_run_arguments_become_a_validated_spec() -> None:
         (["--timeout", "-1", "--", "true"], "--timeout must be a positive"),
         (["--timeout", "nan", "--", "true"], "--timeout must be a positive"),
         (["--env", "NOEQUALS", "--", "true"], "invalid --env 'NOEQUALS'"),
+        (["--selector", "pool", "--", "true"], "invalid --selector 'pool'"),
         (["--shell", "  "], "--shell script must not be empty"),
         (["--", "a\x00b"], "NUL"),
     ],
