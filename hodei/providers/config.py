@@ -79,6 +79,15 @@ class KubernetesOptions(_Model):
     annotations: dict[str, str] = Field(default_factory=dict)
     #: Secret holding TLS material and the like, mounted read-only at /etc/hodei.
     secret_name: str | None = None
+    #: How the provider reaches the API. Unset: the pod's service account when the
+    #: server runs in the cluster, else the kubeconfig (`kubeconfig`, `context`, or the
+    #: client's defaults). `api_url`: a plain URL without credentials, e.g. `kubectl
+    #: proxy`'s http://127.0.0.1:8001 (the tests point it at their fake API server).
+    api_url: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    #: Seconds each API call may take (connect and read).
+    request_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
 
 
 class ProcessOptions(_Model):

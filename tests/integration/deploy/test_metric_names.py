@@ -1,5 +1,5 @@
-"""Every metric the alert rules and the Grafana dashboard name is one the platform
-exports: the names are read from the real exposition of a server and a worker process
+"""Every metric the alert rules, the Grafana dashboard and KEDA's query name is one the
+platform exports: the names are read from the real exposition of a server and a worker process
 (after one job, so that the labelled families have samples), parsed with
 prometheus_client's own parser, never from a list kept by hand."""
 
@@ -22,6 +22,7 @@ from tests.deploy_files import (
 )
 from tests.integration.conftest import SpawnWorker
 from tests.integration.metrics.scrape import Scrape, scrape
+from tests.kube_manifests import keda_queries
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,8 @@ TARGET_LABELS = {"job", "instance"}
 
 def _queries() -> list[tuple[str, str]]:
     rules = [(f"alert {r['alert']}", str(r["expr"])) for r in alert_rules()]
-    return rules + [(f"dashboard query {i}", e) for i, e in enumerate(dashboard_exprs())]
+    dashboards = [(f"dashboard query {i}", e) for i, e in enumerate(dashboard_exprs())]
+    return rules + dashboards + [(f"KEDA query {i}", e) for i, e in enumerate(keda_queries())]
 
 
 async def _expositions(
