@@ -22,8 +22,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 #: The checks that run on every deployment: all but those that need --canary or a log
 #: file, which the tests name one by one.
-#: Checks that need a target this test does not give (--metrics-url, --nats-url) skip.
-OPTIONAL = ("metrics.", "nats.")
+#: Checks that need what this test does not give (--metrics-url, --nats-url, a
+#: providers file) skip.
+OPTIONAL = ("metrics.", "nats.", "providers.")
 CORE = [c for c in ORDER if not c.startswith(("canary.", "logs.", *OPTIONAL))]
 
 
