@@ -12,7 +12,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
@@ -32,7 +32,16 @@ from harness.waits import Said, wait_for
 
 if TYPE_CHECKING:
     from harness.context import E2EContext
-    from harness.world import World
+
+
+class World(Protocol):
+    """What the scene needs of the scenario's world (harness.world.World), named here
+    so that this module does not import the world that imports it."""
+
+    ctx: E2EContext
+    metrics: dict[str, float]
+    prometheus: PrometheusScene | None
+
 
 #: Scrape jobs by process role (the metric contract's names).
 JOB_OF_ROLE = {"server": SERVER_JOB, "worker": WORKER_JOB}

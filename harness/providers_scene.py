@@ -15,7 +15,7 @@ import contextlib
 import os
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 import yaml
@@ -24,7 +24,21 @@ from harness.expect import expect
 from harness.waits import wait_for
 
 if TYPE_CHECKING:
-    from harness.world import World
+    from harness.context import E2EContext
+    from harness.driver import JobView
+
+
+class World(Protocol):
+    """What the scene needs of the scenario's world (harness.world.World), named here
+    so that this module does not import the world that imports it."""
+
+    ctx: E2EContext
+    job: JobView | None
+    job_ids: list[str]
+    providers: ProvidersScene | None
+
+    def job_reaches(self, state: str, timeout_s: float = ...) -> None: ...
+
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 #: A provisioned container's start, the worker's registration and a `true` job.
