@@ -353,9 +353,10 @@ async def test_worker_frozen_mid_job_is_named_within_one_miss_window(
     diag_tokens: dict[str, str],
 ) -> None:
     # SIGSTOP: the process and its TCP stream stay, only its heartbeats stop, so nothing
-    # but silence shows it. The server's miss window here is 3 x 0.5 s; the doctor's
-    # threshold is set the same way an operator would align it with the deployment's.
-    app = await start_server(recovery={"heartbeat_interval": 0.5, "heartbeat_miss_limit": 3})
+    # but silence shows it. The doctor's threshold is 3 missed 0.5 s heartbeats; the
+    # server marks the worker LOST only after 12 (6 s), so that a doctor slow to start
+    # on a loaded machine still finds it silent rather than already LOST (a WARN).
+    app = await start_server(recovery={"heartbeat_interval": 0.5, "heartbeat_miss_limit": 12})
     workers = [spawn_worker(app.address, name=f"freeze-{i}") for i in range(2)]
     await wait_ready_workers(db_url, 2)
     job_id = await queue_job(app.address, ["sleep", "60"], diag_tokens["admin"])
