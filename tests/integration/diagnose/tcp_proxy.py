@@ -16,6 +16,9 @@ import threading
 
 
 class TcpProxy:
+    """`target_host` may be a directory holding a PostgreSQL unix socket (the embedded
+    database listens on one only): the proxy then dials `<dir>/.s.PGSQL.<port>`."""
+
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -62,7 +65,7 @@ class TcpProxy:
             client.close()
             return
         try:
-            upstream = socket.create_connection(self.target, timeout=2)
+            upstream = self._dial()
         except OSError:
             client.close()
             return
@@ -71,6 +74,19 @@ class TcpProxy:
             self._sel.register(s, selectors.EVENT_READ)
         self._pairs[client] = upstream
         self._pairs[upstream] = client
+
+    def _dial(self) -> socket.socket:
+        host, port = self.target
+        if not host.startswith("/"):
+            return socket.create_connection(self.target, timeout=2)
+        unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        unix.settimeout(2)
+        try:
+            unix.connect(f"{host}/.s.PGSQL.{port}")
+        except OSError:
+            unix.close()
+            raise
+        return unix
 
     def _forward(self, sock: socket.socket) -> None:
         peer = self._pairs.get(sock)

@@ -13,9 +13,9 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from harness.waits import wait_for_async
 from tests.integration.diagnose.deployments import (
@@ -116,9 +116,11 @@ async def test_a_server_cut_off_from_its_database_is_named_while_the_doctor_reac
     run_diagnose: Any,
     proxies: Callable[[str], TcpProxy],
 ) -> None:
-    parts = urlsplit(db_url)
-    proxy = proxies(f"{parts.hostname}:{parts.port or 5432}")
-    via_proxy = db_url.replace(parts.netloc, f"{parts.username}@{proxy.address}", 1)
+    # The server reaches PostgreSQL through the proxy (on TCP, whether the database
+    # listens on TCP or, embedded, on a unix socket only); the doctor directly.
+    info = conninfo_to_dict(db_url)
+    proxy = proxies(f"{info.get('host') or '127.0.0.1'}:{info.get('port') or 5432}")
+    via_proxy = f"postgresql://{info.get('user', 'postgres')}@{proxy.address}/{info['dbname']}"
     app = await start_server(
         database={"url": via_proxy}, metrics={"port": 0}, recovery={"reaper_interval": 0.2}
     )
