@@ -18,7 +18,11 @@ import pytest
 from harness.waits import wait_for_async
 from hodei.api.v1 import common_pb2
 from hodei.server.app import ServerApp
-from tests.integration.providers.scaling import providers_file, provisioned, provisioning_events
+from tests.integration.providers.scaling import (
+    providers_file,
+    provisioned_started,
+    provisioning_events,
+)
 from tests.integration.wire import Stubs
 
 pytestmark = pytest.mark.integration
@@ -53,7 +57,10 @@ async def test_a_queued_job_starts_a_container_worker_that_goes_when_idle(
                 ["sh", "-c", "echo from-a-container"], selector={"pool": "docker"}
             )
             done = await stubs.wait_state(job.id, common_pb2.JOB_STATE_SUCCEEDED, seconds=60)
-        (row,) = await provisioned(app.database_url)
+        # The worker in the container can register and finish the job before the
+        # provider's early-exit check (0.5 s) returns and the handle is recorded.
+        row = await provisioned_started(app.database_url)
+        assert row["state"] == "RUNNING"
         assert str(row["worker_id"]) == done.worker_id
         (container,) = containers_of(docker_engine, "ct-docker")
         assert container.id == row["handle"]

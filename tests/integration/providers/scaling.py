@@ -10,6 +10,8 @@ import psycopg
 import yaml
 from psycopg.rows import dict_row
 
+from harness.waits import wait_for_async
+
 
 def providers_file(tmp_path: Path, *entries: dict[str, Any]) -> Path:
     path = tmp_path / "providers.yaml"
@@ -40,3 +42,15 @@ async def provisioned(db_url: str) -> list[dict[str, Any]]:
 
 async def provider_statuses(db_url: str) -> list[dict[str, Any]]:
     return await rows(db_url, "SELECT * FROM provider_status ORDER BY provider")
+
+
+async def provisioned_started(db_url: str, timeout_s: float = 30) -> dict[str, Any]:
+    """The one provisioned worker once the provider's call has returned (its handle
+    recorded): a fast worker can register and finish its job before that."""
+    (row,) = await wait_for_async(
+        "the provisioned worker's handle to be recorded",
+        lambda: provisioned(db_url),
+        lambda r: len(r) == 1 and r[0]["handle"] is not None,
+        timeout_s=timeout_s,
+    )
+    return row

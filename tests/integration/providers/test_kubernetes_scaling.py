@@ -23,7 +23,7 @@ from tests.integration.cli_process import hodei
 from tests.integration.providers.kubelet import FakeKubelet
 from tests.integration.providers.scaling import (
     providers_file,
-    provisioned,
+    provisioned_started,
     provisioning_events,
     rows,
 )
@@ -77,7 +77,7 @@ async def test_a_queued_job_gets_a_pod_whose_worker_runs_it_and_goes_when_idle(
     async with Stubs(app.address) as stubs:
         job = await stubs.queue(["python3", "-c", "print('hi')"], selector={"pool": "k8s"})
         done = await stubs.wait_state(job.id, common_pb2.JOB_STATE_SUCCEEDED, seconds=60)
-    (row,) = await provisioned(app.database_url)
+    row = await provisioned_started(app.database_url)
     assert row["provider"] == "cluster" and row["job_id"] == uuid.UUID(job.id)
     assert str(row["worker_id"]) == done.worker_id
     (worker,) = await rows(
