@@ -512,7 +512,8 @@ SELECT * FROM jobs WHERE worker_id = %(worker_id)s AND state IN ('ASSIGNED', 'RU
 ORDER BY assigned_at;
 
 -- name: expired_acks
-SELECT id FROM jobs WHERE state = 'ASSIGNED' AND ack_deadline < now() LIMIT 100;
+SELECT id, worker_id, attempts FROM jobs
+WHERE state = 'ASSIGNED' AND ack_deadline < now() LIMIT 100;
 
 -- name: overdue_running
 -- Jobs past their timeout plus a grace period: the worker did not report in time.

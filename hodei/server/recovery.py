@@ -19,6 +19,13 @@
 - a queue row whose job is not PENDING (a stray row: put back for a finished job)
   is removed with a `Repaired` event and a log line: the dispatcher skips such rows
   rather than deleting them silently, so every repair leaves a trace.
+A worker streaming to this server is judged by its stream before its stored heartbeat:
+a message read within the miss window, or messages waiting on this server's database,
+keep it alive; an ack read but not yet stored keeps its job (hodei.server.sessions).
+The windows above cannot see a stall inside one sweep's contact: the chaos suite had
+both workers called LOST 2.8 s after a 3 s outage, their heartbeat writes stuck behind
+a pool still reconnecting, and 16 finished but unstored jobs ran again (1 run in 4).
+
 It also refreshes this server's heartbeat in server_status.
 """
 
@@ -123,6 +130,9 @@ class Recovery:
         self._note_unstored()
         if not self.watch.reached(time.monotonic()):
             silent = []  # not yet: the workers may be reconnecting, or their heartbeats unsaved
+        # A worker whose stream to this server delivered a message within the window
+        # (or waits on this server's database) is alive, whatever its stored heartbeat.
+        silent = [w for w in silent if not self.registry.vouches_for(w, self.silence_limit)]
         for worker_id in silent:
             await self._guard(
                 self.workers.mark_gone(
@@ -135,13 +145,20 @@ class Recovery:
             if session is not None:
                 session.close()  # a stream that delivers no heartbeats is not trusted
             self.registry.capacity_changed.set()
-        expired = await self._ids("expired_acks")
+        async with self.db.connection() as tx:
+            due = await tx.all("expired_acks")
         # Again after its own query: the chaos suite had a sweep decide that acks were due,
         # then wait 11 s on this query through a database outage and requeue jobs whose
         # workers' acks had found no database to store them (3 jobs ran twice).
         self._note_unstored()
         if not self.ack_watch.reached(time.monotonic()):
-            expired = []
+            due = []
+        # An ack this server read but has not stored yet is an ack: the worker runs it.
+        expired = [
+            row["id"]
+            for row in due
+            if not self.registry.has_ack(row["worker_id"], AttemptRef(row["id"], row["attempts"]))
+        ]
         for job_id in expired:
             with job_context(job_id):
                 job = await self._guard(

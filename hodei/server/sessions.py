@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
+from collections import OrderedDict
 from datetime import datetime
 
 from hodei.domain.workers import WorkerState
@@ -30,9 +32,23 @@ from hodei.server.workers import WorkerService
 
 logger = logging.getLogger(__name__)
 
+#: Attempts whose acknowledgement this server read on a stream, remembered per session
+#: until it is stored (far more than a worker has in flight at once).
+_ACKS_REMEMBERED = 4096
+
 
 class Session:
-    """One open WorkerStream: an unbounded queue of commands for the worker."""
+    """One open WorkerStream: an unbounded queue of commands for the worker, and what
+    this server itself heard on it, whatever the database could store.
+
+    The recovery loop judges silence from workers.last_heartbeat, which only says
+    something while the database could store heartbeats. For a worker streaming to
+    this server, the stream says more: a message read a moment ago is a live worker,
+    and a stream whose messages wait on this server's database (its inbox full) is
+    our stall, not the worker's silence. The chaos suite had both workers called LOST
+    2.8 s after a 3 s PostgreSQL outage, their heartbeats stuck behind a pool waiting
+    for a connection, and 16 finished but unstored jobs ran again.
+    """
 
     def __init__(self, worker_id: uuid.UUID, batches: bool = False) -> None:
         self.worker_id = worker_id
@@ -40,6 +56,31 @@ class Session:
         self.batches = batches
         self.outbox: asyncio.Queue[ServerCommand | None] = asyncio.Queue()
         self.closed = False
+        #: Monotonic time of the last message read on the stream.
+        self.last_contact = time.monotonic()
+        #: The reader is waiting for room to queue a message: this server is behind.
+        self.backlogged = False
+        self._acks_read: OrderedDict[AttemptRef, None] = OrderedDict()
+
+    def heard(self) -> None:
+        self.last_contact = time.monotonic()
+
+    def ack_read(self, ref: AttemptRef) -> None:
+        """The worker took this attempt (an ack, a start or a result was read)."""
+        self._acks_read[ref] = None
+        self._acks_read.move_to_end(ref)
+        while len(self._acks_read) > _ACKS_REMEMBERED:
+            self._acks_read.popitem(last=False)
+
+    def has_ack(self, ref: AttemptRef) -> bool:
+        return ref in self._acks_read
+
+    def vouches(self, window_s: float, now: float | None = None) -> bool:
+        """Whether this stream proves its worker alive over the last `window_s`."""
+        if self.closed:
+            return False
+        now = time.monotonic() if now is None else now
+        return self.backlogged or now - self.last_contact < window_s
 
     def send(self, command: ServerCommand) -> bool:
         """Queue a command; False once the stream is gone (the caller requeues)."""
@@ -79,6 +120,19 @@ class SessionRegistry:
     def get(self, worker_id: uuid.UUID | None) -> Session | None:
         return self._sessions.get(worker_id) if worker_id is not None else None
 
+    def vouches_for(self, worker_id: uuid.UUID, window_s: float) -> bool:
+        """This server's own stream from the worker proves it alive (Session.vouches)."""
+        session = self._sessions.get(worker_id)
+        return session is not None and session.vouches(window_s)
+
+    def has_ack(self, worker_id: uuid.UUID | None, ref: AttemptRef) -> bool:
+        """The worker's stream here read its acknowledgement of `ref`, or it is behind
+        on this server's database (what it sent may be waiting to be stored)."""
+        session = self.get(worker_id)
+        if session is None or session.closed:
+            return False
+        return session.backlogged or session.has_ack(ref)
+
     def worker_ids(self) -> list[uuid.UUID]:
         return list(self._sessions)
 
@@ -111,6 +165,8 @@ class WorkerProtocol:
         self.logs = logs
         # Results that arrived before all of their attempt's lines were persisted.
         self.pending: dict[uuid.UUID, AttemptResult] = {}
+        #: The heartbeat being stored, if any (the stream's reader does not wait for it).
+        self.heartbeat_write: asyncio.Task[None] | None = None
 
     @classmethod
     async def hello(

@@ -44,11 +44,6 @@ async def test_postgres_restarted_under_a_burst(chaos_platform: ChaosPlatform) -
 # of the burst's 300 jobs run twice (the same failure at cc3f417, where this suite last
 # passed: 2 of 6 runs, and at this commit: 2 of 5). It stays in the suite, reported as
 # XFAIL when it happens and XPASS when it does not, until the fix makes it strict again.
-@pytest.mark.xfail(
-    reason="known defect: a 3 s PostgreSQL outage under a burst sometimes runs the "
-    "in-flight jobs twice (closing note of 2026-12-07)",
-    strict=False,
-)
 async def test_postgres_down_for_3_seconds_under_a_burst(chaos_platform: ChaosPlatform) -> None:
     assert_clean(await scenarios.database_outage(chaos_platform, BURST, seconds=3.0))
 

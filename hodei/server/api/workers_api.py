@@ -232,6 +232,10 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
+            if protocol.heartbeat_write is not None:
+                protocol.heartbeat_write.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await protocol.heartbeat_write
             protocol.session.close()
 
     async def _pump(
@@ -246,6 +250,7 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                 message = await context.read()
                 if message is grpc.aio.EOF:
                     break
+                protocol.session.heard()
                 ending.reason = malformed(message)
                 if ending.reason:
                     break
@@ -283,13 +288,27 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
         message: workers_pb2.WorkerMessage,
         inbox: asyncio.Queue[workers_pb2.WorkerMessage | None],
     ) -> None:
-        if message.WhichOneof("payload") == "heartbeat":
-            # Not queued behind log batches: a worker streaming a lot of output
-            # must not look silent while its lines wait to be inserted.
-            sent_at = sent_time(message.heartbeat)
-            await self._guarded(protocol, "heartbeat", protocol.heartbeat(sent_at))
-        else:
+        kind = message.WhichOneof("payload")
+        if kind == "heartbeat":
+            # Not queued behind log batches (a worker streaming a lot of output must
+            # not look silent while its lines wait to be inserted), and not awaited
+            # here: a database stall must not stop this reader, whose reads are what
+            # vouch for the worker meanwhile (Session). One write at a time; a
+            # heartbeat read while one is in flight only counts in memory.
+            if protocol.heartbeat_write is None or protocol.heartbeat_write.done():
+                sent_at = sent_time(message.heartbeat)
+                protocol.heartbeat_write = asyncio.create_task(
+                    self._guarded(protocol, "heartbeat", protocol.heartbeat(sent_at)),
+                    name="worker-heartbeat-write",
+                )
+            return
+        _remember_ack(protocol, message, kind)
+        if inbox.full():
+            protocol.session.backlogged = True  # our database is behind, not the worker
+        try:
             await inbox.put(message)
+        finally:
+            protocol.session.backlogged = False
 
     async def _guarded(self, protocol: WorkerProtocol, kind: str, work: Awaitable[None]) -> None:
         if not self.database_up():
@@ -374,6 +393,24 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                 raise InvalidArgument("a WorkerBatch cannot hold another batch")
             case _:
                 raise InvalidArgument("empty worker message")
+
+
+def _remember_ack(
+    protocol: WorkerProtocol, message: workers_pb2.WorkerMessage, kind: str | None
+) -> None:
+    """The worker took an attempt: read, if not yet stored (hodei.server.recovery)."""
+    if kind == "ack" and message.ack.accepted:
+        proto_ref = message.ack.ref
+    elif kind == "started":
+        proto_ref = message.started.ref
+    elif kind == "result":
+        proto_ref = message.result.ref
+    else:
+        return
+    try:
+        protocol.session.ack_read(ref_from_proto(proto_ref))
+    except HodeiError:
+        return  # rejected with its reason when the message is applied
 
 
 def malformed(message: object, where: str = "a message") -> str:

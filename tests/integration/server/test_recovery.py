@@ -309,3 +309,46 @@ async def test_a_silent_worker_that_said_draining_and_holds_nothing_stopped_clea
     assert seen[stopping.worker_id][1].startswith("stopped after draining, no Goodbye received")
     assert seen[vanished.worker_id][0] == "LOST", seen
     assert events_of(db_url, stopping.worker_id)[-2:] == ["WorkerDraining", "WorkerTerminated"]
+
+
+async def test_a_worker_heard_on_its_stream_is_not_lost_while_its_heartbeats_go_unstored(
+    start_server: StartServer, stubs_for: Callable[[str], Stubs], db_url: str
+) -> None:
+    """workers.last_heartbeat stops moving (a trigger throws every new value away, as an
+    outage or a stalled pool does) while the worker keeps talking on its stream: this
+    server heard it, so it stays READY, four miss windows long. Once the worker falls
+    silent on the stream too, it is LOST within a window or so."""
+    app = await start_server(
+        recovery={"heartbeat_interval": 0.3, "heartbeat_miss_limit": 2, "reaper_interval": 0.1},
+        worker={"reconnect_max_backoff": 0.1},
+    )
+    stubs = stubs_for(app.address)
+    worker, _ = await FakeWorkerStream.connect(stubs)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION keep_heartbeat() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN NEW.last_heartbeat := OLD.last_heartbeat; RETURN NEW; END $$;"
+            " CREATE TRIGGER keep_heartbeat BEFORE UPDATE ON workers"
+            " FOR EACH ROW EXECUTE FUNCTION keep_heartbeat();"
+            " UPDATE workers SET last_heartbeat = now() - interval '1 minute';"
+        )
+
+    def state() -> str:
+        with psycopg.connect(db_url) as conn:
+            row = conn.execute(
+                "SELECT state FROM workers WHERE id = %s", (worker.worker_id,)
+            ).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    silence = 0.6
+    began = asyncio.get_running_loop().time()
+    while asyncio.get_running_loop().time() - began < 4 * silence:
+        await worker.send(heartbeat=workers_pb2.Heartbeat(free_slots=1))
+        await asyncio.sleep(0.15)
+    assert state() == "READY"
+    # Silent on the stream as well: nothing vouches for it any more.
+    await wait_for_async(
+        "the silent worker to be LOST", lambda: asyncio.to_thread(state), lambda s: s == "LOST", 5
+    )
+    await worker.close()
