@@ -118,6 +118,13 @@ class Platform:
     #: The client's token (admin); the workers get a worker token. Made in the database
     #: before the server starts, as `hodei token create` does.
     token: str = ""
+    worker_token: str = ""
+    #: A database made by the caller (migrated and given tokens here) instead of an
+    #: embedded PostgreSQL of the platform's own: benchmarks/peers runs Hodei and its
+    #: peer on one server.
+    database_url: str = ""
+    #: The environment of the server and the workers (set by start()).
+    env: dict[str, str] = field(default_factory=dict)
     server: subprocess.Popen[bytes] | None = None
     worker_procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     pg: Any = None
@@ -128,26 +135,21 @@ class Platform:
         self.files.append(handle)
         return handle
 
-    def start(self) -> None:
-        import pgserver
-
+    def start(self, *, workers: bool = True) -> None:
+        """The database, the server, and the workers unless `workers` is False (then
+        spawn_workers() starts them later: jobs can be queued before any worker exists)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
         env["PYTHONPATH"] = str(_REPO)
         env.update(ANY_METRICS_PORT)
-        pgdata = self.workdir / "pgdata"
-        self.pg = pgserver.get_server(pgdata, cleanup_mode="stop")
-        from hodei.db.databases import ensure_database
-
-        admin = self.pg.get_uri()
-        ensure_database(admin, "hodei")
-        url = self.pg.get_uri("hodei")
-        self.token, worker_token = asyncio.run(_make_tokens(url))
+        url = self.database_url or self._embedded_database()
+        self.token, self.worker_token = asyncio.run(_make_tokens(url))
         port = free_port()
         self.address = f"127.0.0.1:{port}"
         if self.metrics:
             self.metrics_ports = [free_port() for _ in range(1 + self.workers)]
         else:
             env["HODEI_METRICS"] = "false"
+        self.env = env
         server_metrics = {"HODEI_METRICS_PORT": str(self.metrics_ports[0])} if self.metrics else {}
         self.server = subprocess.Popen(
             [
@@ -166,6 +168,19 @@ class Platform:
             stdout=subprocess.DEVNULL,
             stderr=self._log("server.err"),
         )
+        if workers:
+            self.spawn_workers()
+
+    def _embedded_database(self) -> str:
+        import pgserver
+
+        from hodei.db.databases import ensure_database
+
+        self.pg = pgserver.get_server(self.workdir / "pgdata", cleanup_mode="stop")
+        ensure_database(self.pg.get_uri(), "hodei")
+        return str(self.pg.get_uri("hodei"))
+
+    def spawn_workers(self) -> None:
         for index in range(self.workers):
             self.worker_procs.append(
                 subprocess.Popen(
@@ -176,9 +191,9 @@ class Platform:
                         log_file=self.workdir / f"worker-{index + 1}.log",
                     ),
                     env={
-                        **env,
+                        **self.env,
                         **self.worker_env,
-                        "HODEI_TOKEN": worker_token,
+                        "HODEI_TOKEN": self.worker_token,
                         **(
                             {"HODEI_WORKER_METRICS_PORT": str(self.metrics_ports[1 + index])}
                             if self.metrics
