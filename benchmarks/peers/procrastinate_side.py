@@ -1,0 +1,211 @@
+"""procrastinate's side of the comparison: its schema in a fresh database, the jobs
+deferred in batches, then K `procrastinate worker --concurrency S` processes (the CLI
+its documentation starts workers with; LISTEN/NOTIFY on, every other option its
+default unless --procrastinate-env sets PROCRASTINATE_* variables the CLI reads)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from procrastinate_app import LATENCY_MARK, RUN_TRUE, URL_VARIABLE, make_app
+from shared_pg import (
+    CpuSpan,
+    RunBroke,
+    SharedPostgres,
+    stop_processes,
+    throughput_timeout,
+    wait_all_succeeded,
+)
+
+_HERE = Path(__file__).resolve().parent
+
+#: The status of every job, and the time of the last success: the 'succeeded' event's
+#: `at` is now() of the transaction that finished the job (procrastinate_finish_job).
+SUCCEEDED_QUERY = """
+SELECT count(*) FILTER (WHERE status = 'succeeded'),
+       count(*) FILTER (WHERE status IN ('failed', 'aborted', 'cancelled')),
+       (SELECT max(at) FROM procrastinate_events WHERE type = 'succeeded'),
+       (SELECT min(at) FROM procrastinate_events WHERE type = 'started')
+FROM procrastinate_jobs
+"""
+
+#: Jobs per batch_defer call (one INSERT each): queueing is not what is timed.
+DEFER_BATCH = 1000
+
+
+def _spawn_workers(
+    url: str, workers: int, slots: int, workdir: Path, extra_env: dict[str, str]
+) -> list[subprocess.Popen[bytes]]:
+    python_path = os.pathsep.join(filter(None, [str(_HERE), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, **extra_env, URL_VARIABLE: url, "PYTHONPATH": python_path}
+    procs: list[subprocess.Popen[bytes]] = []
+    for index in range(workers):
+        with (workdir / f"procrastinate-{index + 1}.err").open("wb") as err:
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "procrastinate",
+                        "--app=procrastinate_app.app",
+                        "worker",
+                        f"--concurrency={slots}",
+                        f"--name=peers-{index + 1}",
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                )
+            )
+    return procs
+
+
+def throughput(
+    pg: SharedPostgres,
+    workdir: Path,
+    workers: int,
+    slots: int,
+    jobs: int,
+    extra_env: dict[str, str],
+) -> dict[str, Any]:
+    with pg.fresh_database("peers_procrastinate") as url:
+        return asyncio.run(_throughput(pg, url, workdir, workers, slots, jobs, extra_env))
+
+
+async def _throughput(
+    pg: SharedPostgres,
+    url: str,
+    workdir: Path,
+    workers: int,
+    slots: int,
+    jobs: int,
+    extra_env: dict[str, str],
+) -> dict[str, Any]:
+    app = make_app(url)
+    async with app.open_async():
+        await app.schema_manager.apply_schema_async()
+        deferrer = app.configure_task(name=RUN_TRUE)
+        for start in range(0, jobs, DEFER_BATCH):
+            await deferrer.batch_defer_async(*({} for _ in range(min(DEFER_BATCH, jobs - start))))
+    procs: list[subprocess.Popen[bytes]] = []
+    span = CpuSpan(pg, lambda: [p.pid for p in procs]).begin()
+    try:
+        started = time.time()
+        procs.extend(_spawn_workers(url, workers, slots, workdir, extra_env))
+        last, first = await wait_all_succeeded(
+            url, SUCCEEDED_QUERY, jobs, procs, throughput_timeout(jobs)
+        )
+        cpu = span.end()
+    finally:
+        stop_processes(procs)
+    return {
+        "jobs_per_s": jobs / (last - started),
+        "seconds": last - started,
+        "first_start_s": first - started,
+        **cpu,
+    }
+
+
+def latency(
+    pg: SharedPostgres,
+    workdir: Path,
+    workers: int,
+    slots: int,
+    jobs: int,
+    warmup: int,
+    gap: float,
+    extra_env: dict[str, str],
+) -> list[float]:
+    """Seconds from the defer call to the task's first line, one job at a time."""
+    with pg.fresh_database("peers_procrastinate") as url:
+        return asyncio.run(_latency(url, workdir, workers, slots, jobs, warmup, gap, extra_env))
+
+
+async def _latency(
+    url: str,
+    workdir: Path,
+    workers: int,
+    slots: int,
+    jobs: int,
+    warmup: int,
+    gap: float,
+    extra_env: dict[str, str],
+) -> list[float]:
+    marks = workdir / "marks"
+    marks.mkdir(parents=True, exist_ok=True)
+    app = make_app(url)
+    samples: list[float] = []
+    async with (
+        app.open_async(),
+        await psycopg.AsyncConnection.connect(url, autocommit=True) as conn,
+    ):
+        await app.schema_manager.apply_schema_async()
+        procs = _spawn_workers(url, workers, slots, workdir, extra_env)
+        try:
+            await _wait_workers(conn, workers, procs)
+            deferrer = app.configure_task(name=LATENCY_MARK)
+            for n in range(warmup + jobs):
+                t0 = time.time()
+                job_id = await deferrer.defer_async(marks=str(marks), n=n)
+                first_line = await _wait_mark(marks / str(n), procs)
+                await _wait_succeeded(conn, job_id)
+                if n >= warmup:
+                    samples.append(first_line - t0)
+                await asyncio.sleep(gap)
+        finally:
+            stop_processes(procs)
+    return samples
+
+
+async def _wait_workers(
+    conn: psycopg.AsyncConnection[Any], workers: int, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    """Until every worker has registered (its row in procrastinate_workers)."""
+    end = time.monotonic() + 60
+    while True:
+        row = await (await conn.execute("SELECT count(*) FROM procrastinate_workers")).fetchone()
+        if row is not None and row[0] >= workers:
+            return
+        if any(p.poll() is not None for p in procs) or time.monotonic() > end:
+            raise RunBroke(f"procrastinate workers did not start ({row[0] if row else 0})")
+        await asyncio.sleep(0.05)
+
+
+def _read_mark(path: Path) -> float | None:
+    """The task's first-line time once its mark exists. A stat of a local file, in the
+    loop itself: a thread hop (to_thread) would cost more than the read."""
+    try:
+        return float(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+async def _wait_mark(path: Path, procs: list[subprocess.Popen[bytes]]) -> float:
+    end = time.monotonic() + 30
+    while (first_line := _read_mark(path)) is None:
+        if any(p.poll() is not None for p in procs) or time.monotonic() > end:
+            raise RunBroke(f"no latency mark {path.name} from the procrastinate workers")
+        await asyncio.sleep(0.002)
+    return first_line
+
+
+async def _wait_succeeded(conn: psycopg.AsyncConnection[Any], job_id: int) -> None:
+    """The job's finish committed: the next one starts on an idle queue."""
+    end = time.monotonic() + 30
+    while True:
+        row = await (
+            await conn.execute("SELECT status FROM procrastinate_jobs WHERE id = %s", (job_id,))
+        ).fetchone()
+        status = str(row[0]) if row else "missing"
+        if status == "succeeded":
+            return
+        if status not in ("todo", "doing") or time.monotonic() > end:
+            raise RunBroke(f"procrastinate job {job_id}: {status}")
+        await asyncio.sleep(0.005)
