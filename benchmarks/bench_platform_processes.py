@@ -118,10 +118,14 @@ class Platform:
     #: The client's token (admin); the workers get a worker token. Made in the database
     #: before the server starts, as `hodei token create` does.
     token: str = ""
+    #: The workers' token (role worker): real workers get it, and so may a fake one.
+    worker_token: str = ""
     server: subprocess.Popen[bytes] | None = None
     worker_procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     pg: Any = None
     files: list[IO[bytes]] = field(default_factory=list)
+    #: The environment of the platform's processes (set by start()).
+    env: dict[str, str] = field(default_factory=dict)
 
     def _log(self, name: str) -> IO[bytes]:
         handle = (self.workdir / name).open("wb")
@@ -141,13 +145,14 @@ class Platform:
         admin = self.pg.get_uri()
         ensure_database(admin, "hodei")
         url = self.pg.get_uri("hodei")
-        self.token, worker_token = asyncio.run(_make_tokens(url))
+        self.token, self.worker_token = asyncio.run(_make_tokens(url))
         port = free_port()
         self.address = f"127.0.0.1:{port}"
         if self.metrics:
-            self.metrics_ports = [free_port() for _ in range(1 + self.workers)]
+            self.metrics_ports = [free_port()]
         else:
             env["HODEI_METRICS"] = "false"
+        self.env = env
         server_metrics = {"HODEI_METRICS_PORT": str(self.metrics_ports[0])} if self.metrics else {}
         self.server = subprocess.Popen(
             [
@@ -166,27 +171,33 @@ class Platform:
             stdout=subprocess.DEVNULL,
             stderr=self._log("server.err"),
         )
-        for index in range(self.workers):
+        self.add_workers(self.workers)
+
+    def add_workers(self, count: int) -> None:
+        """Start `count` more worker processes (start() starts `workers` of them; a
+        benchmark that queues before any worker exists starts them later)."""
+        for _ in range(count):
+            index = len(self.worker_procs) + 1
+            metrics_env: dict[str, str] = {}
+            if self.metrics:
+                self.metrics_ports.append(free_port())
+                metrics_env["HODEI_WORKER_METRICS_PORT"] = str(self.metrics_ports[-1])
             self.worker_procs.append(
                 subprocess.Popen(
                     worker_command(
                         self.address,
                         slots=self.slots,
-                        name=f"bench-{index + 1}",
-                        log_file=self.workdir / f"worker-{index + 1}.log",
+                        name=f"bench-{index}",
+                        log_file=self.workdir / f"worker-{index}.log",
                     ),
                     env={
-                        **env,
+                        **self.env,
                         **self.worker_env,
-                        "HODEI_TOKEN": worker_token,
-                        **(
-                            {"HODEI_WORKER_METRICS_PORT": str(self.metrics_ports[1 + index])}
-                            if self.metrics
-                            else {}
-                        ),
+                        "HODEI_TOKEN": self.worker_token,
+                        **metrics_env,
                     },
                     stdout=subprocess.DEVNULL,
-                    stderr=self._log(f"worker-{index + 1}.err"),
+                    stderr=self._log(f"worker-{index}.err"),
                 )
             )
 
