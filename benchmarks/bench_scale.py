@@ -47,7 +47,8 @@ def _summary(results: dict[str, Any]) -> list[tuple[str, str]]:
         for d in depth["depths"]:
             first, disp = d["first"], d["first_dispatch"]
             text = (
-                f"{d['first_jobs_per_s']:.0f} jobs/s (first {first:,}); dispatch cycle p50 "
+                f"{d['first_jobs_per_s']:.0f} jobs/s (first {first:,}), PostgreSQL "
+                f"{d['first_cpu_ms_per_job']['postgres']:.2f} ms/job; dispatch cycle p50 "
                 f"{disp['ms_p50']:.2f} ms, p95 {disp['ms_p95']:.2f} ms, "
                 f"{disp['jobs_per_cycle']:.0f} jobs/cycle"
             )
@@ -61,8 +62,9 @@ def _summary(results: dict[str, Any]) -> list[tuple[str, str]]:
                 text += f"; whole run {d['whole_jobs_per_s']:.0f} jobs/s"
             probe = d["probe_before"]
             text += (
-                f"; dispatch_jobs alone p50 {probe['dispatch_jobs_ms_p50']:.2f} ms "
-                f"({probe['jobs_claimed']:.0f} jobs)"
+                f"; dispatch_jobs alone p50 {probe['main_custom_ms_p50']:.2f} / "
+                f"{probe['main_generic_ms_p50']:.2f} ms (custom / generic plan, "
+                f"{probe['jobs_claimed']:.0f} jobs)"
             )
             rows.append((f"queue depth {d['depth']:,}", text))
         r = depth["ratio_deepest_over_shallowest"]
@@ -71,7 +73,8 @@ def _summary(results: dict[str, Any]) -> list[tuple[str, str]]:
             (
                 f"ratio {hi:,} / {lo:,}",
                 f"jobs/s {r['jobs_per_s']:.2f}, dispatch cycle p50 {r['dispatch_p50']:.2f}, "
-                f"p95 {r['dispatch_p95']:.2f}; statement alone p50 {r['statement_p50']:.2f}",
+                f"p95 {r['dispatch_p95']:.2f}; statement alone p50 {r['statement_p50']:.2f}; "
+                f"PostgreSQL CPU per job {r['postgres_cpu_per_job']:.2f}",
             )
         )
     fleet = results.get("fleet")
@@ -126,6 +129,11 @@ def main() -> int:
     part.add_argument("--window", type=int, help="completions after the first ones (3000)")
     part.add_argument(
         "--whole-max", type=int, default=20_000, help="run to the end up to this depth"
+    )
+    part.add_argument(
+        "--analyze",
+        action="store_true",
+        help="ANALYZE jobs and job_queue once they are queued, before the workers start",
     )
     part.add_argument("--workers", type=int, default=2, help="real workers (parts 1 and 3)")
     part.add_argument("--slots", type=int, default=16, help="slots per worker in part 1")

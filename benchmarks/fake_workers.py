@@ -107,6 +107,14 @@ class FakeWorker:
             asyncio.create_task(self._write(), name=f"{self.name}-write"),
             asyncio.create_task(self._heartbeats(interval), name=f"{self.name}-heartbeat"),
         ]
+        for task in self.tasks:
+            task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        # A stream that fails mid-run must show in the counters, not vanish.
+        if not task.cancelled() and task.exception() is not None:
+            self.stats.errors += 1
+            logger.warning("%s: %s failed: %r", self.name, task.get_name(), task.exception())
 
     def send(self, message: workers_pb2.WorkerMessage) -> None:
         self.outgoing.append(message)

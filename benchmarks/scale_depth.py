@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from typing import Any
 
@@ -50,6 +51,13 @@ async def _wait_finished(
         await asyncio.sleep(_POLL)
 
 
+async def _stop_workers(plat: Platform) -> None:
+    for proc in plat.worker_procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in plat.worker_procs:
+        await asyncio.to_thread(proc.wait, 30)
+
+
 async def _measure(plat: Platform, depth: int, args: Any) -> dict[str, Any]:
     first = args.first
     window = args.window if depth >= first + args.window else 0
@@ -65,6 +73,11 @@ async def _measure(plat: Platform, depth: int, args: Any) -> dict[str, Any]:
             f"    queued {depth:,} jobs in {seconds:.1f} s ({depth / seconds:,.0f} jobs/s, "
             f"QueueJobs of 1,000); job_queue holds {queued:,}"
         )
+        if args.analyze:
+            # Fresh statistics, as autovacuum would give them (its naptime is a minute):
+            # tells a plan chosen on stale statistics from a cost that grows anyway.
+            await db.conn.execute("ANALYZE jobs, job_queue")
+            print("    ANALYZE jobs, job_queue (--analyze)")
         url = plat.pg.get_uri("hodei")
         probe_before = await probe_dispatch(url, args.workers, args.slots)
         print(f"    before the workers start, {probe_text(probe_before)}")
@@ -77,9 +90,13 @@ async def _measure(plat: Platform, depth: int, args: Any) -> dict[str, Any]:
         f_end = await db.nth_finished_at(target)
         f_window = await db.nth_finished_at(first + window) if window else f_end
         left = int(await db.value("SELECT count(*) FROM job_queue"))
-        # Again while the workers run, if the queue is still deep: autovacuum and
-        # ANALYZE have seen the table by then, which may change the plans.
-        probe_after = await probe_dispatch(url, args.workers, args.slots) if left > 1000 else None
+        probe_after = None
+        if left > 1000:
+            # Again after thousands of jobs went through, the queue still deep (dead
+            # rows, maybe autovacuum's ANALYZE by then); the workers stopped first, so
+            # that the figure is the statement's, not the busy machine's.
+            await _stop_workers(plat)
+            probe_after = await probe_dispatch(url, args.workers, args.slots)
     finally:
         await db.close()
     cycles = dispatch_cycles(plat.workdir / "server.log")
@@ -88,6 +105,7 @@ async def _measure(plat: Platform, depth: int, args: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "depth": depth,
         "queued_per_s": depth / seconds,
+        "analyzed": args.analyze,
         "probe_before": probe_before,
         "probe_after": probe_after,
         "queue_left": left,
@@ -140,7 +158,10 @@ def _print(out: dict[str, Any]) -> None:
             f"{cpu['postgres']:.3f} ms, workers {cpu['workers']:.3f} ms"
         )
     if out["probe_after"]:
-        print(f"    {out['queue_left']:,} still queued, {probe_text(out['probe_after'])}")
+        print(
+            f"    {out['queue_left']:,} still queued, workers stopped, "
+            f"{probe_text(out['probe_after'])}"
+        )
     if "whole_jobs_per_s" in out:
         print(
             f"    whole run ({out['depth']:,}): {out['whole_jobs_per_s']:6.0f} jobs/s; "
@@ -167,13 +188,16 @@ def run(args: Any) -> dict[str, Any]:
         "statement_p50": high["probe_before"]["dispatch_jobs_ms_p50"]
         / low["probe_before"]["dispatch_jobs_ms_p50"],
         "jobs_per_s": high["first_jobs_per_s"] / low["first_jobs_per_s"],
+        "postgres_cpu_per_job": high["first_cpu_ms_per_job"]["postgres"]
+        / low["first_cpu_ms_per_job"]["postgres"],
         "dispatch_p50": high["first_dispatch"]["ms_p50"] / low["first_dispatch"]["ms_p50"],
         "dispatch_p95": high["first_dispatch"]["ms_p95"] / low["first_dispatch"]["ms_p95"],
     }
     print(
         f"  ratio depth {high['depth']:,} / {low['depth']:,} (first {low['first']:,} "
         f"completions): jobs/s {ratios['jobs_per_s']:.2f}, dispatch cycle p50 "
-        f"{ratios['dispatch_p50']:.2f}, p95 {ratios['dispatch_p95']:.2f}; dispatch_jobs "
-        f"statement alone p50 {ratios['statement_p50']:.2f}"
+        f"{ratios['dispatch_p50']:.2f}, p95 {ratios['dispatch_p95']:.2f}, PostgreSQL CPU per "
+        f"job {ratios['postgres_cpu_per_job']:.2f}; dispatch_jobs "
+        f"statement alone p50 {ratios['statement_p50']:.2f} (the worse plan at each depth)"
     )
     return {"depths": results, "ratio_deepest_over_shallowest": ratios}

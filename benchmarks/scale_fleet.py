@@ -201,6 +201,12 @@ def _print(out: dict[str, Any]) -> None:
         f"{out['server_ms_per_heartbeat']:.3f} ms each; the fleet process "
         f"{out['fleet_idle_ms_per_s']:.1f} ms/s"
     )
+    final = out["fleet_final"]
+    if final.get("errors") or final.get("rejected"):
+        print(
+            f"    fleet: {final['errors']:.0f} stream errors, {final['rejected']:.0f} messages "
+            f"rejected by the server"
+        )
     d = out["dispatch"]
     cpu = d["cpu_ms_per_job"]
     print(
