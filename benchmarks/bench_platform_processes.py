@@ -118,6 +118,7 @@ class Platform:
     #: The client's token (admin); the workers get a worker token. Made in the database
     #: before the server starts, as `hodei token create` does.
     token: str = ""
+    #: The workers' token (role worker): real workers get it, and so may a fake one.
     worker_token: str = ""
     #: A database made by the caller (migrated and given tokens here) instead of an
     #: embedded PostgreSQL of the platform's own: benchmarks/peers runs Hodei and its
@@ -146,7 +147,7 @@ class Platform:
         port = free_port()
         self.address = f"127.0.0.1:{port}"
         if self.metrics:
-            self.metrics_ports = [free_port() for _ in range(1 + self.workers)]
+            self.metrics_ports = [free_port()]
         else:
             env["HODEI_METRICS"] = "false"
         self.env = env
@@ -181,27 +182,34 @@ class Platform:
         return str(self.pg.get_uri("hodei"))
 
     def spawn_workers(self) -> None:
-        for index in range(self.workers):
+        """Start the platform's `workers` worker processes (after start(workers=False))."""
+        self.add_workers(self.workers)
+
+    def add_workers(self, count: int) -> None:
+        """Start `count` more worker processes (start() starts `workers` of them; a
+        benchmark that queues before any worker exists starts them later)."""
+        for _ in range(count):
+            index = len(self.worker_procs) + 1
+            metrics_env: dict[str, str] = {}
+            if self.metrics:
+                self.metrics_ports.append(free_port())
+                metrics_env["HODEI_WORKER_METRICS_PORT"] = str(self.metrics_ports[-1])
             self.worker_procs.append(
                 subprocess.Popen(
                     worker_command(
                         self.address,
                         slots=self.slots,
-                        name=f"bench-{index + 1}",
-                        log_file=self.workdir / f"worker-{index + 1}.log",
+                        name=f"bench-{index}",
+                        log_file=self.workdir / f"worker-{index}.log",
                     ),
                     env={
                         **self.env,
                         **self.worker_env,
                         "HODEI_TOKEN": self.worker_token,
-                        **(
-                            {"HODEI_WORKER_METRICS_PORT": str(self.metrics_ports[1 + index])}
-                            if self.metrics
-                            else {}
-                        ),
+                        **metrics_env,
                     },
                     stdout=subprocess.DEVNULL,
-                    stderr=self._log(f"worker-{index + 1}.err"),
+                    stderr=self._log(f"worker-{index}.err"),
                 )
             )
 
