@@ -197,6 +197,15 @@ class WorkerSettings(_Group):
     slots: int = setting(
         1, "HODEI_SLOTS", "jobs a worker runs at once", flag="--slots", ge=1, le=1024
     )
+    prefetch: int | None = setting(
+        None,
+        "HODEI_WORKER_PREFETCH",
+        "jobs a worker holds beyond its slots, started as slots free (default: adaptive, "
+        "more while its jobs are short, none while they are long; 0: none)",
+        flag="--prefetch",
+        ge=0,
+        le=1024,
+    )
     labels: str = setting(
         "",
         "HODEI_WORKER_LABELS",
@@ -204,6 +213,16 @@ class WorkerSettings(_Group):
         flag="--labels",
         pattern=r"^\s*([^=,\s][^=,]*=[^,]*)?(\s*,\s*[^=,\s][^=,]*=[^,]*)*\s*$",
     )
+
+    @property
+    def prefetch_adaptive(self) -> bool:
+        return self.prefetch is None
+
+    @property
+    def prefetch_count(self) -> int:
+        """HODEI_WORKER_PREFETCH, or where the adaptive default starts: the slots, at
+        most 32 (hodei.domain.prefetch adjusts it as jobs end)."""
+        return min(self.slots, 32) if self.prefetch is None else self.prefetch
 
     @property
     def label_map(self) -> dict[str, str]:

@@ -211,7 +211,7 @@ def _canary(ctx: CheckContext) -> Outcome | None:
         # Every slot taken: the canary would only queue behind the load and time out.
         # Say so at once rather than wait it out and blame the dispatcher.
         cap = _slots_now(ctx)
-        if cap is not None and cap["busy"] and not cap["free_slots"]:
+        if cap is not None and cap["full"] and not cap["free_slots"]:
             ctx.facts["canary_no_slot"] = cap
             return _no_free_slot(ctx)
         ctx.canary_result = run_canary(
@@ -231,7 +231,10 @@ def _slots_now(ctx: CheckContext) -> dict[str, Any] | None:
             depth = session.one("queue_summary").get("depth")
     except (HodeiError, psycopg.Error):
         return None  # not knowing the slots, the canary judges by its own run
-    cap = {k: int(row.get(k) or 0) for k in ("ready", "busy", "slots", "free_slots")}
+    cap = {
+        k: int(row.get(k) or 0)
+        for k in ("ready", "busy", "full", "prefetched", "slots", "free_slots")
+    }
     cap["queued"] = int(depth or 0)
     return cap
 
@@ -240,8 +243,8 @@ def _no_free_slot(ctx: CheckContext) -> Outcome:
     cap = ctx.facts["canary_no_slot"]
     return Outcome(
         Status.WARN,
-        f"could not run: all {cap['slots']} slot(s) busy ({cap['busy']} BUSY worker(s), "
-        f"{cap['queued']} job(s) queued)",
+        f"could not run: all {cap['slots']} slot(s) busy ({cap['full']} worker(s) full, "
+        f"{cap['queued']} job(s) queued, {cap['prefetched']} held by workers)",
         "a free slot for the canary",
         [],
         "CANARY_NO_FREE_SLOT",
@@ -273,9 +276,9 @@ def canary_lifecycle(ctx: CheckContext) -> Outcome:
     evidence = [r.error] if r.error else []
     if r.state == "SUCCEEDED":
         return Outcome(Status.PASS, observed, threshold, evidence)
-    if r.state == "PENDING":
+    if r.state in ("PENDING", "ASSIGNED"):
         cap = _slots_now(ctx)
-        if cap is not None and cap["busy"] and not cap["free_slots"]:
+        if cap is not None and cap["full"] and not cap["free_slots"]:
             # It queued behind a load that took every slot: capacity, not a dispatcher.
             ctx.facts["canary_no_slot"] = cap
             return _no_free_slot(ctx)

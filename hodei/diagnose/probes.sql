@@ -367,6 +367,10 @@ SELECT count(*) FILTER (WHERE live AND state = 'READY') AS ready,
        count(*) FILTER (WHERE live AND state = 'BUSY') AS busy,
        coalesce(sum(slots) FILTER (WHERE live), 0) AS slots,
        coalesce(sum(running_jobs) FILTER (WHERE live), 0) AS running,
+       -- Every slot taken (a prefetching worker is still READY then: it takes jobs to
+       -- hold), and the jobs held beyond the slots (prefetched: docs/worker.md).
+       count(*) FILTER (WHERE live AND running_jobs >= slots) AS full,
+       coalesce(sum(greatest(running_jobs - slots, 0)) FILTER (WHERE live), 0) AS prefetched,
        coalesce(sum(greatest(slots - running_jobs, 0)) FILTER (WHERE live AND state = 'READY'), 0)
          AS free_slots,
        coalesce(jsonb_object_agg(state, n) FILTER (WHERE n IS NOT NULL), '{}'::jsonb) AS by_state

@@ -28,7 +28,7 @@ async def sync_worker(tx: Tx, worker_id: uuid.UUID, actor: str) -> list[Event]:
     state = WorkerState(worker["state"])
     new_state = state
     if state in (WorkerState.READY, WorkerState.BUSY):
-        new_state = occupancy_state(running, worker["slots"])
+        new_state = occupancy_state(running, worker["slots"] + worker["prefetch"])
     current = worker["first_job"]
     if (
         new_state == state

@@ -25,7 +25,7 @@ from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 from psycopg.types.json import Jsonb
 
-from hodei.db.connector import Database
+from hodei.db.connector import Database, Tx
 from hodei.domain.events import EventType, event_for_job_state
 from hodei.domain.jobs import ACTIVE_JOB_STATES, JobState, can_transition, check_transition
 from hodei.errors import HodeiError, NotFound, StaleAttempt
@@ -69,8 +69,24 @@ def sources(target: JobState, among: Iterable[JobState] = tuple(JobState)) -> li
     return [str(s) for s in among if can_transition(s, target)]
 
 
+async def ack_fenced(
+    tx: Tx, worker_id: uuid.UUID, refs: Sequence[AttemptRef]
+) -> dict[AttemptRef, JobRecord]:
+    """Accepted JobAcks of ASSIGNED attempts this worker holds, in one statement (no
+    state changes, so no event). Returns the refs it applied."""
+    rows = await tx.all(
+        "ack_jobs_fenced",
+        {
+            "ids": [ref.job_id for ref in refs],
+            "attempts": [ref.attempt for ref in refs],
+            "worker_id": worker_id,
+        },
+    )
+    return _by_ref(rows)
+
+
 async def start_fenced(
-    db: Database, worker_id: uuid.UUID, refs: Sequence[AttemptRef]
+    tx: Tx, worker_id: uuid.UUID, refs: Sequence[AttemptRef]
 ) -> dict[AttemptRef, JobRecord]:
     """ASSIGNED -> RUNNING for every ref this worker holds, in one statement. Returns
     the refs it applied; the others changed nothing."""
@@ -88,24 +104,23 @@ async def start_fenced(
         )
         for ref in refs
     ]
-    async with db.connection() as tx:
-        rows = await tx.all(
-            "start_jobs_fenced",
-            {
-                "ids": [ref.job_id for ref in refs],
-                "attempts": [ref.attempt for ref in refs],
-                "payloads": payloads,
-                "worker_id": worker_id,
-                "from_states": sources(JobState.RUNNING),
-                "event_type": str(EventType.JOB_STARTED),
-                "actor": actor,
-            },
-        )
+    rows = await tx.all(
+        "start_jobs_fenced",
+        {
+            "ids": [ref.job_id for ref in refs],
+            "attempts": [ref.attempt for ref in refs],
+            "payloads": payloads,
+            "worker_id": worker_id,
+            "from_states": sources(JobState.RUNNING),
+            "event_type": str(EventType.JOB_STARTED),
+            "actor": actor,
+        },
+    )
     return _by_ref(rows)
 
 
 async def finish_fenced(
-    db: Database, worker_id: uuid.UUID, results: Sequence[AttemptResult]
+    tx: Tx, worker_id: uuid.UUID, results: Sequence[AttemptResult]
 ) -> dict[AttemptRef, JobRecord]:
     """Apply every result that this worker's current attempt allows, in one statement.
     Returns the refs it applied; the others changed nothing."""
@@ -123,27 +138,26 @@ async def finish_fenced(
         )
         for r in results
     ]
-    async with db.connection() as tx:
-        rows = await tx.all(
-            "finish_jobs_fenced",
-            {
-                "ids": [r.ref.job_id for r in results],
-                "attempts": [r.ref.attempt for r in results],
-                "states": [str(r.state) for r in results],
-                "exit_codes": [r.exit_code for r in results],
-                "errors": [r.error for r in results],
-                "total_lines": [r.total_lines for r in results],
-                "lines_read": [r.lines_read for r in results],
-                "bytes_read": [r.bytes_read for r in results],
-                "sources": [",".join(sources(r.state, among=ACTIVE_JOB_STATES)) for r in results],
-                "event_types": [str(e.type) for e in events],
-                "payloads": [Jsonb(e.payload) for e in events],
-                "worker_id": worker_id,
-                "actor": actor,
-                "busy_event": str(EventType.WORKER_BUSY),
-                "ready_event": str(EventType.WORKER_READY),
-            },
-        )
+    rows = await tx.all(
+        "finish_jobs_fenced",
+        {
+            "ids": [r.ref.job_id for r in results],
+            "attempts": [r.ref.attempt for r in results],
+            "states": [str(r.state) for r in results],
+            "exit_codes": [r.exit_code for r in results],
+            "errors": [r.error for r in results],
+            "total_lines": [r.total_lines for r in results],
+            "lines_read": [r.lines_read for r in results],
+            "bytes_read": [r.bytes_read for r in results],
+            "sources": [",".join(sources(r.state, among=ACTIVE_JOB_STATES)) for r in results],
+            "event_types": [str(e.type) for e in events],
+            "payloads": [Jsonb(e.payload) for e in events],
+            "worker_id": worker_id,
+            "actor": actor,
+            "busy_event": str(EventType.WORKER_BUSY),
+            "ready_event": str(EventType.WORKER_READY),
+        },
+    )
     return _by_ref(rows)
 
 
@@ -160,8 +174,20 @@ async def applied_or_none(
     serialization failure): every message then takes the locked path."""
     try:
         return await fenced
-    except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+    except _RETRYABLE_ONE_BY_ONE:
         return {}
+
+
+_RETRYABLE_ONE_BY_ONE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+
+
+@dataclass
+class GroupOutcomes:
+    """What became of each message of a group (WorkerResults.apply_group), in order."""
+
+    acks: list[StartOutcome]
+    started: list[StartOutcome]
+    finished: list[FinishOutcome]
 
 
 class WorkerResults:
@@ -216,7 +242,52 @@ class WorkerResults:
     ) -> list[StartOutcome]:
         """JobStarted messages of one worker, in one fenced statement; the refs it does
         not match go the locked way, one at a time."""
-        applied = await applied_or_none(start_fenced(self.db, worker_id, refs))
+        async with self.db.connection() as tx:
+            applied = await applied_or_none(start_fenced(tx, worker_id, refs))
+        return await self._start_outcomes(worker_id, refs, applied)
+
+    async def apply_group(
+        self,
+        worker_id: uuid.UUID,
+        acks: Sequence[AttemptRef],
+        started: Sequence[AttemptRef],
+        results: Sequence[AttemptResult],
+    ) -> GroupOutcomes:
+        """Accepted acks, starts and results one worker stream carried together, in one
+        transaction: one commit (a WAL flush) for the lot, where a prefetching worker's
+        ack, start and result each cost one. In protocol order (acks, starts, results:
+        a job's start is sent after its ack and before its result). What the statements
+        do not match goes the locked way, one at a time, after the commit."""
+        began = time.time_ns() if self.tracing else 0
+        try:
+            async with self.db.transaction() as tx:
+                acked = await ack_fenced(tx, worker_id, acks) if acks else {}
+                applied_starts = await start_fenced(tx, worker_id, started) if started else {}
+                applied_results = await finish_fenced(tx, worker_id, results) if results else {}
+        except _RETRYABLE_ONE_BY_ONE:
+            acked, applied_starts, applied_results = {}, {}, {}
+        ack_outcomes: list[StartOutcome] = []
+        for ref in acks:
+            job = acked.get(ref)
+            if job is None:
+                try:
+                    job = await self.ack(worker_id, ref, True, "")
+                except HodeiError as err:
+                    ack_outcomes.append(err)
+                    continue
+            ack_outcomes.append(job)
+        return GroupOutcomes(
+            ack_outcomes,
+            await self._start_outcomes(worker_id, started, applied_starts),
+            await self._finish_outcomes(worker_id, results, applied_results, began),
+        )
+
+    async def _start_outcomes(
+        self,
+        worker_id: uuid.UUID,
+        refs: Sequence[AttemptRef],
+        applied: dict[AttemptRef, JobRecord],
+    ) -> list[StartOutcome]:
         outcomes: list[StartOutcome] = []
         for ref in refs:
             with job_context(ref.job_id, attempt=ref.attempt, worker_id=worker_id):
@@ -286,7 +357,17 @@ class WorkerResults:
         events); refusals, repeats and results waiting for their lines go the locked
         way, one at a time."""
         began = time.time_ns() if self.tracing else 0
-        applied = await applied_or_none(finish_fenced(self.db, worker_id, results))
+        async with self.db.connection() as tx:
+            applied = await applied_or_none(finish_fenced(tx, worker_id, results))
+        return await self._finish_outcomes(worker_id, results, applied, began)
+
+    async def _finish_outcomes(
+        self,
+        worker_id: uuid.UUID,
+        results: Sequence[AttemptResult],
+        applied: dict[AttemptRef, JobRecord],
+        began: int,
+    ) -> list[FinishOutcome]:
         outcomes: list[FinishOutcome] = []
         for result in results:
             ref = result.ref

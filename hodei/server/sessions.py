@@ -165,8 +165,12 @@ class WorkerProtocol:
         self.logs = logs
         # Results that arrived before all of their attempt's lines were persisted.
         self.pending: dict[uuid.UUID, AttemptResult] = {}
-        #: The heartbeat being stored, if any (the stream's reader does not wait for it).
+        #: The heartbeat being stored, if any (the stream's reader does not wait for it),
+        #: and the latest one read meanwhile: (sent_at, prefetch), stored next.
         self.heartbeat_write: asyncio.Task[None] | None = None
+        self.heartbeat_due: tuple[datetime | None, int | None] | None = None
+        #: The prefetch this worker asked for (Hello, then Heartbeat.prefetch).
+        self.prefetch = 0
 
     @classmethod
     async def hello(
@@ -180,14 +184,17 @@ class WorkerProtocol:
         logs: LogService,
         batches: bool = False,
         sent_at: datetime | None = None,
+        prefetch: int = 0,
     ) -> WorkerProtocol:
         """Connect the worker (READY only now) and queue the Welcome. `sent_at`: the
         worker's clock when it sent its Hello (its skew is stored)."""
-        _, superseded = await workers.connect(worker_id, running, slots, sent_at)
+        _, superseded = await workers.connect(worker_id, running, slots, sent_at, prefetch)
         session = Session(worker_id, batches)
         session.send(WelcomeNotice(worker_id, workers.server_id, superseded))
         registry.add(session)
-        return cls(session, registry, results, workers, logs)
+        protocol = cls(session, registry, results, workers, logs)
+        protocol.prefetch = prefetch
+        return protocol
 
     def _reject(self, ref: AttemptRef | None, err: HodeiError) -> None:
         fields: dict[str, object] = {"worker_id": str(self.worker_id)}
@@ -196,8 +203,12 @@ class WorkerProtocol:
         logger.warning("worker message rejected: %s", err, extra=fields)
         self.session.send(RejectedNotice(ref, err.code, str(err)))
 
-    async def heartbeat(self, sent_at: datetime | None = None) -> None:
+    async def heartbeat(self, sent_at: datetime | None = None, prefetch: int | None = None) -> None:
         await self.workers.heartbeat(self.worker_id, sent_at)
+        if prefetch is not None and prefetch != self.prefetch:
+            await self.workers.set_prefetch(self.worker_id, prefetch)
+            self.prefetch = prefetch
+            self.registry.capacity_changed.set()  # more room, maybe: deal again
 
     async def draining(self) -> None:
         await self.workers.drain(self.worker_id)
@@ -219,21 +230,22 @@ class WorkerProtocol:
             self.registry.capacity_changed.set()
             self.logs.bus.job_changed(job.id)
 
-    async def starts_and_results(
-        self, started: list[AttemptRef], results: list[AttemptResult]
+    async def apply_group(
+        self, acks: list[AttemptRef], started: list[AttemptRef], results: list[AttemptResult]
     ) -> None:
-        """JobStarted and JobResult messages read together, applied as two statements
-        (hodei.server.results); starts first, as the worker sent each job's start
-        before its result."""
-        if started:
-            outcomes = await self.results.start_many(self.worker_id, started)
-            for ref, started_job in zip(started, outcomes, strict=True):
-                if isinstance(started_job, HodeiError):
-                    self._reject(ref, started_job)
-        if results:
-            finished = await self.results.finish_many(self.worker_id, results)
-            for result, outcome in zip(results, finished, strict=True):
-                self._after_result(result, outcome)
+        """Accepted JobAcks, JobStarted and JobResult messages read together, applied in
+        one transaction (hodei.server.results.WorkerResults.apply_group)."""
+        if not (acks or started or results):
+            return
+        outcomes = await self.results.apply_group(self.worker_id, acks, started, results)
+        for ref, acked in zip(acks, outcomes.acks, strict=True):
+            if isinstance(acked, HodeiError):
+                self._reject(ref, acked)
+        for ref, started_job in zip(started, outcomes.started, strict=True):
+            if isinstance(started_job, HodeiError):
+                self._reject(ref, started_job)
+        for result, outcome in zip(results, outcomes.finished, strict=True):
+            self._after_result(result, outcome)
 
     async def log_batch(self, ref: AttemptRef, first_line: int, chunk: LogChunk) -> None:
         try:

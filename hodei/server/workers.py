@@ -17,10 +17,14 @@ from hodei.domain.workers import WorkerState, check_slots, check_transition, occ
 from hodei.errors import InvalidArgument, NotFound, PermissionDenied
 from hodei.server.events import Event, record, worker_event
 from hodei.server.models import AttemptRef, WorkerRecord
+from hodei.server.occupancy import sync_worker
 from hodei.server.transitions import lock_job, requeue_locked, requeue_lost_jobs
 from hodei.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+#: Most jobs a worker may hold beyond its slots (Hello.prefetch; as HODEI_WORKER_PREFETCH).
+_MAX_PREFETCH = 1024
 
 
 class WorkerService:
@@ -109,6 +113,7 @@ class WorkerService:
         running: list[AttemptRef],
         slots: int,
         sent_at: datetime | None = None,
+        prefetch: int = 0,
     ) -> tuple[WorkerRecord, list[AttemptRef]]:
         """Hello: the stream is open on this server, so the worker becomes assignable.
 
@@ -148,8 +153,10 @@ class WorkerService:
             new_state = state
             if state in (WorkerState.CREATING, WorkerState.LOST):
                 check_transition(state, WorkerState.READY)
+            # Bounded like the slots: a Hello is input like any other.
+            prefetch = min(max(prefetch, 0), _MAX_PREFETCH)
             if state != WorkerState.DRAINING:
-                new_state = occupancy_state(len(active), slots)
+                new_state = occupancy_state(len(active), slots + prefetch)
             row = await tx.one(
                 "connect_worker",
                 {
@@ -158,6 +165,7 @@ class WorkerService:
                     "running_jobs": len(active),
                     "current_job_id": active[0]["id"] if active else None,
                     "slots": slots,
+                    "prefetch": prefetch,
                     "server_id": self.server_id,
                     "sent_at": sent_at,
                 },
@@ -192,6 +200,19 @@ class WorkerService:
                 "heartbeat_worker",
                 {"id": worker_id, "server_id": self.server_id, "sent_at": sent_at},
             )
+
+    async def set_prefetch(self, worker_id: uuid.UUID, prefetch: int) -> None:
+        """The worker asks for another prefetch (Heartbeat.prefetch): its capacity for
+        dispatch changes, and READY/BUSY with it (with the event, as any change)."""
+        prefetch = min(max(prefetch, 0), _MAX_PREFETCH)
+        async with self.db.transaction() as tx:
+            updated = await tx.one(
+                "set_worker_prefetch",
+                {"id": worker_id, "server_id": self.server_id, "prefetch": prefetch},
+            )
+            if updated is None:
+                return  # not streaming to this server any more
+            await record(tx, await sync_worker(tx, worker_id, f"worker:{worker_id}"))
 
     async def disconnect(self, worker_id: uuid.UUID) -> None:
         """The stream ended: not assignable any more; its jobs wait for the heartbeat

@@ -28,6 +28,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from hodei import __version__ as hodei_version
 from hodei.api.v1 import workers_pb2
+from hodei.domain.prefetch import PrefetchGauge
 from hodei.errors import HodeiError
 from hodei.log_context import job_context
 from hodei.metrics import WorkerMetrics
@@ -78,6 +79,17 @@ class WorkerAgent:
         #: The server reads WorkerMessage.batch (its Welcome said so).
         self.batches = False
         self._attempts: dict[Key, Attempt] = {}
+        #: Jobs held beyond the slots: fixed (HODEI_WORKER_PREFETCH) or adapted to the
+        #: run times (hodei.domain.prefetch); the server hears of each change.
+        self.prefetch = settings.worker.prefetch_count
+        self._gauge = (
+            PrefetchGauge(settings.worker.slots, self.prefetch)
+            if settings.worker.prefetch_adaptive
+            else None
+        )
+        #: Prefetched attempts, in the order received, with their RunJob: started as
+        #: slots free, without waiting for the server.
+        self._waiting: collections.deque[tuple[Attempt, workers_pb2.RunJob]] = collections.deque()
         self._control: collections.deque[workers_pb2.WorkerMessage] = collections.deque()
         self.wakeups = Wakeups()
         self._launcher = Launcher(
@@ -121,8 +133,21 @@ class WorkerAgent:
                 batches=True,  # this worker reads ServerMessage.batch
                 session_secret=self._session_secret,
                 sent_at=self.clock(),
+                prefetch=self.prefetch,
             )
         )
+
+    def heartbeat_message(self, prefetch: int | None = None) -> workers_pb2.WorkerMessage:
+        """What the worker holds and how many jobs it would take now (none while
+        draining); with `prefetch`, the new prefetch it asks for."""
+        slots = self.settings.worker.slots
+        free = 0 if self.draining else max(slots - self.running_count, 0)
+        heartbeat = workers_pb2.Heartbeat(
+            running=[a.ref for a in self._attempts.values()], free_slots=free, sent_at=self.clock()
+        )
+        if prefetch is not None:
+            heartbeat.prefetch = prefetch
+        return workers_pb2.WorkerMessage(heartbeat=heartbeat)
 
     def clock(self) -> Timestamp:
         """This worker's wall clock, sent with Hello and heartbeats: the server stores
@@ -258,10 +283,15 @@ class WorkerAgent:
             self.wakeups.send.set()
             return
         reason = ""
+        slots = self.settings.worker.slots
+        prefetch = self.prefetch
         if self.draining:
             reason = "worker is shutting down"
-        elif self.running_count >= self.settings.worker.slots:
-            reason = f"no free slot ({self.running_count} of {self.settings.worker.slots} busy)"
+        elif self.running_count >= slots and len(self._waiting) >= prefetch:
+            reason = (
+                f"no free slot ({self.running_count} of {slots} busy, "
+                f"{len(self._waiting)} of {prefetch} prefetched)"
+            )
         if reason:
             logger.info("job refused: %s", reason, extra=fields)
             self.send(_msg(ack=workers_pb2.JobAck(ref=run.ref, accepted=False, reason=reason)))
@@ -282,8 +312,49 @@ class WorkerAgent:
                 ),
             )
         self._attempts[key] = att
-        self._launcher.start(att, run, self.worker_id)
+        if self.running_count > slots:  # counted with this one: no slot free, it waits
+            att.queued = True
+            self._waiting.append((att, run))
+            logger.debug("job prefetched: waits for a free slot")
+        else:
+            att.launched_at = time.monotonic()
+            self._launcher.start(att, run, self.worker_id)
         self.wakeups.send.set()
+
+    def _start_waiting(self) -> None:
+        """Start prefetched attempts while slots are free (a process just ended)."""
+        while self._waiting and self.running_count < self.settings.worker.slots:
+            att, run = self._waiting.popleft()
+            if self._attempts.get(att.key) is not att or not att.queued:
+                continue  # dropped or cancelled while it waited
+            att.queued = False
+            att.launched_at = time.monotonic()
+            with job_context(**att.log_fields(self.worker_id)):
+                self._launcher.start(att, run, self.worker_id)
+            self.wakeups.send.set()
+
+    def give_back_waiting(self) -> int:
+        """Hand every prefetched attempt back to the server (the worker is stopping):
+        JobAck(accepted=false) requeues it at once. Returns how many."""
+        given = 0
+        while self._waiting:
+            att, _ = self._waiting.popleft()
+            if self._attempts.get(att.key) is not att or not att.queued:
+                continue
+            del self._attempts[att.key]
+            att.queued = att.running = False
+            reason = "worker shut down before the job started"
+            end_span(att.span, reason)
+            self.send(_msg(ack=workers_pb2.JobAck(ref=att.ref, accepted=False, reason=reason)))
+            given += 1
+        if given:
+            logger.info(
+                "%d prefetched job(s) handed back to the server",
+                given,
+                extra={"worker_id": self.worker_id},
+            )
+            self.wakeups.changed.set()
+        return given
 
     def _ended(self, att: Attempt, result: RunResult) -> None:
         """An attempt's process ended (hodei.worker.launch): its result is sent, or,
@@ -333,6 +404,25 @@ class WorkerAgent:
         )
         self.wakeups.send.set()
         self.wakeups.changed.set()
+        self._adapt_prefetch(att)
+        if not self.draining:
+            self._start_waiting()
+
+    def _adapt_prefetch(self, att: Attempt) -> None:
+        if self._gauge is None or att.launched_at is None:
+            return
+        changed = self._gauge.job_ended(time.monotonic() - att.launched_at)
+        if changed is None:
+            return
+        logger.debug(
+            "prefetch %d -> %d (typical run %.1f ms)",
+            self.prefetch,
+            changed,
+            (self._gauge.run_s or 0) * 1000,
+            extra={"worker_id": self.worker_id},
+        )
+        self.prefetch = changed
+        self.send(self.heartbeat_message(prefetch=changed))  # the server deals by it
 
     def _on_cancel(self, cancel: workers_pb2.CancelJob) -> None:
         key = (cancel.ref.job_id, cancel.ref.attempt)
@@ -343,6 +433,12 @@ class WorkerAgent:
             )
             return
         fields = att.log_fields(self.worker_id)
+        if att.queued:
+            # Prefetched, never started: cancelled here, its result says so.
+            logger.info("cancelling prefetched job: %s", cancel.reason, extra=fields)
+            att.queued = att.running = False
+            self._ended(att, RunResult(Outcome.CANCELLED, None, cancel.reason or "cancelled"))
+            return
         if not att.running or att.process is None:
             return  # finished already; its result tells the server
         logger.info("cancelling job (force=%s): %s", cancel.force, cancel.reason, extra=fields)
@@ -418,7 +514,12 @@ class WorkerAgent:
 
     @property
     def running_count(self) -> int:
-        return sum(1 for a in self._attempts.values() if a.running)
+        """Attempts holding a slot: started (or starting), process not ended yet."""
+        return sum(1 for a in self._attempts.values() if a.running and not a.queued)
+
+    @property
+    def prefetched_count(self) -> int:
+        return sum(1 for a in self._attempts.values() if a.queued)
 
     @property
     def held(self) -> list[Attempt]:

@@ -54,6 +54,10 @@ class Attempt:
     task: asyncio.Task[None] | None = None
     pid: int | None = None
     running: bool = True  # the process has not finished yet
+    #: Prefetched: accepted and acknowledged, waiting for a free slot (no process yet).
+    queued: bool = False
+    #: Monotonic time its process was started (its run time adapts the prefetch).
+    launched_at: float | None = None
     # Stopped by our own shutdown: handed back to the server for a retry, no result.
     give_back: bool = False
     result: workers_pb2.JobResult | None = None

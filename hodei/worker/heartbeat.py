@@ -12,12 +12,7 @@ from hodei.worker.agent import WorkerAgent
 
 def heartbeat_message(agent: WorkerAgent) -> workers_pb2.WorkerMessage:
     """What the worker holds and how many jobs it would take now (none while draining)."""
-    free = 0 if agent.draining else max(agent.settings.worker.slots - agent.running_count, 0)
-    return workers_pb2.WorkerMessage(
-        heartbeat=workers_pb2.Heartbeat(
-            running=[a.ref for a in agent.held], free_slots=free, sent_at=agent.clock()
-        )
-    )
+    return agent.heartbeat_message()
 
 
 async def heartbeat_loop(agent: WorkerAgent, stop: asyncio.Event) -> None:

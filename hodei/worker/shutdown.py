@@ -37,6 +37,7 @@ async def wait_until(agent: WorkerAgent, predicate: Callable[[], bool], seconds:
 async def drain(agent: WorkerAgent, grace: float) -> None:
     """Take no new jobs; let running ones finish for `grace` seconds, then stop them."""
     agent.draining = True
+    agent.give_back_waiting()  # never started: another worker can run them now
     if agent.running_count:
         logger.info(
             "waiting up to %.1f s for %d running job(s)",

@@ -58,30 +58,34 @@ class RegisterResponse(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., session_secret: _Optional[str] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("worker_id", "running", "slots", "batches", "session_secret", "sent_at")
+    __slots__ = ("worker_id", "running", "slots", "batches", "session_secret", "sent_at", "prefetch")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     SLOTS_FIELD_NUMBER: _ClassVar[int]
     BATCHES_FIELD_NUMBER: _ClassVar[int]
     SESSION_SECRET_FIELD_NUMBER: _ClassVar[int]
     SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    PREFETCH_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     running: _containers.RepeatedCompositeFieldContainer[_common_pb2.JobRef]
     slots: int
     batches: bool
     session_secret: str
     sent_at: _timestamp_pb2.Timestamp
-    def __init__(self, worker_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[_common_pb2.JobRef, _Mapping]]] = ..., slots: _Optional[int] = ..., batches: _Optional[bool] = ..., session_secret: _Optional[str] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    prefetch: int
+    def __init__(self, worker_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[_common_pb2.JobRef, _Mapping]]] = ..., slots: _Optional[int] = ..., batches: _Optional[bool] = ..., session_secret: _Optional[str] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prefetch: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("running", "free_slots", "sent_at")
+    __slots__ = ("running", "free_slots", "sent_at", "prefetch")
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     FREE_SLOTS_FIELD_NUMBER: _ClassVar[int]
     SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    PREFETCH_FIELD_NUMBER: _ClassVar[int]
     running: _containers.RepeatedCompositeFieldContainer[_common_pb2.JobRef]
     free_slots: int
     sent_at: _timestamp_pb2.Timestamp
-    def __init__(self, running: _Optional[_Iterable[_Union[_common_pb2.JobRef, _Mapping]]] = ..., free_slots: _Optional[int] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    prefetch: int
+    def __init__(self, running: _Optional[_Iterable[_Union[_common_pb2.JobRef, _Mapping]]] = ..., free_slots: _Optional[int] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prefetch: _Optional[int] = ...) -> None: ...
 
 class JobAck(_message.Message):
     __slots__ = ("ref", "accepted", "reason")

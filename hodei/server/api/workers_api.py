@@ -43,8 +43,9 @@ logger = logging.getLogger(__name__)
 
 #: Messages read ahead of processing; beyond that HTTP/2 flow control slows the worker.
 _INBOX = 64
-#: Worker messages applied in groups, by one statement per kind (hodei.server.results).
-_APPLIED_IN_GROUPS = frozenset({"started", "result"})
+#: Worker messages applied in groups: one statement per kind, one transaction for the
+#: group (hodei.server.results).
+_APPLIED_IN_GROUPS = frozenset({"ack", "started", "result"})
 _MAX_APPLIED_GROUP = 256
 #: Commands written as one ServerMessage: at most 32 RunJobs of the largest allowed
 #: spec (~200 KiB each) stay under the worker's 16 MiB receive limit.
@@ -167,6 +168,7 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             self.services.logs,
             batches=hello.batches,
             sent_at=sent_time(hello),
+            prefetch=hello.prefetch,
         )
 
     async def _read(
@@ -201,7 +203,7 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                             held = following
                             break
                         group.append(following)
-                    await self._guarded(protocol, kind, self._starts_and_results(protocol, group))
+                    await self._guarded(protocol, kind, self._apply_group(protocol, group))
                     continue
                 if kind != "logs":
                     await self._apply(protocol, message)
@@ -293,13 +295,17 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             # Not queued behind log batches (a worker streaming a lot of output must
             # not look silent while its lines wait to be inserted), and not awaited
             # here: a database stall must not stop this reader, whose reads are what
-            # vouch for the worker meanwhile (Session). One write at a time; a
-            # heartbeat read while one is in flight only counts in memory.
+            # vouch for the worker meanwhile (Session). One write at a time: a
+            # heartbeat read while one is in flight is stored after it (latest wins).
+            heartbeat = message.heartbeat
+            prefetch = heartbeat.prefetch if heartbeat.HasField("prefetch") else None
+            due = protocol.heartbeat_due
+            if due is not None and prefetch is None:
+                prefetch = due[1]  # a newer heartbeat does not undo a prefetch change
+            protocol.heartbeat_due = (sent_time(heartbeat), prefetch)
             if protocol.heartbeat_write is None or protocol.heartbeat_write.done():
-                sent_at = sent_time(message.heartbeat)
                 protocol.heartbeat_write = asyncio.create_task(
-                    self._guarded(protocol, "heartbeat", protocol.heartbeat(sent_at)),
-                    name="worker-heartbeat-write",
+                    self._store_heartbeats(protocol), name="worker-heartbeat-write"
                 )
             return
         _remember_ack(protocol, message, kind)
@@ -309,6 +315,13 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             await inbox.put(message)
         finally:
             protocol.session.backlogged = False
+
+    async def _store_heartbeats(self, protocol: WorkerProtocol) -> None:
+        """Store the latest heartbeat read, until none is left (latest wins)."""
+        while protocol.heartbeat_due is not None:
+            sent_at, prefetch = protocol.heartbeat_due
+            protocol.heartbeat_due = None
+            await self._guarded(protocol, "heartbeat", protocol.heartbeat(sent_at, prefetch))
 
     async def _guarded(self, protocol: WorkerProtocol, kind: str, work: Awaitable[None]) -> None:
         if not self.database_up():
@@ -356,20 +369,36 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             RejectedNotice(None, "UNAVAILABLE", f"database unavailable; resend {kind}")
         )
 
-    async def _starts_and_results(
+    async def _apply_group(
         self, protocol: WorkerProtocol, group: list[workers_pb2.WorkerMessage]
     ) -> None:
+        acks: list[AttemptRef] = []
+        refusals: list[workers_pb2.JobAck] = []
         started: list[AttemptRef] = []
         results: list[AttemptResult] = []
         for message in group:
             try:
-                if message.WhichOneof("payload") == "started":
+                kind = message.WhichOneof("payload")
+                if kind == "ack" and message.ack.accepted:
+                    acks.append(ref_from_proto(message.ack.ref))
+                elif kind == "ack":
+                    refusals.append(message.ack)
+                elif kind == "started":
                     started.append(ref_from_proto(message.started.ref))
                 else:
                     results.append(attempt_result(message.result))
             except HodeiError as err:
                 protocol.session.send(RejectedNotice(None, err.code, one_line(str(err))))
-        await protocol.starts_and_results(started, results)
+        await protocol.apply_group(acks, started, results)
+        # A refusal (a job handed back) comes after whatever else the worker said of
+        # that attempt; it requeues the job, one at a time.
+        for refusal in refusals:
+            try:
+                ref = ref_from_proto(refusal.ref)
+            except HodeiError as err:
+                protocol.session.send(RejectedNotice(None, err.code, one_line(str(err))))
+                continue
+            await protocol.ack(ref, False, refusal.reason)
 
     async def _apply(self, protocol: WorkerProtocol, message: workers_pb2.WorkerMessage) -> None:
         kind = message.WhichOneof("payload") or "empty"
@@ -380,9 +409,6 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
     ) -> None:
         # Heartbeats never get here: _take applies them as they are read.
         match kind:
-            case "ack":
-                ack = message.ack
-                await protocol.ack(ref_from_proto(ack.ref), ack.accepted, ack.reason)
             case "draining":
                 await protocol.draining()
             case "goodbye":

@@ -217,12 +217,14 @@ async def test_the_canary_with_every_slot_busy_says_so_at_once(
     assert run.code == 1, (run.failing(), run.stdout)
     assert run.failing() == {"canary.lifecycle": "WARN"}
     assert run.report["root_cause"] == (
-        "the canary could not run: all 2 slot(s) busy (2 BUSY worker(s), 1 job(s) queued "
-        "ahead): the deployment is at capacity, so the lifecycle was not verified this time "
-        "(a warning: a full deployment is not a fault)"
+        "the canary could not run: all 2 slot(s) busy (2 worker(s) full, 0 job(s) queued and "
+        "1 held by workers ahead): the deployment is at capacity, so the lifecycle was not "
+        "verified this time (a warning: a full deployment is not a fault)"
     ), run.report["root_cause"]
     assert run.check("canary.logs")["status"] == "SKIP"
-    assert run.check("workers.ready")["observed"].startswith("at capacity: 0 READY, 2 BUSY")
+    # The third job is held by one of the workers (prefetch 1 each: docs/worker.md): that
+    # one is BUSY, the other READY with its only slot taken.
+    assert run.check("workers.ready")["observed"].startswith("1 READY, 1 BUSY: 0 of 2 slot(s)")
     # At once: not after the canary's 30 s timeout.
     assert run.report["duration_s"] < 10, run.report["duration_s"]
     with psycopg.connect(db_url, autocommit=True) as conn:
