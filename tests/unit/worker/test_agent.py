@@ -27,8 +27,10 @@ _AGENTS: list[WorkerAgent] = []
 
 
 def make_agent(**overrides: Any) -> WorkerAgent:
-    """An agent on Settings with these overrides by group (`worker={"slots": 2}`)."""
-    overrides["worker"] = {"kill_grace": 0.5, **overrides.get("worker", {})}
+    """An agent on Settings with these overrides by group (`worker={"slots": 2}`). No
+    prefetch unless a test asks: these tests read the stream's messages in order, and an
+    adaptive prefetch adds a Heartbeat when it changes (test_prefetch_* below)."""
+    overrides["worker"] = {"kill_grace": 0.5, "prefetch": 0, **overrides.get("worker", {})}
     agent = WorkerAgent(Settings(**overrides), dict(os.environ))
     agent.worker_id = "w-test"
     agent.on_welcome(workers_pb2.Welcome(worker_id="w-test", server_id="s"))
@@ -290,3 +292,35 @@ def test_a_draining_worker_says_so_again_on_every_new_stream() -> None:
     fresh.on_disconnected()
     fresh.on_welcome(workers_pb2.Welcome(worker_id="w-test", server_id="s2"))
     assert fresh.poll_outgoing() is None
+
+
+async def test_prefetch_holds_a_job_beyond_the_slot_and_starts_it_when_the_slot_frees() -> None:
+    agent = make_agent(worker={"slots": 1, "prefetch": 1})
+    run(agent, ["/bin/sh", "-c", "sleep 0.3"])
+    run(agent, ["/bin/true"], job="00000000-0000-4000-8000-0000000000bb")
+    run(agent, ["/bin/true"], job="00000000-0000-4000-8000-0000000000cc")
+    assert agent.running_count == 1 and agent.prefetched_count == 1
+    kinds = [await next_message(agent) for _ in range(3)]
+    acks = [m.ack for m in kinds if m.WhichOneof("payload") == "ack"]
+    # The second is held (accepted at once); the third finds slot and prefetch full.
+    assert sorted((a.ref.job_id[-2:], a.accepted) for a in acks) == [("bb", True), ("cc", False)]
+    seen: list[str] = []
+    while "00000000-0000-4000-8000-0000000000bb" not in seen:
+        message = await next_message(agent, seconds=5)
+        if message.WhichOneof("payload") == "started":
+            seen.append(message.started.ref.job_id)
+    assert agent.prefetched_count == 0
+
+
+async def test_the_adaptive_prefetch_tells_the_server_when_it_changes() -> None:
+    agent = make_agent(worker={"slots": 2, "prefetch": None})
+    assert agent.prefetch == 2  # where it starts: the slots
+    run(agent, ["/bin/true"])
+    heartbeat = None
+    for _ in range(6):
+        message = await next_message(agent, seconds=5)
+        if message.WhichOneof("payload") == "heartbeat":
+            heartbeat = message.heartbeat
+            break
+    assert heartbeat is not None and heartbeat.HasField("prefetch")
+    assert heartbeat.prefetch == agent.prefetch > 2  # a short job: it holds more
