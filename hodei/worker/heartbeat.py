@@ -6,13 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from hodei.api.v1 import workers_pb2
 from hodei.worker.agent import WorkerAgent
-
-
-def heartbeat_message(agent: WorkerAgent) -> workers_pb2.WorkerMessage:
-    """What the worker holds and how many jobs it would take now (none while draining)."""
-    return agent.heartbeat_message()
 
 
 async def heartbeat_loop(agent: WorkerAgent, stop: asyncio.Event) -> None:
@@ -30,6 +24,6 @@ async def heartbeat_loop(agent: WorkerAgent, stop: asyncio.Event) -> None:
             )
             opened.cancel()
             if not done:
-                agent.send(heartbeat_message(agent))
+                agent.send(agent.heartbeat_message())
     finally:
         stopping.cancel()

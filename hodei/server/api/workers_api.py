@@ -373,7 +373,7 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
         self, protocol: WorkerProtocol, group: list[workers_pb2.WorkerMessage]
     ) -> None:
         acks: list[AttemptRef] = []
-        refusals: list[workers_pb2.JobAck] = []
+        refusals: list[tuple[AttemptRef, str]] = []
         started: list[AttemptRef] = []
         results: list[AttemptResult] = []
         for message in group:
@@ -382,7 +382,7 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                 if kind == "ack" and message.ack.accepted:
                     acks.append(ref_from_proto(message.ack.ref))
                 elif kind == "ack":
-                    refusals.append(message.ack)
+                    refusals.append((ref_from_proto(message.ack.ref), message.ack.reason))
                 elif kind == "started":
                     started.append(ref_from_proto(message.started.ref))
                 else:
@@ -392,13 +392,8 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
         await protocol.apply_group(acks, started, results)
         # A refusal (a job handed back) comes after whatever else the worker said of
         # that attempt; it requeues the job, one at a time.
-        for refusal in refusals:
-            try:
-                ref = ref_from_proto(refusal.ref)
-            except HodeiError as err:
-                protocol.session.send(RejectedNotice(None, err.code, one_line(str(err))))
-                continue
-            await protocol.ack(ref, False, refusal.reason)
+        for ref, reason in refusals:
+            await protocol.ack(ref, False, reason)
 
     async def _apply(self, protocol: WorkerProtocol, message: workers_pb2.WorkerMessage) -> None:
         kind = message.WhichOneof("payload") or "empty"
