@@ -36,13 +36,13 @@ from hodei.setting_groups import (  # noqa: F401  (re-exported: import settings 
     ServerSettings,
     SubmissionSettings,
     TlsSettings,
-    WorkerSettings,
     _Group,
     default_data_dir,
     env_of,
     setting,
 )
 from hodei.telemetry_settings import MetricsSettings, TracingSettings
+from hodei.worker_settings import WorkerSettings
 
 
 class _EnvSource(PydanticBaseSettingsSource):

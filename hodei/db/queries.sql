@@ -48,6 +48,16 @@ k AS (
     SELECT 1 AS one WHERE %(key)s::text = '' OR EXISTS (SELECT 1 FROM k)
 )
 
+-- fragment: worker_clock_shift
+-- How far the worker's clock (its `worker_id`) is ahead of this database's, to take
+-- from the times it reports: its measured skew when that is over a second, else none
+-- (a smaller measure is mostly the network's delay in it).
+shift AS (
+    SELECT CASE WHEN abs(coalesce(clock_skew_s, 0)) > 1 THEN make_interval(secs => clock_skew_s)
+                ELSE interval '0' END AS by
+    FROM workers WHERE id = %(worker_id)s
+)
+
 -- name: insert_events
 -- One statement writes the domain events and their outbox rows (hodei.server.events).
 WITH ev AS (
@@ -380,7 +390,12 @@ WHERE jobs.id = ANY(%(ids)b::uuid[]) AND jobs.id = a.id AND jobs.attempts = a.at
 RETURNING jobs.*;
 
 -- name: start_job
-UPDATE jobs SET state = 'RUNNING', started_at = now(), ack_deadline = NULL, updated_at = now()
+-- `started_at`: when the worker started the process, by its clock (NULL: unknown,
+-- now); kept between the assignment and now, as in start_jobs_fenced.
+WITH {{worker_clock_shift}}
+UPDATE jobs SET state = 'RUNNING', ack_deadline = NULL, updated_at = now(),
+       started_at = greatest(assigned_at, least(now(), coalesce(
+           %(started_at)s::timestamptz - (SELECT by FROM shift), now())))
 WHERE id = %(id)s RETURNING *;
 
 -- name: start_jobs_fenced
@@ -388,11 +403,18 @@ WHERE id = %(id)s RETURNING *;
 -- statement: the JobStarted messages one worker stream carried together (often one).
 -- A ref that matches no row is left out; the caller finds out why
 -- (hodei.server.results).
+-- started_at: when the worker started each process, by its clock (JobStarted.started_at;
+-- NULL from an older worker: now), corrected by its skew (worker_clock_shift) and kept
+-- between the assignment and now: a late or wrong clock never puts a start before the
+-- job was assigned or after it was recorded.
 WITH s AS (
-    SELECT * FROM unnest(%(ids)b::uuid[], %(attempts)b::int[], %(payloads)b::jsonb[])
-        AS s(id, attempt, payload)
-), j AS (
-    UPDATE jobs SET state = 'RUNNING', started_at = now(), ack_deadline = NULL, updated_at = now()
+    SELECT * FROM unnest(%(ids)b::uuid[], %(attempts)b::int[], %(payloads)b::jsonb[],
+                         %(started_ats)b::timestamptz[])
+        AS s(id, attempt, payload, started_at)
+), {{worker_clock_shift}}, j AS (
+    UPDATE jobs SET state = 'RUNNING', ack_deadline = NULL, updated_at = now(),
+           started_at = greatest(jobs.assigned_at, least(now(), coalesce(
+               s.started_at - (SELECT by FROM shift), now())))
     FROM s
     -- The = ANY keeps this on the primary key (see dispatch_jobs). The literal state
     -- list (what jobs_active_worker_idx holds; from_states is a subset) lets the plan
@@ -416,25 +438,37 @@ SELECT j.*, (SELECT count(*) FROM ob) AS events FROM j;
 -- (BUSY -> READY when it was full) and the events with their outbox rows. Job rows
 -- are locked before the worker row (lock order: queue, job, worker). A result that
 -- matches no row is left out; the caller finds out why (hodei.server.results).
+-- A result with a `started_at` also reports its attempt's start (JobResult.started_at:
+-- the process ended before the worker wrote a JobStarted): a job still ASSIGNED gets
+-- its start time (as start_jobs_fenced sets it) and a JobStarted event, with its
+-- `start_payload`, before the event of its end.
 WITH r AS (
     SELECT * FROM unnest(%(ids)b::uuid[], %(attempts)b::int[], %(states)b::text[],
                          %(exit_codes)b::int[], %(errors)b::text[], %(total_lines)b::bigint[],
                          %(sources)b::text[], %(event_types)b::text[], %(payloads)b::jsonb[],
-                         %(lines_read)b::bigint[], %(bytes_read)b::bigint[])
+                         %(lines_read)b::bigint[], %(bytes_read)b::bigint[],
+                         %(started_ats)b::timestamptz[], %(start_payloads)b::jsonb[])
         AS r(id, attempt, state, exit_code, error, total_lines, sources, event_type, payload,
-             lines_read, bytes_read)
+             lines_read, bytes_read, started_at, start_payload)
 ), old AS (
     SELECT id, state FROM jobs WHERE id = ANY(%(ids)b::uuid[])
-), j AS (
+), {{worker_clock_shift}}, j AS (
     UPDATE jobs SET state = r.state, exit_code = r.exit_code, error = r.error,
            finished_at = now(), ack_deadline = NULL, updated_at = now(),
-           output_lines_read = r.lines_read, output_bytes_read = r.bytes_read
+           output_lines_read = r.lines_read, output_bytes_read = r.bytes_read,
+           started_at = CASE WHEN old.state = 'ASSIGNED' AND r.started_at IS NOT NULL
+               THEN greatest(jobs.assigned_at, least(now(), r.started_at - (SELECT by FROM shift)))
+               ELSE jobs.started_at END
     FROM r, old
     WHERE jobs.id = ANY(%(ids)b::uuid[]) AND jobs.id = r.id AND old.id = r.id
       AND jobs.attempts = r.attempt AND jobs.worker_id = %(worker_id)s
       AND jobs.state = ANY(string_to_array(r.sources, ','))
       AND jobs.attempt_lines >= r.total_lines
-    RETURNING jobs.*, old.state AS previous, r.event_type, r.payload AS event_payload
+    RETURNING jobs.*, r.event_type, r.payload AS event_payload,
+              CASE WHEN old.state = 'ASSIGNED' AND r.started_at IS NOT NULL THEN r.start_payload
+              END AS start_payload,
+              CASE WHEN old.state = 'ASSIGNED' AND r.started_at IS NOT NULL THEN 'RUNNING'
+                   ELSE old.state END AS previous
 ), lw AS (
     SELECT w.id, w.state FROM workers w
     WHERE w.id = %(worker_id)s AND EXISTS (SELECT 1 FROM j)
@@ -456,15 +490,22 @@ WITH r AS (
     FROM lw WHERE w.id = lw.id
     RETURNING w.id, w.state, w.running_jobs, lw.state AS previous
 ), ev AS (
+    -- In order: a job's start (a result that reported it) before its end.
     INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
-    SELECT j.event_type, 'job', j.id, %(actor)s, j.correlation_id,
-           j.event_payload || jsonb_build_object('previous', j.previous)
-    FROM j
-    UNION ALL
-    SELECT CASE wu.state WHEN 'BUSY' THEN %(busy_event)s ELSE %(ready_event)s END,
-           'worker', wu.id, %(actor)s, '',
-           jsonb_build_object('running_jobs', wu.running_jobs, 'previous', wu.previous)
-    FROM wu WHERE wu.state <> wu.previous
+    SELECT event_type, aggregate_type, aggregate_id, actor, correlation_id, payload FROM (
+        SELECT 0 AS step, %(started_event)s AS event_type, 'job' AS aggregate_type,
+               j.id AS aggregate_id, %(actor)s AS actor, j.correlation_id, j.start_payload AS payload
+        FROM j WHERE j.start_payload IS NOT NULL
+        UNION ALL
+        SELECT 1, j.event_type, 'job', j.id, %(actor)s, j.correlation_id,
+               j.event_payload || jsonb_build_object('previous', j.previous)
+        FROM j
+        UNION ALL
+        SELECT 2, CASE wu.state WHEN 'BUSY' THEN %(busy_event)s ELSE %(ready_event)s END,
+               'worker', wu.id, %(actor)s, '',
+               jsonb_build_object('running_jobs', wu.running_jobs, 'previous', wu.previous)
+        FROM wu WHERE wu.state <> wu.previous
+    ) e ORDER BY e.step, e.aggregate_id
     RETURNING *
 ), {{outbox_rows}}
 SELECT j.*, (SELECT count(*) FROM ob) AS events FROM j;

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
 from opentelemetry import trace
@@ -31,7 +32,7 @@ from hodei.domain.jobs import ACTIVE_JOB_STATES, JobState, can_transition, check
 from hodei.errors import HodeiError, NotFound, StaleAttempt
 from hodei.log_context import job_context
 from hodei.metrics import server_metrics
-from hodei.server.events import job_event, record
+from hodei.server.events import Event, job_event, record
 from hodei.server.models import AttemptRef, JobRecord
 from hodei.server.transitions import JobTransitions, fence, finish_locked, lock_job
 from hodei.tracing import context_of, job_attributes
@@ -55,6 +56,9 @@ class AttemptResult:
     bytes_read: int | None = None
     #: The W3C traceparent of the worker's RunJob span ("": not traced).
     trace_context: str = ""
+    #: When its process started, by the worker's clock, if this result also reports
+    #: the start (no JobStarted was sent: a job of a few milliseconds).
+    started_at: datetime | None = None
 
 
 #: What became of one message: the job after it; None for a result whose lines are not
@@ -85,31 +89,39 @@ async def ack_fenced(
     return _by_ref(rows)
 
 
+def _start_event(ref: AttemptRef, worker_id: uuid.UUID, correlation_id: str = "") -> Event:
+    return job_event(
+        EventType.JOB_STARTED,
+        ref.job_id,
+        f"worker:{worker_id}",
+        correlation_id,
+        state=str(JobState.RUNNING),
+        attempt=ref.attempt,
+        worker_id=worker_id,
+    )
+
+
+def _start_payload(ref: AttemptRef, worker_id: uuid.UUID) -> Jsonb:
+    return Jsonb(_start_event(ref, worker_id).payload)
+
+
 async def start_fenced(
-    tx: Tx, worker_id: uuid.UUID, refs: Sequence[AttemptRef]
+    tx: Tx,
+    worker_id: uuid.UUID,
+    refs: Sequence[AttemptRef],
+    started_at: Sequence[datetime | None] = (),
 ) -> dict[AttemptRef, JobRecord]:
-    """ASSIGNED -> RUNNING for every ref this worker holds, in one statement. Returns
-    the refs it applied; the others changed nothing."""
+    """ASSIGNED -> RUNNING for every ref this worker holds, in one statement, at the
+    worker's `started_at` of each (None or none given: now). Returns the refs it
+    applied; the others changed nothing."""
     actor = f"worker:{worker_id}"
-    payloads = [
-        Jsonb(
-            job_event(
-                EventType.JOB_STARTED,
-                ref.job_id,
-                actor,
-                state=str(JobState.RUNNING),
-                attempt=ref.attempt,
-                worker_id=worker_id,
-            ).payload
-        )
-        for ref in refs
-    ]
     rows = await tx.all(
         "start_jobs_fenced",
         {
             "ids": [ref.job_id for ref in refs],
             "attempts": [ref.attempt for ref in refs],
-            "payloads": payloads,
+            "payloads": [_start_payload(ref, worker_id) for ref in refs],
+            "started_ats": list(started_at) or [None] * len(refs),
             "worker_id": worker_id,
             "from_states": sources(JobState.RUNNING),
             "event_type": str(EventType.JOB_STARTED),
@@ -149,6 +161,11 @@ async def finish_fenced(
             "total_lines": [r.total_lines for r in results],
             "lines_read": [r.lines_read for r in results],
             "bytes_read": [r.bytes_read for r in results],
+            "started_ats": [r.started_at for r in results],
+            "start_payloads": [
+                None if r.started_at is None else _start_payload(r.ref, worker_id) for r in results
+            ],
+            "started_event": str(EventType.JOB_STARTED),
             "sources": [",".join(sources(r.state, among=ACTIVE_JOB_STATES)) for r in results],
             "event_types": [str(e.type) for e in events],
             "payloads": [Jsonb(e.payload) for e in events],
@@ -231,20 +248,27 @@ class WorkerResults:
         fence(job, worker_id, ref.attempt)
         return job  # a late or repeated ack changes nothing
 
-    async def start(self, worker_id: uuid.UUID, ref: AttemptRef) -> JobRecord:
-        outcome = (await self.start_many(worker_id, [ref]))[0]
+    async def start(
+        self, worker_id: uuid.UUID, ref: AttemptRef, started_at: datetime | None = None
+    ) -> JobRecord:
+        outcome = (await self.start_many(worker_id, [ref], [started_at]))[0]
         if isinstance(outcome, HodeiError):
             raise outcome
         return outcome
 
     async def start_many(
-        self, worker_id: uuid.UUID, refs: Sequence[AttemptRef]
+        self,
+        worker_id: uuid.UUID,
+        refs: Sequence[AttemptRef],
+        started_at: Sequence[datetime | None] = (),
     ) -> list[StartOutcome]:
-        """JobStarted messages of one worker, in one fenced statement; the refs it does
-        not match go the locked way, one at a time."""
+        """JobStarted messages of one worker (with the worker's start time of each, when
+        it said), in one fenced statement; the refs it does not match go the locked way,
+        one at a time."""
+        times = list(started_at) or [None] * len(refs)
         async with self.db.connection() as tx:
-            applied = await applied_or_none(start_fenced(tx, worker_id, refs))
-        return await self._start_outcomes(worker_id, refs, applied)
+            applied = await applied_or_none(start_fenced(tx, worker_id, refs, times))
+        return await self._start_outcomes(worker_id, refs, times, applied)
 
     async def apply_group(
         self,
@@ -252,17 +276,22 @@ class WorkerResults:
         acks: Sequence[AttemptRef],
         started: Sequence[AttemptRef],
         results: Sequence[AttemptResult],
+        started_at: Sequence[datetime | None] = (),
     ) -> GroupOutcomes:
         """Accepted acks, starts and results one worker stream carried together, in one
         transaction: one commit (a WAL flush) for the lot, where a prefetching worker's
         ack, start and result each cost one. In protocol order (acks, starts, results:
         a job's start is sent after its ack and before its result). What the statements
-        do not match goes the locked way, one at a time, after the commit."""
+        do not match goes the locked way, one at a time, after the commit. `started_at`:
+        the worker's start time of each of `started`."""
         began = time.time_ns() if self.tracing else 0
+        times = list(started_at) or [None] * len(started)
         try:
             async with self.db.transaction() as tx:
                 acked = await ack_fenced(tx, worker_id, acks) if acks else {}
-                applied_starts = await start_fenced(tx, worker_id, started) if started else {}
+                applied_starts = (
+                    await start_fenced(tx, worker_id, started, times) if started else {}
+                )
                 applied_results = await finish_fenced(tx, worker_id, results) if results else {}
         except _RETRYABLE_ONE_BY_ONE:
             acked, applied_starts, applied_results = {}, {}, {}
@@ -278,7 +307,7 @@ class WorkerResults:
             ack_outcomes.append(job)
         return GroupOutcomes(
             ack_outcomes,
-            await self._start_outcomes(worker_id, started, applied_starts),
+            await self._start_outcomes(worker_id, started, times, applied_starts),
             await self._finish_outcomes(worker_id, results, applied_results, began),
         )
 
@@ -286,10 +315,11 @@ class WorkerResults:
         self,
         worker_id: uuid.UUID,
         refs: Sequence[AttemptRef],
+        times: Sequence[datetime | None],
         applied: dict[AttemptRef, JobRecord],
     ) -> list[StartOutcome]:
         outcomes: list[StartOutcome] = []
-        for ref in refs:
+        for ref, started_at in zip(refs, times, strict=True):
             with job_context(ref.job_id, attempt=ref.attempt, worker_id=worker_id):
                 job = applied.get(ref)
                 if job is not None:
@@ -297,12 +327,14 @@ class WorkerResults:
                     outcomes.append(job)
                     continue
                 try:
-                    outcomes.append(await self._start_checked(worker_id, ref))
+                    outcomes.append(await self._start_checked(worker_id, ref, started_at))
                 except HodeiError as err:
                     outcomes.append(err)
         return outcomes
 
-    async def _start_checked(self, worker_id: uuid.UUID, ref: AttemptRef) -> JobRecord:
+    async def _start_checked(
+        self, worker_id: uuid.UUID, ref: AttemptRef, started_at: datetime | None
+    ) -> JobRecord:
         """Why the fenced start matched nothing: an error, or a repeat to ignore."""
         async with self.db.transaction() as tx:
             job = await lock_job(tx, ref.job_id)
@@ -311,23 +343,7 @@ class WorkerResults:
                 return job  # repeated after a reconnect
             check_transition(job.state, JobState.RUNNING)
             # Unreachable unless the row changed since the fenced statement: apply it here.
-            row = await tx.one("start_job", {"id": job.id})
-            assert row is not None
-            started = JobRecord.from_row(row)
-            await record(
-                tx,
-                [
-                    job_event(
-                        EventType.JOB_STARTED,
-                        job.id,
-                        f"worker:{worker_id}",
-                        job.correlation_id,
-                        state=str(JobState.RUNNING),
-                        attempt=job.attempts,
-                        worker_id=worker_id,
-                    )
-                ],
-            )
+            started = await _start_locked(tx, job, worker_id, started_at)
         logger.debug("job started", extra=started.log_fields)
         return started
 
@@ -401,6 +417,8 @@ class WorkerResults:
                 return None
             if not job.state.is_active:
                 raise StaleAttempt(f"job {job.id} is {job.state}, not running on {worker_id}")
+            if job.state == JobState.ASSIGNED and result.started_at is not None:
+                job = await _start_locked(tx, job, worker_id, result.started_at)
             finished = await finish_locked(
                 tx, job, result.state, result.exit_code, result.error, f"worker:{worker_id}"
             )
@@ -410,6 +428,20 @@ class WorkerResults:
                     {"id": job.id, "lines": result.lines_read, "bytes": result.bytes_read},
                 )
             return finished
+
+
+async def _start_locked(
+    tx: Tx, job: JobRecord, worker_id: uuid.UUID, started_at: datetime | None
+) -> JobRecord:
+    """ASSIGNED -> RUNNING of a job locked by the caller, with its JobStarted event."""
+    row = await tx.one(
+        "start_job", {"id": job.id, "worker_id": worker_id, "started_at": started_at}
+    )
+    assert row is not None
+    await record(
+        tx, [_start_event(AttemptRef(job.id, job.attempts), worker_id, job.correlation_id)]
+    )
+    return JobRecord.from_row(row)
 
 
 def result_span(result: AttemptResult, job: JobRecord, began: int) -> None:

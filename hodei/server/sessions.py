@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import datetime
 
 from hodei.domain.workers import WorkerState
@@ -50,10 +51,12 @@ class Session:
     for a connection, and 16 finished but unstored jobs ran again.
     """
 
-    def __init__(self, worker_id: uuid.UUID, batches: bool = False) -> None:
+    def __init__(self, worker_id: uuid.UUID, batches: bool = False, labelled: bool = False) -> None:
         self.worker_id = worker_id
         #: The worker reads ServerMessage.batch (its Hello said so).
         self.batches = batches
+        #: The worker has labels: only such a worker can take a job with a selector.
+        self.labelled = labelled
         self.outbox: asyncio.Queue[ServerCommand | None] = asyncio.Queue()
         self.closed = False
         #: Monotonic time of the last message read on the stream.
@@ -136,6 +139,10 @@ class SessionRegistry:
     def worker_ids(self) -> list[uuid.UUID]:
         return list(self._sessions)
 
+    def labelled_worker_ids(self) -> list[uuid.UUID]:
+        """The workers that can match a selector (they have labels)."""
+        return [w for w, session in self._sessions.items() if session.labelled]
+
     def send(self, worker_id: uuid.UUID | None, command: ServerCommand) -> bool:
         session = self.get(worker_id)
         return session.send(command) if session is not None else False
@@ -188,8 +195,8 @@ class WorkerProtocol:
     ) -> WorkerProtocol:
         """Connect the worker (READY only now) and queue the Welcome. `sent_at`: the
         worker's clock when it sent its Hello (its skew is stored)."""
-        _, superseded = await workers.connect(worker_id, running, slots, sent_at, prefetch)
-        session = Session(worker_id, batches)
+        worker, superseded = await workers.connect(worker_id, running, slots, sent_at, prefetch)
+        session = Session(worker_id, batches, labelled=bool(worker.labels))
         session.send(WelcomeNotice(worker_id, workers.server_id, superseded))
         registry.add(session)
         protocol = cls(session, registry, results, workers, logs)
@@ -231,13 +238,20 @@ class WorkerProtocol:
             self.logs.bus.job_changed(job.id)
 
     async def apply_group(
-        self, acks: list[AttemptRef], started: list[AttemptRef], results: list[AttemptResult]
+        self,
+        acks: list[AttemptRef],
+        started: list[AttemptRef],
+        results: list[AttemptResult],
+        start_times: Sequence[datetime | None] = (),
     ) -> None:
         """Accepted JobAcks, JobStarted and JobResult messages read together, applied in
-        one transaction (hodei.server.results.WorkerResults.apply_group)."""
+        one transaction (hodei.server.results.WorkerResults.apply_group); `start_times`:
+        the worker's start time of each of `started`."""
         if not (acks or started or results):
             return
-        outcomes = await self.results.apply_group(self.worker_id, acks, started, results)
+        outcomes = await self.results.apply_group(
+            self.worker_id, acks, started, results, start_times
+        )
         for ref, acked in zip(acks, outcomes.acks, strict=True):
             if isinstance(acked, HodeiError):
                 self._reject(ref, acked)

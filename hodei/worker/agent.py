@@ -24,32 +24,25 @@ from collections.abc import Mapping
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import SpanKind
 
 from hodei import __version__ as hodei_version
 from hodei.api.v1 import workers_pb2
-from hodei.domain.prefetch import PrefetchGauge
 from hodei.errors import HodeiError
 from hodei.log_context import job_context
 from hodei.metrics import WorkerMetrics
 from hodei.redaction import SecretMask
 from hodei.settings import Settings
-from hodei.tracing import context_of, job_attributes, traceparent
-from hodei.worker.attempt import Attempt, Key
+from hodei.tracing import context_of, job_attributes
+from hodei.worker.attempt import Attempt, Key, end_span, wall_clock
 from hodei.worker.guard import JobGuard
 from hodei.worker.launch import Launcher
+from hodei.worker.prefetched import Prefetched
 from hodei.worker.runner import Outcome, RunResult
 from hodei.worker.wakeups import Wakeups
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
-
-_OUTCOMES = {
-    Outcome.SUCCEEDED: workers_pb2.JOB_OUTCOME_SUCCEEDED,
-    Outcome.FAILED: workers_pb2.JOB_OUTCOME_FAILED,
-    Outcome.TIMED_OUT: workers_pb2.JOB_OUTCOME_TIMED_OUT,
-    Outcome.CANCELLED: workers_pb2.JOB_OUTCOME_CANCELLED,
-}
 
 
 class WorkerUnknown(HodeiError):
@@ -79,17 +72,12 @@ class WorkerAgent:
         #: The server reads WorkerMessage.batch (its Welcome said so).
         self.batches = False
         self._attempts: dict[Key, Attempt] = {}
-        #: Jobs held beyond the slots: fixed (HODEI_WORKER_PREFETCH) or adapted to the
-        #: run times (hodei.domain.prefetch); the server hears of each change.
-        self.prefetch = settings.worker.prefetch_count
-        self._gauge = (
-            PrefetchGauge(settings.worker.slots, self.prefetch)
-            if settings.worker.prefetch_adaptive
-            else None
+        #: Jobs held beyond the slots (hodei.worker.prefetched).
+        self._prefetched = Prefetched(
+            settings.worker.slots,
+            settings.worker.prefetch_count,
+            settings.worker.prefetch_adaptive,
         )
-        #: Prefetched attempts, in the order received, with their RunJob: started as
-        #: slots free, without waiting for the server.
-        self._waiting: collections.deque[tuple[Attempt, workers_pb2.RunJob]] = collections.deque()
         self._control: collections.deque[workers_pb2.WorkerMessage] = collections.deque()
         self.wakeups = Wakeups()
         self._launcher = Launcher(
@@ -152,9 +140,7 @@ class WorkerAgent:
     def clock(self) -> Timestamp:
         """This worker's wall clock, sent with Hello and heartbeats: the server stores
         the skew from the database's clock (a testing setting can shift it)."""
-        stamp = Timestamp()
-        stamp.FromNanoseconds(time.time_ns() + int(self.settings.faults.clock_offset_s * 1e9))
-        return stamp
+        return wall_clock(self.settings.faults.clock_offset_s)
 
     def on_welcome(self, welcome: workers_pb2.Welcome) -> None:
         for ref in welcome.superseded:
@@ -242,13 +228,14 @@ class WorkerAgent:
             return self._control.popleft(), None
         batch_lines = self.settings.worker.log_batch_lines
         interval = self.settings.worker.log_batch_interval
+        hold = self.settings.worker.start_hold
         now = time.monotonic()
         timeout: float | None = None
         attempts = list(self._attempts.values())
         # Round robin so that one chatty job cannot starve the others.
         self._first = (self._first + 1) % max(len(attempts), 1)
         for att in attempts[self._first :] + attempts[: self._first]:
-            message, due = att.next_message(now, batch_lines, interval)
+            message, due = att.next_message(now, batch_lines, interval, hold)
             if message is not None:
                 return message, None
             if due is not None:
@@ -284,13 +271,13 @@ class WorkerAgent:
             return
         reason = ""
         slots = self.settings.worker.slots
-        prefetch = self.prefetch
+        prefetched = self._prefetched
         if self.draining:
             reason = "worker is shutting down"
-        elif self.running_count >= slots and len(self._waiting) >= prefetch:
+        elif self.running_count >= slots and prefetched.full:
             reason = (
                 f"no free slot ({self.running_count} of {slots} busy, "
-                f"{len(self._waiting)} of {prefetch} prefetched)"
+                f"{prefetched.waiting} of {prefetched.count} prefetched)"
             )
         if reason:
             logger.info("job refused: %s", reason, extra=fields)
@@ -313,8 +300,7 @@ class WorkerAgent:
             )
         self._attempts[key] = att
         if self.running_count > slots:  # counted with this one: no slot free, it waits
-            att.queued = True
-            self._waiting.append((att, run))
+            prefetched.hold(att, run)
             logger.debug("job prefetched: waits for a free slot")
         else:
             att.launched_at = time.monotonic()
@@ -323,11 +309,11 @@ class WorkerAgent:
 
     def _start_waiting(self) -> None:
         """Start prefetched attempts while slots are free (a process just ended)."""
-        while self._waiting and self.running_count < self.settings.worker.slots:
-            att, run = self._waiting.popleft()
-            if self._attempts.get(att.key) is not att or not att.queued:
-                continue  # dropped or cancelled while it waited
-            att.queued = False
+        while self.running_count < self.settings.worker.slots:
+            taken = self._prefetched.take(self._attempts.get)
+            if taken is None:
+                return
+            att, run = taken
             att.launched_at = time.monotonic()
             with job_context(**att.log_fields(self.worker_id)):
                 self._launcher.start(att, run, self.worker_id)
@@ -337,12 +323,10 @@ class WorkerAgent:
         """Hand every prefetched attempt back to the server (the worker is stopping):
         JobAck(accepted=false) requeues it at once. Returns how many."""
         given = 0
-        while self._waiting:
-            att, _ = self._waiting.popleft()
-            if self._attempts.get(att.key) is not att or not att.queued:
-                continue
+        while (taken := self._prefetched.take(self._attempts.get)) is not None:
+            att, _ = taken
             del self._attempts[att.key]
-            att.queued = att.running = False
+            att.running = False
             reason = "worker shut down before the job started"
             end_span(att.span, reason)
             self.send(_msg(ack=workers_pb2.JobAck(ref=att.ref, accepted=False, reason=reason)))
@@ -373,24 +357,8 @@ class WorkerAgent:
             )
             self.wakeups.changed.set()
             return
-        att.result = workers_pb2.JobResult(
-            ref=att.ref,
-            outcome=_OUTCOMES[result.outcome],
-            has_exit_code=result.exit_code is not None,
-            exit_code=result.exit_code or 0,
-            error=result.error,
-            total_lines=logs.total,
-            has_output_read=True,
-            lines_read=att.lines_read,
-            bytes_read=att.bytes_read,
-            trace_context=traceparent(att.span),
-        )
+        att.finish(result)
         self.metrics.jobs.labels(str(result.outcome)).inc()
-        if att.span is not None:
-            if result.exit_code is not None:
-                att.span.set_attribute("hodei.exit_code", result.exit_code)
-            failed = result.outcome != Outcome.SUCCEEDED
-            end_span(att.span, (result.error or str(result.outcome)) if failed else "")
         # The command is not on this INFO line (it may carry secrets passed in argv);
         # it is on the DEBUG "job started" line.
         logger.info(
@@ -409,19 +377,17 @@ class WorkerAgent:
             self._start_waiting()
 
     def _adapt_prefetch(self, att: Attempt) -> None:
-        if self._gauge is None or att.launched_at is None:
-            return
-        changed = self._gauge.job_ended(time.monotonic() - att.launched_at)
+        was = self._prefetched.count
+        changed = self._prefetched.job_ended(att)
         if changed is None:
             return
         logger.debug(
             "prefetch %d -> %d (typical run %.1f ms)",
-            self.prefetch,
+            was,
             changed,
-            (self._gauge.run_s or 0) * 1000,
+            (self._prefetched.typical_run_s or 0) * 1000,
             extra={"worker_id": self.worker_id},
         )
-        self.prefetch = changed
         self.send(self.heartbeat_message(prefetch=changed))  # the server deals by it
 
     def _on_cancel(self, cancel: workers_pb2.CancelJob) -> None:
@@ -518,6 +484,11 @@ class WorkerAgent:
         return sum(1 for a in self._attempts.values() if a.running and not a.queued)
 
     @property
+    def prefetch(self) -> int:
+        """How many jobs this worker takes beyond its slots now."""
+        return self._prefetched.count
+
+    @property
     def prefetched_count(self) -> int:
         return sum(1 for a in self._attempts.values() if a.queued)
 
@@ -537,15 +508,6 @@ class WorkerAgent:
         self._unwritten = False
         if not self._control:
             self.wakeups.changed.set()
-
-
-def end_span(span: trace.Span | None, error: str = "") -> None:
-    """End an attempt's span (if traced and not ended yet), with `error` as its status."""
-    if span is None or not span.is_recording():
-        return
-    if error:
-        span.set_status(StatusCode.ERROR, error)
-    span.end()
 
 
 def _msg(**payload: object) -> workers_pb2.WorkerMessage:

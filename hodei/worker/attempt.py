@@ -4,14 +4,17 @@ lines and result, and what it has sent of them on the current stream."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
-from opentelemetry.trace import Span
+from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry.trace import Span, StatusCode
 
 from hodei.api.v1 import common_pb2, workers_pb2
 from hodei.redaction import SecretMask
+from hodei.tracing import traceparent
 from hodei.worker.lines import LogBuffer
-from hodei.worker.runner import JobProcess
+from hodei.worker.runner import JobProcess, Outcome, RunResult
 from hodei.worker.wire import encode_log_batch
 
 #: (job id, attempt): the fencing token the server checks on every message.
@@ -27,6 +30,22 @@ MAX_BATCH_BYTES = 2 * 1024 * 1024
 #: above the server's largest merge (50,000 lines) so that the next batches arrive
 #: while one is being copied: 16 x 2,000 lines gave 194,000 lines/s, 32 gave 225,000.
 LOG_WINDOW_BATCHES = 32
+
+
+_OUTCOMES = {
+    Outcome.SUCCEEDED: workers_pb2.JOB_OUTCOME_SUCCEEDED,
+    Outcome.FAILED: workers_pb2.JOB_OUTCOME_FAILED,
+    Outcome.TIMED_OUT: workers_pb2.JOB_OUTCOME_TIMED_OUT,
+    Outcome.CANCELLED: workers_pb2.JOB_OUTCOME_CANCELLED,
+}
+
+
+def wall_clock(offset_s: float = 0.0) -> Timestamp:
+    """This worker's wall clock as it tells the server (Hello, heartbeats, job starts),
+    shifted by `offset_s` (a testing setting that simulates a skewed clock)."""
+    stamp = Timestamp()
+    stamp.FromNanoseconds(time.time_ns() + int(offset_s * 1e9))
+    return stamp
 
 
 def attempt_env(att: Attempt) -> dict[str, str]:
@@ -58,6 +77,8 @@ class Attempt:
     queued: bool = False
     #: Monotonic time its process was started (its run time adapts the prefetch).
     launched_at: float | None = None
+    #: The worker's wall clock when the process started (JobStarted.started_at).
+    started_at: Timestamp | None = None
     # Stopped by our own shutdown: handed back to the server for a retry, no result.
     give_back: bool = False
     result: workers_pb2.JobResult | None = None
@@ -81,24 +102,30 @@ class Attempt:
         return common_pb2.JobRef(job_id=self.job_id, attempt=self.attempt)
 
     def next_message(
-        self, now: float, batch_lines: int, interval: float
+        self, now: float, batch_lines: int, interval: float, start_hold: float = 0.0
     ) -> tuple[workers_pb2.WorkerMessage | bytes | None, float | None]:
         """What this attempt has to say next on the stream, in protocol order (JobAck,
         JobStarted, its lines, JobResult), marked as sent; or None and, when lines wait
-        for `interval` to pass, in how many seconds they are due."""
+        for `interval` or the start for `start_hold` to pass, in how many seconds that is
+        due.
+
+        A started process's JobStarted (which also counts as the JobAck) waits up to
+        `start_hold` after the spawn: a job that ends meanwhile without output is
+        reported by its JobResult alone, carrying the start (`_folded`)."""
+        if self.pid is not None and not self.started_sent:
+            held = self._start_held(now, start_hold)
+            if held is not None:
+                return None, held
+            self.ack_sent = self.started_sent = True
+            if self.result is not None and not self.result_sent and self.logs.total == 0:
+                self.result_sent = True
+                return self._folded(), None
+            return self._started(), None
         if not self.ack_sent:
             self.ack_sent = True
-            if self.pid is not None and not self.started_sent:
-                # Already started (the spawn ran before this write): JobStarted also
-                # counts as the ack, so one message and one server commit.
-                self.started_sent = True
-                return self._started(), None
             return workers_pb2.WorkerMessage(
                 ack=workers_pb2.JobAck(ref=self.ref, accepted=True)
             ), None
-        if self.pid is not None and not self.started_sent:
-            self.started_sent = True
-            return self._started(), None
         logs = self.logs
         if logs.sent - logs.base >= LOG_WINDOW_BATCHES * batch_lines:
             return None, None  # woken again by the server's next Persisted
@@ -113,8 +140,48 @@ class Attempt:
             return workers_pb2.WorkerMessage(result=self.result), None
         return None, None
 
+    def finish(self, result: RunResult) -> None:
+        """Its process ended (or never started): the JobResult to send, and its span
+        ended with the outcome."""
+        self.result = workers_pb2.JobResult(
+            ref=self.ref,
+            outcome=_OUTCOMES[result.outcome],
+            has_exit_code=result.exit_code is not None,
+            exit_code=result.exit_code or 0,
+            error=result.error,
+            total_lines=self.logs.total,
+            has_output_read=True,
+            lines_read=self.lines_read,
+            bytes_read=self.bytes_read,
+            trace_context=traceparent(self.span),
+        )
+        if self.span is not None:
+            if result.exit_code is not None:
+                self.span.set_attribute("hodei.exit_code", result.exit_code)
+            failed = result.outcome != Outcome.SUCCEEDED
+            end_span(self.span, (result.error or str(result.outcome)) if failed else "")
+
+    def _start_held(self, now: float, start_hold: float) -> float | None:
+        """Seconds the JobStarted may still wait for the process's end, or None: send."""
+        if start_hold <= 0 or self.result is not None or self.launched_at is None:
+            return None
+        left = self.launched_at + start_hold - now
+        return left if left > 0 else None
+
     def _started(self) -> workers_pb2.WorkerMessage:
-        return workers_pb2.WorkerMessage(started=workers_pb2.JobStarted(ref=self.ref, pid=self.pid))
+        return workers_pb2.WorkerMessage(
+            started=workers_pb2.JobStarted(ref=self.ref, pid=self.pid, started_at=self.started_at)
+        )
+
+    def _folded(self) -> workers_pb2.WorkerMessage:
+        """The JobResult that also reports the start (no JobStarted was sent)."""
+        assert self.result is not None
+        result = workers_pb2.JobResult()
+        result.CopyFrom(self.result)
+        result.pid = self.pid or 0
+        if self.started_at is not None:
+            result.started_at.CopyFrom(self.started_at)
+        return workers_pb2.WorkerMessage(result=result)
 
     def log_fields(self, worker_id: str) -> dict[str, object]:
         return {
@@ -123,3 +190,12 @@ class Attempt:
             "attempt": self.attempt,
             "correlation_id": self.correlation_id or None,
         }
+
+
+def end_span(span: Span | None, error: str = "") -> None:
+    """End an attempt's span (if traced and not ended yet), with `error` as its status."""
+    if span is None or not span.is_recording():
+        return
+    if error:
+        span.set_status(StatusCode.ERROR, error)
+    span.end()

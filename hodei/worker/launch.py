@@ -23,7 +23,7 @@ from hodei.api.v1 import workers_pb2
 from hodei.metrics import WorkerMetrics
 from hodei.settings import Settings
 from hodei.tracing import job_attributes
-from hodei.worker.attempt import Attempt, Key, attempt_env
+from hodei.worker.attempt import Attempt, Key, attempt_env, wall_clock
 from hodei.worker.guard import JobGuard
 from hodei.worker.runner import JobProcess, Outcome, RunResult
 from hodei.worker.wakeups import Wakeups
@@ -147,10 +147,12 @@ class Launcher:
 
     def _started_callback(self, att: Attempt, received: float) -> Callable[[int], None]:
         spawn_seconds = self.metrics.spawn_seconds
+        clock_offset = self.settings.faults.clock_offset_s
 
         def on_started(pid: int) -> None:
             spawn_seconds.observe(time.perf_counter() - received)
             att.pid = pid
+            att.started_at = wall_clock(clock_offset)
             # At DEBUG: the one INFO line per job is written when it finishes (logging
             # was a tenth of the worker's CPU with two or three lines per job).
             logger.debug("job started pid=%d: %s", pid, att.command)

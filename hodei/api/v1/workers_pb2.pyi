@@ -98,12 +98,14 @@ class JobAck(_message.Message):
     def __init__(self, ref: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., accepted: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class JobStarted(_message.Message):
-    __slots__ = ("ref", "pid")
+    __slots__ = ("ref", "pid", "started_at")
     REF_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.JobRef
     pid: int
-    def __init__(self, ref: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., pid: _Optional[int] = ...) -> None: ...
+    started_at: _timestamp_pb2.Timestamp
+    def __init__(self, ref: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., pid: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class LogEntry(_message.Message):
     __slots__ = ("is_stderr", "line", "timestamp")
@@ -138,7 +140,7 @@ class LogBatch(_message.Message):
     def __init__(self, ref: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., first_line: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ..., segments: _Optional[_Iterable[_Union[LogSegment, _Mapping]]] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("ref", "outcome", "has_exit_code", "exit_code", "error", "total_lines", "has_output_read", "lines_read", "bytes_read", "trace_context")
+    __slots__ = ("ref", "outcome", "has_exit_code", "exit_code", "error", "total_lines", "has_output_read", "lines_read", "bytes_read", "trace_context", "started_at", "pid")
     REF_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     HAS_EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +151,8 @@ class JobResult(_message.Message):
     LINES_READ_FIELD_NUMBER: _ClassVar[int]
     BYTES_READ_FIELD_NUMBER: _ClassVar[int]
     TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.JobRef
     outcome: JobOutcome
     has_exit_code: bool
@@ -159,7 +163,9 @@ class JobResult(_message.Message):
     lines_read: int
     bytes_read: int
     trace_context: str
-    def __init__(self, ref: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., outcome: _Optional[_Union[JobOutcome, str]] = ..., has_exit_code: _Optional[bool] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., total_lines: _Optional[int] = ..., has_output_read: _Optional[bool] = ..., lines_read: _Optional[int] = ..., bytes_read: _Optional[int] = ..., trace_context: _Optional[str] = ...) -> None: ...
+    started_at: _timestamp_pb2.Timestamp
+    pid: int
+    def __init__(self, ref: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., outcome: _Optional[_Union[JobOutcome, str]] = ..., has_exit_code: _Optional[bool] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., total_lines: _Optional[int] = ..., has_output_read: _Optional[bool] = ..., lines_read: _Optional[int] = ..., bytes_read: _Optional[int] = ..., trace_context: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pid: _Optional[int] = ...) -> None: ...
 
 class Draining(_message.Message):
     __slots__ = ()

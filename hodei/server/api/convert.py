@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from hodei.api.v1 import common_pb2, jobs_pb2, logs_pb2, platform_pb2, workers_pb2
@@ -37,6 +38,18 @@ def parse_id(value: str, what: str = "job_id") -> uuid.UUID:
         return uuid.UUID(value)
     except (ValueError, AttributeError, TypeError):
         raise InvalidArgument(f"{what} {value!r} is not a valid UUID") from None
+
+
+def worker_time(message: Message, field: str) -> datetime | None:
+    """A time a worker reported, by its clock; None when unset (an older worker) or
+    not a time this server can store."""
+    if not message.HasField(field):
+        return None
+    try:
+        stamp: Timestamp = getattr(message, field)
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 def ts(value: datetime | None) -> Timestamp | None:
@@ -85,6 +98,7 @@ def attempt_result(result: workers_pb2.JobResult) -> AttemptResult:
         result.lines_read if result.has_output_read else None,
         result.bytes_read if result.has_output_read else None,
         result.trace_context,
+        worker_time(result, "started_at"),
     )
 
 

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -30,6 +30,7 @@ from hodei.server.api.convert import (
     log_chunk,
     parse_id,
     ref_from_proto,
+    worker_time,
     worker_to_proto,
 )
 from hodei.server.api.decoding import Undecodable
@@ -375,6 +376,7 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
         acks: list[AttemptRef] = []
         refusals: list[tuple[AttemptRef, str]] = []
         started: list[AttemptRef] = []
+        start_times: list[datetime | None] = []
         results: list[AttemptResult] = []
         for message in group:
             try:
@@ -385,11 +387,12 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
                     refusals.append((ref_from_proto(message.ack.ref), message.ack.reason))
                 elif kind == "started":
                     started.append(ref_from_proto(message.started.ref))
+                    start_times.append(worker_time(message.started, "started_at"))
                 else:
                     results.append(attempt_result(message.result))
             except HodeiError as err:
                 protocol.session.send(RejectedNotice(None, err.code, one_line(str(err))))
-        await protocol.apply_group(acks, started, results)
+        await protocol.apply_group(acks, started, results, start_times)
         # A refusal (a job handed back) comes after whatever else the worker said of
         # that attempt; it requeues the job, one at a time.
         for ref, reason in refusals:
@@ -446,9 +449,4 @@ def malformed(message: object, where: str = "a message") -> str:
 def sent_time(message: workers_pb2.Hello | workers_pb2.Heartbeat) -> datetime | None:
     """The worker's clock when it sent a Hello or a Heartbeat; None when unset (an
     older worker) or not a time this server can store."""
-    if not message.HasField("sent_at"):
-        return None
-    try:
-        return message.sent_at.ToDatetime(tzinfo=UTC)
-    except (ValueError, OverflowError):
-        return None
+    return worker_time(message, "sent_at")
