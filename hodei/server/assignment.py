@@ -44,10 +44,15 @@ class Assigner:
         for event in self.on_queued:
             event.set()
 
-    async def claim_and_assign(self, worker_ids: list[uuid.UUID]) -> list[JobRecord]:
+    async def claim_and_assign(
+        self, worker_ids: list[uuid.UUID], labelled: list[uuid.UUID] | None = None
+    ) -> list[JobRecord]:
         """Claim queued jobs for the free slots of these workers (READY, connected here)
         and assign them: one statement, so one round trip and one commit per cycle
-        (queries.sql `dispatch_jobs`). Returns the assigned jobs in dealing order."""
+        (queries.sql `dispatch_jobs`). Returns the assigned jobs in dealing order.
+        `labelled`: those of them that have labels, the only ones a job with a selector
+        can go to (None: any of them); with none, the selector statement is skipped (a
+        round trip per cycle)."""
         if not worker_ids:
             return []
         async with self.db.connection() as tx:
@@ -61,9 +66,10 @@ class Assigner:
                 "busy_event": str(EventType.WORKER_BUSY),
             }
             rows = await tx.all("dispatch_jobs", params)
+            selectable = worker_ids if labelled is None else labelled
             # Jobs with a selector, one per statement: each needs a matching worker.
-            while len(rows) < self.settings.dispatcher.batch_size:
-                selected = await tx.all("dispatch_selected_jobs", params)
+            while selectable and len(rows) < self.settings.dispatcher.batch_size:
+                selected = await tx.all("dispatch_selected_jobs", {**params, "ids": selectable})
                 if not selected:
                     break
                 rows += selected

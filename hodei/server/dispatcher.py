@@ -89,10 +89,9 @@ class Dispatcher:
                 self.assigner.queued.clear()
                 self.registry.capacity_changed.clear()
                 dispatched = await self.cycle()
+                await self._record()
                 if dispatched >= self.settings.dispatcher.batch_size:
-                    await self._record(force=False)
                     continue  # there may be more work right now
-                await self._record(force=dispatched == 0)
                 await wait_or_stop(
                     stop,
                     self.notified,
@@ -113,7 +112,10 @@ class Dispatcher:
     async def cycle(self) -> int:
         """One pass: claim, assign, push. Returns how many jobs were dispatched."""
         began = time.perf_counter()
-        assigned = await self.assigner.claim_and_assign(self.registry.worker_ids())
+        registry = self.registry
+        assigned = await self.assigner.claim_and_assign(
+            registry.worker_ids(), registry.labelled_worker_ids()
+        )
         pushed = await self.pusher.push(assigned)
         self.cycles += 1
         server_metrics().cycle_done()
@@ -131,13 +133,16 @@ class Dispatcher:
             )
         return len(assigned)
 
-    async def _record(self, force: bool) -> None:
+    async def _record(self) -> None:
+        """Write the cycles since the last write to server_status, at most every
+        _STATUS_EVERY: an idle platform woken by each finished job wrote (and flushed)
+        a status row per job; the row lags by at most one poll interval now."""
         now = time.monotonic()
         # Jobs QueueJob assigned itself count as dispatched (by this server's dispatch).
         eager, self.pusher.eager_unrecorded = self.pusher.eager_unrecorded, 0
         self.dispatched_total += eager
         self._unrecorded_dispatched += eager
-        if not self._unrecorded_cycles or (not force and now - self._recorded_at < _STATUS_EVERY):
+        if not self._unrecorded_cycles or now - self._recorded_at < _STATUS_EVERY:
             return
         await self.status.dispatch_cycles(self._unrecorded_cycles, self._unrecorded_dispatched)
         self._unrecorded_cycles = 0
