@@ -13,13 +13,7 @@ from typing import Any
 
 from bench_platform import wait_final
 from bench_platform_processes import Platform
-from shared_pg import (
-    CpuSpan,
-    RunBroke,
-    SharedPostgres,
-    throughput_timeout,
-    wait_all_succeeded,
-)
+from shared_pg import RunBroke, SharedPostgres, timed_drain
 
 from hodei.client import HodeiClient
 from hodei.domain.jobs import JobState
@@ -77,23 +71,14 @@ async def _throughput(
             count = min(QUEUE_BATCH, jobs - start)
             await client.queue_jobs([{"command": ["true"]}] * count)
     server = platform.server
-    span = CpuSpan(pg, lambda: [server.pid, *(w.pid for w in platform.worker_procs)]).begin()
-    started = time.time()
-    platform.spawn_workers()
-    last, first = await wait_all_succeeded(
+    return await timed_drain(
+        pg,
         url,
         SUCCEEDED_QUERY,
         jobs,
-        [server, *platform.worker_procs],
-        throughput_timeout(jobs),
+        platform.spawn_workers,
+        lambda: [server, *platform.worker_procs],
     )
-    cpu = span.end()
-    return {
-        "jobs_per_s": jobs / (last - started),
-        "seconds": last - started,
-        "first_start_s": first - started,
-        **cpu,
-    }
 
 
 def latency(

@@ -15,14 +15,7 @@ from typing import Any
 
 import psycopg
 from procrastinate_app import LATENCY_MARK, RUN_TRUE, URL_VARIABLE, make_app
-from shared_pg import (
-    CpuSpan,
-    RunBroke,
-    SharedPostgres,
-    stop_processes,
-    throughput_timeout,
-    wait_all_succeeded,
-)
+from shared_pg import RunBroke, SharedPostgres, poll_until, stop_processes, timed_drain
 
 _HERE = Path(__file__).resolve().parent
 
@@ -95,22 +88,17 @@ async def _throughput(
         for start in range(0, jobs, DEFER_BATCH):
             await deferrer.batch_defer_async(*({} for _ in range(min(DEFER_BATCH, jobs - start))))
     procs: list[subprocess.Popen[bytes]] = []
-    span = CpuSpan(pg, lambda: [p.pid for p in procs]).begin()
     try:
-        started = time.time()
-        procs.extend(_spawn_workers(url, workers, slots, workdir, extra_env))
-        last, first = await wait_all_succeeded(
-            url, SUCCEEDED_QUERY, jobs, procs, throughput_timeout(jobs)
+        return await timed_drain(
+            pg,
+            url,
+            SUCCEEDED_QUERY,
+            jobs,
+            lambda: procs.extend(_spawn_workers(url, workers, slots, workdir, extra_env)),
+            lambda: procs,
         )
-        cpu = span.end()
     finally:
         stop_processes(procs)
-    return {
-        "jobs_per_s": jobs / (last - started),
-        "seconds": last - started,
-        "first_start_s": first - started,
-        **cpu,
-    }
 
 
 def latency(
@@ -155,7 +143,7 @@ async def _latency(
                 t0 = time.time()
                 job_id = await deferrer.defer_async(marks=str(marks), n=n)
                 first_line = await _wait_mark(marks / str(n), procs)
-                await _wait_succeeded(conn, job_id)
+                await _wait_succeeded(conn, job_id, procs)
                 if n >= warmup:
                     samples.append(first_line - t0)
                 await asyncio.sleep(gap)
@@ -168,14 +156,13 @@ async def _wait_workers(
     conn: psycopg.AsyncConnection[Any], workers: int, procs: list[subprocess.Popen[bytes]]
 ) -> None:
     """Until every worker has registered (its row in procrastinate_workers)."""
-    end = time.monotonic() + 60
-    while True:
-        row = await (await conn.execute("SELECT count(*) FROM procrastinate_workers")).fetchone()
-        if row is not None and row[0] >= workers:
-            return
-        if any(p.poll() is not None for p in procs) or time.monotonic() > end:
-            raise RunBroke(f"procrastinate workers did not start ({row[0] if row else 0})")
-        await asyncio.sleep(0.05)
+
+    async def registered() -> bool | None:
+        cur = await conn.execute("SELECT count(*) FROM procrastinate_workers")
+        row = await cur.fetchone()
+        return True if row is not None and row[0] >= workers else None
+
+    await poll_until("procrastinate workers did not start", registered, procs, 60, 0.05)
 
 
 def _read_mark(path: Path) -> float | None:
@@ -188,24 +175,24 @@ def _read_mark(path: Path) -> float | None:
 
 
 async def _wait_mark(path: Path, procs: list[subprocess.Popen[bytes]]) -> float:
-    end = time.monotonic() + 30
-    while (first_line := _read_mark(path)) is None:
-        if any(p.poll() is not None for p in procs) or time.monotonic() > end:
-            raise RunBroke(f"no latency mark {path.name} from the procrastinate workers")
-        await asyncio.sleep(0.002)
-    return first_line
+    async def mark() -> float | None:
+        return _read_mark(path)
+
+    what = f"no latency mark {path.name} from the procrastinate workers"
+    return await poll_until(what, mark, procs, 30, 0.002)
 
 
-async def _wait_succeeded(conn: psycopg.AsyncConnection[Any], job_id: int) -> None:
+async def _wait_succeeded(
+    conn: psycopg.AsyncConnection[Any], job_id: int, procs: list[subprocess.Popen[bytes]]
+) -> None:
     """The job's finish committed: the next one starts on an idle queue."""
-    end = time.monotonic() + 30
-    while True:
-        row = await (
-            await conn.execute("SELECT status FROM procrastinate_jobs WHERE id = %s", (job_id,))
-        ).fetchone()
+
+    async def succeeded() -> bool | None:
+        cur = await conn.execute("SELECT status FROM procrastinate_jobs WHERE id = %s", (job_id,))
+        row = await cur.fetchone()
         status = str(row[0]) if row else "missing"
-        if status == "succeeded":
-            return
-        if status not in ("todo", "doing") or time.monotonic() > end:
+        if status not in ("todo", "doing", "succeeded"):
             raise RunBroke(f"procrastinate job {job_id}: {status}")
-        await asyncio.sleep(0.005)
+        return True if status == "succeeded" else None
+
+    await poll_until(f"procrastinate job {job_id} did not finish", succeeded, procs, 30, 0.005)

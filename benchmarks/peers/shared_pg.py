@@ -10,10 +10,10 @@ import logging
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from bench_platform_processes import postgres_pids
@@ -22,6 +22,8 @@ from harness.processes import cpu_seconds
 from hodei.db.databases import create_database, drop_database
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -140,6 +142,48 @@ async def wait_all_succeeded(
             if time.monotonic() > deadline:
                 raise RunBroke(f"only {succeeded}/{jobs} jobs succeeded in {timeout_s:.0f} s")
             await asyncio.sleep(0.25)
+
+
+async def timed_drain(
+    pg: SharedPostgres,
+    url: str,
+    query: str,
+    jobs: int,
+    spawn: Callable[[], None],
+    processes: Callable[[], list[subprocess.Popen[bytes]]],
+) -> dict[str, Any]:
+    """The timed part of a throughput run, the same for both sides: `spawn()` the
+    workers onto the queued jobs, wait until all succeeded, and return jobs/s (from the
+    spawn to the last success), the first start and the CPU of `processes()` (the
+    side's own) and of PostgreSQL."""
+    span = CpuSpan(pg, lambda: [p.pid for p in processes()]).begin()
+    started = time.time()
+    spawn()
+    last, first = await wait_all_succeeded(url, query, jobs, processes(), throughput_timeout(jobs))
+    cpu = span.end()
+    return {
+        "jobs_per_s": jobs / (last - started),
+        "seconds": last - started,
+        "first_start_s": first - started,
+        **cpu,
+    }
+
+
+async def poll_until(
+    what: str,
+    probe: Callable[[], Awaitable[T | None]],
+    procs: list[subprocess.Popen[bytes]],
+    seconds: float,
+    interval: float,
+) -> T:
+    """`probe()` every `interval` until it returns something; RunBroke naming `what`
+    when one of `procs` exits or `seconds` pass first (a probe may raise it too)."""
+    end = time.monotonic() + seconds
+    while (found := await probe()) is None:
+        if any(p.poll() is not None for p in procs) or time.monotonic() > end:
+            raise RunBroke(what)
+        await asyncio.sleep(interval)
+    return found
 
 
 def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
