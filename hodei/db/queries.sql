@@ -1014,6 +1014,12 @@ UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())
 WHERE name = %(ref)s OR id::text = %(ref)s
 RETURNING *;
 
+-- name: tokens_refused
+-- Of these tokens (those of the worker streams open on a server), the ones a call
+-- would now be refused with: revoked, or expired by the database's clock.
+SELECT id, name, revoked_at IS NOT NULL AS revoked FROM api_tokens
+WHERE id = ANY(%(ids)s::uuid[]) AND (revoked_at IS NOT NULL OR expires_at <= now());
+
 -- name: touch_token
 UPDATE api_tokens SET last_used_at = now() WHERE id = %(id)s;
 

@@ -53,6 +53,7 @@ from hodei.server.retention import RetentionLoop
 from hodei.server.scaler import Scaler, load_scaler_providers
 from hodei.server.services import Services
 from hodei.server.supervisor import Supervisor
+from hodei.server.token_watch import TokenWatch
 from hodei.server.tokens import TokenVerifier
 from hodei.settings import Settings
 from hodei.tls import server_credentials
@@ -131,6 +132,7 @@ class ServerApp:
         self.metrics_endpoint: MetricsEndpoint | None = None
         self.metrics_refresh: MetricsRefresh | None = None
         self.scaler: Scaler | None = None
+        self.token_watch: TokenWatch | None = None
 
     @property
     def metrics_port(self) -> int:
@@ -261,6 +263,9 @@ class ServerApp:
             services.status,
         )
         self.supervisor.start("recovery", self.recovery.run)
+        if verifier is not None:
+            self.token_watch = TokenWatch(verifier, services.registry)
+            self.supervisor.start("token-watch", self.token_watch.run)
         if settings.dispatcher.enabled:
             self.dispatcher = Dispatcher(
                 settings,

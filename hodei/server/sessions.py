@@ -51,8 +51,18 @@ class Session:
     for a connection, and 16 finished but unstored jobs ran again.
     """
 
-    def __init__(self, worker_id: uuid.UUID, batches: bool = False, labelled: bool = False) -> None:
+    def __init__(
+        self,
+        worker_id: uuid.UUID,
+        batches: bool = False,
+        labelled: bool = False,
+        token_id: uuid.UUID | None = None,
+    ) -> None:
         self.worker_id = worker_id
+        #: The token the stream was opened with (None: authentication off).
+        self.token_id = token_id
+        #: Why the server cut the stream (its token was refused); "" while it is open.
+        self.cut_reason = ""
         #: The worker reads ServerMessage.batch (its Hello said so).
         self.batches = batches
         #: The worker has labels: only such a worker can take a job with a selector.
@@ -97,6 +107,11 @@ class Session:
             self.closed = True
             self.outbox.put_nowait(None)
 
+    def cut(self, reason: str) -> None:
+        """End the stream for good: the worker gets UNAUTHENTICATED with `reason`."""
+        self.cut_reason = reason
+        self.close()
+
 
 class SessionRegistry:
     def __init__(self) -> None:
@@ -138,6 +153,17 @@ class SessionRegistry:
 
     def worker_ids(self) -> list[uuid.UUID]:
         return list(self._sessions)
+
+    def token_ids(self) -> set[uuid.UUID]:
+        """The tokens the open streams were opened with."""
+        return {s.token_id for s in self._sessions.values() if s.token_id is not None}
+
+    def cut_token(self, token_id: uuid.UUID, reason: str) -> list[uuid.UUID]:
+        """Cut every stream opened with this token; returns their workers."""
+        cut = [s for s in self._sessions.values() if s.token_id == token_id]
+        for session in cut:
+            session.cut(reason)
+        return [s.worker_id for s in cut]
 
     def labelled_worker_ids(self) -> list[uuid.UUID]:
         """The workers that can match a selector (they have labels)."""
@@ -192,11 +218,12 @@ class WorkerProtocol:
         batches: bool = False,
         sent_at: datetime | None = None,
         prefetch: int = 0,
+        token_id: uuid.UUID | None = None,
     ) -> WorkerProtocol:
         """Connect the worker (READY only now) and queue the Welcome. `sent_at`: the
         worker's clock when it sent its Hello (its skew is stored)."""
         worker, superseded = await workers.connect(worker_id, running, slots, sent_at, prefetch)
-        session = Session(worker_id, batches, labelled=bool(worker.labels))
+        session = Session(worker_id, batches, labelled=bool(worker.labels), token_id=token_id)
         session.send(WelcomeNotice(worker_id, workers.server_id, superseded))
         registry.add(session)
         protocol = cls(session, registry, results, workers, logs)

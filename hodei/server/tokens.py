@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -153,6 +154,21 @@ class TokenVerifier:
         self.db = db
         self.cache_seconds = cache_seconds
         self._cache: dict[uuid.UUID, _Checked] = {}
+
+    async def refused_among(self, token_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Of these tokens, those now revoked or expired, with the reason a call would
+        get; they are dropped from the cache, so a call with them is refused at once."""
+        ids = list(token_ids)
+        if not ids:
+            return {}
+        async with self.db.connection() as tx:
+            rows = await tx.all("tokens_refused", {"ids": ids})
+        refused: dict[uuid.UUID, str] = {}
+        for row in rows:
+            self._cache.pop(row["id"], None)
+            verb = "was revoked" if row["revoked"] else "has expired"
+            refused[row["id"]] = f"token {row['name']!r} {verb}"
+        return refused
 
     async def caller(self, token: str) -> Caller:
         """The caller a token stands for, or Unauthenticated with a one-line reason."""

@@ -140,6 +140,8 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
             await protocol.close()
+        if protocol.session.cut_reason:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, protocol.session.cut_reason)
         if ending.reason:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, ending.reason)
 
@@ -170,6 +172,7 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             batches=hello.batches,
             sent_at=sent_time(hello),
             prefetch=hello.prefetch,
+            token_id=current_caller().token_id,
         )
 
     async def _read(

@@ -5,6 +5,7 @@ stream cannot be taken over by another credential."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -227,6 +228,38 @@ async def test_a_revoked_token_is_refused_once_the_cache_time_passes(
             "SELECT last_used_at IS NOT NULL FROM api_tokens WHERE name = 'c'"
         ).fetchone()
     assert row == (True,)
+
+
+async def test_revoking_a_worker_token_cuts_its_open_stream(
+    start_server: StartServer, spawn_worker: Callable[..., Any], db_url: str
+) -> None:
+    """A leaked worker token, revoked: its open stream (the jobs, their secrets) ends
+    within the cache time with UNAUTHENTICATED and the reason, the worker cannot come
+    back with it, and a job queued afterwards is not given to it."""
+    app = await start_server(
+        auth={"mode": "required", "cache_seconds": 0.5}, dispatcher={"poll_interval": 0.2}
+    )
+    worker = await spawn_worker(
+        app.address, client={"token": await make_token(db_url, "w", "worker")}
+    )
+    client = Stubs(app.address, token=await make_token(db_url, "c", "client"))
+    try:
+        await revoke(db_url, "w")
+        await worker.wait_log(r"token 'w' was revoked", seconds=10)
+
+        async def connected() -> list[bool]:
+            listed = await client.workers.ListWorkers(workers_pb2.ListWorkersRequest())
+            return [w.connected for w in listed.workers]
+
+        await wait_for_async("the stream to be gone", connected, lambda c: c == [False], 5.0)
+        assert app.token_watch is not None and app.token_watch.cut == 1
+        job = await client.queue(["true"])
+        await asyncio.sleep(1.0)  # several dispatch polls and reconnect attempts
+        got = await client.jobs.GetJob(jobs_pb2.GetJobRequest(job_id=job.id))
+        assert got.state == common_pb2.JOB_STATE_PENDING
+        assert await connected() == [False]
+    finally:
+        await client.close()
 
 
 async def test_server_info_says_whether_authentication_is_off(
