@@ -340,9 +340,14 @@ def cancel_outcome(job: JobView, force: bool) -> str:
     if job.is_final:
         return f"job {job.id}: {job.state.value}"
     how = "SIGKILL at once" if force else "SIGTERM, then SIGKILL after a grace period"
+    if job.state == JobState.ASSIGNED:
+        # Held by a worker, maybe not started at all (prefetched): no process to stop.
+        doing = f"its worker drops it, or stops its process if it has started ({how})"
+    else:
+        doing = f"its worker is stopping it ({how})"
     return (
-        f"job {job.id}: cancel requested; it was {job.state.value} and its worker is "
-        f"stopping it ({how}); `hodei job get {job.id}` shows when it is CANCELLED"
+        f"job {job.id}: cancel requested; it was {job.state.value} and {doing}; "
+        f"`hodei job get {job.id}` shows when it is CANCELLED"
     )
 
 

@@ -191,6 +191,10 @@ def test_cancel_says_what_happened() -> None:
         "(SIGKILL at once); `hodei job get j1` shows when it is CANCELLED"
     )
     assert "SIGTERM, then SIGKILL" in cancel_outcome(held, force=False)
+    prefetched = JobView(id="j3", state=JobState.ASSIGNED, command=("sleep", "9"))
+    assert "its worker drops it, or stops its process if it has started" in (
+        cancel_outcome(prefetched, force=False)
+    )
     pending = JobView(id="j2", state=JobState.CANCELLED, command=("true",))
     assert cancel_outcome(pending, force=False) == "job j2: CANCELLED"
 
