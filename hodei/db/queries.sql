@@ -612,7 +612,11 @@ FROM workers w WHERE w.id = %(id)s FOR UPDATE OF w;
 SELECT * FROM workers WHERE id = %(id)s;
 
 -- name: list_workers
-SELECT w.*, coalesce(array_agg(j.id::text ORDER BY j.assigned_at) FILTER (WHERE j.id IS NOT NULL),
+-- `owner`: only that token's jobs among each worker's running ones (a client sees the
+-- fleet, not which jobs of others it runs); NULL: all of them.
+SELECT w.*, coalesce(array_agg(j.id::text ORDER BY j.assigned_at)
+                         FILTER (WHERE j.id IS NOT NULL AND (%(owner)s::uuid IS NULL
+                                                             OR j.owner_token_id = %(owner)s::uuid)),
                      '{}') AS running_job_ids
 FROM workers w
 LEFT JOIN jobs j ON j.worker_id = w.id AND j.state IN ('ASSIGNED', 'RUNNING')
@@ -708,7 +712,10 @@ SELECT count(*) AS depth,
 FROM job_queue;
 
 -- name: queue_jobs
+-- `owner`: only that token's queued jobs (the depth and the counts stay the whole
+-- queue's); NULL: every one.
 SELECT q.job_id, q.enqueued_at, j.attempts, j.name FROM job_queue q JOIN jobs j ON j.id = q.job_id
+WHERE %(owner)s::uuid IS NULL OR j.owner_token_id = %(owner)s::uuid
 ORDER BY q.priority DESC, q.enqueued_at LIMIT %(limit)s;
 
 -- name: job_state_counts

@@ -103,10 +103,12 @@ class JobReads:
         jobs = [JobRecord.from_row(r) for r in rows]
         return jobs[:limit], len(jobs) > limit
 
-    async def queue_view(self, limit: int = 20) -> QueueView:
+    async def queue_view(self, limit: int = 20, owner: uuid.UUID | None = None) -> QueueView:
+        """The queue's depth, age and state counts, and its first `limit` jobs (only
+        `owner`'s when given: another owner's job ids are not shown)."""
         async with self.db.connection() as tx:
             summary = await tx.one("queue_summary")
-            jobs = await tx.all("queue_jobs", {"limit": limit or 20})
+            jobs = await tx.all("queue_jobs", {"limit": limit or 20, "owner": owner})
             counts = await tx.all("job_state_counts")
         assert summary is not None
         return QueueView(

@@ -320,7 +320,10 @@ class WorkerService:
             raise NotFound(f"worker {worker_id} is not registered")
         return WorkerRecord.from_row(row)
 
-    async def list(self, include_gone: bool = False) -> list[WorkerRecord]:
+    async def list(
+        self, include_gone: bool = False, owner: uuid.UUID | None = None
+    ) -> list[WorkerRecord]:
+        """The workers; each one's running jobs only `owner`'s when given."""
         async with self.db.connection() as tx:
-            rows = await tx.all("list_workers", {"include_gone": include_gone})
+            rows = await tx.all("list_workers", {"include_gone": include_gone, "owner": owner})
         return [WorkerRecord.from_row(r) for r in rows]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from hodei.api.v1 import platform_pb2, platform_pb2_grpc
+from hodei.server.api.auth import current_caller
 from hodei.server.api.convert import queue_to_proto, ts
 from hodei.server.api.status_codes import unary
 from hodei.server.services import Services
@@ -18,9 +19,9 @@ class PlatformServicer(platform_pb2_grpc.PlatformServiceServicer):
     async def GetQueue(
         self, request: platform_pb2.GetQueueRequest, context: grpc.aio.ServicerContext
     ) -> platform_pb2.GetQueueResponse:
-        return queue_to_proto(
-            await self.services.job_reads.queue_view(min(request.limit or 20, 1000))
-        )
+        limit = min(request.limit or 20, 1000)
+        owner = current_caller().owner_filter()
+        return queue_to_proto(await self.services.job_reads.queue_view(limit, owner))
 
     @unary
     async def ListProviders(

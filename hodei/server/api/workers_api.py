@@ -97,7 +97,8 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
     async def ListWorkers(
         self, request: workers_pb2.ListWorkersRequest, context: grpc.aio.ServicerContext
     ) -> workers_pb2.ListWorkersResponse:
-        workers = await self.services.workers.list(request.include_gone)
+        owner = current_caller().owner_filter()
+        workers = await self.services.workers.list(request.include_gone, owner)
         return workers_pb2.ListWorkersResponse(workers=[worker_to_proto(w) for w in workers])
 
     async def WorkerStream(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:

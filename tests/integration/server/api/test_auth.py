@@ -262,6 +262,34 @@ async def test_revoking_a_worker_token_cuts_its_open_stream(
         await client.close()
 
 
+async def test_a_client_sees_the_fleet_and_the_queue_but_only_its_own_job_ids(
+    start_server: StartServer, spawn_worker: Callable[..., Any], db_url: str
+) -> None:
+    app = await start_server(auth=_AUTH, dispatcher={"poll_interval": 0.2})
+    await spawn_worker(app.address, worker={"prefetch": 0})
+    mine = Stubs(app.address, token=await make_token(db_url, "a", "client"))
+    other = Stubs(app.address, token=await make_token(db_url, "b", "client"))
+    admin = Stubs(app.address)
+    try:
+        running = await mine.queue(["sleep", "30"])
+        await mine.wait_state(running.id, common_pb2.JOB_STATE_RUNNING, seconds=15)
+        queued = await mine.queue(["true"])
+
+        async def seen(stubs: Stubs) -> tuple[list[str], int, list[str]]:
+            workers = await stubs.workers.ListWorkers(workers_pb2.ListWorkersRequest())
+            queue = await stubs.platform.GetQueue(platform_pb2.GetQueueRequest())
+            running_ids = [i for w in workers.workers for i in w.running_job_ids]
+            return running_ids, queue.depth, [j.job_id for j in queue.jobs]
+
+        assert await seen(mine) == ([running.id], 1, [queued.id])
+        assert await seen(admin) == ([running.id], 1, [queued.id])
+        assert await seen(other) == ([], 1, [])  # the fleet and the depth, no ids
+        await mine.jobs.CancelJob(jobs_pb2.CancelJobRequest(job_id=running.id, force=True))
+    finally:
+        for stubs in (mine, other, admin):
+            await stubs.close()
+
+
 async def test_server_info_says_whether_authentication_is_off(
     start_server: StartServer, db_url: str
 ) -> None:
