@@ -58,6 +58,13 @@ shift AS (
     FROM workers WHERE id = %(worker_id)s
 )
 
+-- fragment: reported_start
+-- When a job's process started, as its worker reported it (`rep.started_at`, by its
+-- clock; NULL from an older worker: now), less the worker's skew (the statement's
+-- worker_clock_shift) and kept between the job's assignment and now: a late or wrong
+-- clock never puts a start before the job was assigned or after it was recorded.
+greatest(jobs.assigned_at, least(now(), coalesce(rep.started_at - (SELECT by FROM shift), now())))
+
 -- name: insert_events
 -- One statement writes the domain events and their outbox rows (hodei.server.events).
 WITH ev AS (
@@ -390,40 +397,36 @@ WHERE jobs.id = ANY(%(ids)b::uuid[]) AND jobs.id = a.id AND jobs.attempts = a.at
 RETURNING jobs.*;
 
 -- name: start_job
--- `started_at`: when the worker started the process, by its clock (NULL: unknown,
--- now); kept between the assignment and now, as in start_jobs_fenced.
+-- `started_at`: when the worker started the process (reported_start).
 WITH {{worker_clock_shift}}
 UPDATE jobs SET state = 'RUNNING', ack_deadline = NULL, updated_at = now(),
-       started_at = greatest(assigned_at, least(now(), coalesce(
-           %(started_at)s::timestamptz - (SELECT by FROM shift), now())))
-WHERE id = %(id)s RETURNING *;
+       started_at = {{reported_start}}
+FROM (SELECT %(started_at)s::timestamptz AS started_at) rep
+WHERE jobs.id = %(id)s RETURNING jobs.*;
 
 -- name: start_jobs_fenced
 -- ASSIGNED -> RUNNING for the attempts this worker holds, with their events, in one
 -- statement: the JobStarted messages one worker stream carried together (often one).
 -- A ref that matches no row is left out; the caller finds out why
 -- (hodei.server.results).
--- started_at: when the worker started each process, by its clock (JobStarted.started_at;
--- NULL from an older worker: now), corrected by its skew (worker_clock_shift) and kept
--- between the assignment and now: a late or wrong clock never puts a start before the
--- job was assigned or after it was recorded.
-WITH s AS (
+-- started_at: when the worker started each process (JobStarted.started_at,
+-- reported_start).
+WITH rep AS (
     SELECT * FROM unnest(%(ids)b::uuid[], %(attempts)b::int[], %(payloads)b::jsonb[],
                          %(started_ats)b::timestamptz[])
-        AS s(id, attempt, payload, started_at)
+        AS rep(id, attempt, payload, started_at)
 ), {{worker_clock_shift}}, j AS (
     UPDATE jobs SET state = 'RUNNING', ack_deadline = NULL, updated_at = now(),
-           started_at = greatest(jobs.assigned_at, least(now(), coalesce(
-               s.started_at - (SELECT by FROM shift), now())))
-    FROM s
+           started_at = {{reported_start}}
+    FROM rep
     -- The = ANY keeps this on the primary key (see dispatch_jobs). The literal state
     -- list (what jobs_active_worker_idx holds; from_states is a subset) lets the plan
     -- PostgreSQL caches use that index: without it every execution was planned anew
     -- (pg_prepared_statements: 0 generic plans, 126 custom).
-    WHERE jobs.id = ANY(%(ids)b::uuid[]) AND jobs.id = s.id AND jobs.attempts = s.attempt
+    WHERE jobs.id = ANY(%(ids)b::uuid[]) AND jobs.id = rep.id AND jobs.attempts = rep.attempt
       AND jobs.worker_id = %(worker_id)s AND jobs.state IN ('ASSIGNED', 'RUNNING')
       AND jobs.state = ANY(%(from_states)b::text[])
-    RETURNING jobs.*, s.payload AS event_payload
+    RETURNING jobs.*, rep.payload AS event_payload
 ), ev AS (
     INSERT INTO domain_events (event_type, aggregate_type, aggregate_id, actor, correlation_id, payload)
     SELECT %(event_type)s, 'job', j.id, %(actor)s, j.correlation_id, j.event_payload FROM j
@@ -440,8 +443,8 @@ SELECT j.*, (SELECT count(*) FROM ob) AS events FROM j;
 -- matches no row is left out; the caller finds out why (hodei.server.results).
 -- A result with a `started_at` also reports its attempt's start (JobResult.started_at:
 -- the process ended before the worker wrote a JobStarted): a job still ASSIGNED gets
--- its start time (as start_jobs_fenced sets it) and a JobStarted event, with its
--- `start_payload`, before the event of its end.
+-- its start time (reported_start, as start_jobs_fenced sets it) and a JobStarted
+-- event, with its `start_payload`, before the event of its end.
 WITH r AS (
     SELECT * FROM unnest(%(ids)b::uuid[], %(attempts)b::int[], %(states)b::text[],
                          %(exit_codes)b::int[], %(errors)b::text[], %(total_lines)b::bigint[],
@@ -450,25 +453,25 @@ WITH r AS (
                          %(started_ats)b::timestamptz[], %(start_payloads)b::jsonb[])
         AS r(id, attempt, state, exit_code, error, total_lines, sources, event_type, payload,
              lines_read, bytes_read, started_at, start_payload)
-), old AS (
-    SELECT id, state FROM jobs WHERE id = ANY(%(ids)b::uuid[])
+), rep AS (
+    -- Each result with its job's state before this statement, and whether it records
+    -- the start too (`starts`).
+    SELECT r.*, old.state AS previous,
+           old.state = 'ASSIGNED' AND r.started_at IS NOT NULL AS starts
+    FROM r JOIN (SELECT id, state FROM jobs WHERE id = ANY(%(ids)b::uuid[])) old USING (id)
 ), {{worker_clock_shift}}, j AS (
-    UPDATE jobs SET state = r.state, exit_code = r.exit_code, error = r.error,
+    UPDATE jobs SET state = rep.state, exit_code = rep.exit_code, error = rep.error,
            finished_at = now(), ack_deadline = NULL, updated_at = now(),
-           output_lines_read = r.lines_read, output_bytes_read = r.bytes_read,
-           started_at = CASE WHEN old.state = 'ASSIGNED' AND r.started_at IS NOT NULL
-               THEN greatest(jobs.assigned_at, least(now(), r.started_at - (SELECT by FROM shift)))
-               ELSE jobs.started_at END
-    FROM r, old
-    WHERE jobs.id = ANY(%(ids)b::uuid[]) AND jobs.id = r.id AND old.id = r.id
-      AND jobs.attempts = r.attempt AND jobs.worker_id = %(worker_id)s
-      AND jobs.state = ANY(string_to_array(r.sources, ','))
-      AND jobs.attempt_lines >= r.total_lines
-    RETURNING jobs.*, r.event_type, r.payload AS event_payload,
-              CASE WHEN old.state = 'ASSIGNED' AND r.started_at IS NOT NULL THEN r.start_payload
-              END AS start_payload,
-              CASE WHEN old.state = 'ASSIGNED' AND r.started_at IS NOT NULL THEN 'RUNNING'
-                   ELSE old.state END AS previous
+           output_lines_read = rep.lines_read, output_bytes_read = rep.bytes_read,
+           started_at = CASE WHEN rep.starts THEN {{reported_start}} ELSE jobs.started_at END
+    FROM rep
+    WHERE jobs.id = ANY(%(ids)b::uuid[]) AND jobs.id = rep.id
+      AND jobs.attempts = rep.attempt AND jobs.worker_id = %(worker_id)s
+      AND jobs.state = ANY(string_to_array(rep.sources, ','))
+      AND jobs.attempt_lines >= rep.total_lines
+    RETURNING jobs.*, rep.event_type, rep.payload AS event_payload,
+              CASE WHEN rep.starts THEN rep.start_payload END AS start_payload,
+              CASE WHEN rep.starts THEN 'RUNNING' ELSE rep.previous END AS previous
 ), lw AS (
     SELECT w.id, w.state FROM workers w
     WHERE w.id = %(worker_id)s AND EXISTS (SELECT 1 FROM j)

@@ -109,11 +109,11 @@ async def start_fenced(
     tx: Tx,
     worker_id: uuid.UUID,
     refs: Sequence[AttemptRef],
-    started_at: Sequence[datetime | None] = (),
+    started_at: Sequence[datetime | None],
 ) -> dict[AttemptRef, JobRecord]:
     """ASSIGNED -> RUNNING for every ref this worker holds, in one statement, at the
-    worker's `started_at` of each (None or none given: now). Returns the refs it
-    applied; the others changed nothing."""
+    worker's `started_at` of each (None: now). Returns the refs it applied; the
+    others changed nothing."""
     actor = f"worker:{worker_id}"
     rows = await tx.all(
         "start_jobs_fenced",
@@ -121,7 +121,7 @@ async def start_fenced(
             "ids": [ref.job_id for ref in refs],
             "attempts": [ref.attempt for ref in refs],
             "payloads": [_start_payload(ref, worker_id) for ref in refs],
-            "started_ats": list(started_at) or [None] * len(refs),
+            "started_ats": list(started_at),
             "worker_id": worker_id,
             "from_states": sources(JobState.RUNNING),
             "event_type": str(EventType.JOB_STARTED),

@@ -171,7 +171,7 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             self.services.workers,
             self.services.logs,
             batches=hello.batches,
-            sent_at=sent_time(hello),
+            sent_at=worker_time(hello, "sent_at"),
             prefetch=hello.prefetch,
             token_id=current_caller().token_id,
         )
@@ -307,7 +307,7 @@ class WorkerAgentServicer(workers_pb2_grpc.WorkerAgentServiceServicer):
             due = protocol.heartbeat_due
             if due is not None and prefetch is None:
                 prefetch = due[1]  # a newer heartbeat does not undo a prefetch change
-            protocol.heartbeat_due = (sent_time(heartbeat), prefetch)
+            protocol.heartbeat_due = (worker_time(heartbeat, "sent_at"), prefetch)
             if protocol.heartbeat_write is None or protocol.heartbeat_write.done():
                 protocol.heartbeat_write = asyncio.create_task(
                     self._store_heartbeats(protocol), name="worker-heartbeat-write"
@@ -448,9 +448,3 @@ def malformed(message: object, where: str = "a message") -> str:
     if isinstance(message, workers_pb2.WorkerMessage) and message.WhichOneof("payload") is None:
         return f"{where} after Hello has no payload (an empty hodei.api.v1.WorkerMessage)"
     return ""
-
-
-def sent_time(message: workers_pb2.Hello | workers_pb2.Heartbeat) -> datetime | None:
-    """The worker's clock when it sent a Hello or a Heartbeat; None when unset (an
-    older worker) or not a time this server can store."""
-    return worker_time(message, "sent_at")
