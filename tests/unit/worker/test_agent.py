@@ -155,7 +155,10 @@ async def test_fault_drop_logs_sends_no_lines_and_zero_total() -> None:
     agent = make_agent(faults={"testing": True, "drop_logs": True})
     run(agent, ["/bin/sh", "-c", "seq 1 50"])
     seen = await until_result(agent)
-    assert kinds(seen) == ["started", "result"]
+    # With no lines the start may go out with the result when the process ends before
+    # its JobStarted is written (a loaded machine); either way the start is reported.
+    assert kinds(seen) in (["started", "result"], ["result"])
+    assert seen[0].WhichOneof("payload") == "started" or seen[-1].result.HasField("started_at")
     assert seen[-1].result.total_lines == 0
     assert seen[-1].result.outcome == workers_pb2.JOB_OUTCOME_SUCCEEDED
 
@@ -223,8 +226,13 @@ async def test_prefetch_holds_a_job_beyond_the_slot_and_starts_it_when_the_slot_
     seen: list[str] = []
     while "00000000-0000-4000-8000-0000000000bb" not in seen:
         message = await next_message(agent, seconds=5)
-        if message.WhichOneof("payload") == "started":
+        kind = message.WhichOneof("payload")
+        if kind == "started":
             seen.append(message.started.ref.job_id)
+        elif kind == "result" and message.result.HasField("started_at"):
+            # `true` may end before its start is written: the result carries the start
+            # (docs/worker-protocol.md, "Held start"), which happens on a loaded machine.
+            seen.append(message.result.ref.job_id)
     assert agent.prefetched_count == 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from harness.waits import wait_until_async
 from hodei.api.v1 import workers_pb2
 from tests.unit.worker.agent_play import (
     kinds,
@@ -73,3 +74,17 @@ async def test_with_no_hold_the_start_goes_at_once() -> None:
     first = await next_message(agent)
     assert first.WhichOneof("payload") == "started"
     assert time.monotonic() - began < 0.2
+
+
+async def test_with_no_hold_a_start_not_yet_written_when_the_job_ends_goes_with_its_result() -> (
+    None
+):
+    # The stream's writer is behind (a loaded machine): by the time it asks for the next
+    # message, `true` has ended. One message reports both, as a held start would; CI
+    # met this in a test that waited for a JobStarted alone.
+    agent = make_agent(worker={"start_hold": 0})
+    run(agent, ["true"])
+    await wait_until_async("true to end", lambda: agent.running_count == 0, 5, poll_s=0.01)
+    seen = await until_result(agent)
+    assert kinds(seen) == ["result"]
+    assert seen[0].result.HasField("started_at") and seen[0].result.pid > 0
