@@ -139,19 +139,26 @@ def run_all(args: argparse.Namespace, pg: SharedPostgres, workdir: Path) -> Comp
     if args.latency_jobs:
         k, s = args.latency_shape
         result.latency = Latency(f"{k}x{s}")
-        latency = {
-            "hodei": lambda d: hodei_side.latency(
-                pg, d, k, s, args.latency_jobs, 5, args.latency_gap, args.hodei_env
-            ),
-            "procrastinate": lambda d: procrastinate_side.latency(
-                pg, d, k, s, args.latency_jobs, 5, args.latency_gap, args.procrastinate_env
-            ),
-        }
         for index in range(args.repeat):
             for side in side_order(index):
                 run_dir = workdir / f"{side}-latency-{index + 1}"
                 run_dir.mkdir()
-                samples = latency[side](run_dir)
+                if side == "hodei":
+                    samples = hodei_side.latency(
+                        pg, run_dir, k, s, args.latency_jobs, 5, args.latency_gap, args.hodei_env
+                    )
+                else:
+                    samples, spawned = procrastinate_side.latency(
+                        pg,
+                        run_dir,
+                        k,
+                        s,
+                        args.latency_jobs,
+                        5,
+                        args.latency_gap,
+                        args.procrastinate_env,
+                    )
+                    result.latency.runs["procrastinate_spawned"].append(spawned)
                 result.latency.runs[side].append(samples)
                 print(
                     f"latency run {index + 1} {side:<13} p50 "

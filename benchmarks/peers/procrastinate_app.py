@@ -24,11 +24,15 @@ RUN_TRUE = "run_true"
 LATENCY_MARK = "latency_mark"
 
 
-async def _run_true() -> None:
+async def _run_true() -> float:
+    """Run `true`; the time.time() at which its process had started (the point where
+    Hodei's latency figure ends: a job's started_at is taken when its spawn returns)."""
     process = await asyncio.create_subprocess_exec("true")
+    started = time.time()
     code = await process.wait()
     if code != 0:
         raise RuntimeError(f"true exited {code}")
+    return started
 
 
 def make_app(url: str) -> procrastinate.App:
@@ -42,13 +46,14 @@ def make_app(url: str) -> procrastinate.App:
 
     @app.task(name=LATENCY_MARK)
     async def latency_mark(marks: str, n: int) -> None:
-        # The task's first line: the end of the idle latency (defer -> task running).
+        # The task's first line: the end of the idle latency (defer -> task running),
+        # as issue 16 defines it; and when its `true` had started, the end of Hodei's.
         first_line = time.time()
-        await _run_true()
+        spawned = await _run_true()
         # Written after the job: the file system, not the database, carries the mark,
         # so the driver's wait adds no query beside the worker's own.
         partial = Path(marks) / f"{n}.partial"
-        partial.write_text(repr(first_line))
+        partial.write_text(f"{first_line!r} {spawned!r}")
         partial.rename(Path(marks) / str(n))  # whole or absent to the reader
 
     return app

@@ -110,8 +110,9 @@ def latency(
     warmup: int,
     gap: float,
     extra_env: dict[str, str],
-) -> list[float]:
-    """Seconds from the defer call to the task's first line, one job at a time."""
+) -> tuple[list[float], list[float]]:
+    """Seconds from the defer call to the task's first line, one job at a time; and,
+    for the same jobs, to its `true` started (where Hodei's figure ends)."""
     with pg.fresh_database("peers_procrastinate") as url:
         return asyncio.run(_latency(url, workdir, workers, slots, jobs, warmup, gap, extra_env))
 
@@ -125,11 +126,12 @@ async def _latency(
     warmup: int,
     gap: float,
     extra_env: dict[str, str],
-) -> list[float]:
+) -> tuple[list[float], list[float]]:
     marks = workdir / "marks"
     marks.mkdir(parents=True, exist_ok=True)
     app = make_app(url)
     samples: list[float] = []
+    to_spawn: list[float] = []
     async with (
         app.open_async(),
         await psycopg.AsyncConnection.connect(url, autocommit=True) as conn,
@@ -142,14 +144,15 @@ async def _latency(
             for n in range(warmup + jobs):
                 t0 = time.time()
                 job_id = await deferrer.defer_async(marks=str(marks), n=n)
-                first_line = await _wait_mark(marks / str(n), procs)
+                first_line, spawned = await _wait_mark(marks / str(n), procs)
                 await _wait_succeeded(conn, job_id, procs)
                 if n >= warmup:
                     samples.append(first_line - t0)
+                    to_spawn.append(spawned - t0)
                 await asyncio.sleep(gap)
         finally:
             stop_processes(procs)
-    return samples
+    return samples, to_spawn
 
 
 async def _wait_workers(
@@ -165,17 +168,19 @@ async def _wait_workers(
     await poll_until("procrastinate workers did not start", registered, procs, 60, 0.05)
 
 
-def _read_mark(path: Path) -> float | None:
-    """The task's first-line time once its mark exists. A stat of a local file, in the
-    loop itself: a thread hop (to_thread) would cost more than the read."""
+def _read_mark(path: Path) -> tuple[float, float] | None:
+    """The task's first-line time and its `true`'s start, once its mark exists. A stat
+    of a local file, in the loop itself: a thread hop (to_thread) would cost more than
+    the read."""
     try:
-        return float(path.read_text())
+        first_line, spawned = path.read_text().split()
     except FileNotFoundError:
         return None
+    return float(first_line), float(spawned)
 
 
-async def _wait_mark(path: Path, procs: list[subprocess.Popen[bytes]]) -> float:
-    async def mark() -> float | None:
+async def _wait_mark(path: Path, procs: list[subprocess.Popen[bytes]]) -> tuple[float, float]:
+    async def mark() -> tuple[float, float] | None:
         return _read_mark(path)
 
     what = f"no latency mark {path.name} from the procrastinate workers"
