@@ -36,6 +36,21 @@ def setting(
     return Field(default, description=help, json_schema_extra=extra, **constraints)
 
 
+def _check_fernet_key(key: str, problem: str) -> None:
+    """ValueError(`problem`, and how to make a key) when `key` is not a Fernet key. The
+    value itself is never quoted: it is a secret."""
+    from cryptography.fernet import Fernet  # imported here: only servers need it
+
+    try:
+        Fernet(key)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"{problem} (32 url-safe base64-encoded bytes; make one with "
+            '`python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())"`)'
+        ) from None
+
+
 class _Group(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -121,23 +136,42 @@ class ServerSettings(_Group):
         "Fernet key encrypting secret env values at rest (none: secret env is refused)",
     )
 
+    previous_secret_keys: str | None = setting(
+        None,
+        "HODEI_PREVIOUS_SECRET_KEYS",
+        "earlier HODEI_SECRET_KEYs, comma-separated: they only decrypt, so jobs queued "
+        "before a key rotation still run (`hodei db reseal-secrets` moves them to the "
+        "current key)",
+    )
+
     @field_validator("secret_key")
     @classmethod
     def _check_secret_key(cls, value: str | None) -> str | None:
         if value in (None, ""):
             return None
-        from cryptography.fernet import Fernet  # imported here: only servers need it
-
-        try:
-            Fernet(value.strip())
-        except (ValueError, TypeError):
-            # The value itself is never quoted: it is a secret.
-            raise ValueError(
-                "not a Fernet key (32 url-safe base64-encoded bytes; make one with "
-                '`python -c "from cryptography.fernet import Fernet; '
-                'print(Fernet.generate_key().decode())"`)'
-            ) from None
+        _check_fernet_key(value.strip(), "not a Fernet key")
         return value.strip()
+
+    @field_validator("previous_secret_keys")
+    @classmethod
+    def _check_previous_secret_keys(cls, value: str | None) -> str | None:
+        keys = [key.strip() for key in (value or "").split(",") if key.strip()]
+        for number, key in enumerate(keys, 1):
+            _check_fernet_key(key, f"key {number} of {len(keys)} is not a Fernet key")
+        return ",".join(keys) or None
+
+    @model_validator(mode="after")
+    def _previous_keys_need_a_key(self) -> ServerSettings:
+        if self.previous_secret_keys and not self.secret_key:
+            raise ValueError(
+                "HODEI_PREVIOUS_SECRET_KEYS needs HODEI_SECRET_KEY: the previous keys "
+                "only decrypt, the current one encrypts"
+            )
+        return self
+
+    @property
+    def previous_secret_key_list(self) -> list[str]:
+        return self.previous_secret_keys.split(",") if self.previous_secret_keys else []
 
     @property
     def listen_address(self) -> str:

@@ -1,5 +1,5 @@
-"""`hodei workers`, `queue`, `version`, `db migrate`, `db prune`, and the `server` / `worker`
-entry points (which delegate to their own packages)."""
+"""`hodei workers`, `queue`, `version`, `db migrate`, `db prune`, `db reseal-secrets`,
+and the `server` / `worker` entry points (which delegate to their own packages)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ import sys
 from hodei import __version__, exit_codes
 from hodei.cli import output
 from hodei.client import HodeiClient
-from hodei.errors import HodeiError, InvalidArgument, Unavailable, first_line
+from hodei.errors import (
+    FailedPrecondition,
+    HodeiError,
+    InvalidArgument,
+    Unavailable,
+    first_line,
+)
 from hodei.flags import add_setting_flags, settings_from_args
 from hodei.redaction import redact
 
@@ -58,6 +64,17 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     )
     add_setting_flags(prune, "database.url", "database.data_dir", *PRUNE_OPTIONS)
     prune.set_defaults(sync_handler=db_prune)
+    reseal = dsub.add_parser(
+        "reseal-secrets",
+        parents=[common],
+        help="re-encrypt every stored secret env under the current HODEI_SECRET_KEY "
+        "(the last step of a key rotation; the keys come from the environment only)",
+    )
+    reseal.add_argument(
+        "--dry-run", action="store_true", help="count what would be resealed; write nothing"
+    )
+    add_setting_flags(reseal, "database.url", "database.data_dir")
+    reseal.set_defaults(sync_handler=db_reseal_secrets)
 
     from hodei.server.__main__ import SERVER_OPTIONS
     from hodei.worker.command import WORKER_OPTIONS
@@ -155,6 +172,48 @@ def db_prune(args: argparse.Namespace) -> int:
     output.print_table(["KIND", "OLDER THAN", verb], rows)
     if report.dry_run:
         print("dry run: nothing was deleted")
+    return exit_codes.OK
+
+
+def db_reseal_secrets(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from hodei.db import retention
+    from hodei.db.embedded import resolve_database_url
+    from hodei.server.reseal import ResealReport, reseal_secrets
+    from hodei.server.secret_box import SecretBox
+
+    settings = settings_from_args(args)
+    box = SecretBox(settings.server.secret_key, settings.server.previous_secret_key_list)
+    if not box.enabled:
+        raise FailedPrecondition("reseal-secrets needs HODEI_SECRET_KEY: the key to encrypt with")
+    url = resolve_database_url(settings)
+
+    async def run() -> ResealReport:
+        async with await retention.connect(url) as conn:
+            return await reseal_secrets(conn, box, dry_run=args.dry_run)
+
+    try:
+        report = asyncio.run(run())
+    except psycopg.Error as exc:
+        first = first_line(exc)
+        raise Unavailable(f"cannot reseal in the database at {redact(url)}: {first}") from None
+    if args.output == "json":
+        output.print_json(report.to_dict())
+    else:
+        verb = "would reseal" if report.dry_run else "resealed"
+        print(
+            f"{verb} {report.resealed} job(s) under the current key; "
+            f"{report.current} already under it"
+        )
+    if report.unreadable:
+        shown = ", ".join(str(job_id) for job_id in report.unreadable[:10])
+        more = len(report.unreadable) - 10
+        raise FailedPrecondition(
+            f"{len(report.unreadable)} job(s) hold a secret env that neither HODEI_SECRET_KEY "
+            f"nor HODEI_PREVIOUS_SECRET_KEYS opens, left as they are: {shown}"
+            + (f" and {more} more" if more > 0 else "")
+        )
     return exit_codes.OK
 
 

@@ -1167,3 +1167,18 @@ WITH s AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM s) AS statuses, (SELECT count(*) FROM p) AS provisioned;
+
+-- name: sealed_secret_envs
+-- `hodei db reseal-secrets`: the next batch of jobs holding a sealed secret env, by id
+-- after `after` (keyset: each job is read once however long the command runs).
+SELECT id, secret_env FROM jobs
+WHERE secret_env IS NOT NULL AND id > %(after)s
+ORDER BY id
+LIMIT %(limit)s;
+
+-- name: reseal_secret_envs
+-- The batch's new tokens, each written only over the token it was made from: a row
+-- changed or deleted meanwhile (pruned) is left alone and not counted.
+UPDATE jobs j SET secret_env = r.new
+FROM unnest(%(ids)b::uuid[], %(old)b::bytea[], %(new)b::bytea[]) AS r(id, old, new)
+WHERE j.id = r.id AND j.secret_env = r.old;

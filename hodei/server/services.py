@@ -48,7 +48,7 @@ class Services:
         assigner = Assigner(db, settings, server_id)
         bus = LogBus()
         registry = SessionRegistry()
-        box = SecretBox(settings.server.secret_key)
+        box = SecretBox(settings.server.secret_key, settings.server.previous_secret_key_list)
         pusher = RunPusher(transitions, registry, box, settings.tracing.enabled)
         return cls(
             settings=settings,

@@ -143,3 +143,29 @@ def test_worker_labels_are_key_value_pairs() -> None:
     assert load_settings().worker.label_map == {}
     with pytest.raises(ConfigError, match=r"'worker.labels' \(HODEI_WORKER_LABELS, --labels\)"):
         load_settings(worker={"labels": "pool"})
+
+
+def test_previous_secret_keys_are_checked_one_by_one_without_quoting_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cryptography.fernet import Fernet
+
+    current, old = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.setenv("HODEI_SECRET_KEY", current)
+    monkeypatch.setenv("HODEI_PREVIOUS_SECRET_KEYS", f" {old} , ")
+    assert load_settings().server.previous_secret_key_list == [old]
+    monkeypatch.setenv("HODEI_PREVIOUS_SECRET_KEYS", f"{old},hunter2")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "key 2 of 2 is not a Fernet key" in message
+    assert "hunter2" not in message and old not in message and "\n" not in message
+
+
+def test_previous_secret_keys_need_a_current_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.fernet import Fernet
+
+    monkeypatch.setenv("HODEI_PREVIOUS_SECRET_KEYS", Fernet.generate_key().decode())
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "HODEI_PREVIOUS_SECRET_KEYS needs HODEI_SECRET_KEY" in str(caught.value)

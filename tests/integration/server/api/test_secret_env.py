@@ -137,8 +137,9 @@ async def test_invalid_secret_env_is_refused_without_quoting_the_value(
 async def test_a_job_queued_under_another_key_fails_with_a_clear_error(
     start_server: StartServer, spawn_worker: SpawnWorker, stubs_for: Callable[[str], Stubs]
 ) -> None:
-    """Key rotation is not supported: the job cannot be decrypted, so it fails (no
-    retry can do better) with an error that names the cause, not the value."""
+    """A key the server does not have (not current, not previous): the job cannot be
+    decrypted, so it fails (no retry can do better) with an error that names the
+    cause, not the value."""
     first = await start_server(
         dispatcher={"enabled": False}, server={"secret_key": Fernet.generate_key().decode()}
     )
@@ -150,3 +151,31 @@ async def test_a_job_queued_under_another_key_fails_with_a_clear_error(
         job.id, common_pb2.JOB_STATE_FAILED, seconds=20
     )
     assert "cannot be decrypted" in failed.error and SECRET not in failed.error
+
+
+async def test_after_a_key_rotation_a_job_queued_under_the_old_key_still_runs(
+    start_server: StartServer,
+    spawn_worker: SpawnWorker,
+    stubs_for: Callable[[str], Stubs],
+    db_url: str,
+) -> None:
+    """Rotation, step 1 (docs/server.md): the new key current, the old one previous.
+    A job queued before it runs with its secret; a job queued after is sealed under
+    the new key alone."""
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    first = await start_server(dispatcher={"enabled": False}, server={"secret_key": old})
+    before = await stubs_for(first.address).queue(
+        ["/bin/sh", "-c", PRINT_AND_CHECK], secret_env={"TOKEN": SECRET}
+    )
+    await first.stop(grace=1.0)
+    second = await start_server(server={"secret_key": new, "previous_secret_keys": old})
+    await spawn_worker(second.address)
+    stubs = stubs_for(second.address)
+    done = await stubs.wait_state(before.id, common_pb2.JOB_STATE_SUCCEEDED, seconds=20)
+    assert done.has_exit_code and done.exit_code == 0  # the job got the value exactly
+
+    after = await stubs.queue(["true"], secret_env={"TOKEN": SECRET})
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT secret_env FROM jobs WHERE id = %s", (after.id,)).fetchone()
+    assert row is not None
+    Fernet(new.encode()).decrypt(bytes(row[0]))  # raises unless the new key made it
