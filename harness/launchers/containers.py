@@ -45,6 +45,12 @@ from harness.launchers.base import (
     wait_serving,
     wait_workers_ready,
 )
+from harness.launchers.container_handling import (
+    LogFollower,
+    disable_ryuk,
+    log_tail,
+    stop_quietly,
+)
 from harness.launchers.docker_images import (
     DEFAULT_IMAGE,
     docker_client,
@@ -84,29 +90,11 @@ class ContainersOptions:
     tls: bool = True
 
 
-class _LogFollower(threading.Thread):
-    """Copies a container's stdout+stderr into a file until the container stops."""
-
-    def __init__(self, container: Any, path: Path) -> None:
-        super().__init__(name=f"logs-{path.stem}", daemon=True)
-        self.container = container
-        self.path = path
-
-    def run(self) -> None:
-        try:
-            with self.path.open("ab") as out:
-                for chunk in self.container.logs(stream=True, follow=True):
-                    out.write(chunk)
-                    out.flush()
-        except Exception as exc:  # the container vanished: the log ends here
-            logger.debug("log follower %s ended: %s", self.path.name, exc)
-
-
 @dataclass
 class _Started:
     info: ProcessInfo
     container: DockerContainer
-    follower: _LogFollower
+    follower: LogFollower
 
 
 class ContainersLauncher(Launcher):
@@ -156,7 +144,7 @@ class ContainersLauncher(Launcher):
         wrapped = container.get_wrapped_container()
         wrapped.reload()
         log_path = self.log_dir / f"{name}.log"
-        follower = _LogFollower(wrapped, log_path)
+        follower = LogFollower(wrapped, log_path)
         follower.start()
         info = ProcessInfo(
             role=role,
@@ -193,13 +181,13 @@ class ContainersLauncher(Launcher):
             raise LaunchError(
                 f"container {started.info.name} ({wrapped.short_id}) is "
                 f"{wrapped.status} (exit code {code}); log: "
-                f"{_log_tail(wrapped)}"
+                f"{log_tail(wrapped)}"
             )
 
     def _start_database(self, client: Any) -> str:
         from testcontainers.community.postgres import PostgresContainer
 
-        _disable_ryuk()
+        disable_ryuk()
         image = postgres_image(client, self.options.postgres_image)
         port = free_port()
         password = secrets.token_hex(12)
@@ -267,7 +255,7 @@ class ContainersLauncher(Launcher):
         tls = role in ("server", "worker") and self._tls_dir is not None
         env = {**env, **self._tls_env(role)} if tls else env
 
-        _disable_ryuk()
+        disable_ryuk()
         container = (
             DockerContainer(self.options.image)
             .with_name(f"hodei-e2e-{self.run_id}-{name}")
@@ -331,7 +319,7 @@ class ContainersLauncher(Launcher):
             address,
             "server container",
             lambda: self._check_running(started),
-            lambda: _log_tail(started.container.get_wrapped_container()),
+            lambda: log_tail(started.container.get_wrapped_container()),
             self.options.start_timeout_s,
             poll_s=0.2,
             tls=client_tls(TlsSettings.model_validate(self._client_tls))
@@ -382,7 +370,7 @@ class ContainersLauncher(Launcher):
             "worker container(s)",
             check_running,
             lambda: "; ".join(
-                f"{s.info.name}: {_log_tail(s.container.get_wrapped_container())}" for s in mine
+                f"{s.info.name}: {log_tail(s.container.get_wrapped_container())}" for s in mine
             ),
             self.options.start_timeout_s,
             poll_s=0.2,
@@ -471,7 +459,7 @@ class ContainersLauncher(Launcher):
         for role in ("worker", "server", "database"):
             # all containers of one role at once (each may take its grace period)
             stoppers = [
-                threading.Thread(target=_stop_quietly, args=(s.container,))
+                threading.Thread(target=stop_quietly, args=(s.container,))
                 for s in self._started
                 if s.info.role == role
             ]
@@ -492,28 +480,6 @@ class ContainersLauncher(Launcher):
             self._client = None
         self._started.clear()
         self._pg = None
-
-
-def _disable_ryuk() -> None:
-    # Ryuk needs its own image from a registry; every container of a run carries the
-    # run's label and stop() removes them, so the reaper is not needed.
-    from testcontainers.core.config import testcontainers_config
-
-    testcontainers_config.ryuk_disabled = True
-
-
-def _stop_quietly(container: DockerContainer, grace_s: int = 5) -> None:
-    """SIGTERM, then SIGKILL after grace_s; a container already gone is fine."""
-    with contextlib.suppress(Exception):
-        container.get_wrapped_container().stop(timeout=grace_s)
-
-
-def _log_tail(container: Any, lines: int = 10) -> str:
-    try:
-        text = container.logs(tail=lines).decode("utf-8", errors="replace")
-    except Exception as exc:
-        return f"<no log: {first_line(exc)}>"
-    return " | ".join(text.splitlines()) or "<empty log>"
 
 
 def make_launcher(config: LauncherConfig) -> ContainersLauncher:
