@@ -139,9 +139,9 @@ class ServerSettings(_Group):
     previous_secret_keys: str | None = setting(
         None,
         "HODEI_PREVIOUS_SECRET_KEYS",
-        "earlier HODEI_SECRET_KEYs, comma-separated: they only decrypt, so jobs queued "
-        "before a key rotation still run (`hodei db reseal-secrets` moves them to the "
-        "current key)",
+        "Fernet keys, comma-separated, that only decrypt secret env: during a key "
+        "rotation the next key, then the earlier one (`hodei db reseal-secrets` moves "
+        "the stored jobs to the current key)",
     )
 
     @field_validator("secret_key")

@@ -159,6 +159,8 @@ def _one_line(exc: ValidationError) -> str:
     loc = [str(part) for part in first.get("loc", ())]
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     path = ".".join(loc[:2]) or "settings"
+    if len(loc) < 2:  # a rule across a group's settings: the message names them
+        return f"invalid settings: {message}"
     try:
         field = setting_field(path)
     except KeyError:

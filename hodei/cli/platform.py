@@ -11,6 +11,7 @@ from hodei import __version__, exit_codes
 from hodei.cli import output
 from hodei.client import HodeiClient
 from hodei.errors import (
+    ConfigError,
     FailedPrecondition,
     HodeiError,
     InvalidArgument,
@@ -185,8 +186,9 @@ def db_reseal_secrets(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     box = SecretBox(settings.server.secret_key, settings.server.previous_secret_key_list)
-    if not box.enabled:
-        raise FailedPrecondition("reseal-secrets needs HODEI_SECRET_KEY: the key to encrypt with")
+    if not box.enabled:  # a setting missing, as an invalid one is: exit code 2
+        raise ConfigError("reseal-secrets needs HODEI_SECRET_KEY: the key to encrypt with")
+    previous = len(settings.server.previous_secret_key_list)
     url = resolve_database_url(settings)
 
     async def run() -> ResealReport:
@@ -199,12 +201,14 @@ def db_reseal_secrets(args: argparse.Namespace) -> int:
         first = first_line(exc)
         raise Unavailable(f"cannot reseal in the database at {redact(url)}: {first}") from None
     if args.output == "json":
-        output.print_json(report.to_dict())
+        output.print_json({**report.to_dict(), "previous_keys": previous})
     else:
         verb = "would reseal" if report.dry_run else "resealed"
+        # The keys it used, counted: an empty or misspelt variable shows here.
         print(
             f"{verb} {report.resealed} job(s) under the current key; "
-            f"{report.current} already under it"
+            f"{report.current} already under it (keys: HODEI_SECRET_KEY and "
+            f"{previous} from HODEI_PREVIOUS_SECRET_KEYS)"
         )
     if report.unreadable:
         shown = ", ".join(str(job_id) for job_id in report.unreadable[:10])

@@ -327,6 +327,17 @@ class ServerApp:
             transport,
             extra={"server_id": self.server_id, "transport": transport},
         )
+        previous = len(settings.server.previous_secret_key_list)
+        # Said at every start: how an operator confirms a key rotation took effect.
+        logger.info(
+            "secret env: %s",
+            (
+                f"encrypted with HODEI_SECRET_KEY; {previous} previous key(s) to decrypt"
+                if settings.server.secret_key
+                else "refused (no HODEI_SECRET_KEY)"
+            ),
+            extra={"server_id": self.server_id},
+        )
         if not settings.auth.enabled:
             logger.warning(
                 "AUTHENTICATION IS OFF (%s): anyone who reaches %s can run commands, "

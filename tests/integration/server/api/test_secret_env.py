@@ -179,3 +179,24 @@ async def test_after_a_key_rotation_a_job_queued_under_the_old_key_still_runs(
         row = conn.execute("SELECT secret_env FROM jobs WHERE id = %s", (after.id,)).fetchone()
     assert row is not None
     Fernet(new.encode()).decrypt(bytes(row[0]))  # raises unless the new key made it
+
+
+async def test_mid_rotation_a_server_not_yet_swapped_runs_a_job_sealed_under_the_new_key(
+    start_server: StartServer, spawn_worker: SpawnWorker, stubs_for: Callable[[str], Stubs]
+) -> None:
+    """Rotation step 2 with two servers (docs/server.md): one already swapped seals a
+    job under the new key; the other, still on the old key but taught the new one in
+    step 1, hands it to its worker, which gets the exact value."""
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    not_swapped = await start_server(server={"secret_key": old, "previous_secret_keys": new})
+    swapped = await start_server(
+        dispatcher={"enabled": False}, server={"secret_key": new, "previous_secret_keys": old}
+    )
+    await spawn_worker(not_swapped.address)
+    job = await stubs_for(swapped.address).queue(
+        ["/bin/sh", "-c", PRINT_AND_CHECK], secret_env={"TOKEN": SECRET}
+    )
+    done = await stubs_for(not_swapped.address).wait_state(
+        job.id, common_pb2.JOB_STATE_SUCCEEDED, seconds=20
+    )
+    assert done.has_exit_code and done.exit_code == 0
