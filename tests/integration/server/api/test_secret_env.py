@@ -62,7 +62,7 @@ async def test_a_secret_reaches_the_job_and_nothing_else(
             "(SELECT string_agg(payload::text, ' ') FROM outbox_events)"
         ).fetchone()
     assert names == ["TOKEN"]
-    assert sealed is not None and SECRET.encode() not in bytes(sealed)
+    assert sealed is None  # dropped once the job ended (migration 0014)
     assert stored_lines == ["***", "x***y"]
     assert events is not None and all(SECRET not in (text or "") for text in events)
 
@@ -174,7 +174,8 @@ async def test_after_a_key_rotation_a_job_queued_under_the_old_key_still_runs(
     done = await stubs.wait_state(before.id, common_pb2.JOB_STATE_SUCCEEDED, seconds=20)
     assert done.has_exit_code and done.exit_code == 0  # the job got the value exactly
 
-    after = await stubs.queue(["true"], secret_env={"TOKEN": SECRET})
+    # A selector no worker matches keeps it queued, sealed (a final job's is dropped).
+    after = await stubs.queue(["true"], secret_env={"TOKEN": SECRET}, selector={"pool": "none"})
     with psycopg.connect(db_url) as conn:
         row = conn.execute("SELECT secret_env FROM jobs WHERE id = %s", (after.id,)).fetchone()
     assert row is not None
@@ -200,3 +201,27 @@ async def test_mid_rotation_a_server_not_yet_swapped_runs_a_job_sealed_under_the
         job.id, common_pb2.JOB_STATE_SUCCEEDED, seconds=20
     )
     assert done.has_exit_code and done.exit_code == 0
+
+
+async def test_a_sealed_secret_is_kept_while_the_job_waits_and_dropped_when_it_ends(
+    start_server: StartServer, stubs_for: Callable[[str], Stubs], db_url: str
+) -> None:
+    app = await start_server(server={"secret_key": Fernet.generate_key().decode()})
+    stubs = stubs_for(app.address)
+    job = await stubs.queue(["true"], secret_env={"TOKEN": SECRET})  # no worker: it waits
+
+    def stored() -> tuple[list[str], bytes | None]:
+        with psycopg.connect(db_url) as conn:
+            row = conn.execute(
+                "SELECT secret_names, secret_env FROM jobs WHERE id = %s", (job.id,)
+            ).fetchone()
+        assert row is not None
+        return row[0], None if row[1] is None else bytes(row[1])
+
+    names, sealed = stored()
+    assert names == ["TOKEN"] and sealed is not None and SECRET.encode() not in sealed
+    await stubs.jobs.CancelJob(jobs_pb2.CancelJobRequest(job_id=job.id, reason="test"))
+    await stubs.wait_state(job.id, common_pb2.JOB_STATE_CANCELLED)
+    assert stored() == (["TOKEN"], None)  # the names stay for GetJob's ***
+    shown = await stubs.jobs.GetJob(jobs_pb2.GetJobRequest(job_id=job.id))
+    assert dict(shown.spec.secret_env) == {"TOKEN": "***"}
