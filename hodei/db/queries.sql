@@ -1059,24 +1059,34 @@ SELECT
 -- other skips its round, and then sees the rows the first wrote.
 SELECT pg_try_advisory_xact_lock(7273626561) AS locked;
 
--- name: scaler_waiting_jobs
--- Queued jobs in dispatch order, with their selectors.
-SELECT j.id, j.selector FROM job_queue q JOIN jobs j ON j.id = q.job_id
-WHERE j.state = 'PENDING'
-ORDER BY q.priority DESC, q.enqueued_at
-LIMIT %(limit)s;
-
--- name: scaler_capacity
--- Free slots that will take waiting jobs: READY workers with an open stream, and
--- provisioned workers not yet READY (started, registering, connecting).
-SELECT labels, slots - running_jobs AS free_slots FROM workers
-WHERE state = 'READY' AND server_id IS NOT NULL AND running_jobs < slots
+-- name: scaler_facts
+-- The queued jobs in dispatch order, with their selectors (kind 'waiting'), and the
+-- free slots that will take them (kind 'capacity'): READY workers with an open stream,
+-- and provisioned workers not yet READY (started, registering, connecting). One
+-- statement, so one snapshot: read by two statements, a job could be seen waiting and
+-- then, after the dispatcher assigned it, its worker seen full, and the scaler started
+-- a worker for a job already running (CI saw it under load).
+WITH waiting AS (
+    SELECT j.id, j.selector, row_number() OVER (ORDER BY q.priority DESC, q.enqueued_at) AS ord
+    FROM job_queue q JOIN jobs j ON j.id = q.job_id
+    WHERE j.state = 'PENDING'
+    ORDER BY q.priority DESC, q.enqueued_at
+    LIMIT %(limit)s
+), capacity AS (
+    SELECT labels, slots - running_jobs AS free_slots FROM workers
+    WHERE state = 'READY' AND server_id IS NOT NULL AND running_jobs < slots
+    UNION ALL
+    SELECT p.labels, p.slots FROM provisioned_workers p
+    WHERE p.state IN ('PROVISIONING', 'RUNNING')
+      AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = p.worker_id
+                      AND (w.state <> 'CREATING' AND w.server_id IS NOT NULL
+                           OR w.state IN ('DRAINING', 'TERMINATED', 'LOST')))
+)
+SELECT 'waiting' AS kind, id, selector, NULL::jsonb AS labels, NULL::int AS free_slots, ord
+FROM waiting
 UNION ALL
-SELECT p.labels, p.slots FROM provisioned_workers p
-WHERE p.state IN ('PROVISIONING', 'RUNNING')
-  AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = p.worker_id
-                  AND (w.state <> 'CREATING' AND w.server_id IS NOT NULL
-                       OR w.state IN ('DRAINING', 'TERMINATED', 'LOST')));
+SELECT 'capacity', NULL, NULL, labels, free_slots, NULL FROM capacity
+ORDER BY kind DESC, ord;
 
 -- name: scaler_live_counts
 SELECT provider, count(*) AS n FROM provisioned_workers

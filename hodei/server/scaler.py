@@ -184,15 +184,16 @@ class Scaler:
             lock = await tx.one("scaler_lock")
             if lock is None or not lock["locked"]:
                 return []  # another replica is deciding now
+            facts = await tx.all("scaler_facts", {"limit": _WAITING_LIMIT})
             waiting = [
-                WaitingJob(r["id"], dict(r["selector"]))
-                for r in await tx.all("scaler_waiting_jobs", {"limit": _WAITING_LIMIT})
+                WaitingJob(r["id"], dict(r["selector"])) for r in facts if r["kind"] == "waiting"
             ]
             if not waiting:
                 return []
             capacity = [
                 Capacity(dict(r["labels"]), r["free_slots"])
-                for r in await tx.all("scaler_capacity")
+                for r in facts
+                if r["kind"] == "capacity"
             ]
             live = {r["provider"]: r["n"] for r in await tx.all("scaler_live_counts")}
             views = [
