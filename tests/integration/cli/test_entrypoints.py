@@ -102,9 +102,7 @@ async def test_worker_refuses_a_fault_without_the_testing_switch() -> None:
     assert proc.returncode == 2, err.decode()
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith(
-        "hodei worker: error: invalid settings: HODEI_FAULT_DROP_LOGS"
-    )
+    assert lines[0].startswith("hodei worker: error: invalid settings: HODEI_FAULT_DROP_LOGS")
     assert "unless HODEI_TESTING=true" in lines[0]
 
 
