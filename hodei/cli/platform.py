@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from hodei import __version__, exit_codes
 from hodei.cli import output
@@ -20,6 +22,8 @@ from hodei.errors import (
 )
 from hodei.flags import add_setting_flags, settings_from_args
 from hodei.redaction import redact
+
+T = TypeVar("T")
 
 #: The retention settings `hodei db prune` takes as flags (an age of 0 keeps a kind).
 PRUNE_OPTIONS = (
@@ -101,19 +105,25 @@ def run_worker(args: argparse.Namespace) -> int:
     return work(settings_from_args(args))
 
 
-def db_migrate(args: argparse.Namespace) -> int:
+def _on_database(url: str, doing: str, work: Coroutine[Any, Any, T]) -> T:
+    """Run a `hodei db` command's work; a database error is one line naming what it was
+    doing and where ("cannot prune the database at postgresql://...: ..."), the URL's
+    password redacted."""
     import psycopg
 
+    try:
+        return asyncio.run(work)
+    except psycopg.Error as exc:
+        raise Unavailable(f"cannot {doing} at {redact(url)}: {first_line(exc)}") from None
+
+
+def db_migrate(args: argparse.Namespace) -> int:
     from hodei.db.embedded import resolve_database_url
     from hodei.db.migrate import latest_version, migrate
 
     settings = settings_from_args(args)
     url = resolve_database_url(settings)
-    try:
-        applied = asyncio.run(migrate(url))
-    except psycopg.Error as exc:
-        first = first_line(exc)
-        raise Unavailable(f"cannot migrate the database at {redact(url)}: {first}") from None
+    applied = _on_database(url, "migrate the database", migrate(url))
     version = latest_version()
     if args.output == "json":
         output.print_json(
@@ -132,8 +142,6 @@ def db_migrate(args: argparse.Namespace) -> int:
 
 
 def db_prune(args: argparse.Namespace) -> int:
-    import psycopg
-
     from hodei.db import retention
     from hodei.db.embedded import resolve_database_url
     from hodei.durations import human_age
@@ -150,11 +158,7 @@ def db_prune(args: argparse.Namespace) -> int:
                 ages=retention.other_ages(settings),
             )
 
-    try:
-        report = asyncio.run(run())
-    except psycopg.Error as exc:
-        first = first_line(exc)
-        raise Unavailable(f"cannot prune the database at {redact(url)}: {first}") from None
+    report = _on_database(url, "prune the database", run())
     if args.output == "json":
         output.print_json({"dry_run": report.dry_run, "kinds": [k.to_dict() for k in report.kinds]})
         return exit_codes.OK
@@ -177,8 +181,6 @@ def db_prune(args: argparse.Namespace) -> int:
 
 
 def db_reseal_secrets(args: argparse.Namespace) -> int:
-    import psycopg
-
     from hodei.db import retention
     from hodei.db.embedded import resolve_database_url
     from hodei.server.reseal import ResealReport, reseal_secrets
@@ -195,11 +197,7 @@ def db_reseal_secrets(args: argparse.Namespace) -> int:
         async with await retention.connect(url) as conn:
             return await reseal_secrets(conn, box, dry_run=args.dry_run)
 
-    try:
-        report = asyncio.run(run())
-    except psycopg.Error as exc:
-        first = first_line(exc)
-        raise Unavailable(f"cannot reseal in the database at {redact(url)}: {first}") from None
+    report = _on_database(url, "reseal in the database", run())
     if args.output == "json":
         output.print_json({**report.to_dict(), "previous_keys": previous})
     else:
