@@ -19,6 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,31 @@ def require_tool(name: str) -> Path:
     if tool_required():
         pytest.fail(f"{REQUIRE_ENV}=1 and {missing_reason(name)}", pytrace=False)
     pytest.skip(missing_reason(name))
+
+
+#: Where Debian's Alertmanager reads its default notification template; it does not
+#: start without it (scripts/install_prometheus.sh puts it there when run as root).
+DEBIAN_ALERTMANAGER_TEMPLATE = Path("/usr/share/prometheus/alertmanager/default.tmpl")
+
+
+def require_alertmanager() -> Path:
+    """Alertmanager's binary, as require_tool finds one: upstream's `alertmanager`, or
+    Debian's `prometheus-alertmanager` when its default template is in place."""
+    import pytest
+
+    upstream = find_tool("alertmanager")
+    if upstream is not None:
+        return upstream
+    debian = require_tool("prometheus-alertmanager")
+    if DEBIAN_ALERTMANAGER_TEMPLATE.is_file():
+        return debian
+    reason = (
+        f"{DEBIAN_ALERTMANAGER_TEMPLATE} is missing; run `bash scripts/install_prometheus.sh` "
+        "as root"
+    )
+    if tool_required():
+        pytest.fail(f"{REQUIRE_ENV}=1 and {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 def scrape_config(
@@ -146,57 +172,21 @@ class PrometheusServer:
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--storage.tsdb.retention.time=1h",
         ]
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.workdir,
-                start_new_session=True,
-            )
-        try:
-            wait_for(
-                Said(
-                    "WAIT_PROMETHEUS_READY", "Prometheus at {url} to answer /-/ready", url=self.url
-                ),
-                self._ready,
-                bool,
-                self.start_timeout_s,
-                poll_s=0.1,
-                abort_on=(PrometheusError,),
-            )
-        except BaseException:
-            self.stop()
-            raise
+        self._proc = _launch(
+            argv,
+            self.log_path,
+            self.url,
+            Said("WAIT_PROMETHEUS_READY", "Prometheus at {url} to answer /-/ready", url=self.url),
+            self.start_timeout_s,
+        )
         return self
 
-    def _ready(self) -> bool:
-        proc = self._proc
-        if proc is not None and proc.poll() is not None:
-            raise PrometheusError(
-                f"prometheus exited with code {proc.returncode} while starting; "
-                f"log {self.log_path}: {self.log_tail()}"
-            )
-        with urllib.request.urlopen(f"{self.url}/-/ready", timeout=HTTP_TIMEOUT_S) as reply:
-            return bool(reply.status == 200)
-
     def log_tail(self, lines: int = 10) -> str:
-        if not self.log_path.exists():
-            return "<no log>"
-        text = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        return " | ".join(text[-lines:]) or "<empty log>"
+        return _log_tail(self.log_path, lines)
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        _end(proc)
 
     def __enter__(self) -> PrometheusServer:
         return self.start()
@@ -262,3 +252,134 @@ def start_prometheus(
         f"prometheus did not answer /-/ready within {time.monotonic() - started:.0f}s; "
         f"log {server.log_path}: {server.log_tail()}"
     )
+
+
+@dataclass
+class AlertmanagerServer:
+    """One Alertmanager on loopback with `config` (deploy/prometheus/alertmanager.yml),
+    storage in `workdir`, no cluster gossip. `start()` returns once /-/ready answers."""
+
+    binary: Path
+    workdir: Path
+    config: Path
+    start_timeout_s: float = 30.0
+    port: int = 0
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "alertmanager.log"
+
+    def start(self) -> AlertmanagerServer:
+        from harness.launchers.base import free_port
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        argv = [
+            str(self.binary),
+            f"--config.file={self.config}",
+            f"--storage.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--cluster.listen-address=",  # one instance, loopback only
+        ]
+        self._proc = _launch(
+            argv,
+            self.log_path,
+            self.url,
+            f"Alertmanager at {self.url} to answer /-/ready",
+            self.start_timeout_s,
+        )
+        return self
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        _end(proc)
+
+    def __enter__(self) -> AlertmanagerServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def post_alerts(self, alerts: list[dict[str, str]], minutes: float = 10.0) -> None:
+        """POST /api/v2/alerts: each a set of labels, firing from now for `minutes`."""
+        now = datetime.now(UTC)
+        body = [
+            {
+                "labels": labels,
+                "annotations": {"summary": labels.get("alertname", "")},
+                "startsAt": now.isoformat(),
+                "endsAt": (now + timedelta(minutes=minutes)).isoformat(),
+            }
+            for labels in alerts
+        ]
+        request = urllib.request.Request(
+            f"{self.url}/api/v2/alerts",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as reply:
+            if reply.status != 200:
+                raise PrometheusError(f"Alertmanager refused the alerts: HTTP {reply.status}")
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """GET /api/v2/alerts: every alert it holds, with its status (state, inhibitedBy)."""
+        with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=HTTP_TIMEOUT_S) as reply:
+            found: list[dict[str, Any]] = json.load(reply)
+        return found
+
+
+def _launch(
+    argv: list[str], log_path: Path, url: str, what: str, timeout_s: float
+) -> subprocess.Popen[bytes]:
+    """Start one of the Prometheus programs (its output into `log_path`) and wait until
+    `url`/-/ready answers 200; PrometheusError, with its log's tail, if it exits first."""
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=log_path.parent,
+            start_new_session=True,
+        )
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise PrometheusError(
+                f"{Path(argv[0]).name} exited with code {proc.returncode} while starting; "
+                f"log {log_path}: {_log_tail(log_path)}"
+            )
+        with urllib.request.urlopen(f"{url}/-/ready", timeout=HTTP_TIMEOUT_S) as reply:
+            return bool(reply.status == 200)
+
+    try:
+        wait_for(what, ready, bool, timeout_s, poll_s=0.1, abort_on=(PrometheusError,))
+    except BaseException:
+        _end(proc)
+        raise
+    return proc
+
+
+def _end(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL after 10 s; nothing for a process already gone."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def _log_tail(path: Path, lines: int = 10) -> str:
+    if not path.exists():
+        return "<no log>"
+    text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return " | ".join(text[-lines:]) or "<empty log>"
